@@ -1,0 +1,422 @@
+//! Configuration: read once from the environment (and `.env`), typed and
+//! validated before anything starts. Every variable of the contract's §8 lives
+//! here with its default; secrets are held in types that never print.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::phone::Region;
+
+/// The validated configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `HOST`: listen address. Default `0.0.0.0`.
+    pub host: String,
+    /// `PORT`: listen port; 0 picks a free one (tests). Default 8080.
+    pub port: u16,
+    /// `PUBLIC_BASE_URL`: the URL the CPaaS calls, without a trailing slash;
+    /// signatures are checked against it. Default `http://localhost:$PORT`.
+    pub public_base_url: PublicBaseUrl,
+    /// `REDIS_URL`: unset → the embedded in-memory store (one instance only).
+    /// Secret because it may carry a password.
+    pub redis_url: Option<SecretString>,
+    /// `REDIS_KEY_PREFIX`: namespace of every Redis key. Default `ringrelay`.
+    pub redis_key_prefix: String,
+    /// `ADMIN_TOKEN`: bearer of the admin API; unset → the admin API answers 503.
+    pub admin_token: Option<SecretString>,
+    /// `TWILIO_AUTH_TOKEN`: unset → the Twilio routes answer 503.
+    pub twilio_auth_token: Option<SecretString>,
+    /// `PLIVO_AUTH_TOKEN`: unset → the Plivo routes answer 503.
+    pub plivo_auth_token: Option<SecretString>,
+    /// `WEBHOOK_SECRET` (`whsec_<base64>`): signs outgoing webhooks; required
+    /// by any subscriber with a `webhook_url`.
+    pub webhook_secret: Option<WebhookSecret>,
+    /// `DEFAULT_REGION`: region for national-format numbers. Default US.
+    pub default_region: Region,
+    /// `SESSION_TTL_SECS`: a session lives this long after its last change.
+    /// Default 120 s.
+    pub session_ttl: Duration,
+    /// `NOTIFY_TIMEOUT_MS`: per-notification deadline before the instruction
+    /// goes out anyway. Default 2000 ms.
+    pub notify_timeout: Duration,
+    /// `SUBSCRIBERS_FILE`: subscribers upserted at start (JSON array or TOML
+    /// `[[subscribers]]`).
+    pub subscribers_file: Option<PathBuf>,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `RUST_LOG`: the log filter. Default `info`.
+    pub log_filter: String,
+}
+
+/// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
+/// kept without a trailing slash so that `base + path` is the URL the
+/// provider requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicBaseUrl(String);
+
+impl PublicBaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must start with http:// or https://".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no host".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not carry a query or a fragment".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        // Keep the text as written (minus a trailing slash): re-serialising
+        // through `Url` would drop an explicit default port, and the signature
+        // is computed over what the provider was told to call.
+        Ok(Self(raw.trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The absolute URL of one of our routes (`path` starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        let mut url = String::with_capacity(self.0.len() + path.len());
+        url.push_str(&self.0);
+        url.push_str(path);
+        url
+    }
+}
+
+/// The decoded key of `WEBHOOK_SECRET` (`whsec_<base64>`).
+#[derive(Clone)]
+pub struct WebhookSecret(std::sync::Arc<SecretBox<Vec<u8>>>);
+
+impl WebhookSecret {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        let encoded = raw
+            .strip_prefix("whsec_")
+            .ok_or("must be in the form whsec_<base64>")?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| "must be in the form whsec_<base64> (the part after whsec_ is not valid base64)")?;
+        if key.len() < 16 {
+            return Err("must hold a key of at least 16 bytes".into());
+        }
+        Ok(Self(std::sync::Arc::new(SecretBox::new(Box::new(key)))))
+    }
+
+    /// The raw HMAC key.
+    pub fn key(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret([REDACTED])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration that cannot start: one line naming the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The variables as the environment spells them. Everything is a string
+/// here so that each one is parsed below with an error that names it;
+/// empty values count as unset (a `.env` line `ADMIN_TOKEN=` means "not set").
+#[derive(Deserialize, Default)]
+struct RawVars {
+    port: Option<String>,
+    host: Option<String>,
+    public_base_url: Option<String>,
+    redis_url: Option<String>,
+    redis_key_prefix: Option<String>,
+    admin_token: Option<String>,
+    twilio_auth_token: Option<String>,
+    plivo_auth_token: Option<String>,
+    webhook_secret: Option<String>,
+    default_region: Option<String>,
+    session_ttl_secs: Option<String>,
+    notify_timeout_ms: Option<String>,
+    subscribers_file: Option<String>,
+    log_format: Option<String>,
+    rust_log: Option<String>,
+}
+
+impl Config {
+    /// Reads `.env` when present (without overriding real variables), then the
+    /// process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            return Err(ConfigError::new(".env", e.to_string()));
+        }
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Builds the configuration from explicit `(NAME, value)` pairs; names not
+    /// in §8 are ignored.
+    pub fn from_vars<I>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let known = vars
+            .into_iter()
+            .filter(|(name, value)| !value.is_empty() && KNOWN_VARIABLES.contains(&name.as_str()));
+        // All fields are optional strings, so envy can only fail on a
+        // variable given twice; report that rather than guess.
+        let raw: RawVars =
+            envy::from_iter(known).map_err(|e| ConfigError::new("environment", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawVars) -> Result<Self, ConfigError> {
+        let port = match raw.port {
+            None => 8080,
+            Some(p) => p.trim().parse::<u16>().map_err(|_| {
+                ConfigError::new(
+                    "PORT",
+                    format!("must be a whole number from 0 to 65535, got {p:?}"),
+                )
+            })?,
+        };
+        let host = raw.host.unwrap_or_else(|| "0.0.0.0".to_owned());
+        let public_base_url = match raw.public_base_url {
+            None => PublicBaseUrl(format!("http://localhost:{port}")),
+            Some(u) => PublicBaseUrl::parse(&u)
+                .map_err(|p| ConfigError::new("PUBLIC_BASE_URL", format!("{p}, got {u:?}")))?,
+        };
+        let redis_url = raw
+            .redis_url
+            .map(|u| {
+                // Parsing does not connect; the message never echoes the
+                // value, which may hold a password.
+                redis::Client::open(u.as_str()).map_err(|_| {
+                    ConfigError::new("REDIS_URL", "is not a valid redis:// or rediss:// URL")
+                })?;
+                Ok(SecretString::from(u))
+            })
+            .transpose()?;
+        let redis_key_prefix = raw.redis_key_prefix.unwrap_or_else(|| "ringrelay".into());
+        if redis_key_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ConfigError::new(
+                "REDIS_KEY_PREFIX",
+                "must not contain spaces or control characters",
+            ));
+        }
+        let webhook_secret = raw
+            .webhook_secret
+            .map(|s| WebhookSecret::parse(&s).map_err(|p| ConfigError::new("WEBHOOK_SECRET", p)))
+            .transpose()?;
+        let default_region = match raw.default_region {
+            None => Region::default(),
+            Some(r) => Region::parse(&r).map_err(|p| ConfigError::new("DEFAULT_REGION", p))?,
+        };
+        let session_ttl =
+            Duration::from_secs(positive("SESSION_TTL_SECS", raw.session_ttl_secs, 120)?);
+        let notify_timeout =
+            Duration::from_millis(positive("NOTIFY_TIMEOUT_MS", raw.notify_timeout_ms, 2000)?);
+        let log_format = match raw.log_format.as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("must be text or json, got {other:?}"),
+                ));
+            }
+        };
+        let log_filter = raw.rust_log.unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
+            return Err(ConfigError::new(
+                "RUST_LOG",
+                format!("is not a valid log filter ({e})"),
+            ));
+        }
+
+        Ok(Self {
+            host,
+            port,
+            public_base_url,
+            redis_url,
+            redis_key_prefix,
+            admin_token: raw.admin_token.map(SecretString::from),
+            twilio_auth_token: raw.twilio_auth_token.map(SecretString::from),
+            plivo_auth_token: raw.plivo_auth_token.map(SecretString::from),
+            webhook_secret,
+            default_region,
+            session_ttl,
+            notify_timeout,
+            subscribers_file: raw.subscribers_file.map(PathBuf::from),
+            log_format,
+            log_filter,
+        })
+    }
+}
+
+const KNOWN_VARIABLES: &[&str] = &[
+    "PORT",
+    "HOST",
+    "PUBLIC_BASE_URL",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "ADMIN_TOKEN",
+    "TWILIO_AUTH_TOKEN",
+    "PLIVO_AUTH_TOKEN",
+    "WEBHOOK_SECRET",
+    "DEFAULT_REGION",
+    "SESSION_TTL_SECS",
+    "NOTIFY_TIMEOUT_MS",
+    "SUBSCRIBERS_FILE",
+    "LOG_FORMAT",
+    "RUST_LOG",
+];
+
+fn positive(variable: &'static str, raw: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("must be a whole number greater than 0, got {raw:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_match_the_contract_when_nothing_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.public_base_url.as_str(), "http://localhost:8080");
+        assert!(c.redis_url.is_none());
+        assert_eq!(c.redis_key_prefix, "ringrelay");
+        assert_eq!(c.default_region, Region::default());
+        assert_eq!(c.session_ttl, Duration::from_secs(120));
+        assert_eq!(c.notify_timeout, Duration::from_millis(2000));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.log_filter, "info");
+        assert!(c.admin_token.is_none() && c.webhook_secret.is_none());
+    }
+
+    #[test]
+    fn public_base_url_defaults_to_the_configured_port() {
+        let c = config(&[("PORT", "5000")]).unwrap();
+        assert_eq!(c.public_base_url.as_str(), "http://localhost:5000");
+    }
+
+    #[test]
+    fn public_base_url_keeps_port_and_path_but_drops_trailing_slash() {
+        let c = config(&[("PUBLIC_BASE_URL", "https://relay.example.com:443/rr/")]).unwrap();
+        assert_eq!(
+            c.public_base_url.as_str(),
+            "https://relay.example.com:443/rr"
+        );
+        assert_eq!(
+            c.public_base_url.join("/twilio/voice"),
+            "https://relay.example.com:443/rr/twilio/voice"
+        );
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = config(&[("ADMIN_TOKEN", ""), ("PORT", "")]).unwrap();
+        assert!(c.admin_token.is_none());
+        assert_eq!(c.port, 8080);
+    }
+
+    #[test]
+    fn each_bad_variable_is_named_in_the_error() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("PORT", "eighty", "whole number"),
+            ("PORT", "70000", "whole number"),
+            ("PORT", "-1", "whole number"),
+            ("SESSION_TTL_SECS", "0", "greater than 0"),
+            ("SESSION_TTL_SECS", "-5", "greater than 0"),
+            ("SESSION_TTL_SECS", "2m", "greater than 0"),
+            ("NOTIFY_TIMEOUT_MS", "0", "greater than 0"),
+            ("NOTIFY_TIMEOUT_MS", "-100", "greater than 0"),
+            ("PUBLIC_BASE_URL", "relay.example.com", "absolute URL"),
+            ("PUBLIC_BASE_URL", "ftp://relay.example.com", "http://"),
+            ("PUBLIC_BASE_URL", "https://relay.example.com/?a=b", "query"),
+            ("WEBHOOK_SECRET", "not-a-secret", "whsec_"),
+            ("WEBHOOK_SECRET", "whsec_!!!notbase64", "base64"),
+            ("WEBHOOK_SECRET", "whsec_c2hvcnQ=", "16 bytes"),
+            ("REDIS_URL", "postgres://localhost/db", "redis://"),
+            ("REDIS_URL", "not a url", "redis://"),
+            ("DEFAULT_REGION", "ZZ", "region"),
+            ("LOG_FORMAT", "yaml", "text or json"),
+            ("RUST_LOG", "info,[", "log filter"),
+            ("REDIS_KEY_PREFIX", "two words", "spaces"),
+        ];
+        for (variable, value, expected) in cases {
+            let err =
+                config(&[(variable, value)]).expect_err(&format!("{variable}={value} should fail"));
+            assert_eq!(&err.variable, variable, "{variable}={value}");
+            assert!(
+                err.to_string().starts_with(&format!("{variable}: "))
+                    && err.problem.contains(expected),
+                "{variable}={value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[
+            ("ADMIN_TOKEN", "admin-s3cret-value"),
+            ("TWILIO_AUTH_TOKEN", "twilio-s3cret-value"),
+            ("PLIVO_AUTH_TOKEN", "plivo-s3cret-value"),
+            ("REDIS_URL", "redis://:redis-s3cret-value@localhost:6379"),
+            ("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ])
+        .unwrap();
+        let printed = format!("{c:?}");
+        for secret in ["s3cret", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn a_bad_redis_url_is_reported_without_its_password() {
+        let err = config(&[("REDIS_URL", "mysql://:hunter2hunter2@db")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! The call-flow domain: subscribers, their destinations and credentials,
+//! sessions, and the rules that hold between them. Nothing here knows HTTP,
+//! a provider or a store.
+
+pub mod credentials;
+pub mod forwarding;
+pub mod phone;
+pub mod session;
+pub mod subscriber;

@@ -1,0 +1,223 @@
+//! A session: one ringing call on a subscriber's phone, from the ring report
+//! to the forwarded call's outcome (contract §6).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+
+use super::phone::{Caller, PhoneNumber};
+use super::subscriber::{DestinationId, Mode};
+
+/// An unguessable session id: `ses_` and 22 URL-safe base64 characters.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SessionId(String);
+
+const SESSION_PREFIX: &str = "ses_";
+
+impl SessionId {
+    pub fn generate() -> Self {
+        use base64::Engine as _;
+        let bytes: [u8; 16] = rand::random();
+        Self(format!(
+            "{SESSION_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        ))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = s.strip_prefix(SESSION_PREFIX).is_some_and(|rest| {
+            rest.len() == 22
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!("{s:?} is not a session id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SessionId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    Ringing,
+    Notified,
+    Instructed,
+    Forwarded,
+    Connected,
+    Voicemail,
+    Missed,
+    Cancelled,
+    Expired,
+}
+
+impl SessionState {
+    /// Whether the session has reached an outcome and takes no more changes.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            Self::Connected | Self::Voicemail | Self::Missed | Self::Cancelled | Self::Expired
+        )
+    }
+}
+
+/// A point in time, shown as RFC 3339 in UTC with milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(OffsetDateTime);
+
+const RFC3339_MILLIS: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let now = OffsetDateTime::now_utc();
+        // Truncate to what is shown, so a stored and re-read time compares equal.
+        Self(now.replace_millisecond(now.millisecond()).unwrap_or(now))
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        self.0
+            .format(RFC3339_MILLIS)
+            .expect("a UTC time always formats")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub reported_at: Option<Timestamp>,
+    pub notified_at: Option<Timestamp>,
+    pub instructed_at: Option<Timestamp>,
+    pub forwarded_at: Option<Timestamp>,
+    pub connected_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+/// One attempt to reach a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leg {
+    pub destination_id: DestinationId,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub subscriber: PhoneNumber,
+    pub caller: Caller,
+    pub state: SessionState,
+    pub mode: Mode,
+    pub selected_destination: Option<DestinationId>,
+    pub call_sid: Option<String>,
+    pub timeline: Timeline,
+    pub legs: Vec<Leg>,
+    /// The phone app's own id for the call, which makes ring reports retryable.
+    pub device_call_id: Option<String>,
+}
+
+impl Session {
+    /// A session for a ring report that just arrived.
+    pub fn ringing(
+        subscriber: PhoneNumber,
+        caller: Caller,
+        mode: Mode,
+        device_call_id: Option<String>,
+    ) -> Self {
+        Self {
+            id: SessionId::generate(),
+            subscriber,
+            caller,
+            state: SessionState::Ringing,
+            mode,
+            selected_destination: None,
+            call_sid: None,
+            timeline: Timeline {
+                reported_at: Some(Timestamp::now()),
+                ..Timeline::default()
+            },
+            legs: Vec::new(),
+            device_call_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_differ() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(SessionId::parse(a.as_str()).unwrap(), a);
+        assert!(SessionId::parse("ses_short").is_err());
+        assert!(SessionId::parse("abc_AAAAAAAAAAAAAAAAAAAAAA").is_err());
+    }
+
+    #[test]
+    fn timestamps_show_milliseconds_in_utc_and_round_trip() {
+        let t = Timestamp::now();
+        let s = t.to_rfc3339();
+        assert_eq!(s.len(), "2026-11-26T15:49:10.123Z".len(), "{s}");
+        assert!(s.ends_with('Z'));
+        let back: Timestamp = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn only_outcomes_are_over() {
+        assert!(!SessionState::Instructed.is_over());
+        assert!(!SessionState::Forwarded.is_over());
+        assert!(SessionState::Cancelled.is_over());
+        assert!(SessionState::Connected.is_over());
+    }
+}

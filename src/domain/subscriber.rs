@@ -1,0 +1,629 @@
+//! A subscriber: the mobile number whose calls ringrelay moves, where they may
+//! go, and how. `SubscriberSpec` is the admin API's body as received;
+//! `SubscriberSpec::parse` turns it into a `Subscriber` or names the field
+//! that is wrong.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::phone::{PhoneNumber, Region};
+
+pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
+pub const PICK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=60;
+pub const MAX_DESTINATIONS: usize = 10;
+
+/// A validated subscriber, as stored and as shown by the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscriber {
+    pub number: PhoneNumber,
+    pub forwarding_number: PhoneNumber,
+    pub mode: Mode,
+    pub strategy: Strategy,
+    pub ring_timeout_secs: u32,
+    pub pick_timeout_secs: u32,
+    pub destinations: Vec<Destination>,
+    pub fallback: Fallback,
+}
+
+impl Subscriber {
+    pub fn destination(&self, id: &DestinationId) -> Option<&Destination> {
+        self.destinations.iter().find(|d| &d.id == id)
+    }
+}
+
+/// How a ringing call is offered to the destinations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Notify, then reject at once; the forwarded call dials by `strategy`.
+    #[default]
+    Auto,
+    /// Wait until a destination accepts.
+    Pick,
+}
+
+/// The order the forwarded call dials destinations in (auto mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// One at a time, in list order.
+    #[default]
+    Sequential,
+    /// All in one Dial; the first to answer wins.
+    Simultaneous,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    pub id: DestinationId,
+    #[serde(flatten)]
+    pub target: Target,
+    pub webhook_url: Option<Url>,
+    pub screening: bool,
+}
+
+/// What a destination's `address` dials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "address", rename_all = "lowercase")]
+pub enum Target {
+    Phone(PhoneNumber),
+    Sip(SipUri),
+    Client(ClientIdentity),
+}
+
+/// What happens when no destination takes the call.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Fallback {
+    #[default]
+    Voicemail,
+    Phone {
+        address: PhoneNumber,
+    },
+    Hangup,
+}
+
+/// A destination's id: `[a-z0-9_-]{1,32}`, unique per subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DestinationId(String);
+
+impl DestinationId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!("must match [a-z0-9_-]{{1,32}}, got {s:?}"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DestinationId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl fmt::Display for DestinationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A `sip:` or `sips:` URI with a host part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SipUri(String);
+
+impl SipUri {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let lower = s.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("sips:")
+            .or_else(|| lower.strip_prefix("sip:"))
+            .ok_or_else(|| format!("must be a sip: or sips: URI, got {s:?}"))?;
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let host = host.split([';', '?']).next().unwrap_or_default();
+        let printable = s
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'));
+        if host.is_empty() || !printable || s.len() > 255 {
+            return Err(format!(
+                "must be a sip: or sips: URI with a host, got {s:?}"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SipUri {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+/// A softphone identity (Twilio `<Client>`, Plivo `<User>`): letters, digits,
+/// `_`, `.` and `-`, at most 121 characters (Twilio's limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ClientIdentity(String);
+
+impl ClientIdentity {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (1..=121).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "must be 1 to 121 letters, digits, '_', '.' or '-', got {s:?}"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ClientIdentity {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+/// The admin API's `PUT /v1/subscribers/{number}` body as received: free-form
+/// strings, defaults still missing. Unknown fields are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriberSpec {
+    pub forwarding_number: String,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub strategy: Strategy,
+    pub ring_timeout_secs: Option<u32>,
+    pub pick_timeout_secs: Option<u32>,
+    pub destinations: Vec<DestinationSpec>,
+    pub fallback: Option<FallbackSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DestinationSpec {
+    pub id: String,
+    pub kind: TargetKind,
+    pub address: String,
+    pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub screening: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Phone,
+    Sip,
+    Client,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FallbackSpec {
+    pub kind: FallbackKind,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FallbackKind {
+    Voicemail,
+    Phone,
+    Hangup,
+}
+
+/// What the rules of a subscriber depend on outside the body itself.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecRules {
+    pub region: Region,
+    /// Whether `WEBHOOK_SECRET` is set: destinations with a `webhook_url`
+    /// cannot be signed for otherwise.
+    pub webhooks_can_be_signed: bool,
+}
+
+/// A field of the body that breaks a rule; `field` is its JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl SubscriberSpec {
+    pub fn parse(self, number: PhoneNumber, rules: SpecRules) -> Result<Subscriber, FieldError> {
+        let phone = |field: &str, raw: &str| {
+            PhoneNumber::parse(raw, rules.region)
+                .map_err(|e| FieldError::new(field, format!("{e}: {raw:?}")))
+        };
+        let forwarding_number = phone("forwarding_number", &self.forwarding_number)?;
+        if forwarding_number == number {
+            return Err(FieldError::new(
+                "forwarding_number",
+                "must differ from the subscriber's own number, or forwarded calls would loop",
+            ));
+        }
+        let ring_timeout_secs = bounded(
+            "ring_timeout_secs",
+            self.ring_timeout_secs,
+            20,
+            RING_TIMEOUT_SECS,
+        )?;
+        let pick_timeout_secs = bounded(
+            "pick_timeout_secs",
+            self.pick_timeout_secs,
+            15,
+            PICK_TIMEOUT_SECS,
+        )?;
+
+        if self.destinations.is_empty() || self.destinations.len() > MAX_DESTINATIONS {
+            return Err(FieldError::new(
+                "destinations",
+                format!(
+                    "must list 1 to {MAX_DESTINATIONS} destinations, got {}",
+                    self.destinations.len()
+                ),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut destinations = Vec::with_capacity(self.destinations.len());
+        for (i, spec) in self.destinations.into_iter().enumerate() {
+            let at = |name: &str| format!("destinations[{i}].{name}");
+            let id = DestinationId::parse(&spec.id).map_err(|m| FieldError::new(at("id"), m))?;
+            if !seen.insert(id.clone()) {
+                return Err(FieldError::new(
+                    at("id"),
+                    format!("{id:?} is used twice; ids must be unique"),
+                ));
+            }
+            let target = match spec.kind {
+                TargetKind::Phone => Target::Phone(phone(&at("address"), &spec.address)?),
+                TargetKind::Sip => Target::Sip(
+                    SipUri::parse(&spec.address).map_err(|m| FieldError::new(at("address"), m))?,
+                ),
+                TargetKind::Client => Target::Client(
+                    ClientIdentity::parse(&spec.address)
+                        .map_err(|m| FieldError::new(at("address"), m))?,
+                ),
+            };
+            let webhook_url = spec
+                .webhook_url
+                .filter(|u| !u.is_empty())
+                .map(|u| parse_webhook_url(&u).map_err(|m| FieldError::new(at("webhook_url"), m)))
+                .transpose()?;
+            if webhook_url.is_some() && !rules.webhooks_can_be_signed {
+                return Err(FieldError::new(
+                    at("webhook_url"),
+                    "needs WEBHOOK_SECRET to be set on the service, to sign the notifications",
+                ));
+            }
+            destinations.push(Destination {
+                id,
+                target,
+                webhook_url,
+                screening: spec.screening,
+            });
+        }
+
+        let fallback = match self.fallback {
+            None => Fallback::Voicemail,
+            Some(FallbackSpec {
+                kind: FallbackKind::Voicemail,
+                ..
+            }) => Fallback::Voicemail,
+            Some(FallbackSpec {
+                kind: FallbackKind::Hangup,
+                ..
+            }) => Fallback::Hangup,
+            Some(FallbackSpec {
+                kind: FallbackKind::Phone,
+                address,
+            }) => {
+                let address = address.ok_or_else(|| {
+                    FieldError::new(
+                        "fallback.address",
+                        "is required when fallback.kind is phone",
+                    )
+                })?;
+                Fallback::Phone {
+                    address: phone("fallback.address", &address)?,
+                }
+            }
+        };
+
+        Ok(Subscriber {
+            number,
+            forwarding_number,
+            mode: self.mode,
+            strategy: self.strategy,
+            ring_timeout_secs,
+            pick_timeout_secs,
+            destinations,
+            fallback,
+        })
+    }
+}
+
+fn bounded(
+    field: &str,
+    value: Option<u32>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, FieldError> {
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(FieldError::new(
+            field,
+            format!(
+                "must be from {} to {} seconds, got {value}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+fn parse_webhook_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e}): {raw:?}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("must be an http:// or https:// URL, got {raw:?}"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> SpecRules {
+        SpecRules {
+            region: Region::default(),
+            webhooks_can_be_signed: true,
+        }
+    }
+
+    fn number() -> PhoneNumber {
+        PhoneNumber::parse("+12025550199", Region::default()).unwrap()
+    }
+
+    fn parse(body: serde_json::Value) -> Result<Subscriber, FieldError> {
+        serde_json::from_value::<SubscriberSpec>(body)
+            .unwrap()
+            .parse(number(), rules())
+    }
+
+    fn minimal() -> serde_json::Value {
+        json!({
+            "forwarding_number": "+12025550100",
+            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]
+        })
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let s = parse(minimal()).unwrap();
+        assert_eq!(s.mode, Mode::Auto);
+        assert_eq!(s.strategy, Strategy::Sequential);
+        assert_eq!(s.ring_timeout_secs, 20);
+        assert_eq!(s.pick_timeout_secs, 15);
+        assert_eq!(s.fallback, Fallback::Voicemail);
+        assert!(!s.destinations[0].screening);
+        assert_eq!(s.destinations[0].webhook_url, None);
+    }
+
+    #[test]
+    fn serialises_in_the_contract_shape() {
+        let mut body = minimal();
+        body["destinations"] = json!([
+            {"id": "desk", "kind": "phone", "address": "(202) 555-0201", "webhook_url": "https://crm.example.com/hooks"},
+            {"id": "pbx", "kind": "sip", "address": "sip:alice@pbx.example.com", "screening": true}
+        ]);
+        body["fallback"] = json!({"kind": "phone", "address": "2025550333"});
+        let s = parse(body).unwrap();
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            json!({
+                "number": "+12025550199",
+                "forwarding_number": "+12025550100",
+                "mode": "auto",
+                "strategy": "sequential",
+                "ring_timeout_secs": 20,
+                "pick_timeout_secs": 15,
+                "destinations": [
+                    {"id": "desk", "kind": "phone", "address": "+12025550201",
+                     "webhook_url": "https://crm.example.com/hooks", "screening": false},
+                    {"id": "pbx", "kind": "sip", "address": "sip:alice@pbx.example.com",
+                     "webhook_url": null, "screening": true}
+                ],
+                "fallback": {"kind": "phone", "address": "+12025550333"}
+            })
+        );
+        let back: Subscriber = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+            (
+                "forwarding_number",
+                Box::new(|b| b["forwarding_number"] = json!("not a number")),
+            ),
+            (
+                "forwarding_number",
+                Box::new(|b| b["forwarding_number"] = json!("+12025550199")),
+            ),
+            (
+                "ring_timeout_secs",
+                Box::new(|b| b["ring_timeout_secs"] = json!(4)),
+            ),
+            (
+                "ring_timeout_secs",
+                Box::new(|b| b["ring_timeout_secs"] = json!(121)),
+            ),
+            (
+                "pick_timeout_secs",
+                Box::new(|b| b["pick_timeout_secs"] = json!(2)),
+            ),
+            (
+                "pick_timeout_secs",
+                Box::new(|b| b["pick_timeout_secs"] = json!(61)),
+            ),
+            ("destinations", Box::new(|b| b["destinations"] = json!([]))),
+            (
+                "destinations",
+                Box::new(|b| {
+                    b["destinations"] = json!(
+                        (0..11)
+                            .map(
+                                |i| json!({"id": format!("d{i}"), "kind": "client", "address": "a"})
+                            )
+                            .collect::<Vec<_>>()
+                    )
+                }),
+            ),
+            (
+                "destinations[0].id",
+                Box::new(|b| b["destinations"][0]["id"] = json!("Desk")),
+            ),
+            (
+                "destinations[0].id",
+                Box::new(|b| b["destinations"][0]["id"] = json!("")),
+            ),
+            (
+                "destinations[0].id",
+                Box::new(|b| b["destinations"][0]["id"] = json!("a".repeat(33))),
+            ),
+            (
+                "destinations[1].id",
+                Box::new(
+                    |b| b["destinations"] = json!([{"id": "x", "kind": "client", "address": "a"}, {"id": "x", "kind": "client", "address": "b"}]),
+                ),
+            ),
+            (
+                "destinations[0].address",
+                Box::new(|b| b["destinations"][0]["address"] = json!("12")),
+            ),
+            (
+                "destinations[0].address",
+                Box::new(|b| {
+                    b["destinations"][0] =
+                        json!({"id": "pbx", "kind": "sip", "address": "alice@pbx.example.com"})
+                }),
+            ),
+            (
+                "destinations[0].address",
+                Box::new(|b| {
+                    b["destinations"][0] = json!({"id": "pbx", "kind": "sip", "address": "sip:"})
+                }),
+            ),
+            (
+                "destinations[0].address",
+                Box::new(|b| {
+                    b["destinations"][0] =
+                        json!({"id": "web", "kind": "client", "address": "alice smith"})
+                }),
+            ),
+            (
+                "destinations[0].webhook_url",
+                Box::new(|b| b["destinations"][0]["webhook_url"] = json!("crm.example.com/hook")),
+            ),
+            (
+                "destinations[0].webhook_url",
+                Box::new(|b| {
+                    b["destinations"][0]["webhook_url"] = json!("ftp://crm.example.com/hook")
+                }),
+            ),
+            (
+                "fallback.address",
+                Box::new(|b| b["fallback"] = json!({"kind": "phone"})),
+            ),
+            (
+                "fallback.address",
+                Box::new(|b| b["fallback"] = json!({"kind": "phone", "address": "nope"})),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut body = minimal();
+            mutate(&mut body);
+            let err = parse(body.clone()).expect_err(&format!("{body} should fail"));
+            assert_eq!(err.field, field, "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn webhook_destinations_need_a_webhook_secret() {
+        let mut body = minimal();
+        body["destinations"][0]["webhook_url"] = json!("https://crm.example.com/hook");
+        let spec: SubscriberSpec = serde_json::from_value(body).unwrap();
+        let err = spec
+            .parse(
+                number(),
+                SpecRules {
+                    webhooks_can_be_signed: false,
+                    ..rules()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(err.field, "destinations[0].webhook_url");
+        assert!(err.message.contains("WEBHOOK_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn sip_uris_and_client_identities_are_kept_as_written() {
+        let mut body = minimal();
+        body["destinations"] = json!([
+            {"id": "pbx", "kind": "sips", "address": "x"},
+        ]);
+        assert!(
+            serde_json::from_value::<SubscriberSpec>(body).is_err(),
+            "unknown kind"
+        );
+        assert_eq!(
+            SipUri::parse("SIP:bob@10.0.0.1:5060;transport=tcp")
+                .unwrap()
+                .as_str(),
+            "SIP:bob@10.0.0.1:5060;transport=tcp"
+        );
+        assert!(SipUri::parse("sip:pbx.example.com").is_ok());
+        assert!(SipUri::parse("sip:a@").is_err());
+        assert!(SipUri::parse("sip:<a@b>").is_err());
+        assert!(ClientIdentity::parse("alice_01.web-app").is_ok());
+    }
+}

@@ -1,0 +1,171 @@
+//! The one place where failures become HTTP statuses and JSON bodies
+//! (`{"error": "<code>", "message": "<text>"}`). 5xx bodies stay opaque;
+//! their cause chain goes to the log.
+
+use actix_web::body::EitherBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::subscriber::FieldError;
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+/// The largest request body any route accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the request body is over 64 KiB")]
+    PayloadTooLarge,
+    #[error(transparent)]
+    InvalidField(#[from] FieldError),
+    #[error("{0} is not set on this service")]
+    NotConfigured(&'static str),
+    #[error("the store is unavailable")]
+    StoreUnavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedBody(_) => "malformed_body",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::InvalidField(_) => "invalid_field",
+            Self::NotConfigured(_) => "not_configured",
+            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::Unexpected(_) => "internal_error",
+        }
+    }
+
+    /// The text users see. For 5xx it says nothing of the cause.
+    fn public_message(&self) -> String {
+        match self {
+            Self::StoreUnavailable(_) => {
+                "a dependency of the service is unavailable; try again shortly".into()
+            }
+            Self::Unexpected(_) => "the service hit an unexpected error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => Self::StoreUnavailable(cause),
+            StoreError::Unexpected(cause) => Self::Unexpected(cause),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(err: RegistryError) -> Self {
+        match err {
+            RegistryError::Invalid(field) => Self::InvalidField(field),
+            RegistryError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotConfigured(_) | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::StoreUnavailable(cause) | Self::Unexpected(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            message: &self.public_message(),
+        })
+    }
+}
+
+/// Gives the errors actix produces itself (unknown route, wrong method, body
+/// over the limit, unreadable body) the same JSON shape as ours. Responses
+/// that already carry a body type of their own pass unchanged.
+pub fn render_framework_error<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if res.response().headers().contains_key(header::CONTENT_TYPE)
+        && !res
+            .response()
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"))
+    {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound("no such route".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::METHOD_NOT_ALLOWED => {
+            return Ok(ErrorHandlerResponse::Response(replace_body(
+                res,
+                "method_not_allowed",
+                "this route does not take that method",
+            )));
+        }
+        s if s.is_client_error() => ApiError::MalformedBody("the request could not be read".into()),
+        _ => ApiError::Unexpected(anyhow::anyhow!("framework error {status}")),
+    };
+    let (req, _) = res.into_parts();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, error.error_response()).map_into_right_body(),
+    ))
+}
+
+fn replace_body<B>(
+    res: ServiceResponse<B>,
+    code: &str,
+    message: &str,
+) -> ServiceResponse<EitherBody<B>> {
+    let status = res.status();
+    let (req, old) = res.into_parts();
+    let mut new = HttpResponse::build(status);
+    if let Some(allow) = old.headers().get(header::ALLOW) {
+        new.insert_header((header::ALLOW, allow.clone()));
+    }
+    ServiceResponse::new(
+        req,
+        new.json(ErrorBody {
+            error: code,
+            message,
+        }),
+    )
+    .map_into_right_body()
+}

@@ -1,0 +1,21 @@
+//! Liveness and readiness probes.
+
+use actix_web::{HttpResponse, web};
+
+use super::error::ApiError;
+use super::state::AppState;
+
+/// Alive: touches nothing.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+/// Ready: the store answers.
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.store.ping().await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok"))
+}

@@ -1,0 +1,65 @@
+//! JSON request bodies: a body that is not JSON is 400; JSON of the wrong
+//! shape is 422 naming the field, as the contract's §2 asks.
+
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::domain::subscriber::FieldError;
+
+pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                FieldError::new(field, strip_position(&inner.to_string())).into()
+            }
+            _ => ApiError::MalformedBody(format!("the body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// serde_json ends data errors with "at line L column C", which says
+/// nothing once the field is named.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError as _;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        items: Vec<Item>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Item {
+        n: u32,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_name_the_field() {
+        let err = parse_json_body::<Body>(b"{\"items\": [").unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        let err = parse_json_body::<Body>(br#"{"items": [{"n": 1}, {"n": "two"}]}"#).unwrap_err();
+        assert_eq!(err.status_code(), 422);
+        assert!(
+            err.to_string().starts_with("items[1].n: invalid type"),
+            "{err}"
+        );
+        let err = parse_json_body::<Body>(b"[]").unwrap_err();
+        assert!(err.to_string().starts_with("body: "), "{err}");
+        let err = parse_json_body::<Body>(b"{}").unwrap_err();
+        assert_eq!(err.to_string(), "body: missing field `items`");
+    }
+}

@@ -1,0 +1,14 @@
+//! ringrelay: lets a mobile subscriber take calls on other devices.
+//!
+//! A phone app reports a ringing call; the service notifies the subscriber's
+//! secondary destinations, tells the phone to reject, and answers the call
+//! the carrier forwards to a CPaaS number with markup that dials the chosen
+//! destination. See README.md for the whole flow.
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod registry;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,49 @@
+use std::process::ExitCode;
+
+use ringrelay::config::Config;
+use ringrelay::startup::Application;
+use ringrelay::telemetry;
+
+const USAGE: &str = "usage: ringrelay\n\nServes the ringrelay HTTP API. Configuration is read from the environment\n(and a .env file when present); see README.md.";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Some(arg) = std::env::args().nth(1) {
+        return match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                ExitCode::SUCCESS
+            }
+            "-V" | "--version" => {
+                println!("ringrelay {}", env!("CARGO_PKG_VERSION"));
+                ExitCode::SUCCESS
+            }
+            other => {
+                eprintln!("ringrelay: unexpected argument {other:?}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("ringrelay: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config);
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("ringrelay: cannot start: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ringrelay: server error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The subscriber registry: registering, replacing and removing subscribers
+//! with their tokens, telling whom a bearer token belongs to, and loading
+//! `SUBSCRIBERS_FILE` at start. The admin API and the file share this path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use serde::Deserialize;
+
+use crate::domain::credentials::{
+    Credentials, IssuedTokens, NewToken, TokenHash, TokenOwner, TokenPolicy,
+};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
+use crate::store::{Store, StoreError, SubscriberRecord};
+
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+    rules: SpecRules,
+}
+
+/// The outcome of a registration.
+pub struct Registration {
+    pub subscriber: Subscriber,
+    /// False when an existing subscriber was replaced.
+    pub created: bool,
+    /// Tokens made by this registration, shown once.
+    pub tokens: IssuedTokens,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>, rules: SpecRules) -> Self {
+        Self { store, rules }
+    }
+
+    pub fn rules(&self) -> SpecRules {
+        self.rules
+    }
+
+    /// Creates or replaces the subscriber `number` from `spec`.
+    pub async fn register(
+        &self,
+        number: PhoneNumber,
+        spec: SubscriberSpec,
+        policy: TokenPolicy,
+    ) -> Result<Registration, RegistryError> {
+        let subscriber = spec.parse(number, self.rules)?;
+        let previous = self.store.subscriber(&subscriber.number).await?;
+        let (credentials, tokens) = Credentials::issue(
+            &subscriber,
+            previous.as_ref().map(|p| &p.credentials),
+            policy,
+        );
+        let record = SubscriberRecord {
+            subscriber,
+            credentials,
+        };
+        let replaced = self.store.put_subscriber(&record).await?;
+        Ok(Registration {
+            subscriber: record.subscriber,
+            created: !replaced,
+            tokens,
+        })
+    }
+
+    pub async fn subscriber(&self, number: &PhoneNumber) -> Result<Option<Subscriber>, StoreError> {
+        Ok(self.store.subscriber(number).await?.map(|r| r.subscriber))
+    }
+
+    /// Removes a subscriber. Returns whether it existed.
+    pub async fn remove(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
+        self.store.delete_subscriber(number).await
+    }
+
+    /// Whom `token` belongs to, with the owner's subscriber; `None` for an
+    /// unknown, rotated or removed token.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<Option<(TokenOwner, Subscriber)>, StoreError> {
+        let presented = TokenHash::of(token);
+        let Some(owner) = self.store.token_owner(&presented).await? else {
+            return Ok(None);
+        };
+        let Some(record) = self.store.subscriber(owner.subscriber()).await? else {
+            return Ok(None);
+        };
+        Ok(record
+            .credentials
+            .authenticates(&owner, &presented)
+            .then_some((owner, record.subscriber)))
+    }
+
+    /// Upserts every subscriber of `SUBSCRIBERS_FILE`. Tokens the file sets
+    /// replace the stored ones; the others are kept, or made for new
+    /// subscribers (and obtained later with `?rotate_tokens=true`).
+    pub async fn load_file(&self, path: &Path) -> anyhow::Result<usize> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let entries = parse_subscribers_file(path, &text)?;
+        let count = entries.len();
+        for (i, entry) in entries.into_iter().enumerate() {
+            let at = format!("subscribers[{i}]");
+            let number = PhoneNumber::parse(&entry.number, self.rules.region)
+                .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
+            let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
+            self.register(number, entry.spec, policy)
+                .await
+                .map_err(|e| match e {
+                    RegistryError::Invalid(field) => anyhow!("{at}.{field}"),
+                    RegistryError::Store(store) => {
+                        anyhow::Error::new(store).context(format!("storing {at}"))
+                    }
+                })?;
+        }
+        Ok(count)
+    }
+}
+
+/// One entry of `SUBSCRIBERS_FILE`: the PUT body plus the number and
+/// optional fixed tokens.
+#[derive(Deserialize)]
+struct FileEntry {
+    number: String,
+    device_token: Option<String>,
+    #[serde(default)]
+    destination_tokens: BTreeMap<String, String>,
+    #[serde(flatten)]
+    spec: SubscriberSpec,
+}
+
+/// Tokens chosen by an operator must be long enough not to be guessed.
+const MIN_CHOSEN_TOKEN_LEN: usize = 16;
+
+impl FileEntry {
+    fn token_policy(&self) -> Result<TokenPolicy, String> {
+        let chosen = |field: String, token: &str| {
+            if token.len() < MIN_CHOSEN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+                Err(format!(
+                    "{field}: must be at least {MIN_CHOSEN_TOKEN_LEN} characters without spaces"
+                ))
+            } else {
+                Ok(NewToken::chosen(token.to_owned()))
+            }
+        };
+        let device = self
+            .device_token
+            .as_deref()
+            .map(|t| chosen("device_token".into(), t))
+            .transpose()?;
+        let mut destinations = BTreeMap::new();
+        for (id, token) in &self.destination_tokens {
+            let field = format!("destination_tokens.{id}");
+            let parsed = DestinationId::parse(id).map_err(|m| format!("{field}: {m}"))?;
+            if !self.spec.destinations.iter().any(|d| d.id == *id) {
+                return Err(format!("{field}: names no destination of this subscriber"));
+            }
+            destinations.insert(parsed, chosen(field, token)?);
+        }
+        Ok(TokenPolicy::Chosen {
+            device,
+            destinations,
+        })
+    }
+}
+
+/// A TOML file (by its `.toml` extension) holds `[[subscribers]]`; anything
+/// else is read as a JSON array.
+fn parse_subscribers_file(path: &Path, text: &str) -> anyhow::Result<Vec<FileEntry>> {
+    #[derive(Deserialize)]
+    struct TomlFile {
+        #[serde(default)]
+        subscribers: Vec<FileEntry>,
+    }
+    let is_toml = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    if is_toml {
+        let file: TomlFile =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().replace('\n', " ")))?;
+        Ok(file.subscribers)
+    } else {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| anyhow!("{}: {}", e.path(), e.inner()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::Region;
+    use crate::store::MemoryStore;
+
+    fn registry() -> Registry {
+        Registry::new(
+            Arc::new(MemoryStore::new()),
+            SpecRules {
+                region: Region::default(),
+                webhooks_can_be_signed: false,
+            },
+        )
+    }
+
+    fn number(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s, Region::default()).unwrap()
+    }
+
+    fn spec(address: &str) -> SubscriberSpec {
+        serde_json::from_value(serde_json::json!({
+            "forwarding_number": "+12025550100",
+            "destinations": [{"id": "desk", "kind": "phone", "address": address}]
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_token_stops_working_once_rotated() {
+        let registry = registry();
+        let first = registry
+            .register(
+                number("+12025550199"),
+                spec("+12025550201"),
+                TokenPolicy::KeepExisting,
+            )
+            .await
+            .unwrap();
+        let old = first.tokens.device.unwrap();
+        assert!(registry.authenticate(old.reveal()).await.unwrap().is_some());
+
+        let second = registry
+            .register(
+                number("+12025550199"),
+                spec("+12025550201"),
+                TokenPolicy::Rotate,
+            )
+            .await
+            .unwrap();
+        assert!(!second.created);
+        assert!(registry.authenticate(old.reveal()).await.unwrap().is_none());
+        let (owner, subscriber) = registry
+            .authenticate(second.tokens.device.unwrap().reveal())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            owner,
+            TokenOwner::Device {
+                subscriber: number("+12025550199")
+            }
+        );
+        assert_eq!(subscriber.number, number("+12025550199"));
+    }
+
+    #[tokio::test]
+    async fn a_file_loads_json_and_toml_with_chosen_tokens() {
+        let dir = std::env::temp_dir().join(format!("ringrelay-registry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("subs.json");
+        std::fs::write(
+            &json,
+            r#"[{"number": "2025550199", "forwarding_number": "+12025550100",
+                 "device_token": "device-token-0123456789",
+                 "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]}]"#,
+        )
+        .unwrap();
+        let toml = dir.join("subs.toml");
+        std::fs::write(
+            &toml,
+            r#"
+[[subscribers]]
+number = "+12025550198"
+forwarding_number = "+12025550100"
+ring_timeout_secs = 30
+destination_tokens = { laptop = "laptop-token-0123456789" }
+destinations = [{ id = "laptop", kind = "client", address = "alice" }]
+"#,
+        )
+        .unwrap();
+
+        let registry = registry();
+        assert_eq!(registry.load_file(&json).await.unwrap(), 1);
+        assert_eq!(registry.load_file(&toml).await.unwrap(), 1);
+        let (owner, _) = registry
+            .authenticate("device-token-0123456789")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner.subscriber(), &number("+12025550199"));
+        let (owner, subscriber) = registry
+            .authenticate("laptop-token-0123456789")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(owner, TokenOwner::Destination { .. }));
+        assert_eq!(subscriber.ring_timeout_secs, 30);
+
+        std::fs::write(
+            &json,
+            r#"[{"number": "+12025550199", "forwarding_number": "+12025550100",
+                 "destinations": [{"id": "desk", "kind": "phone", "address": "oops"}]}]"#,
+        )
+        .unwrap();
+        let err = registry.load_file(&json).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("subscribers[0].destinations[0].address:"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
