@@ -49,12 +49,12 @@ impl PhoneNumber {
         if parsed.is_valid() {
             return Ok(Self::from_parsed(&parsed));
         }
-        if !input.starts_with('+') && input.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(international) = phonenumber::parse(None, &format!("+{input}"))
-                && international.is_valid()
-            {
-                return Ok(Self::from_parsed(&international));
-            }
+        if !input.starts_with('+')
+            && input.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(international) = phonenumber::parse(None, format!("+{input}"))
+            && international.is_valid()
+        {
+            return Ok(Self::from_parsed(&international));
         }
         Err(PhoneNumberError::Invalid)
     }

@@ -1,0 +1,322 @@
+//! Admin API (contract §3) through HTTP.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, assert_error, example_subscriber, spawn_app, spawn_app_with,
+};
+
+const NUMBER: &str = "+12025550199";
+
+both_backends! {
+    put_creates_then_get_returns_the_stored_subscriber => |backend: Backend| async move {
+        let app = spawn_app(backend).await;
+        let response = app.put_subscriber(NUMBER, &example_subscriber()).await;
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.unwrap();
+
+        let mut expected = example_subscriber();
+        expected["number"] = json!(NUMBER);
+        for d in expected["destinations"].as_array_mut().unwrap() {
+            d.as_object_mut().unwrap().entry("webhook_url").or_insert(Value::Null);
+            d.as_object_mut().unwrap().entry("screening").or_insert(json!(false));
+        }
+        assert_eq!(created["subscriber"], expected);
+        assert!(created["device_token"].as_str().unwrap().starts_with("rrd_"));
+        let tokens = created["destination_tokens"].as_object().unwrap();
+        assert_eq!(tokens.keys().collect::<Vec<_>>(), ["desk", "laptop", "pbx"]);
+        assert_eq!(created["forwarding_codes"]["gsm"]["busy"]["activate"], "**67*+12025550100#");
+        assert_eq!(created["forwarding_codes"]["cdma"]["busy_no_answer"]["activate"], "*712025550100");
+
+        let response = app.get_subscriber(NUMBER).await;
+        assert_eq!(response.status(), 200);
+        let fetched: Value = response.json().await.unwrap();
+        assert_eq!(fetched, expected, "GET shows what PUT stored, with no secrets");
+    };
+
+    get_fills_in_every_default => |backend: Backend| async move {
+        let app = spawn_app(backend).await;
+        let minimal = json!({
+            "forwarding_number": "(202) 555-0100",
+            "destinations": [{"id": "desk", "kind": "phone", "address": "202.555.0201"}]
+        });
+        assert_eq!(app.put_subscriber("2025550199", &minimal).await.status(), 201);
+        let fetched: Value = app.get_subscriber("(202) 555-0199").await.json().await.unwrap();
+        assert_eq!(fetched, json!({
+            "number": NUMBER,
+            "forwarding_number": "+12025550100",
+            "mode": "auto",
+            "strategy": "sequential",
+            "ring_timeout_secs": 20,
+            "pick_timeout_secs": 15,
+            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201",
+                              "webhook_url": null, "screening": false}],
+            "fallback": {"kind": "voicemail"}
+        }));
+    };
+
+    a_replace_is_200_and_shows_only_new_tokens => |backend: Backend| async move {
+        let app = spawn_app(backend).await;
+        app.put_subscriber(NUMBER, &example_subscriber()).await;
+        let mut changed = example_subscriber();
+        changed["mode"] = json!("pick");
+        changed["destinations"].as_array_mut().unwrap().push(json!({"id": "tablet", "kind": "client", "address": "alice-tablet"}));
+        let response = app.put_subscriber(NUMBER, &changed).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["device_token"], Value::Null);
+        assert_eq!(body["destination_tokens"], json!({"tablet": body["destination_tokens"]["tablet"].clone()}));
+        assert!(body["destination_tokens"]["tablet"].as_str().unwrap().starts_with("rrt_"));
+        assert_eq!(body["subscriber"]["mode"], "pick");
+        let fetched: Value = app.get_subscriber(NUMBER).await.json().await.unwrap();
+        assert_eq!(fetched["destinations"].as_array().unwrap().len(), 4);
+    };
+
+    rotate_tokens_shows_fresh_tokens => |backend: Backend| async move {
+        let app = spawn_app(backend).await;
+        let first: Value = app.put_subscriber(NUMBER, &example_subscriber()).await.json().await.unwrap();
+        let response = app
+            .client
+            .put(app.url(&format!("/v1/subscribers/{NUMBER}?rotate_tokens=true")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&example_subscriber())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let rotated: Value = response.json().await.unwrap();
+        assert!(rotated["device_token"].is_string());
+        assert_ne!(rotated["device_token"], first["device_token"]);
+        for id in ["desk", "laptop", "pbx"] {
+            assert!(rotated["destination_tokens"][id].is_string());
+            assert_ne!(rotated["destination_tokens"][id], first["destination_tokens"][id]);
+        }
+    };
+
+    delete_removes_the_subscriber => |backend: Backend| async move {
+        let app = spawn_app(backend).await;
+        app.put_subscriber(NUMBER, &example_subscriber()).await;
+        let response = app.delete_subscriber(NUMBER).await;
+        assert_eq!(response.status(), 204);
+        assert_error(app.get_subscriber(NUMBER).await, 404, "not_found").await;
+        assert_error(app.delete_subscriber(NUMBER).await, 404, "not_found").await;
+    };
+}
+
+#[tokio::test]
+async fn admin_api_answers_503_when_admin_token_is_unset() {
+    let app = spawn_app_with(Backend::Memory, &[("ADMIN_TOKEN", "")]).await;
+    let body = assert_error(app.get_subscriber(NUMBER).await, 503, "not_configured").await;
+    assert!(
+        body["message"].as_str().unwrap().contains("ADMIN_TOKEN"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn admin_api_answers_401_without_the_right_bearer() {
+    let app = spawn_app(Backend::Memory).await;
+    let url = app.url(&format!("/v1/subscribers/{NUMBER}"));
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no header", None),
+        ("wrong token", Some("Bearer not-the-admin-token".into())),
+        (
+            "token prefix",
+            Some(format!("Bearer {}", &ADMIN_TOKEN[..5])),
+        ),
+        ("basic scheme", Some(format!("Basic {ADMIN_TOKEN}"))),
+        ("bare token", Some(ADMIN_TOKEN.into())),
+        ("empty bearer", Some("Bearer ".into())),
+    ];
+    for (case, header) in cases {
+        let mut request = app.client.put(&url).json(&example_subscriber());
+        if let Some(h) = header {
+            request = request.header("Authorization", h);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{case}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer", "{case}");
+        assert_error(response, 401, "unauthorized").await;
+    }
+    assert_eq!(
+        app.get_subscriber(NUMBER).await.status(),
+        404,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_400() {
+    let app = spawn_app(Backend::Memory).await;
+    for body in [
+        "",
+        "{",
+        "forwarding_number=+12025550100",
+        "{\"forwarding_number\": }",
+    ] {
+        let response = app
+            .client
+            .put(app.url(&format!("/v1/subscribers/{NUMBER}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 400, "malformed_body").await;
+    }
+}
+
+#[tokio::test]
+async fn each_invalid_field_is_422_and_named() {
+    let app = spawn_app(Backend::Memory).await;
+    let cases: Vec<(&str, Value)> = vec![
+        ("forwarding_number", json!({"forwarding_number": "hello"})),
+        (
+            "forwarding_number",
+            json!({"forwarding_number": 12025550100u64}),
+        ),
+        ("mode", json!({"mode": "manual"})),
+        ("strategy", json!({"strategy": "random"})),
+        ("ring_timeout_secs", json!({"ring_timeout_secs": 121})),
+        ("ring_timeout_secs", json!({"ring_timeout_secs": -1})),
+        ("pick_timeout_secs", json!({"pick_timeout_secs": 2})),
+        ("destinations", json!({"destinations": []})),
+        (
+            "destinations[0].kind",
+            json!({"destinations": [{"id": "a", "kind": "fax", "address": "x"}]}),
+        ),
+        (
+            "destinations[0].id",
+            json!({"destinations": [{"id": "A B", "kind": "client", "address": "x"}]}),
+        ),
+        (
+            "destinations[0].address",
+            json!({"destinations": [{"id": "a", "kind": "sip", "address": "alice"}]}),
+        ),
+        ("fallback.kind", json!({"fallback": {"kind": "fax"}})),
+        ("fallback.address", json!({"fallback": {"kind": "phone"}})),
+    ];
+    for (field, patch) in cases {
+        let mut body = example_subscriber();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let response = app.put_subscriber(NUMBER, &body).await;
+        let error = assert_error(response, 422, "invalid_field").await;
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{field}: ")),
+            "{field}: {message}"
+        );
+    }
+    let error = assert_error(
+        app.put_subscriber("call-me-maybe", &example_subscriber())
+            .await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert!(
+        error["message"].as_str().unwrap().starts_with("number: "),
+        "{error}"
+    );
+    assert_error(app.get_subscriber(NUMBER).await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_bad_query_is_422() {
+    let app = spawn_app(Backend::Memory).await;
+    let response = app
+        .client
+        .put(app.url(&format!("/v1/subscribers/{NUMBER}?rotate_tokens=maybe")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&example_subscriber())
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 422, "invalid_field").await;
+}
+
+#[tokio::test]
+async fn webhook_destinations_are_refused_without_webhook_secret() {
+    let app = spawn_app_with(Backend::Memory, &[("WEBHOOK_SECRET", "")]).await;
+    let error = assert_error(
+        app.put_subscriber(NUMBER, &example_subscriber()).await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("destinations[0].webhook_url: "),
+        "{message}"
+    );
+    assert!(message.contains("WEBHOOK_SECRET"), "{message}");
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let app = spawn_app(Backend::Memory).await;
+    let mut body = example_subscriber();
+    body["padding"] = json!("x".repeat(64 * 1024));
+    let response = app.put_subscriber(NUMBER, &body).await;
+    assert_error(response, 413, "payload_too_large").await;
+
+    // Without a Content-Length the limit holds all the same.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
+    let response = app
+        .client
+        .put(app.url(&format!("/v1/subscribers/{NUMBER}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 413, "payload_too_large").await;
+    assert_error(app.get_subscriber(NUMBER).await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let app = spawn_app(Backend::Memory).await;
+    let mut body = example_subscriber();
+    body["nickname"] = json!("alice");
+    assert_eq!(app.put_subscriber(NUMBER, &body).await.status(), 201);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_errors() {
+    let app = spawn_app(Backend::Memory).await;
+    let response = app.client.get(app.url("/v2/nothing")).send().await.unwrap();
+    assert_error(response, 404, "not_found").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/subscribers/{NUMBER}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn a_store_outage_is_an_opaque_503() {
+    let app = spawn_app(Backend::redis()).await;
+    app.backend.test_redis().stop();
+    for response in [
+        app.get_subscriber(NUMBER).await,
+        app.put_subscriber(NUMBER, &example_subscriber()).await,
+        app.delete_subscriber(NUMBER).await,
+    ] {
+        let body = assert_error(response, 503, "store_unavailable").await;
+        let text = body.to_string().to_lowercase();
+        for internal in ["redis", "refused", "127.0.0.1", "io error", "connection"] {
+            assert!(!text.contains(internal), "{internal} leaked: {body}");
+        }
+    }
+}

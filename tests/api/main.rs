@@ -1,0 +1,8 @@
+//! Black-box tests: the service on port 0, real Redis servers, real HTTP.
+
+mod admin;
+mod binary;
+mod health;
+mod helpers;
+mod startup;
+mod store;
