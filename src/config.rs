@@ -46,6 +46,9 @@ pub struct Config {
     /// `SUBSCRIBERS_FILE`: subscribers upserted at start (JSON array or TOML
     /// `[[subscribers]]`).
     pub subscribers_file: Option<PathBuf>,
+    /// `TEMPLATES_DIR`: a folder whose files replace the spoken texts of
+    /// `templates/` (an addition to the contract's variables).
+    pub templates_dir: Option<PathBuf>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `RUST_LOG`: the log filter. Default `info`.
@@ -164,6 +167,7 @@ struct RawVars {
     session_ttl_secs: Option<String>,
     notify_timeout_ms: Option<String>,
     subscribers_file: Option<String>,
+    templates_dir: Option<String>,
     log_format: Option<String>,
     rust_log: Option<String>,
 }
@@ -277,6 +281,7 @@ impl Config {
             session_ttl,
             notify_timeout,
             subscribers_file: raw.subscribers_file.map(PathBuf::from),
+            templates_dir: raw.templates_dir.map(PathBuf::from),
             log_format,
             log_filter,
         })
@@ -297,6 +302,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "SESSION_TTL_SECS",
     "NOTIFY_TIMEOUT_MS",
     "SUBSCRIBERS_FILE",
+    "TEMPLATES_DIR",
     "LOG_FORMAT",
     "RUST_LOG",
 ];

@@ -7,8 +7,12 @@
 
 pub mod config;
 pub mod domain;
+pub mod flow;
 pub mod http;
+pub mod notify;
+pub mod providers;
 pub mod registry;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod templates;

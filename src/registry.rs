@@ -14,12 +14,13 @@ use crate::domain::credentials::{
 };
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
-use crate::store::{Store, StoreError, SubscriberRecord};
+use crate::store::{LastKnownSubscribers, Store, StoreError, SubscriberRecord};
 
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
     rules: SpecRules,
+    last_known: Arc<LastKnownSubscribers>,
 }
 
 /// The outcome of a registration.
@@ -40,8 +41,16 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>, rules: SpecRules) -> Self {
-        Self { store, rules }
+    pub fn new(
+        store: Arc<dyn Store>,
+        rules: SpecRules,
+        last_known: Arc<LastKnownSubscribers>,
+    ) -> Self {
+        Self {
+            store,
+            rules,
+            last_known,
+        }
     }
 
     pub fn rules(&self) -> SpecRules {
@@ -67,6 +76,7 @@ impl Registry {
             credentials,
         };
         let replaced = self.store.put_subscriber(&record).await?;
+        self.last_known.remember([&record.subscriber]);
         Ok(Registration {
             subscriber: record.subscriber,
             created: !replaced,
@@ -80,7 +90,9 @@ impl Registry {
 
     /// Removes a subscriber. Returns whether it existed.
     pub async fn remove(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
-        self.store.delete_subscriber(number).await
+        let removed = self.store.delete_subscriber(number).await?;
+        self.last_known.forget(number);
+        Ok(removed)
     }
 
     /// Whom `token` belongs to, with the owner's subscriber; `None` for an
@@ -209,6 +221,7 @@ mod tests {
                 region: Region::default(),
                 webhooks_can_be_signed: false,
             },
+            Arc::default(),
         )
     }
 

@@ -12,9 +12,12 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
 use crate::domain::subscriber::SpecRules;
+use crate::flow::{CallFlow, FlowSettings};
 use crate::http::{self, error::render_framework_error, state::AppState};
+use crate::notify::webhooks::{RetryPolicy, WebhookSender};
 use crate::registry::Registry;
-use crate::store::{MemoryStore, RedisStore, Store};
+use crate::store::{LastKnownSubscribers, MemoryStore, RedisStore, Store};
+use crate::templates::Templates;
 
 pub struct Application {
     port: u16,
@@ -32,11 +35,33 @@ impl Application {
                 &config.redis_key_prefix,
             )?),
         };
+        let last_known = Arc::new(LastKnownSubscribers::default());
         let registry = Registry::new(
             store.clone(),
             SpecRules {
                 region: config.default_region,
                 webhooks_can_be_signed: config.webhook_secret.is_some(),
+            },
+            last_known.clone(),
+        );
+        let templates =
+            Templates::load(config.templates_dir.as_deref()).context("TEMPLATES_DIR")?;
+        let webhooks = WebhookSender::new(
+            config.webhook_secret.clone(),
+            config.notify_timeout,
+            RetryPolicy::default(),
+        )?;
+        let flow = CallFlow::new(
+            store.clone(),
+            last_known,
+            webhooks,
+            templates,
+            FlowSettings {
+                public_base_url: config.public_base_url.clone(),
+                region: config.default_region,
+                session_ttl: config.session_ttl,
+                can_answer_forwarded_calls: config.twilio_auth_token.is_some()
+                    || config.plivo_auth_token.is_some(),
             },
         );
         if let Some(path) = &config.subscribers_file {
@@ -65,6 +90,7 @@ impl Application {
             config,
             store,
             registry,
+            flow,
         });
         let server = HttpServer::new(move || {
             App::new()

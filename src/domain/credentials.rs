@@ -18,7 +18,7 @@ use super::subscriber::{DestinationId, Subscriber};
 pub struct NewToken(SecretString);
 
 impl NewToken {
-    fn generate(prefix: &str) -> Self {
+    pub fn generate(prefix: &str) -> Self {
         use base64::Engine as _;
         let bytes: [u8; 32] = rand::random();
         let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -164,6 +164,8 @@ pub enum TokenPolicy {
 
 pub const DEVICE_TOKEN_PREFIX: &str = "rrd_";
 pub const DESTINATION_TOKEN_PREFIX: &str = "rrt_";
+/// Capabilities in `accept_url` / `decline_url`.
+pub const CAPABILITY_PREFIX: &str = "rrc_";
 
 impl Credentials {
     /// The credentials of `subscriber` after a write under `policy`, given the

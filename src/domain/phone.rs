@@ -149,6 +149,14 @@ impl Caller {
         PhoneNumber::parse(input, region).map_or(Self::Withheld, Self::Number)
     }
 
+    /// The caller as a key: the E.164 number, or `withheld`.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Number(n) => n.as_str(),
+            Self::Withheld => "withheld",
+        }
+    }
+
     pub fn number(&self) -> Option<&PhoneNumber> {
         match self {
             Self::Number(n) => Some(n),

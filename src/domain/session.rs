@@ -6,11 +6,12 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
+use super::credentials::TokenHash;
 use super::phone::{Caller, PhoneNumber};
 use super::subscriber::{DestinationId, Mode};
 
 /// An unguessable session id: `ses_` and 22 URL-safe base64 characters.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SessionId(String);
 
@@ -109,6 +110,15 @@ impl Timestamp {
         Self(now.replace_millisecond(now.millisecond()).unwrap_or(now))
     }
 
+    /// Milliseconds since the Unix epoch (orders sessions in the store).
+    pub fn unix_millis(self) -> i64 {
+        i64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
+    pub fn after(self, duration: std::time::Duration) -> Self {
+        Self(self.0 + duration)
+    }
+
     pub fn to_rfc3339(self) -> String {
         self.0
             .format(RFC3339_MILLIS)
@@ -148,6 +158,43 @@ pub struct Leg {
     pub status: String,
 }
 
+/// What the phone should do with the ringing call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Instruction {
+    /// Not decided yet: keep ringing and ask again.
+    Wait,
+    /// Decline the call, so that the carrier forwards it to us.
+    Reject,
+    /// Let it ring: nothing is forwarded on purpose.
+    Ignore,
+}
+
+/// A destination's answer to the offer of a call (pick mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfferResponse {
+    Accepted,
+    Declined,
+}
+
+/// The call as offered to one destination: the hash of the capability in its
+/// `accept_url` / `decline_url`, and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub destination_id: DestinationId,
+    pub capability: TokenHash,
+    pub response: Option<OfferResponse>,
+}
+
+/// The forwarded call that took a session: set once, atomically, by the
+/// store's claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub call_sid: String,
+    pub forwarded_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub id: SessionId,
@@ -155,12 +202,16 @@ pub struct Session {
     pub caller: Caller,
     pub state: SessionState,
     pub mode: Mode,
+    pub instruction: Instruction,
     pub selected_destination: Option<DestinationId>,
     pub call_sid: Option<String>,
     pub timeline: Timeline,
     pub legs: Vec<Leg>,
     /// The phone app's own id for the call, which makes ring reports retryable.
     pub device_call_id: Option<String>,
+    pub offers: Vec<Offer>,
+    /// The phone said it did reject the call.
+    pub phone_rejected: bool,
 }
 
 impl Session {
@@ -177,6 +228,7 @@ impl Session {
             caller,
             state: SessionState::Ringing,
             mode,
+            instruction: Instruction::Wait,
             selected_destination: None,
             call_sid: None,
             timeline: Timeline {
@@ -185,7 +237,47 @@ impl Session {
             },
             legs: Vec::new(),
             device_call_id,
+            offers: Vec::new(),
+            phone_rejected: false,
         }
+    }
+
+    /// A session for a forwarded call that matched no ring report (the phone
+    /// was really busy or off): it starts forwarded.
+    pub fn forwarded_without_report(subscriber: PhoneNumber, caller: Caller, claim: Claim) -> Self {
+        let mut session = Self::ringing(subscriber, caller, Mode::Auto, None);
+        session.timeline.reported_at = None;
+        session.instruction = Instruction::Reject;
+        session.apply_claim(claim);
+        session
+    }
+
+    /// Whether a forwarded call may still claim this session: the phone was
+    /// told to reject and no forwarded call took it yet.
+    pub fn awaits_forwarded_call(&self) -> bool {
+        self.state == SessionState::Instructed
+            && self.instruction == Instruction::Reject
+            && self.call_sid.is_none()
+    }
+
+    /// Records the forwarded call that took the session.
+    pub fn apply_claim(&mut self, claim: Claim) {
+        if !self.state.is_over() {
+            self.state = SessionState::Forwarded;
+        }
+        self.call_sid = Some(claim.call_sid);
+        self.timeline.forwarded_at = Some(claim.forwarded_at);
+    }
+
+    /// Moves to an outcome, stamping `ended_at` (and `connected_at`).
+    pub fn end(&mut self, outcome: SessionState) {
+        debug_assert!(outcome.is_over());
+        let now = Timestamp::now();
+        if outcome == SessionState::Connected {
+            self.timeline.connected_at = Some(now);
+        }
+        self.timeline.ended_at = Some(now);
+        self.state = outcome;
     }
 }
 

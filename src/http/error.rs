@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::subscriber::FieldError;
+use crate::flow::FlowError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 
@@ -24,6 +25,17 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
+    #[error("the request signature is missing or wrong")]
+    InvalidSignature,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the session is over")]
+    SessionOver,
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("the request body is over 64 KiB")]
     PayloadTooLarge,
     #[error(transparent)]
@@ -48,6 +60,10 @@ impl ApiError {
             Self::MalformedBody(_) => "malformed_body",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::InvalidSignature => "invalid_signature",
+            Self::Conflict { code, .. } => code,
+            Self::SessionOver => "session_over",
+            Self::RateLimited { .. } => "rate_limited",
             Self::PayloadTooLarge => "payload_too_large",
             Self::InvalidField(_) => "invalid_field",
             Self::NotConfigured(_) => "not_configured",
@@ -77,6 +93,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<FlowError> for ApiError {
+    fn from(err: FlowError) -> Self {
+        match err {
+            FlowError::SessionNotFound => Self::NotFound("no such session".into()),
+            FlowError::SessionOver => Self::SessionOver,
+            FlowError::AlreadyForwarded => Self::Conflict {
+                code: "already_forwarded",
+                message: "the call was already forwarded".into(),
+            },
+            FlowError::RateLimited { retry_after } => Self::RateLimited {
+                message: err.to_string(),
+                retry_after,
+            },
+            FlowError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<RegistryError> for ApiError {
     fn from(err: RegistryError) -> Self {
         match err {
@@ -92,6 +126,10 @@ impl ResponseError for ApiError {
             Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidSignature => StatusCode::FORBIDDEN,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::SessionOver => StatusCode::GONE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotConfigured(_) | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -106,6 +144,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, Self::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Self::RateLimited { retry_after, .. } = self {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.insert_header((header::RETRY_AFTER, seconds.max(1).to_string()));
         }
         response.json(ErrorBody {
             error: self.code(),

@@ -3,15 +3,19 @@
 
 mod admin;
 mod auth;
+mod device;
 pub mod error;
 mod health;
 mod json;
+mod providers;
+mod sessions;
 pub mod state;
 
 use actix_web::web;
 
 use self::error::{ApiError, MAX_BODY_BYTES};
 use crate::domain::subscriber::FieldError;
+use crate::providers::twilio::Twilio;
 
 /// Registers every route, with the limits that hold for all of them.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -26,5 +30,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(admin::put_subscriber))
                 .route(web::get().to(admin::get_subscriber))
                 .route(web::delete().to(admin::delete_subscriber)),
-        );
+        )
+        .route("/v1/ring", web::post().to(device::ring))
+        .route("/v1/sessions/{id}", web::get().to(sessions::get_session))
+        .route(
+            "/v1/sessions/{id}/instruction",
+            web::get().to(device::instruction),
+        )
+        .route("/v1/sessions/{id}/events", web::post().to(device::event))
+        .configure(providers::routes::<Twilio>);
 }

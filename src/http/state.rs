@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::flow::CallFlow;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -10,4 +11,5 @@ pub struct AppState {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub registry: Registry,
+    pub flow: CallFlow,
 }

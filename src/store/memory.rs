@@ -9,10 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Store, StoreError, SubscriberRecord};
+use super::{SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
 use crate::domain::credentials::{TokenHash, TokenOwner};
-use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{Session, SessionId};
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::{Claim, Session, SessionId};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -24,16 +24,36 @@ struct Inner {
     subscribers: HashMap<PhoneNumber, SubscriberRecord>,
     by_forwarding_number: HashMap<PhoneNumber, BTreeSet<PhoneNumber>>,
     tokens: HashMap<TokenHash, TokenOwner>,
-    sessions: HashMap<SessionId, Expiring<Session>>,
+    sessions: HashMap<SessionId, StoredSession>,
+    /// Sessions awaiting a forwarded call, by subscriber and caller, ordered
+    /// by report time.
+    awaiting: HashMap<(PhoneNumber, Caller), BTreeSet<(i64, SessionId)>>,
+    device_calls: HashMap<(PhoneNumber, String), SessionId>,
+    windows: HashMap<String, (u64, Instant)>,
     writes_since_sweep: u32,
 }
 
-struct Expiring<T> {
-    value: T,
+struct StoredSession {
+    session: Session,
+    /// Kept apart from the session, as in Redis: a write of a session read
+    /// before the claim must not undo the claim.
+    claim: Option<Claim>,
     deadline: Instant,
 }
 
-/// Expired sessions are dropped when read, and swept every this many writes
+impl StoredSession {
+    fn view(&self) -> Session {
+        let mut session = self.session.clone();
+        if let Some(claim) = &self.claim
+            && session.call_sid.is_none()
+        {
+            session.apply_claim(claim.clone());
+        }
+        session
+    }
+}
+
+/// Expired entries are dropped when read, and swept every this many writes
 /// so that memory stays bounded by the live ones.
 const SWEEP_EVERY_WRITES: u32 = 1024;
 
@@ -49,6 +69,14 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+fn awaiting_key(session: &Session) -> (PhoneNumber, Caller) {
+    (session.subscriber.clone(), session.caller.clone())
+}
+
+fn reported_millis(session: &Session) -> i64 {
+    session.timeline.reported_at.map_or(0, |t| t.unix_millis())
 }
 
 impl Inner {
@@ -67,6 +95,54 @@ impl Inner {
         for (hash, _) in old.credentials.owners(number) {
             self.tokens.remove(hash);
         }
+    }
+
+    fn live_session(&mut self, id: &SessionId, now: Instant) -> Option<&mut StoredSession> {
+        if self.sessions.get(id).is_some_and(|s| s.deadline <= now) {
+            self.sessions.remove(id);
+        }
+        self.sessions.get_mut(id)
+    }
+
+    fn write_session(&mut self, session: &Session, ttl: Duration, now: Instant) {
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= SWEEP_EVERY_WRITES {
+            self.writes_since_sweep = 0;
+            self.sweep(now);
+        }
+        let claim = self.sessions.remove(&session.id).and_then(|s| s.claim);
+        let entry = (reported_millis(session), session.id.clone());
+        let index = self.awaiting.entry(awaiting_key(session)).or_default();
+        if session.awaits_forwarded_call() && claim.is_none() {
+            index.insert(entry);
+        } else {
+            index.remove(&entry);
+        }
+        if let Some(call_id) = &session.device_call_id {
+            self.device_calls.insert(
+                (session.subscriber.clone(), call_id.clone()),
+                session.id.clone(),
+            );
+        }
+        self.sessions.insert(
+            session.id.clone(),
+            StoredSession {
+                session: session.clone(),
+                claim,
+                deadline: now + ttl,
+            },
+        );
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.sessions.retain(|_, s| s.deadline > now);
+        let sessions = &self.sessions;
+        self.awaiting.retain(|_, index| {
+            index.retain(|(_, id)| sessions.contains_key(id));
+            !index.is_empty()
+        });
+        self.device_calls.retain(|_, id| sessions.contains_key(id));
+        self.windows.retain(|_, (_, ends)| *ends > now);
     }
 }
 
@@ -128,34 +204,116 @@ impl Store for MemoryStore {
         Ok(self.lock().tokens.get(hash).cloned())
     }
 
-    async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError> {
+    async fn candidates_for_forwarded_call(
+        &self,
+        forwarded_from: Option<&PhoneNumber>,
+        to: &PhoneNumber,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        if let Some(record) = forwarded_from.and_then(|n| self.lock().subscribers.get(n).cloned()) {
+            return Ok(vec![record]);
+        }
+        self.subscribers_forwarding_to(to).await
+    }
+
+    async fn create_session(
+        &self,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<SessionCreated, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
-        inner.writes_since_sweep += 1;
-        if inner.writes_since_sweep >= SWEEP_EVERY_WRITES {
-            inner.writes_since_sweep = 0;
-            inner.sessions.retain(|_, s| s.deadline > now);
+        if let Some(call_id) = &session.device_call_id {
+            let key = (session.subscriber.clone(), call_id.clone());
+            if let Some(existing) = inner.device_calls.get(&key).cloned()
+                && let Some(stored) = inner.live_session(&existing, now)
+            {
+                return Ok(SessionCreated::Existing(Box::new(stored.view())));
+            }
         }
-        inner.sessions.insert(
-            session.id.clone(),
-            Expiring {
-                value: session.clone(),
-                deadline: now + ttl,
-            },
-        );
+        inner.write_session(session, ttl, now);
+        Ok(SessionCreated::Created)
+    }
+
+    async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError> {
+        self.lock().write_session(session, ttl, Instant::now());
         Ok(())
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .lock()
+            .live_session(id, Instant::now())
+            .map(|s| s.view()))
+    }
+
+    async fn claim_session(
+        &self,
+        subscribers: &[PhoneNumber],
+        caller: &Caller,
+        claim: &Claim,
+        unreported: Option<&Session>,
+        ttl: Duration,
+    ) -> Result<Option<Session>, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
-        match inner.sessions.get(id) {
-            Some(s) if s.deadline > now => Ok(Some(s.value.clone())),
-            Some(_) => {
-                inner.sessions.remove(id);
-                Ok(None)
+        let newest_first = *caller == Caller::Withheld;
+        loop {
+            // The best live entry across the candidates' indexes.
+            let best = subscribers
+                .iter()
+                .filter_map(|s| {
+                    let index = inner.awaiting.get(&(s.clone(), caller.clone()))?;
+                    let entry = if newest_first {
+                        index.last()
+                    } else {
+                        index.first()
+                    };
+                    entry.map(|e| (s.clone(), e.clone()))
+                })
+                .reduce(|a, b| {
+                    let b_wins = if newest_first {
+                        b.1.0 > a.1.0
+                    } else {
+                        b.1.0 < a.1.0
+                    };
+                    if b_wins { b } else { a }
+                });
+            let Some((subscriber, entry)) = best else {
+                break;
+            };
+            if let Some(index) = inner.awaiting.get_mut(&(subscriber, caller.clone())) {
+                index.remove(&entry);
+            }
+            if let Some(stored) = inner.live_session(&entry.1, now) {
+                stored.claim = Some(claim.clone());
+                stored.deadline = now + ttl;
+                return Ok(Some(stored.view()));
+            }
+            // The entry outlived its session: drop it and look again.
+        }
+        match unreported {
+            Some(session) => {
+                inner.write_session(session, ttl, now);
+                Ok(Some(session.clone()))
             }
             None => Ok(None),
         }
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let entry = inner
+            .windows
+            .entry(key.to_owned())
+            .or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
+        Ok(WindowCount {
+            hits: entry.0,
+            resets_in: entry.1 - now,
+        })
     }
 }

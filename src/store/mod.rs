@@ -2,6 +2,7 @@
 //! embedded in-memory store (one instance) and Redis (several instances
 //! sharing one server). Both pass one conformance suite (`tests/api/store.rs`).
 
+mod last_known;
 mod memory;
 mod redis;
 
@@ -11,10 +12,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::credentials::{Credentials, TokenHash, TokenOwner};
+use crate::domain::phone::Caller;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{Session, SessionId};
+use crate::domain::session::{Claim, Session, SessionId};
 use crate::domain::subscriber::Subscriber;
 
+pub use self::last_known::LastKnownSubscribers;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
@@ -62,9 +65,63 @@ pub trait Store: Send + Sync + 'static {
     /// still checks it against the owner's current credentials.
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError>;
 
-    /// Writes a session that lives `ttl` from now.
+    /// The subscribers a forwarded call may belong to: `forwarded_from` when
+    /// that is a known subscriber, otherwise every subscriber forwarding to
+    /// `to`. One round trip.
+    async fn candidates_for_forwarded_call(
+        &self,
+        forwarded_from: Option<&PhoneNumber>,
+        to: &PhoneNumber,
+    ) -> Result<Vec<SubscriberRecord>, StoreError>;
+
+    /// Writes a new session that lives `ttl` from now, unless the phone
+    /// already reported this call (same subscriber and `device_call_id`):
+    /// then nothing is written and that session is returned.
+    async fn create_session(
+        &self,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<SessionCreated, StoreError>;
+
+    /// Writes a session that lives `ttl` from now, and keeps the matching
+    /// index in step: a session is listed there while it
+    /// [awaits a forwarded call](Session::awaits_forwarded_call) and no claim
+    /// took it.
     async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError>;
 
-    /// A session that has not expired.
+    /// A session that has not expired, with its claim applied.
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// Claims for a forwarded call the session it belongs to: of the
+    /// sessions of `subscribers` awaiting a forwarded call from `caller`, the
+    /// oldest (for a withheld caller, the newest). Atomic: of concurrent
+    /// claims, across instances, exactly one gets a given session. When none
+    /// is found and `unreported` is given, that session is stored instead
+    /// (the call matched no ring report) and returned. One round trip.
+    async fn claim_session(
+        &self,
+        subscribers: &[PhoneNumber],
+        caller: &Caller,
+        claim: &Claim,
+        unreported: Option<&Session>,
+        ttl: Duration,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Counts one hit on `key` in a fixed window of `window`; returns the
+    /// hits so far in this window and the time until it resets.
+    async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError>;
+}
+
+/// The outcome of [`Store::create_session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCreated {
+    Created,
+    /// The phone reported this call before: its session.
+    Existing(Box<Session>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    pub hits: u64,
+    pub resets_in: Duration,
 }

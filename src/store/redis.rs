@@ -6,7 +6,14 @@
 //!   that the scripts below can clean the indexes without parsing JSON;
 //! - `P:fwd:<forwarding number>`: set of the subscriber numbers forwarding there;
 //! - `P:tok:<token hash>`: the token's owner, `<number>` or `<number> <destination id>`;
-//! - `P:ses:<session id>`: the session as JSON, with the session TTL.
+//! - `P:ses:<session id>`: hash with `data` (the session as JSON) and, once a
+//!   forwarded call took it, `claim`; with the session TTL;
+//! - `P:wait:<subscriber>:<caller>`: sorted set of the sessions awaiting a
+//!   forwarded call from that caller (`withheld` for withheld callers), scored
+//!   by report time;
+//! - `P:dcid:<subscriber>:<device call id>`: the session of a ring report, so
+//!   that a retried report finds it;
+//! - `P:rate:<key>`: a fixed-window counter.
 //!
 //! Every multi-key change is one Lua script, so it is atomic and costs one
 //! round trip. The scripts build index keys from the prefix, so the store
@@ -20,10 +27,10 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, RedisError, Script};
 
-use super::{Store, StoreError, SubscriberRecord};
+use super::{SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
 use crate::domain::credentials::{TokenHash, TokenOwner};
-use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{Session, SessionId};
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::{Claim, Session, SessionId};
 use crate::domain::subscriber::DestinationId;
 
 #[derive(Clone)]
@@ -69,10 +76,16 @@ return 1
     )
 });
 
-/// KEYS: forwarding set. ARGV: prefix. Returns the records of its members.
-static SUBSCRIBERS_FORWARDING_TO: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: forwarding set. ARGV: prefix, a subscriber number to prefer or ''.
+/// Returns that subscriber's record when it exists, else the records of the
+/// set's members.
+static CANDIDATES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+if ARGV[2] ~= '' then
+  local record = redis.call('HGET', ARGV[1] .. ':sub:' .. ARGV[2], 'record')
+  if record then return {record} end
+end
 local out = {}
 for _, number in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local record = redis.call('HGET', ARGV[1] .. ':sub:' .. number, 'record')
@@ -82,6 +95,123 @@ return out
 ",
     )
 });
+
+/// KEYS: session hash, device-call key (optional).
+/// ARGV: session JSON, TTL in ms, session id, prefix.
+/// Returns nothing when written, or the earlier session's {data, claim}.
+static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if KEYS[2] then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then
+    local old = redis.call('HMGET', ARGV[4] .. ':ses:' .. existing, 'data', 'claim')
+    if old[1] then return old end
+  end
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'data', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return false
+",
+    )
+});
+
+/// KEYS: session hash, its matching index.
+/// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call, session id, report time.
+/// A claimed session never goes back into the index, whatever the JSON says.
+static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('HSET', KEYS[1], 'data', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] == '1' and redis.call('HEXISTS', KEYS[1], 'claim') == 0 then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+else
+  redis.call('ZREM', KEYS[2], ARGV[4])
+end
+return 1
+",
+    )
+});
+
+/// KEYS: the matching indexes of the candidate subscribers for this caller.
+/// ARGV: prefix, '1' to take the newest (withheld caller), claim JSON, TTL in
+/// ms, then optionally the id and JSON of a session to store when none is found.
+/// Taking an entry out of its index is the claim: Redis runs one script at a
+/// time, so two webhooks can never take the same entry.
+static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local newest = ARGV[2] == '1'
+while true do
+  local best_key, best_id, best_score
+  for _, key in ipairs(KEYS) do
+    local entry
+    if newest then
+      entry = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    else
+      entry = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    end
+    if entry[1] then
+      local score = tonumber(entry[2])
+      if not best_score or (newest and score > best_score) or (not newest and score < best_score) then
+        best_key, best_id, best_score = key, entry[1], score
+      end
+    end
+  end
+  if not best_key then break end
+  redis.call('ZREM', best_key, best_id)
+  local session = ARGV[1] .. ':ses:' .. best_id
+  local data = redis.call('HGET', session, 'data')
+  if data and redis.call('HSETNX', session, 'claim', ARGV[3]) == 1 then
+    redis.call('PEXPIRE', session, ARGV[4])
+    return {data, ARGV[3]}
+  end
+end
+if ARGV[5] then
+  local session = ARGV[1] .. ':ses:' .. ARGV[5]
+  redis.call('HSET', session, 'data', ARGV[6])
+  redis.call('PEXPIRE', session, ARGV[4])
+  return {ARGV[6]}
+end
+return false
+",
+    )
+});
+
+/// KEYS: counter. ARGV: window in ms. Returns {hits, ms until reset}.
+static HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local hits = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {hits, ttl}
+",
+    )
+});
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A session from its stored `data` and `claim`.
+fn decode_session(data: &str, claim: Option<&str>) -> Result<Session, StoreError> {
+    let mut session: Session = decode(data, "session")?;
+    if let Some(claim) = claim
+        && session.call_sid.is_none()
+    {
+        session.apply_claim(decode::<Claim>(claim, "claim")?);
+    }
+    Ok(session)
+}
 
 impl RedisStore {
     /// Prepares a connection to `url` with every key under `prefix`. The
@@ -113,9 +243,35 @@ impl RedisStore {
         key
     }
 
+    fn awaiting_key(&self, subscriber: &PhoneNumber, caller: &Caller) -> String {
+        self.key("wait", &format!("{subscriber}:{}", caller.key()))
+    }
+
     fn conn(&self) -> ConnectionManager {
         // Cloning shares the one multiplexed connection.
         self.connection.clone()
+    }
+}
+
+impl RedisStore {
+    async fn candidates(
+        &self,
+        prefer: Option<&PhoneNumber>,
+        forwarding_number: &PhoneNumber,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let records: Vec<String> = CANDIDATES
+            .key(self.key("fwd", forwarding_number.as_str()))
+            .arg(&self.prefix)
+            .arg(prefer.map_or("", PhoneNumber::as_str))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error("reading subscribers by forwarding number"))?;
+        let mut records = records
+            .iter()
+            .map(|j| decode::<SubscriberRecord>(j, "subscriber"))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| a.subscriber.number.cmp(&b.subscriber.number));
+        Ok(records)
     }
 }
 
@@ -237,18 +393,7 @@ impl Store for RedisStore {
         &self,
         forwarding_number: &PhoneNumber,
     ) -> Result<Vec<SubscriberRecord>, StoreError> {
-        let records: Vec<String> = SUBSCRIBERS_FORWARDING_TO
-            .key(self.key("fwd", forwarding_number.as_str()))
-            .arg(&self.prefix)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_error("reading subscribers by forwarding number"))?;
-        let mut records = records
-            .iter()
-            .map(|j| decode::<SubscriberRecord>(j, "subscriber"))
-            .collect::<Result<Vec<_>, _>>()?;
-        records.sort_by(|a, b| a.subscriber.number.cmp(&b.subscriber.number));
-        Ok(records)
+        self.candidates(None, forwarding_number).await
     }
 
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError> {
@@ -260,21 +405,125 @@ impl Store for RedisStore {
         owner.as_deref().map(decode_owner).transpose()
     }
 
+    async fn candidates_for_forwarded_call(
+        &self,
+        forwarded_from: Option<&PhoneNumber>,
+        to: &PhoneNumber,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        self.candidates(forwarded_from, to).await
+    }
+
+    async fn create_session(
+        &self,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<SessionCreated, StoreError> {
+        let json = serde_json::to_string(session).context("encoding a session")?;
+        let mut invocation = CREATE_SESSION.prepare_invoke();
+        invocation.key(self.key("ses", session.id.as_str()));
+        if let Some(call_id) = &session.device_call_id {
+            invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber)));
+        }
+        let existing: Option<(String, Option<String>)> = invocation
+            .arg(json)
+            .arg(millis(ttl))
+            .arg(session.id.as_str())
+            .arg(&self.prefix)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error("creating a session"))?;
+        match existing {
+            None => Ok(SessionCreated::Created),
+            Some((data, claim)) => Ok(SessionCreated::Existing(Box::new(decode_session(
+                &data,
+                claim.as_deref(),
+            )?))),
+        }
+    }
+
     async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError> {
         let json = serde_json::to_string(session).context("encoding a session")?;
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.conn()
-            .pset_ex::<_, _, ()>(self.key("ses", session.id.as_str()), json, ttl_ms)
+        let reported = session.timeline.reported_at.map_or(0, |t| t.unix_millis());
+        PUT_SESSION
+            .key(self.key("ses", session.id.as_str()))
+            .key(self.awaiting_key(&session.subscriber, &session.caller))
+            .arg(json)
+            .arg(millis(ttl))
+            .arg(if session.awaits_forwarded_call() {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(session.id.as_str())
+            .arg(reported)
+            .invoke_async::<()>(&mut self.conn())
             .await
             .map_err(redis_error("writing a session"))
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let json: Option<String> = self
-            .conn()
-            .get(self.key("ses", id.as_str()))
+        let (data, claim): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.key("ses", id.as_str()))
+            .arg("data")
+            .arg("claim")
+            .query_async(&mut self.conn())
             .await
             .map_err(redis_error("reading a session"))?;
-        json.map(|j| decode(&j, "session")).transpose()
+        data.map(|d| decode_session(&d, claim.as_deref()))
+            .transpose()
+    }
+
+    async fn claim_session(
+        &self,
+        subscribers: &[PhoneNumber],
+        caller: &Caller,
+        claim: &Claim,
+        unreported: Option<&Session>,
+        ttl: Duration,
+    ) -> Result<Option<Session>, StoreError> {
+        let claim_json = serde_json::to_string(claim).context("encoding a claim")?;
+        let mut invocation = CLAIM_SESSION.prepare_invoke();
+        for subscriber in subscribers {
+            invocation.key(self.awaiting_key(subscriber, caller));
+        }
+        invocation
+            .arg(&self.prefix)
+            .arg(if *caller == Caller::Withheld {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(claim_json)
+            .arg(millis(ttl));
+        if let Some(session) = unreported {
+            let json = serde_json::to_string(session).context("encoding a session")?;
+            invocation.arg(session.id.as_str()).arg(json);
+        }
+        let claimed: Option<Vec<String>> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error("claiming a session"))?;
+        claimed
+            .map(|parts| match parts.as_slice() {
+                [data] => decode_session(data, None),
+                [data, claim] => decode_session(data, Some(claim)),
+                _ => Err(StoreError::Unexpected(anyhow::anyhow!(
+                    "the claim script answered oddly"
+                ))),
+            })
+            .transpose()
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError> {
+        let (hits, resets_in_ms): (u64, u64) = HIT
+            .key(self.key("rate", key))
+            .arg(millis(window))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error("counting a rate limit hit"))?;
+        Ok(WindowCount {
+            hits,
+            resets_in: Duration::from_millis(resets_in_ms),
+        })
     }
 }

@@ -107,6 +107,13 @@ both_backends! {
 #[tokio::test]
 async fn admin_api_answers_503_when_admin_token_is_unset() {
     let app = spawn_app_with(Backend::Memory, &[("ADMIN_TOKEN", "")]).await;
+    let without_header = app
+        .client
+        .get(app.url(&format!("/v1/subscribers/{NUMBER}")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(without_header, 503, "not_configured").await;
     let body = assert_error(app.get_subscriber(NUMBER).await, 503, "not_configured").await;
     assert!(
         body["message"].as_str().unwrap().contains("ADMIN_TOKEN"),

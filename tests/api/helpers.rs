@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const TWILIO_AUTH_TOKEN: &str = "test-twilio-auth-token";
+pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
 
 /// A `redis-server` of this test's own, stopped when dropped.
 pub struct TestRedis {
@@ -159,8 +161,9 @@ pub fn test_config(
     let mut vars: Vec<(String, String)> = vec![
         ("HOST".into(), "127.0.0.1".into()),
         ("PORT".into(), "0".into()),
-        ("PUBLIC_BASE_URL".into(), "https://relay.example.com".into()),
+        ("PUBLIC_BASE_URL".into(), PUBLIC_BASE_URL.into()),
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        ("TWILIO_AUTH_TOKEN".into(), TWILIO_AUTH_TOKEN.into()),
         ("WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
     ];
     if let Backend::Redis(redis) = backend {
@@ -228,6 +231,94 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// The tokens a registration showed.
+pub struct Registered {
+    pub device_token: String,
+    pub destination_tokens: std::collections::BTreeMap<String, String>,
+}
+
+impl TestApp {
+    /// Registers a subscriber; fails the test unless it is created.
+    pub async fn register(&self, number: &str, body: &Value) -> Registered {
+        let response = self.put_subscriber(number, body).await;
+        assert_eq!(response.status(), 201, "registering {number}");
+        let created: Value = response.json().await.unwrap();
+        Registered {
+            device_token: created["device_token"].as_str().unwrap().to_owned(),
+            destination_tokens: serde_json::from_value(created["destination_tokens"].clone())
+                .unwrap(),
+        }
+    }
+
+    pub async fn ring(&self, device_token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/ring"))
+            .bearer_auth(device_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_session(&self, token: &str, session_id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/v1/sessions/{session_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a form to a Twilio route, signed as Twilio signs it with the
+    /// app's auth token over `PUBLIC_BASE_URL` + `path_and_query`.
+    pub async fn twilio(&self, path_and_query: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let signature = ringrelay::providers::twilio::signature::sign(
+            TWILIO_AUTH_TOKEN.as_bytes(),
+            &format!("{PUBLIC_BASE_URL}{path_and_query}"),
+            &pairs,
+        );
+        self.client
+            .post(self.url(path_and_query))
+            .header("X-Twilio-Signature", signature)
+            .form(&pairs)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A signed Twilio webhook answered 200 with TwiML; its parsed tree.
+    pub async fn twiml(
+        &self,
+        path_and_query: &str,
+        params: &[(&str, &str)],
+    ) -> crate::markup::Node {
+        let response = self.twilio(path_and_query, params).await;
+        assert_eq!(response.status(), 200, "{path_and_query}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/xml"),
+            "TwiML is text/xml"
+        );
+        let root = crate::markup::parse(&response.text().await.unwrap());
+        assert_eq!(root.name, "Response");
+        root
+    }
+}
+
+/// The path and query of an absolute URL of ours (a Dial `action`).
+pub fn local_path(absolute: &str) -> String {
+    absolute
+        .strip_prefix(PUBLIC_BASE_URL)
+        .unwrap_or_else(|| panic!("{absolute} is not under {PUBLIC_BASE_URL}"))
+        .to_owned()
 }
 
 /// The contract's example subscriber.

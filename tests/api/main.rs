@@ -4,5 +4,7 @@ mod admin;
 mod binary;
 mod health;
 mod helpers;
+mod markup;
+mod receiver;
 mod startup;
 mod store;

@@ -66,6 +66,7 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
             region: app.config.default_region,
             webhooks_can_be_signed: true,
         },
+        Arc::default(),
     );
     let (owner, _) = registry
         .authenticate(&device_token)

@@ -1,0 +1,305 @@
+//! The forwarded call (contract §1 steps 5–6, §7): match it to its session,
+//! claim it, dial by the plan, hunt on when a leg fails, fall back.
+//!
+//! Everything here answers a script, never an error: when the store fails,
+//! the call still gets markup from what this process last knew.
+
+use std::sync::Arc;
+
+use super::plan::{DialPlan, PlanStep};
+use super::{CallFlow, call_ref, transition};
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::{Claim, Leg, Session, SessionId, SessionState, Timestamp};
+use crate::domain::subscriber::{Fallback, Subscriber, Target};
+use crate::notify::events::{Connected, EventPayload, Voicemail};
+use crate::providers::{
+    CallScript, Dial, DialOutcome, DialTarget, InboundCall, ProviderRoutes, Step,
+};
+
+/// Where a callback of ours stands in a call: carried in the query of the
+/// URLs we give the provider (which signs them back to us).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialContext {
+    pub subscriber: PhoneNumber,
+    pub session: Option<SessionId>,
+    /// The plan step whose outcome this is.
+    pub step: usize,
+}
+
+impl CallFlow {
+    /// Answers a call reaching a forwarding number.
+    pub async fn answer_forwarded_call(
+        &self,
+        routes: &ProviderRoutes,
+        call: InboundCall,
+    ) -> CallScript {
+        let Some(to) = call.to.as_ref() else {
+            return self.unknown_call();
+        };
+        let candidates: Vec<Arc<Subscriber>> = match self
+            .store
+            .candidates_for_forwarded_call(call.forwarded_from.as_ref(), to)
+            .await
+        {
+            Ok(records) => {
+                self.last_known
+                    .remember(records.iter().map(|r| &r.subscriber));
+                records
+                    .into_iter()
+                    .map(|r| Arc::new(r.subscriber))
+                    .collect()
+            }
+            Err(err) => {
+                tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "store failed; using last known subscribers");
+                self.last_known.candidates(call.forwarded_from.as_ref(), to)
+            }
+        };
+        if candidates.is_empty() {
+            tracing::info!(call_sid = %call.call_id, to = %to, "forwarded call matches no subscriber");
+            return self.unknown_call();
+        }
+
+        let claim = Claim {
+            call_sid: call.call_id.clone(),
+            forwarded_at: Timestamp::now(),
+        };
+        // Without a ring report only an unambiguous subscriber can be dialed.
+        let unreported = match candidates.as_slice() {
+            [only] => Some(Session::forwarded_without_report(
+                only.number.clone(),
+                call.from.clone(),
+                claim.clone(),
+            )),
+            _ => None,
+        };
+        let numbers: Vec<PhoneNumber> = candidates.iter().map(|s| s.number.clone()).collect();
+        let claimed = self
+            .store
+            .claim_session(
+                &numbers,
+                &call.from,
+                &claim,
+                unreported.as_ref(),
+                self.settings.session_ttl,
+            )
+            .await;
+        match claimed {
+            Ok(Some(session)) => {
+                let Some(subscriber) = candidates.iter().find(|s| s.number == session.subscriber)
+                else {
+                    return self.unknown_call();
+                };
+                tracing::info!(
+                    call_sid = %call.call_id,
+                    session_id = %session.id,
+                    reported = session.timeline.reported_at.is_some(),
+                    "forwarded call claimed its session"
+                );
+                self.script_for_step(routes, subscriber, Some(&session), &call.from, 0)
+            }
+            Ok(None) => {
+                tracing::info!(call_sid = %call.call_id, "no session waits for this caller on a shared forwarding number");
+                self.unknown_call()
+            }
+            Err(err) => {
+                tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "claim failed; dialing without a session");
+                match candidates.as_slice() {
+                    [only] => self.script_for_step(routes, only, None, &call.from, 0),
+                    _ => self.unknown_call(),
+                }
+            }
+        }
+    }
+
+    /// Answers the end of a Dial we returned: done, or the next step.
+    pub async fn dial_finished(
+        &self,
+        routes: &ProviderRoutes,
+        context: DialContext,
+        outcome: DialOutcome,
+    ) -> CallScript {
+        let Some(subscriber) = self.subscriber_for_callback(&context.subscriber).await else {
+            return hangup();
+        };
+        let mut session = self.session_for_callback(context.session.as_ref()).await;
+        let plan = DialPlan::for_session(&subscriber, session.as_ref());
+        let dialed: Vec<_> = match plan.step(context.step) {
+            PlanStep::Ring(destinations) => destinations.iter().map(|d| d.id.clone()).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(session) = session.as_mut() {
+            session.legs.extend(dialed.iter().map(|id| Leg {
+                destination_id: id.clone(),
+                status: outcome.as_str().to_owned(),
+            }));
+        }
+
+        let script = match outcome {
+            DialOutcome::Answered => {
+                if let Some(session) = session.as_mut() {
+                    if let [only] = dialed.as_slice() {
+                        session.selected_destination = Some(only.clone());
+                    }
+                    transition(session, SessionState::Connected);
+                    self.notify_later(
+                        &subscriber,
+                        EventPayload::Connected(Connected {
+                            call: call_ref(session),
+                            destination_id: session.selected_destination.clone(),
+                        }),
+                    );
+                }
+                hangup()
+            }
+            DialOutcome::Canceled => {
+                self.missed(&subscriber, session.as_mut());
+                hangup()
+            }
+            DialOutcome::Busy | DialOutcome::NoAnswer | DialOutcome::Failed => {
+                let caller = session
+                    .as_ref()
+                    .map_or(Caller::Withheld, |s| s.caller.clone());
+                let next = context.step + 1;
+                if matches!(
+                    plan.step(next),
+                    PlanStep::Done | PlanStep::Fallback(Fallback::Hangup)
+                ) {
+                    self.missed(&subscriber, session.as_mut());
+                }
+                self.script_for_step(routes, &subscriber, session.as_ref(), &caller, next)
+            }
+        };
+        if let Some(session) = &session {
+            self.save_or_log(session).await;
+        }
+        script
+    }
+
+    /// Answers the end of the voicemail `<Record>`.
+    pub async fn voicemail_recorded(
+        &self,
+        context: DialContext,
+        recording_url: Option<String>,
+    ) -> CallScript {
+        let subscriber = self.subscriber_for_callback(&context.subscriber).await;
+        let mut session = self.session_for_callback(context.session.as_ref()).await;
+        if let (Some(subscriber), Some(session)) = (subscriber.as_deref(), session.as_mut()) {
+            match recording_url {
+                Some(recording_url) => {
+                    transition(session, SessionState::Voicemail);
+                    self.notify_later(
+                        subscriber,
+                        EventPayload::Voicemail(Voicemail {
+                            call: call_ref(session),
+                            recording_url,
+                        }),
+                    );
+                }
+                None => self.missed(subscriber, Some(session)),
+            }
+            self.save_or_log(session).await;
+        }
+        hangup()
+    }
+
+    fn missed(&self, subscriber: &Subscriber, session: Option<&mut Session>) {
+        if let Some(session) = session
+            && !session.state.is_over()
+        {
+            transition(session, SessionState::Missed);
+            self.notify_later(subscriber, EventPayload::Missed(call_ref(session)));
+        }
+    }
+
+    /// The markup for step `index` of the subscriber's plan.
+    fn script_for_step(
+        &self,
+        routes: &ProviderRoutes,
+        subscriber: &Subscriber,
+        session: Option<&Session>,
+        caller: &Caller,
+        index: usize,
+    ) -> CallScript {
+        let plan = DialPlan::for_session(subscriber, session);
+        let step_text = index.to_string();
+        let mut query = vec![("subscriber", subscriber.number.as_str())];
+        if let Some(session) = session {
+            query.push(("session", session.id.as_str()));
+        }
+        query.push(("step", &step_text));
+        let dial = |targets: Vec<DialTarget>| {
+            CallScript(vec![Step::Dial(Dial {
+                targets,
+                caller_id: caller.number().cloned(),
+                timeout_secs: subscriber.ring_timeout_secs,
+                action_url: self.callback_url(routes.dial_status, &query),
+            })])
+        };
+        match plan.step(index) {
+            PlanStep::Ring(destinations) => dial(
+                destinations
+                    .into_iter()
+                    .map(|d| DialTarget {
+                        target: d.target.clone(),
+                        whisper_url: None,
+                    })
+                    .collect(),
+            ),
+            PlanStep::Fallback(Fallback::Voicemail) => CallScript(vec![
+                Step::Say(self.templates.voicemail_greeting.clone()),
+                Step::Record {
+                    action_url: self.callback_url(routes.voicemail, &query),
+                    max_length_secs: 120,
+                },
+            ]),
+            PlanStep::Fallback(Fallback::Phone { address }) => dial(vec![DialTarget {
+                target: Target::Phone(address.clone()),
+                whisper_url: None,
+            }]),
+            PlanStep::Fallback(Fallback::Hangup) | PlanStep::Done => hangup(),
+        }
+    }
+
+    /// A short message, then hang up: for calls that match no subscriber.
+    pub fn unknown_call(&self) -> CallScript {
+        CallScript(vec![
+            Step::Say(self.templates.unknown_call.clone()),
+            Step::Hangup,
+        ])
+    }
+
+    async fn subscriber_for_callback(&self, number: &PhoneNumber) -> Option<Arc<Subscriber>> {
+        match self.store.subscriber(number).await {
+            Ok(Some(record)) => {
+                self.last_known.remember([&record.subscriber]);
+                Some(Arc::new(record.subscriber))
+            }
+            Ok(None) => {
+                tracing::warn!(subscriber = %number, "callback for a subscriber that no longer exists");
+                None
+            }
+            Err(err) => {
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    "store failed; using last known subscriber"
+                );
+                self.last_known.get(number)
+            }
+        }
+    }
+
+    async fn session_for_callback(&self, id: Option<&SessionId>) -> Option<Session> {
+        let id = id?;
+        match self.store.session(id).await {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "store failed; going on without the session");
+                None
+            }
+        }
+    }
+}
+
+fn hangup() -> CallScript {
+    CallScript(vec![Step::Hangup])
+}

@@ -1,0 +1,180 @@
+//! A ring report: create the session, notify every destination, then
+//! instruct the phone (contract §1 steps 2–4).
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref, transition};
+use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
+use crate::domain::phone::Caller;
+use crate::domain::session::{Instruction, Offer, Session, SessionId, SessionState, Timestamp};
+use crate::domain::subscriber::{Mode, Subscriber};
+use crate::notify::events::{Event, EventPayload, Ringing};
+use crate::notify::webhooks::Delivery;
+use crate::store::SessionCreated;
+
+pub struct RingReport {
+    pub caller: Caller,
+    pub device_call_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RingOutcome {
+    pub session_id: SessionId,
+    pub instruction: Instruction,
+}
+
+impl CallFlow {
+    pub async fn ring(
+        &self,
+        subscriber: &Subscriber,
+        report: RingReport,
+    ) -> Result<RingOutcome, FlowError> {
+        let window = self
+            .store
+            .hit(
+                &format!("ring:{}", subscriber.number),
+                Duration::from_secs(60),
+            )
+            .await?;
+        if window.hits > RING_REPORTS_PER_MINUTE {
+            return Err(FlowError::RateLimited {
+                retry_after: window.resets_in,
+            });
+        }
+
+        let mut session = Session::ringing(
+            subscriber.number.clone(),
+            report.caller,
+            subscriber.mode,
+            report.device_call_id,
+        );
+        let capabilities: Vec<NewToken> = subscriber
+            .destinations
+            .iter()
+            .map(|_| NewToken::generate(CAPABILITY_PREFIX))
+            .collect();
+        session.offers = subscriber
+            .destinations
+            .iter()
+            .zip(&capabilities)
+            .map(|(d, capability)| Offer {
+                destination_id: d.id.clone(),
+                capability: capability.hash(),
+                response: None,
+            })
+            .collect();
+        if let SessionCreated::Existing(existing) = self
+            .store
+            .create_session(&session, self.settings.session_ttl)
+            .await?
+        {
+            // A retried report: the same session, as it stands now.
+            return Ok(RingOutcome {
+                session_id: existing.id,
+                instruction: existing.instruction,
+            });
+        }
+        tracing::info!(session_id = %session.id, subscriber = %subscriber.number, "ring reported");
+
+        self.notify_ringing(subscriber, &session, &capabilities)
+            .await;
+        session.timeline.notified_at = Some(Timestamp::now());
+        transition(&mut session, SessionState::Notified);
+
+        let instruction = self.first_instruction(subscriber);
+        session.instruction = instruction;
+        if instruction != Instruction::Wait {
+            session.timeline.instructed_at = Some(Timestamp::now());
+            transition(&mut session, SessionState::Instructed);
+        }
+        self.store
+            .put_session(&session, self.settings.session_ttl)
+            .await?;
+        Ok(RingOutcome {
+            session_id: session.id,
+            instruction,
+        })
+    }
+
+    /// Sends `call.ringing` to every destination with a webhook, all at once,
+    /// and returns when each was answered, failed or timed out.
+    async fn notify_ringing(
+        &self,
+        subscriber: &Subscriber,
+        session: &Session,
+        capabilities: &[NewToken],
+    ) {
+        let reported = session.timeline.reported_at.unwrap_or_else(Timestamp::now);
+        let expires_at = match subscriber.mode {
+            Mode::Pick => reported.after(Duration::from_secs(subscriber.pick_timeout_secs.into())),
+            Mode::Auto => reported.after(self.settings.session_ttl),
+        };
+        let deliveries: Vec<(Url, Event)> = subscriber
+            .destinations
+            .iter()
+            .zip(capabilities)
+            .filter_map(|(destination, capability)| {
+                let url = destination.webhook_url.clone()?;
+                let capability_url = |action: &str| {
+                    self.callback_url(
+                        &format!("/v1/sessions/{}/{action}", session.id),
+                        &[("capability", capability.reveal())],
+                    )
+                };
+                let event = Event::now(EventPayload::Ringing(Ringing {
+                    call: call_ref(session),
+                    destination_id: destination.id.clone(),
+                    accept_url: capability_url("accept"),
+                    decline_url: capability_url("decline"),
+                    expires_at,
+                }));
+                Some((url, event))
+            })
+            .collect();
+        if deliveries.is_empty() {
+            return;
+        }
+        let outcomes = self.webhooks.deliver_now(deliveries).await;
+        for (destination, outcome) in subscriber
+            .destinations
+            .iter()
+            .filter(|d| d.webhook_url.is_some())
+            .zip(outcomes)
+        {
+            match outcome {
+                Delivery::Delivered => {
+                    tracing::debug!(session_id = %session.id, destination = %destination.id, "call.ringing delivered")
+                }
+                other => tracing::warn!(
+                    session_id = %session.id,
+                    destination = %destination.id,
+                    outcome = ?other,
+                    "call.ringing not delivered"
+                ),
+            }
+        }
+    }
+
+    /// What the phone is told once every destination was notified.
+    fn first_instruction(&self, subscriber: &Subscriber) -> Instruction {
+        if !self.settings.can_answer_forwarded_calls {
+            return Instruction::Ignore;
+        }
+        match subscriber.mode {
+            Mode::Auto => Instruction::Reject,
+            // Someone must be able to accept; until live streams exist, that
+            // is a destination with a webhook.
+            Mode::Pick
+                if subscriber
+                    .destinations
+                    .iter()
+                    .any(|d| d.webhook_url.is_some()) =>
+            {
+                Instruction::Wait
+            }
+            Mode::Pick => Instruction::Ignore,
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The CPaaS webhooks (contract §7), written once for every [`Provider`]:
+//! `SignedForm` checks the signature before any handler runs, and every
+//! handler answers markup.
+
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
+use secrecy::ExposeSecret as _;
+use tracing::Instrument as _;
+
+use super::auth::app_state;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::session::SessionId;
+use crate::flow::DialContext;
+use crate::providers::{CallScript, Params, Provider, Step};
+
+/// The routes of provider `P`.
+pub fn routes<P: Provider>(cfg: &mut web::ServiceConfig) {
+    let routes = P::ROUTES;
+    cfg.route(routes.answer, web::post().to(answer::<P>))
+        .route(routes.dial_status, web::post().to(dial_status::<P>))
+        .route(routes.voicemail, web::post().to(voicemail::<P>))
+        .route(routes.status, web::post().to(status::<P>));
+}
+
+/// The form of a request whose signature checked out for provider `P`.
+pub struct SignedForm<P> {
+    pub params: Params,
+    provider: PhantomData<P>,
+}
+
+impl<P: Provider> FromRequest for SignedForm<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            // Fail closed: without the token nothing can be checked.
+            let token = P::auth_token(&state.config)
+                .ok_or(ApiError::NotConfigured(P::AUTH_TOKEN_VARIABLE))?;
+            let body = body.await.map_err(|err| {
+                if err.as_response_error().status_code()
+                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::MalformedBody("the request body could not be read".into())
+                }
+            })?;
+            let params = Params::from_form(&body);
+            // The URL the provider called: our public base plus the path and
+            // query exactly as received, never rebuilt from proxy headers.
+            let path_and_query = req
+                .uri()
+                .path_and_query()
+                .map_or(req.path(), |pq| pq.as_str());
+            let url = state.config.public_base_url.join(path_and_query);
+            P::verify(token.expose_secret().as_bytes(), &url, req.headers(), &body, &params).map_err(|err| {
+                tracing::warn!(provider = P::NAME, reason = %err, "refused a webhook with a bad signature");
+                ApiError::InvalidSignature
+            })?;
+            Ok(SignedForm {
+                params,
+                provider: PhantomData,
+            })
+        })
+    }
+}
+
+fn markup<P: Provider>(script: &CallScript) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(P::MARKUP_CONTENT_TYPE)
+        .body(P::render(script))
+}
+
+async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) -> HttpResponse {
+    let region = state.config.default_region;
+    let Some(call) = P::inbound_call(&form.params, region) else {
+        tracing::warn!(provider = P::NAME, "answer webhook without a call id");
+        return markup::<P>(&state.flow.unknown_call());
+    };
+    let span = tracing::info_span!("forwarded_call", provider = P::NAME, call_sid = %call.call_id);
+    let script = state
+        .flow
+        .answer_forwarded_call(&P::ROUTES, call)
+        .instrument(span)
+        .await;
+    markup::<P>(&script)
+}
+
+async fn dial_status<P: Provider>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: SignedForm<P>,
+) -> HttpResponse {
+    let Some(context) = dial_context(&req, &state) else {
+        return markup::<P>(&CallScript(vec![Step::Hangup]));
+    };
+    let outcome = P::dial_outcome(&form.params);
+    let span = callback_span::<P>(&form, &context);
+    let script = state
+        .flow
+        .dial_finished(&P::ROUTES, context, outcome)
+        .instrument(span)
+        .await;
+    markup::<P>(&script)
+}
+
+async fn voicemail<P: Provider>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: SignedForm<P>,
+) -> HttpResponse {
+    let Some(context) = dial_context(&req, &state) else {
+        return markup::<P>(&CallScript(vec![Step::Hangup]));
+    };
+    let span = callback_span::<P>(&form, &context);
+    let script = state
+        .flow
+        .voicemail_recorded(context, P::recording_url(&form.params))
+        .instrument(span)
+        .await;
+    markup::<P>(&script)
+}
+
+async fn status<P: Provider>(form: SignedForm<P>) -> HttpResponse {
+    tracing::info!(
+        provider = P::NAME,
+        call_sid = form.params.get("CallSid").or(form.params.get("CallUUID")),
+        status = form.params.get("CallStatus"),
+        "call status"
+    );
+    HttpResponse::NoContent().finish()
+}
+
+fn callback_span<P: Provider>(form: &SignedForm<P>, context: &DialContext) -> tracing::Span {
+    tracing::info_span!(
+        "call_callback",
+        provider = P::NAME,
+        call_sid = form.params.get("CallSid").or(form.params.get("CallUUID")),
+        session_id = context.session.as_ref().map(SessionId::as_str),
+    )
+}
+
+/// The context we put in the query of our callback URLs. `None` when it is
+/// not ours (the caller still gets markup, a hang-up).
+fn dial_context(req: &HttpRequest, state: &AppState) -> Option<DialContext> {
+    let mut subscriber = None;
+    let mut session = None;
+    let mut step = None;
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match name.as_ref() {
+            "subscriber" => {
+                subscriber = PhoneNumber::parse(&value, state.config.default_region).ok()
+            }
+            "session" => session = SessionId::parse(&value).ok(),
+            "step" => step = value.parse().ok(),
+            _ => {}
+        }
+    }
+    match (subscriber, step) {
+        (Some(subscriber), Some(step)) => Some(DialContext {
+            subscriber,
+            session,
+            step,
+        }),
+        _ => {
+            tracing::warn!(query = req.query_string(), "callback without our context");
+            None
+        }
+    }
+}

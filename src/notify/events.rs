@@ -1,0 +1,137 @@
+//! The events destinations hear, on their webhook and their live stream:
+//! `{"type": "...", "timestamp": "<RFC 3339>", "data": {...}}`.
+
+use serde::Serialize;
+
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::{SessionId, Timestamp};
+use crate::domain::subscriber::DestinationId;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(flatten)]
+    pub payload: EventPayload,
+    pub timestamp: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventPayload {
+    #[serde(rename = "call.ringing")]
+    Ringing(Ringing),
+    #[serde(rename = "call.cancelled")]
+    Cancelled(Cancelled),
+    #[serde(rename = "call.connected")]
+    Connected(Connected),
+    #[serde(rename = "call.missed")]
+    Missed(CallRef),
+    #[serde(rename = "call.voicemail")]
+    Voicemail(Voicemail),
+}
+
+/// What every event says of the call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRef {
+    pub session_id: SessionId,
+    pub subscriber: PhoneNumber,
+    /// The caller's number, `null` when withheld.
+    pub caller: Caller,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ringing {
+    #[serde(flatten)]
+    pub call: CallRef,
+    pub destination_id: DestinationId,
+    /// A plain POST accepts the call (once); no header needed.
+    pub accept_url: String,
+    /// A plain POST declines the call (once); no header needed.
+    pub decline_url: String,
+    /// When an accept stops being useful.
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The subscriber took the call on the phone itself.
+    AnsweredOnPhone,
+    /// The caller hung up before anything answered.
+    CallerHungUp,
+    /// The subscriber was deleted while the call rang.
+    SubscriberDeleted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cancelled {
+    #[serde(flatten)]
+    pub call: CallRef,
+    pub reason: CancelReason,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Connected {
+    #[serde(flatten)]
+    pub call: CallRef,
+    /// Who took it; `null` when several rang at once and the provider does
+    /// not say which answered.
+    pub destination_id: Option<DestinationId>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Voicemail {
+    #[serde(flatten)]
+    pub call: CallRef,
+    pub recording_url: String,
+}
+
+impl Event {
+    pub fn now(payload: EventPayload) -> Self {
+        Self {
+            payload,
+            timestamp: Timestamp::now(),
+        }
+    }
+
+    /// The `type` string (`call.ringing`, …), also the SSE `event:` name.
+    pub fn kind(&self) -> &'static str {
+        match self.payload {
+            EventPayload::Ringing(_) => "call.ringing",
+            EventPayload::Cancelled(_) => "call.cancelled",
+            EventPayload::Connected(_) => "call.connected",
+            EventPayload::Missed(_) => "call.missed",
+            EventPayload::Voicemail(_) => "call.voicemail",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::Region;
+
+    #[test]
+    fn events_serialise_in_the_contract_shape() {
+        let call = CallRef {
+            session_id: SessionId::generate(),
+            subscriber: PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
+            caller: Caller::Withheld,
+        };
+        let event = Event::now(EventPayload::Voicemail(Voicemail {
+            call: call.clone(),
+            recording_url: "https://api.twilio.com/rec/RE1".into(),
+        }));
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "call.voicemail");
+        assert_eq!(json["type"], event.kind());
+        assert_eq!(json["data"]["session_id"], call.session_id.as_str());
+        assert_eq!(json["data"]["subscriber"], "+12025550199");
+        assert_eq!(json["data"]["caller"], serde_json::Value::Null);
+        assert_eq!(
+            json["data"]["recording_url"],
+            "https://api.twilio.com/rec/RE1"
+        );
+        assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(json.as_object().unwrap().len(), 3);
+    }
+}

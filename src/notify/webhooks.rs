@@ -1,0 +1,239 @@
+//! Delivering events to destinations' `webhook_url`s, signed per Standard
+//! Webhooks, through one HTTP client built once.
+//!
+//! `call.ringing` is delivered to every destination at once and waited for,
+//! each bounded by `NOTIFY_TIMEOUT_MS`, because the phone's instruction must
+//! wait for it; it is not retried (past its deadline the call has moved on).
+//! Every other event is delivered in the background and retried with
+//! backoff while the receiver fails in a way worth retrying.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use url::Url;
+
+use super::events::Event;
+use super::signing;
+use crate::config::WebhookSecret;
+
+/// Retries for events other than `call.ringing`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The first pause; each later one is 5 times longer, plus up to 20 %
+    /// jitter so that receivers coming back are not hit all at once.
+    pub first_delay: Duration,
+    /// The longest a receiver's `Retry-After` may make us wait.
+    pub max_retry_after: Duration,
+    /// Per-attempt deadline.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_delay: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What came of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// The receiver answered otherwise, or could not be reached.
+    Failed(String),
+    /// The deadline passed first.
+    TimedOut,
+}
+
+#[derive(Clone)]
+pub struct WebhookSender {
+    client: reqwest::Client,
+    secret: Option<WebhookSecret>,
+    ringing_deadline: Duration,
+    retry: RetryPolicy,
+}
+
+impl WebhookSender {
+    pub fn new(
+        secret: Option<WebhookSecret>,
+        ringing_deadline: Duration,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the webhook HTTP client")?;
+        Ok(Self {
+            client,
+            secret,
+            ringing_deadline,
+            retry,
+        })
+    }
+
+    /// Delivers each event once, all at once, and returns when every one was
+    /// answered, failed or hit the ringing deadline.
+    pub async fn deliver_now(&self, deliveries: Vec<(Url, Event)>) -> Vec<Delivery> {
+        join_all(deliveries.into_iter().map(|(url, event)| async move {
+            let id = message_id();
+            let body = match serde_json::to_vec(&event) {
+                Ok(body) => body,
+                Err(err) => return Delivery::Failed(format!("encoding the event: {err}")),
+            };
+            match tokio::time::timeout(
+                self.ringing_deadline,
+                self.attempt(&url, &id, &body, self.ringing_deadline),
+            )
+            .await
+            {
+                Ok(Ok(_)) => Delivery::Delivered,
+                Ok(Err(failure)) => Delivery::Failed(failure.reason),
+                Err(_) => Delivery::TimedOut,
+            }
+        }))
+        .await
+    }
+
+    /// Delivers each event in the background, retrying by the policy.
+    pub fn deliver_later(&self, deliveries: Vec<(Url, Event)>) {
+        for (url, event) in deliveries {
+            let sender = self.clone();
+            tokio::spawn(async move {
+                let outcome = sender.deliver_with_retries(&url, &event).await;
+                if let Delivery::Failed(reason) = &outcome {
+                    tracing::warn!(
+                        event = event.kind(),
+                        host = url.host_str(),
+                        reason,
+                        "webhook not delivered"
+                    );
+                }
+            });
+        }
+    }
+
+    /// One event to one receiver, retried by the policy.
+    pub async fn deliver_with_retries(&self, url: &Url, event: &Event) -> Delivery {
+        let id = message_id();
+        let body = match serde_json::to_vec(event) {
+            Ok(body) => body,
+            Err(err) => return Delivery::Failed(format!("encoding the event: {err}")),
+        };
+        let mut delay = self.retry.first_delay;
+        let mut last = Delivery::Failed("no attempt made".into());
+        for attempt in 1..=self.retry.attempts {
+            match self
+                .attempt(url, &id, &body, self.retry.attempt_timeout)
+                .await
+            {
+                Ok(()) => return Delivery::Delivered,
+                Err(failure) => {
+                    last = Delivery::Failed(failure.reason);
+                    if !failure.retryable || attempt == self.retry.attempts {
+                        break;
+                    }
+                    let wait = failure
+                        .retry_after
+                        .map(|d| d.min(self.retry.max_retry_after))
+                        .unwrap_or_else(|| with_jitter(delay));
+                    tokio::time::sleep(wait).await;
+                    delay *= 5;
+                }
+            }
+        }
+        last
+    }
+
+    async fn attempt(
+        &self,
+        url: &Url,
+        id: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        let mut request = self
+            .client
+            .post(url.clone())
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
+        if let Some(secret) = &self.secret {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let headers = signing::sign(secret, id, now, body);
+            request = request
+                .header("webhook-id", headers.id)
+                .header("webhook-timestamp", headers.timestamp.to_string())
+                .header("webhook-signature", headers.signature);
+        }
+        let response = request.send().await.map_err(|err| Failure {
+            reason: describe(&err),
+            retryable: true,
+            retry_after: None,
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Err(Failure {
+            reason: format!("answered {status}"),
+            retryable: status.is_server_error()
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::REQUEST_TIMEOUT,
+            retry_after,
+        })
+    }
+}
+
+struct Failure {
+    reason: String,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+/// The kind of transport failure, without the URL (which may carry a
+/// receiver's secret in its query).
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".into()
+    } else if err.is_connect() {
+        "could not connect".into()
+    } else {
+        "transport error".into()
+    }
+}
+
+fn message_id() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 16] = rand::random();
+    format!(
+        "msg_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+fn with_jitter(delay: Duration) -> Duration {
+    let fifth = delay.as_millis() as u64 / 5;
+    delay
+        + Duration::from_millis(if fifth == 0 {
+            0
+        } else {
+            rand::random::<u64>() % fifth
+        })
+}

@@ -1,0 +1,549 @@
+//! TwiML rendering: turns a provider-neutral [`CallScript`] into the XML
+//! document Twilio executes. This module owns the mapping from each [`Step`]
+//! to its TwiML verb and attributes, and nothing else: the call flow decides
+//! what to say and dial, the routes decide when to answer.
+//!
+//! Every tag, attribute and text goes through `quick_xml::Writer`, so caller
+//! supplied text (names, URLs with `&` in the query) is always escaped and the
+//! document is always well-formed. Voice routes must answer with valid markup
+//! under all circumstances (CONTRACT §7), so this function cannot fail.
+
+use std::borrow::Cow;
+use std::io;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
+
+use crate::domain::subscriber::Target;
+use crate::providers::{CallScript, Dial, DialTarget, Step};
+
+/// Renders a script as a TwiML document:
+/// `<?xml version="1.0" encoding="UTF-8"?><Response>…</Response>`.
+///
+/// An empty script renders `<Response/>`: on a whisper leg that bridges the
+/// call, elsewhere Twilio simply ends it.
+pub fn render(script: &CallScript) -> String {
+    // One buffer sized up front for the whole document: this runs for every
+    // webhook of every call.
+    let mut out = Vec::with_capacity(capacity_hint(script));
+    write_document(&mut Writer::new(&mut out), script).expect("writing into a Vec<u8> cannot fail");
+    // quick-xml copies the `&str`s it is given plus ASCII markup, so the
+    // bytes are UTF-8 whatever the script holds.
+    String::from_utf8(out).expect("quick-xml writes only the UTF-8 text it is given")
+}
+
+fn write_document<W: io::Write>(w: &mut Writer<W>, script: &CallScript) -> io::Result<()> {
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    if script.0.is_empty() {
+        return w.write_event(Event::Empty(BytesStart::new("Response")));
+    }
+    w.create_element("Response").write_inner_content(|w| {
+        for step in &script.0 {
+            write_step(w, step)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
+    match step {
+        Step::Say(text) => write_say(w, text),
+        Step::Dial(dial) => write_dial(w, dial),
+        Step::Record {
+            action_url,
+            max_length_secs,
+        } => {
+            w.create_element("Record")
+                .with_attribute(("action", xml_chars(action_url).as_ref()))
+                .with_attribute(("method", "POST"))
+                .with_attribute(("maxLength", max_length_secs.to_string().as_str()))
+                .with_attribute(("playBeep", "true"))
+                .write_empty()?;
+            Ok(())
+        }
+        Step::Gather {
+            action_url,
+            num_digits,
+            timeout_secs,
+            prompt,
+        } => {
+            w.create_element("Gather")
+                .with_attribute(("action", xml_chars(action_url).as_ref()))
+                .with_attribute(("method", "POST"))
+                .with_attribute(("numDigits", num_digits.to_string().as_str()))
+                .with_attribute(("timeout", timeout_secs.to_string().as_str()))
+                // The prompt is nested so that a keypress interrupts it.
+                .write_inner_content(|w| write_say(w, prompt))?;
+            Ok(())
+        }
+        Step::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
+    }
+}
+
+fn write_say<W: io::Write>(w: &mut Writer<W>, text: &str) -> io::Result<()> {
+    // Twilio reports an empty <Say> as invalid text; saying nothing is the
+    // same as leaving the verb out.
+    if text.is_empty() {
+        return Ok(());
+    }
+    w.create_element("Say")
+        .write_text_content(BytesText::new(&xml_chars(text)))?;
+    Ok(())
+}
+
+fn write_dial<W: io::Write>(w: &mut Writer<W>, dial: &Dial) -> io::Result<()> {
+    let mut element = w
+        .create_element("Dial")
+        .with_attribute(("action", xml_chars(&dial.action_url).as_ref()))
+        .with_attribute(("method", "POST"))
+        .with_attribute(("timeout", dial.timeout_secs.to_string().as_str()))
+        // The caller keeps hearing ringback (not silence) until a callee
+        // actually answers, and is not billed as connected before that.
+        .with_attribute(("answerOnBridge", "true"));
+    if let Some(caller_id) = &dial.caller_id {
+        element = element.with_attribute(("callerId", caller_id.as_str()));
+    }
+    // Several nouns in one <Dial> ring at once; the first to answer wins.
+    element.write_inner_content(|w| {
+        for target in &dial.targets {
+            write_noun(w, target)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_noun<W: io::Write>(w: &mut Writer<W>, target: &DialTarget) -> io::Result<()> {
+    let (name, address) = match &target.target {
+        Target::Phone(number) => ("Number", number.as_str()),
+        Target::Sip(uri) => ("Sip", uri.as_str()),
+        Target::Client(identity) => ("Client", identity.as_str()),
+    };
+    let mut element = w.create_element(name);
+    if let Some(url) = &target.whisper_url {
+        // Twilio fetches this TwiML and runs it on the callee's leg before
+        // bridging: that is where screening asks the callee to accept.
+        element = element
+            .with_attribute(("url", xml_chars(url).as_ref()))
+            .with_attribute(("method", "POST"));
+    }
+    element.write_text_content(BytesText::new(&xml_chars(address)))?;
+    Ok(())
+}
+
+/// `s` without the characters XML 1.0 cannot carry at all, even escaped
+/// (control characters other than tab, line feed and carriage return, and
+/// U+FFFE/U+FFFF). quick-xml escapes markup but passes those through, and one
+/// of them in a spoken text would make Twilio reject the whole document.
+/// Borrows, without copying, in the normal case where there are none.
+fn xml_chars(s: &str) -> Cow<'_, str> {
+    fn forbidden(c: char) -> bool {
+        (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }
+    if s.chars().any(forbidden) {
+        Cow::Owned(s.chars().filter(|&c| !forbidden(c)).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// A generous estimate of the document's length, so that the buffer is
+/// allocated once: markup is roughly constant per verb, text is copied (and
+/// sometimes escaped, hence the slack).
+fn capacity_hint(script: &CallScript) -> usize {
+    const DOCUMENT: usize = 64; // declaration and <Response></Response>
+    const VERB: usize = 96; // tags, attribute names and numbers of one verb
+    let text = |s: &str| s.len() + s.len() / 8;
+    script.0.iter().fold(DOCUMENT, |total, step| {
+        total
+            + VERB
+            + match step {
+                Step::Say(s) => text(s),
+                Step::Dial(d) => {
+                    text(&d.action_url)
+                        + d.targets
+                            .iter()
+                            .map(|t| VERB + 32 + t.whisper_url.as_deref().map_or(0, text))
+                            .sum::<usize>()
+                }
+                Step::Record { action_url, .. } => text(action_url),
+                Step::Gather {
+                    action_url, prompt, ..
+                } => text(action_url) + VERB + text(prompt),
+                Step::Hangup => 0,
+            }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use quick_xml::Reader;
+    use quick_xml::XmlVersion;
+    use quick_xml::escape::resolve_predefined_entity;
+
+    use super::*;
+    use crate::domain::phone::{PhoneNumber, Region};
+    use crate::domain::subscriber::{ClientIdentity, SipUri};
+
+    /// One element of the parsed-back document.
+    #[derive(Debug)]
+    struct Node {
+        name: String,
+        attrs: Vec<(String, String)>,
+        text: String,
+        children: Vec<Node>,
+    }
+
+    impl Node {
+        fn new(start: &BytesStart<'_>) -> Self {
+            let attrs = start
+                .attributes()
+                .map(|a| {
+                    let a = a.expect("well-formed attribute");
+                    let value = a
+                        .normalized_value(XmlVersion::Explicit1_0)
+                        .expect("attribute value unescapes");
+                    (a.key.as_ref().to_owned(), value.into_owned())
+                })
+                .collect();
+            Self {
+                name: start.name().as_ref().to_owned(),
+                attrs,
+                text: String::new(),
+                children: Vec::new(),
+            }
+        }
+
+        fn attr(&self, key: &str) -> Option<&str> {
+            self.attrs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn attr_names(&self) -> Vec<&str> {
+            self.attrs.iter().map(|(k, _)| k.as_str()).collect()
+        }
+
+        fn child_names(&self) -> Vec<&str> {
+            self.children.iter().map(|c| c.name.as_str()).collect()
+        }
+    }
+
+    /// Parses a rendered document back into a tree, asserting along the way
+    /// that it is a single well-formed `<Response>` after the declaration.
+    fn parse(xml: &str) -> Node {
+        assert!(
+            xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><Response"#),
+            "{xml}"
+        );
+        let mut reader = Reader::from_str(xml);
+        let mut saw_decl = false;
+        let mut stack: Vec<Node> = Vec::new();
+        let mut root: Option<Node> = None;
+        let mut close = |node: Node, stack: &mut Vec<Node>| match stack.last_mut() {
+            Some(parent) => parent.children.push(node),
+            None => {
+                assert!(root.is_none(), "a second root element in {xml}");
+                root = Some(node);
+            }
+        };
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                Event::Decl(decl) => {
+                    assert!(!saw_decl && stack.is_empty(), "{xml}");
+                    assert_eq!(decl.version().unwrap(), "1.0");
+                    assert_eq!(decl.encoding().unwrap().unwrap(), "UTF-8");
+                    saw_decl = true;
+                }
+                Event::Start(start) => stack.push(Node::new(&start)),
+                Event::Empty(start) => close(Node::new(&start), &mut stack),
+                Event::End(end) => {
+                    let node = stack.pop().expect("an end tag closes an open element");
+                    assert_eq!(end.name().as_ref(), node.name);
+                    close(node, &mut stack);
+                }
+                Event::Text(text) => stack
+                    .last_mut()
+                    .expect("no text outside the root element")
+                    .text
+                    .push_str(&text.xml10_content()),
+                // Since quick-xml 0.38 the reader reports each `&…;` in text
+                // as its own event.
+                Event::GeneralRef(reference) => {
+                    let node = stack.last_mut().expect("no text outside the root");
+                    match reference.resolve_char_ref().expect("valid char ref") {
+                        Some(c) => node.text.push(c),
+                        None => node.text.push_str(
+                            resolve_predefined_entity(&reference).expect("predefined entity"),
+                        ),
+                    }
+                }
+                Event::Eof => break,
+                other => panic!("unexpected {other:?} in {xml}"),
+            }
+        }
+        assert!(saw_decl && stack.is_empty(), "{xml}");
+        let root = root.expect("a root element");
+        assert_eq!(root.name, "Response");
+        assert!(root.text.is_empty(), "{xml}");
+        root
+    }
+
+    fn number(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s, Region::default()).unwrap()
+    }
+
+    fn phone(s: &str) -> DialTarget {
+        DialTarget {
+            target: Target::Phone(number(s)),
+            whisper_url: None,
+        }
+    }
+
+    #[test]
+    fn sequential_dial_of_one_number_shows_the_caller() {
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![phone("+12025550111")],
+            caller_id: Some(number("+12025550302")),
+            timeout_secs: 20,
+            action_url: "https://relay.example.com/twilio/dial-status?session=s1".into(),
+        })]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Dial"]);
+        let dial = &response.children[0];
+        assert_eq!(
+            dial.attr_names(),
+            ["action", "method", "timeout", "answerOnBridge", "callerId"]
+        );
+        assert_eq!(
+            dial.attr("action"),
+            Some("https://relay.example.com/twilio/dial-status?session=s1")
+        );
+        assert_eq!(dial.attr("method"), Some("POST"));
+        assert_eq!(dial.attr("timeout"), Some("20"));
+        assert_eq!(dial.attr("answerOnBridge"), Some("true"));
+        assert_eq!(dial.attr("callerId"), Some("+12025550302"));
+        assert_eq!(dial.child_names(), ["Number"]);
+        let noun = &dial.children[0];
+        assert_eq!(noun.text, "+12025550111");
+        assert!(noun.attrs.is_empty(), "no whisper: {xml}");
+    }
+
+    #[test]
+    fn dial_without_caller_id_leaves_the_attribute_out() {
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![phone("+12025550111")],
+            caller_id: None,
+            timeout_secs: 30,
+            action_url: "https://relay.example.com/twilio/dial-status".into(),
+        })]);
+        let dial = &parse(&render(&script)).children[0];
+        assert_eq!(dial.attr("callerId"), None);
+        assert_eq!(dial.attr("timeout"), Some("30"));
+    }
+
+    #[test]
+    fn simultaneous_dial_rings_every_kind_of_target_with_the_whisper() {
+        let whisper = "https://relay.example.com/twilio/screen?session=s1&destination=desk";
+        let with_whisper = |target| DialTarget {
+            target,
+            whisper_url: Some(whisper.to_owned()),
+        };
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![
+                with_whisper(Target::Phone(number("+12025550111"))),
+                with_whisper(Target::Sip(
+                    SipUri::parse("sip:alice@pbx.example.com;transport=tls").unwrap(),
+                )),
+                with_whisper(Target::Client(
+                    ClientIdentity::parse("alice_01.web").unwrap(),
+                )),
+            ],
+            caller_id: Some(number("+12025550302")),
+            timeout_secs: 25,
+            action_url: "https://relay.example.com/twilio/dial-status?session=s1".into(),
+        })]);
+        let xml = render(&script);
+        let dial = &parse(&xml).children[0];
+        assert_eq!(dial.attr("timeout"), Some("25"));
+        assert_eq!(dial.child_names(), ["Number", "Sip", "Client"]);
+        let texts: Vec<_> = dial.children.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "+12025550111",
+                "sip:alice@pbx.example.com;transport=tls",
+                "alice_01.web"
+            ]
+        );
+        for noun in &dial.children {
+            assert_eq!(noun.attr_names(), ["url", "method"], "{xml}");
+            assert_eq!(noun.attr("url"), Some(whisper));
+            assert_eq!(noun.attr("method"), Some("POST"));
+            assert!(noun.children.is_empty());
+        }
+    }
+
+    #[test]
+    fn voicemail_is_a_greeting_then_a_recording() {
+        let script = CallScript(vec![
+            Step::Say("Please leave a message after the tone.".into()),
+            Step::Record {
+                action_url: "https://relay.example.com/twilio/voicemail?session=s1".into(),
+                max_length_secs: 120,
+            },
+        ]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Say", "Record"]);
+        assert_eq!(
+            response.children[0].text,
+            "Please leave a message after the tone."
+        );
+        let record = &response.children[1];
+        assert_eq!(
+            record.attr_names(),
+            ["action", "method", "maxLength", "playBeep"]
+        );
+        assert_eq!(
+            record.attr("action"),
+            Some("https://relay.example.com/twilio/voicemail?session=s1")
+        );
+        assert_eq!(record.attr("method"), Some("POST"));
+        assert_eq!(record.attr("maxLength"), Some("120"));
+        assert_eq!(record.attr("playBeep"), Some("true"));
+        assert!(record.children.is_empty() && record.text.is_empty());
+        assert!(xml.ends_with("/></Response>"), "Record is empty: {xml}");
+    }
+
+    #[test]
+    fn unknown_call_is_a_message_then_hangup() {
+        let script = CallScript(vec![
+            Step::Say("This number cannot take your call.".into()),
+            Step::Hangup,
+        ]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Say", "Hangup"]);
+        assert_eq!(
+            response.children[0].text,
+            "This number cannot take your call."
+        );
+        let hangup = &response.children[1];
+        assert!(hangup.attrs.is_empty() && hangup.children.is_empty() && hangup.text.is_empty());
+        assert!(xml.ends_with("<Hangup/></Response>"), "{xml}");
+    }
+
+    #[test]
+    fn gather_nests_its_prompt() {
+        let script = CallScript(vec![
+            Step::Gather {
+                action_url: "https://relay.example.com/twilio/screen-result?session=s1&d=desk"
+                    .into(),
+                num_digits: 1,
+                timeout_secs: 5,
+                prompt: "Press 1 to take the call.".into(),
+            },
+            Step::Hangup,
+        ]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Gather", "Hangup"]);
+        let gather = &response.children[0];
+        assert_eq!(
+            gather.attr_names(),
+            ["action", "method", "numDigits", "timeout"]
+        );
+        assert_eq!(
+            gather.attr("action"),
+            Some("https://relay.example.com/twilio/screen-result?session=s1&d=desk")
+        );
+        assert_eq!(gather.attr("method"), Some("POST"));
+        assert_eq!(gather.attr("numDigits"), Some("1"));
+        assert_eq!(gather.attr("timeout"), Some("5"));
+        assert_eq!(gather.child_names(), ["Say"]);
+        assert_eq!(gather.children[0].text, "Press 1 to take the call.");
+    }
+
+    #[test]
+    fn markup_characters_in_text_and_urls_are_escaped_and_round_trip() {
+        let text = r#"Call from <Acme & Sons> "Ltd" 'UK'"#;
+        let action = r#"https://relay.example.com/twilio/dial-status?session=a&b="c"&d=<e>"#;
+        let whisper = "https://relay.example.com/twilio/screen?session=s1&destination=desk";
+        let script = CallScript(vec![
+            Step::Say(text.into()),
+            Step::Dial(Dial {
+                targets: vec![DialTarget {
+                    target: Target::Phone(number("+12025550111")),
+                    whisper_url: Some(whisper.into()),
+                }],
+                caller_id: None,
+                timeout_secs: 20,
+                action_url: action.into(),
+            }),
+            Step::Gather {
+                action_url: action.into(),
+                num_digits: 1,
+                timeout_secs: 5,
+                prompt: text.into(),
+            },
+            Step::Record {
+                action_url: action.into(),
+                max_length_secs: 120,
+            },
+        ]);
+        let xml = render(&script);
+        // Nothing of the input survives raw: every `<`, `&` and `"` was
+        // escaped (the parser below would not always notice a stray `<` in
+        // an attribute).
+        for raw in [text, action, whisper, "<Acme", "a&b", "=\"c\""] {
+            assert!(!xml.contains(raw), "{raw:?} unescaped in {xml}");
+        }
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Say", "Dial", "Gather", "Record"]);
+        assert_eq!(response.children[0].text, text);
+        let dial = &response.children[1];
+        assert_eq!(dial.attr("action"), Some(action));
+        assert_eq!(dial.children[0].attr("url"), Some(whisper));
+        let gather = &response.children[2];
+        assert_eq!(gather.attr("action"), Some(action));
+        assert_eq!(gather.children[0].text, text);
+        assert_eq!(response.children[3].attr("action"), Some(action));
+    }
+
+    #[test]
+    fn line_breaks_survive_and_characters_xml_cannot_carry_are_dropped() {
+        let script = CallScript(vec![Step::Say(
+            "one\ntwo\r\nthree\u{0}\u{1b}!\u{FFFF}".into(),
+        )]);
+        let response = parse(&render(&script));
+        assert_eq!(response.children[0].text, "one\ntwo\r\nthree!");
+    }
+
+    #[test]
+    fn empty_say_is_left_out() {
+        let script = CallScript(vec![
+            Step::Say(String::new()),
+            Step::Gather {
+                action_url: "https://relay.example.com/g".into(),
+                num_digits: 1,
+                timeout_secs: 5,
+                prompt: String::new(),
+            },
+        ]);
+        let response = parse(&render(&script));
+        assert_eq!(response.child_names(), ["Gather"]);
+        assert!(response.children[0].children.is_empty());
+    }
+
+    #[test]
+    fn empty_script_is_an_empty_response() {
+        let xml = render(&CallScript::default());
+        let response = parse(&xml);
+        assert!(response.children.is_empty() && response.attrs.is_empty());
+        assert!(response.text.is_empty());
+    }
+}
