@@ -6,5 +6,6 @@ mod health;
 mod helpers;
 mod markup;
 mod receiver;
+mod ring;
 mod startup;
 mod store;

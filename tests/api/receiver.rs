@@ -163,8 +163,10 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         signature_valid,
     };
-    let _ = shared.arrivals.send(received);
+    // Decide the answer before announcing the arrival, so that a test that
+    // changes the behaviour once it sees this delivery affects only later ones.
     let behaviour = *shared.behaviour.lock().unwrap();
+    let _ = shared.arrivals.send(received);
     match behaviour {
         Behaviour::Answer => HttpResponse::NoContent().finish(),
         Behaviour::Status(code) => {
