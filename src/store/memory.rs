@@ -111,12 +111,11 @@ impl Inner {
             self.sweep(now);
         }
         let claim = self.sessions.remove(&session.id).and_then(|s| s.claim);
-        let entry = (reported_millis(session), session.id.clone());
         let index = self.awaiting.entry(awaiting_key(session)).or_default();
+        // Keyed by id, whatever report time an earlier write carried.
+        index.retain(|(_, id)| *id != session.id);
         if session.awaits_forwarded_call() && claim.is_none() {
-            index.insert(entry);
-        } else {
-            index.remove(&entry);
+            index.insert((reported_millis(session), session.id.clone()));
         }
         if let Some(call_id) = &session.device_call_id {
             self.device_calls.insert(
@@ -284,12 +283,15 @@ impl Store for MemoryStore {
             if let Some(index) = inner.awaiting.get_mut(&(subscriber, caller.clone())) {
                 index.remove(&entry);
             }
-            if let Some(stored) = inner.live_session(&entry.1, now) {
+            if let Some(stored) = inner.live_session(&entry.1, now)
+                && stored.claim.is_none()
+            {
                 stored.claim = Some(claim.clone());
                 stored.deadline = now + ttl;
                 return Ok(Some(stored.view()));
             }
-            // The entry outlived its session: drop it and look again.
+            // The entry outlived its session, or a claim took it already:
+            // drop it and look again.
         }
         match unreported {
             Some(session) => {

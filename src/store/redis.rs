@@ -96,44 +96,56 @@ return out
     )
 });
 
-/// KEYS: session hash, device-call key (optional).
-/// ARGV: session JSON, TTL in ms, session id, prefix.
-/// Returns nothing when written, or the earlier session's {data, claim}.
+/// Writing a session: its data and TTL, its entry in the matching index
+/// (listed while it awaits a forwarded call, unless a claim took it), and
+/// the TTL of its device-call key. Shared by the two scripts below.
+const WRITE_SESSION_LUA: &str = r"
+local function write_session(session_key, index_key, device_call_key, data, ttl, awaiting, id, reported)
+  redis.call('HSET', session_key, 'data', data)
+  redis.call('PEXPIRE', session_key, ttl)
+  if awaiting == '1' and redis.call('HEXISTS', session_key, 'claim') == 0 then
+    redis.call('ZADD', index_key, reported, id)
+    redis.call('PEXPIRE', index_key, ttl)
+  else
+    redis.call('ZREM', index_key, id)
+  end
+  if device_call_key then redis.call('SET', device_call_key, id, 'PX', ttl) end
+end
+";
+
+/// KEYS: session hash, matching index, device-call key (optional).
+/// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
+/// session id, report time, prefix.
+/// Returns nothing when written, or the earlier session's {data, claim}
+/// when the device-call key names a live one.
 static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{WRITE_SESSION_LUA}{}",
         r"
-if KEYS[2] then
-  local existing = redis.call('GET', KEYS[2])
+if KEYS[3] then
+  local existing = redis.call('GET', KEYS[3])
   if existing then
-    local old = redis.call('HMGET', ARGV[4] .. ':ses:' .. existing, 'data', 'claim')
+    local old = redis.call('HMGET', ARGV[6] .. ':ses:' .. existing, 'data', 'claim')
     if old[1] then return old end
   end
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 end
-redis.call('HSET', KEYS[1], 'data', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+write_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return false
-",
-    )
+"
+    ))
 });
 
-/// KEYS: session hash, its matching index.
-/// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call, session id, report time.
-/// A claimed session never goes back into the index, whatever the JSON says.
+/// KEYS: session hash, matching index, device-call key (optional).
+/// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
+/// session id, report time.
 static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{WRITE_SESSION_LUA}{}",
         r"
-redis.call('HSET', KEYS[1], 'data', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if ARGV[3] == '1' and redis.call('HEXISTS', KEYS[1], 'claim') == 0 then
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-else
-  redis.call('ZREM', KEYS[2], ARGV[4])
-end
+write_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1
-",
-    )
+"
+    ))
 });
 
 /// KEYS: the matching indexes of the candidate subscribers for this caller.
@@ -241,6 +253,33 @@ impl RedisStore {
         key.push(':');
         key.push_str(id);
         key
+    }
+
+    /// The keys and arguments shared by the session-writing scripts.
+    fn session_write(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(session).context("encoding a session")?;
+        invocation
+            .key(self.key("ses", session.id.as_str()))
+            .key(self.awaiting_key(&session.subscriber, &session.caller));
+        if let Some(call_id) = &session.device_call_id {
+            invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber)));
+        }
+        invocation
+            .arg(json)
+            .arg(millis(ttl))
+            .arg(if session.awaits_forwarded_call() {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(session.id.as_str())
+            .arg(session.timeline.reported_at.map_or(0, |t| t.unix_millis()));
+        Ok(())
     }
 
     fn awaiting_key(&self, subscriber: &PhoneNumber, caller: &Caller) -> String {
@@ -418,16 +457,9 @@ impl Store for RedisStore {
         session: &Session,
         ttl: Duration,
     ) -> Result<SessionCreated, StoreError> {
-        let json = serde_json::to_string(session).context("encoding a session")?;
         let mut invocation = CREATE_SESSION.prepare_invoke();
-        invocation.key(self.key("ses", session.id.as_str()));
-        if let Some(call_id) = &session.device_call_id {
-            invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber)));
-        }
+        self.session_write(&mut invocation, session, ttl)?;
         let existing: Option<(String, Option<String>)> = invocation
-            .arg(json)
-            .arg(millis(ttl))
-            .arg(session.id.as_str())
             .arg(&self.prefix)
             .invoke_async(&mut self.conn())
             .await
@@ -442,20 +474,9 @@ impl Store for RedisStore {
     }
 
     async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError> {
-        let json = serde_json::to_string(session).context("encoding a session")?;
-        let reported = session.timeline.reported_at.map_or(0, |t| t.unix_millis());
-        PUT_SESSION
-            .key(self.key("ses", session.id.as_str()))
-            .key(self.awaiting_key(&session.subscriber, &session.caller))
-            .arg(json)
-            .arg(millis(ttl))
-            .arg(if session.awaits_forwarded_call() {
-                "1"
-            } else {
-                "0"
-            })
-            .arg(session.id.as_str())
-            .arg(reported)
+        let mut invocation = PUT_SESSION.prepare_invoke();
+        self.session_write(&mut invocation, session, ttl)?;
+        invocation
             .invoke_async::<()>(&mut self.conn())
             .await
             .map_err(redis_error("writing a session"))
