@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, PUBLIC_BASE_URL, TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, PUBLIC_BASE_URL, TestApp, assert_error, spawn_app, spawn_app_with,
+};
 use crate::receiver::{Behaviour, WebhookReceiver};
 
 const ALICE: &str = "+12025550199";
@@ -178,11 +180,22 @@ async fn notifications_go_out_together_and_the_instruction_waits_for_all_of_them
         let client = app.client.clone();
         let url = app.url("/v1/ring");
         let token = tokens.device_token.clone();
-        async move { client.post(url).bearer_auth(token).json(&json!({"caller": CALLER})).send().await.unwrap() }
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"caller": CALLER}))
+                .send()
+                .await
+                .unwrap()
+        }
     });
     let held = receiver.take(3).await;
     assert_eq!(held.len(), 3, "all three are in flight at once");
-    assert!(!ring.is_finished(), "no instruction while a notification is unanswered");
+    assert!(
+        !ring.is_finished(),
+        "no instruction while a notification is unanswered"
+    );
 
     receiver.release();
     let response = ring.await.unwrap();
@@ -196,11 +209,17 @@ async fn a_receiver_that_never_answers_holds_the_instruction_only_until_the_dead
     let receiver = WebhookReceiver::start(Behaviour::Hang).await;
     let app = spawn_app_with(Backend::Memory, &[("NOTIFY_TIMEOUT_MS", "200")]).await;
     let tokens = app.register(ALICE, &alice(&receiver, "auto")).await;
-    let response = app.ring(&tokens.device_token, &json!({"caller": CALLER})).await;
+    let response = app
+        .ring(&tokens.device_token, &json!({"caller": CALLER}))
+        .await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["instruction"], "reject");
-    assert_eq!(receiver.take(3).await.len(), 3, "every destination was tried");
+    assert_eq!(
+        receiver.take(3).await.len(),
+        3,
+        "every destination was tried"
+    );
     let session = session(&app, body["session_id"].as_str().unwrap()).await;
     assert!(session["timeline"]["notified_at"].is_string());
 }
@@ -212,7 +231,12 @@ async fn failed_notifications_other_than_ringing_are_retried_with_the_same_id() 
     let mut body = without_webhooks();
     body["destinations"][0]["webhook_url"] = json!(receiver.url("/desk"));
     let tokens = app.register(ALICE, &body).await;
-    let ring: Value = app.ring(&tokens.device_token, &json!({"caller": CALLER})).await.json().await.unwrap();
+    let ring: Value = app
+        .ring(&tokens.device_token, &json!({"caller": CALLER}))
+        .await
+        .json()
+        .await
+        .unwrap();
     receiver.next().await;
 
     receiver.set_behaviour(Behaviour::Status(503));
@@ -231,7 +255,10 @@ async fn failed_notifications_other_than_ringing_are_retried_with_the_same_id() 
     let retry = receiver.next().await;
     assert_eq!(first.kind(), "call.cancelled");
     assert_eq!(first.body["data"]["reason"], "caller_hung_up");
-    assert_eq!(retry.webhook_id, first.webhook_id, "a retry keeps the webhook-id");
+    assert_eq!(
+        retry.webhook_id, first.webhook_id,
+        "a retry keeps the webhook-id"
+    );
     assert_eq!(retry.body, first.body);
     assert!(retry.signature_valid);
 }
@@ -241,8 +268,15 @@ async fn withheld_callers_ring_and_show_as_null() {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
     let app = spawn_app(Backend::Memory).await;
     let tokens = app.register(ALICE, &alice(&receiver, "auto")).await;
-    for caller in [json!(null), json!("anonymous"), json!("+266696687"), json!("")] {
-        let response = app.ring(&tokens.device_token, &json!({"caller": caller})).await;
+    for caller in [
+        json!(null),
+        json!("anonymous"),
+        json!("+266696687"),
+        json!(""),
+    ] {
+        let response = app
+            .ring(&tokens.device_token, &json!({"caller": caller}))
+            .await;
         assert_eq!(response.status(), 201, "{caller}");
         let ring: Value = response.json().await.unwrap();
         for delivery in receiver.take(3).await {
@@ -258,7 +292,12 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_nothing_could_answ
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
     let app = spawn_app(Backend::Memory).await;
     let tokens = app.register(ALICE, &alice(&receiver, "pick")).await;
-    let ring: Value = app.ring(&tokens.device_token, &json!({"caller": CALLER})).await.json().await.unwrap();
+    let ring: Value = app
+        .ring(&tokens.device_token, &json!({"caller": CALLER}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ring["instruction"], "wait");
     let id = ring["session_id"].as_str().unwrap();
     let instruction: Value = app
@@ -277,23 +316,46 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_nothing_could_answ
     let mut pick_without_webhooks = without_webhooks();
     pick_without_webhooks["mode"] = json!("pick");
     let bob = app.register(BOB, &pick_without_webhooks).await;
-    let ring: Value = app.ring(&bob.device_token, &json!({"caller": CALLER})).await.json().await.unwrap();
+    let ring: Value = app
+        .ring(&bob.device_token, &json!({"caller": CALLER}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ring["instruction"], "ignore");
 
     // No provider configured: a rejected call would reach an error.
     let unconfigured = spawn_app_with(Backend::Memory, &[("TWILIO_AUTH_TOKEN", "")]).await;
     let tokens = unconfigured.register(ALICE, &without_webhooks()).await;
-    let ring: Value = unconfigured.ring(&tokens.device_token, &json!({"caller": CALLER})).await.json().await.unwrap();
+    let ring: Value = unconfigured
+        .ring(&tokens.device_token, &json!({"caller": CALLER}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ring["instruction"], "ignore");
 }
 
 #[tokio::test]
 async fn only_the_phone_may_report_rings_and_events() {
     let app = spawn_app(Backend::Memory).await;
-    let tokens = app.register(ALICE, &alice(&WebhookReceiver::start(Behaviour::Answer).await, "auto")).await;
+    let tokens = app
+        .register(
+            ALICE,
+            &alice(&WebhookReceiver::start(Behaviour::Answer).await, "auto"),
+        )
+        .await;
     let destination_token = tokens.destination_tokens["desk"].clone();
-    for token in [None, Some("rrd_guessed"), Some(ADMIN_TOKEN), Some(destination_token.as_str())] {
-        let mut request = app.client.post(app.url("/v1/ring")).json(&json!({"caller": CALLER}));
+    for token in [
+        None,
+        Some("rrd_guessed"),
+        Some(ADMIN_TOKEN),
+        Some(destination_token.as_str()),
+    ] {
+        let mut request = app
+            .client
+            .post(app.url("/v1/ring"))
+            .json(&json!({"caller": CALLER}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -313,12 +375,36 @@ async fn bad_ring_and_event_bodies_get_clear_errors() {
             .body(body)
     };
     assert_error(raw("{").send().await.unwrap(), 400, "malformed_body").await;
-    let error = assert_error(raw(r#"{"caller": 12}"#).send().await.unwrap(), 422, "invalid_field").await;
-    assert!(error["message"].as_str().unwrap().starts_with("caller: "), "{error}");
-    let error = assert_error(raw(r#"{"device_call_id": ""}"#).send().await.unwrap(), 422, "invalid_field").await;
-    assert!(error["message"].as_str().unwrap().starts_with("device_call_id: "), "{error}");
+    let error = assert_error(
+        raw(r#"{"caller": 12}"#).send().await.unwrap(),
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert!(
+        error["message"].as_str().unwrap().starts_with("caller: "),
+        "{error}"
+    );
+    let error = assert_error(
+        raw(r#"{"device_call_id": ""}"#).send().await.unwrap(),
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("device_call_id: "),
+        "{error}"
+    );
 
-    let ring: Value = app.ring(&tokens.device_token, &json!({"caller": CALLER})).await.json().await.unwrap();
+    let ring: Value = app
+        .ring(&tokens.device_token, &json!({"caller": CALLER}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = ring["session_id"].as_str().unwrap();
     let response = app
         .client
@@ -329,7 +415,10 @@ async fn bad_ring_and_event_bodies_get_clear_errors() {
         .await
         .unwrap();
     let error = assert_error(response, 422, "invalid_field").await;
-    assert!(error["message"].as_str().unwrap().starts_with("event: "), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().starts_with("event: "),
+        "{error}"
+    );
     let response = app
         .client
         .post(app.url("/v1/sessions/ses_AAAAAAAAAAAAAAAAAAAAAA/events"))
@@ -345,13 +434,25 @@ async fn bad_ring_and_event_bodies_get_clear_errors() {
 async fn a_session_is_readable_by_the_admin_its_phone_and_its_destinations_only() {
     let app = spawn_app(Backend::Memory).await;
     let mut body = without_webhooks();
-    body["destinations"].as_array_mut().unwrap().push(json!({"id": "laptop", "kind": "client", "address": "alice"}));
+    body["destinations"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "laptop", "kind": "client", "address": "alice"}));
     let alice_tokens = app.register(ALICE, &body).await;
     let bob_tokens = app.register(BOB, &without_webhooks()).await;
-    let ring: Value = app.ring(&alice_tokens.device_token, &json!({"caller": CALLER})).await.json().await.unwrap();
+    let ring: Value = app
+        .ring(&alice_tokens.device_token, &json!({"caller": CALLER}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = ring["session_id"].as_str().unwrap();
 
-    for token in [ADMIN_TOKEN, &alice_tokens.device_token, &alice_tokens.destination_tokens["laptop"]] {
+    for token in [
+        ADMIN_TOKEN,
+        &alice_tokens.device_token,
+        &alice_tokens.destination_tokens["laptop"],
+    ] {
         let response = app.get_session(token, id).await;
         assert_eq!(response.status(), 200);
         let session: Value = response.json().await.unwrap();
@@ -359,20 +460,52 @@ async fn a_session_is_readable_by_the_admin_its_phone_and_its_destinations_only(
         keys.sort();
         assert_eq!(
             keys,
-            ["call_sid", "caller", "id", "legs", "mode", "selected_destination", "state", "subscriber", "timeline"]
+            [
+                "call_sid",
+                "caller",
+                "id",
+                "legs",
+                "mode",
+                "selected_destination",
+                "state",
+                "subscriber",
+                "timeline"
+            ]
         );
         assert_eq!(session["id"], id);
         assert_eq!(session["mode"], "auto");
         assert_eq!(session["legs"], json!([]));
-        let mut timeline: Vec<_> = session["timeline"].as_object().unwrap().keys().cloned().collect();
+        let mut timeline: Vec<_> = session["timeline"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         timeline.sort();
         assert_eq!(
             timeline,
-            ["connected_at", "ended_at", "forwarded_at", "instructed_at", "notified_at", "reported_at"]
+            [
+                "connected_at",
+                "ended_at",
+                "forwarded_at",
+                "instructed_at",
+                "notified_at",
+                "reported_at"
+            ]
         );
     }
-    assert_error(app.get_session(&bob_tokens.device_token, id).await, 404, "not_found").await;
+    assert_error(
+        app.get_session(&bob_tokens.device_token, id).await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_error(app.get_session("nobody", id).await, 401, "unauthorized").await;
-    let response = app.client.get(app.url(&format!("/v1/sessions/{id}"))).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/sessions/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_error(response, 401, "unauthorized").await;
 }
