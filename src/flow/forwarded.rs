@@ -24,6 +24,9 @@ pub struct DialContext {
     pub session: Option<SessionId>,
     /// The plan step whose outcome this is.
     pub step: usize,
+    /// The caller as the provider's callback reports it: what the next leg
+    /// shows when the session cannot be read.
+    pub caller: Caller,
 }
 
 impl CallFlow {
@@ -158,7 +161,7 @@ impl CallFlow {
             DialOutcome::Busy | DialOutcome::NoAnswer | DialOutcome::Failed => {
                 let caller = session
                     .as_ref()
-                    .map_or(Caller::Withheld, |s| s.caller.clone());
+                    .map_or(context.caller.clone(), |s| s.caller.clone());
                 let next = context.step + 1;
                 if matches!(
                     plan.step(next),

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use super::auth::app_state;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::domain::phone::PhoneNumber;
+use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::SessionId;
 use crate::flow::DialContext;
 use crate::providers::{CallScript, Params, Provider, Step};
@@ -100,7 +100,7 @@ async fn dial_status<P: Provider>(
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(context) = dial_context(&req, &state) else {
+    let Some(context) = dial_context::<P>(&req, &state, &form.params) else {
         return markup::<P>(&CallScript(vec![Step::Hangup]));
     };
     let outcome = P::dial_outcome(&form.params);
@@ -118,7 +118,7 @@ async fn voicemail<P: Provider>(
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(context) = dial_context(&req, &state) else {
+    let Some(context) = dial_context::<P>(&req, &state, &form.params) else {
         return markup::<P>(&CallScript(vec![Step::Hangup]));
     };
     let span = callback_span::<P>(&form, &context);
@@ -151,7 +151,11 @@ fn callback_span<P: Provider>(form: &SignedForm<P>, context: &DialContext) -> tr
 
 /// The context we put in the query of our callback URLs. `None` when it is
 /// not ours (the caller still gets markup, a hang-up).
-fn dial_context(req: &HttpRequest, state: &AppState) -> Option<DialContext> {
+fn dial_context<P: Provider>(
+    req: &HttpRequest,
+    state: &AppState,
+    params: &Params,
+) -> Option<DialContext> {
     let mut subscriber = None;
     let mut session = None;
     let mut step = None;
@@ -170,6 +174,8 @@ fn dial_context(req: &HttpRequest, state: &AppState) -> Option<DialContext> {
             subscriber,
             session,
             step,
+            caller: P::inbound_call(params, state.config.default_region)
+                .map_or(Caller::Withheld, |call| call.from),
         }),
         _ => {
             tracing::warn!(query = req.query_string(), "callback without our context");

@@ -9,3 +9,4 @@ mod receiver;
 mod ring;
 mod startup;
 mod store;
+mod twilio;
