@@ -212,6 +212,10 @@ pub struct Session {
     pub offers: Vec<Offer>,
     /// The phone said it did reject the call.
     pub phone_rejected: bool,
+    /// How many writes the store had when this copy was read; a write
+    /// based on an older copy is refused (see `Store::update_session`).
+    #[serde(skip)]
+    pub version: u64,
 }
 
 impl Session {
@@ -239,6 +243,7 @@ impl Session {
             device_call_id,
             offers: Vec::new(),
             phone_rejected: false,
+            version: 0,
         }
     }
 

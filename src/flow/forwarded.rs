@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::plan::{DialPlan, PlanStep};
-use super::{CallFlow, call_ref, transition};
+use super::{CallFlow, FlowError, call_ref, transition};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{Claim, Leg, Session, SessionId, SessionState, Timestamp};
 use crate::domain::subscriber::{Fallback, Subscriber, Target};
@@ -124,58 +124,47 @@ impl CallFlow {
         let Some(subscriber) = self.subscriber_for_callback(&context.subscriber).await else {
             return hangup();
         };
-        let mut session = self.session_for_callback(context.session.as_ref()).await;
-        let plan = DialPlan::for_session(&subscriber, session.as_ref());
-        let dialed: Vec<_> = match plan.step(context.step) {
-            PlanStep::Ring(destinations) => destinations.iter().map(|d| d.id.clone()).collect(),
-            _ => Vec::new(),
-        };
-        if let Some(session) = session.as_mut() {
-            session.legs.extend(dialed.iter().map(|id| Leg {
-                destination_id: id.clone(),
-                status: outcome.as_str().to_owned(),
-            }));
-        }
-
-        let script = match outcome {
-            DialOutcome::Answered => {
-                if let Some(session) = session.as_mut() {
-                    if let [only] = dialed.as_slice() {
-                        session.selected_destination = Some(only.clone());
+        let step = context.step;
+        let session = self
+            .record_in_session(context.session.as_ref(), &subscriber, None, |session| {
+                let plan = DialPlan::for_session(&subscriber, Some(session));
+                let dialed: Vec<_> = match plan.step(step) {
+                    PlanStep::Ring(destinations) => {
+                        destinations.iter().map(|d| d.id.clone()).collect()
                     }
-                    transition(session, SessionState::Connected);
-                    self.notify_later(
-                        &subscriber,
-                        EventPayload::Connected(Connected {
-                            call: call_ref(session),
-                            destination_id: session.selected_destination.clone(),
-                        }),
-                    );
-                }
-                hangup()
-            }
-            DialOutcome::Canceled => {
-                self.missed(&subscriber, session.as_mut());
-                hangup()
-            }
+                    _ => Vec::new(),
+                };
+                session.legs.extend(dialed.iter().map(|id| Leg {
+                    destination_id: id.clone(),
+                    status: outcome.as_str().to_owned(),
+                }));
+                let outcome_state = match outcome {
+                    DialOutcome::Answered => {
+                        if let [only] = dialed.as_slice() {
+                            session.selected_destination = Some(only.clone());
+                        }
+                        Some(SessionState::Connected)
+                    }
+                    DialOutcome::Canceled => Some(SessionState::Missed),
+                    DialOutcome::Busy | DialOutcome::NoAnswer | DialOutcome::Failed => matches!(
+                        plan.step(step + 1),
+                        PlanStep::Done | PlanStep::Fallback(Fallback::Hangup)
+                    )
+                    .then_some(SessionState::Missed),
+                };
+                Ok(outcome_state.filter(|_| !session.state.is_over()))
+            })
+            .await;
+
+        match outcome {
+            DialOutcome::Answered | DialOutcome::Canceled => hangup(),
             DialOutcome::Busy | DialOutcome::NoAnswer | DialOutcome::Failed => {
                 let caller = session
                     .as_ref()
                     .map_or(context.caller.clone(), |s| s.caller.clone());
-                let next = context.step + 1;
-                if matches!(
-                    plan.step(next),
-                    PlanStep::Done | PlanStep::Fallback(Fallback::Hangup)
-                ) {
-                    self.missed(&subscriber, session.as_mut());
-                }
-                self.script_for_step(routes, &subscriber, session.as_ref(), &caller, next)
+                self.script_for_step(routes, &subscriber, session.as_ref(), &caller, step + 1)
             }
-        };
-        if let Some(session) = &session {
-            self.save_or_log(session).await;
         }
-        script
     }
 
     /// Answers the end of the voicemail `<Record>`.
@@ -184,34 +173,76 @@ impl CallFlow {
         context: DialContext,
         recording_url: Option<String>,
     ) -> CallScript {
-        let subscriber = self.subscriber_for_callback(&context.subscriber).await;
-        let mut session = self.session_for_callback(context.session.as_ref()).await;
-        if let (Some(subscriber), Some(session)) = (subscriber.as_deref(), session.as_mut()) {
-            match recording_url {
-                Some(recording_url) => {
-                    transition(session, SessionState::Voicemail);
-                    self.notify_later(
-                        subscriber,
-                        EventPayload::Voicemail(Voicemail {
-                            call: call_ref(session),
-                            recording_url,
-                        }),
-                    );
-                }
-                None => self.missed(subscriber, Some(session)),
-            }
-            self.save_or_log(session).await;
+        if let Some(subscriber) = self.subscriber_for_callback(&context.subscriber).await {
+            let recorded = recording_url.is_some();
+            self.record_in_session(
+                context.session.as_ref(),
+                &subscriber,
+                recording_url,
+                |session| {
+                    Ok((!session.state.is_over()).then_some(if recorded {
+                        SessionState::Voicemail
+                    } else {
+                        SessionState::Missed
+                    }))
+                },
+            )
+            .await;
         }
         hangup()
     }
 
-    fn missed(&self, subscriber: &Subscriber, session: Option<&mut Session>) {
-        if let Some(session) = session
-            && !session.state.is_over()
+    /// Applies a callback's news to its session and moves it to the outcome
+    /// `change` names, telling the destinations. A store failure is logged:
+    /// the call goes on without the session.
+    async fn record_in_session(
+        &self,
+        id: Option<&SessionId>,
+        subscriber: &Subscriber,
+        recording_url: Option<String>,
+        mut change: impl FnMut(&mut Session) -> Result<Option<SessionState>, FlowError>,
+    ) -> Option<Session> {
+        let (session, outcome) = match self
+            .update(id?, |session| {
+                let outcome = change(session)?;
+                if let Some(state) = outcome {
+                    transition(session, state);
+                }
+                Ok(outcome)
+            })
+            .await
         {
-            transition(session, SessionState::Missed);
-            self.notify_later(subscriber, EventPayload::Missed(call_ref(session)));
+            Ok(updated) => updated,
+            Err(err) => {
+                tracing::error!(session_id = %id?, error = format!("{err:#}"), "could not record the call's progress; going on without the session");
+                return None;
+            }
+        };
+        match outcome {
+            Some(SessionState::Connected) => self.notify_later(
+                subscriber,
+                EventPayload::Connected(Connected {
+                    call: call_ref(&session),
+                    destination_id: session.selected_destination.clone(),
+                }),
+            ),
+            Some(SessionState::Missed) => {
+                self.notify_later(subscriber, EventPayload::Missed(call_ref(&session)))
+            }
+            Some(SessionState::Voicemail) => {
+                if let Some(recording_url) = recording_url {
+                    self.notify_later(
+                        subscriber,
+                        EventPayload::Voicemail(Voicemail {
+                            call: call_ref(&session),
+                            recording_url,
+                        }),
+                    );
+                }
+            }
+            _ => {}
         }
+        Some(session)
     }
 
     /// The markup for step `index` of the subscriber's plan.
@@ -287,17 +318,6 @@ impl CallFlow {
                     "store failed; using last known subscriber"
                 );
                 self.last_known.get(number)
-            }
-        }
-    }
-
-    async fn session_for_callback(&self, id: Option<&SessionId>) -> Option<Session> {
-        let id = id?;
-        match self.store.session(id).await {
-            Ok(session) => session,
-            Err(err) => {
-                tracing::error!(session_id = %id, error = format!("{err:#}"), "store failed; going on without the session");
-                None
             }
         }
     }

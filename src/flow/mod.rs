@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::config::PublicBaseUrl;
 use crate::domain::phone::Region;
-use crate::domain::session::{Session, SessionState};
+use crate::domain::session::{Session, SessionId, SessionState};
 use crate::domain::subscriber::Subscriber;
 use crate::notify::events::{CallRef, Event, EventPayload};
 use crate::notify::webhooks::WebhookSender;
@@ -24,6 +24,9 @@ use crate::templates::Templates;
 pub use self::forwarded::DialContext;
 pub use self::ring::{RingOutcome, RingReport};
 pub use self::sessions::DeviceEvent;
+
+/// How often `update` reads again when another writer got there first.
+const UPDATE_ATTEMPTS: usize = 8;
 
 /// Ring reports a device may send in a minute (contract §4).
 pub const RING_REPORTS_PER_MINUTE: u64 = 30;
@@ -93,16 +96,31 @@ impl CallFlow {
         url
     }
 
-    /// Writes a session, logging rather than failing: used where the call
-    /// must go on whatever the store says.
-    async fn save_or_log(&self, session: &Session) {
-        if let Err(err) = self
-            .store
-            .put_session(session, self.settings.session_ttl)
-            .await
-        {
-            tracing::error!(session_id = %session.id, error = format!("{err:#}"), "could not save the session");
+    /// Reads session `id`, applies `change`, and writes it back; when
+    /// someone else wrote it meanwhile (another instance, a claim), reads
+    /// and decides again. `change` must have no side effects: act on what it
+    /// returns once the write went through.
+    async fn update<T>(
+        &self,
+        id: &SessionId,
+        mut change: impl FnMut(&mut Session) -> Result<T, FlowError>,
+    ) -> Result<(Session, T), FlowError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some(mut session) = self.store.session(id).await? else {
+                return Err(FlowError::SessionNotFound);
+            };
+            let outcome = change(&mut session)?;
+            if self
+                .store
+                .update_session(&mut session, self.settings.session_ttl)
+                .await?
+            {
+                return Ok((session, outcome));
+            }
         }
+        Err(FlowError::Store(StoreError::Unexpected(anyhow::anyhow!(
+            "session {id} kept changing under {UPDATE_ATTEMPTS} attempts to update it"
+        ))))
     }
 
     /// Tells every destination of `subscriber` about `payload`, in the

@@ -80,21 +80,34 @@ impl CallFlow {
 
         self.notify_ringing(subscriber, &session, &capabilities)
             .await;
-        session.timeline.notified_at = Some(Timestamp::now());
-        transition(&mut session, SessionState::Notified);
-
-        let instruction = self.first_instruction(subscriber);
-        session.instruction = instruction;
-        if instruction != Instruction::Wait {
-            session.timeline.instructed_at = Some(Timestamp::now());
-            transition(&mut session, SessionState::Instructed);
-        }
-        self.store
-            .put_session(&session, self.settings.session_ttl)
+        let first_instruction = self.first_instruction(subscriber);
+        // A destination may have accepted, or the phone reported, while the
+        // notifications were out: decide on the session as it is now.
+        let (session, ()) = self
+            .update(&session.id, |session| {
+                if session.state.is_over() {
+                    return Ok(());
+                }
+                session
+                    .timeline
+                    .notified_at
+                    .get_or_insert_with(Timestamp::now);
+                if session.state == SessionState::Ringing {
+                    transition(session, SessionState::Notified);
+                }
+                if session.instruction == Instruction::Wait
+                    && first_instruction != Instruction::Wait
+                {
+                    session.instruction = first_instruction;
+                    session.timeline.instructed_at = Some(Timestamp::now());
+                    transition(session, SessionState::Instructed);
+                }
+                Ok(())
+            })
             .await?;
         Ok(RingOutcome {
             session_id: session.id,
-            instruction,
+            instruction: session.instruction,
         })
     }
 

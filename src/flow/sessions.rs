@@ -37,34 +37,41 @@ impl CallFlow {
         id: &SessionId,
         event: DeviceEvent,
     ) -> Result<(), FlowError> {
-        let mut session = self.session_of(&subscriber.number, id).await?;
-        if session.state.is_over() {
-            return Err(FlowError::SessionOver);
-        }
-        match event {
-            DeviceEvent::Rejected => session.phone_rejected = true,
-            DeviceEvent::Answered | DeviceEvent::Ended => {
-                if session.state == SessionState::Forwarded {
-                    return Err(FlowError::AlreadyForwarded);
+        // Another subscriber's session is not found, before and after.
+        self.session_of(&subscriber.number, id).await?;
+        let (session, cancelled) = self
+            .update(id, |session| {
+                if session.state.is_over() {
+                    return Err(FlowError::SessionOver);
                 }
-                transition(&mut session, SessionState::Cancelled);
-                let reason = if event == DeviceEvent::Answered {
-                    CancelReason::AnsweredOnPhone
-                } else {
-                    CancelReason::CallerHungUp
-                };
-                self.notify_later(
-                    subscriber,
-                    EventPayload::Cancelled(Cancelled {
-                        call: call_ref(&session),
-                        reason,
-                    }),
-                );
-            }
-        }
-        self.store
-            .put_session(&session, self.settings.session_ttl)
+                match event {
+                    DeviceEvent::Rejected => {
+                        session.phone_rejected = true;
+                        Ok(None)
+                    }
+                    DeviceEvent::Answered | DeviceEvent::Ended => {
+                        if session.state == SessionState::Forwarded {
+                            return Err(FlowError::AlreadyForwarded);
+                        }
+                        transition(session, SessionState::Cancelled);
+                        Ok(Some(if event == DeviceEvent::Answered {
+                            CancelReason::AnsweredOnPhone
+                        } else {
+                            CancelReason::CallerHungUp
+                        }))
+                    }
+                }
+            })
             .await?;
+        if let Some(reason) = cancelled {
+            self.notify_later(
+                subscriber,
+                EventPayload::Cancelled(Cancelled {
+                    call: call_ref(&session),
+                    reason,
+                }),
+            );
+        }
         Ok(())
     }
 }

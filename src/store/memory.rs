@@ -39,11 +39,14 @@ struct StoredSession {
     /// before the claim must not undo the claim.
     claim: Option<Claim>,
     deadline: Instant,
+    /// Writes and claims so far.
+    version: u64,
 }
 
 impl StoredSession {
     fn view(&self) -> Session {
         let mut session = self.session.clone();
+        session.version = self.version;
         if let Some(claim) = &self.claim
             && session.call_sid.is_none()
         {
@@ -110,7 +113,10 @@ impl Inner {
             self.writes_since_sweep = 0;
             self.sweep(now);
         }
-        let claim = self.sessions.remove(&session.id).and_then(|s| s.claim);
+        let (claim, previous_version) = self
+            .sessions
+            .remove(&session.id)
+            .map_or((None, None), |s| (s.claim, Some(s.version)));
         let index = self.awaiting.entry(awaiting_key(session)).or_default();
         // Keyed by id, whatever report time an earlier write carried.
         index.retain(|(_, id)| *id != session.id);
@@ -129,6 +135,8 @@ impl Inner {
                 session: session.clone(),
                 claim,
                 deadline: now + ttl,
+                // A new session starts at 0, as a fresh `Session` does.
+                version: previous_version.map_or(0, |v| v + 1),
             },
         );
     }
@@ -238,6 +246,22 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn update_session(
+        &self,
+        session: &mut Session,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let current = inner.live_session(&session.id, now).map(|s| s.version);
+        if current != Some(session.version) {
+            return Ok(false);
+        }
+        inner.write_session(session, ttl, now);
+        session.version += 1;
+        Ok(true)
+    }
+
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         Ok(self
             .lock()
@@ -288,6 +312,7 @@ impl Store for MemoryStore {
             {
                 stored.claim = Some(claim.clone());
                 stored.deadline = now + ttl;
+                stored.version += 1;
                 return Ok(Some(stored.view()));
             }
             // The entry outlived its session, or a claim took it already:
@@ -296,7 +321,7 @@ impl Store for MemoryStore {
         match unreported {
             Some(session) => {
                 inner.write_session(session, ttl, now);
-                Ok(Some(session.clone()))
+                Ok(inner.live_session(&session.id, now).map(|s| s.view()))
             }
             None => Ok(None),
         }

@@ -89,6 +89,16 @@ pub trait Store: Send + Sync + 'static {
     /// took it.
     async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError>;
 
+    /// Writes a session read earlier, unless someone wrote it (or a
+    /// forwarded call claimed it) since: then nothing is written and the
+    /// answer is `false`, and the caller reads it again and decides again.
+    /// Otherwise as [`Store::put_session`]; `session.version` moves on.
+    async fn update_session(
+        &self,
+        session: &mut Session,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
     /// A session that has not expired, with its claim applied.
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
 

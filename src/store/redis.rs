@@ -101,6 +101,11 @@ return out
 /// the TTL of its device-call key. Shared by the two scripts below.
 const WRITE_SESSION_LUA: &str = r"
 local function write_session(session_key, index_key, device_call_key, data, ttl, awaiting, id, reported)
+  if redis.call('EXISTS', session_key) == 1 then
+    redis.call('HINCRBY', session_key, 'version', 1)
+  else
+    redis.call('HSET', session_key, 'version', 0)
+  end
   redis.call('HSET', session_key, 'data', data)
   redis.call('PEXPIRE', session_key, ttl)
   if awaiting == '1' and redis.call('HEXISTS', session_key, 'claim') == 0 then
@@ -125,12 +130,27 @@ static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
 if KEYS[3] then
   local existing = redis.call('GET', KEYS[3])
   if existing then
-    local old = redis.call('HMGET', ARGV[6] .. ':ses:' .. existing, 'data', 'claim')
+    local old = redis.call('HMGET', ARGV[6] .. ':ses:' .. existing, 'data', 'version', 'claim')
     if old[1] then return old end
   end
 end
 write_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return false
+"
+    ))
+});
+
+/// KEYS: session hash, matching index, device-call key (optional).
+/// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
+/// session id, report time, the version the session was read at.
+/// Returns 0, writing nothing, when the stored version differs.
+static UPDATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{WRITE_SESSION_LUA}{}",
+        r"
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[6] then return 0 end
+write_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return 1
 "
     ))
 });
@@ -178,15 +198,16 @@ while true do
   local session = ARGV[1] .. ':ses:' .. best_id
   local data = redis.call('HGET', session, 'data')
   if data and redis.call('HSETNX', session, 'claim', ARGV[3]) == 1 then
+    redis.call('HINCRBY', session, 'version', 1)
     redis.call('PEXPIRE', session, ARGV[4])
-    return {data, ARGV[3]}
+    return {data, redis.call('HGET', session, 'version'), ARGV[3]}
   end
 end
 if ARGV[5] then
   local session = ARGV[1] .. ':ses:' .. ARGV[5]
-  redis.call('HSET', session, 'data', ARGV[6])
+  redis.call('HSET', session, 'data', ARGV[6], 'version', 0)
   redis.call('PEXPIRE', session, ARGV[4])
-  return {ARGV[6]}
+  return {ARGV[6], '0'}
 end
 return false
 ",
@@ -214,9 +235,14 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
-/// A session from its stored `data` and `claim`.
-fn decode_session(data: &str, claim: Option<&str>) -> Result<Session, StoreError> {
+/// A session from its stored `data`, `version` and `claim`.
+fn decode_session(
+    data: &str,
+    version: Option<&str>,
+    claim: Option<&str>,
+) -> Result<Session, StoreError> {
     let mut session: Session = decode(data, "session")?;
+    session.version = version.and_then(|v| v.parse().ok()).unwrap_or(0);
     if let Some(claim) = claim
         && session.call_sid.is_none()
     {
@@ -459,15 +485,16 @@ impl Store for RedisStore {
     ) -> Result<SessionCreated, StoreError> {
         let mut invocation = CREATE_SESSION.prepare_invoke();
         self.session_write(&mut invocation, session, ttl)?;
-        let existing: Option<(String, Option<String>)> = invocation
+        let existing: Option<(String, Option<String>, Option<String>)> = invocation
             .arg(&self.prefix)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_error("creating a session"))?;
         match existing {
             None => Ok(SessionCreated::Created),
-            Some((data, claim)) => Ok(SessionCreated::Existing(Box::new(decode_session(
+            Some((data, version, claim)) => Ok(SessionCreated::Existing(Box::new(decode_session(
                 &data,
+                version.as_deref(),
                 claim.as_deref(),
             )?))),
         }
@@ -482,15 +509,35 @@ impl Store for RedisStore {
             .map_err(redis_error("writing a session"))
     }
 
-    async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let (data, claim): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.key("ses", id.as_str()))
-            .arg("data")
-            .arg("claim")
-            .query_async(&mut self.conn())
+    async fn update_session(
+        &self,
+        session: &mut Session,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = UPDATE_SESSION.prepare_invoke();
+        self.session_write(&mut invocation, session, ttl)?;
+        let written: i64 = invocation
+            .arg(session.version)
+            .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("reading a session"))?;
-        data.map(|d| decode_session(&d, claim.as_deref()))
+            .map_err(redis_error("updating a session"))?;
+        if written == 1 {
+            session.version += 1;
+        }
+        Ok(written == 1)
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let (data, version, claim): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.key("ses", id.as_str()))
+                .arg("data")
+                .arg("version")
+                .arg("claim")
+                .query_async(&mut self.conn())
+                .await
+                .map_err(redis_error("reading a session"))?;
+        data.map(|d| decode_session(&d, version.as_deref(), claim.as_deref()))
             .transpose()
     }
 
@@ -526,8 +573,8 @@ impl Store for RedisStore {
             .map_err(redis_error("claiming a session"))?;
         claimed
             .map(|parts| match parts.as_slice() {
-                [data] => decode_session(data, None),
-                [data, claim] => decode_session(data, Some(claim)),
+                [data, version] => decode_session(data, Some(version), None),
+                [data, version, claim] => decode_session(data, Some(version), Some(claim)),
                 _ => Err(StoreError::Unexpected(anyhow::anyhow!(
                     "the claim script answered oddly"
                 ))),

@@ -9,4 +9,5 @@ mod receiver;
 mod ring;
 mod startup;
 mod store;
+mod store_versions;
 mod twilio;

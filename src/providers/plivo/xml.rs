@@ -1,0 +1,686 @@
+//! Plivo XML rendering: turns a provider-neutral [`CallScript`] into the XML
+//! document Plivo executes. This module owns the mapping from each [`Step`]
+//! to its Plivo element and attributes, and nothing else: the call flow
+//! decides what to say and dial, the routes decide when to answer.
+//!
+//! Every tag, attribute and text goes through `quick_xml::Writer`, so caller
+//! supplied text (names, URLs with `&` in the query) is always escaped and the
+//! document is always well-formed. Voice routes must answer with valid markup
+//! under all circumstances (CONTRACT §7), so this function cannot fail.
+//!
+//! Element and attribute names follow Plivo's XML reference
+//! (plivo.com/docs/voice/xml: Dial, Number, User, Record, GetInput) and the
+//! attribute lists of the official SDKs' element classes (plivo-python
+//! `plivo/xml/*Element.py`, plivo-ruby `lib/plivo/xml/*.rb`).
+
+use std::borrow::Cow;
+use std::io;
+use std::ops::RangeInclusive;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
+
+use crate::domain::phone::PhoneNumber;
+use crate::domain::subscriber::Target;
+use crate::providers::{CallScript, Dial, DialTarget, Step};
+
+/// The domain Plivo SIP endpoints (its softphones and browser SDK clients)
+/// register under: endpoint `alice` is dialed as `sip:alice@phone.plivo.com`.
+const ENDPOINT_DOMAIN: &str = "phone.plivo.com";
+
+/// The key a screened callee presses to accept the call.
+const CONFIRM_KEY: &str = "1";
+
+/// `GetInput executionTimeout`'s allowed values, in seconds.
+const EXECUTION_TIMEOUT_SECS: RangeInclusive<u32> = 5..=60;
+
+/// Renders a script as a Plivo XML document:
+/// `<?xml version="1.0" encoding="UTF-8"?><Response>…</Response>`.
+///
+/// An empty script renders `<Response/>`: Plivo then simply ends the call.
+pub fn render(script: &CallScript) -> String {
+    // One buffer sized up front for the whole document: this runs for every
+    // webhook of every call.
+    let mut out = Vec::with_capacity(capacity_hint(script));
+    write_document(&mut Writer::new(&mut out), script).expect("writing into a Vec<u8> cannot fail");
+    // quick-xml copies the `&str`s it is given plus ASCII markup, so the
+    // bytes are UTF-8 whatever the script holds.
+    String::from_utf8(out).expect("quick-xml writes only the UTF-8 text it is given")
+}
+
+fn write_document<W: io::Write>(w: &mut Writer<W>, script: &CallScript) -> io::Result<()> {
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    if script.0.is_empty() {
+        return w.write_event(Event::Empty(BytesStart::new("Response")));
+    }
+    w.create_element("Response").write_inner_content(|w| {
+        for step in &script.0 {
+            write_step(w, step)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
+    match step {
+        Step::Say(text) => write_speak(w, text),
+        Step::Dial(dial) => write_dial(w, dial),
+        Step::Record {
+            action_url,
+            max_length_secs,
+        } => {
+            // `fileFormat` is left at its default (mp3). `redirect` defaults
+            // to true too, but it is what makes Plivo run the XML our action
+            // URL answers, so it is spelled out.
+            w.create_element("Record")
+                .with_attribute(("action", xml_chars(action_url).as_ref()))
+                .with_attribute(("method", "POST"))
+                .with_attribute(("maxLength", max_length_secs.to_string().as_str()))
+                .with_attribute(("playBeep", "true"))
+                .with_attribute(("redirect", "true"))
+                .write_empty()?;
+            Ok(())
+        }
+        Step::Gather {
+            action_url,
+            num_digits,
+            timeout_secs,
+            prompt,
+        } => {
+            // GetInput, Plivo's replacement for GetDigits. Its
+            // `executionTimeout` is the wait for input, counted once the
+            // nested prompt has ended; without input Plivo goes on with the
+            // next element (what `Step::Gather` promises). `digitEndTimeout`
+            // is only the gap allowed between two digits, so it is left at
+            // its default. Plivo accepts 5 to 60 s and at least one digit.
+            let execution_timeout = (*timeout_secs).clamp(
+                *EXECUTION_TIMEOUT_SECS.start(),
+                *EXECUTION_TIMEOUT_SECS.end(),
+            );
+            w.create_element("GetInput")
+                .with_attribute(("action", xml_chars(action_url).as_ref()))
+                .with_attribute(("method", "POST"))
+                .with_attribute(("inputType", "dtmf"))
+                .with_attribute(("numDigits", num_digits.max(&1).to_string().as_str()))
+                .with_attribute(("executionTimeout", execution_timeout.to_string().as_str()))
+                .with_attribute(("redirect", "true"))
+                // The prompt is nested: input is collected while it plays,
+                // and the wait for input starts once it has ended.
+                .write_inner_content(|w| write_speak(w, prompt))?;
+            Ok(())
+        }
+        Step::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
+    }
+}
+
+fn write_speak<W: io::Write>(w: &mut Writer<W>, text: &str) -> io::Result<()> {
+    // Speaking nothing is the same as leaving the element out (and spares
+    // Plivo an empty text-to-speech request), as the TwiML renderer does.
+    if text.is_empty() {
+        return Ok(());
+    }
+    w.create_element("Speak")
+        .write_text_content(BytesText::new(&xml_chars(text)))?;
+    Ok(())
+}
+
+fn write_dial<W: io::Write>(w: &mut Writer<W>, dial: &Dial) -> io::Result<()> {
+    let mut element = w
+        .create_element("Dial")
+        .with_attribute(("action", xml_chars(&dial.action_url).as_ref()))
+        .with_attribute(("method", "POST"))
+        .with_attribute(("timeout", dial.timeout_secs.to_string().as_str()));
+    if let Some(caller_id) = &dial.caller_id {
+        element = element.with_attribute(("callerId", plivo_number(caller_id)));
+    }
+    // Plivo runs the XML our action URL answers (next destination, fallback
+    // or hangup). The default, spelled out because the flow depends on it.
+    element = element.with_attribute(("redirect", "true"));
+    // Plivo screens per Dial, not per number: `confirmSound` is fetched (POST)
+    // and played to whichever leg answers, for EVERY leg of this Dial, and
+    // only a leg that then presses `confirmKey` is bridged (the others fail).
+    // So the first whisper URL stands for the whole Dial. The XML it answers
+    // may hold only Speak, Play and Wait: accepting is the confirm key, not a
+    // GetInput.
+    if let Some(url) = dial.targets.iter().find_map(|t| t.whisper_url.as_deref()) {
+        element = element
+            .with_attribute(("confirmSound", xml_chars(url).as_ref()))
+            .with_attribute(("confirmKey", CONFIRM_KEY));
+    }
+    // Several nouns in one <Dial> ring at once; the first to answer wins.
+    element.write_inner_content(|w| {
+        for target in &dial.targets {
+            write_noun(w, target)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_noun<W: io::Write>(w: &mut Writer<W>, target: &DialTarget) -> io::Result<()> {
+    let (name, address): (_, Cow<'_, str>) = match &target.target {
+        Target::Phone(number) => ("Number", Cow::Borrowed(plivo_number(number))),
+        Target::Sip(uri) => ("User", xml_chars(uri.as_str())),
+        // Plivo endpoints are SIP users on Plivo's own domain.
+        Target::Client(identity) => (
+            "User",
+            Cow::Owned(format!("sip:{}@{ENDPOINT_DOMAIN}", identity.as_str())),
+        ),
+    };
+    w.create_element(name)
+        .write_text_content(BytesText::new(&address))?;
+    Ok(())
+}
+
+/// A number as Plivo writes it: the E.164 digits without the leading `+`
+/// (`12025550201`), in `<Number>` as in `callerId`.
+fn plivo_number(number: &PhoneNumber) -> &str {
+    let e164 = number.as_str();
+    e164.strip_prefix('+').unwrap_or(e164)
+}
+
+/// `s` without the characters XML 1.0 cannot carry at all, even escaped
+/// (control characters other than tab, line feed and carriage return, and
+/// U+FFFE/U+FFFF). quick-xml escapes markup but passes those through, and one
+/// of them in a spoken text would make Plivo reject the whole document.
+/// Borrows, without copying, in the normal case where there are none.
+fn xml_chars(s: &str) -> Cow<'_, str> {
+    fn forbidden(c: char) -> bool {
+        (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }
+    if s.chars().any(forbidden) {
+        Cow::Owned(s.chars().filter(|&c| !forbidden(c)).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// A generous estimate of the document's length, so that the buffer is
+/// allocated once: markup is roughly constant per element, text is copied
+/// (and sometimes escaped, hence the slack).
+fn capacity_hint(script: &CallScript) -> usize {
+    const DOCUMENT: usize = 64; // declaration and <Response></Response>
+    const ELEMENT: usize = 128; // tags, attribute names and numbers of one element
+    let text = |s: &str| s.len() + s.len() / 8;
+    script.0.iter().fold(DOCUMENT, |total, step| {
+        total
+            + ELEMENT
+            + match step {
+                Step::Say(s) => text(s),
+                Step::Dial(d) => {
+                    text(&d.action_url)
+                        + d.targets
+                            .iter()
+                            .find_map(|t| t.whisper_url.as_deref())
+                            .map_or(0, text)
+                        + d.targets.len() * (32 + ENDPOINT_DOMAIN.len() + 32)
+                }
+                Step::Record { action_url, .. } => text(action_url),
+                Step::Gather {
+                    action_url, prompt, ..
+                } => text(action_url) + ELEMENT + text(prompt),
+                Step::Hangup => 0,
+            }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use quick_xml::Reader;
+    use quick_xml::XmlVersion;
+    use quick_xml::escape::resolve_predefined_entity;
+
+    use super::*;
+    use crate::domain::phone::Region;
+    use crate::domain::subscriber::{ClientIdentity, SipUri};
+
+    /// One element of the parsed-back document.
+    #[derive(Debug)]
+    struct Node {
+        name: String,
+        attrs: Vec<(String, String)>,
+        text: String,
+        children: Vec<Node>,
+    }
+
+    impl Node {
+        fn new(start: &BytesStart<'_>) -> Self {
+            let attrs = start
+                .attributes()
+                .map(|a| {
+                    let a = a.expect("well-formed attribute");
+                    let value = a
+                        .normalized_value(XmlVersion::Explicit1_0)
+                        .expect("attribute value unescapes");
+                    (a.key.as_ref().to_owned(), value.into_owned())
+                })
+                .collect();
+            Self {
+                name: start.name().as_ref().to_owned(),
+                attrs,
+                text: String::new(),
+                children: Vec::new(),
+            }
+        }
+
+        fn attr(&self, key: &str) -> Option<&str> {
+            self.attrs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn attr_names(&self) -> Vec<&str> {
+            self.attrs.iter().map(|(k, _)| k.as_str()).collect()
+        }
+
+        fn child_names(&self) -> Vec<&str> {
+            self.children.iter().map(|c| c.name.as_str()).collect()
+        }
+
+        fn is_bare(&self) -> bool {
+            self.attrs.is_empty() && self.children.is_empty() && self.text.is_empty()
+        }
+    }
+
+    /// Parses a rendered document back into a tree, asserting along the way
+    /// that it is a single well-formed `<Response>` after the declaration.
+    fn parse(xml: &str) -> Node {
+        assert!(
+            xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><Response"#),
+            "{xml}"
+        );
+        let mut reader = Reader::from_str(xml);
+        let mut saw_decl = false;
+        let mut stack: Vec<Node> = Vec::new();
+        let mut root: Option<Node> = None;
+        let mut close = |node: Node, stack: &mut Vec<Node>| match stack.last_mut() {
+            Some(parent) => parent.children.push(node),
+            None => {
+                assert!(root.is_none(), "a second root element in {xml}");
+                root = Some(node);
+            }
+        };
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                Event::Decl(decl) => {
+                    assert!(!saw_decl && stack.is_empty(), "{xml}");
+                    assert_eq!(decl.version().unwrap(), "1.0");
+                    assert_eq!(decl.encoding().unwrap().unwrap(), "UTF-8");
+                    saw_decl = true;
+                }
+                Event::Start(start) => stack.push(Node::new(&start)),
+                Event::Empty(start) => close(Node::new(&start), &mut stack),
+                Event::End(end) => {
+                    let node = stack.pop().expect("an end tag closes an open element");
+                    assert_eq!(end.name().as_ref(), node.name);
+                    close(node, &mut stack);
+                }
+                Event::Text(text) => stack
+                    .last_mut()
+                    .expect("no text outside the root element")
+                    .text
+                    .push_str(&text.xml10_content()),
+                // Since quick-xml 0.38 the reader reports each `&…;` in text
+                // as its own event.
+                Event::GeneralRef(reference) => {
+                    let node = stack.last_mut().expect("no text outside the root");
+                    match reference.resolve_char_ref().expect("valid char ref") {
+                        Some(c) => node.text.push(c),
+                        None => node.text.push_str(
+                            resolve_predefined_entity(&reference).expect("predefined entity"),
+                        ),
+                    }
+                }
+                Event::Eof => break,
+                other => panic!("unexpected {other:?} in {xml}"),
+            }
+        }
+        assert!(saw_decl && stack.is_empty(), "{xml}");
+        let root = root.expect("a root element");
+        assert_eq!(root.name, "Response");
+        assert!(root.text.is_empty(), "{xml}");
+        root
+    }
+
+    fn number(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s, Region::default()).unwrap()
+    }
+
+    fn phone(s: &str) -> DialTarget {
+        DialTarget {
+            target: Target::Phone(number(s)),
+            whisper_url: None,
+        }
+    }
+
+    #[test]
+    fn single_number_dial_shows_the_caller_without_plus_signs() {
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![phone("+12025550201")],
+            caller_id: Some(number("+12025550302")),
+            timeout_secs: 20,
+            action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
+        })]);
+        let xml = render(&script);
+        assert!(!xml.contains('+'), "Plivo numbers carry no '+': {xml}");
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Dial"]);
+        let dial = &response.children[0];
+        assert_eq!(
+            dial.attr_names(),
+            ["action", "method", "timeout", "callerId", "redirect"]
+        );
+        assert_eq!(
+            dial.attr("action"),
+            Some("https://relay.example.com/plivo/dial-status?session=s1")
+        );
+        assert_eq!(dial.attr("method"), Some("POST"));
+        assert_eq!(dial.attr("timeout"), Some("20"));
+        assert_eq!(dial.attr("callerId"), Some("12025550302"));
+        assert_eq!(dial.attr("redirect"), Some("true"));
+        assert_eq!(dial.child_names(), ["Number"]);
+        let noun = &dial.children[0];
+        assert_eq!(noun.text, "12025550201");
+        assert!(noun.attrs.is_empty() && noun.children.is_empty(), "{xml}");
+    }
+
+    #[test]
+    fn dial_without_caller_id_leaves_the_attribute_out() {
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![phone("+442079460123")],
+            caller_id: None,
+            timeout_secs: 30,
+            action_url: "https://relay.example.com/plivo/dial-status".into(),
+        })]);
+        let dial = &parse(&render(&script)).children[0];
+        assert_eq!(
+            dial.attr_names(),
+            ["action", "method", "timeout", "redirect"]
+        );
+        assert_eq!(dial.attr("timeout"), Some("30"));
+        assert_eq!(dial.children[0].text, "442079460123");
+    }
+
+    #[test]
+    fn simultaneous_dial_rings_a_number_a_sip_uri_and_an_endpoint() {
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![
+                phone("+12025550201"),
+                DialTarget {
+                    target: Target::Sip(SipUri::parse("sip:alice@pbx.example.com").unwrap()),
+                    whisper_url: None,
+                },
+                DialTarget {
+                    target: Target::Client(ClientIdentity::parse("alice_01.web").unwrap()),
+                    whisper_url: None,
+                },
+            ],
+            caller_id: Some(number("+12025550302")),
+            timeout_secs: 25,
+            action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
+        })]);
+        let xml = render(&script);
+        let dial = &parse(&xml).children[0];
+        assert_eq!(dial.attr("timeout"), Some("25"));
+        assert_eq!(dial.attr("confirmSound"), None, "no screening: {xml}");
+        assert_eq!(dial.attr("confirmKey"), None, "no screening: {xml}");
+        assert_eq!(dial.child_names(), ["Number", "User", "User"]);
+        let texts: Vec<_> = dial.children.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "12025550201",
+                "sip:alice@pbx.example.com",
+                "sip:alice_01.web@phone.plivo.com"
+            ]
+        );
+        assert!(dial.children.iter().all(|n| n.attrs.is_empty()), "{xml}");
+    }
+
+    #[test]
+    fn screening_confirms_the_whole_dial_with_the_first_whisper() {
+        let whisper = "https://relay.example.com/plivo/screen?session=s1&destination=desk";
+        let other = "https://relay.example.com/plivo/screen?session=s1&destination=cell";
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![
+                phone("+12025550201"),
+                DialTarget {
+                    target: Target::Sip(
+                        SipUri::parse("sip:desk@pbx.example.com;transport=tls").unwrap(),
+                    ),
+                    whisper_url: Some(whisper.into()),
+                },
+                DialTarget {
+                    target: Target::Phone(number("+12025550202")),
+                    whisper_url: Some(other.into()),
+                },
+            ],
+            caller_id: Some(number("+12025550302")),
+            timeout_secs: 20,
+            action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
+        })]);
+        let xml = render(&script);
+        let dial = &parse(&xml).children[0];
+        assert_eq!(
+            dial.attr_names(),
+            [
+                "action",
+                "method",
+                "timeout",
+                "callerId",
+                "redirect",
+                "confirmSound",
+                "confirmKey"
+            ]
+        );
+        assert_eq!(dial.attr("confirmSound"), Some(whisper));
+        assert_eq!(dial.attr("confirmKey"), Some("1"));
+        assert_eq!(dial.child_names(), ["Number", "User", "Number"]);
+        assert_eq!(
+            dial.children[1].text,
+            "sip:desk@pbx.example.com;transport=tls"
+        );
+        // Screening is on the Dial: the nouns carry no per-leg attributes.
+        assert!(dial.children.iter().all(|n| n.attrs.is_empty()), "{xml}");
+        assert!(!xml.contains("destination=cell"), "{xml}");
+    }
+
+    #[test]
+    fn voicemail_is_a_greeting_then_a_recording() {
+        let script = CallScript(vec![
+            Step::Say("Please leave a message after the tone.".into()),
+            Step::Record {
+                action_url: "https://relay.example.com/plivo/voicemail?session=s1".into(),
+                max_length_secs: 120,
+            },
+        ]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Speak", "Record"]);
+        let speak = &response.children[0];
+        assert_eq!(speak.text, "Please leave a message after the tone.");
+        assert!(speak.attrs.is_empty() && speak.children.is_empty());
+        let record = &response.children[1];
+        assert_eq!(
+            record.attr_names(),
+            ["action", "method", "maxLength", "playBeep", "redirect"]
+        );
+        assert_eq!(
+            record.attr("action"),
+            Some("https://relay.example.com/plivo/voicemail?session=s1")
+        );
+        assert_eq!(record.attr("method"), Some("POST"));
+        assert_eq!(record.attr("maxLength"), Some("120"));
+        assert_eq!(record.attr("playBeep"), Some("true"));
+        assert_eq!(record.attr("redirect"), Some("true"));
+        assert!(record.children.is_empty() && record.text.is_empty());
+        assert!(xml.ends_with("/></Response>"), "Record is empty: {xml}");
+    }
+
+    #[test]
+    fn unknown_call_is_a_message_then_hangup() {
+        let script = CallScript(vec![
+            Step::Say("This number cannot take your call.".into()),
+            Step::Hangup,
+        ]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Speak", "Hangup"]);
+        assert_eq!(
+            response.children[0].text,
+            "This number cannot take your call."
+        );
+        assert!(response.children[1].is_bare(), "{xml}");
+        assert!(xml.ends_with("<Hangup/></Response>"), "{xml}");
+    }
+
+    #[test]
+    fn gather_is_a_dtmf_get_input_with_its_prompt_nested() {
+        let script = CallScript(vec![
+            Step::Gather {
+                action_url: "https://relay.example.com/plivo/screen-result?session=s1&d=desk"
+                    .into(),
+                num_digits: 1,
+                timeout_secs: 8,
+                prompt: "Press 1 to take the call.".into(),
+            },
+            Step::Hangup,
+        ]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["GetInput", "Hangup"]);
+        let input = &response.children[0];
+        assert_eq!(
+            input.attr_names(),
+            [
+                "action",
+                "method",
+                "inputType",
+                "numDigits",
+                "executionTimeout",
+                "redirect"
+            ]
+        );
+        assert_eq!(
+            input.attr("action"),
+            Some("https://relay.example.com/plivo/screen-result?session=s1&d=desk")
+        );
+        assert_eq!(input.attr("method"), Some("POST"));
+        assert_eq!(input.attr("inputType"), Some("dtmf"));
+        assert_eq!(input.attr("numDigits"), Some("1"));
+        assert_eq!(input.attr("executionTimeout"), Some("8"));
+        assert_eq!(input.attr("redirect"), Some("true"));
+        assert_eq!(input.child_names(), ["Speak"]);
+        assert_eq!(input.children[0].text, "Press 1 to take the call.");
+    }
+
+    #[test]
+    fn gather_stays_within_the_limits_plivo_accepts() {
+        let gather = |timeout_secs, num_digits| {
+            let script = CallScript(vec![Step::Gather {
+                action_url: "https://relay.example.com/g".into(),
+                num_digits,
+                timeout_secs,
+                prompt: "Press 1.".into(),
+            }]);
+            parse(&render(&script)).children.remove(0)
+        };
+        assert_eq!(gather(3, 1).attr("executionTimeout"), Some("5"));
+        assert_eq!(gather(5, 1).attr("executionTimeout"), Some("5"));
+        assert_eq!(gather(60, 1).attr("executionTimeout"), Some("60"));
+        assert_eq!(gather(600, 1).attr("executionTimeout"), Some("60"));
+        assert_eq!(gather(10, 0).attr("numDigits"), Some("1"));
+        assert_eq!(gather(10, 4).attr("numDigits"), Some("4"));
+    }
+
+    #[test]
+    fn markup_characters_in_text_and_urls_are_escaped_and_round_trip() {
+        let text = r#"Call from <Acme & Sons> "Ltd" 'UK'"#;
+        let action = r#"https://relay.example.com/plivo/dial-status?session=a&b="c"&d=<e>"#;
+        let whisper = "https://relay.example.com/plivo/screen?session=s1&destination=desk";
+        let script = CallScript(vec![
+            Step::Say(text.into()),
+            Step::Dial(Dial {
+                targets: vec![DialTarget {
+                    target: Target::Phone(number("+12025550201")),
+                    whisper_url: Some(whisper.into()),
+                }],
+                caller_id: None,
+                timeout_secs: 20,
+                action_url: action.into(),
+            }),
+            Step::Gather {
+                action_url: action.into(),
+                num_digits: 1,
+                timeout_secs: 5,
+                prompt: text.into(),
+            },
+            Step::Record {
+                action_url: action.into(),
+                max_length_secs: 120,
+            },
+        ]);
+        let xml = render(&script);
+        // Nothing of the input survives raw: every `<`, `&` and `"` was
+        // escaped (the parser below would not always notice a stray `<` in
+        // an attribute).
+        for raw in [
+            text,
+            action,
+            whisper,
+            "<Acme",
+            "a&b",
+            "s1&destination",
+            "=\"c\"",
+        ] {
+            assert!(!xml.contains(raw), "{raw:?} unescaped in {xml}");
+        }
+        let response = parse(&xml);
+        assert_eq!(
+            response.child_names(),
+            ["Speak", "Dial", "GetInput", "Record"]
+        );
+        assert_eq!(response.children[0].text, text);
+        let dial = &response.children[1];
+        assert_eq!(dial.attr("action"), Some(action));
+        assert_eq!(dial.attr("confirmSound"), Some(whisper));
+        let input = &response.children[2];
+        assert_eq!(input.attr("action"), Some(action));
+        assert_eq!(input.children[0].text, text);
+        assert_eq!(response.children[3].attr("action"), Some(action));
+    }
+
+    #[test]
+    fn line_breaks_survive_and_characters_xml_cannot_carry_are_dropped() {
+        let script = CallScript(vec![Step::Say(
+            "one\ntwo\r\nthree\u{0}\u{1b}!\u{FFFF}".into(),
+        )]);
+        let response = parse(&render(&script));
+        assert_eq!(response.children[0].text, "one\ntwo\r\nthree!");
+    }
+
+    #[test]
+    fn empty_speak_is_left_out() {
+        let script = CallScript(vec![
+            Step::Say(String::new()),
+            Step::Gather {
+                action_url: "https://relay.example.com/g".into(),
+                num_digits: 1,
+                timeout_secs: 5,
+                prompt: String::new(),
+            },
+        ]);
+        let response = parse(&render(&script));
+        assert_eq!(response.child_names(), ["GetInput"]);
+        assert!(response.children[0].children.is_empty());
+    }
+
+    #[test]
+    fn empty_script_is_an_empty_response() {
+        let xml = render(&CallScript::default());
+        assert_eq!(xml, r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#);
+        assert!(parse(&xml).is_bare());
+    }
+}

@@ -1,0 +1,101 @@
+//! The store conformance suite, continued: writes that must not be based on
+//! a stale copy (`update_session`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringrelay::domain::phone::{Caller, PhoneNumber, Region};
+use ringrelay::domain::session::{Claim, Instruction, Session, SessionState, Timestamp};
+use ringrelay::domain::subscriber::Mode;
+use ringrelay::store::{MemoryStore, RedisStore, Store};
+
+use crate::both_backends;
+use crate::helpers::{Backend, unique_prefix};
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn store_for(backend: &Backend) -> Arc<dyn Store> {
+    match backend {
+        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis(redis) => {
+            Arc::new(RedisStore::connect(&redis.url(), &unique_prefix()).unwrap())
+        }
+    }
+}
+
+fn number(s: &str) -> PhoneNumber {
+    PhoneNumber::parse(s, Region::default()).unwrap()
+}
+
+fn awaiting(caller: &str) -> Session {
+    let mut session = Session::ringing(
+        number("+12025550199"),
+        Caller::Number(number(caller)),
+        Mode::Auto,
+        None,
+    );
+    session.state = SessionState::Instructed;
+    session.instruction = Instruction::Reject;
+    session
+}
+
+both_backends! {
+    an_update_of_the_latest_copy_is_written_and_a_stale_one_is_refused => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let created = Session::ringing(number("+12025550199"), Caller::Withheld, Mode::Pick, None);
+        store.put_session(&created, TTL).await.unwrap();
+
+        let mut first = store.session(&created.id).await.unwrap().unwrap();
+        let mut stale = first.clone();
+        first.state = SessionState::Notified;
+        assert!(store.update_session(&mut first, TTL).await.unwrap());
+
+        stale.state = SessionState::Cancelled;
+        assert!(!store.update_session(&mut stale, TTL).await.unwrap(), "written on a stale copy");
+        assert_eq!(store.session(&created.id).await.unwrap().unwrap().state, SessionState::Notified);
+
+        // The copy that was written stays current for its writer.
+        first.state = SessionState::Instructed;
+        assert!(store.update_session(&mut first, TTL).await.unwrap());
+        assert_eq!(store.session(&created.id).await.unwrap().unwrap().state, SessionState::Instructed);
+    };
+
+    a_fresh_session_can_be_updated_right_after_it_was_created => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let mut session = Session::ringing(number("+12025550199"), Caller::Withheld, Mode::Auto, Some("c1".into()));
+        store.create_session(&session, TTL).await.unwrap();
+        session.state = SessionState::Notified;
+        assert!(store.update_session(&mut session, TTL).await.unwrap());
+    };
+
+    a_claim_makes_copies_read_before_it_stale => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let session = awaiting("+12025550302");
+        store.put_session(&session, TTL).await.unwrap();
+        let mut before_claim = store.session(&session.id).await.unwrap().unwrap();
+
+        let claim = Claim { call_sid: "CA1".into(), forwarded_at: Timestamp::now() };
+        let claimed = store
+            .claim_session(&[session.subscriber.clone()], &session.caller, &claim, None, TTL)
+            .await
+            .unwrap()
+            .expect("claimed");
+        before_claim.state = SessionState::Cancelled;
+        assert!(!store.update_session(&mut before_claim, TTL).await.unwrap());
+
+        let mut after_claim = claimed;
+        assert_eq!(after_claim.state, SessionState::Forwarded);
+        after_claim.state = SessionState::Connected;
+        assert!(store.update_session(&mut after_claim, TTL).await.unwrap());
+        let read = store.session(&session.id).await.unwrap().unwrap();
+        assert_eq!(read.state, SessionState::Connected);
+        assert_eq!(read.call_sid.as_deref(), Some("CA1"));
+    };
+
+    an_expired_or_unknown_session_is_never_updated => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let mut never_stored = awaiting("+12025550302");
+        assert!(!store.update_session(&mut never_stored, TTL).await.unwrap());
+        assert_eq!(store.session(&never_stored.id).await.unwrap(), None, "nothing was created");
+    };
+}
