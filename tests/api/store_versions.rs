@@ -76,7 +76,7 @@ both_backends! {
 
         let claim = Claim { call_sid: "CA1".into(), forwarded_at: Timestamp::now() };
         let claimed = store
-            .claim_session(&[session.subscriber.clone()], &session.caller, &claim, None, TTL)
+            .claim_session(std::slice::from_ref(&session.subscriber), &session.caller, &claim, None, TTL)
             .await
             .unwrap()
             .expect("claimed");
