@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::domain::subscriber::SpecRules;
 use crate::flow::{CallFlow, FlowSettings};
 use crate::http::{self, error::render_framework_error, state::AppState};
+use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
 use crate::registry::Registry;
 use crate::store::{LastKnownSubscribers, MemoryStore, RedisStore, Store};
@@ -51,10 +52,15 @@ impl Application {
             config.notify_timeout,
             RetryPolicy::default(),
         )?;
+        let bus = match &config.redis_url {
+            None => EventBus::in_process(),
+            Some(url) => EventBus::redis(url.expose_secret(), &config.redis_key_prefix).await?,
+        };
         let flow = CallFlow::new(
             store.clone(),
             last_known,
             webhooks,
+            bus,
             templates,
             FlowSettings {
                 public_base_url: config.public_base_url.clone(),

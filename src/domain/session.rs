@@ -119,6 +119,11 @@ impl Timestamp {
         Self(self.0 + duration)
     }
 
+    /// How long from `self` until `later` (zero when `later` is past).
+    pub fn until(self, later: Timestamp) -> std::time::Duration {
+        (later.0 - self.0).try_into().unwrap_or_default()
+    }
+
     pub fn to_rfc3339(self) -> String {
         self.0
             .format(RFC3339_MILLIS)
@@ -212,6 +217,9 @@ pub struct Session {
     pub offers: Vec<Offer>,
     /// The phone said it did reject the call.
     pub phone_rejected: bool,
+    /// In pick mode, when waiting for an accept ends: then the instruction
+    /// becomes `ignore`.
+    pub wait_until: Option<Timestamp>,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
     #[serde(skip)]
@@ -243,6 +251,7 @@ impl Session {
             device_call_id,
             offers: Vec::new(),
             phone_rejected: false,
+            wait_until: None,
             version: 0,
         }
     }
@@ -272,6 +281,11 @@ impl Session {
         }
         self.call_sid = Some(claim.call_sid);
         self.timeline.forwarded_at = Some(claim.forwarded_at);
+    }
+
+    /// Whether pick mode's wait for an accept is over without one.
+    pub fn wait_expired(&self, now: Timestamp) -> bool {
+        self.instruction == Instruction::Wait && self.wait_until.is_some_and(|until| now >= until)
     }
 
     /// Moves to an outcome, stamping `ended_at` (and `connected_at`).

@@ -13,8 +13,16 @@ use crate::domain::session::{Claim, Leg, Session, SessionId, SessionState, Times
 use crate::domain::subscriber::{Fallback, Subscriber, Target};
 use crate::notify::events::{Connected, EventPayload, Voicemail};
 use crate::providers::{
-    CallScript, Dial, DialOutcome, DialTarget, InboundCall, ProviderRoutes, Step,
+    CallScript, Dial, DialOutcome, DialTarget, InboundCall, ProviderRoutes, Screening, Step,
 };
+use crate::templates::spoken_digits;
+
+/// What a screening leg's callbacks carry in their query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenContext {
+    pub subscriber: PhoneNumber,
+    pub caller: Caller,
+}
 
 /// Where a callback of ours stands in a call: carried in the query of the
 /// URLs we give the provider (which signs them back to us).
@@ -219,25 +227,30 @@ impl CallFlow {
             }
         };
         match outcome {
-            Some(SessionState::Connected) => self.notify_later(
-                subscriber,
-                EventPayload::Connected(Connected {
-                    call: call_ref(&session),
-                    destination_id: session.selected_destination.clone(),
-                }),
-            ),
+            Some(SessionState::Connected) => {
+                self.notify(
+                    subscriber,
+                    EventPayload::Connected(Connected {
+                        call: call_ref(&session),
+                        destination_id: session.selected_destination.clone(),
+                    }),
+                )
+                .await
+            }
             Some(SessionState::Missed) => {
-                self.notify_later(subscriber, EventPayload::Missed(call_ref(&session)))
+                self.notify(subscriber, EventPayload::Missed(call_ref(&session)))
+                    .await
             }
             Some(SessionState::Voicemail) => {
                 if let Some(recording_url) = recording_url {
-                    self.notify_later(
+                    self.notify(
                         subscriber,
                         EventPayload::Voicemail(Voicemail {
                             call: call_ref(&session),
                             recording_url,
                         }),
-                    );
+                    )
+                    .await;
                 }
             }
             _ => {}
@@ -270,15 +283,24 @@ impl CallFlow {
             })])
         };
         match plan.step(index) {
-            PlanStep::Ring(destinations) => dial(
-                destinations
-                    .into_iter()
-                    .map(|d| DialTarget {
-                        target: d.target.clone(),
-                        whisper_url: None,
-                    })
-                    .collect(),
-            ),
+            PlanStep::Ring(destinations) => {
+                let whisper_url = self.callback_url(
+                    routes.screen,
+                    &[
+                        ("subscriber", subscriber.number.as_str()),
+                        ("caller", caller.key()),
+                    ],
+                );
+                dial(
+                    destinations
+                        .into_iter()
+                        .map(|d| DialTarget {
+                            target: d.target.clone(),
+                            whisper_url: d.screening.then(|| whisper_url.clone()),
+                        })
+                        .collect(),
+                )
+            }
             PlanStep::Fallback(Fallback::Voicemail) => CallScript(vec![
                 Step::Say(self.templates.voicemail_greeting.clone()),
                 Step::Record {
@@ -291,6 +313,54 @@ impl CallFlow {
                 whisper_url: None,
             }]),
             PlanStep::Fallback(Fallback::Hangup) | PlanStep::Done => hangup(),
+        }
+    }
+
+    /// What a screening destination hears when it picks up: who is calling,
+    /// and (where the provider leaves it to us) a key to press to take it.
+    pub fn screen(
+        &self,
+        routes: &ProviderRoutes,
+        screening: Screening,
+        context: &ScreenContext,
+    ) -> CallScript {
+        let caller = match &context.caller {
+            Caller::Number(n) => spoken_digits(n.as_str()),
+            Caller::Withheld => "a withheld number".to_owned(),
+        };
+        let prompt = self
+            .templates
+            .screening_prompt
+            .replace("{subscriber}", &spoken_digits(context.subscriber.as_str()))
+            .replace("{caller}", &caller);
+        match screening {
+            Screening::GatherOnLeg => CallScript(vec![
+                Step::Gather {
+                    action_url: self.callback_url(
+                        routes.screen_result,
+                        &[
+                            ("subscriber", context.subscriber.as_str()),
+                            ("caller", context.caller.key()),
+                        ],
+                    ),
+                    num_digits: 1,
+                    timeout_secs: SCREEN_TIMEOUT_SECS,
+                    prompt,
+                },
+                // No key pressed: this leg hangs up and the hunt goes on.
+                Step::Hangup,
+            ]),
+            Screening::ConfirmKey => CallScript(vec![Step::Say(prompt)]),
+        }
+    }
+
+    /// The key a screening destination pressed: 1 takes the call (an empty
+    /// answer bridges it), anything else hangs up that leg.
+    pub fn screen_result(&self, digits: Option<&str>) -> CallScript {
+        if digits.map(str::trim) == Some("1") {
+            CallScript::default()
+        } else {
+            hangup()
         }
     }
 
@@ -322,6 +392,9 @@ impl CallFlow {
         }
     }
 }
+
+/// How long a screening destination has to press a key.
+const SCREEN_TIMEOUT_SECS: u32 = 8;
 
 fn hangup() -> CallScript {
     CallScript(vec![Step::Hangup])

@@ -3,6 +3,7 @@
 //! the providers' neutral words; HTTP and markup are elsewhere.
 
 mod forwarded;
+mod offers;
 pub mod plan;
 mod ring;
 mod sessions;
@@ -16,12 +17,14 @@ use crate::config::PublicBaseUrl;
 use crate::domain::phone::Region;
 use crate::domain::session::{Session, SessionId, SessionState};
 use crate::domain::subscriber::Subscriber;
+use crate::notify::bus::EventBus;
 use crate::notify::events::{CallRef, Event, EventPayload};
 use crate::notify::webhooks::WebhookSender;
 use crate::store::{LastKnownSubscribers, Store, StoreError};
 use crate::templates::Templates;
 
-pub use self::forwarded::DialContext;
+pub use self::forwarded::{DialContext, ScreenContext};
+pub use self::offers::Answerer;
 pub use self::ring::{RingOutcome, RingReport};
 pub use self::sessions::DeviceEvent;
 
@@ -35,6 +38,7 @@ pub struct CallFlow {
     store: Arc<dyn Store>,
     last_known: Arc<LastKnownSubscribers>,
     webhooks: WebhookSender,
+    bus: EventBus,
     templates: Templates,
     settings: FlowSettings,
 }
@@ -59,6 +63,10 @@ pub enum FlowError {
     SessionOver,
     #[error("the call was already forwarded")]
     AlreadyForwarded,
+    #[error("another destination took the call")]
+    AlreadyTaken,
+    #[error("this destination already answered the offer")]
+    AlreadyAnswered,
     #[error("too many ring reports; retry in {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
     #[error(transparent)]
@@ -70,6 +78,7 @@ impl CallFlow {
         store: Arc<dyn Store>,
         last_known: Arc<LastKnownSubscribers>,
         webhooks: WebhookSender,
+        bus: EventBus,
         templates: Templates,
         settings: FlowSettings,
     ) -> Self {
@@ -77,9 +86,14 @@ impl CallFlow {
             store,
             last_known,
             webhooks,
+            bus,
             templates,
             settings,
         }
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
     }
 
     /// An absolute URL of one of our routes, with a query.
@@ -123,9 +137,14 @@ impl CallFlow {
         ))))
     }
 
-    /// Tells every destination of `subscriber` about `payload`, in the
-    /// background; one delivery per distinct webhook URL.
-    fn notify_later(&self, subscriber: &Subscriber, payload: EventPayload) {
+    /// Tells every destination of `subscriber` about `payload`: on their
+    /// live streams at once, and by webhook in the background (one delivery
+    /// per distinct webhook URL).
+    async fn notify(&self, subscriber: &Subscriber, payload: EventPayload) {
+        let event = Event::now(payload);
+        self.bus
+            .publish_event(&subscriber.number, None, &event)
+            .await;
         let mut urls: Vec<&Url> = subscriber
             .destinations
             .iter()
@@ -133,7 +152,6 @@ impl CallFlow {
             .collect();
         urls.sort();
         urls.dedup();
-        let event = Event::now(payload);
         self.webhooks.deliver_later(
             urls.into_iter()
                 .map(|u| (u.clone(), event.clone()))

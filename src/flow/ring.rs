@@ -55,6 +55,11 @@ impl CallFlow {
             .iter()
             .map(|_| NewToken::generate(CAPABILITY_PREFIX))
             .collect();
+        if subscriber.mode == Mode::Pick {
+            let reported = session.timeline.reported_at.unwrap_or_else(Timestamp::now);
+            session.wait_until =
+                Some(reported.after(Duration::from_secs(subscriber.pick_timeout_secs.into())));
+        }
         session.offers = subscriber
             .destinations
             .iter()
@@ -105,6 +110,7 @@ impl CallFlow {
                 Ok(())
             })
             .await?;
+        self.bus.session_changed(&session.id).await;
         Ok(RingOutcome {
             session_id: session.id,
             instruction: session.instruction,
@@ -124,28 +130,28 @@ impl CallFlow {
             Mode::Pick => reported.after(Duration::from_secs(subscriber.pick_timeout_secs.into())),
             Mode::Auto => reported.after(self.settings.session_ttl),
         };
-        let deliveries: Vec<(Url, Event)> = subscriber
-            .destinations
-            .iter()
-            .zip(capabilities)
-            .filter_map(|(destination, capability)| {
-                let url = destination.webhook_url.clone()?;
-                let capability_url = |action: &str| {
-                    self.callback_url(
-                        &format!("/v1/sessions/{}/{action}", session.id),
-                        &[("capability", capability.reveal())],
-                    )
-                };
-                let event = Event::now(EventPayload::Ringing(Ringing {
-                    call: call_ref(session),
-                    destination_id: destination.id.clone(),
-                    accept_url: capability_url("accept"),
-                    decline_url: capability_url("decline"),
-                    expires_at,
-                }));
-                Some((url, event))
-            })
-            .collect();
+        let mut deliveries: Vec<(Url, Event)> = Vec::new();
+        for (destination, capability) in subscriber.destinations.iter().zip(capabilities) {
+            let capability_url = |action: &str| {
+                self.callback_url(
+                    &format!("/v1/sessions/{}/{action}", session.id),
+                    &[("capability", capability.reveal())],
+                )
+            };
+            let event = Event::now(EventPayload::Ringing(Ringing {
+                call: call_ref(session),
+                destination_id: destination.id.clone(),
+                accept_url: capability_url("accept"),
+                decline_url: capability_url("decline"),
+                expires_at,
+            }));
+            self.bus
+                .publish_event(&subscriber.number, Some(&destination.id), &event)
+                .await;
+            if let Some(url) = &destination.webhook_url {
+                deliveries.push((url.clone(), event));
+            }
+        }
         if deliveries.is_empty() {
             return;
         }
@@ -177,17 +183,9 @@ impl CallFlow {
         }
         match subscriber.mode {
             Mode::Auto => Instruction::Reject,
-            // Someone must be able to accept; until live streams exist, that
-            // is a destination with a webhook.
-            Mode::Pick
-                if subscriber
-                    .destinations
-                    .iter()
-                    .any(|d| d.webhook_url.is_some()) =>
-            {
-                Instruction::Wait
-            }
-            Mode::Pick => Instruction::Ignore,
+            // A destination may open its live stream on any instance at any
+            // moment: wait for an accept until `pick_timeout_secs`.
+            Mode::Pick => Instruction::Wait,
         }
     }
 }

@@ -1,8 +1,12 @@
 //! Reading sessions and what the phone reports about them after the ring.
 
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
 use super::{CallFlow, FlowError, call_ref, transition};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{Session, SessionId, SessionState};
+use crate::domain::session::{Instruction, Session, SessionId, SessionState, Timestamp};
 use crate::domain::subscriber::Subscriber;
 use crate::notify::events::{CancelReason, Cancelled, EventPayload};
 
@@ -63,15 +67,117 @@ impl CallFlow {
                 }
             })
             .await?;
+        self.bus.session_changed(id).await;
         if let Some(reason) = cancelled {
-            self.notify_later(
+            self.notify(
                 subscriber,
                 EventPayload::Cancelled(Cancelled {
                     call: call_ref(&session),
                     reason,
                 }),
-            );
+            )
+            .await;
         }
         Ok(())
+    }
+}
+
+impl CallFlow {
+    /// The phone's instruction, waiting up to `wait` for it to stop being
+    /// `wait`: an accept, all declines, or the end of pick mode's wait, made
+    /// on any instance, wakes it.
+    pub async fn instruction(
+        &self,
+        subscriber: &PhoneNumber,
+        id: &SessionId,
+        wait: Duration,
+    ) -> Result<Instruction, FlowError> {
+        // Listen before reading, so that a change between the two is heard.
+        let mut changes = self.bus.watch_sessions();
+        let give_up = tokio::time::Instant::now() + wait;
+        loop {
+            let session = self.session_of(subscriber, id).await?;
+            if session.instruction != Instruction::Wait {
+                return Ok(session.instruction);
+            }
+            let now = Timestamp::now();
+            if session.wait_expired(now) {
+                let (session, ()) = self
+                    .update(id, |session| {
+                        if session.wait_expired(Timestamp::now()) {
+                            super::offers::ignore(session, Timestamp::now());
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                self.bus.session_changed(id).await;
+                return Ok(session.instruction);
+            }
+            let mut wake = give_up;
+            if let Some(until) = session.wait_until {
+                wake = wake.min(tokio::time::Instant::now() + now.until(until));
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Ok(Instruction::Wait);
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => {}
+                () = changed(&mut changes, id) => {}
+            }
+        }
+    }
+
+    /// Ends the open sessions of a deleted subscriber as `cancelled` and
+    /// tells its destinations. Failures are logged: the subscriber is gone
+    /// whatever happens here, and the sessions expire on their own.
+    pub async fn subscriber_removed(&self, subscriber: &Subscriber) {
+        let ids = match self.store.open_sessions(&subscriber.number).await {
+            Ok(ids) => ids,
+            Err(err) => {
+                tracing::error!(subscriber = %subscriber.number, error = format!("{err:#}"), "could not list the open sessions of a deleted subscriber");
+                return;
+            }
+        };
+        for id in ids {
+            let cancelled = self
+                .update(&id, |session| {
+                    let open = !session.state.is_over() && session.state != SessionState::Forwarded;
+                    if open {
+                        transition(session, SessionState::Cancelled);
+                    }
+                    Ok(open)
+                })
+                .await;
+            match cancelled {
+                Ok((session, true)) => {
+                    self.notify(
+                        subscriber,
+                        EventPayload::Cancelled(Cancelled {
+                            call: call_ref(&session),
+                            reason: CancelReason::SubscriberDeleted,
+                        }),
+                    )
+                    .await;
+                    self.bus.session_changed(&id).await;
+                }
+                Ok((_, false)) | Err(FlowError::SessionNotFound) => {}
+                Err(err) => {
+                    tracing::error!(session_id = %id, error = %err, "could not cancel a session of a deleted subscriber")
+                }
+            }
+        }
+    }
+}
+
+/// Returns when the bus says session `id` changed (or may have: a lagging
+/// listener re-reads rather than miss a change).
+async fn changed(changes: &mut broadcast::Receiver<SessionId>, id: &SessionId) {
+    loop {
+        match changes.recv().await {
+            Ok(changed) if changed == *id => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
     }
 }

@@ -85,11 +85,16 @@ pub async fn delete_subscriber(
     number: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let number = path_number(&state, &number)?;
-    if state.registry.remove(&number).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(no_subscriber(&number))
+    let subscriber = state
+        .registry
+        .subscriber(&number)
+        .await?
+        .ok_or_else(|| no_subscriber(&number))?;
+    if !state.registry.remove(&number).await? {
+        return Err(no_subscriber(&number));
     }
+    state.flow.subscriber_removed(&subscriber).await;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 fn path_number(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {

@@ -90,6 +90,34 @@ impl FromRequest for DeviceAuth {
     }
 }
 
+/// One destination of a subscriber, by its destination token.
+pub struct DestinationAuth {
+    pub subscriber: Subscriber,
+    pub destination: crate::domain::subscriber::DestinationId,
+}
+
+impl FromRequest for DestinationAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            let token = bearer_token(&req).ok_or(ApiError::Unauthorized)?;
+            match state.registry.authenticate(token).await? {
+                Some((TokenOwner::Destination { destination, .. }, subscriber)) => {
+                    Ok(DestinationAuth {
+                        subscriber,
+                        destination,
+                    })
+                }
+                _ => Err(ApiError::Unauthorized),
+            }
+        })
+    }
+}
+
 /// Someone who may read a session: the admin (any session), or a
 /// subscriber's phone or destination (that subscriber's sessions).
 pub enum SessionReader {

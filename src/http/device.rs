@@ -1,5 +1,7 @@
 //! Device API (contract §4): ring reports, instructions, device events.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -56,19 +58,41 @@ struct InstructionResponse {
     instruction: Instruction,
 }
 
+#[derive(Deserialize)]
+pub struct InstructionQuery {
+    #[serde(default)]
+    wait: u64,
+}
+
+/// The longest `?wait=` allowed, in seconds.
+const MAX_WAIT_SECS: u64 = 30;
+
 pub async fn instruction(
     device: DeviceAuth,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    query: web::Query<InstructionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_session_id(&id)?;
-    let session = state
+    if query.wait > MAX_WAIT_SECS {
+        return Err(FieldError::new(
+            "wait",
+            format!(
+                "must be from 0 to {MAX_WAIT_SECS} seconds, got {}",
+                query.wait
+            ),
+        )
+        .into());
+    }
+    let instruction = state
         .flow
-        .session_of(&device.subscriber.number, &id)
+        .instruction(
+            &device.subscriber.number,
+            &id,
+            Duration::from_secs(query.wait),
+        )
         .await?;
-    Ok(HttpResponse::Ok().json(InstructionResponse {
-        instruction: session.instruction,
-    }))
+    Ok(HttpResponse::Ok().json(InstructionResponse { instruction }))
 }
 
 #[derive(Deserialize)]

@@ -27,6 +27,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("the request signature is missing or wrong")]
     InvalidSignature,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("the session is over")]
@@ -61,6 +63,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::InvalidSignature => "invalid_signature",
+            Self::Forbidden(_) => "forbidden",
             Self::Conflict { code, .. } => code,
             Self::SessionOver => "session_over",
             Self::RateLimited { .. } => "rate_limited",
@@ -100,7 +103,15 @@ impl From<FlowError> for ApiError {
             FlowError::SessionOver => Self::SessionOver,
             FlowError::AlreadyForwarded => Self::Conflict {
                 code: "already_forwarded",
-                message: "the call was already forwarded".into(),
+                message: err.to_string(),
+            },
+            FlowError::AlreadyTaken => Self::Conflict {
+                code: "already_taken",
+                message: err.to_string(),
+            },
+            FlowError::AlreadyAnswered => Self::Conflict {
+                code: "already_answered",
+                message: err.to_string(),
             },
             FlowError::RateLimited { retry_after } => Self::RateLimited {
                 message: err.to_string(),
@@ -126,7 +137,7 @@ impl ResponseError for ApiError {
             Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::InvalidSignature => StatusCode::FORBIDDEN,
+            Self::InvalidSignature | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::SessionOver => StatusCode::GONE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod destinations;
 mod device;
 pub mod error;
 mod health;
@@ -38,5 +39,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(device::instruction),
         )
         .route("/v1/sessions/{id}/events", web::post().to(device::event))
+        .route(
+            "/v1/sessions/{id}/accept",
+            web::post().to(destinations::accept),
+        )
+        .route(
+            "/v1/sessions/{id}/decline",
+            web::post().to(destinations::decline),
+        )
+        .route(
+            "/v1/destinations/{id}/events",
+            web::get().to(destinations::events),
+        )
         .configure(providers::routes::<Twilio>);
 }

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::SessionId;
-use crate::flow::DialContext;
+use crate::flow::{DialContext, ScreenContext};
 use crate::providers::{CallScript, Params, Provider, Step};
 
 /// The routes of provider `P`.
@@ -24,6 +24,8 @@ pub fn routes<P: Provider>(cfg: &mut web::ServiceConfig) {
     cfg.route(routes.answer, web::post().to(answer::<P>))
         .route(routes.dial_status, web::post().to(dial_status::<P>))
         .route(routes.voicemail, web::post().to(voicemail::<P>))
+        .route(routes.screen, web::post().to(screen::<P>))
+        .route(routes.screen_result, web::post().to(screen_result::<P>))
         .route(routes.status, web::post().to(status::<P>));
 }
 
@@ -130,6 +132,25 @@ async fn voicemail<P: Provider>(
     markup::<P>(&script)
 }
 
+async fn screen<P: Provider>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _: SignedForm<P>,
+) -> HttpResponse {
+    let script = match screen_context(&req, &state) {
+        Some(context) => state.flow.screen(&P::ROUTES, P::SCREENING, &context),
+        None => CallScript(vec![Step::Hangup]),
+    };
+    markup::<P>(&script)
+}
+
+async fn screen_result<P: Provider>(
+    state: web::Data<AppState>,
+    form: SignedForm<P>,
+) -> HttpResponse {
+    markup::<P>(&state.flow.screen_result(form.params.get("Digits")))
+}
+
 async fn status<P: Provider>(form: SignedForm<P>) -> HttpResponse {
     tracing::info!(
         provider = P::NAME,
@@ -147,6 +168,25 @@ fn callback_span<P: Provider>(form: &SignedForm<P>, context: &DialContext) -> tr
         call_sid = form.params.get("CallSid").or(form.params.get("CallUUID")),
         session_id = context.session.as_ref().map(SessionId::as_str),
     )
+}
+
+/// The context of a screening leg, from the query of its URL.
+fn screen_context(req: &HttpRequest, state: &AppState) -> Option<ScreenContext> {
+    let mut subscriber = None;
+    let mut caller = Caller::Withheld;
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match name.as_ref() {
+            "subscriber" => {
+                subscriber = PhoneNumber::parse(&value, state.config.default_region).ok()
+            }
+            "caller" => caller = Caller::parse(Some(&value), state.config.default_region),
+            _ => {}
+        }
+    }
+    Some(ScreenContext {
+        subscriber: subscriber?,
+        caller,
+    })
 }
 
 /// The context we put in the query of our callback URLs. `None` when it is

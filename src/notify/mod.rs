@@ -1,6 +1,7 @@
-//! Notifications to destinations: signed webhooks (Standard Webhooks) and,
-//! later, the live event stream.
+//! Notifications to destinations: signed webhooks (Standard Webhooks) and
+//! live event streams fed by the event bus.
 
+pub mod bus;
 pub mod events;
 pub mod signing;
 pub mod webhooks;

@@ -26,6 +26,8 @@ pub trait Provider: Send + Sync + 'static {
     const MARKUP_CONTENT_TYPE: &'static str;
     /// Its callback routes, for the URLs the markup points back at.
     const ROUTES: ProviderRoutes;
+    /// How it lets a screening destination take the call.
+    const SCREENING: Screening;
 
     fn auth_token(config: &Config) -> Option<&SecretString>;
 
@@ -51,6 +53,17 @@ pub trait Provider: Send + Sync + 'static {
     fn recording_url(params: &Params) -> Option<String>;
 
     fn render(script: &CallScript) -> String;
+}
+
+/// How a provider screens a call on the callee's leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screening {
+    /// The whisper markup gathers the key itself and posts it to
+    /// `screen_result` (Twilio `<Number url>` + `<Gather>`).
+    GatherOnLeg,
+    /// The Dial asks for the key (Plivo `confirmKey`); the whisper markup
+    /// only speaks.
+    ConfirmKey,
 }
 
 /// The paths of a provider's callback routes.

@@ -262,6 +262,18 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        Ok(inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.deadline > now && s.session.subscriber == *subscriber)
+            .filter(|(_, s)| !s.view().state.is_over())
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         Ok(self
             .lock()

@@ -99,6 +99,9 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<bool, StoreError>;
 
+    /// The sessions of `subscriber` that are not over yet.
+    async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError>;
+
     /// A session that has not expired, with its claim applied.
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
 

@@ -11,6 +11,7 @@
 //! - `P:wait:<subscriber>:<caller>`: sorted set of the sessions awaiting a
 //!   forwarded call from that caller (`withheld` for withheld callers), scored
 //!   by report time;
+//! - `P:open:<subscriber>`: set of the subscriber's sessions not over yet;
 //! - `P:dcid:<subscriber>:<device call id>`: the session of a ring report, so
 //!   that a retried report finds it;
 //! - `P:rate:<key>`: a fixed-window counter.
@@ -97,10 +98,10 @@ return out
 });
 
 /// Writing a session: its data and TTL, its entry in the matching index
-/// (listed while it awaits a forwarded call, unless a claim took it), and
-/// the TTL of its device-call key. Shared by the two scripts below.
+/// (listed while it awaits a forwarded call, unless a claim took it), in
+/// the subscriber's set of open sessions, and the TTL of its device-call key. Shared by the two scripts below.
 const WRITE_SESSION_LUA: &str = r"
-local function write_session(session_key, index_key, device_call_key, data, ttl, awaiting, id, reported)
+local function write_session(session_key, index_key, open_key, device_call_key, data, ttl, awaiting, id, reported, over)
   if redis.call('EXISTS', session_key) == 1 then
     redis.call('HINCRBY', session_key, 'version', 1)
   else
@@ -114,55 +115,62 @@ local function write_session(session_key, index_key, device_call_key, data, ttl,
   else
     redis.call('ZREM', index_key, id)
   end
+  if over == '1' then
+    redis.call('SREM', open_key, id)
+  else
+    redis.call('SADD', open_key, id)
+    redis.call('PEXPIRE', open_key, ttl)
+  end
   if device_call_key then redis.call('SET', device_call_key, id, 'PX', ttl) end
 end
 ";
 
-/// KEYS: session hash, matching index, device-call key (optional).
+/// KEYS: session hash, matching index, open set, device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, report time, prefix.
+/// session id, report time, '1' when it is over, prefix.
 /// Returns nothing when written, or the earlier session's {data, claim}
 /// when the device-call key names a live one.
 static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{WRITE_SESSION_LUA}{}",
         r"
-if KEYS[3] then
-  local existing = redis.call('GET', KEYS[3])
+if KEYS[4] then
+  local existing = redis.call('GET', KEYS[4])
   if existing then
-    local old = redis.call('HMGET', ARGV[6] .. ':ses:' .. existing, 'data', 'version', 'claim')
+    local old = redis.call('HMGET', ARGV[7] .. ':ses:' .. existing, 'data', 'version', 'claim')
     if old[1] then return old end
   end
 end
-write_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return false
 "
     ))
 });
 
-/// KEYS: session hash, matching index, device-call key (optional).
+/// KEYS: session hash, matching index, open set, device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, report time, the version the session was read at.
+/// session id, report time, '1' when it is over, the version the session
+/// was read at.
 /// Returns 0, writing nothing, when the stored version differs.
 static UPDATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{WRITE_SESSION_LUA}{}",
         r"
-if redis.call('HGET', KEYS[1], 'version') ~= ARGV[6] then return 0 end
-write_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[7] then return 0 end
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return 1
 "
     ))
 });
 
-/// KEYS: session hash, matching index, device-call key (optional).
+/// KEYS: session hash, matching index, open set, device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, report time.
+/// session id, report time, '1' when it is over.
 static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{WRITE_SESSION_LUA}{}",
         r"
-write_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return 1
 "
     ))
@@ -291,7 +299,8 @@ impl RedisStore {
         let json = serde_json::to_string(session).context("encoding a session")?;
         invocation
             .key(self.key("ses", session.id.as_str()))
-            .key(self.awaiting_key(&session.subscriber, &session.caller));
+            .key(self.awaiting_key(&session.subscriber, &session.caller))
+            .key(self.key("open", session.subscriber.as_str()));
         if let Some(call_id) = &session.device_call_id {
             invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber)));
         }
@@ -304,7 +313,8 @@ impl RedisStore {
                 "0"
             })
             .arg(session.id.as_str())
-            .arg(session.timeline.reported_at.map_or(0, |t| t.unix_millis()));
+            .arg(session.timeline.reported_at.map_or(0, |t| t.unix_millis()))
+            .arg(if session.state.is_over() { "1" } else { "0" });
         Ok(())
     }
 
@@ -525,6 +535,20 @@ impl Store for RedisStore {
             session.version += 1;
         }
         Ok(written == 1)
+    }
+
+    async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .smembers(self.key("open", subscriber.as_str()))
+            .await
+            .map_err(redis_error("reading open sessions"))?;
+        // Entries of sessions that expired meanwhile are harmless: reading
+        // such a session finds nothing.
+        Ok(ids
+            .iter()
+            .filter_map(|id| SessionId::parse(id).ok())
+            .collect())
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {

@@ -288,7 +288,7 @@ async fn withheld_callers_ring_and_show_as_null() {
 }
 
 #[tokio::test]
-async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_nothing_could_answer() {
+async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_no_provider_could_answer() {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
     let app = spawn_app(Backend::Memory).await;
     let tokens = app.register(ALICE, &alice(&receiver, "pick")).await;
@@ -312,7 +312,7 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_nothing_could_answ
         .unwrap();
     assert_eq!(instruction, json!({"instruction": "wait"}));
 
-    // Pick mode with no destination that could accept.
+    // Pick mode waits even with no webhook: a live stream may accept.
     let mut pick_without_webhooks = without_webhooks();
     pick_without_webhooks["mode"] = json!("pick");
     let bob = app.register(BOB, &pick_without_webhooks).await;
@@ -322,7 +322,7 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_nothing_could_answ
         .json()
         .await
         .unwrap();
-    assert_eq!(ring["instruction"], "ignore");
+    assert_eq!(ring["instruction"], "wait");
 
     // No provider configured: a rejected call would reach an error.
     let unconfigured = spawn_app_with(Backend::Memory, &[("TWILIO_AUTH_TOKEN", "")]).await;

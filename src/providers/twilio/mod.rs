@@ -6,6 +6,7 @@ pub mod twiml;
 use actix_web::http::header::HeaderMap;
 use secrecy::SecretString;
 
+use super::Screening;
 use super::{
     CallScript, DialOutcome, InboundCall, Params, Provider, ProviderRoutes, SignatureError,
 };
@@ -26,6 +27,7 @@ impl Provider for Twilio {
         screen: "/twilio/screen",
         screen_result: "/twilio/screen-result",
     };
+    const SCREENING: Screening = Screening::GatherOnLeg;
 
     fn auth_token(config: &Config) -> Option<&SecretString> {
         config.twilio_auth_token.as_ref()

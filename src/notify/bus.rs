@@ -1,0 +1,261 @@
+//! The event bus: how a change made on one instance reaches the others.
+//!
+//! Two kinds of news travel on it: events for destinations' live streams,
+//! and "this session changed" pings that wake long-polls. With Redis, every
+//! instance publishes to one channel and listens on it (so an instance hears
+//! its own news the same way as everyone else's); with the memory store the
+//! bus is in-process. Locally, news fans out through broadcast channels, one
+//! per connected destination, so an idle stream costs one receiver.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use redis::AsyncCommands as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::events::Event;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::session::SessionId;
+use crate::domain::subscriber::DestinationId;
+
+/// An event as a live stream sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEvent {
+    /// The SSE `event:` name (`call.ringing`, …).
+    pub kind: String,
+    /// The SSE `data:`, the same JSON as the webhook body.
+    pub json: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Message {
+    /// For one destination of a subscriber, or all of them.
+    Event {
+        subscriber: PhoneNumber,
+        destination: Option<DestinationId>,
+        event: StreamEvent,
+    },
+    SessionChanged {
+        id: SessionId,
+    },
+}
+
+/// Events a stream may fall behind by before it misses some.
+const STREAM_BUFFER: usize = 64;
+/// Session pings the long-polls of one instance may fall behind by; a poll
+/// that falls behind reads its session again, so nothing is lost.
+const SESSION_BUFFER: usize = 1024;
+
+#[derive(Clone)]
+pub struct EventBus {
+    local: Arc<Local>,
+    redis: Option<RedisChannel>,
+}
+
+#[derive(Clone)]
+struct RedisChannel {
+    publisher: ConnectionManager,
+    channel: String,
+}
+
+struct Local {
+    streams: Mutex<HashMap<(PhoneNumber, DestinationId), broadcast::Sender<Arc<StreamEvent>>>>,
+    sessions: broadcast::Sender<SessionId>,
+}
+
+impl Local {
+    fn new() -> Self {
+        Self {
+            streams: Mutex::new(HashMap::new()),
+            sessions: broadcast::channel(SESSION_BUFFER).0,
+        }
+    }
+
+    fn dispatch(&self, message: Message) {
+        match message {
+            Message::SessionChanged { id } => {
+                // No receiver just means nobody is waiting.
+                let _ = self.sessions.send(id);
+            }
+            Message::Event {
+                subscriber,
+                destination,
+                event,
+            } => {
+                let event = Arc::new(event);
+                let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+                // Streams that closed since leave their sender behind: drop it here.
+                streams.retain(|_, sender| sender.receiver_count() > 0);
+                for ((number, id), sender) in streams.iter() {
+                    if *number == subscriber && destination.as_ref().is_none_or(|d| d == id) {
+                        let _ = sender.send(event.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl EventBus {
+    /// A bus for one instance (the memory store).
+    pub fn in_process() -> Self {
+        Self {
+            local: Arc::new(Local::new()),
+            redis: None,
+        }
+    }
+
+    /// A bus shared by every instance on the Redis at `url`. Returns once
+    /// this instance listens, so that nothing published after is missed;
+    /// when Redis is down it returns at once and keeps trying to listen.
+    pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+        let publisher = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(1))),
+        )
+        .context("configuring the Redis publisher")?;
+        let channel = format!("{prefix}:bus");
+        let local = Arc::new(Local::new());
+        let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(listen(client, channel.clone(), local.clone(), listening_tx));
+        // Bounded: a Redis that does not answer must not stop the start.
+        let _ = tokio::time::timeout(Duration::from_secs(2), listening_rx).await;
+        Ok(Self {
+            local,
+            redis: Some(RedisChannel { publisher, channel }),
+        })
+    }
+
+    /// Sends `event` to the live streams of `destination` of `subscriber`
+    /// (all its destinations when `None`), on every instance.
+    pub async fn publish_event(
+        &self,
+        subscriber: &PhoneNumber,
+        destination: Option<&DestinationId>,
+        event: &Event,
+    ) {
+        let json = match serde_json::to_string(event) {
+            Ok(json) => json,
+            Err(err) => {
+                tracing::error!(error = %err, "could not encode an event");
+                return;
+            }
+        };
+        self.publish(Message::Event {
+            subscriber: subscriber.clone(),
+            destination: destination.cloned(),
+            event: StreamEvent {
+                kind: event.kind().to_owned(),
+                json,
+            },
+        })
+        .await;
+    }
+
+    /// Wakes whoever waits on session `id`, on every instance.
+    pub async fn session_changed(&self, id: &SessionId) {
+        self.publish(Message::SessionChanged { id: id.clone() })
+            .await;
+    }
+
+    /// The events for one destination's live stream, from now on.
+    pub fn subscribe(
+        &self,
+        subscriber: &PhoneNumber,
+        destination: &DestinationId,
+    ) -> broadcast::Receiver<Arc<StreamEvent>> {
+        let mut streams = self.local.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams
+            .entry((subscriber.clone(), destination.clone()))
+            .or_insert_with(|| broadcast::channel(STREAM_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Pings of changed sessions, from now on.
+    pub fn watch_sessions(&self) -> broadcast::Receiver<SessionId> {
+        self.local.sessions.subscribe()
+    }
+
+    /// Whether a live stream of `destination` is open on this instance.
+    pub fn has_stream(&self, subscriber: &PhoneNumber, destination: &DestinationId) -> bool {
+        let streams = self.local.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams
+            .get(&(subscriber.clone(), destination.clone()))
+            .is_some_and(|s| s.receiver_count() > 0)
+    }
+
+    async fn publish(&self, message: Message) {
+        let Some(redis) = &self.redis else {
+            self.local.dispatch(message);
+            return;
+        };
+        let payload = match serde_json::to_string(&message) {
+            Ok(payload) => payload,
+            Err(err) => {
+                tracing::error!(error = %err, "could not encode a bus message");
+                return;
+            }
+        };
+        let published: Result<i64, _> = redis
+            .publisher
+            .clone()
+            .publish(&redis.channel, payload)
+            .await;
+        if let Err(err) = published {
+            // Other instances miss it; this one still hears it.
+            tracing::warn!(error = %err, "could not publish on the Redis bus");
+            self.local.dispatch(message);
+        }
+    }
+}
+
+/// Listens on the bus channel for as long as the process lives, coming back
+/// after Redis goes away.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    local: Arc<Local>,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match subscribe(&client, &channel).await {
+            Ok(pubsub) => {
+                delay = Duration::from_millis(100);
+                if let Some(tx) = listening.take() {
+                    let _ = tx.send(());
+                }
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    match serde_json::from_slice::<Message>(message.get_payload_bytes()) {
+                        Ok(message) => local.dispatch(message),
+                        Err(err) => tracing::warn!(error = %err, "ignored a malformed bus message"),
+                    }
+                }
+                tracing::warn!("lost the Redis bus; listening again");
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot listen on the Redis bus yet"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
