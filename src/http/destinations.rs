@@ -36,20 +36,16 @@ pub async fn events(
         .subscribe(&destination.subscriber.number, &destination.destination);
     tracing::info!(subscriber = %destination.subscriber.number, destination = %destination.destination, "live stream opened");
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(event) => {
-                    let data = sse::Data::new(event.json.clone()).event(event.kind.clone());
-                    return Some((sse::Event::Data(data), receiver));
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let note =
-                        format!("{missed} events were missed: read the sessions you care about");
-                    return Some((sse::Event::Comment(note.into()), receiver));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+        let event = match receiver.recv().await {
+            Ok(event) => {
+                sse::Event::Data(sse::Data::new(event.json.clone()).event(event.kind.clone()))
             }
-        }
+            Err(broadcast::error::RecvError::Lagged(missed)) => sse::Event::Comment(
+                format!("{missed} events were missed: read the sessions you care about").into(),
+            ),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((event, receiver))
     });
     Ok(sse::Sse::from_infallible_stream(stream).with_keep_alive(KEEP_ALIVE))
 }

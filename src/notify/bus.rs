@@ -64,8 +64,11 @@ struct RedisChannel {
     channel: String,
 }
 
+/// The open streams of this instance, by subscriber and destination.
+type Streams = HashMap<(PhoneNumber, DestinationId), broadcast::Sender<Arc<StreamEvent>>>;
+
 struct Local {
-    streams: Mutex<HashMap<(PhoneNumber, DestinationId), broadcast::Sender<Arc<StreamEvent>>>>,
+    streams: Mutex<Streams>,
     sessions: broadcast::Sender<SessionId>,
 }
 

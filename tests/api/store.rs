@@ -282,7 +282,7 @@ both_backends! {
         assert_eq!(created, SessionCreated::Existing(Box::new(claimed)));
     };
 
-    // FAILS (redis): the Redis create_session writes the session but never
+    // FAILS: on Redis only. The Redis create_session writes the session but never
     // adds it to the matching index, so a session created already awaiting a
     // forwarded call (Instructed/Reject) cannot be claimed there; the memory
     // store indexes it and the claim finds it.
@@ -500,7 +500,7 @@ both_backends! {
         assert!(read.timeline.forwarded_at.is_some());
     };
 
-    // FAILS (memory): the memory store's matching index is keyed by
+    // FAILS: on memory only. The memory store's matching index is keyed by
     // (report time, id), and a write only adds or removes the entry for the
     // session's current report time; an entry under an earlier report time
     // stays behind. The first claim takes one entry, the second claim finds
@@ -893,7 +893,7 @@ async fn memory_hit_windows_restart_after_they_pass() {
     );
 }
 
-// FAILS: the Redis store gives the device-call key (`P:dcid:...`) the TTL of
+// FAILS: on Redis. The store gives the device-call key (`P:dcid:...`) the TTL of
 // create_session only; put_session renews the session but not that key. Once
 // the first TTL has passed, a retried ring report for a session that is still
 // alive finds no key and creates a duplicate session, where the memory store
