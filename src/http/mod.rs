@@ -16,6 +16,7 @@ use actix_web::web;
 
 use self::error::{ApiError, MAX_BODY_BYTES};
 use crate::domain::subscriber::FieldError;
+use crate::providers::plivo::Plivo;
 use crate::providers::twilio::Twilio;
 
 /// Registers every route, with the limits that hold for all of them.
@@ -51,5 +52,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/v1/destinations/{id}/events",
             web::get().to(destinations::events),
         )
-        .configure(providers::routes::<Twilio>);
+        .configure(providers::routes::<Twilio>)
+        .configure(providers::routes::<Plivo>);
 }

@@ -282,10 +282,9 @@ both_backends! {
         assert_eq!(created, SessionCreated::Existing(Box::new(claimed)));
     };
 
-    // FAILS: on Redis only. The Redis create_session writes the session but never
-    // adds it to the matching index, so a session created already awaiting a
-    // forwarded call (Instructed/Reject) cannot be claimed there; the memory
-    // store indexes it and the claim finds it.
+    // Regression: the Redis create_session once wrote the session without
+    // adding it to the matching index, so a session created already awaiting
+    // a forwarded call could not be claimed there (it could on memory).
     create_session_makes_a_session_that_awaits_a_forwarded_call_claimable => |backend: Backend| async move {
         let store = store_for(&backend);
         let mut session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
@@ -500,13 +499,10 @@ both_backends! {
         assert!(read.timeline.forwarded_at.is_some());
     };
 
-    // FAILS: on memory only. The memory store's matching index is keyed by
-    // (report time, id), and a write only adds or removes the entry for the
-    // session's current report time; an entry under an earlier report time
-    // stays behind. The first claim takes one entry, the second claim finds
-    // the leftover one and, since the memory claim does not check for an
-    // existing claim (Redis uses HSETNX), claims the session again and
-    // replaces the first claim's call_sid. Redis (ZADD by id) lists it once.
+    // Regression: the memory index, keyed by (report time, id), once kept the
+    // entry of an earlier report time, and the memory claim did not check for
+    // an existing claim, so the session was claimed twice and the second
+    // call_sid replaced the first. Redis (ZADD by id, HSETNX) lists it once.
     a_session_rewritten_with_another_report_time_is_claimed_only_once => |backend: Backend| async move {
         let store = store_for(&backend);
         let t0 = Timestamp::now();
@@ -893,10 +889,9 @@ async fn memory_hit_windows_restart_after_they_pass() {
     );
 }
 
-// FAILS: on Redis. The store gives the device-call key (`P:dcid:...`) the TTL of
-// create_session only; put_session renews the session but not that key. Once
-// the first TTL has passed, a retried ring report for a session that is still
-// alive finds no key and creates a duplicate session, where the memory store
+// Regression: the device-call key (`P:dcid:...`) once kept the TTL of
+// create_session while put_session renewed the session, so a retried ring
+// report for a session still alive created a duplicate, where the memory store
 // answers `Existing` for as long as the session lives (see
 // `memory_a_retried_report_finds_its_session_for_as_long_as_the_session_lives`).
 #[tokio::test]
