@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod flow;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod providers;
 pub mod registry;

@@ -2,39 +2,56 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
 use crate::domain::subscriber::SpecRules;
 use crate::flow::{CallFlow, FlowSettings};
 use crate::http::{self, error::render_framework_error, state::AppState};
+use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
 use crate::registry::Registry;
 use crate::store::{LastKnownSubscribers, MemoryStore, RedisStore, Store};
+use crate::telemetry::RequestSpan;
 use crate::templates::Templates;
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// Cancelled on shutdown: ends the live event streams.
+    streams: CancellationToken,
+    /// Background webhook deliveries, drained on shutdown.
+    deliveries: TaskTracker,
 }
+
+/// How long in-flight requests may take to finish on shutdown.
+const DRAIN_REQUESTS: Duration = Duration::from_secs(5);
+/// How long queued notifications may take after that.
+const DRAIN_NOTIFICATIONS: Duration = Duration::from_secs(5);
 
 impl Application {
     /// Connects the store, loads `SUBSCRIBERS_FILE`, and binds the listener
     /// (`PORT=0` binds a free port, see [`Application::port`]).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let streams = CancellationToken::new();
+        let deliveries = TaskTracker::new();
         let store: Arc<dyn Store> = match &config.redis_url {
             None => Arc::new(MemoryStore::new()),
-            Some(url) => Arc::new(RedisStore::connect(
-                url.expose_secret(),
-                &config.redis_key_prefix,
-            )?),
+            Some(url) => Arc::new(
+                RedisStore::connect(url.expose_secret(), &config.redis_key_prefix)?
+                    .with_metrics(metrics.clone()),
+            ),
         };
         let last_known = Arc::new(LastKnownSubscribers::default());
         let registry = Registry::new(
@@ -51,6 +68,8 @@ impl Application {
             config.webhook_secret.clone(),
             config.notify_timeout,
             RetryPolicy::default(),
+            metrics.clone(),
+            deliveries.clone(),
         )?;
         let bus = match &config.redis_url {
             None => EventBus::in_process(),
@@ -61,6 +80,7 @@ impl Application {
             last_known,
             webhooks,
             bus,
+            metrics.clone(),
             templates,
             FlowSettings {
                 public_base_url: config.public_base_url.clone(),
@@ -97,25 +117,63 @@ impl Application {
             store,
             registry,
             flow,
+            metrics,
+            shutdown: streams.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(render_framework_error))
-                .wrap(TracingLogger::default())
+                .wrap(from_fn(http::record_request))
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .configure(http::routes)
         })
+        // Signals are ours (see `run_until`), so that streams close and
+        // notifications drain before the process exits.
+        .disable_signals()
+        .shutdown_timeout(DRAIN_REQUESTS.as_secs())
         .listen(listener)
         .context("starting the HTTP server")?
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            streams,
+            deliveries,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until the process is stopped some other way.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes, then stops gracefully: no new
+    /// connections, live streams closed, in-flight requests finished (up to
+    /// 5 s), queued notifications delivered (up to 5 s more).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.await;
+        tracing::info!("shutting down");
+        self.streams.cancel();
+        handle.stop(true).await;
+        self.deliveries.close();
+        if tokio::time::timeout(DRAIN_NOTIFICATIONS, self.deliveries.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.deliveries.len(),
+                "shutdown left notifications undelivered"
+            );
+        }
+        server
+            .await
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
     }
 }

@@ -5,15 +5,19 @@ use serde::Serialize;
 
 use super::phone::PhoneNumber;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The codes the subscriber dials once on the phone so that the carrier
+/// forwards calls to the forwarding number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ForwardingCodes {
     pub gsm: GsmCodes,
     /// Only for North American forwarding numbers.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cdma: Option<CdmaCodes>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// GSM (3GPP TS 22.030) conditional call forwarding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GsmCodes {
     pub busy: Code,
     pub no_reply: Code,
@@ -21,12 +25,15 @@ pub struct GsmCodes {
     pub all_conditional: Code,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// US CDMA busy / no-answer forwarding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CdmaCodes {
     pub busy_no_answer: Code,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What to dial to switch one kind of forwarding on and off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"activate": "**67*+12025550100#", "deactivate": "##67#"}))]
 pub struct Code {
     pub activate: String,
     pub deactivate: String,

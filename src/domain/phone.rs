@@ -115,6 +115,24 @@ impl<'de> Deserialize<'de> for PhoneNumber {
     }
 }
 
+/// The E.164 pattern every number the service shows matches.
+const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
+
+/// In the OpenAPI description: the E.164 string the `Serialize` impl writes.
+impl utoipa::PartialSchema for PhoneNumber {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A phone number in E.164 form."))
+            .pattern(Some(E164_PATTERN))
+            .examples(["+12025550199"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PhoneNumber {}
+
 /// Who is calling: a number, or nobody we may show.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Caller {
@@ -171,6 +189,23 @@ impl Serialize for Caller {
         self.number().serialize(s)
     }
 }
+
+/// In the OpenAPI description: the E.164 string, or `null` when withheld.
+impl utoipa::PartialSchema for Caller {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .description(Some(
+                "The caller's number in E.164 form, or null when the caller is withheld.",
+            ))
+            .pattern(Some(E164_PATTERN))
+            .examples([serde_json::json!("+12025550302"), serde_json::Value::Null])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Caller {}
 
 impl<'de> Deserialize<'de> for Caller {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

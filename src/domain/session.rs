@@ -11,8 +11,12 @@ use super::phone::{Caller, PhoneNumber};
 use super::subscriber::{DestinationId, Mode};
 
 /// An unguessable session id: `ses_` and 22 URL-safe base64 characters.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(
+    pattern = r"^ses_[A-Za-z0-9_-]{22}$",
+    example = "ses_q7Xb2mN4pR8sT1vW3yZ5aB"
+)]
 pub struct SessionId(String);
 
 const SESSION_PREFIX: &str = "ses_";
@@ -71,7 +75,10 @@ impl fmt::Debug for SessionId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a session is: `ringing` → `notified` → `instructed` → `forwarded` →
+/// `connected` | `voicemail` | `missed`; or `cancelled` / `expired` before
+/// `forwarded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionState {
     Ringing,
@@ -137,6 +144,21 @@ impl Serialize for Timestamp {
     }
 }
 
+/// In the OpenAPI description: the RFC 3339 string the `Serialize` impl writes.
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339, in UTC, with milliseconds."))
+            .examples(["2026-11-26T15:49:10.123Z"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
@@ -146,7 +168,8 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// When the session reached each step; `null` until reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timeline {
     pub reported_at: Option<Timestamp>,
     pub notified_at: Option<Timestamp>,
@@ -157,14 +180,17 @@ pub struct Timeline {
 }
 
 /// One attempt to reach a destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Leg {
     pub destination_id: DestinationId,
+    /// How the dial ended: `answered`, `busy`, `no-answer`, `failed` or
+    /// `canceled`.
+    #[schema(example = "no-answer")]
     pub status: String,
 }
 
 /// What the phone should do with the ringing call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Instruction {
     /// Not decided yet: keep ringing and ask again.

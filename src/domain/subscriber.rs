@@ -15,8 +15,9 @@ pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
 pub const PICK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=60;
 pub const MAX_DESTINATIONS: usize = 10;
 
-/// A validated subscriber, as stored and as shown by the admin API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A validated subscriber, as stored and as shown by the admin API: every
+/// field with its default filled in, numbers in E.164, no secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Subscriber {
     pub number: PhoneNumber,
     pub forwarding_number: PhoneNumber,
@@ -35,7 +36,7 @@ impl Subscriber {
 }
 
 /// How a ringing call is offered to the destinations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Notify, then reject at once; the forwarded call dials by `strategy`.
@@ -46,7 +47,7 @@ pub enum Mode {
 }
 
 /// The order the forwarded call dials destinations in (auto mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// One at a time, in list order.
@@ -56,17 +57,21 @@ pub enum Strategy {
     Simultaneous,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A destination as stored: `id`, `kind` and `address` (see `Target`),
+/// `webhook_url` (`null` when none) and `screening`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Destination {
     pub id: DestinationId,
     #[serde(flatten)]
     pub target: Target,
+    /// Where the signed event notifications go.
     pub webhook_url: Option<Url>,
+    /// Whether the person who answers must press 1 to take the call.
     pub screening: bool,
 }
 
-/// What a destination's `address` dials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a destination's `address` dials, by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", content = "address", rename_all = "lowercase")]
 pub enum Target {
     Phone(PhoneNumber),
@@ -75,7 +80,7 @@ pub enum Target {
 }
 
 /// What happens when no destination takes the call.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Fallback {
     #[default]
@@ -87,8 +92,11 @@ pub enum Fallback {
 }
 
 /// A destination's id: `[a-z0-9_-]{1,32}`, unique per subscriber.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String")]
+#[schema(pattern = "^[a-z0-9_-]{1,32}$", example = "desk")]
 pub struct DestinationId(String);
 
 impl DestinationId {
@@ -122,8 +130,13 @@ impl fmt::Display for DestinationId {
 }
 
 /// A `sip:` or `sips:` URI with a host part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String")]
+#[schema(
+    pattern = "^[sS][iI][pP][sS]?:",
+    max_length = 255,
+    example = "sip:alice@pbx.example.com"
+)]
 pub struct SipUri(String);
 
 impl SipUri {
@@ -160,8 +173,9 @@ impl TryFrom<String> for SipUri {
 
 /// A softphone identity (Twilio `<Client>`, Plivo `<User>`): letters, digits,
 /// `_`, `.` and `-`, at most 121 characters (Twilio's limit).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String")]
+#[schema(pattern = "^[A-Za-z0-9_.-]{1,121}$", example = "alice")]
 pub struct ClientIdentity(String);
 
 impl ClientIdentity {
@@ -192,30 +206,70 @@ impl TryFrom<String> for ClientIdentity {
 
 /// The admin API's `PUT /v1/subscribers/{number}` body as received: free-form
 /// strings, defaults still missing. Unknown fields are ignored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "forwarding_number": "+12025550100",
+    "mode": "auto",
+    "strategy": "sequential",
+    "ring_timeout_secs": 20,
+    "pick_timeout_secs": 15,
+    "destinations": [
+        {"id": "desk", "kind": "phone", "address": "+12025550201",
+         "webhook_url": "https://crm.example.com/hooks/calls", "screening": false},
+        {"id": "laptop", "kind": "client", "address": "alice"},
+        {"id": "pbx", "kind": "sip", "address": "sip:alice@pbx.example.com"}
+    ],
+    "fallback": {"kind": "voicemail"}
+}))]
 pub struct SubscriberSpec {
+    /// The Twilio/Plivo number the carrier forwards to; E.164 or a national
+    /// number of `DEFAULT_REGION`. Must differ from the subscriber's number.
+    #[schema(example = "+12025550100")]
     pub forwarding_number: String,
     #[serde(default)]
+    #[schema(default = "auto")]
     pub mode: Mode,
     #[serde(default)]
+    #[schema(default = "sequential")]
     pub strategy: Strategy,
+    /// How long each dial rings, in seconds.
+    #[schema(minimum = 5, maximum = 120, default = 20)]
     pub ring_timeout_secs: Option<u32>,
+    /// How long pick mode waits for an accept, in seconds.
+    #[schema(minimum = 3, maximum = 60, default = 15)]
     pub pick_timeout_secs: Option<u32>,
+    /// 1 to 10 destinations with unique ids.
+    #[schema(min_items = 1, max_items = 10)]
     pub destinations: Vec<DestinationSpec>,
+    /// Voicemail when absent.
     pub fallback: Option<FallbackSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A destination as received.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct DestinationSpec {
+    /// Unique per subscriber.
+    #[schema(pattern = "^[a-z0-9_-]{1,32}$", example = "desk")]
     pub id: String,
     pub kind: TargetKind,
+    /// By `kind`: `phone` a number (E.164 or national), `sip` a `sip:`/`sips:`
+    /// URI with a host, `client` a softphone identity (letters, digits, `_`,
+    /// `.`, `-`, up to 121 characters).
+    #[schema(example = "+12025550201")]
     pub address: String,
+    /// An absolute `http://` or `https://` URL for the signed event
+    /// notifications (needs `WEBHOOK_SECRET` on the service); `null` or empty
+    /// for none.
+    #[schema(example = "https://crm.example.com/hooks/calls")]
     pub webhook_url: Option<String>,
+    /// Whether the person who answers must press 1 to take the call.
     #[serde(default)]
+    #[schema(default = false)]
     pub screening: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// What a destination's `address` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Phone,
@@ -223,13 +277,16 @@ pub enum TargetKind {
     Client,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The fallback as received.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct FallbackSpec {
     pub kind: FallbackKind,
+    /// The number to dial; required when `kind` is `phone`.
+    #[schema(example = "+12025550333")]
     pub address: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FallbackKind {
     Voicemail,

@@ -100,6 +100,11 @@ impl CallFlow {
                 else {
                     return self.unknown_call();
                 };
+                if let (Some(reported), Some(forwarded)) =
+                    (session.timeline.reported_at, session.timeline.forwarded_at)
+                {
+                    self.metrics.forward_delay(reported.until(forwarded));
+                }
                 tracing::info!(
                     call_sid = %call.call_id,
                     session_id = %session.id,
@@ -226,6 +231,9 @@ impl CallFlow {
                 return None;
             }
         };
+        if let Some(state) = outcome {
+            self.metrics.session_ended(state);
+        }
         match outcome {
             Some(SessionState::Connected) => {
                 self.notify(

@@ -17,6 +17,7 @@ use crate::config::PublicBaseUrl;
 use crate::domain::phone::Region;
 use crate::domain::session::{Session, SessionId, SessionState};
 use crate::domain::subscriber::Subscriber;
+use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::events::{CallRef, Event, EventPayload};
 use crate::notify::webhooks::WebhookSender;
@@ -39,6 +40,7 @@ pub struct CallFlow {
     last_known: Arc<LastKnownSubscribers>,
     webhooks: WebhookSender,
     bus: EventBus,
+    metrics: Arc<Metrics>,
     templates: Templates,
     settings: FlowSettings,
 }
@@ -79,6 +81,7 @@ impl CallFlow {
         last_known: Arc<LastKnownSubscribers>,
         webhooks: WebhookSender,
         bus: EventBus,
+        metrics: Arc<Metrics>,
         templates: Templates,
         settings: FlowSettings,
     ) -> Self {
@@ -87,6 +90,7 @@ impl CallFlow {
             last_known,
             webhooks,
             bus,
+            metrics,
             templates,
             settings,
         }

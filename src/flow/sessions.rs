@@ -69,6 +69,7 @@ impl CallFlow {
             .await?;
         self.bus.session_changed(id).await;
         if let Some(reason) = cancelled {
+            self.metrics.session_ended(SessionState::Cancelled);
             self.notify(
                 subscriber,
                 EventPayload::Cancelled(Cancelled {
@@ -150,6 +151,7 @@ impl CallFlow {
                 .await;
             match cancelled {
                 Ok((session, true)) => {
+                    self.metrics.session_ended(SessionState::Cancelled);
                     self.notify(
                         subscriber,
                         EventPayload::Cancelled(Cancelled {

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::auth::AdminAuth;
-use super::error::ApiError;
+use super::error::{ApiError, doc};
 use super::json::parse_json_body;
 use super::state::AppState;
 use crate::domain::credentials::TokenPolicy;
@@ -14,22 +14,59 @@ use crate::domain::forwarding::ForwardingCodes;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::{DestinationId, FieldError, Subscriber, SubscriberSpec};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PutQuery {
+    /// Replace the device token and every destination token, and show the
+    /// new ones (the old ones stop working).
     #[serde(default)]
+    #[param(default = false)]
     rotate_tokens: bool,
 }
 
-#[derive(Serialize)]
+/// A registered subscriber, with the tokens this request made.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SubscriberRegistration)]
 struct PutResponse<'a> {
     subscriber: &'a Subscriber,
     /// Shown when made (creation, rotation); `null` otherwise.
+    #[schema(value_type = Option<String>, example = "rrd_Zm9yIGRvY3VtZW50YXRpb24gb25seSwgbm90IGEgdG9r")]
     device_token: Option<&'a str>,
-    /// The destination tokens made by this request.
+    /// The destination tokens made by this request, by destination id.
+    #[schema(value_type = BTreeMap<String, String>, example = json!({"desk": "rrt_ZXhhbXBsZSBkZXN0aW5hdGlvbiB0b2tlbiwgbm90IHJlYWw"}))]
     destination_tokens: BTreeMap<&'a DestinationId, &'a str>,
     forwarding_codes: ForwardingCodes,
 }
 
+/// Creates or replaces a subscriber.
+///
+/// 201 when created, 200 when replaced. Tokens are shown when made: all of
+/// them on creation or with `?rotate_tokens=true`; on a plain replace,
+/// `device_token` is `null` and `destination_tokens` lists only destinations
+/// with a new `id`. Tokens are stored hashed and cannot be shown again.
+#[utoipa::path(
+    put,
+    path = "/v1/subscribers/{number}",
+    tag = "admin",
+    params((
+        "number" = String,
+        Path,
+        description = "The subscriber's mobile number: E.164, or national in `DEFAULT_REGION`.",
+        example = "+12025550199"
+    )),
+    request_body = SubscriberSpec,
+    responses(
+        (status = 201, description = "Created.", body = PutResponse),
+        (status = 200, description = "Replaced.", body = PutResponse),
+        (status = 400, response = doc::MalformedBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::InvalidField),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::AdminUnavailable),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn put_subscriber(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -65,6 +102,27 @@ pub async fn put_subscriber(
     Ok(builder.json(response))
 }
 
+/// Reads a subscriber: every field with its default filled in, no secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/subscribers/{number}",
+    tag = "admin",
+    params((
+        "number" = String,
+        Path,
+        description = "The subscriber's mobile number: E.164, or national in `DEFAULT_REGION`.",
+        example = "+12025550199"
+    )),
+    responses(
+        (status = 200, description = "The stored subscriber.", body = Subscriber),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 422, response = doc::InvalidField),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::AdminUnavailable),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn get_subscriber(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -79,6 +137,28 @@ pub async fn get_subscriber(
     Ok(HttpResponse::Ok().json(subscriber))
 }
 
+/// Deletes a subscriber; its open sessions end as `cancelled` (each
+/// destination hears `call.cancelled`) and its tokens stop working.
+#[utoipa::path(
+    delete,
+    path = "/v1/subscribers/{number}",
+    tag = "admin",
+    params((
+        "number" = String,
+        Path,
+        description = "The subscriber's mobile number: E.164, or national in `DEFAULT_REGION`.",
+        example = "+12025550199"
+    )),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 422, response = doc::InvalidField),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::AdminUnavailable),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn delete_subscriber(
     _: AdminAuth,
     state: web::Data<AppState>,

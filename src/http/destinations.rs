@@ -6,20 +6,51 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::auth::{DestinationAuth, bearer_token};
 use super::device::parse_session_id;
-use super::error::ApiError;
+use super::error::{ApiError, doc};
 use super::state::AppState;
 use crate::domain::credentials::TokenOwner;
-use crate::domain::session::{OfferResponse, SessionState};
+use crate::domain::session::{OfferResponse, SessionId, SessionState};
 use crate::flow::Answerer;
 
 /// Comments at least this often keep proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
+/// The destination's live event stream (Server-Sent Events).
+///
+/// The same events as the webhooks: `event:` is the type (`call.ringing`,
+/// `call.cancelled`, `call.connected`, `call.missed`, `call.voicemail`),
+/// `data:` the JSON `{"type", "timestamp", "data"}`. A `: keep-alive` comment
+/// comes every 10 s. Events from every instance arrive.
+#[utoipa::path(
+    get,
+    path = "/v1/destinations/{id}/events",
+    tag = "destinations",
+    params((
+        "id" = DestinationId,
+        Path,
+        description = "The destination's id; the token must be this destination's."
+    )),
+    responses(
+        (
+            status = 200,
+            description = "An endless `text/event-stream`.",
+            content_type = "text/event-stream",
+            body = String,
+            example = "event: call.ringing\ndata: {\"type\":\"call.ringing\",\"timestamp\":\"2026-11-26T15:49:10.123Z\",\"data\":{\"session_id\":\"ses_q7Xb2mN4pR8sT1vW3yZ5aB\",\"destination_id\":\"laptop\",\"accept_url\":\"https://ringrelay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/accept?capability=rrc_…\",\"…\":\"…\"}}\n\n: keep-alive\n\n"
+        ),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("destination_token" = [])),
+)]
 pub async fn events(
     destination: DestinationAuth,
     state: web::Data<AppState>,
@@ -47,19 +78,48 @@ pub async fn events(
         };
         Some((event, receiver))
     });
+    // Shutdown ends the stream; clients reconnect to another instance.
+    let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
     Ok(sse::Sse::from_infallible_stream(stream).with_keep_alive(KEEP_ALIVE))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OfferQuery {
+    /// The capability of the `accept_url` / `decline_url` of `call.ringing`;
+    /// used when no `Authorization` header is sent.
+    #[param(example = "rrc_Y2FwYWJpbGl0eSBleGFtcGxlLCBub3QgcmVhbCBvbmU")]
     capability: Option<String>,
 }
 
-#[derive(Serialize)]
+/// The session's state after the answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"state": "instructed"}))]
 struct OfferAnswer {
     state: SessionState,
 }
 
+/// Accepts the offered call, once per destination: by destination token, or
+/// by a plain `POST` to the `accept_url` of `call.ringing`.
+///
+/// The first destination to accept wins: the phone's instruction becomes
+/// `reject` and the forwarded call dials it first.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/accept",
+    tag = "destinations",
+    params(("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404).")),
+    responses(
+        (status = 200, description = "Accepted.", body = OfferAnswer),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::OfferConflict),
+        (status = 410, response = doc::SessionOver),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("destination_token" = []), ("capability" = [])),
+)]
 pub async fn accept(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -69,6 +129,27 @@ pub async fn accept(
     answer(&req, &state, &id, &query, OfferResponse::Accepted).await
 }
 
+/// Declines the offered call, once per destination: by destination token, or
+/// by a plain `POST` to the `decline_url` of `call.ringing`.
+///
+/// When every destination declined in pick mode, the instruction becomes
+/// `ignore`.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/decline",
+    tag = "destinations",
+    params(("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404).")),
+    responses(
+        (status = 200, description = "Declined.", body = OfferAnswer),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::OfferConflict),
+        (status = 410, response = doc::SessionOver),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("destination_token" = []), ("capability" = [])),
+)]
 pub async fn decline(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::auth::DeviceAuth;
-use super::error::ApiError;
+use super::error::{ApiError, doc};
 use super::json::parse_json_body;
 use super::state::AppState;
 use crate::domain::phone::Caller;
@@ -14,19 +14,57 @@ use crate::domain::session::{Instruction, SessionId};
 use crate::domain::subscriber::FieldError;
 use crate::flow::{DeviceEvent, RingReport};
 
-#[derive(Deserialize)]
+/// A ring report: a call rings on the subscriber's phone.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"caller": "+12025550302", "device_call_id": "a1b2c3"}))]
 struct RingBody {
+    /// The calling number as the phone shows it (E.164 or national). `null`,
+    /// empty, `anonymous`, `restricted`, `unknown`, `private`, the carriers'
+    /// withheld numbers or anything with letters mean a withheld caller,
+    /// never an error.
+    #[schema(example = "+12025550302")]
     caller: Option<String>,
+    /// The phone's own id for the call: a repeated report with the same id
+    /// returns the same session (retries are safe). 1 to 128 printable
+    /// characters.
+    #[schema(min_length = 1, max_length = 128, example = "a1b2c3")]
     device_call_id: Option<String>,
 }
 
-#[derive(Serialize)]
+/// The session made for a ring report, and what the phone should do.
+#[derive(Serialize, utoipa::ToSchema)]
 struct RingResponse {
     session_id: SessionId,
     instruction: Instruction,
+    /// Where to long-poll the instruction while it is `wait`.
+    #[schema(example = "/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/instruction")]
     instruction_url: String,
 }
 
+/// Reports a call ringing on the subscriber's phone.
+///
+/// Answers once every destination was notified (or its notification timed
+/// out): `reject` in `auto` mode, `wait` in `pick` mode, `ignore` when the
+/// subscriber has no reachable destination. A retried report (same
+/// `device_call_id`) answers the existing session at once with its current
+/// instruction. At most 30 reports a minute per device.
+#[utoipa::path(
+    post,
+    path = "/v1/ring",
+    tag = "device",
+    request_body = RingBody,
+    responses(
+        (status = 201, description = "The session.", body = RingResponse),
+        (status = 400, response = doc::MalformedBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::InvalidField),
+        (status = 429, response = doc::RateLimited),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("device_token" = [])),
+)]
 pub async fn ring(
     device: DeviceAuth,
     state: web::Data<AppState>,
@@ -53,20 +91,50 @@ pub async fn ring(
     }))
 }
 
-#[derive(Serialize)]
+/// The phone's instruction for a session.
+#[derive(Serialize, utoipa::ToSchema)]
 struct InstructionResponse {
     instruction: Instruction,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InstructionQuery {
+    /// Seconds to wait for the instruction to stop being `wait` (0 to 30).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 30, default = 0)]
     wait: u64,
 }
 
 /// The longest `?wait=` allowed, in seconds.
 const MAX_WAIT_SECS: u64 = 30;
 
+/// Reads the phone's instruction, waiting up to `wait` seconds for it to stop
+/// being `wait`.
+///
+/// Answers at once when the instruction is known; otherwise as soon as a
+/// destination accepts (`reject`), all decline or pick mode's wait ends
+/// (`ignore`), or after `wait` seconds (`wait`), whichever instance the news
+/// reached.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/instruction",
+    tag = "device",
+    params((
+        "id" = SessionId,
+        Path,
+        description = "The session id; a malformed one is unknown (404)."
+    )),
+    responses(
+        (status = 200, description = "The instruction.", body = InstructionResponse),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 422, response = doc::InvalidField),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("device_token" = [])),
+)]
 pub async fn instruction(
     device: DeviceAuth,
     state: web::Data<AppState>,
@@ -95,11 +163,56 @@ pub async fn instruction(
     Ok(HttpResponse::Ok().json(InstructionResponse { instruction }))
 }
 
-#[derive(Deserialize)]
+/// What happened to the call on the phone.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"event": "rejected"}))]
 struct EventBody {
     event: DeviceEvent,
 }
 
+/// In the OpenAPI description: the lowercase names `DeviceEvent` reads.
+impl utoipa::PartialSchema for DeviceEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "`answered`: taken on the phone itself; `ended`: the caller gave up \
+                 (both end the session as `cancelled` and tell every destination); \
+                 `rejected`: the phone did reject the call.",
+            ))
+            .enum_values(Some(["answered", "ended", "rejected"]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DeviceEvent {}
+
+/// Reports what happened to the call on the phone.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/events",
+    tag = "device",
+    params((
+        "id" = SessionId,
+        Path,
+        description = "The session id; a malformed one is unknown (404)."
+    )),
+    request_body = EventBody,
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, response = doc::MalformedBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::AlreadyForwarded),
+        (status = 410, response = doc::SessionOver),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::InvalidField),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("device_token" = [])),
+)]
 pub async fn event(
     device: DeviceAuth,
     state: web::Data<AppState>,

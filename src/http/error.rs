@@ -50,9 +50,21 @@ pub enum ApiError {
     Unexpected(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error's body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({"error": "not_found", "message": "no such session"}))]
+pub(super) struct ErrorBody<'a> {
+    /// A stable snake_case code: `malformed_body`, `unauthorized`,
+    /// `forbidden`, `not_found`, `method_not_allowed`, `already_taken`,
+    /// `already_answered`, `already_forwarded`, `session_over`,
+    /// `payload_too_large`, `invalid_field`, `rate_limited`, `not_configured`,
+    /// `store_unavailable`, `internal_error` (and `invalid_signature` on the
+    /// CPaaS routes).
+    #[schema(example = "not_found")]
     error: &'a str,
+    /// Human text. For `invalid_field` it starts with the field's JSON path
+    /// (`destinations[1].address: …`); for 5xx it says nothing of the cause.
+    #[schema(example = "no such session")]
     message: &'a str,
 }
 
@@ -221,4 +233,156 @@ fn replace_body<B>(
         }),
     )
     .map_into_right_body()
+}
+
+/// The error responses of the OpenAPI description (`GET /openapi.json`): one
+/// reusable response per kind of failure, each with the `Error` body and
+/// examples rendered by the same code as the real responses.
+pub mod doc {
+    use utoipa::ToSchema as _;
+    use utoipa::openapi::example::ExampleBuilder;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
+    use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+
+    use super::{ApiError, ErrorBody, FieldError, MAX_BODY_BYTES};
+    use crate::flow::FlowError;
+
+    fn example(err: &ApiError) -> serde_json::Value {
+        serde_json::json!({"error": err.code(), "message": err.public_message()})
+    }
+
+    fn error_response(description: &str, examples: &[(&str, ApiError)]) -> ResponseBuilder {
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+            .examples_from_iter(examples.iter().map(|(name, err)| {
+                (
+                    *name,
+                    ExampleBuilder::new()
+                        .summary(format!("`{}`", err.code()))
+                        .value(Some(example(err)))
+                        .build(),
+                )
+            }))
+            .build();
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", content)
+    }
+
+    macro_rules! error_responses {
+        ($($(#[$doc:meta])* $name:ident => $response:expr;)+) => {$(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (stringify!($name), $response.build().into())
+                }
+            }
+        )+};
+    }
+
+    error_responses! {
+        /// 400: the body is not JSON.
+        MalformedBody => error_response(
+            "The body is not JSON.",
+            &[("malformed_body", ApiError::MalformedBody(
+                "the body is not valid JSON: EOF while parsing a value at line 1 column 0".into(),
+            ))],
+        );
+        /// 401: missing or wrong bearer token.
+        Unauthorized => error_response(
+            "The bearer token is missing or wrong (or belongs to another kind of caller).",
+            &[("unauthorized", ApiError::Unauthorized)],
+        )
+        .header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some("`Bearer`"))
+                .build(),
+        );
+        /// 403: a destination token used for another destination.
+        Forbidden => error_response(
+            "The destination token belongs to another destination.",
+            &[("forbidden", ApiError::Forbidden(
+                "this token belongs to another destination".into(),
+            ))],
+        );
+        /// 404: unknown subscriber or session.
+        NotFound => error_response(
+            "No such subscriber or session (a malformed session id is unknown too).",
+            &[
+                ("session", ApiError::NotFound("no such session".into())),
+                ("subscriber", ApiError::NotFound("no subscriber +12025550199".into())),
+            ],
+        );
+        /// 409 on accept/decline.
+        OfferConflict => error_response(
+            "Another destination accepted first, or this destination already answered.",
+            &[
+                ("already_taken", FlowError::AlreadyTaken.into()),
+                ("already_answered", FlowError::AlreadyAnswered.into()),
+            ],
+        );
+        /// 409 on a device event.
+        AlreadyForwarded => error_response(
+            "`answered` or `ended` for a call that was already forwarded.",
+            &[("already_forwarded", FlowError::AlreadyForwarded.into())],
+        );
+        /// 410: the session is over.
+        SessionOver => error_response(
+            "The session has ended (or pick mode's wait ran out).",
+            &[("session_over", ApiError::SessionOver)],
+        );
+        /// 413: the body is over 64 KiB.
+        PayloadTooLarge => error_response(
+            &format!("The body is over {} KiB.", MAX_BODY_BYTES / 1024),
+            &[("payload_too_large", ApiError::PayloadTooLarge)],
+        );
+        /// 422: a field breaks a rule.
+        InvalidField => error_response(
+            "A field (of the body, the path or the query) breaks a rule; the message starts with its path.",
+            &[
+                ("field", FieldError::new(
+                    "destinations[1].address",
+                    "must be a sip: or sips: URI, got \"alice@pbx.example.com\"",
+                ).into()),
+                ("path", FieldError::new("number", "is not a phone number: \"abc\"").into()),
+            ],
+        );
+        /// 429: too many ring reports.
+        RateLimited => error_response(
+            "More than 30 ring reports a minute from this device.",
+            &[("rate_limited", FlowError::RateLimited {
+                retry_after: std::time::Duration::from_secs(42),
+            }.into())],
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1))))
+                .description(Some("Seconds until a report is accepted again."))
+                .build(),
+        );
+        /// 503 on the admin routes.
+        AdminUnavailable => error_response(
+            "`ADMIN_TOKEN` is not set, or the store does not answer.",
+            &[
+                ("not_configured", ApiError::NotConfigured("ADMIN_TOKEN")),
+                ("store_unavailable", ApiError::StoreUnavailable(anyhow::anyhow!("down"))),
+            ],
+        );
+        /// 503 elsewhere.
+        StoreUnavailable => error_response(
+            "The store does not answer.",
+            &[("store_unavailable", ApiError::StoreUnavailable(anyhow::anyhow!("down")))],
+        );
+        /// 500.
+        InternalError => error_response(
+            "A bug; the body says nothing more, the log has the cause.",
+            &[("internal_error", ApiError::Unexpected(anyhow::anyhow!("bug")))],
+        );
+    }
 }

@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         }))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .service(
             web::resource("/v1/subscribers/{number}")
                 .route(web::put().to(admin::put_subscriber))
@@ -54,4 +55,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .configure(providers::routes::<Twilio>)
         .configure(providers::routes::<Plivo>);
+}
+
+/// Counts every request and its latency by route pattern (never the raw
+/// path, which holds numbers and ids).
+pub async fn record_request(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let metrics = req
+        .app_data::<web::Data<state::AppState>>()
+        .map(|state| state.metrics.clone());
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        metrics.request(
+            &method,
+            &route,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    Ok(response)
 }

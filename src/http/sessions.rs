@@ -5,23 +5,30 @@ use serde::Serialize;
 
 use super::auth::SessionReader;
 use super::device::parse_session_id;
-use super::error::ApiError;
+use super::error::{ApiError, doc};
 use super::state::AppState;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{Leg, Session, SessionId, SessionState, Timeline};
 use crate::domain::subscriber::{DestinationId, Mode};
 
 /// A session as the contract shows it: no capabilities, no internals.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 struct SessionView<'a> {
     id: &'a SessionId,
     subscriber: &'a PhoneNumber,
     caller: &'a Caller,
     state: SessionState,
     mode: Mode,
+    /// The destination that accepted (dialed first); `null` until one did.
     selected_destination: Option<&'a DestinationId>,
+    /// The CPaaS id of the forwarded call (Twilio CallSid, Plivo CallUUID);
+    /// `null` until it arrived.
+    #[schema(value_type = Option<String>, example = "CA0123456789abcdef0123456789abcdef")]
     call_sid: Option<&'a str>,
     timeline: &'a Timeline,
+    /// The dial attempts of the forwarded call, in order.
+    #[schema(value_type = Vec<Leg>)]
     legs: &'a [Leg],
 }
 
@@ -41,6 +48,22 @@ impl<'a> From<&'a Session> for SessionView<'a> {
     }
 }
 
+/// Reads a session: for the admin (any session), or the subscriber's phone or
+/// destinations (that subscriber's sessions; others' are not found).
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}",
+    tag = "sessions",
+    params(("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404).")),
+    responses(
+        (status = 200, description = "The session.", body = SessionView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("admin_token" = []), ("device_token" = []), ("destination_token" = [])),
+)]
 pub async fn get_session(
     reader: SessionReader,
     state: web::Data<AppState>,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::flow::CallFlow;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -12,4 +13,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub registry: Registry,
     pub flow: CallFlow,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the service shuts down.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }

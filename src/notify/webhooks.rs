@@ -7,6 +7,7 @@
 //! Every other event is delivered in the background and retried with
 //! backoff while the receiver fails in a way worth retrying.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,6 +18,8 @@ use url::Url;
 use super::events::Event;
 use super::signing;
 use crate::config::WebhookSecret;
+use crate::metrics::Metrics;
+use tokio_util::task::TaskTracker;
 
 /// Retries for events other than `call.ringing`.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +46,17 @@ impl Default for RetryPolicy {
     }
 }
 
+impl Delivery {
+    /// The metric label of this outcome.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed(_) => "failed",
+            Self::TimedOut => "timed_out",
+        }
+    }
+}
+
 /// What came of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -56,6 +70,9 @@ pub enum Delivery {
 
 #[derive(Clone)]
 pub struct WebhookSender {
+    metrics: Arc<Metrics>,
+    /// Background deliveries, so that shutdown can wait for them.
+    background: TaskTracker,
     client: reqwest::Client,
     secret: Option<WebhookSecret>,
     ringing_deadline: Duration,
@@ -67,6 +84,8 @@ impl WebhookSender {
         secret: Option<WebhookSecret>,
         ringing_deadline: Duration,
         retry: RetryPolicy,
+        metrics: Arc<Metrics>,
+        background: TaskTracker,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
@@ -75,6 +94,8 @@ impl WebhookSender {
             .build()
             .context("building the webhook HTTP client")?;
         Ok(Self {
+            metrics,
+            background,
             client,
             secret,
             ringing_deadline,
@@ -91,7 +112,8 @@ impl WebhookSender {
                 Ok(body) => body,
                 Err(err) => return Delivery::Failed(format!("encoding the event: {err}")),
             };
-            match tokio::time::timeout(
+            let started = std::time::Instant::now();
+            let delivery = match tokio::time::timeout(
                 self.ringing_deadline,
                 self.attempt(&url, &id, &body, self.ringing_deadline),
             )
@@ -100,7 +122,10 @@ impl WebhookSender {
                 Ok(Ok(_)) => Delivery::Delivered,
                 Ok(Err(failure)) => Delivery::Failed(failure.reason),
                 Err(_) => Delivery::TimedOut,
-            }
+            };
+            self.metrics
+                .notification(event.kind(), delivery.outcome(), started.elapsed());
+            delivery
         }))
         .await
     }
@@ -109,7 +134,7 @@ impl WebhookSender {
     pub fn deliver_later(&self, deliveries: Vec<(Url, Event)>) {
         for (url, event) in deliveries {
             let sender = self.clone();
-            tokio::spawn(async move {
+            self.background.spawn(async move {
                 let outcome = sender.deliver_with_retries(&url, &event).await;
                 if let Delivery::Failed(reason) = &outcome {
                     tracing::warn!(

@@ -20,7 +20,7 @@
 //! round trip. The scripts build index keys from the prefix, so the store
 //! targets a single Redis server (or a primary with replicas), not a Cluster.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -33,11 +33,13 @@ use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{Claim, Session, SessionId};
 use crate::domain::subscriber::DestinationId;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// KEYS: subscriber hash, new forwarding set.
@@ -276,7 +278,24 @@ impl RedisStore {
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
+            metrics: None,
         })
+    }
+
+    /// Counts failed operations in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Turns a Redis error into a store error, counting it.
+    fn failed(&self, context: &'static str) -> impl FnOnce(RedisError) -> StoreError + '_ {
+        move |err| {
+            if let Some(metrics) = &self.metrics {
+                metrics.store_error(context);
+            }
+            redis_error(context)(err)
+        }
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -340,7 +359,7 @@ impl RedisStore {
             .arg(prefer.map_or("", PhoneNumber::as_str))
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("reading subscribers by forwarding number"))?;
+            .map_err(self.failed("reading subscribers by forwarding number"))?;
         let mut records = records
             .iter()
             .map(|j| decode::<SubscriberRecord>(j, "subscriber"))
@@ -405,7 +424,7 @@ impl Store for RedisStore {
         redis::cmd("PING")
             .query_async::<()>(&mut self.conn())
             .await
-            .map_err(redis_error("PING"))
+            .map_err(self.failed("PING"))
     }
 
     async fn put_subscriber(&self, record: &SubscriberRecord) -> Result<bool, StoreError> {
@@ -437,7 +456,7 @@ impl Store for RedisStore {
         let replaced: i64 = invocation
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("writing a subscriber"))?;
+            .map_err(self.failed("writing a subscriber"))?;
         Ok(replaced == 1)
     }
 
@@ -449,7 +468,7 @@ impl Store for RedisStore {
             .conn()
             .hget(self.key("sub", number.as_str()), "record")
             .await
-            .map_err(redis_error("reading a subscriber"))?;
+            .map_err(self.failed("reading a subscriber"))?;
         json.map(|j| decode(&j, "subscriber")).transpose()
     }
 
@@ -460,7 +479,7 @@ impl Store for RedisStore {
             .arg(number.as_str())
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("deleting a subscriber"))?;
+            .map_err(self.failed("deleting a subscriber"))?;
         Ok(deleted == 1)
     }
 
@@ -476,7 +495,7 @@ impl Store for RedisStore {
             .conn()
             .get(self.key("tok", &hash.to_hex()))
             .await
-            .map_err(redis_error("reading a token"))?;
+            .map_err(self.failed("reading a token"))?;
         owner.as_deref().map(decode_owner).transpose()
     }
 
@@ -499,7 +518,7 @@ impl Store for RedisStore {
             .arg(&self.prefix)
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("creating a session"))?;
+            .map_err(self.failed("creating a session"))?;
         match existing {
             None => Ok(SessionCreated::Created),
             Some((data, version, claim)) => Ok(SessionCreated::Existing(Box::new(decode_session(
@@ -516,7 +535,7 @@ impl Store for RedisStore {
         invocation
             .invoke_async::<()>(&mut self.conn())
             .await
-            .map_err(redis_error("writing a session"))
+            .map_err(self.failed("writing a session"))
     }
 
     async fn update_session(
@@ -530,7 +549,7 @@ impl Store for RedisStore {
             .arg(session.version)
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("updating a session"))?;
+            .map_err(self.failed("updating a session"))?;
         if written == 1 {
             session.version += 1;
         }
@@ -542,7 +561,7 @@ impl Store for RedisStore {
             .conn()
             .smembers(self.key("open", subscriber.as_str()))
             .await
-            .map_err(redis_error("reading open sessions"))?;
+            .map_err(self.failed("reading open sessions"))?;
         // Entries of sessions that expired meanwhile are harmless: reading
         // such a session finds nothing.
         Ok(ids
@@ -560,7 +579,7 @@ impl Store for RedisStore {
                 .arg("claim")
                 .query_async(&mut self.conn())
                 .await
-                .map_err(redis_error("reading a session"))?;
+                .map_err(self.failed("reading a session"))?;
         data.map(|d| decode_session(&d, version.as_deref(), claim.as_deref()))
             .transpose()
     }
@@ -594,7 +613,7 @@ impl Store for RedisStore {
         let claimed: Option<Vec<String>> = invocation
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("claiming a session"))?;
+            .map_err(self.failed("claiming a session"))?;
         claimed
             .map(|parts| match parts.as_slice() {
                 [data, version] => decode_session(data, Some(version), None),
@@ -612,7 +631,7 @@ impl Store for RedisStore {
             .arg(millis(window))
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_error("counting a rate limit hit"))?;
+            .map_err(self.failed("counting a rate limit hit"))?;
         Ok(WindowCount {
             hits,
             resets_in: Duration::from_millis(resets_in_ms),

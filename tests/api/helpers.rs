@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const TWILIO_AUTH_TOKEN: &str = "test-twilio-auth-token";
+pub const PLIVO_AUTH_TOKEN: &str = "test-plivo-auth-token";
 pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
 
 /// A `redis-server` of this test's own, stopped when dropped.
@@ -274,22 +275,9 @@ impl TestApp {
     /// Posts a form to a Twilio route, signed as Twilio signs it with the
     /// app's auth token over `PUBLIC_BASE_URL` + `path_and_query`.
     pub async fn twilio(&self, path_and_query: &str, params: &[(&str, &str)]) -> reqwest::Response {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let signature = ringrelay::providers::twilio::signature::sign(
-            TWILIO_AUTH_TOKEN.as_bytes(),
-            &format!("{PUBLIC_BASE_URL}{path_and_query}"),
-            &pairs,
-        );
-        self.client
-            .post(self.url(path_and_query))
-            .header("X-Twilio-Signature", signature)
-            .form(&pairs)
-            .send()
+        Cpaas::Twilio
+            .sign_and_post(self, path_and_query, &pairs(params))
             .await
-            .unwrap()
     }
 
     /// A signed Twilio webhook answered 200 with TwiML; its parsed tree.
@@ -298,18 +286,9 @@ impl TestApp {
         path_and_query: &str,
         params: &[(&str, &str)],
     ) -> crate::markup::Node {
-        let response = self.twilio(path_and_query, params).await;
-        assert_eq!(response.status(), 200, "{path_and_query}");
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/xml"),
-            "TwiML is text/xml"
-        );
-        let root = crate::markup::parse(&response.text().await.unwrap());
-        assert_eq!(root.name, "Response");
-        root
+        Cpaas::Twilio
+            .markup(self, path_and_query, &pairs(params))
+            .await
     }
 }
 
@@ -389,4 +368,554 @@ macro_rules! both_backends {
             )+
         }
     };
+}
+
+// ---------------------------------------------------------------------------
+// CPaaS providers: what a test needs to speak to either one
+
+/// Spawns an app on which every CPaaS provider is configured.
+///
+/// `test_config` sets only `TWILIO_AUTH_TOKEN`: `ring.rs` unsets that one
+/// variable to stand for "no provider configured", which a default
+/// `PLIVO_AUTH_TOKEN` would contradict. Once that test unsets both, this
+/// token belongs in `test_config` and these two functions become
+/// `spawn_app`/`spawn_app_with`.
+pub async fn spawn_cpaas_app(backend: Backend) -> TestApp {
+    spawn_cpaas_app_with(backend, &[]).await
+}
+
+/// [`spawn_cpaas_app`] with `extra` variables (which win).
+pub async fn spawn_cpaas_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![("PLIVO_AUTH_TOKEN", PLIVO_AUTH_TOKEN)];
+    vars.extend_from_slice(extra);
+    spawn_app_with(backend, &vars).await
+}
+
+/// Owned form pairs.
+pub fn pairs(params: &[(&str, &str)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The CPaaS providers whose webhooks the service answers (contract §7), in
+/// the words a test needs: routes, parameter names and formats, signatures,
+/// and how their markup spells each verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cpaas {
+    Twilio,
+    Plivo,
+}
+
+/// A provider's webhook routes.
+#[derive(Debug, Clone, Copy)]
+pub struct CpaasRoutes {
+    /// The number's voice (answer) URL.
+    pub answer: &'static str,
+    pub dial_status: &'static str,
+    pub voicemail: &'static str,
+    pub screen: &'static str,
+    pub screen_result: &'static str,
+    /// Twilio's call status callback, Plivo's hangup URL.
+    pub status: &'static str,
+}
+
+impl CpaasRoutes {
+    pub fn all(&self) -> [&'static str; 6] {
+        [
+            self.answer,
+            self.dial_status,
+            self.voicemail,
+            self.screen,
+            self.screen_result,
+            self.status,
+        ]
+    }
+}
+
+/// How a dialed leg ended, in no provider's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialEnd {
+    Answered,
+    Busy,
+    NoAnswer,
+    Failed,
+}
+
+/// How a provider lets a screening destination take the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screening {
+    /// Twilio: `<Number url>` runs the whisper on the callee's leg; it gathers
+    /// the key itself and posts it to `screen-result`.
+    WhisperOnTheNoun,
+    /// Plivo: the Dial's `confirmSound` (the whisper, which only speaks) and
+    /// `confirmKey`.
+    ConfirmKey,
+}
+
+impl Cpaas {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Twilio => "twilio",
+            Self::Plivo => "plivo",
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Self::Twilio => Self::Plivo,
+            Self::Plivo => Self::Twilio,
+        }
+    }
+
+    pub fn routes(self) -> CpaasRoutes {
+        match self {
+            Self::Twilio => CpaasRoutes {
+                answer: "/twilio/voice",
+                dial_status: "/twilio/dial-status",
+                voicemail: "/twilio/voicemail",
+                screen: "/twilio/screen",
+                screen_result: "/twilio/screen-result",
+                status: "/twilio/status",
+            },
+            Self::Plivo => CpaasRoutes {
+                answer: "/plivo/answer",
+                dial_status: "/plivo/dial-status",
+                voicemail: "/plivo/voicemail",
+                screen: "/plivo/screen",
+                screen_result: "/plivo/screen-result",
+                status: "/plivo/hangup",
+            },
+        }
+    }
+
+    pub fn auth_token_variable(self) -> &'static str {
+        match self {
+            Self::Twilio => "TWILIO_AUTH_TOKEN",
+            Self::Plivo => "PLIVO_AUTH_TOKEN",
+        }
+    }
+
+    pub fn auth_token(self) -> &'static str {
+        match self {
+            Self::Twilio => TWILIO_AUTH_TOKEN,
+            Self::Plivo => PLIVO_AUTH_TOKEN,
+        }
+    }
+
+    /// What the `Content-Type` of its markup starts with.
+    pub fn markup_content_type(self) -> &'static str {
+        match self {
+            Self::Twilio => "text/xml",
+            Self::Plivo => "application/xml",
+        }
+    }
+
+    /// The header carrying the signature (Plivo's nonce comes in another).
+    pub fn signature_header(self) -> &'static str {
+        match self {
+            Self::Twilio => "X-Twilio-Signature",
+            Self::Plivo => "X-Plivo-Signature-V3",
+        }
+    }
+
+    // -- parameters ----------------------------------------------------------
+
+    /// The parameter naming the call.
+    pub fn call_id_param(self) -> &'static str {
+        match self {
+            Self::Twilio => "CallSid",
+            Self::Plivo => "CallUUID",
+        }
+    }
+
+    /// Every parameter that repeats the (A leg's) call id.
+    fn call_id_params(self) -> &'static [&'static str] {
+        match self {
+            Self::Twilio => &["CallSid"],
+            Self::Plivo => &[
+                "CallUUID",
+                "ALegUUID",
+                "ALegRequestUUID",
+                "RequestUUID",
+                "DialALegUUID",
+            ],
+        }
+    }
+
+    /// A call id no other call of this test run has, shaped as the provider
+    /// shapes them.
+    pub fn new_call_id(self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        match self {
+            Self::Twilio => format!("CA{pid:016x}{n:016x}"),
+            Self::Plivo => format!(
+                "{pid:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                (n >> 24) & 0xffff,
+                (n >> 12) & 0xfff,
+                n & 0xfff,
+                n
+            ),
+        }
+    }
+
+    /// The parameter of the Dial action callback holding how the leg ended.
+    pub fn dial_status_param(self) -> &'static str {
+        match self {
+            Self::Twilio => "DialCallStatus",
+            Self::Plivo => "DialStatus",
+        }
+    }
+
+    /// How the provider says a leg ended.
+    pub fn dial_status(self, end: DialEnd) -> &'static str {
+        match end {
+            DialEnd::Answered => "completed",
+            DialEnd::Busy => "busy",
+            DialEnd::NoAnswer => "no-answer",
+            DialEnd::Failed => "failed",
+        }
+    }
+
+    /// Every dial status meaning that the callee answered.
+    pub fn answered_statuses(self) -> &'static [&'static str] {
+        match self {
+            Self::Twilio => &["completed", "answered"],
+            Self::Plivo => &["completed"],
+        }
+    }
+
+    /// The parameter of the Record action callback holding the recording.
+    pub fn recording_url_param(self) -> &'static str {
+        match self {
+            Self::Twilio => "RecordingUrl",
+            Self::Plivo => "RecordUrl",
+        }
+    }
+
+    /// An E.164 number (or a withheld marker) as the provider writes it in
+    /// its parameters: Plivo drops the `+`.
+    pub fn number(self, number: &str) -> String {
+        match self {
+            Self::Twilio => number.to_owned(),
+            Self::Plivo => number.strip_prefix('+').unwrap_or(number).to_owned(),
+        }
+    }
+
+    /// A `To` that is no phone number (a call to a softphone).
+    pub fn to_not_a_number(self) -> &'static str {
+        match self {
+            Self::Twilio => "client:alice",
+            Self::Plivo => "sip:alice@phone.plivo.com",
+        }
+    }
+
+    // -- markup --------------------------------------------------------------
+
+    /// The verb that speaks.
+    pub fn say(self) -> &'static str {
+        match self {
+            Self::Twilio => "Say",
+            Self::Plivo => "Speak",
+        }
+    }
+
+    /// The verb that collects keypresses.
+    pub fn gather(self) -> &'static str {
+        match self {
+            Self::Twilio => "Gather",
+            Self::Plivo => "GetInput",
+        }
+    }
+
+    /// An E.164 number as the markup writes it (in a noun or `callerId`).
+    pub fn rendered_number(self, e164: &str) -> String {
+        self.number(e164)
+    }
+
+    /// The noun dialing a phone, as (element, text).
+    pub fn phone_noun(self, e164: &str) -> (String, String) {
+        ("Number".into(), self.rendered_number(e164))
+    }
+
+    /// The noun dialing a softphone identity.
+    pub fn client_noun(self, identity: &str) -> (String, String) {
+        match self {
+            Self::Twilio => ("Client".into(), identity.into()),
+            Self::Plivo => ("User".into(), format!("sip:{identity}@phone.plivo.com")),
+        }
+    }
+
+    /// The noun dialing a SIP URI.
+    pub fn sip_noun(self, uri: &str) -> (String, String) {
+        match self {
+            Self::Twilio => ("Sip".into(), uri.into()),
+            Self::Plivo => ("User".into(), uri.into()),
+        }
+    }
+
+    /// Attributes every `<Dial>` of ours carries on this provider.
+    pub fn dial_attributes(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            // The caller hears ringback until a callee answers.
+            Self::Twilio => &[("answerOnBridge", "true")],
+            // Plivo runs the XML our action answers.
+            Self::Plivo => &[("redirect", "true")],
+        }
+    }
+
+    pub fn screening(self) -> Screening {
+        match self {
+            Self::Twilio => Screening::WhisperOnTheNoun,
+            Self::Plivo => Screening::ConfirmKey,
+        }
+    }
+
+    /// The whisper URL a `<Dial>` makes the provider fetch when a callee
+    /// answers, if any: Twilio's first `<Number url>`, Plivo's
+    /// `confirmSound`.
+    pub fn whisper_url(self, dial: &crate::markup::Node) -> Option<&str> {
+        match self {
+            Self::Twilio => dial.children.iter().find_map(|noun| noun.attr("url")),
+            Self::Plivo => dial.attr("confirmSound"),
+        }
+    }
+
+    // -- requests ------------------------------------------------------------
+
+    /// The recorded example request `kind` (`fixtures/requests/<provider>/
+    /// <kind>.json`): `inbound_call`, `dial_busy`, `dial_completed`,
+    /// `record`, `screen`, `screen_result`, and Twilio's `status` or
+    /// Plivo's `hangup`.
+    pub fn request(self, kind: &str) -> Request {
+        #[derive(serde::Deserialize)]
+        struct Fixture {
+            path: String,
+            params: Vec<(String, String)>,
+        }
+        let file = format!(
+            "{}/fixtures/requests/{}/{kind}.json",
+            env!("CARGO_MANIFEST_DIR"),
+            self.name()
+        );
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let fixture: Fixture =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        Request {
+            cpaas: self,
+            path: fixture.path,
+            params: fixture.params,
+        }
+    }
+
+    /// The request of the call-status callback: Twilio's `status`, Plivo's
+    /// `hangup`.
+    pub fn status_request(self) -> Request {
+        match self {
+            Self::Twilio => self.request("status"),
+            Self::Plivo => self.request("hangup"),
+        }
+    }
+
+    /// The recorded forwarded call, as call `call_id` from `from` to `to`
+    /// (E.164 numbers or withheld markers), with `ForwardedFrom` only when
+    /// given.
+    pub fn inbound_call(
+        self,
+        call_id: &str,
+        from: &str,
+        to: &str,
+        forwarded_from: Option<&str>,
+    ) -> Request {
+        let request = self
+            .request("inbound_call")
+            .with_call_id(call_id)
+            .with_parties(from, to);
+        match forwarded_from {
+            Some(subscriber) => request.with("ForwardedFrom", &self.number(subscriber)),
+            None => request.without("ForwardedFrom"),
+        }
+    }
+
+    /// The headers signing a POST of `params` to `url`, as the provider
+    /// signs it with its test auth token (the service's own signing code).
+    pub fn signature_headers(
+        self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Twilio => vec![(
+                "X-Twilio-Signature",
+                ringrelay::providers::twilio::signature::sign(
+                    TWILIO_AUTH_TOKEN.as_bytes(),
+                    url,
+                    params,
+                ),
+            )],
+            Self::Plivo => {
+                let nonce = plivo_nonce();
+                let signature = ringrelay::providers::plivo::signature::sign_v3(
+                    PLIVO_AUTH_TOKEN.as_bytes(),
+                    ringrelay::providers::plivo::signature::Method::Post,
+                    url,
+                    params,
+                    &nonce,
+                );
+                vec![
+                    ("X-Plivo-Signature-V3", signature),
+                    ("X-Plivo-Signature-V3-Nonce", nonce),
+                ]
+            }
+        }
+    }
+
+    /// Posts a form to one of the provider's routes, signed as the provider
+    /// signs it over `PUBLIC_BASE_URL` + `path_and_query`.
+    pub async fn sign_and_post(
+        self,
+        app: &TestApp,
+        path_and_query: &str,
+        params: &[(String, String)],
+    ) -> reqwest::Response {
+        let headers = self.signature_headers(&format!("{PUBLIC_BASE_URL}{path_and_query}"), params);
+        post_form(app, path_and_query, params, &headers).await
+    }
+
+    /// A signed webhook answered 200 with the provider's markup; its parsed
+    /// tree.
+    pub async fn markup(
+        self,
+        app: &TestApp,
+        path_and_query: &str,
+        params: &[(String, String)],
+    ) -> crate::markup::Node {
+        let response = self.sign_and_post(app, path_and_query, params).await;
+        assert_eq!(response.status(), 200, "{} {path_and_query}", self.name());
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with(self.markup_content_type()),
+            "{} markup is {}, not {content_type}",
+            self.name(),
+            self.markup_content_type()
+        );
+        let root = crate::markup::parse(&response.text().await.unwrap());
+        assert_eq!(root.name, "Response");
+        root
+    }
+}
+
+/// A Plivo nonce: 20 digits, never the same twice in a test run.
+fn plivo_nonce() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{:010}{:010}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A form posted to `path_and_query` with exactly these headers (a
+/// signature, or none, or a wrong one).
+pub async fn post_form(
+    app: &TestApp,
+    path_and_query: &str,
+    params: &[(String, String)],
+    headers: &[(&str, String)],
+) -> reqwest::Response {
+    let mut request = app.client.post(app.url(path_and_query)).form(params);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap()
+}
+
+/// A webhook request of one provider: where it goes and its form, in order.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub cpaas: Cpaas,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The same request posted to `path_and_query` (an action URL of ours).
+    pub fn at(mut self, path_and_query: &str) -> Self {
+        self.path = path_and_query.to_owned();
+        self
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `name` set to `value`, where it was (other values of it dropped), or
+    /// added.
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        let mut seen = false;
+        self.params.retain_mut(|(n, v)| {
+            if n != name {
+                return true;
+            }
+            let first = !seen;
+            if first {
+                *v = value.to_owned();
+                seen = true;
+            }
+            first
+        });
+        if !seen {
+            self.params.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.params.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// Call `call_id` wherever the provider repeats the call's id.
+    pub fn with_call_id(mut self, call_id: &str) -> Self {
+        let cpaas = self.cpaas;
+        self = self.with(cpaas.call_id_param(), call_id);
+        for name in cpaas.call_id_params() {
+            if self.get(name).is_some() {
+                self = self.with(name, call_id);
+            }
+        }
+        self
+    }
+
+    /// A call from `from` to `to` (E.164 numbers, or any other `From`/`To`),
+    /// in the provider's format, aliases included (Twilio's `Caller`,
+    /// `Called`).
+    pub fn with_parties(mut self, from: &str, to: &str) -> Self {
+        let cpaas = self.cpaas;
+        let (from, to) = (cpaas.number(from), cpaas.number(to));
+        self = self.with("From", &from).with("To", &to);
+        if cpaas == Cpaas::Twilio {
+            self = self.with("Caller", &from).with("Called", &to);
+        }
+        self
+    }
+
+    /// Signs and posts it.
+    pub async fn post(&self, app: &TestApp) -> reqwest::Response {
+        self.cpaas
+            .sign_and_post(app, &self.path, &self.params)
+            .await
+    }
+
+    /// Signs and posts it; the markup answered (200, the provider's type).
+    pub async fn markup(&self, app: &TestApp) -> crate::markup::Node {
+        self.cpaas.markup(app, &self.path, &self.params).await
+    }
 }

@@ -5,6 +5,7 @@ mod binary;
 mod health;
 mod helpers;
 mod markup;
+mod pick;
 mod receiver;
 mod ring;
 mod startup;

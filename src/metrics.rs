@@ -1,0 +1,202 @@
+//! Prometheus metrics (`GET /metrics`): what happens to requests, calls,
+//! notifications and the store, per instance. One registry per
+//! `Application`, so that tests running several apps do not mix counts.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::session::SessionState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The route pattern (`/v1/sessions/{id}`), never the raw path.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub event: String,
+    /// `delivered`, `failed` or `timed_out`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily<RouteLabels>,
+    sessions: Family<OutcomeLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
+    notification_duration: Histogram,
+    forward_delay: Histogram,
+    store_errors: Family<OperationLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ringrelay");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration = HistogramFamily::<RouteLabels>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let sessions = Family::<OutcomeLabels, Counter>::default();
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        let notification_duration = latency_histogram();
+        // Ring report to forwarded webhook: 0.25 s to about 64 s.
+        let forward_delay = Histogram::new(exponential_buckets(0.25, 2.0, 9));
+        let store_errors = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            request_duration.clone(),
+        );
+        registry.register("sessions_ended", "Sessions by outcome", sessions.clone());
+        registry.register(
+            "notifications",
+            "Webhook deliveries by event type and outcome",
+            notifications.clone(),
+        );
+        registry.register(
+            "notification_duration_seconds",
+            "Time a webhook delivery attempt took",
+            notification_duration.clone(),
+        );
+        registry.register(
+            "forward_delay_seconds",
+            "Time from a ring report to the forwarded call's webhook (tune carrier forwarding with it)",
+            forward_delay.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed store operations",
+            store_errors.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            sessions,
+            notifications,
+            notification_duration,
+            forward_delay,
+            store_errors,
+        }
+    }
+}
+
+impl Metrics {
+    /// The registry in the Prometheus / OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn session_ended(&self, outcome: SessionState) {
+        let outcome = serde_json::to_value(outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.sessions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn notification(&self, event: &str, outcome: &str, took: Duration) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                event: event.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.notification_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn forward_delay(&self, delay: Duration) {
+        self.forward_delay.observe(delay.as_secs_f64());
+    }
+
+    pub fn store_error(&self, operation: &str) {
+        self.store_errors
+            .get_or_create(&OperationLabels {
+                operation: operation.to_owned(),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_values_appear_in_the_text() {
+        let metrics = Metrics::default();
+        metrics.request("POST", "/twilio/voice", 200, Duration::from_millis(3));
+        metrics.session_ended(SessionState::Voicemail);
+        metrics.forward_delay(Duration::from_secs(4));
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"ringrelay_http_requests_total{method="POST",route="/twilio/voice",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ringrelay_sessions_ended_total{outcome="voicemail"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringrelay_forward_delay_seconds_count 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
