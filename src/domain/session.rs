@@ -171,11 +171,17 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// When the session reached each step; `null` until reached.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timeline {
+    #[schema(required = true)]
     pub reported_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub notified_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub instructed_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub forwarded_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub connected_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub ended_at: Option<Timestamp>,
 }
 

@@ -23,8 +23,11 @@ pub struct Subscriber {
     pub forwarding_number: PhoneNumber,
     pub mode: Mode,
     pub strategy: Strategy,
+    #[schema(minimum = 5, maximum = 120)]
     pub ring_timeout_secs: u32,
+    #[schema(minimum = 3, maximum = 60)]
     pub pick_timeout_secs: u32,
+    #[schema(min_items = 1, max_items = 10)]
     pub destinations: Vec<Destination>,
     pub fallback: Fallback,
 }
@@ -65,6 +68,7 @@ pub struct Destination {
     #[serde(flatten)]
     pub target: Target,
     /// Where the signed event notifications go.
+    #[schema(required = true)]
     pub webhook_url: Option<Url>,
     /// Whether the person who answers must press 1 to take the call.
     pub screening: bool,

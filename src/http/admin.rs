@@ -30,7 +30,7 @@ pub struct PutQuery {
 struct PutResponse<'a> {
     subscriber: &'a Subscriber,
     /// Shown when made (creation, rotation); `null` otherwise.
-    #[schema(value_type = Option<String>, example = "rrd_Zm9yIGRvY3VtZW50YXRpb24gb25seSwgbm90IGEgdG9r")]
+    #[schema(value_type = Option<String>, required = true, example = "rrd_Zm9yIGRvY3VtZW50YXRpb24gb25seSwgbm90IGEgdG9r")]
     device_token: Option<&'a str>,
     /// The destination tokens made by this request, by destination id.
     #[schema(value_type = BTreeMap<String, String>, example = json!({"desk": "rrt_ZXhhbXBsZSBkZXN0aW5hdGlvbiB0b2tlbiwgbm90IHJlYWw"}))]
@@ -47,13 +47,17 @@ struct PutResponse<'a> {
 #[utoipa::path(
     put,
     path = "/v1/subscribers/{number}",
+    operation_id = "put_subscriber",
     tag = "admin",
-    params((
-        "number" = String,
-        Path,
-        description = "The subscriber's mobile number: E.164, or national in `DEFAULT_REGION`.",
-        example = "+12025550199"
-    )),
+    params(
+        (
+            "number" = String,
+            Path,
+            description = "The subscriber's mobile number: E.164, or national in `DEFAULT_REGION`.",
+            example = "+12025550199"
+        ),
+        PutQuery,
+    ),
     request_body = SubscriberSpec,
     responses(
         (status = 201, description = "Created.", body = PutResponse),
@@ -102,10 +106,14 @@ pub async fn put_subscriber(
     Ok(builder.json(response))
 }
 
-/// Reads a subscriber: every field with its default filled in, no secrets.
+/// Reads a subscriber.
+///
+/// The stored subscriber: every field with its default filled in, numbers in
+/// E.164, no secrets.
 #[utoipa::path(
     get,
     path = "/v1/subscribers/{number}",
+    operation_id = "get_subscriber",
     tag = "admin",
     params((
         "number" = String,
@@ -137,11 +145,14 @@ pub async fn get_subscriber(
     Ok(HttpResponse::Ok().json(subscriber))
 }
 
-/// Deletes a subscriber; its open sessions end as `cancelled` (each
-/// destination hears `call.cancelled`) and its tokens stop working.
+/// Deletes a subscriber.
+///
+/// Its open sessions end as `cancelled` (each destination hears
+/// `call.cancelled`) and its tokens stop working.
 #[utoipa::path(
     delete,
     path = "/v1/subscribers/{number}",
+    operation_id = "delete_subscriber",
     tag = "admin",
     params((
         "number" = String,

@@ -16,6 +16,7 @@ use super::error::{ApiError, doc};
 use super::state::AppState;
 use crate::domain::credentials::TokenOwner;
 use crate::domain::session::{OfferResponse, SessionId, SessionState};
+use crate::domain::subscriber::DestinationId;
 use crate::flow::Answerer;
 
 /// Comments at least this often keep proxies from closing an idle stream.
@@ -30,6 +31,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
 #[utoipa::path(
     get,
     path = "/v1/destinations/{id}/events",
+    operation_id = "stream_destination_events",
     tag = "destinations",
     params((
         "id" = DestinationId,
@@ -99,16 +101,20 @@ struct OfferAnswer {
     state: SessionState,
 }
 
-/// Accepts the offered call, once per destination: by destination token, or
-/// by a plain `POST` to the `accept_url` of `call.ringing`.
+/// Accepts the offered call.
 ///
-/// The first destination to accept wins: the phone's instruction becomes
+/// Once per destination: by destination token, or by a plain `POST` to the
+/// `accept_url` of `call.ringing`. The first destination to accept wins: the phone's instruction becomes
 /// `reject` and the forwarded call dials it first.
 #[utoipa::path(
     post,
     path = "/v1/sessions/{id}/accept",
+    operation_id = "accept_offer",
     tag = "destinations",
-    params(("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404).")),
+    params(
+        ("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404)."),
+        OfferQuery,
+    ),
     responses(
         (status = 200, description = "Accepted.", body = OfferAnswer),
         (status = 401, response = doc::Unauthorized),
@@ -129,16 +135,20 @@ pub async fn accept(
     answer(&req, &state, &id, &query, OfferResponse::Accepted).await
 }
 
-/// Declines the offered call, once per destination: by destination token, or
-/// by a plain `POST` to the `decline_url` of `call.ringing`.
+/// Declines the offered call.
 ///
-/// When every destination declined in pick mode, the instruction becomes
+/// Once per destination: by destination token, or by a plain `POST` to the
+/// `decline_url` of `call.ringing`. When every destination declined in pick mode, the instruction becomes
 /// `ignore`.
 #[utoipa::path(
     post,
     path = "/v1/sessions/{id}/decline",
+    operation_id = "decline_offer",
     tag = "destinations",
-    params(("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404).")),
+    params(
+        ("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404)."),
+        OfferQuery,
+    ),
     responses(
         (status = 200, description = "Declined.", body = OfferAnswer),
         (status = 401, response = doc::Unauthorized),

@@ -51,6 +51,7 @@ struct RingResponse {
 #[utoipa::path(
     post,
     path = "/v1/ring",
+    operation_id = "report_ring",
     tag = "device",
     request_body = RingBody,
     responses(
@@ -109,9 +110,9 @@ pub struct InstructionQuery {
 /// The longest `?wait=` allowed, in seconds.
 const MAX_WAIT_SECS: u64 = 30;
 
-/// Reads the phone's instruction, waiting up to `wait` seconds for it to stop
-/// being `wait`.
+/// Long-polls the phone's instruction.
 ///
+/// Waits up to `wait` seconds for the instruction to stop being `wait`.
 /// Answers at once when the instruction is known; otherwise as soon as a
 /// destination accepts (`reject`), all decline or pick mode's wait ends
 /// (`ignore`), or after `wait` seconds (`wait`), whichever instance the news
@@ -119,12 +120,16 @@ const MAX_WAIT_SECS: u64 = 30;
 #[utoipa::path(
     get,
     path = "/v1/sessions/{id}/instruction",
+    operation_id = "get_instruction",
     tag = "device",
-    params((
-        "id" = SessionId,
-        Path,
-        description = "The session id; a malformed one is unknown (404)."
-    )),
+    params(
+        (
+            "id" = SessionId,
+            Path,
+            description = "The session id; a malformed one is unknown (404)."
+        ),
+        InstructionQuery,
+    ),
     responses(
         (status = 200, description = "The instruction.", body = InstructionResponse),
         (status = 401, response = doc::Unauthorized),
@@ -189,9 +194,14 @@ impl utoipa::PartialSchema for DeviceEvent {
 impl utoipa::ToSchema for DeviceEvent {}
 
 /// Reports what happened to the call on the phone.
+///
+/// `answered` and `ended` end the session as `cancelled` and tell every
+/// destination (`call.cancelled`); `rejected` records that the phone did
+/// reject the call.
 #[utoipa::path(
     post,
     path = "/v1/sessions/{id}/events",
+    operation_id = "report_device_event",
     tag = "device",
     params((
         "id" = SessionId,

@@ -8,6 +8,7 @@ mod device;
 pub mod error;
 mod health;
 mod json;
+pub mod openapi;
 mod providers;
 mod sessions;
 pub mod state;

@@ -21,10 +21,15 @@ struct SessionView<'a> {
     state: SessionState,
     mode: Mode,
     /// The destination that accepted (dialed first); `null` until one did.
+    #[schema(required = true)]
     selected_destination: Option<&'a DestinationId>,
     /// The CPaaS id of the forwarded call (Twilio CallSid, Plivo CallUUID);
     /// `null` until it arrived.
-    #[schema(value_type = Option<String>, example = "CA0123456789abcdef0123456789abcdef")]
+    #[schema(
+        value_type = Option<String>,
+        required = true,
+        example = "CA0123456789abcdef0123456789abcdef"
+    )]
     call_sid: Option<&'a str>,
     timeline: &'a Timeline,
     /// The dial attempts of the forwarded call, in order.
@@ -48,11 +53,15 @@ impl<'a> From<&'a Session> for SessionView<'a> {
     }
 }
 
-/// Reads a session: for the admin (any session), or the subscriber's phone or
-/// destinations (that subscriber's sessions; others' are not found).
+/// Reads a session.
+///
+/// For the admin (any session), or the subscriber's phone or destinations
+/// (that subscriber's sessions; others' are not found). Times are `null`
+/// until reached.
 #[utoipa::path(
     get,
     path = "/v1/sessions/{id}",
+    operation_id = "get_session",
     tag = "sessions",
     params(("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404).")),
     responses(

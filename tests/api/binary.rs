@@ -119,3 +119,270 @@ async fn with_no_configuration_it_serves_on_the_memory_store() {
     child.wait().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The binary serving on a free port, its stdout collected line by line.
+struct RunningService {
+    /// Taken by `exit_status`; killed on drop if a test fails before.
+    child: Option<std::process::Child>,
+    port: u16,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    exited: std::sync::mpsc::Receiver<()>,
+}
+
+impl RunningService {
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let port_text = port.to_string();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut all_env = vec![
+            ("PORT", port_text.as_str()),
+            ("HOST", "127.0.0.1"),
+            ("PUBLIC_BASE_URL", base.as_str()),
+        ];
+        all_env.extend_from_slice(env);
+        let mut child = ringrelay(dir, &all_env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (listening_tx, listening_rx) = std::sync::mpsc::channel();
+        let (exited_tx, exited) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            let listening_tx = listening_tx.clone();
+            let exited_tx = exited_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("ringrelay listening") {
+                        let _ = listening_tx.send(());
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+                let _ = exited_tx.send(());
+            });
+        }
+        listening_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the service announces it listens");
+        Self {
+            child: Some(child),
+            port,
+            lines,
+            exited,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.as_ref().unwrap().id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The exit status and output, failing the test if the process
+    /// outlives `bound`.
+    fn exit_status(mut self, bound: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id();
+        let (status_tx, status_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = status_tx.send(child.wait().unwrap());
+        });
+        let Ok(status) = status_rx.recv_timeout(bound) else {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("still running after {bound:?}");
+        };
+        // Both output readers finish once the pipes close.
+        for _ in 0..2 {
+            let _ = self.exited.recv_timeout(Duration::from_secs(5));
+        }
+        let lines = self.lines.lock().unwrap().clone();
+        (status, lines)
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+const LOG_ADMIN_TOKEN: &str = "admin-secret-7f3a9c";
+const LOG_TWILIO_TOKEN: &str = "twilio-secret-2b8d1e";
+const LOG_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[tokio::test]
+async fn json_logs_carry_the_call_sid_and_never_a_secret() {
+    let receiver =
+        crate::receiver::WebhookReceiver::start(crate::receiver::Behaviour::Answer).await;
+    let dir = temp_dir("logs");
+    let service = RunningService::start(
+        &dir,
+        &[
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "debug"),
+            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
+            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
+            ("WEBHOOK_SECRET", LOG_WEBHOOK_SECRET),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .put(service.url("/v1/subscribers/+12025550199"))
+        .bearer_auth(LOG_ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "forwarding_number": "+12025550100",
+            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201", "webhook_url": receiver.url("/desk")}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_token = created["device_token"].as_str().unwrap().to_owned();
+    let destination_token = created["destination_tokens"]["desk"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ring = client
+        .post(service.url("/v1/ring"))
+        .bearer_auth(&device_token)
+        .json(&serde_json::json!({"caller": "+12025550302"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ring.status(), 201);
+    let accept_url = receiver.next().await.body["data"]["accept_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let capability = accept_url.split("capability=").nth(1).unwrap().to_owned();
+    assert_eq!(client.post(&accept_url).send().await.unwrap().status(), 200);
+
+    let params = vec![
+        ("CallSid".to_owned(), "CAlogtest0001".to_owned()),
+        ("From".to_owned(), "+12025550302".to_owned()),
+        ("To".to_owned(), "+12025550100".to_owned()),
+    ];
+    let signature = ringrelay::providers::twilio::signature::sign(
+        LOG_TWILIO_TOKEN.as_bytes(),
+        &service.url("/twilio/voice"),
+        &params,
+    );
+    let voice = client
+        .post(service.url("/twilio/voice"))
+        .header("X-Twilio-Signature", &signature)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(voice.status(), 200);
+    let forged = client
+        .post(service.url("/twilio/voice"))
+        .header("X-Twilio-Signature", "Zm9yZ2VkLXNpZ25hdHVyZQ==")
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    service.terminate();
+    let (status, lines) = service.exit_status(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+
+    let mut call_sid_logged = false;
+    for line in &lines {
+        let parsed: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        call_sid_logged |= parsed.to_string().contains(r#""call_sid":"CAlogtest0001""#);
+    }
+    assert!(
+        call_sid_logged,
+        "a line carries the CallSid as a field:\n{}",
+        lines.join("\n")
+    );
+    let all = lines.join("\n");
+    for secret in [
+        LOG_ADMIN_TOKEN,
+        LOG_TWILIO_TOKEN,
+        LOG_WEBHOOK_SECRET,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        &device_token,
+        &destination_token,
+        &capability,
+        &signature,
+        "Zm9yZ2VkLXNpZ25hdHVyZQ==",
+    ] {
+        assert!(
+            !all.contains(secret),
+            "a secret ({}…) is in the logs",
+            &secret[..6]
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
+    let receiver =
+        crate::receiver::WebhookReceiver::start(crate::receiver::Behaviour::HoldUntilReleased)
+            .await;
+    let dir = temp_dir("sigterm");
+    let service = RunningService::start(
+        &dir,
+        &[
+            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
+            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
+            ("WEBHOOK_SECRET", LOG_WEBHOOK_SECRET),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .put(service.url("/v1/subscribers/+12025550199"))
+        .bearer_auth(LOG_ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "forwarding_number": "+12025550100",
+            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201", "webhook_url": receiver.url("/desk")}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ring = tokio::spawn({
+        let request = client
+            .post(service.url("/v1/ring"))
+            .bearer_auth(created["device_token"].as_str().unwrap())
+            .json(&serde_json::json!({"caller": "+12025550302"}));
+        async move { request.send().await.unwrap() }
+    });
+    // The notification arrived and is held: the ring report is in flight.
+    receiver.next().await;
+    service.terminate();
+    receiver.release();
+    let response = ring.await.unwrap();
+    assert_eq!(response.status(), 201, "the request in flight is answered");
+    let (status, _) = service.exit_status(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

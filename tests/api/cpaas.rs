@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, Cpaas, DialEnd, PUBLIC_BASE_URL, Registered, Request, Screening,
-    TestApp, assert_error, local_path, post_form, spawn_cpaas_app, spawn_cpaas_app_with,
+    ADMIN_TOKEN, Backend, Cpaas, DialEnd, PUBLIC_BASE_URL, Registered, Request, Screening, TestApp,
+    assert_error, local_path, post_form, spawn_cpaas_app, spawn_cpaas_app_with,
 };
 use crate::markup::Node;
 use crate::receiver::{Behaviour, Received, WebhookReceiver};
@@ -329,8 +329,7 @@ pub fn independent_signature_headers(
             }
             let nonce = "73015946281937501846";
             let mut mac =
-                hmac::Hmac::<sha2::Sha256>::new_from_slice(cpaas.auth_token().as_bytes())
-                    .unwrap();
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(cpaas.auth_token().as_bytes()).unwrap();
             mac.update(signed.as_bytes());
             mac.update(b".");
             mac.update(nonce.as_bytes());
@@ -539,8 +538,15 @@ async fn voice_falls_back_to_the_forwarding_number_when_forwarded_from_is_not_a_
     let bobs = ring(&app, &bob_reg, Some(CALLER)).await;
     let call_id = cpaas.new_call_id();
 
-    let response =
-        forwarded_as(&app, cpaas, &call_id, CALLER, DEDICATED, Some(UNKNOWN_NUMBER)).await;
+    let response = forwarded_as(
+        &app,
+        cpaas,
+        &call_id,
+        CALLER,
+        DEDICATED,
+        Some(UNKNOWN_NUMBER),
+    )
+    .await;
 
     let dial = only_dial(&response);
     assert_eq!(nouns(dial), [cpaas.phone_noun(BOB_DESK)]);
@@ -1077,7 +1083,10 @@ async fn recorded_requests_take_a_forwarded_call_through_the_whole_flow(
     let s = session(&app, &voicemail_call).await;
     assert_eq!(s["state"], "voicemail", "{s}");
     let voicemail = next_event(&receiver, "call.voicemail").await;
-    assert_eq!(voicemail.body["data"]["session_id"], voicemail_call.as_str());
+    assert_eq!(
+        voicemail.body["data"]["session_id"],
+        voicemail_call.as_str()
+    );
     assert_eq!(
         voicemail.body["data"]["recording_url"],
         recorded.get(cpaas.recording_url_param()).unwrap()
@@ -1506,7 +1515,10 @@ async fn voice_screens_a_screening_destination_before_bridging(cpaas: Cpaas) {
             screen.children[0].text.clone()
         }
     };
-    assert!(prompt.contains("2 0 2 5 5 5 0 3 0 2"), "the caller: {prompt}");
+    assert!(
+        prompt.contains("2 0 2 5 5 5 0 3 0 2"),
+        "the caller: {prompt}"
+    );
     assert!(
         prompt.contains("2 0 2 5 5 5 0 1 9 9"),
         "the subscriber: {prompt}"

@@ -286,9 +286,8 @@ impl TestApp {
         path_and_query: &str,
         params: &[(&str, &str)],
     ) -> crate::markup::Node {
-        Cpaas::Twilio
-            .markup(self, path_and_query, &pairs(params))
-            .await
+        let response = self.twilio(path_and_query, params).await;
+        Cpaas::Twilio.read_markup(path_and_query, response).await
     }
 }
 
@@ -794,6 +793,16 @@ impl Cpaas {
         params: &[(String, String)],
     ) -> crate::markup::Node {
         let response = self.sign_and_post(app, path_and_query, params).await;
+        self.read_markup(path_and_query, response).await
+    }
+
+    /// The answer to a webhook to `path_and_query`, asserted 200 with the
+    /// provider's markup; its parsed tree.
+    pub async fn read_markup(
+        self,
+        path_and_query: &str,
+        response: reqwest::Response,
+    ) -> crate::markup::Node {
         assert_eq!(response.status(), 200, "{} {path_and_query}", self.name());
         let content_type = response.headers()["content-type"].to_str().unwrap();
         assert!(

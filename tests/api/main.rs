@@ -2,10 +2,13 @@
 
 mod admin;
 mod binary;
+mod cpaas;
 mod health;
 mod helpers;
 mod markup;
+mod operations;
 mod pick;
+mod plivo;
 mod receiver;
 mod ring;
 mod startup;

@@ -352,7 +352,7 @@ fn voice_params(sid: &str) -> Vec<(&str, &str)> {
 
 /// The parameters Twilio posts for the callee's leg of a `<Dial>` (the
 /// whisper URL and its Gather action).
-fn leg_params<'a>(digits: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+fn leg_params(digits: Option<&str>) -> Vec<(&str, &str)> {
     let mut params = vec![
         ("CallSid", "CA00000000000000000000000000000leg"),
         ("ParentCallSid", "CA0000000000000000000000000000parent"),
