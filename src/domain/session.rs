@@ -317,12 +317,18 @@ impl Session {
 
     /// Whether pick mode's wait for an accept is over without one.
     pub fn wait_expired(&self, now: Timestamp) -> bool {
-        self.instruction == Instruction::Wait && self.wait_until.is_some_and(|until| now >= until)
+        !self.state.is_over()
+            && self.instruction == Instruction::Wait
+            && self.wait_until.is_some_and(|until| now >= until)
     }
 
-    /// Moves to an outcome, stamping `ended_at` (and `connected_at`).
+    /// Moves to an outcome, stamping `ended_at` (and `connected_at`). A
+    /// phone still waiting for an instruction is told to let the call be.
     pub fn end(&mut self, outcome: SessionState) {
         debug_assert!(outcome.is_over());
+        if self.instruction == Instruction::Wait {
+            self.instruction = Instruction::Ignore;
+        }
         let now = Timestamp::now();
         if outcome == SessionState::Connected {
             self.timeline.connected_at = Some(now);

@@ -30,10 +30,17 @@ pub struct PutQuery {
 struct PutResponse<'a> {
     subscriber: &'a Subscriber,
     /// Shown when made (creation, rotation); `null` otherwise.
-    #[schema(value_type = Option<String>, required = true, example = "rrd_Zm9yIGRvY3VtZW50YXRpb24gb25seSwgbm90IGEgdG9r")]
+    #[schema(
+        value_type = Option<String>,
+        required = true,
+        example = "rrd_Zm9yIGRvY3VtZW50YXRpb24gb25seSwgbm90IGEgdG9r"
+    )]
     device_token: Option<&'a str>,
     /// The destination tokens made by this request, by destination id.
-    #[schema(value_type = BTreeMap<String, String>, example = json!({"desk": "rrt_ZXhhbXBsZSBkZXN0aW5hdGlvbiB0b2tlbiwgbm90IHJlYWw"}))]
+    #[schema(
+        value_type = BTreeMap<DestinationId, String>,
+        example = json!({"desk": "rrt_ZXhhbXBsZSBkZXN0aW5hdGlvbiB0b2tlbiwgbm90IHJlYWw"})
+    )]
     destination_tokens: BTreeMap<&'a DestinationId, &'a str>,
     forwarding_codes: ForwardingCodes,
 }
@@ -85,7 +92,17 @@ pub async fn put_subscriber(
     } else {
         TokenPolicy::KeepExisting
     };
+    let rotated = matches!(policy, TokenPolicy::Rotate);
     let registration = state.registry.register(number, spec, policy).await?;
+    if rotated || !registration.created {
+        // Old tokens or destinations may be gone: open streams must
+        // authenticate again.
+        state
+            .flow
+            .bus()
+            .credentials_changed(&registration.subscriber.number)
+            .await;
+    }
     let subscriber = &registration.subscriber;
     let response = PutResponse {
         subscriber,
@@ -185,6 +202,7 @@ pub async fn delete_subscriber(
         return Err(no_subscriber(&number));
     }
     state.flow.subscriber_removed(&subscriber).await;
+    state.flow.bus().credentials_changed(&number).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

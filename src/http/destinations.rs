@@ -41,10 +41,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
     responses(
         (
             status = 200,
-            description = "An endless `text/event-stream`.",
+            description = "A `text/event-stream` that lasts until the client or the \
+                           service closes it (then reconnect).",
             content_type = "text/event-stream",
             body = String,
-            example = "event: call.ringing\ndata: {\"type\":\"call.ringing\",\"timestamp\":\"2026-11-26T15:49:10.123Z\",\"data\":{\"session_id\":\"ses_q7Xb2mN4pR8sT1vW3yZ5aB\",\"destination_id\":\"laptop\",\"accept_url\":\"https://ringrelay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/accept?capability=rrc_…\",\"…\":\"…\"}}\n\n: keep-alive\n\n"
+            example = "event: call.ringing\ndata: {\"type\":\"call.ringing\",\"data\":{\"session_id\":\"ses_q7Xb2mN4pR8sT1vW3yZ5aB\",\"subscriber\":\"+12025550199\",\"caller\":\"+12025550302\",\"destination_id\":\"laptop\",\"accept_url\":\"https://ringrelay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/accept?capability=rrc_…\",\"decline_url\":\"https://ringrelay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/decline?capability=rrc_…\",\"expires_at\":\"2026-11-26T15:49:25.123Z\"},\"timestamp\":\"2026-11-26T15:49:10.123Z\"}\n\n: keep-alive\n\n"
         ),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -104,8 +105,9 @@ struct OfferAnswer {
 /// Accepts the offered call.
 ///
 /// Once per destination: by destination token, or by a plain `POST` to the
-/// `accept_url` of `call.ringing`. The first destination to accept wins: the phone's instruction becomes
-/// `reject` and the forwarded call dials it first.
+/// `accept_url` of `call.ringing`. The first destination to accept wins:
+/// the phone's instruction becomes `reject` and the forwarded call dials it
+/// first.
 #[utoipa::path(
     post,
     path = "/v1/sessions/{id}/accept",
@@ -138,8 +140,8 @@ pub async fn accept(
 /// Declines the offered call.
 ///
 /// Once per destination: by destination token, or by a plain `POST` to the
-/// `decline_url` of `call.ringing`. When every destination declined in pick mode, the instruction becomes
-/// `ignore`.
+/// `decline_url` of `call.ringing`. When every destination declined in pick
+/// mode, the instruction becomes `ignore`.
 #[utoipa::path(
     post,
     path = "/v1/sessions/{id}/decline",

@@ -343,7 +343,8 @@ pub mod doc {
         );
         /// 422: a field breaks a rule.
         InvalidField => error_response(
-            "A field (of the body, the path or the query) breaks a rule; the message starts with its path.",
+            "A field (of the body, the path or the query) breaks a rule; \
+             the message starts with its path.",
             &[
                 ("field", FieldError::new(
                     "destinations[1].address",
@@ -354,7 +355,10 @@ pub mod doc {
         );
         /// 429: too many ring reports.
         RateLimited => error_response(
-            "More than 30 ring reports a minute from this device.",
+            &format!(
+                "More than {} ring reports a minute from this device.",
+                crate::flow::RING_REPORTS_PER_MINUTE,
+            ),
             &[("rate_limited", FlowError::RateLimited {
                 retry_after: std::time::Duration::from_secs(42),
             }.into())],

@@ -44,6 +44,11 @@ enum Message {
     SessionChanged {
         id: SessionId,
     },
+    /// A subscriber's tokens or destinations changed: its open streams end,
+    /// and clients whose token still holds reconnect.
+    CredentialsChanged {
+        subscriber: PhoneNumber,
+    },
 }
 
 /// Events a stream may fall behind by before it misses some.
@@ -85,6 +90,11 @@ impl Local {
             Message::SessionChanged { id } => {
                 // No receiver just means nobody is waiting.
                 let _ = self.sessions.send(id);
+            }
+            Message::CredentialsChanged { subscriber } => {
+                // Dropping a sender ends its streams.
+                let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+                streams.retain(|(number, _), _| *number != subscriber);
             }
             Message::Event {
                 subscriber,
@@ -168,6 +178,14 @@ impl EventBus {
     pub async fn session_changed(&self, id: &SessionId) {
         self.publish(Message::SessionChanged { id: id.clone() })
             .await;
+    }
+
+    /// Ends the open streams of `subscriber`, on every instance.
+    pub async fn credentials_changed(&self, subscriber: &PhoneNumber) {
+        self.publish(Message::CredentialsChanged {
+            subscriber: subscriber.clone(),
+        })
+        .await;
     }
 
     /// The events for one destination's live stream, from now on.

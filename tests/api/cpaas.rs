@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Cpaas, DialEnd, PUBLIC_BASE_URL, Registered, Request, Screening, TestApp,
-    assert_error, local_path, post_form, spawn_cpaas_app, spawn_cpaas_app_with,
+    assert_error, local_path, post_form, spawn_app, spawn_app_with,
 };
 use crate::markup::Node;
 use crate::receiver::{Behaviour, Received, WebhookReceiver};
@@ -489,7 +489,7 @@ async fn voice_claims_the_forwarded_from_subscribers_session_when_forwarded_from
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let bob_reg = app.register(BOB, &bob(SHARED)).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
@@ -513,7 +513,7 @@ async fn voice_claims_the_dedicated_numbers_subscriber_when_forwarded_from_is_ab
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let bob_reg = app.register(BOB, &bob(DEDICATED)).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
@@ -533,7 +533,7 @@ async fn voice_falls_back_to_the_forwarding_number_when_forwarded_from_is_not_a_
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let bob_reg = app.register(BOB, &bob(DEDICATED)).await;
     let bobs = ring(&app, &bob_reg, Some(CALLER)).await;
     let call_id = cpaas.new_call_id();
@@ -557,7 +557,7 @@ async fn voice_claims_the_subscriber_whose_session_waits_for_the_caller_when_the
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     app.register(ALICE, &alice()).await;
     let bob_reg = app.register(BOB, &bob(SHARED)).await;
     let bobs = ring(&app, &bob_reg, Some(CALLER)).await;
@@ -577,7 +577,7 @@ async fn voice_claims_the_session_when_the_phone_reported_the_caller_in_national
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some("(202) 555-0302")).await;
 
@@ -592,7 +592,7 @@ async fn voice_claims_the_oldest_session_first_when_one_caller_has_two(
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let older = ring(&app, &alice_reg, Some(CALLER)).await;
     next_millisecond().await;
@@ -620,7 +620,7 @@ async fn voice_claims_the_most_recent_session_without_caller_id_when_the_caller_
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let older = ring(&app, &alice_reg, None).await;
     next_millisecond().await;
@@ -647,7 +647,7 @@ async fn voice_dials_the_first_destination_and_creates_a_session_when_the_subscr
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     app.register(ALICE, &alice()).await;
     let call_id = cpaas.new_call_id();
 
@@ -674,7 +674,7 @@ async fn voice_hunts_a_pick_mode_subscriber_as_in_auto_mode_when_it_has_no_sessi
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     app.register(ALICE, &alice_with(json!({"mode": "pick"})))
         .await;
 
@@ -695,7 +695,7 @@ async fn voice_says_a_message_and_hangs_up_when_no_session_waits_on_a_shared_num
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     app.register(ALICE, &alice()).await;
     let bob_reg = app.register(BOB, &bob(SHARED)).await;
     let bobs = ring(&app, &bob_reg, Some(OTHER_CALLER)).await;
@@ -713,7 +713,7 @@ async fn voice_says_a_message_and_hangs_up_when_the_forwarding_number_is_unknown
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
 
@@ -730,7 +730,7 @@ async fn voice_dials_one_number_with_the_subscribers_timeout_and_the_callers_id_
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
 
@@ -746,7 +746,7 @@ async fn voice_rings_every_destination_in_one_dial_when_simultaneous(
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app
         .register(
             ALICE,
@@ -790,7 +790,7 @@ async fn dial_status_hunts_each_destination_then_voicemail_when_legs_fail(
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     let first = forwarded(&app, cpaas, CALLER, SHARED).await;
@@ -827,7 +827,7 @@ async fn dial_status_dials_the_fallback_number_when_the_last_destination_fails_a
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let mut body = alice_desk_only(None);
     body["fallback"] = json!({"kind": "phone", "address": FALLBACK_PHONE});
     let alice_reg = app.register(ALICE, &body).await;
@@ -853,7 +853,7 @@ async fn dial_status_hangs_up_and_marks_the_session_missed_when_the_last_leg_fai
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let mut body = alice_desk_only(None);
     body["fallback"] = json!({"kind": "hangup"});
     let alice_reg = app.register(ALICE, &body).await;
@@ -877,7 +877,7 @@ async fn dial_status_hangs_up_and_records_the_connection_when_a_later_destinatio
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     let call_id = cpaas.new_call_id();
@@ -907,7 +907,7 @@ async fn dial_status_hangs_up_and_connects_on_every_status_meaning_answered(
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     for status in cpaas.answered_statuses() {
         let alices = ring(&app, &alice_reg, Some(CALLER)).await;
@@ -932,7 +932,7 @@ async fn voicemail_hangs_up_and_posts_call_voicemail_when_a_recording_arrives(
     backend: Backend,
 ) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app
         .register(ALICE, &alice_desk_only(Some(receiver.url("/desk"))))
         .await;
@@ -969,7 +969,7 @@ async fn dial_status_posts_call_connected_when_a_destination_answers(
     backend: Backend,
 ) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app
         .register(ALICE, &alice_desk_only(Some(receiver.url("/desk"))))
         .await;
@@ -1009,7 +1009,7 @@ async fn recorded_requests_take_a_forwarded_call_through_the_whole_flow(
     backend: Backend,
 ) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app
         .register(
             ALICE,
@@ -1100,7 +1100,7 @@ async fn voice_refuses_with_403_and_changes_nothing_when_the_signature_is_missin
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     let call_id = cpaas.new_call_id();
@@ -1150,7 +1150,7 @@ async fn callbacks_refuse_with_403_and_change_nothing_when_the_signature_is_wron
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     let first = forwarded(&app, cpaas, CALLER, SHARED).await;
@@ -1198,7 +1198,7 @@ async fn callbacks_refuse_with_403_and_change_nothing_when_the_signature_is_wron
 }
 
 async fn routes_answer_503_when_the_providers_auth_token_is_unset(cpaas: Cpaas) {
-    let app = spawn_cpaas_app_with(Backend::Memory, &[(cpaas.auth_token_variable(), "")]).await;
+    let app = spawn_app_with(Backend::Memory, &[(cpaas.auth_token_variable(), "")]).await;
     app.register(ALICE, &alice()).await;
     let request = cpaas.inbound_call(&cpaas.new_call_id(), CALLER, SHARED, None);
     let some_signature = independent_signature_headers(
@@ -1236,7 +1236,7 @@ async fn voice_gives_the_waiting_session_to_exactly_one_of_twenty_concurrent_web
     cpaas: Cpaas,
     backend: Backend,
 ) {
-    let app = spawn_cpaas_app(backend).await;
+    let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     let call_ids: Vec<String> = (0..20).map(|_| cpaas.new_call_id()).collect();
@@ -1275,8 +1275,8 @@ async fn voice_gives_the_waiting_session_to_exactly_one_of_twenty_concurrent_web
 
 /// Two instances sharing one Redis.
 async fn two_instances() -> (TestApp, TestApp) {
-    let a = spawn_cpaas_app(Backend::redis()).await;
-    let b = spawn_cpaas_app_with(
+    let a = spawn_app(Backend::redis()).await;
+    let b = spawn_app_with(
         a.backend.clone(),
         &[("REDIS_KEY_PREFIX", &a.config.redis_key_prefix)],
     )
@@ -1335,7 +1335,7 @@ async fn voice_gives_the_session_to_exactly_one_webhook_across_two_instances(cpa
 async fn voice_and_dial_status_still_dial_from_the_last_known_subscriber_when_redis_is_down(
     cpaas: Cpaas,
 ) {
-    let app = spawn_cpaas_app(Backend::redis()).await;
+    let app = spawn_app(Backend::redis()).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     ring(&app, &alice_reg, Some(CALLER)).await;
     app.backend.test_redis().stop();
@@ -1380,7 +1380,7 @@ async fn voice_says_the_unknown_call_message_when_redis_is_down_and_the_subscrib
 }
 
 async fn voice_says_the_unknown_call_message_when_the_webhook_describes_no_call(cpaas: Cpaas) {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     app.register(ALICE, &alice()).await;
     let call = cpaas.inbound_call(&cpaas.new_call_id(), CALLER, SHARED, None);
     let without_id = call.clone().without(cpaas.call_id_param());
@@ -1395,7 +1395,7 @@ async fn voice_says_the_unknown_call_message_when_the_webhook_describes_no_call(
 }
 
 async fn dial_status_and_voicemail_hang_up_when_the_callback_query_is_not_ours(cpaas: Cpaas) {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     forwarded(&app, cpaas, CALLER, SHARED).await;
@@ -1433,7 +1433,7 @@ async fn dial_status_and_voicemail_hang_up_when_the_callback_query_is_not_ours(c
 }
 
 async fn status_answers_204_without_a_body(cpaas: Cpaas) {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
 
     let response = cpaas.status_request().post(&app).await;
 
@@ -1445,7 +1445,7 @@ async fn status_answers_204_without_a_body(cpaas: Cpaas) {
 // §3 screening: the answering person hears who calls and presses 1
 
 async fn voice_screens_a_screening_destination_before_bridging(cpaas: Cpaas) {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     let alice_reg = app
         .register(
             ALICE,
@@ -1544,7 +1544,7 @@ async fn voice_screens_a_screening_destination_before_bridging(cpaas: Cpaas) {
 }
 
 async fn screen_result_bridges_on_1_and_hangs_up_the_leg_otherwise(cpaas: Cpaas) {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     let pressed = cpaas.request("screen_result");
     assert_eq!(pressed.get("Digits"), Some("1"), "the recorded press");
 

@@ -165,6 +165,7 @@ pub fn test_config(
         ("PUBLIC_BASE_URL".into(), PUBLIC_BASE_URL.into()),
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
         ("TWILIO_AUTH_TOKEN".into(), TWILIO_AUTH_TOKEN.into()),
+        ("PLIVO_AUTH_TOKEN".into(), PLIVO_AUTH_TOKEN.into()),
         ("WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
     ];
     if let Backend::Redis(redis) = backend {
@@ -371,24 +372,6 @@ macro_rules! both_backends {
 
 // ---------------------------------------------------------------------------
 // CPaaS providers: what a test needs to speak to either one
-
-/// Spawns an app on which every CPaaS provider is configured.
-///
-/// `test_config` sets only `TWILIO_AUTH_TOKEN`: `ring.rs` unsets that one
-/// variable to stand for "no provider configured", which a default
-/// `PLIVO_AUTH_TOKEN` would contradict. Once that test unsets both, this
-/// token belongs in `test_config` and these two functions become
-/// `spawn_app`/`spawn_app_with`.
-pub async fn spawn_cpaas_app(backend: Backend) -> TestApp {
-    spawn_cpaas_app_with(backend, &[]).await
-}
-
-/// [`spawn_cpaas_app`] with `extra` variables (which win).
-pub async fn spawn_cpaas_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    let mut vars = vec![("PLIVO_AUTH_TOKEN", PLIVO_AUTH_TOKEN)];
-    vars.extend_from_slice(extra);
-    spawn_app_with(backend, &vars).await
-}
 
 /// Owned form pairs.
 pub fn pairs(params: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -275,22 +275,30 @@ impl EventStream {
     /// The next event, as (`event:` name, parsed `data:`); keep-alive
     /// comments are skipped. Fails the test if none arrives within 10 s.
     async fn next_event(&mut self) -> (String, Value) {
-        tokio::time::timeout(Duration::from_secs(10), self.read_event())
+        self.next_event_or_end()
             .await
-            .expect("an event arrives on the live stream within 10 s")
+            .expect("the live stream stays open")
     }
 
-    async fn read_event(&mut self) -> (String, Value) {
+    /// The next event, or `None` when the server ends the stream. Fails the
+    /// test if neither happens within 10 s.
+    async fn next_event_or_end(&mut self) -> Option<(String, Value)> {
+        tokio::time::timeout(Duration::from_secs(10), self.read_event())
+            .await
+            .expect("an event, or the end, arrives on the live stream within 10 s")
+    }
+
+    async fn read_event(&mut self) -> Option<(String, Value)> {
         let mut kind: Option<String> = None;
         let mut data: Vec<String> = Vec::new();
         loop {
-            let line = self.next_line().await;
+            let line = self.next_line().await?;
             if line.is_empty() {
                 if !data.is_empty() {
                     let data = data.join("\n");
                     let value = serde_json::from_str(&data)
                         .unwrap_or_else(|e| panic!("data is not JSON ({e}): {data}"));
-                    return (kind.unwrap_or_else(|| "message".into()), value);
+                    return Some((kind.unwrap_or_else(|| "message".into()), value));
                 }
                 kind = None;
                 continue;
@@ -310,7 +318,7 @@ impl EventStream {
         }
     }
 
-    async fn next_line(&mut self) -> String {
+    async fn next_line(&mut self) -> Option<String> {
         loop {
             if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
                 let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
@@ -318,15 +326,13 @@ impl EventStream {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                return String::from_utf8(line).expect("the stream is UTF-8");
+                return Some(String::from_utf8(line).expect("the stream is UTF-8"));
             }
-            let chunk = self
-                .body
-                .next()
-                .await
-                .expect("the live stream stays open")
-                .expect("the live stream reads");
-            self.buffer.extend_from_slice(&chunk);
+            // An error here is the server cutting the stream short: an end too.
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Err(_)) | None => return None,
+            }
         }
     }
 }
@@ -827,6 +833,35 @@ async fn stream_and_webhook_receive_call_cancelled_when_the_subscriber_is_delete
     .await;
 }
 
+// Regression: a cancelled pick-mode session was once brought back to
+// `instructed` when its pick timeout passed under a long-poll.
+#[tokio::test]
+async fn cancelled_session_stays_cancelled_when_the_pick_timeout_passes_under_a_long_poll() {
+    let app = spawn_app(Backend::Memory).await;
+    let mut body = alice_pick(None);
+    body["pick_timeout_secs"] = json!(3);
+    let alice = app.register(ALICE, &body).await;
+    let id = ring_pick(&app, &alice).await;
+    device_event(&app, &alice.device_token, &id, "answered").await;
+    let cancelled = session(&app, &id).await;
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+
+    // Whatever the phone is told now, it is never to reject the call.
+    let long_poll = spawn_long_poll(&app, &alice.device_token, &id);
+    assert_ne!(long_poll_result(long_poll).await, "reject");
+
+    let s = session(&app, &id).await;
+    assert_eq!(
+        s["state"], "cancelled",
+        "an outcome takes no more changes: {s}"
+    );
+    assert_eq!(s["timeline"]["ended_at"], cancelled["timeline"]["ended_at"]);
+    assert_eq!(
+        s["timeline"]["instructed_at"], cancelled["timeline"]["instructed_at"],
+        "{s}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 8. Who may open a stream
 
@@ -867,6 +902,43 @@ async fn event_stream_is_refused_when_the_token_is_missing_wrong_or_not_that_des
     .await;
     // The right token opens it.
     EventStream::open(&app, "laptop", token(&alice, "laptop")).await;
+}
+
+// A replaced token is revoked for every request, open streams included:
+// they end, and a client whose token still holds reconnects.
+#[tokio::test]
+async fn event_stream_ends_when_its_token_is_rotated() {
+    let app = spawn_app(Backend::Memory).await;
+    let alice = app.register(ALICE, &alice_pick(None)).await;
+    let mut stream = EventStream::open(&app, "laptop", token(&alice, "laptop")).await;
+
+    let response = app
+        .client
+        .put(app.url(&format!("/v1/subscribers/{ALICE}?rotate_tokens=true")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&alice_pick(None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.unwrap();
+    let new_laptop = rotated["destination_tokens"]["laptop"].as_str().unwrap();
+    assert_ne!(new_laptop, token(&alice, "laptop"));
+    assert_error(
+        stream_request(&app, "laptop", Some(token(&alice, "laptop"))).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let device_token = rotated["device_token"].as_str().unwrap();
+    let ring = app.ring(device_token, &json!({"caller": CALLER})).await;
+    assert_eq!(ring.status(), 201);
+
+    let next = stream.next_event_or_end().await;
+    assert!(
+        next.is_none(),
+        "the old token's stream still hears the call: {next:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

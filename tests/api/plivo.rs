@@ -9,15 +9,13 @@ use crate::cpaas::{
     ALICE, ALICE_DESK, ALICE_SIP, CALLER, SHARED, alice, alice_with, assert_alice_dial,
     assert_refused, forged_signature, forwarded, nouns, only_dial, ring, session,
 };
-use crate::helpers::{
-    Backend, Cpaas, PUBLIC_BASE_URL, local_path, pairs, post_form, spawn_cpaas_app,
-};
+use crate::helpers::{Backend, Cpaas, PUBLIC_BASE_URL, local_path, pairs, post_form, spawn_app};
 
 const PLIVO: Cpaas = Cpaas::Plivo;
 
 #[tokio::test]
 async fn plivo_xml_writes_numbers_without_a_plus_and_dials_sip_and_softphones_as_users() {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     let alice_reg = app
         .register(
             ALICE,
@@ -64,7 +62,7 @@ async fn plivo_xml_writes_numbers_without_a_plus_and_dials_sip_and_softphones_as
 /// rotates tokens); any one matching is enough, none matching is refused.
 #[tokio::test]
 async fn plivo_accepts_a_header_of_several_signatures_when_one_is_valid() {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     app.register(ALICE, &alice()).await;
     let forged = forged_signature(PLIVO);
     let other_forged = "iAjE5QqI37mbkYe4w3jTMudqEzbDufdqi7sYwTu64e0=";
@@ -94,7 +92,7 @@ async fn plivo_accepts_a_header_of_several_signatures_when_one_is_valid() {
 /// The nonce is part of what V3 signs; the deprecated V2 is not accepted.
 #[tokio::test]
 async fn plivo_refuses_a_signature_without_its_nonce_with_another_nonce_or_in_v2() {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     let request = PLIVO.inbound_call(&PLIVO.new_call_id(), CALLER, SHARED, None);
@@ -129,7 +127,7 @@ async fn plivo_refuses_a_signature_without_its_nonce_with_another_nonce_or_in_v2
 /// `timeout` is Plivo's other word for a leg nobody answered.
 #[tokio::test]
 async fn plivo_dial_status_timeout_hunts_the_next_destination() {
-    let app = spawn_cpaas_app(Backend::Memory).await;
+    let app = spawn_app(Backend::Memory).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
     let first = forwarded(&app, PLIVO, CALLER, SHARED).await;

@@ -325,7 +325,11 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_no_provider_could_
     assert_eq!(ring["instruction"], "wait");
 
     // No provider configured: a rejected call would reach an error.
-    let unconfigured = spawn_app_with(Backend::Memory, &[("TWILIO_AUTH_TOKEN", "")]).await;
+    let unconfigured = spawn_app_with(
+        Backend::Memory,
+        &[("TWILIO_AUTH_TOKEN", ""), ("PLIVO_AUTH_TOKEN", "")],
+    )
+    .await;
     let tokens = unconfigured.register(ALICE, &without_webhooks()).await;
     let ring: Value = unconfigured
         .ring(&tokens.device_token, &json!({"caller": CALLER}))
