@@ -8,7 +8,7 @@ mod device;
 pub mod error;
 mod health;
 mod json;
-pub mod openapi;
+mod openapi;
 mod providers;
 mod sessions;
 pub mod state;
@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
         .service(
             web::resource("/v1/subscribers/{number}")
                 .route(web::put().to(admin::put_subscriber))

@@ -211,3 +211,44 @@ async fn the_ring_rate_limit_holds_across_instances() {
         assert_error(response, 429, "rate_limited").await;
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_lists_the_api() {
+    let app = spawn_app(Backend::Memory).await;
+    let response = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let document: Value = response.json().await.unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        document["openapi"]
+    );
+    for (path, method) in [
+        ("/v1/subscribers/{number}", "put"),
+        ("/v1/subscribers/{number}", "get"),
+        ("/v1/subscribers/{number}", "delete"),
+        ("/v1/ring", "post"),
+        ("/v1/sessions/{id}", "get"),
+        ("/v1/sessions/{id}/instruction", "get"),
+        ("/v1/sessions/{id}/events", "post"),
+        ("/v1/sessions/{id}/accept", "post"),
+        ("/v1/sessions/{id}/decline", "post"),
+        ("/v1/destinations/{id}/events", "get"),
+    ] {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is described"
+        );
+    }
+}
