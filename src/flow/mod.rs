@@ -121,11 +121,27 @@ impl CallFlow {
     async fn update<T>(
         &self,
         id: &SessionId,
+        change: impl FnMut(&mut Session) -> Result<T, FlowError>,
+    ) -> Result<(Session, T), FlowError> {
+        self.update_from(None, id, change).await
+    }
+
+    /// [`CallFlow::update`], trying first the copy the caller holds (one
+    /// round trip saved when nobody else wrote meanwhile).
+    async fn update_from<T>(
+        &self,
+        mut held: Option<Session>,
+        id: &SessionId,
         mut change: impl FnMut(&mut Session) -> Result<T, FlowError>,
     ) -> Result<(Session, T), FlowError> {
         for _ in 0..UPDATE_ATTEMPTS {
-            let Some(mut session) = self.store.session(id).await? else {
-                return Err(FlowError::SessionNotFound);
+            let mut session = match held.take() {
+                Some(session) => session,
+                None => self
+                    .store
+                    .session(id)
+                    .await?
+                    .ok_or(FlowError::SessionNotFound)?,
             };
             let outcome = change(&mut session)?;
             if self

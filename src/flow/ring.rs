@@ -88,8 +88,9 @@ impl CallFlow {
         let first_instruction = self.first_instruction(subscriber);
         // A destination may have accepted, or the phone reported, while the
         // notifications were out: decide on the session as it is now.
+        let id = session.id.clone();
         let (session, ()) = self
-            .update(&session.id, |session| {
+            .update_from(Some(session), &id, |session| {
                 if session.state.is_over() {
                     return Ok(());
                 }
@@ -131,6 +132,7 @@ impl CallFlow {
             Mode::Auto => reported.after(self.settings.session_ttl),
         };
         let mut deliveries: Vec<(Url, Event)> = Vec::new();
+        let mut streamed = Vec::with_capacity(subscriber.destinations.len());
         for (destination, capability) in subscriber.destinations.iter().zip(capabilities) {
             let capability_url = |action: &str| {
                 self.callback_url(
@@ -145,13 +147,17 @@ impl CallFlow {
                 decline_url: capability_url("decline"),
                 expires_at,
             }));
-            self.bus
-                .publish_event(&subscriber.number, Some(&destination.id), &event)
-                .await;
             if let Some(url) = &destination.webhook_url {
-                deliveries.push((url.clone(), event));
+                deliveries.push((url.clone(), event.clone()));
             }
+            streamed.push((&destination.id, event));
         }
+        // All at once: one round trip on the shared connection, not one each.
+        futures_util::future::join_all(streamed.iter().map(|(destination, event)| {
+            self.bus
+                .publish_event(&subscriber.number, Some(destination), event)
+        }))
+        .await;
         if deliveries.is_empty() {
             return;
         }
