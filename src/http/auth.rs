@@ -80,14 +80,24 @@ impl FromRequest for DeviceAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = app_state(&req)?;
-            let token = bearer_token(&req).ok_or(ApiError::Unauthorized)?;
-            match state.registry.authenticate(token).await? {
-                Some((TokenOwner::Device { .. }, subscriber)) => Ok(DeviceAuth { subscriber }),
+            match token_owner(&req).await? {
+                (TokenOwner::Device { .. }, subscriber) => Ok(DeviceAuth { subscriber }),
                 _ => Err(ApiError::Unauthorized),
             }
         })
     }
+}
+
+/// Whom the request's bearer token belongs to, with the owner's
+/// subscriber; 401 when it belongs to no one (or is missing).
+pub async fn token_owner(req: &HttpRequest) -> Result<(TokenOwner, Subscriber), ApiError> {
+    let state = app_state(req)?;
+    let token = bearer_token(req).ok_or(ApiError::Unauthorized)?;
+    state
+        .registry
+        .authenticate(token)
+        .await?
+        .ok_or(ApiError::Unauthorized)
 }
 
 /// One destination of a subscriber, by its destination token.
@@ -103,15 +113,11 @@ impl FromRequest for DestinationAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = app_state(&req)?;
-            let token = bearer_token(&req).ok_or(ApiError::Unauthorized)?;
-            match state.registry.authenticate(token).await? {
-                Some((TokenOwner::Destination { destination, .. }, subscriber)) => {
-                    Ok(DestinationAuth {
-                        subscriber,
-                        destination,
-                    })
-                }
+            match token_owner(&req).await? {
+                (TokenOwner::Destination { destination, .. }, subscriber) => Ok(DestinationAuth {
+                    subscriber,
+                    destination,
+                }),
                 _ => Err(ApiError::Unauthorized),
             }
         })
@@ -138,10 +144,8 @@ impl FromRequest for SessionReader {
             if state.config.admin_token.is_some() && is_admin_token(&state, token)? {
                 return Ok(SessionReader::Admin);
             }
-            match state.registry.authenticate(token).await? {
-                Some((owner, _)) => Ok(SessionReader::Subscriber(owner.subscriber().clone())),
-                None => Err(ApiError::Unauthorized),
-            }
+            let (owner, _) = token_owner(&req).await?;
+            Ok(SessionReader::Subscriber(owner.subscriber().clone()))
         })
     }
 }

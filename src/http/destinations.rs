@@ -10,7 +10,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::auth::{DestinationAuth, bearer_token};
+use super::auth::{DestinationAuth, bearer_token, token_owner};
 use super::device::parse_session_id;
 use super::error::{ApiError, doc};
 use super::state::AppState;
@@ -180,14 +180,14 @@ async fn answer(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_session_id(id)?;
     let session_state = match (bearer_token(req), query.capability.as_deref()) {
-        (Some(token), _) => match state.registry.authenticate(token).await? {
-            Some((
+        (Some(_), _) => match token_owner(req).await? {
+            (
                 TokenOwner::Destination {
                     subscriber,
                     destination,
                 },
                 _,
-            )) => {
+            ) => {
                 let answerer = Answerer::Destination {
                     subscriber: &subscriber,
                     destination: &destination,

@@ -3,6 +3,8 @@
 //! rendering of a [`CallScript`] into its markup. The call flow speaks only
 //! this neutral model.
 
+#[cfg(test)]
+mod parsed_markup;
 pub mod plivo;
 pub mod twilio;
 
