@@ -44,6 +44,16 @@ impl PhoneNumber {
     /// as a national number of `region`.
     pub fn parse(input: &str, region: Region) -> Result<Self, PhoneNumberError> {
         let input = input.trim();
+        // International input does not depend on the region: remember it.
+        // Webhooks carry the same forwarding numbers and subscribers on every
+        // call, and a full parse costs several microseconds.
+        if input.starts_with('+') {
+            return e164_memo::get_or_parse(input, || Self::parse_uncached(input, region));
+        }
+        Self::parse_uncached(input, region)
+    }
+
+    fn parse_uncached(input: &str, region: Region) -> Result<Self, PhoneNumberError> {
         let parsed =
             phonenumber::parse(Some(region.0), input).map_err(|_| PhoneNumberError::Unparseable)?;
         if parsed.is_valid() {
@@ -140,6 +150,36 @@ pub enum Caller {
     /// Withheld, restricted, unknown, or not a number at all. Never an error:
     /// such calls still ring and still get forwarded.
     Withheld,
+}
+
+/// A bounded memo of parsed international numbers.
+mod e164_memo {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, RwLock};
+
+    use super::{PhoneNumber, PhoneNumberError};
+
+    /// Entries kept before the memo starts over; a few hundred KiB at most.
+    const CAPACITY: usize = 4096;
+
+    type Memo = HashMap<Box<str>, Result<PhoneNumber, PhoneNumberError>>;
+    static MEMO: LazyLock<RwLock<Memo>> = LazyLock::new(Default::default);
+
+    pub(super) fn get_or_parse(
+        input: &str,
+        parse: impl FnOnce() -> Result<PhoneNumber, PhoneNumberError>,
+    ) -> Result<PhoneNumber, PhoneNumberError> {
+        if let Some(known) = MEMO.read().unwrap_or_else(|p| p.into_inner()).get(input) {
+            return known.clone();
+        }
+        let parsed = parse();
+        let mut memo = MEMO.write().unwrap_or_else(|p| p.into_inner());
+        if memo.len() >= CAPACITY {
+            memo.clear();
+        }
+        memo.insert(input.into(), parsed.clone());
+        parsed
+    }
 }
 
 /// The numbers carriers and Twilio use in place of a withheld caller.
@@ -268,6 +308,22 @@ mod tests {
         );
         assert!(PhoneNumber::parse("+1 000", us()).is_err());
         assert!(PhoneNumber::parse("123", us()).is_err());
+    }
+
+    #[test]
+    fn remembered_international_numbers_parse_as_before() {
+        for input in [
+            "+12025550100",
+            "+1 202 555 0100",
+            "+442079460018",
+            "+1000",
+            "+12a",
+        ] {
+            let first = PhoneNumber::parse(input, us());
+            let again = PhoneNumber::parse(input, us());
+            assert_eq!(first, again, "{input}");
+            assert_eq!(first, PhoneNumber::parse_uncached(input, us()), "{input}");
+        }
     }
 
     #[test]

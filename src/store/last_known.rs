@@ -16,11 +16,21 @@ pub struct LastKnownSubscribers {
 
 impl LastKnownSubscribers {
     pub fn remember<'a>(&self, subscribers: impl IntoIterator<Item = &'a Subscriber>) {
+        // Usually nothing changed: look under the shared lock, write only
+        // what is new, so that concurrent webhooks do not queue here.
+        let changed: Vec<&Subscriber> = {
+            let map = self.by_number.read().unwrap_or_else(|p| p.into_inner());
+            subscribers
+                .into_iter()
+                .filter(|s| map.get(&s.number).is_none_or(|known| **known != **s))
+                .collect()
+        };
+        if changed.is_empty() {
+            return;
+        }
         let mut map = self.by_number.write().unwrap_or_else(|p| p.into_inner());
-        for s in subscribers {
-            if map.get(&s.number).is_none_or(|known| **known != *s) {
-                map.insert(s.number.clone(), Arc::new(s.clone()));
-            }
+        for s in changed {
+            map.insert(s.number.clone(), Arc::new(s.clone()));
         }
     }
 
