@@ -29,6 +29,8 @@ struct Inner {
     /// by report time.
     awaiting: HashMap<(PhoneNumber, Caller), BTreeSet<(i64, SessionId)>>,
     device_calls: HashMap<(PhoneNumber, String), SessionId>,
+    /// The session each forwarded call took, for retried webhooks.
+    calls: HashMap<String, SessionId>,
     windows: HashMap<String, (u64, Instant)>,
     writes_since_sweep: u32,
 }
@@ -149,6 +151,7 @@ impl Inner {
             !index.is_empty()
         });
         self.device_calls.retain(|_, id| sessions.contains_key(id));
+        self.calls.retain(|_, id| sessions.contains_key(id));
         self.windows.retain(|_, (_, ends)| *ends > now);
     }
 }
@@ -291,6 +294,11 @@ impl Store for MemoryStore {
     ) -> Result<Option<Session>, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
+        if let Some(earlier) = inner.calls.get(&claim.call_sid).cloned()
+            && let Some(stored) = inner.live_session(&earlier, now)
+        {
+            return Ok(Some(stored.view()));
+        }
         let newest_first = *caller == Caller::Withheld;
         loop {
             // The best live entry across the candidates' indexes.
@@ -325,7 +333,9 @@ impl Store for MemoryStore {
                 stored.claim = Some(claim.clone());
                 stored.deadline = now + ttl;
                 stored.version += 1;
-                return Ok(Some(stored.view()));
+                let view = stored.view();
+                inner.calls.insert(claim.call_sid.clone(), entry.1);
+                return Ok(Some(view));
             }
             // The entry outlived its session, or a claim took it already:
             // drop it and look again.
@@ -333,6 +343,9 @@ impl Store for MemoryStore {
         match unreported {
             Some(session) => {
                 inner.write_session(session, ttl, now);
+                inner
+                    .calls
+                    .insert(claim.call_sid.clone(), session.id.clone());
                 Ok(inner.live_session(&session.id, now).map(|s| s.view()))
             }
             None => Ok(None),

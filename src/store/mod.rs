@@ -110,7 +110,9 @@ pub trait Store: Send + Sync + 'static {
     /// oldest (for a withheld caller, the newest). Atomic: of concurrent
     /// claims, across instances, exactly one gets a given session. When none
     /// is found and `unreported` is given, that session is stored instead
-    /// (the call matched no ring report) and returned. One round trip.
+    /// (the call matched no ring report) and returned. A call that already
+    /// took a session (a retried webhook: same `claim.call_sid`) gets that
+    /// session again. One round trip.
     async fn claim_session(
         &self,
         subscribers: &[PhoneNumber],

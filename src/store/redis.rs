@@ -14,6 +14,7 @@
 //! - `P:open:<subscriber>`: set of the subscriber's sessions not over yet;
 //! - `P:dcid:<subscriber>:<device call id>`: the session of a ring report, so
 //!   that a retried report finds it;
+//! - `P:call:<call id>`: the session a forwarded call took, for retries;
 //! - `P:rate:<key>`: a fixed-window counter.
 //!
 //! Every multi-key change is one Lua script, so it is atomic and costs one
@@ -180,13 +181,22 @@ return 1
 
 /// KEYS: the matching indexes of the candidate subscribers for this caller.
 /// ARGV: prefix, '1' to take the newest (withheld caller), claim JSON, TTL in
-/// ms, then optionally the id and JSON of a session to store when none is found.
+/// ms, the call's id, then optionally the id and JSON of a session to store
+/// when none is found.
 /// Taking an entry out of its index is the claim: Redis runs one script at a
-/// time, so two webhooks can never take the same entry.
+/// time, so two webhooks can never take the same entry. The call's id
+/// remembers the session it took, so that a retried webhook for the same
+/// call gets the same session.
 static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local newest = ARGV[2] == '1'
+local call_key = ARGV[1] .. ':call:' .. ARGV[5]
+local earlier = redis.call('GET', call_key)
+if earlier then
+  local old = redis.call('HMGET', ARGV[1] .. ':ses:' .. earlier, 'data', 'version', 'claim')
+  if old[1] then return old end
+end
 while true do
   local best_key, best_id, best_score
   for _, key in ipairs(KEYS) do
@@ -210,14 +220,16 @@ while true do
   if data and redis.call('HSETNX', session, 'claim', ARGV[3]) == 1 then
     redis.call('HINCRBY', session, 'version', 1)
     redis.call('PEXPIRE', session, ARGV[4])
+    redis.call('SET', call_key, best_id, 'PX', ARGV[4])
     return {data, redis.call('HGET', session, 'version'), ARGV[3]}
   end
 end
-if ARGV[5] then
-  local session = ARGV[1] .. ':ses:' .. ARGV[5]
-  redis.call('HSET', session, 'data', ARGV[6], 'version', 0)
+if ARGV[6] then
+  local session = ARGV[1] .. ':ses:' .. ARGV[6]
+  redis.call('HSET', session, 'data', ARGV[7], 'version', 0)
   redis.call('PEXPIRE', session, ARGV[4])
-  return {ARGV[6], '0'}
+  redis.call('SET', call_key, ARGV[6], 'PX', ARGV[4])
+  return {ARGV[7], '0'}
 end
 return false
 ",
@@ -605,19 +617,22 @@ impl Store for RedisStore {
                 "0"
             })
             .arg(claim_json)
-            .arg(millis(ttl));
+            .arg(millis(ttl))
+            .arg(&claim.call_sid);
         if let Some(session) = unreported {
             let json = serde_json::to_string(session).context("encoding a session")?;
             invocation.arg(session.id.as_str()).arg(json);
         }
-        let claimed: Option<Vec<String>> = invocation
+        let claimed: Option<Vec<Option<String>>> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("claiming a session"))?;
         claimed
             .map(|parts| match parts.as_slice() {
-                [data, version] => decode_session(data, Some(version), None),
-                [data, version, claim] => decode_session(data, Some(version), Some(claim)),
+                [Some(data), version] => decode_session(data, version.as_deref(), None),
+                [Some(data), version, claim] => {
+                    decode_session(data, version.as_deref(), claim.as_deref())
+                }
                 _ => Err(StoreError::Unexpected(anyhow::anyhow!(
                     "the claim script answered oddly"
                 ))),

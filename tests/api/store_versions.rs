@@ -92,6 +92,38 @@ both_backends! {
         assert_eq!(read.call_sid.as_deref(), Some("CA1"));
     };
 
+    a_retried_webhook_for_the_same_call_gets_the_session_it_took => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let mut first = awaiting("+12025550302");
+        first.timeline.reported_at = Some(Timestamp::now());
+        store.put_session(&first, TTL).await.unwrap();
+        let mut second = awaiting("+12025550302");
+        second.timeline.reported_at = first.timeline.reported_at.map(|t| t.after(Duration::from_millis(5)));
+        store.put_session(&second, TTL).await.unwrap();
+        let subscribers = std::slice::from_ref(&first.subscriber);
+        let claim = |sid: &str| Claim { call_sid: sid.into(), forwarded_at: Timestamp::now() };
+
+        let took = store.claim_session(subscribers, &first.caller, &claim("CA1"), None, TTL).await.unwrap().unwrap();
+        assert_eq!(took.id, first.id);
+        let retried = store.claim_session(subscribers, &first.caller, &claim("CA1"), None, TTL).await.unwrap().unwrap();
+        assert_eq!(retried.id, first.id, "the retry does not take the next session");
+        let other = store.claim_session(subscribers, &first.caller, &claim("CA2"), None, TTL).await.unwrap().unwrap();
+        assert_eq!(other.id, second.id);
+
+        // A call that matched no ring report: its retry finds the session
+        // recorded the first time, not a second one.
+        let unreported = |sid: &str| {
+            Session::forwarded_without_report(first.subscriber.clone(), first.caller.clone(), claim(sid))
+        };
+        let recorded = unreported("CA3");
+        let took = store.claim_session(subscribers, &first.caller, &claim("CA3"), Some(&recorded), TTL).await.unwrap().unwrap();
+        assert_eq!(took.id, recorded.id);
+        let retry = unreported("CA3");
+        let again = store.claim_session(subscribers, &first.caller, &claim("CA3"), Some(&retry), TTL).await.unwrap().unwrap();
+        assert_eq!(again.id, recorded.id);
+        assert_eq!(store.session(&retry.id).await.unwrap(), None, "no second session");
+    };
+
     an_expired_or_unknown_session_is_never_updated => |backend: Backend| async move {
         let store = store_for(&backend);
         let mut never_stored = awaiting("+12025550302");
