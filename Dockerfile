@@ -4,6 +4,8 @@ WORKDIR /app
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY templates templates
+# Declared in Cargo.toml: cargo reads the manifest's targets even to build one.
+COPY benches benches
 RUN cargo build --release --locked --bin ringrelay
 
 FROM debian:bookworm-slim
