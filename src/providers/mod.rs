@@ -3,6 +3,7 @@
 //! rendering of a [`CallScript`] into its markup. The call flow speaks only
 //! this neutral model.
 
+mod markup;
 #[cfg(test)]
 mod parsed_markup;
 pub mod plivo;

@@ -22,6 +22,7 @@ use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::Target;
+use crate::providers::markup::{capacity_hint, xml_chars};
 use crate::providers::{CallScript, Dial, DialTarget, Step};
 
 /// The domain Plivo SIP endpoints (its softphones and browser SDK clients)
@@ -178,51 +179,6 @@ fn write_noun<W: io::Write>(w: &mut Writer<W>, target: &DialTarget) -> io::Resul
 fn plivo_number(number: &PhoneNumber) -> &str {
     let e164 = number.as_str();
     e164.strip_prefix('+').unwrap_or(e164)
-}
-
-/// `s` without the characters XML 1.0 cannot carry at all, even escaped
-/// (control characters other than tab, line feed and carriage return, and
-/// U+FFFE/U+FFFF). quick-xml escapes markup but passes those through, and one
-/// of them in a spoken text would make Plivo reject the whole document.
-/// Borrows, without copying, in the normal case where there are none.
-fn xml_chars(s: &str) -> Cow<'_, str> {
-    fn forbidden(c: char) -> bool {
-        (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
-    }
-    if s.chars().any(forbidden) {
-        Cow::Owned(s.chars().filter(|&c| !forbidden(c)).collect())
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-/// A generous estimate of the document's length, so that the buffer is
-/// allocated once: markup is roughly constant per element, text is copied
-/// (and sometimes escaped, hence the slack).
-fn capacity_hint(script: &CallScript) -> usize {
-    const DOCUMENT: usize = 64; // declaration and <Response></Response>
-    const ELEMENT: usize = 128; // tags, attribute names and numbers of one element
-    let text = |s: &str| s.len() + s.len() / 8;
-    script.0.iter().fold(DOCUMENT, |total, step| {
-        total
-            + ELEMENT
-            + match step {
-                Step::Say(s) => text(s),
-                Step::Dial(d) => {
-                    text(&d.action_url)
-                        + d.targets
-                            .iter()
-                            .find_map(|t| t.whisper_url.as_deref())
-                            .map_or(0, text)
-                        + d.targets.len() * (32 + ENDPOINT_DOMAIN.len() + 32)
-                }
-                Step::Record { action_url, .. } => text(action_url),
-                Step::Gather {
-                    action_url, prompt, ..
-                } => text(action_url) + ELEMENT + text(prompt),
-                Step::Hangup => 0,
-            }
-    })
 }
 
 #[cfg(test)]

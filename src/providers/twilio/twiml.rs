@@ -8,13 +8,13 @@
 //! document is always well-formed. Voice routes must answer with valid markup
 //! under all circumstances (CONTRACT §7), so this function cannot fail.
 
-use std::borrow::Cow;
 use std::io;
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 
 use crate::domain::subscriber::Target;
+use crate::providers::markup::{capacity_hint, xml_chars};
 use crate::providers::{CallScript, Dial, DialTarget, Step};
 
 /// Renders a script as a TwiML document:
@@ -130,50 +130,6 @@ fn write_noun<W: io::Write>(w: &mut Writer<W>, target: &DialTarget) -> io::Resul
     }
     element.write_text_content(BytesText::new(&xml_chars(address)))?;
     Ok(())
-}
-
-/// `s` without the characters XML 1.0 cannot carry at all, even escaped
-/// (control characters other than tab, line feed and carriage return, and
-/// U+FFFE/U+FFFF). quick-xml escapes markup but passes those through, and one
-/// of them in a spoken text would make Twilio reject the whole document.
-/// Borrows, without copying, in the normal case where there are none.
-fn xml_chars(s: &str) -> Cow<'_, str> {
-    fn forbidden(c: char) -> bool {
-        (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
-    }
-    if s.chars().any(forbidden) {
-        Cow::Owned(s.chars().filter(|&c| !forbidden(c)).collect())
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-/// A generous estimate of the document's length, so that the buffer is
-/// allocated once: markup is roughly constant per verb, text is copied (and
-/// sometimes escaped, hence the slack).
-fn capacity_hint(script: &CallScript) -> usize {
-    const DOCUMENT: usize = 64; // declaration and <Response></Response>
-    const VERB: usize = 96; // tags, attribute names and numbers of one verb
-    let text = |s: &str| s.len() + s.len() / 8;
-    script.0.iter().fold(DOCUMENT, |total, step| {
-        total
-            + VERB
-            + match step {
-                Step::Say(s) => text(s),
-                Step::Dial(d) => {
-                    text(&d.action_url)
-                        + d.targets
-                            .iter()
-                            .map(|t| VERB + 32 + t.whisper_url.as_deref().map_or(0, text))
-                            .sum::<usize>()
-                }
-                Step::Record { action_url, .. } => text(action_url),
-                Step::Gather {
-                    action_url, prompt, ..
-                } => text(action_url) + VERB + text(prompt),
-                Step::Hangup => 0,
-            }
-    })
 }
 
 #[cfg(test)]
