@@ -149,6 +149,19 @@ pub fn alice() -> Value {
 }
 
 /// Alice with some top-level fields replaced.
+/// Alice with one destination of each kind (phone, sip, client), rung at
+/// once: every noun a provider's markup can hold in one Dial.
+pub fn alice_with_every_kind_at_once() -> Value {
+    alice_with(json!({
+        "strategy": "simultaneous",
+        "destinations": [
+            {"id": "desk", "kind": "phone", "address": ALICE_DESK},
+            {"id": "pbx", "kind": "sip", "address": ALICE_SIP},
+            {"id": "laptop", "kind": "client", "address": "alice"}
+        ]
+    }))
+}
+
 pub fn alice_with(patch: Value) -> Value {
     let mut body = alice();
     for (key, value) in patch.as_object().unwrap() {

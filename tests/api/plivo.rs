@@ -6,8 +6,8 @@
 use serde_json::json;
 
 use crate::cpaas::{
-    ALICE, ALICE_DESK, ALICE_SIP, CALLER, SHARED, alice, alice_with, assert_alice_dial,
-    assert_refused, forged_signature, forwarded, nouns, only_dial, ring, session,
+    ALICE, CALLER, SHARED, alice, alice_with_every_kind_at_once, assert_alice_dial, assert_refused,
+    forged_signature, forwarded, nouns, only_dial, ring, session,
 };
 use crate::helpers::{Backend, Cpaas, PUBLIC_BASE_URL, local_path, pairs, post_form, spawn_app};
 
@@ -16,19 +16,7 @@ const PLIVO: Cpaas = Cpaas::Plivo;
 #[tokio::test]
 async fn plivo_xml_writes_numbers_without_a_plus_and_dials_sip_and_softphones_as_users() {
     let app = spawn_app(Backend::Memory).await;
-    let alice_reg = app
-        .register(
-            ALICE,
-            &alice_with(json!({
-                "strategy": "simultaneous",
-                "destinations": [
-                    {"id": "desk", "kind": "phone", "address": ALICE_DESK},
-                    {"id": "pbx", "kind": "sip", "address": ALICE_SIP},
-                    {"id": "laptop", "kind": "client", "address": "alice"}
-                ]
-            })),
-        )
-        .await;
+    let alice_reg = app.register(ALICE, &alice_with_every_kind_at_once()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
 
     let response = PLIVO

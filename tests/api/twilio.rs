@@ -2,11 +2,11 @@
 //! provider in `cpaas.rs`; here are Twilio's own signature variants, TwiML's
 //! own spelling, and the dial statuses only Twilio sends.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::both_backends;
 use crate::cpaas::{
-    ALICE, ALICE_DESK, ALICE_SIP, CALLER, SHARED, alice, alice_with, assert_alice_dial,
+    ALICE, CALLER, SHARED, alice, alice_with_every_kind_at_once, assert_alice_dial,
     assert_callback, assert_hangup, assert_refused, forwarded, nouns, only_dial, ring, session,
 };
 use crate::helpers::{
@@ -114,19 +114,7 @@ async fn status_accepts_a_json_body_signed_through_body_sha256_and_refuses_anoth
 #[tokio::test]
 async fn twiml_dials_e164_numbers_sip_and_clients_with_answer_on_bridge() {
     let app = spawn_app(Backend::Memory).await;
-    let alice_reg = app
-        .register(
-            ALICE,
-            &alice_with(json!({
-                "strategy": "simultaneous",
-                "destinations": [
-                    {"id": "desk", "kind": "phone", "address": ALICE_DESK},
-                    {"id": "pbx", "kind": "sip", "address": ALICE_SIP},
-                    {"id": "laptop", "kind": "client", "address": "alice"}
-                ]
-            })),
-        )
-        .await;
+    let alice_reg = app.register(ALICE, &alice_with_every_kind_at_once()).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
 
     let response = app
