@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringrelay::domain::credentials::{Credentials, TokenPolicy};
+use ringrelay::domain::dial::CallSid;
 use ringrelay::domain::phone::{Caller, PhoneNumber, Region};
-use ringrelay::domain::session::{Claim, Instruction, Session, SessionState, Timestamp};
+use ringrelay::domain::session::{Claim, Instruction, Session, Timestamp};
 use ringrelay::domain::subscriber::{
     ClientIdentity, Mode, SipUri, SpecRules, SubscriberSpec, Target,
 };
@@ -138,18 +139,22 @@ fn single_dial() -> CallScript {
     CallScript(vec![Step::Dial(Dial {
         targets: vec![DialTarget {
             target: Target::Phone(number("+12025550201")),
-            whisper_url: None,
+            pickup_url: None,
+            screened: false,
         }],
         caller_id: Some(number("+12025550301")),
         timeout_secs: 20,
         action_url: ACTION_URL.to_owned(),
+        screen_url: None,
+        leg_events_url: None,
     })])
 }
 
 fn simultaneous_dial() -> CallScript {
     let target = |target| DialTarget {
         target,
-        whisper_url: None,
+        pickup_url: Some(ACTION_URL.replace("dial-status", "screen")),
+        screened: false,
     };
     CallScript(vec![Step::Dial(Dial {
         targets: vec![
@@ -164,6 +169,8 @@ fn simultaneous_dial() -> CallScript {
         caller_id: Some(number("+12025550301")),
         timeout_secs: 20,
         action_url: ACTION_URL.to_owned(),
+        screen_url: None,
+        leg_events_url: None,
     })])
 }
 
@@ -263,10 +270,10 @@ fn record(i: usize) -> SubscriberRecord {
 /// A session whose phone was told to reject the call: it awaits the
 /// forwarded call.
 fn awaiting(subscriber: &PhoneNumber, caller: &Caller) -> Session {
-    let mut session = Session::ringing(subscriber.clone(), caller.clone(), Mode::Auto, None);
-    session.state = SessionState::Instructed;
-    session.instruction = Instruction::Reject;
-    session.timeline.instructed_at = session.timeline.reported_at;
+    let now = Timestamp::now();
+    let mut session = Session::ringing(subscriber.clone(), caller.clone(), Mode::Auto, None, now);
+    session.notified(now);
+    session.instruct(Instruction::Reject, now);
     assert!(session.awaits_forwarded_call());
     session
 }
@@ -310,7 +317,7 @@ fn memory_store(c: &mut Criterion) {
     let caller = Caller::Number(number("+12025550301"));
     let subscribers = [subscriber.clone()];
     let claim = Claim {
-        call_sid: "CA0123456789abcdef0123456789abcdef".to_owned(),
+        call_sid: CallSid::parse("CA0123456789abcdef0123456789abcdef").expect("a call id"),
         forwarded_at: Timestamp::now(),
     };
     // Each cycle needs a session never claimed before (a claim sticks to its
@@ -340,6 +347,7 @@ fn memory_store(c: &mut Criterion) {
                                 black_box(subscribers),
                                 black_box(caller),
                                 black_box(claim),
+                                claim.forwarded_at.before(TTL),
                                 None,
                                 TTL,
                             )
@@ -351,8 +359,11 @@ fn memory_store(c: &mut Criterion) {
                     // Each cycle claimed its own session (checked off the
                     // clock, on the last one of the round).
                     let last = round.last().expect("chunks are not empty");
-                    let read = store.session(&last.id).await.expect("answers");
-                    assert_eq!(read.and_then(|s| s.call_sid), Some(claim.call_sid.clone()));
+                    let read = store.session(last.id()).await.expect("answers");
+                    assert_eq!(
+                        read.and_then(|s| s.call_sid().cloned()),
+                        Some(claim.call_sid.clone())
+                    );
                 }
                 elapsed
             }
@@ -362,11 +373,11 @@ fn memory_store(c: &mut Criterion) {
     let session = awaiting(&subscriber, &caller);
     rt.block_on(store.put_session(&session, TTL))
         .expect("written");
-    let read = rt.block_on(store.session(&session.id)).expect("answers");
-    assert_eq!(read.map(|s| s.id), Some(session.id.clone()));
+    let read = rt.block_on(store.session(session.id())).expect("answers");
+    assert_eq!(read.map(|s| s.id().clone()), Some(session.id().clone()));
     group.bench_function("session_read", |b| {
         b.to_async(&rt)
-            .iter(|| store.session(black_box(&session.id)))
+            .iter(|| store.session(black_box(session.id())))
     });
 
     group.finish();

@@ -43,6 +43,9 @@ pub struct Config {
     /// `NOTIFY_TIMEOUT_MS`: per-notification deadline before the instruction
     /// goes out anyway. Default 2000 ms.
     pub notify_timeout: Duration,
+    /// `FORWARD_TIMEOUT_SECS`: a session told to reject that no forwarded
+    /// call claims by then ends `expired`. Default 30 s, 1 to 600.
+    pub forward_timeout: Duration,
     /// `SUBSCRIBERS_FILE`: subscribers upserted at start (JSON array or TOML
     /// `[[subscribers]]`).
     pub subscribers_file: Option<PathBuf>,
@@ -166,6 +169,7 @@ struct RawVars {
     default_region: Option<String>,
     session_ttl_secs: Option<String>,
     notify_timeout_ms: Option<String>,
+    forward_timeout_secs: Option<String>,
     subscribers_file: Option<String>,
     templates_dir: Option<String>,
     log_format: Option<String>,
@@ -249,6 +253,17 @@ impl Config {
             Duration::from_secs(positive("SESSION_TTL_SECS", raw.session_ttl_secs, 120)?);
         let notify_timeout =
             Duration::from_millis(positive("NOTIFY_TIMEOUT_MS", raw.notify_timeout_ms, 2000)?);
+        let forward_timeout = Duration::from_secs(positive(
+            "FORWARD_TIMEOUT_SECS",
+            raw.forward_timeout_secs,
+            30,
+        )?);
+        if forward_timeout > MAX_FORWARD_TIMEOUT {
+            return Err(ConfigError::new(
+                "FORWARD_TIMEOUT_SECS",
+                format!("must be at most {} seconds", MAX_FORWARD_TIMEOUT.as_secs()),
+            ));
+        }
         let log_format = match raw.log_format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -280,6 +295,7 @@ impl Config {
             default_region,
             session_ttl,
             notify_timeout,
+            forward_timeout,
             subscribers_file: raw.subscribers_file.map(PathBuf::from),
             templates_dir: raw.templates_dir.map(PathBuf::from),
             log_format,
@@ -301,11 +317,15 @@ const KNOWN_VARIABLES: &[&str] = &[
     "DEFAULT_REGION",
     "SESSION_TTL_SECS",
     "NOTIFY_TIMEOUT_MS",
+    "FORWARD_TIMEOUT_SECS",
     "SUBSCRIBERS_FILE",
     "TEMPLATES_DIR",
     "LOG_FORMAT",
     "RUST_LOG",
 ];
+
+/// The longest `FORWARD_TIMEOUT_SECS` (contract §8).
+const MAX_FORWARD_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn positive(variable: &'static str, raw: Option<String>, default: u64) -> Result<u64, ConfigError> {
     let Some(raw) = raw else { return Ok(default) };
@@ -336,6 +356,7 @@ mod tests {
         assert_eq!(c.redis_key_prefix, "ringrelay");
         assert_eq!(c.default_region, Region::default());
         assert_eq!(c.session_ttl, Duration::from_secs(120));
+        assert_eq!(c.forward_timeout, Duration::from_secs(30));
         assert_eq!(c.notify_timeout, Duration::from_millis(2000));
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.log_filter, "info");
@@ -375,6 +396,8 @@ mod tests {
             ("PORT", "70000", "whole number"),
             ("PORT", "-1", "whole number"),
             ("SESSION_TTL_SECS", "0", "greater than 0"),
+            ("FORWARD_TIMEOUT_SECS", "0", "greater than 0"),
+            ("FORWARD_TIMEOUT_SECS", "601", "at most 600"),
             ("SESSION_TTL_SECS", "-5", "greater than 0"),
             ("SESSION_TTL_SECS", "2m", "greater than 0"),
             ("NOTIFY_TIMEOUT_MS", "0", "greater than 0"),

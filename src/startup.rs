@@ -85,7 +85,12 @@ impl Application {
             FlowSettings {
                 public_base_url: config.public_base_url.clone(),
                 region: config.default_region,
-                session_ttl: config.session_ttl,
+                // A session must outlive its forward deadline, so that its
+                // expiry can be recorded and shown.
+                session_ttl: config
+                    .session_ttl
+                    .max(config.forward_timeout + 4 * crate::flow::SWEEP_INTERVAL),
+                forward_timeout: config.forward_timeout,
                 can_answer_forwarded_calls: config.twilio_auth_token.is_some()
                     || config.plivo_auth_token.is_some(),
             },
@@ -119,6 +124,11 @@ impl Application {
             flow,
             metrics,
             shutdown: streams.clone(),
+        });
+        let sweeper = state.clone();
+        let stop_sweeping = streams.clone();
+        tokio::spawn(async move {
+            sweeper.flow.sweep_forward_deadlines(stop_sweeping).await;
         });
         let server = HttpServer::new(move || {
             App::new()

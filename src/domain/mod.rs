@@ -3,6 +3,7 @@
 //! a provider or a store.
 
 pub mod credentials;
+pub mod dial;
 pub mod forwarding;
 pub mod phone;
 pub mod session;

@@ -1,40 +1,32 @@
-//! The forwarded call (contract §1 steps 5–6, §7): match it to its session,
-//! claim it, dial by the plan, hunt on when a leg fails, fall back.
+//! The forwarded call (contract §1 steps 5–6, §7, §9): match it to its
+//! session, claim it, dial by the plan, learn who answered, hunt on when a
+//! leg fails or declines, fall back, and notice when the caller hangs up.
 //!
 //! Everything here answers a script, never an error: when the store fails,
 //! the call still gets markup from what this process last knew.
 
 use std::sync::Arc;
 
+use super::callback::CallbackQuery;
 use super::plan::{DialPlan, PlanStep};
-use super::{CallFlow, FlowError, call_ref, transition};
+use super::{CallFlow, FlowError};
+use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Claim, Leg, Session, SessionId, SessionState, Timestamp};
-use crate::domain::subscriber::{Fallback, Subscriber, Target};
-use crate::notify::events::{Connected, EventPayload, Voicemail};
+use crate::domain::session::{
+    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, Timestamp,
+};
+use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
 use crate::providers::{
-    CallScript, Dial, DialOutcome, DialTarget, InboundCall, ProviderRoutes, Screening, Step,
+    CallScript, Dial, DialTarget, InboundCall, ProviderRoutes, Screening, StatusReport, Step,
 };
 use crate::templates::spoken_digits;
 
-/// What a screening leg's callbacks carry in their query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScreenContext {
-    pub subscriber: PhoneNumber,
-    pub caller: Caller,
-}
-
-/// Where a callback of ours stands in a call: carried in the query of the
-/// URLs we give the provider (which signs them back to us).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialContext {
-    pub subscriber: PhoneNumber,
-    pub session: Option<SessionId>,
-    /// The plan step whose outcome this is.
-    pub step: usize,
-    /// The caller as the provider's callback reports it: what the next leg
-    /// shows when the session cannot be read.
-    pub caller: Caller,
+/// What comes after a Dial ended without a person taking the call.
+enum Next<'a> {
+    Ring(DialAttempt, Vec<&'a Destination>),
+    /// The subscriber's fallback, as the Dial attempt after the last step.
+    Fallback(DialAttempt, &'a Fallback),
+    Done,
 }
 
 impl CallFlow {
@@ -70,9 +62,10 @@ impl CallFlow {
             return self.unknown_call();
         }
 
+        let now = Timestamp::now();
         let claim = Claim {
             call_sid: call.call_id.clone(),
-            forwarded_at: Timestamp::now(),
+            forwarded_at: now,
         };
         // Without a ring report only an unambiguous subscriber can be dialed.
         let unreported = match candidates.as_slice() {
@@ -90,28 +83,37 @@ impl CallFlow {
                 &numbers,
                 &call.from,
                 &claim,
+                now.before(self.settings.forward_timeout),
                 unreported.as_ref(),
                 self.settings.session_ttl,
             )
             .await;
         match claimed {
             Ok(Some(session)) => {
-                let Some(subscriber) = candidates.iter().find(|s| s.number == session.subscriber)
+                let Some(subscriber) = candidates
+                    .iter()
+                    .find(|s| s.number == *session.subscriber())
                 else {
                     return self.unknown_call();
                 };
-                if let (Some(reported), Some(forwarded)) =
-                    (session.timeline.reported_at, session.timeline.forwarded_at)
-                {
+                if let (Some(reported), Some(forwarded)) = (
+                    session.timeline().reported_at,
+                    session.timeline().forwarded_at,
+                ) {
                     self.metrics.forward_delay(reported.until(forwarded));
                 }
                 tracing::info!(
                     call_sid = %call.call_id,
-                    session_id = %session.id,
-                    reported = session.timeline.reported_at.is_some(),
+                    session_id = %session.id(),
+                    reported = session.timeline().reported_at.is_some(),
                     "forwarded call claimed its session"
                 );
-                self.script_for_step(routes, subscriber, Some(&session), &call.from, 0)
+                if session.is_over() {
+                    return hangup();
+                }
+                let plan = DialPlan::for_session(subscriber, Some(&session));
+                let next = first_ring(&plan);
+                self.script_for(routes, subscriber, Some(&session), session.caller(), next)
             }
             Ok(None) => {
                 tracing::info!(call_sid = %call.call_id, "no session waits for this caller on a shared forwarding number");
@@ -120,62 +122,108 @@ impl CallFlow {
             Err(err) => {
                 tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "claim failed; dialing without a session");
                 match candidates.as_slice() {
-                    [only] => self.script_for_step(routes, only, None, &call.from, 0),
+                    [only] => {
+                        let plan = DialPlan::for_session(only, None);
+                        self.script_for(routes, only, None, &call.from, first_ring(&plan))
+                    }
                     _ => self.unknown_call(),
                 }
             }
         }
     }
 
-    /// Answers the end of a Dial we returned: done, or the next step.
+    /// Answers the end of a Dial we returned: done, the same step again
+    /// without who declined, or the next step.
     pub async fn dial_finished(
         &self,
         routes: &ProviderRoutes,
-        context: DialContext,
-        outcome: DialOutcome,
+        query: CallbackQuery,
+        result: DialResult,
     ) -> CallScript {
-        let Some(subscriber) = self.subscriber_for_callback(&context.subscriber).await else {
+        let Some(subscriber) = self.current_subscriber(&query.subscriber).await else {
             return hangup();
         };
-        let step = context.step;
-        let session = self
-            .record_in_session(context.session.as_ref(), &subscriber, None, |session| {
+        let attempt = query.attempt();
+        let caller = query.caller();
+        let Some(id) = query.session.clone() else {
+            // The store failed at the claim: there is no session to record in.
+            return self.hunt_without_session(routes, &subscriber, &caller, attempt, result);
+        };
+        let now = Timestamp::now();
+        let updated = self
+            .update(&id, |session| {
+                if session.subscriber() != &subscriber.number {
+                    return Err(FlowError::SessionNotFound);
+                }
                 let plan = DialPlan::for_session(&subscriber, Some(session));
-                let dialed: Vec<_> = match plan.step(step) {
-                    PlanStep::Ring(destinations) => {
-                        destinations.iter().map(|d| d.id.clone()).collect()
+                let dialed: Vec<DialedLeg> = ringing_in(&plan, session, attempt)
+                    .into_iter()
+                    .map(|d| DialedLeg {
+                        destination_id: d.id.clone(),
+                        screened: d.screening,
+                    })
+                    .collect();
+                match session.record_dial_result(attempt, &dialed, result, now) {
+                    DialVerdict::Connected(notice) | DialVerdict::CallerGone(notice) => {
+                        return Ok((notice, false));
                     }
-                    _ => Vec::new(),
-                };
-                session.legs.extend(dialed.iter().map(|id| Leg {
-                    destination_id: id.clone(),
-                    status: outcome.as_str().to_owned(),
-                }));
-                let outcome_state = match outcome {
-                    DialOutcome::Answered => {
-                        if let [only] = dialed.as_slice() {
-                            session.selected_destination = Some(only.clone());
-                        }
-                        Some(SessionState::Connected)
+                    DialVerdict::Over => return Ok((None, false)),
+                    DialVerdict::Declined | DialVerdict::NotAnswered | DialVerdict::Replayed => {}
+                }
+                // Whatever comes next follows from the recorded legs alone, so
+                // a retried callback is answered the same way.
+                match next_after(&plan, session, attempt) {
+                    Next::Ring(next, destinations) => {
+                        session.start_ringing(next, destinations.iter().map(|d| &d.id));
+                        Ok((None, true))
                     }
-                    DialOutcome::Canceled => Some(SessionState::Missed),
-                    DialOutcome::Busy | DialOutcome::NoAnswer | DialOutcome::Failed => matches!(
-                        plan.step(step + 1),
-                        PlanStep::Done | PlanStep::Fallback(Fallback::Hangup)
-                    )
-                    .then_some(SessionState::Missed),
-                };
-                Ok(outcome_state.filter(|_| !session.state.is_over()))
+                    Next::Fallback(_, Fallback::Voicemail | Fallback::Phone { .. }) => {
+                        Ok((None, true))
+                    }
+                    Next::Fallback(_, Fallback::Hangup) | Next::Done => {
+                        Ok((session.end_missed(MissedReason::NobodyAnswered, now), false))
+                    }
+                }
             })
             .await;
+        match updated {
+            Ok((session, (notice, goes_on))) => {
+                self.announce(&subscriber, &session, notice).await;
+                if !goes_on {
+                    return hangup();
+                }
+                let plan = DialPlan::for_session(&subscriber, Some(&session));
+                let next = next_after(&plan, &session, attempt);
+                self.script_for(routes, &subscriber, Some(&session), session.caller(), next)
+            }
+            Err(FlowError::SessionNotFound) => {
+                tracing::warn!(session_id = %id, "dial callback for a session that is gone or not the subscriber's");
+                hangup()
+            }
+            Err(err) => {
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the dial's outcome; hunting on without the session");
+                self.hunt_without_session(routes, &subscriber, &caller, attempt, result)
+            }
+        }
+    }
 
-        match outcome {
-            DialOutcome::Answered | DialOutcome::Canceled => hangup(),
-            DialOutcome::Busy | DialOutcome::NoAnswer | DialOutcome::Failed => {
-                let caller = session
-                    .as_ref()
-                    .map_or(context.caller.clone(), |s| s.caller.clone());
-                self.script_for_step(routes, &subscriber, session.as_ref(), &caller, step + 1)
+    /// The hunt when the session cannot be read or written: done when the
+    /// provider says the leg was bridged (or does not say otherwise) or the
+    /// caller left, else the next step of the plan.
+    fn hunt_without_session(
+        &self,
+        routes: &ProviderRoutes,
+        subscriber: &Subscriber,
+        caller: &Caller,
+        attempt: DialAttempt,
+        result: DialResult,
+    ) -> CallScript {
+        match result.status {
+            DialStatus::Completed if result.bridged != Some(false) => hangup(),
+            DialStatus::Canceled => hangup(),
+            _ => {
+                let plan = DialPlan::for_session(subscriber, None);
+                self.script_for(routes, subscriber, None, caller, next_step(&plan, attempt))
             }
         }
     }
@@ -183,193 +231,306 @@ impl CallFlow {
     /// Answers the end of the voicemail `<Record>`.
     pub async fn voicemail_recorded(
         &self,
-        context: DialContext,
+        query: CallbackQuery,
         recording_url: Option<String>,
     ) -> CallScript {
-        if let Some(subscriber) = self.subscriber_for_callback(&context.subscriber).await {
-            let recorded = recording_url.is_some();
-            self.record_in_session(
-                context.session.as_ref(),
-                &subscriber,
-                recording_url,
-                |session| {
-                    Ok((!session.state.is_over()).then_some(if recorded {
-                        SessionState::Voicemail
-                    } else {
-                        SessionState::Missed
-                    }))
-                },
-            )
-            .await;
+        let (Some(subscriber), Some(id)) = (
+            self.current_subscriber(&query.subscriber).await,
+            query.session.as_ref(),
+        ) else {
+            return hangup();
+        };
+        let now = Timestamp::now();
+        let recorded = recording_url.is_some();
+        match self
+            .update(id, |session| {
+                if session.subscriber() != &subscriber.number {
+                    return Err(FlowError::SessionNotFound);
+                }
+                Ok(session.record_voicemail(recorded, now))
+            })
+            .await
+        {
+            Ok((session, Some(Notice::Voicemail))) => {
+                self.metrics.session_ended(session.state());
+                if let Some(recording_url) = recording_url {
+                    self.notify(&subscriber, super::voicemail_event(&session, recording_url))
+                        .await;
+                }
+            }
+            Ok((session, notice)) => self.announce(&subscriber, &session, notice).await,
+            Err(err) => {
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the voicemail");
+            }
         }
         hangup()
     }
 
-    /// Applies a callback's news to its session and moves it to the outcome
-    /// `change` names, telling the destinations. A store failure is logged:
-    /// the call goes on without the session.
-    async fn record_in_session(
-        &self,
-        id: Option<&SessionId>,
-        subscriber: &Subscriber,
-        recording_url: Option<String>,
-        mut change: impl FnMut(&mut Session) -> Result<Option<SessionState>, FlowError>,
-    ) -> Option<Session> {
-        let (session, outcome) = match self
-            .update(id?, |session| {
-                let outcome = change(session)?;
-                if let Some(state) = outcome {
-                    transition(session, state);
-                }
-                Ok(outcome)
-            })
-            .await
-        {
-            Ok(updated) => updated,
-            Err(err) => {
-                tracing::error!(session_id = %id?, error = format!("{err:#}"), "could not record the call's progress; going on without the session");
-                return None;
-            }
-        };
-        if let Some(state) = outcome {
-            self.metrics.session_ended(state);
-        }
-        match outcome {
-            Some(SessionState::Connected) => {
-                self.notify(
-                    subscriber,
-                    EventPayload::Connected(Connected {
-                        call: call_ref(&session),
-                        destination_id: session.selected_destination.clone(),
-                    }),
-                )
-                .await
-            }
-            Some(SessionState::Missed) => {
-                self.notify(subscriber, EventPayload::Missed(call_ref(&session)))
-                    .await
-            }
-            Some(SessionState::Voicemail) => {
-                if let Some(recording_url) = recording_url {
-                    self.notify(
-                        subscriber,
-                        EventPayload::Voicemail(Voicemail {
-                            call: call_ref(&session),
-                            recording_url,
-                        }),
-                    )
-                    .await;
-                }
-            }
-            _ => {}
-        }
-        Some(session)
-    }
-
-    /// The markup for step `index` of the subscriber's plan.
-    fn script_for_step(
+    /// The markup for what comes next.
+    fn script_for(
         &self,
         routes: &ProviderRoutes,
         subscriber: &Subscriber,
         session: Option<&Session>,
         caller: &Caller,
-        index: usize,
+        next: Next<'_>,
     ) -> CallScript {
-        let plan = DialPlan::for_session(subscriber, session);
-        let step_text = index.to_string();
-        let mut query = vec![("subscriber", subscriber.number.as_str())];
-        if let Some(session) = session {
-            query.push(("session", session.id.as_str()));
-        }
-        query.push(("step", &step_text));
-        let dial = |targets: Vec<DialTarget>| {
+        let query = |attempt: DialAttempt| {
+            CallbackQuery::new(
+                &subscriber.number,
+                session.map(Session::id),
+                caller,
+                attempt,
+            )
+        };
+        let dial = |attempt: DialAttempt, targets: Vec<DialTarget>, screened: bool| {
+            let query = query(attempt);
             CallScript(vec![Step::Dial(Dial {
                 targets,
                 caller_id: caller.number().cloned(),
                 timeout_secs: subscriber.ring_timeout_secs,
                 action_url: self.callback_url(routes.dial_status, &query),
+                screen_url: screened.then(|| self.callback_url(routes.screen, &query)),
+                leg_events_url: Some(self.callback_url(routes.status, &query)),
             })])
         };
-        match plan.step(index) {
-            PlanStep::Ring(destinations) => {
-                let whisper_url = self.callback_url(
-                    routes.screen,
-                    &[
-                        ("subscriber", subscriber.number.as_str()),
-                        ("caller", caller.key()),
-                    ],
-                );
-                dial(
+        match next {
+            Next::Ring(attempt, destinations) => {
+                let screened = destinations.iter().any(|d| d.screening);
+                let targets =
                     destinations
-                        .into_iter()
+                        .iter()
                         .map(|d| DialTarget {
                             target: d.target.clone(),
-                            whisper_url: d.screening.then(|| whisper_url.clone()),
+                            pickup_url: Some(self.callback_url(
+                                routes.screen,
+                                &query(attempt).for_destination(&d.id),
+                            )),
+                            screened: d.screening,
                         })
-                        .collect(),
-                )
+                        .collect();
+                dial(attempt, targets, screened)
             }
-            PlanStep::Fallback(Fallback::Voicemail) => CallScript(vec![
+            Next::Fallback(attempt, Fallback::Voicemail) => CallScript(vec![
                 Step::Say(self.templates.voicemail_greeting.clone()),
                 Step::Record {
-                    action_url: self.callback_url(routes.voicemail, &query),
+                    action_url: self.callback_url(routes.voicemail, &query(attempt)),
                     max_length_secs: 120,
                 },
             ]),
-            PlanStep::Fallback(Fallback::Phone { address }) => dial(vec![DialTarget {
-                target: Target::Phone(address.clone()),
-                whisper_url: None,
-            }]),
-            PlanStep::Fallback(Fallback::Hangup) | PlanStep::Done => hangup(),
+            Next::Fallback(attempt, Fallback::Phone { address }) => dial(
+                attempt,
+                vec![DialTarget {
+                    target: Target::Phone(address.clone()),
+                    pickup_url: None,
+                    screened: false,
+                }],
+                false,
+            ),
+            Next::Fallback(_, Fallback::Hangup) | Next::Done => hangup(),
         }
     }
 
-    /// What a screening destination hears when it picks up: who is calling,
-    /// and (where the provider leaves it to us) a key to press to take it.
-    pub fn screen(
+    /// A leg of ours picked up and the provider fetched its whisper: record
+    /// who answered; an unscreened leg is bridged at once (an empty answer),
+    /// a screened one hears who is calling and must press 1.
+    pub async fn leg_picked_up(
         &self,
         routes: &ProviderRoutes,
         screening: Screening,
-        context: &ScreenContext,
+        query: CallbackQuery,
     ) -> CallScript {
-        let caller = match &context.caller {
-            Caller::Number(n) => spoken_digits(n.as_str()),
-            Caller::Withheld => "a withheld number".to_owned(),
-        };
-        let prompt = self
-            .templates
-            .screening_prompt
-            .replace("{subscriber}", &spoken_digits(context.subscriber.as_str()))
-            .replace("{caller}", &caller);
-        match screening {
-            Screening::GatherOnLeg => CallScript(vec![
+        let prompt = self.screening_prompt(&query);
+        if screening == Screening::ConfirmKey {
+            // The Dial asks for the key itself; the whisper only speaks.
+            return CallScript(vec![Step::Say(prompt)]);
+        }
+        let ask = |query: &CallbackQuery| {
+            CallScript(vec![
                 Step::Gather {
-                    action_url: self.callback_url(
-                        routes.screen_result,
-                        &[
-                            ("subscriber", context.subscriber.as_str()),
-                            ("caller", context.caller.key()),
-                        ],
-                    ),
+                    action_url: self.callback_url(routes.screen_result, query),
                     num_digits: 1,
                     timeout_secs: SCREEN_TIMEOUT_SECS,
-                    prompt,
+                    prompt: prompt.clone(),
                 },
                 // No key pressed: this leg hangs up and the hunt goes on.
                 Step::Hangup,
-            ]),
-            Screening::ConfirmKey => CallScript(vec![Step::Say(prompt)]),
+            ])
+        };
+        let Some(destination_id) = query.destination.clone() else {
+            // A whisper URL without a destination only ever screened.
+            return ask(&query);
+        };
+        let Some(subscriber) = self.current_subscriber(&query.subscriber).await else {
+            return hangup();
+        };
+        let Some(destination) = subscriber.destination(&destination_id) else {
+            return hangup();
+        };
+        let screened = destination.screening;
+        if let Some(id) = &query.session {
+            let attempt = query.attempt();
+            let now = Timestamp::now();
+            let recorded = self
+                .update(id, |session| {
+                    if session.subscriber() != &subscriber.number {
+                        return Err(FlowError::SessionNotFound);
+                    }
+                    session.record_pickup(attempt, &destination_id);
+                    Ok((!screened)
+                        .then(|| session.connect(attempt, Some(&destination_id), now))
+                        .flatten())
+                })
+                .await;
+            match recorded {
+                Ok((session, notice)) => self.announce(&subscriber, &session, notice).await,
+                Err(FlowError::SessionNotFound) => return hangup(),
+                Err(err) => {
+                    tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record who answered; bridging anyway")
+                }
+            }
+        }
+        if screened {
+            ask(&query)
+        } else {
+            CallScript::default()
         }
     }
 
-    /// The key a screening destination pressed: 1 takes the call (an empty
+    /// The key a screened destination pressed: 1 takes the call (an empty
     /// answer bridges it), anything else hangs up that leg.
-    pub fn screen_result(&self, digits: Option<&str>) -> CallScript {
-        if digits.map(str::trim) == Some("1") {
+    pub async fn screen_result(&self, query: CallbackQuery, digits: Option<&str>) -> CallScript {
+        let accepted = digits.map(str::trim) == Some("1");
+        if let (Some(id), Some(destination)) = (&query.session, &query.destination)
+            && let Some(subscriber) = self.current_subscriber(&query.subscriber).await
+        {
+            let attempt = query.attempt();
+            let now = Timestamp::now();
+            match self
+                .update(id, |session| {
+                    if session.subscriber() != &subscriber.number {
+                        return Err(FlowError::SessionNotFound);
+                    }
+                    Ok(session.record_screening(attempt, destination, accepted, now))
+                })
+                .await
+            {
+                Ok((session, notice)) => self.announce(&subscriber, &session, notice).await,
+                Err(FlowError::SessionNotFound) => return hangup(),
+                Err(err) => {
+                    tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the screening result")
+                }
+            }
+        }
+        if accepted {
             CallScript::default()
         } else {
             hangup()
         }
+    }
+
+    /// A request to the status route: a leg event of one of our Dials
+    /// (with our query), or the forwarded call's final status.
+    pub async fn status_reported(
+        &self,
+        query: Option<CallbackQuery>,
+        call_id: Option<CallSid>,
+        report: StatusReport,
+    ) {
+        match (report, query) {
+            (StatusReport::Leg { to, bridged }, Some(query)) => {
+                self.leg_reported(query, to, bridged).await
+            }
+            (StatusReport::CallEnded, _) => {
+                if let Some(call_id) = call_id {
+                    self.forwarded_call_ended(&call_id).await
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A provider that reports leg events per Dial says a leg picked up or
+    /// was bridged: find the destination by the target it dialed.
+    async fn leg_reported(&self, query: CallbackQuery, to: Option<Target>, bridged: bool) {
+        let (Some(id), Some(subscriber)) = (
+            query.session.clone(),
+            self.current_subscriber(&query.subscriber).await,
+        ) else {
+            return;
+        };
+        let attempt = query.attempt();
+        let now = Timestamp::now();
+        let result = self
+            .update(&id, |session| {
+                if session.subscriber() != &subscriber.number {
+                    return Err(FlowError::SessionNotFound);
+                }
+                let plan = DialPlan::for_session(&subscriber, Some(session));
+                let ringing = ringing_in(&plan, session, attempt);
+                let destination = match ringing.as_slice() {
+                    [only] => Some(only.id.clone()),
+                    several => several
+                        .iter()
+                        .find(|d| Some(&d.target) == to.as_ref())
+                        .map(|d| d.id.clone()),
+                };
+                if bridged {
+                    Ok(session.connect(attempt, destination.as_ref(), now))
+                } else {
+                    if let Some(destination) = &destination {
+                        session.record_pickup(attempt, destination);
+                    }
+                    Ok(None)
+                }
+            })
+            .await;
+        match result {
+            Ok((session, notice)) => self.announce(&subscriber, &session, notice).await,
+            Err(err) => {
+                tracing::warn!(session_id = %id, error = format!("{err:#}"), "could not record a leg event")
+            }
+        }
+    }
+
+    /// The forwarded call ended: a session with no outcome yet is missed
+    /// (the caller hung up mid-hunt or at the greeting).
+    async fn forwarded_call_ended(&self, call_id: &CallSid) {
+        let id = match self.store.session_for_call(call_id).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::error!(call_sid = %call_id, error = format!("{err:#}"), "could not look up the session of an ended call");
+                return;
+            }
+        };
+        let now = Timestamp::now();
+        match self
+            .update(&id, |session| Ok(session.forwarded_call_ended(now)))
+            .await
+        {
+            Ok((session, Some(notice))) => {
+                if let Some(subscriber) = self.current_subscriber(session.subscriber()).await {
+                    self.announce(&subscriber, &session, Some(notice)).await;
+                }
+            }
+            Ok((_, None)) | Err(FlowError::SessionNotFound) => {}
+            Err(err) => {
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not end the session of an ended call")
+            }
+        }
+    }
+
+    /// What a screened destination hears: who is calling, for whom.
+    fn screening_prompt(&self, query: &CallbackQuery) -> String {
+        let caller = match query.caller() {
+            Caller::Number(n) => spoken_digits(n.as_str()),
+            Caller::Withheld => "a withheld number".to_owned(),
+        };
+        self.templates
+            .screening_prompt
+            .replace("{subscriber}", &spoken_digits(query.subscriber.as_str()))
+            .replace("{caller}", &caller)
     }
 
     /// A short message, then hang up: for calls that match no subscriber.
@@ -379,26 +540,56 @@ impl CallFlow {
             Step::Hangup,
         ])
     }
+}
 
-    async fn subscriber_for_callback(&self, number: &PhoneNumber) -> Option<Arc<Subscriber>> {
-        match self.store.subscriber(number).await {
-            Ok(Some(record)) => {
-                self.last_known.remember([&record.subscriber]);
-                Some(Arc::new(record.subscriber))
-            }
-            Ok(None) => {
-                tracing::warn!(subscriber = %number, "callback for a subscriber that no longer exists");
-                None
-            }
-            Err(err) => {
-                tracing::error!(
-                    error = format!("{err:#}"),
-                    "store failed; using last known subscriber"
-                );
-                self.last_known.get(number)
-            }
+/// The first Dial of a forwarded call.
+fn first_ring<'a>(plan: &DialPlan<'a>) -> Next<'a> {
+    match plan.step(0) {
+        PlanStep::Ring(destinations) => Next::Ring(DialAttempt::FIRST, destinations),
+        PlanStep::Fallback(fallback) => Next::Fallback(DialAttempt::FIRST, fallback),
+        PlanStep::Done => Next::Done,
+    }
+}
+
+/// What follows `attempt`: the same step again without the destinations
+/// that declined in it (when one just did and others are left), else the
+/// next step.
+fn next_after<'a>(plan: &DialPlan<'a>, session: &Session, attempt: DialAttempt) -> Next<'a> {
+    if session.declined_in(attempt) {
+        let again = attempt.again();
+        let rest = ringing_in(plan, session, again);
+        if !rest.is_empty() {
+            return Next::Ring(again, rest);
         }
     }
+    next_step(plan, attempt)
+}
+
+/// The step after `attempt`'s.
+fn next_step<'a>(plan: &DialPlan<'a>, attempt: DialAttempt) -> Next<'a> {
+    let next = attempt.next_step();
+    match plan.step(usize::from(next.step)) {
+        PlanStep::Ring(destinations) => Next::Ring(next, destinations),
+        PlanStep::Fallback(fallback) => Next::Fallback(next, fallback),
+        PlanStep::Done => Next::Done,
+    }
+}
+
+/// The destinations `attempt` rings: its step's, without those that
+/// declined in an earlier round of that step.
+fn ringing_in<'a>(
+    plan: &DialPlan<'a>,
+    session: &Session,
+    attempt: DialAttempt,
+) -> Vec<&'a Destination> {
+    let PlanStep::Ring(destinations) = plan.step(usize::from(attempt.step)) else {
+        return Vec::new();
+    };
+    let declined: Vec<_> = session.declined_before(attempt).collect();
+    destinations
+        .into_iter()
+        .filter(|d| !declined.contains(&&d.id))
+        .collect()
 }
 
 /// How long a screening destination has to press a key.

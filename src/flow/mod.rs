@@ -2,6 +2,8 @@
 //! forwarded call and its hunt, device events. It speaks the domain's and
 //! the providers' neutral words; HTTP and markup are elsewhere.
 
+mod callback;
+mod expiry;
 mod forwarded;
 mod offers;
 pub mod plan;
@@ -14,17 +16,20 @@ use std::time::Duration;
 use url::Url;
 
 use crate::config::PublicBaseUrl;
-use crate::domain::phone::Region;
-use crate::domain::session::{Session, SessionId, SessionState};
-use crate::domain::subscriber::Subscriber;
+use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::session::{Notice, Session, SessionError, SessionId};
+use crate::domain::subscriber::{Destination, DestinationId, Subscriber};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
-use crate::notify::events::{CallRef, Event, EventPayload};
+use crate::notify::events::{
+    CallRef, Cancelled, Connected, Event, EventPayload, Missed, Taken, Voicemail,
+};
 use crate::notify::webhooks::WebhookSender;
 use crate::store::{LastKnownSubscribers, Store, StoreError};
 use crate::templates::Templates;
 
-pub use self::forwarded::{DialContext, ScreenContext};
+pub use self::callback::CallbackQuery;
+pub use self::expiry::SWEEP_INTERVAL;
 pub use self::offers::Answerer;
 pub use self::ring::{RingOutcome, RingReport};
 pub use self::sessions::DeviceEvent;
@@ -51,6 +56,8 @@ pub struct FlowSettings {
     pub public_base_url: PublicBaseUrl,
     pub region: Region,
     pub session_ttl: Duration,
+    /// How long a session told to reject waits for its forwarded call.
+    pub forward_timeout: Duration,
     /// Whether any provider's routes can answer a forwarded call; without
     /// one, rejecting would send callers to an error, so phones are told to
     /// let the call ring.
@@ -73,6 +80,18 @@ pub enum FlowError {
     RateLimited { retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<SessionError> for FlowError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Over => Self::SessionOver,
+            SessionError::AlreadyForwarded => Self::AlreadyForwarded,
+            SessionError::AlreadyTaken => Self::AlreadyTaken,
+            SessionError::AlreadyAnswered => Self::AlreadyAnswered,
+            SessionError::NoSuchOffer => Self::SessionNotFound,
+        }
+    }
 }
 
 impl CallFlow {
@@ -100,16 +119,17 @@ impl CallFlow {
         &self.bus
     }
 
-    /// An absolute URL of one of our routes, with a query.
-    fn callback_url(&self, path: &str, query: &[(&str, &str)]) -> String {
+    /// An absolute URL of one of our callback routes, with our query.
+    fn callback_url(&self, path: &str, query: &CallbackQuery) -> String {
+        self.url_with_query(path, &query.encode())
+    }
+
+    /// An absolute URL of one of our routes, with an encoded query.
+    fn url_with_query(&self, path: &str, query: &str) -> String {
         let mut url = self.settings.public_base_url.join(path);
         if !query.is_empty() {
             url.push('?');
-            url.push_str(
-                &url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(query)
-                    .finish(),
-            );
+            url.push_str(query);
         }
         url
     }
@@ -157,18 +177,47 @@ impl CallFlow {
         ))))
     }
 
-    /// Tells every destination of `subscriber` about `payload`: on their
-    /// live streams at once, and by webhook in the background (one delivery
-    /// per distinct webhook URL).
+    /// Tells every destination of `subscriber` about `payload`.
     async fn notify(&self, subscriber: &Subscriber, payload: EventPayload) {
+        self.notify_all_but(subscriber, None, payload).await;
+    }
+
+    /// Tells every destination of `subscriber` but `except` about
+    /// `payload`: on their live streams at once, and by webhook in the
+    /// background (one delivery per distinct webhook URL, none to a URL
+    /// `except` has).
+    async fn notify_all_but(
+        &self,
+        subscriber: &Subscriber,
+        except: Option<&DestinationId>,
+        payload: EventPayload,
+    ) {
         let event = Event::now(payload);
-        self.bus
-            .publish_event(&subscriber.number, None, &event)
-            .await;
-        let mut urls: Vec<&Url> = subscriber
+        let excluded = except.and_then(|id| subscriber.destination(id));
+        let others: Vec<&Destination> = subscriber
             .destinations
             .iter()
+            .filter(|d| Some(&d.id) != except)
+            .collect();
+        match except {
+            // One message reaches every stream of the subscriber.
+            None => {
+                self.bus
+                    .publish_event(&subscriber.number, None, &event)
+                    .await
+            }
+            Some(_) => {
+                futures_util::future::join_all(others.iter().map(|d| {
+                    self.bus
+                        .publish_event(&subscriber.number, Some(&d.id), &event)
+                }))
+                .await;
+            }
+        }
+        let mut urls: Vec<&Url> = others
+            .iter()
             .filter_map(|d| d.webhook_url.as_ref())
+            .filter(|u| excluded.and_then(|d| d.webhook_url.as_ref()) != Some(*u))
             .collect();
         urls.sort();
         urls.dedup();
@@ -180,23 +229,70 @@ impl CallFlow {
     }
 }
 
-fn call_ref(session: &Session) -> CallRef {
-    CallRef {
-        session_id: session.id.clone(),
-        subscriber: session.subscriber.clone(),
-        caller: session.caller.clone(),
+impl CallFlow {
+    /// The subscriber as stored now; when the store fails, as this process
+    /// last saw it.
+    async fn current_subscriber(&self, number: &PhoneNumber) -> Option<Arc<Subscriber>> {
+        match self.store.subscriber(number).await {
+            Ok(Some(record)) => {
+                self.last_known.remember([&record.subscriber]);
+                Some(Arc::new(record.subscriber))
+            }
+            Ok(None) => {
+                tracing::warn!(subscriber = %number, "callback for a subscriber that no longer exists");
+                None
+            }
+            Err(err) => {
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    "store failed; using last known subscriber"
+                );
+                self.last_known.get(number)
+            }
+        }
+    }
+
+    /// Tells the destinations what a change of `session` means, and counts
+    /// the outcome it reached.
+    async fn announce(&self, subscriber: &Subscriber, session: &Session, notice: Option<Notice>) {
+        let Some(notice) = notice else { return };
+        if session.is_over() {
+            self.metrics.session_ended(session.state());
+        }
+        let call = call_ref(session);
+        let payload = match notice {
+            Notice::Connected { destination } => EventPayload::Connected(Connected {
+                call,
+                destination_id: destination,
+            }),
+            Notice::Missed(reason) => EventPayload::Missed(Missed { call, reason }),
+            Notice::Cancelled(reason) => EventPayload::Cancelled(Cancelled { call, reason }),
+            // The recording's URL is the callback's, not the session's: see
+            // `voicemail_recorded`.
+            Notice::Voicemail => return,
+            Notice::Taken { winner } => {
+                let taken = EventPayload::Taken(Taken {
+                    call,
+                    destination_id: winner.clone(),
+                });
+                return self.notify_all_but(subscriber, Some(&winner), taken).await;
+            }
+        };
+        self.notify(subscriber, payload).await;
     }
 }
 
-/// Moves a session to `state`, logged once per change.
-fn transition(session: &mut Session, state: SessionState) {
-    if session.state == state {
-        return;
+fn call_ref(session: &Session) -> CallRef {
+    CallRef {
+        session_id: session.id().clone(),
+        subscriber: session.subscriber().clone(),
+        caller: session.caller().clone(),
     }
-    tracing::info!(session_id = %session.id, from = ?session.state, to = ?state, "session state changed");
-    if state.is_over() {
-        session.end(state);
-    } else {
-        session.state = state;
-    }
+}
+
+fn voicemail_event(session: &Session, recording_url: String) -> EventPayload {
+    EventPayload::Voicemail(Voicemail {
+        call: call_ref(session),
+        recording_url,
+    })
 }

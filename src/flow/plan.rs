@@ -52,10 +52,7 @@ impl<'a> DialPlan<'a> {
 
     /// The plan for a forwarded call with its session (if the store gave one).
     pub fn for_session(subscriber: &'a Subscriber, session: Option<&Session>) -> Self {
-        Self::new(
-            subscriber,
-            session.and_then(|s| s.selected_destination.as_ref()),
-        )
+        Self::new(subscriber, session.and_then(Session::selected_destination))
     }
 
     pub fn step(&self, index: usize) -> PlanStep<'a> {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref, transition};
+use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref};
 use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
 use crate::domain::phone::Caller;
-use crate::domain::session::{Instruction, Offer, Session, SessionId, SessionState, Timestamp};
+use crate::domain::session::{Instruction, Offer, Session, SessionId, Timestamp};
 use crate::domain::subscriber::{Mode, Subscriber};
 use crate::notify::events::{Event, EventPayload, Ringing};
 use crate::notify::webhooks::Delivery;
@@ -44,23 +44,13 @@ impl CallFlow {
             });
         }
 
-        let mut session = Session::ringing(
-            subscriber.number.clone(),
-            report.caller,
-            subscriber.mode,
-            report.device_call_id,
-        );
+        let now = Timestamp::now();
         let capabilities: Vec<NewToken> = subscriber
             .destinations
             .iter()
             .map(|_| NewToken::generate(CAPABILITY_PREFIX))
             .collect();
-        if subscriber.mode == Mode::Pick {
-            let reported = session.timeline.reported_at.unwrap_or_else(Timestamp::now);
-            session.wait_until =
-                Some(reported.after(Duration::from_secs(subscriber.pick_timeout_secs.into())));
-        }
-        session.offers = subscriber
+        let offers = subscriber
             .destinations
             .iter()
             .zip(&capabilities)
@@ -70,6 +60,16 @@ impl CallFlow {
                 response: None,
             })
             .collect();
+        let wait_until = (subscriber.mode == Mode::Pick)
+            .then(|| now.after(Duration::from_secs(subscriber.pick_timeout_secs.into())));
+        let session = Session::ringing(
+            subscriber.number.clone(),
+            report.caller,
+            subscriber.mode,
+            report.device_call_id,
+            now,
+        )
+        .with_offers(offers, wait_until);
         if let SessionCreated::Existing(existing) = self
             .store
             .create_session(&session, self.settings.session_ttl)
@@ -77,45 +77,59 @@ impl CallFlow {
         {
             // A retried report: the same session, as it stands now.
             return Ok(RingOutcome {
-                session_id: existing.id,
-                instruction: existing.instruction,
+                session_id: existing.id().clone(),
+                instruction: existing.instruction(),
             });
         }
-        tracing::info!(session_id = %session.id, subscriber = %subscriber.number, "ring reported");
+        tracing::info!(session_id = %session.id(), subscriber = %subscriber.number, "ring reported");
+        self.supersede_earlier_calls(&session).await;
 
         self.notify_ringing(subscriber, &session, &capabilities)
             .await;
         let first_instruction = self.first_instruction(subscriber);
         // A destination may have accepted, or the phone reported, while the
         // notifications were out: decide on the session as it is now.
-        let id = session.id.clone();
+        let id = session.id().clone();
         let (session, ()) = self
             .update_from(Some(session), &id, |session| {
-                if session.state.is_over() {
-                    return Ok(());
-                }
-                session
-                    .timeline
-                    .notified_at
-                    .get_or_insert_with(Timestamp::now);
-                if session.state == SessionState::Ringing {
-                    transition(session, SessionState::Notified);
-                }
-                if session.instruction == Instruction::Wait
-                    && first_instruction != Instruction::Wait
-                {
-                    session.instruction = first_instruction;
-                    session.timeline.instructed_at = Some(Timestamp::now());
-                    transition(session, SessionState::Instructed);
-                }
+                let now = Timestamp::now();
+                session.notified(now);
+                session.instruct(first_instruction, now);
                 Ok(())
             })
             .await?;
-        self.bus.session_changed(&session.id).await;
+        self.bus.session_changed(session.id()).await;
         Ok(RingOutcome {
-            session_id: session.id,
-            instruction: session.instruction,
+            session_id: session.id().clone(),
+            instruction: session.instruction(),
         })
+    }
+
+    /// A new ring report from a caller ends that caller's older sessions
+    /// that still wait for a forwarded call: that call was never forwarded
+    /// (the caller hung up while the carrier forwarded), and must not
+    /// capture this one's forwarded call. Failures are logged: the old
+    /// sessions expire on their own.
+    async fn supersede_earlier_calls(&self, session: &Session) {
+        // Withheld callers cannot be told apart: two at once are two calls.
+        if session.caller().number().is_none() {
+            return;
+        }
+        let earlier = match self
+            .store
+            .awaiting_sessions(session.subscriber(), session.caller())
+            .await
+        {
+            Ok(ids) => ids,
+            Err(err) => {
+                tracing::warn!(session_id = %session.id(), error = format!("{err:#}"), "could not look for earlier calls of this caller");
+                return;
+            }
+        };
+        for id in earlier.iter().filter(|id| *id != session.id()) {
+            self.expire_unforwarded(id, "a newer call from the same caller arrived")
+                .await;
+        }
     }
 
     /// Sends `call.ringing` to every destination with a webhook, all at once,
@@ -126,7 +140,10 @@ impl CallFlow {
         session: &Session,
         capabilities: &[NewToken],
     ) {
-        let reported = session.timeline.reported_at.unwrap_or_else(Timestamp::now);
+        let reported = session
+            .timeline()
+            .reported_at
+            .unwrap_or_else(Timestamp::now);
         let expires_at = match subscriber.mode {
             Mode::Pick => reported.after(Duration::from_secs(subscriber.pick_timeout_secs.into())),
             Mode::Auto => reported.after(self.settings.session_ttl),
@@ -135,9 +152,11 @@ impl CallFlow {
         let mut streamed = Vec::with_capacity(subscriber.destinations.len());
         for (destination, capability) in subscriber.destinations.iter().zip(capabilities) {
             let capability_url = |action: &str| {
-                self.callback_url(
-                    &format!("/v1/sessions/{}/{action}", session.id),
-                    &[("capability", capability.reveal())],
+                self.url_with_query(
+                    &format!("/v1/sessions/{}/{action}", session.id()),
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("capability", capability.reveal())
+                        .finish(),
                 )
             };
             let event = Event::now(EventPayload::Ringing(Ringing {
@@ -170,10 +189,10 @@ impl CallFlow {
         {
             match outcome {
                 Delivery::Delivered => {
-                    tracing::debug!(session_id = %session.id, destination = %destination.id, "call.ringing delivered")
+                    tracing::debug!(session_id = %session.id(), destination = %destination.id, "call.ringing delivered")
                 }
                 other => tracing::warn!(
-                    session_id = %session.id,
+                    session_id = %session.id(),
                     destination = %destination.id,
                     outcome = ?other,
                     "call.ringing not delivered"

@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use super::{CallFlow, FlowError, call_ref, transition};
+use super::{CallFlow, FlowError};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{Instruction, Session, SessionId, SessionState, Timestamp};
+use crate::domain::session::{CancelReason, Instruction, Session, SessionId, Timestamp};
 use crate::domain::subscriber::Subscriber;
-use crate::notify::events::{CancelReason, Cancelled, EventPayload};
 
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -30,7 +29,7 @@ impl CallFlow {
         id: &SessionId,
     ) -> Result<Session, FlowError> {
         match self.store.session(id).await? {
-            Some(session) if session.subscriber == *subscriber => Ok(session),
+            Some(session) if session.subscriber() == subscriber => Ok(session),
             _ => Err(FlowError::SessionNotFound),
         }
     }
@@ -43,42 +42,22 @@ impl CallFlow {
     ) -> Result<(), FlowError> {
         // Another subscriber's session is not found, before and after.
         self.session_of(&subscriber.number, id).await?;
-        let (session, cancelled) = self
-            .update(id, |session| {
-                if session.state.is_over() {
-                    return Err(FlowError::SessionOver);
+        let (session, notice) = self
+            .update(id, |session| match event {
+                DeviceEvent::Rejected => {
+                    session.record_phone_rejected()?;
+                    Ok(None)
                 }
-                match event {
-                    DeviceEvent::Rejected => {
-                        session.phone_rejected = true;
-                        Ok(None)
-                    }
-                    DeviceEvent::Answered | DeviceEvent::Ended => {
-                        if session.state == SessionState::Forwarded {
-                            return Err(FlowError::AlreadyForwarded);
-                        }
-                        transition(session, SessionState::Cancelled);
-                        Ok(Some(if event == DeviceEvent::Answered {
-                            CancelReason::AnsweredOnPhone
-                        } else {
-                            CancelReason::CallerHungUp
-                        }))
-                    }
-                }
+                DeviceEvent::Answered => Ok(Some(
+                    session.cancel(CancelReason::AnsweredOnPhone, Timestamp::now())?,
+                )),
+                DeviceEvent::Ended => Ok(Some(
+                    session.cancel(CancelReason::CallerHungUp, Timestamp::now())?,
+                )),
             })
             .await?;
         self.bus.session_changed(id).await;
-        if let Some(reason) = cancelled {
-            self.metrics.session_ended(SessionState::Cancelled);
-            self.notify(
-                subscriber,
-                EventPayload::Cancelled(Cancelled {
-                    call: call_ref(&session),
-                    reason,
-                }),
-            )
-            .await;
-        }
+        self.announce(subscriber, &session, notice).await;
         Ok(())
     }
 }
@@ -98,24 +77,21 @@ impl CallFlow {
         let give_up = tokio::time::Instant::now() + wait;
         loop {
             let session = self.session_of(subscriber, id).await?;
-            if session.instruction != Instruction::Wait {
-                return Ok(session.instruction);
+            if session.instruction() != Instruction::Wait {
+                return Ok(session.instruction());
             }
             let now = Timestamp::now();
             if session.wait_expired(now) {
-                let (session, ()) = self
+                let (session, _) = self
                     .update(id, |session| {
-                        if session.wait_expired(Timestamp::now()) {
-                            super::offers::ignore(session, Timestamp::now());
-                        }
-                        Ok(())
+                        Ok(session.end_wait_if_expired(Timestamp::now()))
                     })
                     .await?;
                 self.bus.session_changed(id).await;
-                return Ok(session.instruction);
+                return Ok(session.instruction());
             }
             let mut wake = give_up;
-            if let Some(until) = session.wait_until {
+            if let Some(until) = session.wait_until() {
                 wake = wake.min(tokio::time::Instant::now() + now.until(until));
             }
             if tokio::time::Instant::now() >= give_up {
@@ -142,27 +118,19 @@ impl CallFlow {
         for id in ids {
             let cancelled = self
                 .update(&id, |session| {
-                    let open = !session.state.is_over() && session.state != SessionState::Forwarded;
-                    if open {
-                        transition(session, SessionState::Cancelled);
-                    }
-                    Ok(open)
+                    Ok(session
+                        .cancel(CancelReason::SubscriberDeleted, Timestamp::now())
+                        .ok())
                 })
                 .await;
             match cancelled {
-                Ok((session, true)) => {
-                    self.metrics.session_ended(SessionState::Cancelled);
-                    self.notify(
-                        subscriber,
-                        EventPayload::Cancelled(Cancelled {
-                            call: call_ref(&session),
-                            reason: CancelReason::SubscriberDeleted,
-                        }),
-                    )
-                    .await;
-                    self.bus.session_changed(&id).await;
+                Ok((session, notice)) => {
+                    if notice.is_some() {
+                        self.bus.session_changed(&id).await;
+                    }
+                    self.announce(subscriber, &session, notice).await;
                 }
-                Ok((_, false)) | Err(FlowError::SessionNotFound) => {}
+                Err(FlowError::SessionNotFound) => {}
                 Err(err) => {
                     tracing::error!(session_id = %id, error = %err, "could not cancel a session of a deleted subscriber")
                 }

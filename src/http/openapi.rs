@@ -127,7 +127,7 @@ mod tests {
     use super::*;
     use crate::domain::forwarding::ForwardingCodes;
     use crate::domain::phone::{Caller, PhoneNumber, Region};
-    use crate::domain::session::{Instruction, Leg, SessionId, SessionState, Timeline, Timestamp};
+    use crate::domain::session::{Instruction, SessionId, SessionState, Timeline, Timestamp};
     use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, SubscriberSpec};
     use crate::flow::{DeviceEvent, FlowError};
     use crate::http::error::ApiError;
@@ -692,11 +692,11 @@ mod tests {
             serde_json::to_value(DestinationId::parse("desk").unwrap()).unwrap();
         connected["call_sid"] = json!("CA1");
         connected["timeline"]["connected_at"] = serde_json::to_value(Timestamp::now()).unwrap();
-        connected["legs"] = serde_json::to_value(vec![Leg {
-            destination_id: DestinationId::parse("desk").unwrap(),
-            status: "no-answer".into(),
-        }])
-        .unwrap();
+        connected["legs"] = json!([
+            {"destination_id": "desk", "status": "no-answer"},
+            {"destination_id": "desk", "status": "declined"},
+            {"destination_id": "desk", "status": "connected"}
+        ]);
         assert_valid(&doc, "Session", &connected);
         let mut unfinished = session;
         unfinished["timeline"]

@@ -13,9 +13,9 @@ use tracing::Instrument as _;
 use super::auth::app_state;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::dial::CallSid;
 use crate::domain::session::SessionId;
-use crate::flow::{DialContext, ScreenContext};
+use crate::flow::CallbackQuery;
 use crate::providers::{CallScript, Params, Provider, Step};
 
 /// The routes of provider `P`.
@@ -97,19 +97,34 @@ async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) ->
     markup::<P>(&script)
 }
 
+/// Our context from the query of a callback URL; `None` when it is not ours
+/// (the caller still gets markup: a hang-up).
+fn callback_query<P: Provider>(req: &HttpRequest) -> Option<CallbackQuery> {
+    let query = CallbackQuery::parse(req.query_string());
+    if query.is_none() {
+        // The query may hold anything: log that it was foreign, not what.
+        tracing::warn!(provider = P::NAME, "callback without our context");
+    }
+    query
+}
+
+fn hangup<P: Provider>() -> HttpResponse {
+    markup::<P>(&CallScript(vec![Step::Hangup]))
+}
+
 async fn dial_status<P: Provider>(
     req: HttpRequest,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(context) = dial_context::<P>(&req, &state, &form.params) else {
-        return markup::<P>(&CallScript(vec![Step::Hangup]));
+    let Some(query) = callback_query::<P>(&req) else {
+        return hangup::<P>();
     };
-    let outcome = P::dial_outcome(&form.params);
-    let span = callback_span::<P>(&form, &context);
+    let result = P::dial_result(&form.params);
+    let span = callback_span::<P>(&form, &query);
     let script = state
         .flow
-        .dial_finished(&P::ROUTES, context, outcome)
+        .dial_finished(&P::ROUTES, query, result)
         .instrument(span)
         .await;
     markup::<P>(&script)
@@ -120,13 +135,13 @@ async fn voicemail<P: Provider>(
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(context) = dial_context::<P>(&req, &state, &form.params) else {
-        return markup::<P>(&CallScript(vec![Step::Hangup]));
+    let Some(query) = callback_query::<P>(&req) else {
+        return hangup::<P>();
     };
-    let span = callback_span::<P>(&form, &context);
+    let span = callback_span::<P>(&form, &query);
     let script = state
         .flow
-        .voicemail_recorded(context, P::recording_url(&form.params))
+        .voicemail_recorded(query, P::recording_url(&form.params))
         .instrument(span)
         .await;
     markup::<P>(&script)
@@ -135,91 +150,59 @@ async fn voicemail<P: Provider>(
 async fn screen<P: Provider>(
     req: HttpRequest,
     state: web::Data<AppState>,
-    _: SignedForm<P>,
+    form: SignedForm<P>,
 ) -> HttpResponse {
-    let script = match screen_context(&req, &state) {
-        Some(context) => state.flow.screen(&P::ROUTES, P::SCREENING, &context),
-        None => CallScript(vec![Step::Hangup]),
+    let Some(query) = callback_query::<P>(&req) else {
+        return hangup::<P>();
     };
+    let span = callback_span::<P>(&form, &query);
+    let script = state
+        .flow
+        .leg_picked_up(&P::ROUTES, P::SCREENING, query)
+        .instrument(span)
+        .await;
     markup::<P>(&script)
 }
 
 async fn screen_result<P: Provider>(
+    req: HttpRequest,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    markup::<P>(&state.flow.screen_result(form.params.get("Digits")))
+    let Some(query) = callback_query::<P>(&req) else {
+        return hangup::<P>();
+    };
+    let span = callback_span::<P>(&form, &query);
+    let script = state
+        .flow
+        .screen_result(query, P::digits(&form.params))
+        .instrument(span)
+        .await;
+    markup::<P>(&script)
 }
 
-async fn status<P: Provider>(form: SignedForm<P>) -> HttpResponse {
-    tracing::info!(
-        provider = P::NAME,
-        call_sid = form.params.get("CallSid").or(form.params.get("CallUUID")),
-        status = form.params.get("CallStatus"),
-        "call status"
-    );
+/// The forwarded call's status callback, and (with our query) the leg
+/// events of our Dials.
+async fn status<P: Provider>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: SignedForm<P>,
+) -> HttpResponse {
+    let report = P::status_report(&form.params, state.config.default_region);
+    let call_id = P::call_id(&form.params);
+    tracing::info!(provider = P::NAME, call_sid = call_id.as_ref().map(CallSid::as_str), report = ?report, "call status");
+    // Our own query, when the URL is one of ours; the number's status
+    // callback carries none.
+    let query = CallbackQuery::parse(req.query_string());
+    state.flow.status_reported(query, call_id, report).await;
     HttpResponse::NoContent().finish()
 }
 
-fn callback_span<P: Provider>(form: &SignedForm<P>, context: &DialContext) -> tracing::Span {
+fn callback_span<P: Provider>(form: &SignedForm<P>, query: &CallbackQuery) -> tracing::Span {
     tracing::info_span!(
         "call_callback",
         provider = P::NAME,
-        call_sid = form.params.get("CallSid").or(form.params.get("CallUUID")),
-        session_id = context.session.as_ref().map(SessionId::as_str),
+        call_sid = P::call_id(&form.params).as_ref().map(CallSid::as_str),
+        session_id = query.session.as_ref().map(SessionId::as_str),
     )
-}
-
-/// The context of a screening leg, from the query of its URL.
-fn screen_context(req: &HttpRequest, state: &AppState) -> Option<ScreenContext> {
-    let mut subscriber = None;
-    let mut caller = Caller::Withheld;
-    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
-        match name.as_ref() {
-            "subscriber" => {
-                subscriber = PhoneNumber::parse(&value, state.config.default_region).ok()
-            }
-            "caller" => caller = Caller::parse(Some(&value), state.config.default_region),
-            _ => {}
-        }
-    }
-    Some(ScreenContext {
-        subscriber: subscriber?,
-        caller,
-    })
-}
-
-/// The context we put in the query of our callback URLs. `None` when it is
-/// not ours (the caller still gets markup, a hang-up).
-fn dial_context<P: Provider>(
-    req: &HttpRequest,
-    state: &AppState,
-    params: &Params,
-) -> Option<DialContext> {
-    let mut subscriber = None;
-    let mut session = None;
-    let mut step = None;
-    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
-        match name.as_ref() {
-            "subscriber" => {
-                subscriber = PhoneNumber::parse(&value, state.config.default_region).ok()
-            }
-            "session" => session = SessionId::parse(&value).ok(),
-            "step" => step = value.parse().ok(),
-            _ => {}
-        }
-    }
-    match (subscriber, step) {
-        (Some(subscriber), Some(step)) => Some(DialContext {
-            subscriber,
-            session,
-            step,
-            caller: P::inbound_call(params, state.config.default_region)
-                .map_or(Caller::Withheld, |call| call.from),
-        }),
-        _ => {
-            tracing::warn!(query = req.query_string(), "callback without our context");
-            None
-        }
-    }
 }

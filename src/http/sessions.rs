@@ -7,8 +7,9 @@ use super::auth::SessionReader;
 use super::device::parse_session_id;
 use super::error::{ApiError, doc};
 use super::state::AppState;
+use crate::domain::dial::{CallSid, LegStatus};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Leg, Session, SessionId, SessionState, Timeline};
+use crate::domain::session::{Session, SessionId, SessionState, Timeline};
 use crate::domain::subscriber::{DestinationId, Mode};
 
 /// A session as the contract shows it: no capabilities, no internals.
@@ -32,23 +33,40 @@ struct SessionView<'a> {
     )]
     call_sid: Option<&'a str>,
     timeline: &'a Timeline,
-    /// The dial attempts of the forwarded call, in order.
-    #[schema(value_type = Vec<Leg>)]
-    legs: &'a [Leg],
+    /// The legs of the forwarded call's Dials, in order.
+    legs: Vec<LegView<'a>>,
+}
+
+/// One leg: the destination rung, and what became of it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Leg)]
+struct LegView<'a> {
+    #[schema(value_type = String, example = "desk")]
+    destination_id: &'a DestinationId,
+    /// `ringing`, `connected`, `declined` (picked up, but screening got no
+    /// 1), `busy`, `no-answer`, `failed` or `canceled`.
+    status: LegStatus,
 }
 
 impl<'a> From<&'a Session> for SessionView<'a> {
     fn from(s: &'a Session) -> Self {
         Self {
-            id: &s.id,
-            subscriber: &s.subscriber,
-            caller: &s.caller,
-            state: s.state,
-            mode: s.mode,
-            selected_destination: s.selected_destination.as_ref(),
-            call_sid: s.call_sid.as_deref(),
-            timeline: &s.timeline,
-            legs: &s.legs,
+            id: s.id(),
+            subscriber: s.subscriber(),
+            caller: s.caller(),
+            state: s.state(),
+            mode: s.mode(),
+            selected_destination: s.selected_destination(),
+            call_sid: s.call_sid().map(CallSid::as_str),
+            timeline: s.timeline(),
+            legs: s
+                .legs()
+                .iter()
+                .map(|l| LegView {
+                    destination_id: &l.destination_id,
+                    status: l.status,
+                })
+                .collect(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::domain::phone::{Caller, PhoneNumber};
+pub use crate::domain::session::{CancelReason, MissedReason};
 use crate::domain::session::{SessionId, Timestamp};
 use crate::domain::subscriber::DestinationId;
 
@@ -24,9 +25,11 @@ pub enum EventPayload {
     #[serde(rename = "call.connected")]
     Connected(Connected),
     #[serde(rename = "call.missed")]
-    Missed(CallRef),
+    Missed(Missed),
     #[serde(rename = "call.voicemail")]
     Voicemail(Voicemail),
+    #[serde(rename = "call.taken")]
+    Taken(Taken),
 }
 
 /// What every event says of the call.
@@ -51,17 +54,6 @@ pub struct Ringing {
     pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelReason {
-    /// The subscriber took the call on the phone itself.
-    AnsweredOnPhone,
-    /// The caller hung up before anything answered.
-    CallerHungUp,
-    /// The subscriber was deleted while the call rang.
-    SubscriberDeleted,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Cancelled {
     #[serde(flatten)]
@@ -76,6 +68,25 @@ pub struct Connected {
     /// Who took it; `null` when several rang at once and the provider does
     /// not say which answered.
     pub destination_id: Option<DestinationId>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Missed {
+    #[serde(flatten)]
+    pub call: CallRef,
+    /// `not_forwarded` (the phone rejected but no forwarded call came:
+    /// check the carrier's forwarding), `caller_hung_up`, `nobody_answered`.
+    pub reason: MissedReason,
+}
+
+/// Another destination accepted the call (pick mode): this one's offer is
+/// closed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Taken {
+    #[serde(flatten)]
+    pub call: CallRef,
+    /// Who accepted.
+    pub destination_id: DestinationId,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +112,7 @@ impl Event {
             EventPayload::Connected(_) => "call.connected",
             EventPayload::Missed(_) => "call.missed",
             EventPayload::Voicemail(_) => "call.voicemail",
+            EventPayload::Taken(_) => "call.taken",
         }
     }
 }

@@ -37,8 +37,10 @@ pub(super) fn capacity_hint(script: &CallScript) -> usize {
                     text(&d.action_url)
                         + d.targets
                             .iter()
-                            .map(|t| VERB + 32 + t.whisper_url.as_deref().map_or(0, text))
+                            .map(|t| VERB + 32 + t.pickup_url.as_deref().map_or(0, text))
                             .sum::<usize>()
+                        + d.screen_url.as_deref().map_or(0, text)
+                        + d.leg_events_url.as_deref().map_or(0, text)
                 }
                 Step::Record { action_url, .. } => text(action_url),
                 Step::Gather {

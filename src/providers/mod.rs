@@ -13,6 +13,7 @@ use actix_web::http::header::HeaderMap;
 use secrecy::SecretString;
 
 use crate::config::Config;
+use crate::domain::dial::{CallSid, DialResult};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 use crate::domain::subscriber::Target;
 
@@ -48,8 +49,17 @@ pub trait Provider: Send + Sync + 'static {
     /// not describe one (no call id).
     fn inbound_call(params: &Params, region: Region) -> Option<InboundCall>;
 
+    /// The id of the call a callback is about.
+    fn call_id(params: &Params) -> Option<CallSid>;
+
     /// How a `<Dial>` we returned ended.
-    fn dial_outcome(params: &Params) -> DialOutcome;
+    fn dial_result(params: &Params) -> DialResult;
+
+    /// The keys a screened callee pressed.
+    fn digits(params: &Params) -> Option<&str>;
+
+    /// What a request to the status route reports.
+    fn status_report(params: &Params, region: Region) -> StatusReport;
 
     /// The recording a `<Record>` we returned made; `None` when nothing was
     /// recorded.
@@ -113,7 +123,7 @@ impl Params {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundCall {
     /// The provider's id of the call (Twilio `CallSid`, Plivo `CallUUID`).
-    pub call_id: String,
+    pub call_id: CallSid,
     pub from: Caller,
     /// The forwarding number called; `None` when it is not a phone number.
     pub to: Option<PhoneNumber>,
@@ -121,27 +131,17 @@ pub struct InboundCall {
     pub forwarded_from: Option<PhoneNumber>,
 }
 
-/// How one dial attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialOutcome {
-    Answered,
-    Busy,
-    NoAnswer,
-    Failed,
-    /// The caller hung up while it rang.
-    Canceled,
-}
-
-impl DialOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Answered => "answered",
-            Self::Busy => "busy",
-            Self::NoAnswer => "no-answer",
-            Self::Failed => "failed",
-            Self::Canceled => "canceled",
-        }
-    }
+/// What the status route hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusReport {
+    /// The forwarded call ended (its final status).
+    CallEnded,
+    /// A leg of a Dial of ours picked up, or was bridged to the caller
+    /// (providers that report leg events per Dial, Plivo's `callbackUrl`);
+    /// `to` is the dialed target as far as it can be read back.
+    Leg { to: Option<Target>, bridged: bool },
+    /// Anything else (a call still in progress): nothing to do.
+    Progress,
 }
 
 /// What we tell the CPaaS to do with a call, in no provider's words. An
@@ -183,12 +183,21 @@ pub struct Dial {
     pub timeout_secs: u32,
     /// Where the provider posts the outcome of the Dial (our `dial-status`).
     pub action_url: String,
+    /// For providers that screen per Dial (Plivo `confirmSound`): the
+    /// whisper every answering leg hears when any target is screened.
+    pub screen_url: Option<String>,
+    /// For providers that report leg events per Dial (Plivo `callbackUrl`):
+    /// where they go, so that we learn which leg answered.
+    pub leg_events_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialTarget {
     pub target: Target,
-    /// Screening: markup fetched from this URL runs on the callee's leg
-    /// before the call is bridged.
-    pub whisper_url: Option<String>,
+    /// For providers that run markup per leg (Twilio `<Number url>`): fetched
+    /// when this leg picks up and run on it before the bridge; it tells us
+    /// who answered, and screens when `screened`.
+    pub pickup_url: Option<String>,
+    /// Whether the person who answers must press 1 first.
+    pub screened: bool,
 }

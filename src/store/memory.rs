@@ -11,8 +11,9 @@ use tokio::time::Instant;
 
 use super::{SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
 use crate::domain::credentials::{TokenHash, TokenOwner};
+use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Claim, Session, SessionId};
+use crate::domain::session::{Claim, Session, SessionId, Timestamp};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -26,11 +27,14 @@ struct Inner {
     tokens: HashMap<TokenHash, TokenOwner>,
     sessions: HashMap<SessionId, StoredSession>,
     /// Sessions awaiting a forwarded call, by subscriber and caller, ordered
-    /// by report time.
+    /// by instruction time.
     awaiting: HashMap<(PhoneNumber, Caller), BTreeSet<(i64, SessionId)>>,
+    /// Every session awaiting a forwarded call, by instruction time: the
+    /// forward deadlines.
+    due: BTreeSet<(i64, SessionId)>,
     device_calls: HashMap<(PhoneNumber, String), SessionId>,
     /// The session each forwarded call took, for retried webhooks.
-    calls: HashMap<String, SessionId>,
+    calls: HashMap<CallSid, SessionId>,
     windows: HashMap<String, (u64, Instant)>,
     writes_since_sweep: u32,
 }
@@ -48,9 +52,9 @@ struct StoredSession {
 impl StoredSession {
     fn view(&self) -> Session {
         let mut session = self.session.clone();
-        session.version = self.version;
+        session.set_version(self.version);
         if let Some(claim) = &self.claim
-            && session.call_sid.is_none()
+            && session.call_sid().is_none()
         {
             session.apply_claim(claim.clone());
         }
@@ -77,11 +81,14 @@ impl MemoryStore {
 }
 
 fn awaiting_key(session: &Session) -> (PhoneNumber, Caller) {
-    (session.subscriber.clone(), session.caller.clone())
+    (session.subscriber().clone(), session.caller().clone())
 }
 
-fn reported_millis(session: &Session) -> i64 {
-    session.timeline.reported_at.map_or(0, |t| t.unix_millis())
+fn instructed_millis(session: &Session) -> i64 {
+    session
+        .timeline()
+        .instructed_at
+        .map_or(0, |t| t.unix_millis())
 }
 
 impl Inner {
@@ -117,22 +124,25 @@ impl Inner {
         }
         let (claim, previous_version) = self
             .sessions
-            .remove(&session.id)
+            .remove(session.id())
             .map_or((None, None), |s| (s.claim, Some(s.version)));
         let index = self.awaiting.entry(awaiting_key(session)).or_default();
-        // Keyed by id, whatever report time an earlier write carried.
-        index.retain(|(_, id)| *id != session.id);
+        // Keyed by id, whatever time an earlier write carried.
+        index.retain(|(_, id)| id != session.id());
+        self.due.retain(|(_, id)| id != session.id());
         if session.awaits_forwarded_call() && claim.is_none() {
-            index.insert((reported_millis(session), session.id.clone()));
+            let entry = (instructed_millis(session), session.id().clone());
+            index.insert(entry.clone());
+            self.due.insert(entry);
         }
-        if let Some(call_id) = &session.device_call_id {
+        if let Some(call_id) = session.device_call_id() {
             self.device_calls.insert(
-                (session.subscriber.clone(), call_id.clone()),
-                session.id.clone(),
+                (session.subscriber().clone(), call_id.to_owned()),
+                session.id().clone(),
             );
         }
         self.sessions.insert(
-            session.id.clone(),
+            session.id().clone(),
             StoredSession {
                 session: session.clone(),
                 claim,
@@ -150,6 +160,7 @@ impl Inner {
             index.retain(|(_, id)| sessions.contains_key(id));
             !index.is_empty()
         });
+        self.due.retain(|(_, id)| sessions.contains_key(id));
         self.device_calls.retain(|_, id| sessions.contains_key(id));
         self.calls.retain(|_, id| sessions.contains_key(id));
         self.windows.retain(|_, (_, ends)| *ends > now);
@@ -232,8 +243,8 @@ impl Store for MemoryStore {
     ) -> Result<SessionCreated, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
-        if let Some(call_id) = &session.device_call_id {
-            let key = (session.subscriber.clone(), call_id.clone());
+        if let Some(call_id) = session.device_call_id() {
+            let key = (session.subscriber().clone(), call_id.to_owned());
             if let Some(existing) = inner.device_calls.get(&key).cloned()
                 && let Some(stored) = inner.live_session(&existing, now)
             {
@@ -256,12 +267,12 @@ impl Store for MemoryStore {
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let current = inner.live_session(&session.id, now).map(|s| s.version);
-        if current != Some(session.version) {
+        let current = inner.live_session(session.id(), now).map(|s| s.version);
+        if current != Some(session.version()) {
             return Ok(false);
         }
         inner.write_session(session, ttl, now);
-        session.version += 1;
+        session.set_version(session.version() + 1);
         Ok(true)
     }
 
@@ -271,8 +282,8 @@ impl Store for MemoryStore {
         Ok(inner
             .sessions
             .iter()
-            .filter(|(_, s)| s.deadline > now && s.session.subscriber == *subscriber)
-            .filter(|(_, s)| !s.view().state.is_over())
+            .filter(|(_, s)| s.deadline > now && s.session.subscriber() == subscriber)
+            .filter(|(_, s)| !s.view().is_over())
             .map(|(id, _)| id.clone())
             .collect())
     }
@@ -289,44 +300,35 @@ impl Store for MemoryStore {
         subscribers: &[PhoneNumber],
         caller: &Caller,
         claim: &Claim,
+        not_instructed_before: Timestamp,
         unreported: Option<&Session>,
         ttl: Duration,
     ) -> Result<Option<Session>, StoreError> {
         let now = Instant::now();
+        let cutoff = not_instructed_before.unix_millis();
         let mut inner = self.lock();
         if let Some(earlier) = inner.calls.get(&claim.call_sid).cloned()
             && let Some(stored) = inner.live_session(&earlier, now)
         {
             return Ok(Some(stored.view()));
         }
-        let newest_first = *caller == Caller::Withheld;
         loop {
-            // The best live entry across the candidates' indexes.
+            // The most recent entry across the candidates' indexes.
             let best = subscribers
                 .iter()
                 .filter_map(|s| {
                     let index = inner.awaiting.get(&(s.clone(), caller.clone()))?;
-                    let entry = if newest_first {
-                        index.last()
-                    } else {
-                        index.first()
-                    };
-                    entry.map(|e| (s.clone(), e.clone()))
+                    index.last().map(|e| (s.clone(), e.clone()))
                 })
-                .reduce(|a, b| {
-                    let b_wins = if newest_first {
-                        b.1.0 > a.1.0
-                    } else {
-                        b.1.0 < a.1.0
-                    };
-                    if b_wins { b } else { a }
-                });
+                .filter(|(_, (instructed, _))| *instructed >= cutoff)
+                .max_by_key(|(_, (instructed, _))| *instructed);
             let Some((subscriber, entry)) = best else {
                 break;
             };
             if let Some(index) = inner.awaiting.get_mut(&(subscriber, caller.clone())) {
                 index.remove(&entry);
             }
+            inner.due.remove(&entry);
             if let Some(stored) = inner.live_session(&entry.1, now)
                 && stored.claim.is_none()
             {
@@ -345,11 +347,48 @@ impl Store for MemoryStore {
                 inner.write_session(session, ttl, now);
                 inner
                     .calls
-                    .insert(claim.call_sid.clone(), session.id.clone());
-                Ok(inner.live_session(&session.id, now).map(|s| s.view()))
+                    .insert(claim.call_sid.clone(), session.id().clone());
+                Ok(inner.live_session(session.id(), now).map(|s| s.view()))
             }
             None => Ok(None),
         }
+    }
+
+    async fn awaiting_sessions(
+        &self,
+        subscriber: &PhoneNumber,
+        caller: &Caller,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        Ok(self
+            .lock()
+            .awaiting
+            .get(&(subscriber.clone(), caller.clone()))
+            .map(|index| index.iter().map(|(_, id)| id.clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn take_due_forwards(
+        &self,
+        instructed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let cutoff = instructed_before.unix_millis();
+        let mut inner = self.lock();
+        let due: Vec<_> = inner
+            .due
+            .iter()
+            .take_while(|(instructed, _)| *instructed < cutoff)
+            .take(limit)
+            .cloned()
+            .collect();
+        for entry in &due {
+            inner.due.remove(entry);
+        }
+        Ok(due.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
+        Ok(self.lock().calls.get(call_sid).cloned())
     }
 
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError> {

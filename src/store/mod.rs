@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::credentials::{Credentials, TokenHash, TokenOwner};
+use crate::domain::dial::CallSid;
 use crate::domain::phone::Caller;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{Claim, Session, SessionId};
+use crate::domain::session::{Claim, Session, SessionId, Timestamp};
 use crate::domain::subscriber::Subscriber;
 
 pub use self::last_known::LastKnownSubscribers;
@@ -106,21 +107,42 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
 
     /// Claims for a forwarded call the session it belongs to: of the
-    /// sessions of `subscribers` awaiting a forwarded call from `caller`, the
-    /// oldest (for a withheld caller, the newest). Atomic: of concurrent
-    /// claims, across instances, exactly one gets a given session. When none
-    /// is found and `unreported` is given, that session is stored instead
-    /// (the call matched no ring report) and returned. A call that already
-    /// took a session (a retried webhook: same `claim.call_sid`) gets that
-    /// session again. One round trip.
+    /// sessions of `subscribers` awaiting a forwarded call from `caller`
+    /// that were instructed at `not_instructed_before` or later, the most
+    /// recently instructed. Atomic: of concurrent claims, across instances,
+    /// exactly one gets a given session. When none is found and
+    /// `unreported` is given, that session is stored instead (the call
+    /// matched no ring report) and returned. A call that already took a
+    /// session (a retried webhook: same `claim.call_sid`) gets that session
+    /// again. One round trip.
     async fn claim_session(
         &self,
         subscribers: &[PhoneNumber],
         caller: &Caller,
         claim: &Claim,
+        not_instructed_before: Timestamp,
         unreported: Option<&Session>,
         ttl: Duration,
     ) -> Result<Option<Session>, StoreError>;
+
+    /// The sessions of `subscriber` awaiting a forwarded call from `caller`.
+    async fn awaiting_sessions(
+        &self,
+        subscriber: &PhoneNumber,
+        caller: &Caller,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Takes up to `limit` sessions that await a forwarded call since before
+    /// `instructed_before`: each is handed out once, to one caller, across
+    /// instances.
+    async fn take_due_forwards(
+        &self,
+        instructed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// The session the forwarded call `call_sid` took, if any.
+    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError>;
 
     /// Counts one hit on `key` in a fixed window of `window`; returns the
     /// hits so far in this window and the time until it resets.

@@ -31,8 +31,9 @@ use redis::{AsyncCommands as _, RedisError, Script};
 
 use super::{SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
 use crate::domain::credentials::{TokenHash, TokenOwner};
+use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Claim, Session, SessionId};
+use crate::domain::session::{Claim, Session, SessionId, Timestamp};
 use crate::domain::subscriber::DestinationId;
 use crate::metrics::Metrics;
 
@@ -104,7 +105,7 @@ return out
 /// (listed while it awaits a forwarded call, unless a claim took it), in
 /// the subscriber's set of open sessions, and the TTL of its device-call key. Shared by the two scripts below.
 const WRITE_SESSION_LUA: &str = r"
-local function write_session(session_key, index_key, open_key, device_call_key, data, ttl, awaiting, id, reported, over)
+local function write_session(session_key, index_key, open_key, due_key, device_call_key, data, ttl, awaiting, id, instructed, over)
   if redis.call('EXISTS', session_key) == 1 then
     redis.call('HINCRBY', session_key, 'version', 1)
   else
@@ -113,10 +114,12 @@ local function write_session(session_key, index_key, open_key, device_call_key, 
   redis.call('HSET', session_key, 'data', data)
   redis.call('PEXPIRE', session_key, ttl)
   if awaiting == '1' and redis.call('HEXISTS', session_key, 'claim') == 0 then
-    redis.call('ZADD', index_key, reported, id)
+    redis.call('ZADD', index_key, instructed, id)
     redis.call('PEXPIRE', index_key, ttl)
+    redis.call('ZADD', due_key, instructed, id)
   else
     redis.call('ZREM', index_key, id)
+    redis.call('ZREM', due_key, id)
   end
   if over == '1' then
     redis.call('SREM', open_key, id)
@@ -128,31 +131,33 @@ local function write_session(session_key, index_key, open_key, device_call_key, 
 end
 ";
 
-/// KEYS: session hash, matching index, open set, device-call key (optional).
+/// KEYS: session hash, matching index, open set, forward deadlines,
+/// device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, report time, '1' when it is over, prefix.
+/// session id, instruction time, '1' when it is over, prefix.
 /// Returns nothing when written, or the earlier session's {data, claim}
 /// when the device-call key names a live one.
 static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{WRITE_SESSION_LUA}{}",
         r"
-if KEYS[4] then
-  local existing = redis.call('GET', KEYS[4])
+if KEYS[5] then
+  local existing = redis.call('GET', KEYS[5])
   if existing then
     local old = redis.call('HMGET', ARGV[7] .. ':ses:' .. existing, 'data', 'version', 'claim')
     if old[1] then return old end
   end
 end
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return false
 "
     ))
 });
 
-/// KEYS: session hash, matching index, open set, device-call key (optional).
+/// KEYS: session hash, matching index, open set, forward deadlines,
+/// device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, report time, '1' when it is over, the version the session
+/// session id, instruction time, '1' when it is over, the version the session
 /// was read at.
 /// Returns 0, writing nothing, when the stored version differs.
 static UPDATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
@@ -160,37 +165,41 @@ static UPDATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
         "{WRITE_SESSION_LUA}{}",
         r"
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[7] then return 0 end
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return 1
 "
     ))
 });
 
-/// KEYS: session hash, matching index, open set, device-call key (optional).
+/// KEYS: session hash, matching index, open set, forward deadlines,
+/// device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, report time, '1' when it is over.
+/// session id, instruction time, '1' when it is over.
 static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{WRITE_SESSION_LUA}{}",
         r"
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return 1
 "
     ))
 });
 
-/// KEYS: the matching indexes of the candidate subscribers for this caller.
-/// ARGV: prefix, '1' to take the newest (withheld caller), claim JSON, TTL in
-/// ms, the call's id, then optionally the id and JSON of a session to store
-/// when none is found.
+/// KEYS: the forward deadlines, then the matching indexes of the candidate
+/// subscribers for this caller.
+/// ARGV: prefix, the earliest instruction time (ms) still claimable, claim
+/// JSON, TTL in ms, the call's id, then optionally the id and JSON of a
+/// session to store when none is found.
 /// Taking an entry out of its index is the claim: Redis runs one script at a
-/// time, so two webhooks can never take the same entry. The call's id
+/// time, so two webhooks can never take the same entry. The most recently
+/// instructed entry wins; one older than the cutoff is never claimed (its
+/// call was not forwarded, and the sweep expires it). The call's id
 /// remembers the session it took, so that a retried webhook for the same
 /// call gets the same session.
 static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local newest = ARGV[2] == '1'
+local cutoff = tonumber(ARGV[2])
 local call_key = ARGV[1] .. ':call:' .. ARGV[5]
 local earlier = redis.call('GET', call_key)
 if earlier then
@@ -199,22 +208,18 @@ if earlier then
 end
 while true do
   local best_key, best_id, best_score
-  for _, key in ipairs(KEYS) do
-    local entry
-    if newest then
-      entry = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    else
-      entry = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    end
+  for i = 2, #KEYS do
+    local entry = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
     if entry[1] then
       local score = tonumber(entry[2])
-      if not best_score or (newest and score > best_score) or (not newest and score < best_score) then
-        best_key, best_id, best_score = key, entry[1], score
+      if score >= cutoff and (not best_score or score > best_score) then
+        best_key, best_id, best_score = KEYS[i], entry[1], score
       end
     end
   end
   if not best_key then break end
   redis.call('ZREM', best_key, best_id)
+  redis.call('ZREM', KEYS[1], best_id)
   local session = ARGV[1] .. ':ses:' .. best_id
   local data = redis.call('HGET', session, 'data')
   if data and redis.call('HSETNX', session, 'claim', ARGV[3]) == 1 then
@@ -232,6 +237,19 @@ if ARGV[6] then
   return {ARGV[7], '0'}
 end
 return false
+",
+    )
+});
+
+/// KEYS: the forward deadlines. ARGV: the instruction time (ms) before
+/// which a session is overdue, how many to take.
+/// Returns the ids taken: each is taken once, whichever instance asks.
+static TAKE_DUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(due) do redis.call('ZREM', KEYS[1], id) end
+return due
 ",
     )
 });
@@ -264,9 +282,9 @@ fn decode_session(
     claim: Option<&str>,
 ) -> Result<Session, StoreError> {
     let mut session: Session = decode(data, "session")?;
-    session.version = version.and_then(|v| v.parse().ok()).unwrap_or(0);
+    session.set_version(version.and_then(|v| v.parse().ok()).unwrap_or(0));
     if let Some(claim) = claim
-        && session.call_sid.is_none()
+        && session.call_sid().is_none()
     {
         session.apply_claim(decode::<Claim>(claim, "claim")?);
     }
@@ -329,11 +347,12 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(session).context("encoding a session")?;
         invocation
-            .key(self.key("ses", session.id.as_str()))
-            .key(self.awaiting_key(&session.subscriber, &session.caller))
-            .key(self.key("open", session.subscriber.as_str()));
-        if let Some(call_id) = &session.device_call_id {
-            invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber)));
+            .key(self.key("ses", session.id().as_str()))
+            .key(self.awaiting_key(session.subscriber(), session.caller()))
+            .key(self.key("open", session.subscriber().as_str()))
+            .key(self.due_key());
+        if let Some(call_id) = session.device_call_id() {
+            invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber())));
         }
         invocation
             .arg(json)
@@ -343,10 +362,21 @@ impl RedisStore {
             } else {
                 "0"
             })
-            .arg(session.id.as_str())
-            .arg(session.timeline.reported_at.map_or(0, |t| t.unix_millis()))
-            .arg(if session.state.is_over() { "1" } else { "0" });
+            .arg(session.id().as_str())
+            .arg(
+                session
+                    .timeline()
+                    .instructed_at
+                    .map_or(0, |t| t.unix_millis()),
+            )
+            .arg(if session.is_over() { "1" } else { "0" });
         Ok(())
+    }
+
+    /// The sorted set of sessions awaiting a forwarded call, by instruction
+    /// time: the forward deadlines.
+    fn due_key(&self) -> String {
+        format!("{}:due", self.prefix)
     }
 
     fn awaiting_key(&self, subscriber: &PhoneNumber, caller: &Caller) -> String {
@@ -558,12 +588,12 @@ impl Store for RedisStore {
         let mut invocation = UPDATE_SESSION.prepare_invoke();
         self.session_write(&mut invocation, session, ttl)?;
         let written: i64 = invocation
-            .arg(session.version)
+            .arg(session.version())
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("updating a session"))?;
         if written == 1 {
-            session.version += 1;
+            session.set_version(session.version() + 1);
         }
         Ok(written == 1)
     }
@@ -601,27 +631,25 @@ impl Store for RedisStore {
         subscribers: &[PhoneNumber],
         caller: &Caller,
         claim: &Claim,
+        not_instructed_before: Timestamp,
         unreported: Option<&Session>,
         ttl: Duration,
     ) -> Result<Option<Session>, StoreError> {
         let claim_json = serde_json::to_string(claim).context("encoding a claim")?;
         let mut invocation = CLAIM_SESSION.prepare_invoke();
+        invocation.key(self.due_key());
         for subscriber in subscribers {
             invocation.key(self.awaiting_key(subscriber, caller));
         }
         invocation
             .arg(&self.prefix)
-            .arg(if *caller == Caller::Withheld {
-                "1"
-            } else {
-                "0"
-            })
+            .arg(not_instructed_before.unix_millis())
             .arg(claim_json)
             .arg(millis(ttl))
-            .arg(&claim.call_sid);
+            .arg(claim.call_sid.as_str());
         if let Some(session) = unreported {
             let json = serde_json::to_string(session).context("encoding a session")?;
-            invocation.arg(session.id.as_str()).arg(json);
+            invocation.arg(session.id().as_str()).arg(json);
         }
         let claimed: Option<Vec<Option<String>>> = invocation
             .invoke_async(&mut self.conn())
@@ -638,6 +666,49 @@ impl Store for RedisStore {
                 ))),
             })
             .transpose()
+    }
+
+    async fn awaiting_sessions(
+        &self,
+        subscriber: &PhoneNumber,
+        caller: &Caller,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .zrange(self.awaiting_key(subscriber, caller), 0, -1)
+            .await
+            .map_err(self.failed("reading awaiting sessions"))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| SessionId::parse(id).ok())
+            .collect())
+    }
+
+    async fn take_due_forwards(
+        &self,
+        instructed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<String> = TAKE_DUE
+            .key(self.due_key())
+            .arg(instructed_before.unix_millis())
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("taking due forwards"))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| SessionId::parse(id).ok())
+            .collect())
+    }
+
+    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
+        let id: Option<String> = self
+            .conn()
+            .get(self.key("call", call_sid.as_str()))
+            .await
+            .map_err(self.failed("reading the session of a call"))?;
+        Ok(id.and_then(|id| SessionId::parse(&id).ok()))
     }
 
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError> {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod binary;
+mod calls;
 mod cpaas;
 mod health;
 mod helpers;

@@ -978,9 +978,10 @@ async fn screen_asks_the_destination_to_press_1_when_the_destination_screens() {
         [("Number", ALICE_DESK), ("Client", "alice")],
         "{dial:?}"
     );
+    // Every noun tells who answered; only the desk's whisper screens.
     let laptop = &dial.children[1];
-    assert_eq!(laptop.attr("url"), None, "no whisper: {laptop:?}");
-    assert_eq!(laptop.attr("method"), None, "{laptop:?}");
+    let pickup = laptop.attr("url").expect("the laptop's pickup URL");
+    assert!(pickup.contains("destination=laptop"), "{pickup}");
     let desk = &dial.children[0];
     assert_eq!(desk.attr("method"), Some("POST"), "{desk:?}");
     let whisper = desk.attr("url").expect("a whisper URL");
@@ -1030,4 +1031,43 @@ async fn screen_is_refused_when_the_signature_is_missing() {
         .await
         .unwrap();
     assert_error(response, 403, "invalid_signature").await;
+}
+
+// ---------------------------------------------------------------------------
+// §9 taken elsewhere
+
+#[tokio::test]
+async fn every_other_destination_hears_call_taken_when_one_accepts_across_two_instances() {
+    let receiver = WebhookReceiver::start(Behaviour::Answer).await;
+    let a = spawn_app(Backend::redis()).await;
+    let b = spawn_app_with(
+        a.backend.clone(),
+        &[("REDIS_KEY_PREFIX", &a.config.redis_key_prefix)],
+    )
+    .await;
+    let alice = a.register(ALICE, &alice_pick(Some(&receiver))).await;
+    let mut laptop_stream = EventStream::open(&b, "laptop", token(&alice, "laptop")).await;
+    let id = ring_pick(&a, &alice).await;
+    assert_eq!(laptop_stream.next_event().await.0, "call.ringing");
+    for _ in 0..3 {
+        assert_eq!(receiver.next().await.kind(), "call.ringing");
+    }
+
+    assert_answered(accept(&b, token(&alice, "desk"), &id).await, "instructed").await;
+
+    // On the other destinations' stream and webhooks, with the winner.
+    let (kind, data) = laptop_stream.next_event().await;
+    assert_eq!(kind, "call.taken");
+    assert_eq!(data["data"]["destination_id"], "desk", "{data}");
+    assert_eq!(data["data"]["session_id"], id.as_str(), "{data}");
+    let mut told: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        let taken = receiver.next().await;
+        assert_eq!(taken.kind(), "call.taken", "{:?}", taken.body);
+        assert!(taken.signature_valid);
+        assert_eq!(taken.body["data"]["destination_id"], "desk");
+        told.push(taken.path);
+    }
+    told.sort();
+    assert_eq!(told, ["/laptop", "/pbx"], "not the winner");
 }

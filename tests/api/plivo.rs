@@ -134,6 +134,9 @@ async fn plivo_dial_status_timeout_hunts_the_next_destination() {
     let s = session(&app, &alices).await;
     assert_eq!(
         s["legs"],
-        json!([{"destination_id": "desk", "status": "no-answer"}])
+        json!([
+            {"destination_id": "desk", "status": "no-answer"},
+            {"destination_id": "laptop", "status": "ringing"}
+        ])
     );
 }

@@ -4,8 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringrelay::domain::credentials::{Credentials, TokenOwner, TokenPolicy};
+use ringrelay::domain::dial::CallSid;
 use ringrelay::domain::phone::{Caller, PhoneNumber, Region};
-use ringrelay::domain::session::{Claim, Instruction, Session, SessionState, Timestamp};
+use ringrelay::domain::session::{
+    CancelReason, Claim, Instruction, Session, SessionId, SessionState, Timestamp,
+};
 use ringrelay::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
 use ringrelay::store::{
     MemoryStore, RedisStore, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount,
@@ -78,23 +81,45 @@ fn caller(s: &str) -> Caller {
     Caller::Number(number(s))
 }
 
-/// A session whose phone was told to reject the call, reported at `reported_at`:
+/// A session whose phone was told to reject the call at `instructed_at`:
 /// it awaits the forwarded call.
-fn awaiting(subscriber: &str, caller: Caller, reported_at: Timestamp) -> Session {
-    let mut session = Session::ringing(number(subscriber), caller, Mode::Auto, None);
-    session.state = SessionState::Instructed;
-    session.instruction = Instruction::Reject;
-    session.timeline.reported_at = Some(reported_at);
-    session.timeline.instructed_at = Some(reported_at);
+fn awaiting(subscriber: &str, caller: Caller, instructed_at: Timestamp) -> Session {
+    awaiting_with(subscriber, caller, instructed_at, None)
+}
+
+fn awaiting_with(
+    subscriber: &str,
+    caller: Caller,
+    instructed_at: Timestamp,
+    device_call_id: Option<&str>,
+) -> Session {
+    let mut session = Session::ringing(
+        number(subscriber),
+        caller,
+        Mode::Auto,
+        device_call_id.map(str::to_owned),
+        instructed_at,
+    );
+    session.notified(instructed_at);
+    session.instruct(Instruction::Reject, instructed_at);
     assert!(session.awaits_forwarded_call(), "the arrangement awaits");
     session
 }
 
 fn claim(call_sid: &str) -> Claim {
     Claim {
-        call_sid: call_sid.to_owned(),
+        call_sid: CallSid::parse(call_sid).unwrap(),
         forwarded_at: Timestamp::now(),
     }
+}
+
+/// Claims in these tests take sessions instructed in the last hour.
+fn an_hour_ago() -> Timestamp {
+    Timestamp::now().before(Duration::from_secs(3600))
+}
+
+fn id_of(session: &Session) -> SessionId {
+    session.id().clone()
 }
 
 /// `base` plus whole seconds (whole milliseconds survive a round trip).
@@ -111,7 +136,14 @@ async fn claim_for(
 ) -> Option<Session> {
     let subscribers: Vec<PhoneNumber> = subscribers.iter().map(|s| number(s)).collect();
     store
-        .claim_session(&subscribers, caller, &claim(call_sid), None, TTL)
+        .claim_session(
+            &subscribers,
+            caller,
+            &claim(call_sid),
+            an_hour_ago(),
+            None,
+            TTL,
+        )
         .await
         .unwrap()
 }
@@ -209,73 +241,72 @@ both_backends! {
 
     sessions_read_back_equal_until_unknown => |backend: Backend| async move {
         let store = store_for(&backend);
-        let mut session = Session::ringing(number(ALICE), Caller::Withheld, Mode::Pick, Some("call-1".into()));
+        let mut session = Session::ringing(number(ALICE), Caller::Withheld, Mode::Pick, Some("call-1".into()), Timestamp::now());
         store.put_session(&session, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(store.session(&session.id).await.unwrap(), Some(session.clone()));
+        assert_eq!(store.session(session.id()).await.unwrap(), Some(session.clone()));
 
-        session.state = SessionState::Notified;
+        session.notified(Timestamp::now());
         store.put_session(&session, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(store.session(&session.id).await.unwrap().unwrap().state, SessionState::Notified);
+        assert_eq!(store.session(session.id()).await.unwrap().unwrap().state(), SessionState::Notified);
 
-        let other = Session::ringing(number(ALICE), Caller::Withheld, Mode::Auto, None);
-        assert_eq!(store.session(&other.id).await.unwrap(), None);
+        let other = Session::ringing(number(ALICE), Caller::Withheld, Mode::Auto, None, Timestamp::now());
+        assert_eq!(store.session(other.id()).await.unwrap(), None);
     };
 
     // --- create_session: a retried ring report finds its session ---
 
     create_session_returns_the_first_session_when_the_same_device_call_is_reported_again => |backend: Backend| async move {
         let store = store_for(&backend);
-        let first = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()));
+        let first = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()), Timestamp::now());
         assert_eq!(store.create_session(&first, TTL).await.unwrap(), SessionCreated::Created);
-        let retry = Session::ringing(number(ALICE), caller(CALLER_B), Mode::Pick, Some("call-1".into()));
+        let retry = Session::ringing(number(ALICE), caller(CALLER_B), Mode::Pick, Some("call-1".into()), Timestamp::now());
 
         let created = store.create_session(&retry, TTL).await.unwrap();
 
         assert_eq!(created, SessionCreated::Existing(Box::new(first.clone())));
-        assert_eq!(store.session(&first.id).await.unwrap(), Some(first), "the first is not overwritten");
-        assert_eq!(store.session(&retry.id).await.unwrap(), None, "the retry is not written");
+        assert_eq!(store.session(first.id()).await.unwrap(), Some(first), "the first is not overwritten");
+        assert_eq!(store.session(retry.id()).await.unwrap(), None, "the retry is not written");
     };
 
     create_session_creates_when_the_device_call_id_or_the_subscriber_differs => |backend: Backend| async move {
         let store = store_for(&backend);
-        let first = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()));
+        let first = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()), Timestamp::now());
         store.create_session(&first, TTL).await.unwrap();
-        let other_call = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-2".into()));
-        let other_subscriber = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, Some("call-1".into()));
+        let other_call = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-2".into()), Timestamp::now());
+        let other_subscriber = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, Some("call-1".into()), Timestamp::now());
 
         let for_other_call = store.create_session(&other_call, TTL).await.unwrap();
         let for_other_subscriber = store.create_session(&other_subscriber, TTL).await.unwrap();
 
         assert_eq!(for_other_call, SessionCreated::Created);
         assert_eq!(for_other_subscriber, SessionCreated::Created);
-        assert_eq!(store.session(&first.id).await.unwrap(), Some(first));
-        assert_eq!(store.session(&other_call.id).await.unwrap(), Some(other_call));
-        assert_eq!(store.session(&other_subscriber.id).await.unwrap(), Some(other_subscriber));
+        assert_eq!(store.session(first.id()).await.unwrap(), Some(first));
+        assert_eq!(store.session(other_call.id()).await.unwrap(), Some(other_call));
+        assert_eq!(store.session(other_subscriber.id()).await.unwrap(), Some(other_subscriber));
     };
 
     create_session_always_creates_when_there_is_no_device_call_id => |backend: Backend| async move {
         let store = store_for(&backend);
-        let first = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None);
-        let second = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None);
+        let first = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None, Timestamp::now());
+        let second = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None, Timestamp::now());
 
         let created_first = store.create_session(&first, TTL).await.unwrap();
         let created_second = store.create_session(&second, TTL).await.unwrap();
 
         assert_eq!(created_first, SessionCreated::Created);
         assert_eq!(created_second, SessionCreated::Created);
-        assert_eq!(store.session(&first.id).await.unwrap(), Some(first));
-        assert_eq!(store.session(&second.id).await.unwrap(), Some(second));
+        assert_eq!(store.session(first.id()).await.unwrap(), Some(first));
+        assert_eq!(store.session(second.id()).await.unwrap(), Some(second));
     };
 
     create_session_returns_the_existing_session_with_its_claim_when_a_claimed_call_is_reported_again => |backend: Backend| async move {
         let store = store_for(&backend);
-        let mut session = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()));
+        let mut session = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()), Timestamp::now());
         store.create_session(&session, TTL).await.unwrap();
-        session.state = SessionState::Instructed;
-        session.instruction = Instruction::Reject;
+        session.instruct(Instruction::Reject, Timestamp::now());
         store.put_session(&session, TTL).await.unwrap();
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
-        let retry = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()));
+        let retry = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()), Timestamp::now());
 
         let created = store.create_session(&retry, TTL).await.unwrap();
 
@@ -287,48 +318,44 @@ both_backends! {
     // a forwarded call could not be claimed there (it could on memory).
     create_session_makes_a_session_that_awaits_a_forwarded_call_claimable => |backend: Backend| async move {
         let store = store_for(&backend);
-        let mut session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        session.device_call_id = Some("call-1".into());
+        let session = awaiting_with(ALICE, caller(CALLER_A), Timestamp::now(), Some("call-1"));
         assert_eq!(store.create_session(&session, TTL).await.unwrap(), SessionCreated::Created);
 
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
-        assert_eq!(claimed.map(|s| s.id), Some(session.id));
+        assert_eq!(claimed.map(|s| id_of(&s)), Some(id_of(&session)));
     };
 
     // --- claim_session: which session a forwarded call takes ---
 
     claim_session_finds_nothing_when_the_session_does_not_await_a_forwarded_call => |backend: Backend| async move {
         let store = store_for(&backend);
-        let mut session = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None);
-        let not_yet = [
-            (SessionState::Ringing, Instruction::Wait),
-            (SessionState::Notified, Instruction::Wait),
-            (SessionState::Instructed, Instruction::Wait),
-            (SessionState::Instructed, Instruction::Ignore),
-        ];
-        for (state, instruction) in not_yet {
-            session.state = state;
-            session.instruction = instruction;
-            store.put_session(&session, TTL).await.unwrap();
+        let now = Timestamp::now();
+        let ringing = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None, now);
+        let mut notified = ringing.clone();
+        notified.notified(now);
+        let mut ignored = notified.clone();
+        ignored.instruct(Instruction::Ignore, now);
+        for (what, session) in [("ringing", &ringing), ("notified", &notified), ("told to ignore", &ignored)] {
+            store.put_session(session, TTL).await.unwrap();
 
             let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
-            assert_eq!(claimed, None, "{state:?}/{instruction:?} is not claimable");
+            assert_eq!(claimed, None, "{what} is not claimable");
         }
 
-        session.state = SessionState::Instructed;
-        session.instruction = Instruction::Reject;
-        store.put_session(&session, TTL).await.unwrap();
+        let mut rejected = notified.clone();
+        rejected.instruct(Instruction::Reject, now);
+        store.put_session(&rejected, TTL).await.unwrap();
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
-        assert_eq!(claimed.map(|s| s.id), Some(session.id), "Instructed/Reject is claimable");
+        assert_eq!(claimed.map(|s| id_of(&s)), Some(id_of(&rejected)), "told to reject is claimable");
     };
 
     claim_session_finds_nothing_when_the_session_already_has_a_call_sid => |backend: Backend| async move {
         let store = store_for(&backend);
         let mut session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        session.call_sid = Some("CA0".into());
+        session.apply_claim(claim("CA0"));
         store.put_session(&session, TTL).await.unwrap();
 
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
@@ -340,7 +367,7 @@ both_backends! {
         let store = store_for(&backend);
         let mut session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
         store.put_session(&session, TTL).await.unwrap();
-        session.end(SessionState::Cancelled);
+        session.cancel(CancelReason::CallerHungUp, Timestamp::now()).unwrap();
         store.put_session(&session, TTL).await.unwrap();
 
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
@@ -348,9 +375,9 @@ both_backends! {
         assert_eq!(claimed, None);
     };
 
-    claim_session_takes_the_oldest_awaiting_session_of_the_caller => |backend: Backend| async move {
+    claim_session_takes_the_most_recently_instructed_session_of_the_caller => |backend: Backend| async move {
         let store = store_for(&backend);
-        let t0 = Timestamp::now();
+        let t0 = Timestamp::now().before(Duration::from_secs(10));
         let middle = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
         let newest = awaiting(ALICE, caller(CALLER_A), at(t0, 2));
         let oldest = awaiting(ALICE, caller(CALLER_A), t0);
@@ -360,15 +387,15 @@ both_backends! {
 
         let mut taken = Vec::new();
         for call_sid in ["CA1", "CA2", "CA3", "CA4"] {
-            taken.push(claim_for(&*store, &[ALICE], &caller(CALLER_A), call_sid).await.map(|s| s.id));
+            taken.push(claim_for(&*store, &[ALICE], &caller(CALLER_A), call_sid).await.map(|s| id_of(&s)));
         }
 
-        assert_eq!(taken, vec![Some(oldest.id), Some(middle.id), Some(newest.id), None]);
+        assert_eq!(taken, vec![Some(id_of(&newest)), Some(id_of(&middle)), Some(id_of(&oldest)), None]);
     };
 
     claim_session_takes_the_newest_awaiting_session_when_the_caller_is_withheld => |backend: Backend| async move {
         let store = store_for(&backend);
-        let t0 = Timestamp::now();
+        let t0 = Timestamp::now().before(Duration::from_secs(10));
         let middle = awaiting(ALICE, Caller::Withheld, at(t0, 1));
         let oldest = awaiting(ALICE, Caller::Withheld, t0);
         let newest = awaiting(ALICE, Caller::Withheld, at(t0, 2));
@@ -378,10 +405,10 @@ both_backends! {
 
         let mut taken = Vec::new();
         for call_sid in ["CA1", "CA2", "CA3", "CA4"] {
-            taken.push(claim_for(&*store, &[ALICE], &Caller::Withheld, call_sid).await.map(|s| s.id));
+            taken.push(claim_for(&*store, &[ALICE], &Caller::Withheld, call_sid).await.map(|s| id_of(&s)));
         }
 
-        assert_eq!(taken, vec![Some(newest.id), Some(middle.id), Some(oldest.id), None]);
+        assert_eq!(taken, vec![Some(id_of(&newest)), Some(id_of(&middle)), Some(id_of(&oldest)), None]);
     };
 
     claim_session_finds_nothing_when_only_another_caller_awaits => |backend: Backend| async move {
@@ -395,7 +422,7 @@ both_backends! {
         assert_eq!(for_b, None);
         assert_eq!(for_withheld, None);
         let for_a = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA3").await;
-        assert_eq!(for_a.map(|s| s.id), Some(from_a.id), "the session was there for its own caller");
+        assert_eq!(for_a.map(|s| id_of(&s)), Some(id_of(&from_a)), "the session was there for its own caller");
     };
 
     claim_session_finds_nothing_for_a_numbered_caller_when_only_a_withheld_one_awaits => |backend: Backend| async move {
@@ -407,32 +434,119 @@ both_backends! {
 
         assert_eq!(for_a, None);
         let for_withheld = claim_for(&*store, &[ALICE], &Caller::Withheld, "CA2").await;
-        assert_eq!(for_withheld.map(|s| s.id), Some(withheld.id));
+        assert_eq!(for_withheld.map(|s| id_of(&s)), Some(id_of(&withheld)));
     };
 
-    claim_session_takes_the_oldest_over_every_candidate_subscriber => |backend: Backend| async move {
+    claim_session_takes_the_most_recent_over_every_candidate_subscriber => |backend: Backend| async move {
         let store = store_for(&backend);
-        let t0 = Timestamp::now();
-        let carols = awaiting(CAROL, caller(CALLER_A), t0);
-        let bobs = awaiting(BOB, caller(CALLER_A), at(t0, 1));
-        let alices = awaiting(ALICE, caller(CALLER_A), at(t0, 2));
+        let t0 = Timestamp::now().before(Duration::from_secs(10));
+        let bobs = awaiting(BOB, caller(CALLER_A), t0);
+        let alices = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
+        let carols = awaiting(CAROL, caller(CALLER_A), at(t0, 2));
         for session in [&alices, &carols, &bobs] {
             store.put_session(session, TTL).await.unwrap();
         }
 
         let mut taken = Vec::new();
         for call_sid in ["CA1", "CA2", "CA3"] {
-            taken.push(claim_for(&*store, &[ALICE, BOB], &caller(CALLER_A), call_sid).await.map(|s| s.id));
+            taken.push(claim_for(&*store, &[ALICE, BOB], &caller(CALLER_A), call_sid).await.map(|s| id_of(&s)));
         }
 
-        assert_eq!(taken, vec![Some(bobs.id), Some(alices.id), None], "Carol is not a candidate");
+        assert_eq!(taken, vec![Some(id_of(&alices)), Some(id_of(&bobs)), None], "Carol is not a candidate");
         let for_carol = claim_for(&*store, &[CAROL], &caller(CALLER_A), "CA4").await;
-        assert_eq!(for_carol.map(|s| s.id), Some(carols.id), "Carol's session was left alone");
+        assert_eq!(for_carol.map(|s| id_of(&s)), Some(id_of(&carols)), "Carol's session was left alone");
+    };
+
+    claim_session_skips_sessions_instructed_before_the_cutoff => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let now = Timestamp::now();
+        let overdue = awaiting(ALICE, caller(CALLER_A), now.before(Duration::from_secs(31)));
+        store.put_session(&overdue, TTL).await.unwrap();
+        let the_claim = claim("CA1");
+        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
+        let cutoff = now.before(Duration::from_secs(30));
+
+        let nothing = store
+            .claim_session(&[number(ALICE)], &caller(CALLER_A), &claim("CA0"), cutoff, None, TTL)
+            .await
+            .unwrap();
+        let stored_instead = store
+            .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, cutoff, Some(&unreported), TTL)
+            .await
+            .unwrap();
+
+        assert_eq!(nothing, None);
+        assert_eq!(stored_instead.map(|s| id_of(&s)), Some(id_of(&unreported)));
+        let read = store.session(overdue.id()).await.unwrap().unwrap();
+        assert_eq!(read.call_sid(), None, "the overdue session was not taken");
+    };
+
+    awaiting_sessions_lists_the_callers_unclaimed_sessions => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let t0 = Timestamp::now();
+        let first = awaiting(ALICE, caller(CALLER_A), t0);
+        let second = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
+        let other_caller = awaiting(ALICE, caller(CALLER_B), t0);
+        let other_subscriber = awaiting(BOB, caller(CALLER_A), t0);
+        for session in [&first, &second, &other_caller, &other_subscriber] {
+            store.put_session(session, TTL).await.unwrap();
+        }
+
+        let listed = store.awaiting_sessions(&number(ALICE), &caller(CALLER_A)).await.unwrap();
+        assert_eq!(listed, vec![id_of(&first), id_of(&second)]);
+
+        claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
+        let listed = store.awaiting_sessions(&number(ALICE), &caller(CALLER_A)).await.unwrap();
+        assert_eq!(listed, vec![id_of(&first)], "the claimed one is no longer listed");
+    };
+
+    take_due_forwards_hands_each_overdue_session_out_once => |backend: Backend| async move {
+        let [one, other] = two_instances(&backend);
+        let now = Timestamp::now();
+        let overdue_a = awaiting(ALICE, caller(CALLER_A), now.before(Duration::from_secs(40)));
+        let overdue_b = awaiting(BOB, caller(CALLER_B), now.before(Duration::from_secs(35)));
+        let overdue_but_claimed = awaiting(CAROL, caller(CALLER_A), now.before(Duration::from_secs(33)));
+        let in_time = awaiting(ALICE, caller(CALLER_B), now.before(Duration::from_secs(5)));
+        for session in [&overdue_a, &overdue_b, &overdue_but_claimed, &in_time] {
+            one.put_session(session, TTL).await.unwrap();
+        }
+        claim_for(&*one, &[CAROL], &caller(CALLER_A), "CA1").await.expect("claimed");
+        let cutoff = now.before(Duration::from_secs(30));
+
+        let first = one.take_due_forwards(cutoff, 1).await.unwrap();
+        let rest = other.take_due_forwards(cutoff, 10).await.unwrap();
+        let again = other.take_due_forwards(cutoff, 10).await.unwrap();
+
+        assert_eq!(first, vec![id_of(&overdue_a)], "the oldest first, up to the limit");
+        assert_eq!(rest, vec![id_of(&overdue_b)], "the other instance takes what is left");
+        assert_eq!(again, Vec::<SessionId>::new(), "each is handed out once");
+        let later = one.take_due_forwards(now.after(Duration::from_secs(1)), 10).await.unwrap();
+        assert_eq!(later, vec![id_of(&in_time)], "a claimed session is never due");
+    };
+
+    session_for_call_names_the_session_a_call_claimed => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
+        store.put_session(&session, TTL).await.unwrap();
+        let sid = |s: &str| CallSid::parse(s).unwrap();
+        assert_eq!(store.session_for_call(&sid("CA1")).await.unwrap(), None);
+
+        claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
+        let unreported_claim = claim("CA2");
+        let unreported = Session::forwarded_without_report(number(BOB), caller(CALLER_A), unreported_claim.clone());
+        store
+            .claim_session(&[number(BOB)], &caller(CALLER_A), &unreported_claim, an_hour_ago(), Some(&unreported), TTL)
+            .await
+            .unwrap();
+
+        assert_eq!(store.session_for_call(&sid("CA1")).await.unwrap(), Some(id_of(&session)));
+        assert_eq!(store.session_for_call(&sid("CA2")).await.unwrap(), Some(id_of(&unreported)));
+        assert_eq!(store.session_for_call(&sid("CA3")).await.unwrap(), None);
     };
 
     claim_session_takes_the_newest_over_every_candidate_subscriber_when_the_caller_is_withheld => |backend: Backend| async move {
         let store = store_for(&backend);
-        let t0 = Timestamp::now();
+        let t0 = Timestamp::now().before(Duration::from_secs(10));
         let bobs = awaiting(BOB, Caller::Withheld, t0);
         let alices = awaiting(ALICE, Caller::Withheld, at(t0, 1));
         let carols = awaiting(CAROL, Caller::Withheld, at(t0, 2));
@@ -442,10 +556,10 @@ both_backends! {
 
         let mut taken = Vec::new();
         for call_sid in ["CA1", "CA2", "CA3"] {
-            taken.push(claim_for(&*store, &[BOB, ALICE], &Caller::Withheld, call_sid).await.map(|s| s.id));
+            taken.push(claim_for(&*store, &[BOB, ALICE], &Caller::Withheld, call_sid).await.map(|s| id_of(&s)));
         }
 
-        assert_eq!(taken, vec![Some(alices.id), Some(bobs.id), None], "Carol is not a candidate");
+        assert_eq!(taken, vec![Some(id_of(&alices)), Some(id_of(&bobs)), None], "Carol is not a candidate");
     };
 
     a_claimed_session_reads_back_forwarded_with_the_call_sid => |backend: Backend| async move {
@@ -455,17 +569,16 @@ both_backends! {
         let the_claim = claim("CA1");
 
         let claimed = store
-            .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, None, TTL)
+            .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, an_hour_ago(), None, TTL)
             .await
             .unwrap();
 
         let mut expected = session.clone();
-        expected.state = SessionState::Forwarded;
-        expected.call_sid = Some("CA1".into());
-        expected.timeline.forwarded_at = Some(the_claim.forwarded_at);
-        expected.version = 1; // the claim is a write
+        expected.apply_claim(the_claim.clone());
+        expected.set_version(1); // the claim is a write
+        assert_eq!(expected.state(), SessionState::Forwarded);
         assert_eq!(claimed, Some(expected.clone()));
-        assert_eq!(store.session(&session.id).await.unwrap(), Some(expected));
+        assert_eq!(store.session(session.id()).await.unwrap(), Some(expected));
     };
 
     a_claimed_session_is_not_claimed_again => |backend: Backend| async move {
@@ -477,15 +590,15 @@ both_backends! {
         let second = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA2").await;
 
         assert_eq!(second, None);
-        let read = store.session(&session.id).await.unwrap().unwrap();
-        assert_eq!(read.call_sid.as_deref(), Some("CA1"), "the first claim stands");
+        let read = store.session(session.id()).await.unwrap().unwrap();
+        assert_eq!(read.call_sid().map(CallSid::as_str), Some("CA1"), "the first claim stands");
     };
 
     a_stale_write_does_not_undo_a_claim => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
         store.put_session(&session, TTL).await.unwrap();
-        let stale = store.session(&session.id).await.unwrap().unwrap();
+        let stale = store.session(session.id()).await.unwrap().unwrap();
         assert!(stale.awaits_forwarded_call(), "read before the claim");
         claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
 
@@ -493,30 +606,28 @@ both_backends! {
 
         let again = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA2").await;
         assert_eq!(again, None, "the stale copy did not make it claimable again");
-        let read = store.session(&session.id).await.unwrap().unwrap();
-        assert_eq!(read.call_sid.as_deref(), Some("CA1"));
-        assert_eq!(read.state, SessionState::Forwarded);
-        assert!(read.timeline.forwarded_at.is_some());
+        let read = store.session(session.id()).await.unwrap().unwrap();
+        assert_eq!(read.call_sid().map(CallSid::as_str), Some("CA1"));
+        assert_eq!(read.state(), SessionState::Forwarded);
+        assert!(read.timeline().forwarded_at.is_some());
     };
 
-    // Regression: the memory index, keyed by (report time, id), once kept the
-    // entry of an earlier report time, and the memory claim did not check for
-    // an existing claim, so the session was claimed twice and the second
+    // Regression: the memory index, keyed by (time, id), once kept the entry
+    // of an earlier write, and the memory claim did not check for an
+    // existing claim, so the session was claimed twice and the second
     // call_sid replaced the first. Redis (ZADD by id, HSETNX) lists it once.
-    a_session_rewritten_with_another_report_time_is_claimed_only_once => |backend: Backend| async move {
+    a_session_written_twice_is_claimed_only_once => |backend: Backend| async move {
         let store = store_for(&backend);
-        let t0 = Timestamp::now();
-        let mut session = awaiting(ALICE, caller(CALLER_A), t0);
+        let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
         store.put_session(&session, TTL).await.unwrap();
-        session.timeline.reported_at = Some(at(t0, 1));
         store.put_session(&session, TTL).await.unwrap();
         claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
 
         let again = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA2").await;
 
         assert_eq!(again, None);
-        let read = store.session(&session.id).await.unwrap().unwrap();
-        assert_eq!(read.call_sid.as_deref(), Some("CA1"));
+        let read = store.session(session.id()).await.unwrap().unwrap();
+        assert_eq!(read.call_sid().map(CallSid::as_str), Some("CA1"));
     };
 
     exactly_one_of_concurrent_claims_gets_the_session => |backend: Backend| async move {
@@ -540,9 +651,9 @@ both_backends! {
         }
 
         assert_eq!(winners.len(), 1, "{winners:?}");
-        assert_eq!(winners[0].id, session.id);
-        let read = instances[1].session(&session.id).await.unwrap().unwrap();
-        assert_eq!(read.call_sid, winners[0].call_sid, "the winner's claim is the one stored");
+        assert_eq!(winners[0].id(), session.id());
+        let read = instances[1].session(session.id()).await.unwrap().unwrap();
+        assert_eq!(read.call_sid(), winners[0].call_sid(), "the winner's claim is the one stored");
     };
 
     claim_session_stores_the_unreported_session_when_nothing_matches => |backend: Backend| async move {
@@ -551,12 +662,12 @@ both_backends! {
         let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
 
         let claimed = store
-            .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, Some(&unreported), TTL)
+            .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, an_hour_ago(), Some(&unreported), TTL)
             .await
             .unwrap();
 
         assert_eq!(claimed, Some(unreported.clone()));
-        assert_eq!(store.session(&unreported.id).await.unwrap(), Some(unreported));
+        assert_eq!(store.session(unreported.id()).await.unwrap(), Some(unreported));
         let next = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA2").await;
         assert_eq!(next, None, "the unreported session does not await a forwarded call");
     };
@@ -569,12 +680,12 @@ both_backends! {
         let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
 
         let claimed = store
-            .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, Some(&unreported), TTL)
+            .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, an_hour_ago(), Some(&unreported), TTL)
             .await
             .unwrap();
 
-        assert_eq!(claimed.map(|s| s.id), Some(session.id));
-        assert_eq!(store.session(&unreported.id).await.unwrap(), None);
+        assert_eq!(claimed.map(|s| id_of(&s)), Some(id_of(&session)));
+        assert_eq!(store.session(unreported.id()).await.unwrap(), None);
     };
 
     // --- candidates_for_forwarded_call ---
@@ -660,22 +771,28 @@ both_backends! {
 #[tokio::test(start_paused = true)]
 async fn memory_sessions_expire_after_their_ttl() {
     let store = MemoryStore::new();
-    let session = Session::ringing(number(ALICE), Caller::Withheld, Mode::Auto, None);
+    let session = Session::ringing(
+        number(ALICE),
+        Caller::Withheld,
+        Mode::Auto,
+        None,
+        Timestamp::now(),
+    );
     store
         .put_session(&session, Duration::from_secs(120))
         .await
         .unwrap();
     tokio::time::advance(Duration::from_secs(119)).await;
-    assert!(store.session(&session.id).await.unwrap().is_some());
+    assert!(store.session(session.id()).await.unwrap().is_some());
     // A write renews the lifetime: the TTL counts from the last change.
     store
         .put_session(&session, Duration::from_secs(120))
         .await
         .unwrap();
     tokio::time::advance(Duration::from_secs(119)).await;
-    assert!(store.session(&session.id).await.unwrap().is_some());
+    assert!(store.session(session.id()).await.unwrap().is_some());
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert_eq!(store.session(&session.id).await.unwrap(), None);
+    assert_eq!(store.session(session.id()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -684,7 +801,13 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
     let redis = backend.test_redis();
     let prefix = unique_prefix();
     let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
-    let session = Session::ringing(number(ALICE), Caller::Withheld, Mode::Auto, None);
+    let session = Session::ringing(
+        number(ALICE),
+        Caller::Withheld,
+        Mode::Auto,
+        None,
+        Timestamp::now(),
+    );
     store
         .put_session(&session, Duration::from_secs(120))
         .await
@@ -696,7 +819,7 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
 
     let mut conn = redis.connection().await;
     let ttl_ms: i64 = ::redis::cmd("PTTL")
-        .arg(format!("{prefix}:ses:{}", session.id))
+        .arg(format!("{prefix}:ses:{}", session.id()))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -766,7 +889,11 @@ async fn memory_claims_skip_expired_sessions() {
     let first = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA1").await;
     let second = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA2").await;
 
-    assert_eq!(first.map(|s| s.id), Some(live.id), "the older one expired");
+    assert_eq!(
+        first.map(|s| id_of(&s)),
+        Some(id_of(&live)),
+        "the older one expired"
+    );
     assert_eq!(second, None);
 }
 
@@ -788,6 +915,7 @@ async fn memory_claims_store_the_unreported_session_when_every_awaiting_one_expi
             &[number(ALICE)],
             &caller(CALLER_A),
             &the_claim,
+            an_hour_ago(),
             Some(&unreported),
             TTL,
         )
@@ -795,7 +923,7 @@ async fn memory_claims_store_the_unreported_session_when_every_awaiting_one_expi
         .unwrap();
 
     assert_eq!(claimed, Some(unreported.clone()));
-    assert_eq!(store.session(&expired.id).await.unwrap(), None);
+    assert_eq!(store.session(expired.id()).await.unwrap(), None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -812,6 +940,7 @@ async fn memory_a_claimed_session_lives_the_claim_ttl_from_the_claim() {
             &[number(ALICE)],
             &caller(CALLER_A),
             &claim("CA1"),
+            an_hour_ago(),
             None,
             Duration::from_secs(120),
         )
@@ -820,9 +949,9 @@ async fn memory_a_claimed_session_lives_the_claim_ttl_from_the_claim() {
         .expect("claimed");
 
     tokio::time::advance(Duration::from_secs(119)).await;
-    assert!(store.session(&session.id).await.unwrap().is_some());
+    assert!(store.session(session.id()).await.unwrap().is_some());
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert_eq!(store.session(&session.id).await.unwrap(), None);
+    assert_eq!(store.session(session.id()).await.unwrap(), None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -833,6 +962,7 @@ async fn memory_a_retried_report_finds_its_session_for_as_long_as_the_session_li
         caller(CALLER_A),
         Mode::Auto,
         Some("call-1".into()),
+        Timestamp::now(),
     );
     store
         .create_session(&session, Duration::from_secs(60))
@@ -849,6 +979,7 @@ async fn memory_a_retried_report_finds_its_session_for_as_long_as_the_session_li
         caller(CALLER_A),
         Mode::Auto,
         Some("call-1".into()),
+        Timestamp::now(),
     );
 
     let created = store
@@ -857,7 +988,7 @@ async fn memory_a_retried_report_finds_its_session_for_as_long_as_the_session_li
         .unwrap();
 
     let mut expected = session;
-    expected.version = 1; // created, then written once more
+    expected.set_version(1); // created, then written once more
     assert_eq!(created, SessionCreated::Existing(Box::new(expected)));
 }
 
@@ -905,6 +1036,7 @@ async fn redis_the_device_call_key_lives_as_long_as_its_session() {
         caller(CALLER_A),
         Mode::Auto,
         Some("call-1".into()),
+        Timestamp::now(),
     );
     store
         .create_session(&session, Duration::from_secs(60))
@@ -917,7 +1049,7 @@ async fn redis_the_device_call_key_lives_as_long_as_its_session() {
 
     let mut conn = redis.connection().await;
     let session_ttl_ms: i64 = ::redis::cmd("PTTL")
-        .arg(format!("{prefix}:ses:{}", session.id))
+        .arg(format!("{prefix}:ses:{}", session.id()))
         .query_async(&mut conn)
         .await
         .unwrap();

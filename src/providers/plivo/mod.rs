@@ -9,11 +9,13 @@ use actix_web::http::header::HeaderMap;
 use secrecy::SecretString;
 
 use super::{
-    CallScript, DialOutcome, InboundCall, Params, Provider, ProviderRoutes, Screening,
-    SignatureError,
+    CallScript, InboundCall, Params, Provider, ProviderRoutes, Screening, SignatureError,
+    StatusReport,
 };
 use crate::config::Config;
+use crate::domain::dial::{CallSid, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::subscriber::{ClientIdentity, SipUri, Target};
 
 pub struct Plivo;
 
@@ -62,20 +64,57 @@ impl Provider for Plivo {
                 .and_then(|v| PhoneNumber::parse(&international(v), region).ok())
         };
         Some(InboundCall {
-            call_id: params.get("CallUUID").filter(|s| !s.is_empty())?.to_owned(),
+            call_id: Self::call_id(params)?,
             from: Caller::parse(params.get("From").map(international).as_deref(), region),
             to: number("To"),
             forwarded_from: number("ForwardedFrom"),
         })
     }
 
-    fn dial_outcome(params: &Params) -> DialOutcome {
-        match params.get("DialStatus") {
-            Some("completed" | "answer" | "answered") => DialOutcome::Answered,
-            Some("busy") => DialOutcome::Busy,
-            Some("no-answer" | "timeout") => DialOutcome::NoAnswer,
-            Some("cancel" | "canceled" | "cancelled") => DialOutcome::Canceled,
-            _ => DialOutcome::Failed,
+    fn call_id(params: &Params) -> Option<CallSid> {
+        params.get("CallUUID").and_then(|s| CallSid::parse(s).ok())
+    }
+
+    fn dial_result(params: &Params) -> DialResult {
+        let status = match params.get("DialStatus") {
+            Some("completed" | "answer" | "answered") => DialStatus::Completed,
+            Some("busy") => DialStatus::Busy,
+            Some("no-answer" | "timeout") => DialStatus::NoAnswer,
+            Some("cancel" | "canceled" | "cancelled") => DialStatus::Canceled,
+            _ => DialStatus::Failed,
+        };
+        // Plivo has no bridged flag, and needs none: with `confirmKey` a leg
+        // is bridged only once its person pressed the key (a leg that does
+        // not press is hung up while the others ring on), and without it the
+        // leg that picked up is bridged. So a completed Dial was bridged.
+        let bridged = (status == DialStatus::Completed).then_some(true);
+        DialResult { status, bridged }
+    }
+
+    fn digits(params: &Params) -> Option<&str> {
+        params.get("Digits")
+    }
+
+    fn status_report(params: &Params, region: Region) -> StatusReport {
+        // The Dial's `callbackUrl` reports its B legs; the Hangup URL the end
+        // of the call.
+        match params.get("DialAction") {
+            Some(action @ ("answer" | "connected")) => StatusReport::Leg {
+                to: params
+                    .get("DialBLegTo")
+                    .and_then(|to| dialed_target(to, region)),
+                bridged: action == "connected",
+            },
+            Some(_) => StatusReport::Progress,
+            None if params.get("HangupCause").is_some()
+                || matches!(
+                    params.get("CallStatus"),
+                    Some("completed" | "busy" | "no-answer" | "failed" | "cancel" | "timeout")
+                ) =>
+            {
+                StatusReport::CallEnded
+            }
+            None => StatusReport::Progress,
         }
     }
 
@@ -92,6 +131,24 @@ impl Provider for Plivo {
     fn render(script: &CallScript) -> String {
         xml::render(script)
     }
+}
+
+/// A B leg's `DialBLegTo` read back as the target our XML dialed: digits
+/// are a number, our endpoint domain's SIP users are clients.
+fn dialed_target(raw: &str, region: Region) -> Option<Target> {
+    let raw = raw.trim();
+    if raw.starts_with("sip:") || raw.starts_with("sips:") {
+        let user_on_endpoint_domain = raw
+            .strip_prefix("sip:")
+            .and_then(|rest| rest.strip_suffix(&format!("@{}", xml::ENDPOINT_DOMAIN)));
+        return match user_on_endpoint_domain {
+            Some(identity) => ClientIdentity::parse(identity).ok().map(Target::Client),
+            None => SipUri::parse(raw).ok().map(Target::Sip),
+        };
+    }
+    PhoneNumber::parse(&international(raw), region)
+        .ok()
+        .map(Target::Phone)
 }
 
 /// Plivo writes numbers as international digits without the `+`
@@ -148,20 +205,68 @@ mod tests {
     }
 
     #[test]
-    fn dial_statuses_map_to_outcomes() {
-        for (status, outcome) in [
-            ("completed", DialOutcome::Answered),
-            ("busy", DialOutcome::Busy),
-            ("no-answer", DialOutcome::NoAnswer),
-            ("timeout", DialOutcome::NoAnswer),
-            ("failed", DialOutcome::Failed),
+    fn dial_statuses_map_to_results_and_completed_means_bridged() {
+        for (status, expected, bridged) in [
+            ("completed", DialStatus::Completed, Some(true)),
+            ("busy", DialStatus::Busy, None),
+            ("no-answer", DialStatus::NoAnswer, None),
+            ("timeout", DialStatus::NoAnswer, None),
+            ("failed", DialStatus::Failed, None),
         ] {
+            let result = Plivo::dial_result(&params(&[("DialStatus", status)]));
             assert_eq!(
-                Plivo::dial_outcome(&params(&[("DialStatus", status)])),
-                outcome,
+                (result.status, result.bridged),
+                (expected, bridged),
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn leg_events_name_the_dialed_target() {
+        let region = Region::default();
+        let leg = |action: &str, to: &str| {
+            Plivo::status_report(
+                &params(&[("DialAction", action), ("DialBLegTo", to)]),
+                region,
+            )
+        };
+        assert_eq!(
+            leg("connected", "12025550201"),
+            StatusReport::Leg {
+                to: Some(Target::Phone(
+                    PhoneNumber::parse("+12025550201", region).unwrap()
+                )),
+                bridged: true
+            }
+        );
+        assert_eq!(
+            leg("answer", "sip:alice@phone.plivo.com"),
+            StatusReport::Leg {
+                to: Some(Target::Client(ClientIdentity::parse("alice").unwrap())),
+                bridged: false
+            }
+        );
+        assert_eq!(
+            leg("answer", "sip:bob@pbx.example.com"),
+            StatusReport::Leg {
+                to: Some(Target::Sip(
+                    SipUri::parse("sip:bob@pbx.example.com").unwrap()
+                )),
+                bridged: false
+            }
+        );
+        assert_eq!(leg("hangup", "12025550201"), StatusReport::Progress);
+        assert_eq!(
+            Plivo::status_report(
+                &params(&[
+                    ("CallStatus", "completed"),
+                    ("HangupCause", "NORMAL_CLEARING")
+                ]),
+                region
+            ),
+            StatusReport::CallEnded
+        );
     }
 
     #[test]

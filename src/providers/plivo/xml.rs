@@ -27,7 +27,7 @@ use crate::providers::{CallScript, Dial, DialTarget, Step};
 
 /// The domain Plivo SIP endpoints (its softphones and browser SDK clients)
 /// register under: endpoint `alice` is dialed as `sip:alice@phone.plivo.com`.
-const ENDPOINT_DOMAIN: &str = "phone.plivo.com";
+pub(super) const ENDPOINT_DOMAIN: &str = "phone.plivo.com";
 
 /// The key a screened callee presses to accept the call.
 const CONFIRM_KEY: &str = "1";
@@ -140,14 +140,20 @@ fn write_dial<W: io::Write>(w: &mut Writer<W>, dial: &Dial) -> io::Result<()> {
     element = element.with_attribute(("redirect", "true"));
     // Plivo screens per Dial, not per number: `confirmSound` is fetched (POST)
     // and played to whichever leg answers, for EVERY leg of this Dial, and
-    // only a leg that then presses `confirmKey` is bridged (the others fail).
-    // So the first whisper URL stands for the whole Dial. The XML it answers
-    // may hold only Speak, Play and Wait: accepting is the confirm key, not a
-    // GetInput.
-    if let Some(url) = dial.targets.iter().find_map(|t| t.whisper_url.as_deref()) {
+    // only a leg that then presses `confirmKey` is bridged (the others ring
+    // on). The XML it answers may hold only Speak, Play and Wait: accepting
+    // is the confirm key, not a GetInput.
+    if let Some(url) = &dial.screen_url {
         element = element
             .with_attribute(("confirmSound", xml_chars(url).as_ref()))
             .with_attribute(("confirmKey", CONFIRM_KEY));
+    }
+    // Plivo reports each B leg's answer and bridge there, with the number
+    // it dialed: how we learn who took the call.
+    if let Some(url) = &dial.leg_events_url {
+        element = element
+            .with_attribute(("callbackUrl", xml_chars(url).as_ref()))
+            .with_attribute(("callbackMethod", "POST"));
     }
     // Several nouns in one <Dial> ring at once; the first to answer wins.
     element.write_inner_content(|w| {
@@ -195,7 +201,8 @@ mod tests {
     fn phone(s: &str) -> DialTarget {
         DialTarget {
             target: Target::Phone(number(s)),
-            whisper_url: None,
+            pickup_url: None,
+            screened: false,
         }
     }
 
@@ -206,6 +213,8 @@ mod tests {
             caller_id: Some(number("+12025550302")),
             timeout_secs: 20,
             action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
+            screen_url: None,
+            leg_events_url: None,
         })]);
         let xml = render(&script);
         assert!(!xml.contains('+'), "Plivo numbers carry no '+': {xml}");
@@ -237,6 +246,8 @@ mod tests {
             caller_id: None,
             timeout_secs: 30,
             action_url: "https://relay.example.com/plivo/dial-status".into(),
+            screen_url: None,
+            leg_events_url: None,
         })]);
         let dial = &parse(&render(&script)).children[0];
         assert_eq!(
@@ -254,16 +265,20 @@ mod tests {
                 phone("+12025550201"),
                 DialTarget {
                     target: Target::Sip(SipUri::parse("sip:alice@pbx.example.com").unwrap()),
-                    whisper_url: None,
+                    pickup_url: None,
+                    screened: false,
                 },
                 DialTarget {
                     target: Target::Client(ClientIdentity::parse("alice_01.web").unwrap()),
-                    whisper_url: None,
+                    pickup_url: None,
+                    screened: false,
                 },
             ],
             caller_id: Some(number("+12025550302")),
             timeout_secs: 25,
             action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
+            screen_url: None,
+            leg_events_url: None,
         })]);
         let xml = render(&script);
         let dial = &parse(&xml).children[0];
@@ -284,9 +299,9 @@ mod tests {
     }
 
     #[test]
-    fn screening_confirms_the_whole_dial_with_the_first_whisper() {
+    fn screening_confirms_the_whole_dial_and_leg_events_go_to_the_callback() {
         let whisper = "https://relay.example.com/plivo/screen?session=s1&destination=desk";
-        let other = "https://relay.example.com/plivo/screen?session=s1&destination=cell";
+        let events = "https://relay.example.com/plivo/hangup?session=s1&step=0";
         let script = CallScript(vec![Step::Dial(Dial {
             targets: vec![
                 phone("+12025550201"),
@@ -294,16 +309,20 @@ mod tests {
                     target: Target::Sip(
                         SipUri::parse("sip:desk@pbx.example.com;transport=tls").unwrap(),
                     ),
-                    whisper_url: Some(whisper.into()),
+                    pickup_url: None,
+                    screened: true,
                 },
                 DialTarget {
                     target: Target::Phone(number("+12025550202")),
-                    whisper_url: Some(other.into()),
+                    pickup_url: None,
+                    screened: false,
                 },
             ],
             caller_id: Some(number("+12025550302")),
             timeout_secs: 20,
             action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
+            screen_url: Some(whisper.into()),
+            leg_events_url: Some(events.into()),
         })]);
         let xml = render(&script);
         let dial = &parse(&xml).children[0];
@@ -316,7 +335,9 @@ mod tests {
                 "callerId",
                 "redirect",
                 "confirmSound",
-                "confirmKey"
+                "confirmKey",
+                "callbackUrl",
+                "callbackMethod"
             ]
         );
         assert_eq!(dial.attr("confirmSound"), Some(whisper));
@@ -328,7 +349,8 @@ mod tests {
         );
         // Screening is on the Dial: the nouns carry no per-leg attributes.
         assert!(dial.children.iter().all(|n| n.attrs.is_empty()), "{xml}");
-        assert!(!xml.contains("destination=cell"), "{xml}");
+        assert_eq!(dial.attr("callbackUrl"), Some(events));
+        assert_eq!(dial.attr("callbackMethod"), Some("POST"));
     }
 
     #[test]
@@ -449,11 +471,14 @@ mod tests {
             Step::Dial(Dial {
                 targets: vec![DialTarget {
                     target: Target::Phone(number("+12025550201")),
-                    whisper_url: Some(whisper.into()),
+                    pickup_url: None,
+                    screened: true,
                 }],
                 caller_id: None,
                 timeout_secs: 20,
                 action_url: action.into(),
+                screen_url: Some(whisper.into()),
+                leg_events_url: None,
             }),
             Step::Gather {
                 action_url: action.into(),

@@ -6,11 +6,12 @@ pub mod twiml;
 use actix_web::http::header::HeaderMap;
 use secrecy::SecretString;
 
-use super::Screening;
 use super::{
-    CallScript, DialOutcome, InboundCall, Params, Provider, ProviderRoutes, SignatureError,
+    CallScript, InboundCall, Params, Provider, ProviderRoutes, Screening, SignatureError,
+    StatusReport,
 };
 use crate::config::Config;
+use crate::domain::dial::{CallSid, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 
 pub struct Twilio;
@@ -59,20 +60,46 @@ impl Provider for Twilio {
                 .and_then(|v| PhoneNumber::parse(v, region).ok())
         };
         Some(InboundCall {
-            call_id: params.get("CallSid").filter(|s| !s.is_empty())?.to_owned(),
+            call_id: Self::call_id(params)?,
             from: Caller::parse(params.get("From"), region),
             to: number("To"),
             forwarded_from: number("ForwardedFrom"),
         })
     }
 
-    fn dial_outcome(params: &Params) -> DialOutcome {
-        match params.get("DialCallStatus") {
-            Some("completed" | "answered") => DialOutcome::Answered,
-            Some("busy") => DialOutcome::Busy,
-            Some("no-answer") => DialOutcome::NoAnswer,
-            Some("canceled") => DialOutcome::Canceled,
-            _ => DialOutcome::Failed,
+    fn call_id(params: &Params) -> Option<CallSid> {
+        params.get("CallSid").and_then(|s| CallSid::parse(s).ok())
+    }
+
+    fn dial_result(params: &Params) -> DialResult {
+        let status = match params.get("DialCallStatus") {
+            // `answered` is for conferences; read it as a pick-up all the same.
+            Some("completed" | "answered") => DialStatus::Completed,
+            Some("busy") => DialStatus::Busy,
+            Some("no-answer") => DialStatus::NoAnswer,
+            Some("canceled") => DialStatus::Canceled,
+            _ => DialStatus::Failed,
+        };
+        let bridged = match params.get("DialBridged") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
+        DialResult { status, bridged }
+    }
+
+    fn digits(params: &Params) -> Option<&str> {
+        params.get("Digits")
+    }
+
+    fn status_report(params: &Params, _region: Region) -> StatusReport {
+        // Our Dials carry no per-noun status callback (the whisper tells who
+        // answered), so this is the number's own status callback.
+        match params.get("CallStatus") {
+            Some("completed" | "busy" | "no-answer" | "failed" | "canceled") => {
+                StatusReport::CallEnded
+            }
+            _ => StatusReport::Progress,
         }
     }
 

@@ -121,9 +121,10 @@ fn write_noun<W: io::Write>(w: &mut Writer<W>, target: &DialTarget) -> io::Resul
         Target::Client(identity) => ("Client", identity.as_str()),
     };
     let mut element = w.create_element(name);
-    if let Some(url) = &target.whisper_url {
+    if let Some(url) = &target.pickup_url {
         // Twilio fetches this TwiML and runs it on the callee's leg before
-        // bridging: that is where screening asks the callee to accept.
+        // bridging: that tells us who answered, and is where screening asks
+        // the callee to accept.
         element = element
             .with_attribute(("url", xml_chars(url).as_ref()))
             .with_attribute(("method", "POST"));
@@ -146,7 +147,8 @@ mod tests {
     fn phone(s: &str) -> DialTarget {
         DialTarget {
             target: Target::Phone(number(s)),
-            whisper_url: None,
+            pickup_url: None,
+            screened: false,
         }
     }
 
@@ -157,6 +159,8 @@ mod tests {
             caller_id: Some(number("+12025550302")),
             timeout_secs: 20,
             action_url: "https://relay.example.com/twilio/dial-status?session=s1".into(),
+            screen_url: None,
+            leg_events_url: None,
         })]);
         let xml = render(&script);
         let response = parse(&xml);
@@ -187,6 +191,8 @@ mod tests {
             caller_id: None,
             timeout_secs: 30,
             action_url: "https://relay.example.com/twilio/dial-status".into(),
+            screen_url: None,
+            leg_events_url: None,
         })]);
         let dial = &parse(&render(&script)).children[0];
         assert_eq!(dial.attr("callerId"), None);
@@ -198,7 +204,8 @@ mod tests {
         let whisper = "https://relay.example.com/twilio/screen?session=s1&destination=desk";
         let with_whisper = |target| DialTarget {
             target,
-            whisper_url: Some(whisper.to_owned()),
+            pickup_url: Some(whisper.to_owned()),
+            screened: true,
         };
         let script = CallScript(vec![Step::Dial(Dial {
             targets: vec![
@@ -213,6 +220,8 @@ mod tests {
             caller_id: Some(number("+12025550302")),
             timeout_secs: 25,
             action_url: "https://relay.example.com/twilio/dial-status?session=s1".into(),
+            screen_url: None,
+            leg_events_url: None,
         })]);
         let xml = render(&script);
         let dial = &parse(&xml).children[0];
@@ -326,11 +335,14 @@ mod tests {
             Step::Dial(Dial {
                 targets: vec![DialTarget {
                     target: Target::Phone(number("+12025550111")),
-                    whisper_url: Some(whisper.into()),
+                    pickup_url: Some(whisper.into()),
+                    screened: true,
                 }],
                 caller_id: None,
                 timeout_secs: 20,
                 action_url: action.into(),
+                screen_url: None,
+                leg_events_url: None,
             }),
             Step::Gather {
                 action_url: action.into(),

@@ -1,0 +1,138 @@
+//! What ringrelay puts in the query of the URLs it hands a provider (Dial
+//! `action`, whisper, `<Record>` action, leg events), and reads back when
+//! the provider calls them. The provider signs the whole URL, so the query
+//! comes back as we wrote it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::dial::DialAttempt;
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::SessionId;
+use crate::domain::subscriber::DestinationId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackQuery {
+    pub subscriber: PhoneNumber,
+    /// `None` when the store could not give the call a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
+    /// The plan step of the Dial the callback is about (of the fallback, for
+    /// the voicemail's `<Record>`).
+    pub step: u16,
+    /// The round within that step (it rings again after a decline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u16>,
+    /// The destination whose leg the callback is about (whisper, screening).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationId>,
+    /// The caller: what the next leg shows, and what screening announces,
+    /// even when the session cannot be read. Absent (or anything but a
+    /// number) when withheld.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number_or_withheld"
+    )]
+    pub caller: Option<PhoneNumber>,
+}
+
+/// A caller that is not an E.164 number is withheld, not a foreign query.
+fn number_or_withheld<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<PhoneNumber>, D::Error> {
+    let raw = Option::<String>::deserialize(d)?;
+    Ok(raw.and_then(|raw| serde_json::from_value(serde_json::Value::String(raw)).ok()))
+}
+
+impl CallbackQuery {
+    pub fn new(
+        subscriber: &PhoneNumber,
+        session: Option<&SessionId>,
+        caller: &Caller,
+        attempt: DialAttempt,
+    ) -> Self {
+        Self {
+            subscriber: subscriber.clone(),
+            session: session.cloned(),
+            step: attempt.step,
+            round: Some(attempt.round),
+            destination: None,
+            caller: caller.number().cloned(),
+        }
+    }
+
+    /// Reads our query back; `None` when it is not one of ours.
+    pub fn parse(query: &str) -> Option<Self> {
+        serde_urlencoded::from_str(query).ok()
+    }
+
+    pub fn for_destination(mut self, destination: &DestinationId) -> Self {
+        self.destination = Some(destination.clone());
+        self
+    }
+
+    pub fn attempt(&self) -> DialAttempt {
+        DialAttempt {
+            step: self.step,
+            round: self.round.unwrap_or(0),
+        }
+    }
+
+    pub fn caller(&self) -> Caller {
+        self.caller.clone().map_or(Caller::Withheld, Caller::Number)
+    }
+
+    /// The query string, encoded.
+    pub fn encode(&self) -> String {
+        serde_urlencoded::to_string(self).expect("a flat struct of strings always encodes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::Region;
+
+    #[test]
+    fn a_query_round_trips_with_every_field() {
+        let subscriber = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
+        let caller = Caller::parse(Some("+12025550302"), Region::default());
+        let id = SessionId::generate();
+        let query = CallbackQuery::new(
+            &subscriber,
+            Some(&id),
+            &caller,
+            DialAttempt { step: 2, round: 1 },
+        )
+        .for_destination(&DestinationId::parse("desk").unwrap());
+        let encoded = query.encode();
+        assert!(encoded.contains("caller=%2B12025550302"), "{encoded}");
+        assert_eq!(CallbackQuery::parse(&encoded), Some(query));
+    }
+
+    #[test]
+    fn a_withheld_caller_and_no_session_leave_their_fields_out() {
+        let subscriber = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
+        let query = CallbackQuery::new(&subscriber, None, &Caller::Withheld, DialAttempt::FIRST);
+        assert_eq!(query.encode(), "subscriber=%2B12025550199&step=0&round=0");
+        let back = CallbackQuery::parse(&query.encode()).unwrap();
+        assert_eq!(back.caller(), Caller::Withheld);
+        assert_eq!(back.attempt(), DialAttempt::FIRST);
+        let marked =
+            CallbackQuery::parse("subscriber=%2B12025550199&step=0&caller=withheld").unwrap();
+        assert_eq!(marked.caller(), Caller::Withheld);
+    }
+
+    #[test]
+    fn foreign_queries_are_not_ours() {
+        for query in [
+            "",
+            "step=1",
+            "subscriber=alice&step=0",
+            "subscriber=%2B12025550199",
+            "subscriber=%2B12025550199&step=x",
+        ] {
+            assert_eq!(CallbackQuery::parse(query), None, "{query:?}");
+        }
+    }
+}
