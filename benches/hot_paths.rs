@@ -256,6 +256,7 @@ fn record(i: usize) -> SubscriberRecord {
     let rules = SpecRules {
         region: us(),
         webhooks_can_be_signed: true,
+        webhook_targets: ringrelay::domain::webhook_target::TargetPolicy::PublicOnly,
     };
     let subscriber = spec
         .parse(subscriber_number(i), rules)

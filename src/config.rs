@@ -10,6 +10,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::phone::Region;
+use crate::domain::webhook_target::TargetPolicy;
 
 /// The validated configuration of one process.
 #[derive(Debug, Clone)]
@@ -56,6 +57,16 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `RUST_LOG`: the log filter. Default `info`.
     pub log_filter: String,
+    /// `ALLOW_PRIVATE_WEBHOOKS`: whether a `webhook_url` may name a private,
+    /// loopback or link-local host. Default false.
+    pub webhook_targets: TargetPolicy,
+    /// `TRUST_PROXY`: whether the first hop of `X-Forwarded-For` is the
+    /// client (behind Heroku's and Fly's routers). Default false.
+    pub trust_proxy: bool,
+    /// `MAX_STREAMS`: live event streams one instance keeps open. Default 10000.
+    pub max_streams: usize,
+    /// `MAX_STREAMS_PER_DESTINATION`: live streams per destination. Default 8.
+    pub max_streams_per_destination: usize,
 }
 
 /// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
@@ -174,6 +185,12 @@ struct RawVars {
     templates_dir: Option<String>,
     log_format: Option<String>,
     rust_log: Option<String>,
+    allow_private_webhooks: Option<String>,
+    trust_proxy: Option<String>,
+    max_streams: Option<String>,
+    max_streams_per_destination: Option<String>,
+    fly_app_name: Option<String>,
+    heroku_app_default_domain_name: Option<String>,
 }
 
 impl Config {
@@ -215,11 +232,36 @@ impl Config {
             })?,
         };
         let host = raw.host.unwrap_or_else(|| "0.0.0.0".to_owned());
+        if !is_listen_address(&host) {
+            return Err(ConfigError::new(
+                "HOST",
+                format!(
+                    "must be an IP address or a host name, got {:?}",
+                    clip(&host)
+                ),
+            ));
+        }
         let public_base_url = match raw.public_base_url {
-            None => PublicBaseUrl(format!("http://localhost:{port}")),
-            Some(u) => PublicBaseUrl::parse(&u)
-                .map_err(|p| ConfigError::new("PUBLIC_BASE_URL", format!("{p}, got {u:?}")))?,
+            // The platform says where it serves the app, when it does.
+            None => match (&raw.fly_app_name, &raw.heroku_app_default_domain_name) {
+                (Some(app), _) => PublicBaseUrl::parse(&format!("https://{app}.fly.dev"))
+                    .map_err(|p| ConfigError::new("FLY_APP_NAME", p))?,
+                (None, Some(domain)) => PublicBaseUrl::parse(&format!("https://{domain}"))
+                    .map_err(|p| ConfigError::new("HEROKU_APP_DEFAULT_DOMAIN_NAME", p))?,
+                (None, None) => PublicBaseUrl(format!("http://localhost:{port}")),
+            },
+            Some(u) => PublicBaseUrl::parse(&u).map_err(|p| {
+                ConfigError::new("PUBLIC_BASE_URL", format!("{p}, got {:?}", clip(&u)))
+            })?,
         };
+        if let Some(token) = &raw.admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            return Err(ConfigError::new(
+                "ADMIN_TOKEN",
+                format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters long"),
+            ));
+        }
         let redis_url = raw
             .redis_url
             .map(|u| {
@@ -253,6 +295,35 @@ impl Config {
             Duration::from_secs(positive("SESSION_TTL_SECS", raw.session_ttl_secs, 120)?);
         let notify_timeout =
             Duration::from_millis(positive("NOTIFY_TIMEOUT_MS", raw.notify_timeout_ms, 2000)?);
+        if notify_timeout > MAX_NOTIFY_TIMEOUT {
+            return Err(ConfigError::new(
+                "NOTIFY_TIMEOUT_MS",
+                format!("must be at most {} ms", MAX_NOTIFY_TIMEOUT.as_millis()),
+            ));
+        }
+        let templates_dir = raw.templates_dir.map(PathBuf::from);
+        if let Some(dir) = &templates_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::new(
+                "TEMPLATES_DIR",
+                "is not a folder that exists",
+            ));
+        }
+        let webhook_targets = if flag("ALLOW_PRIVATE_WEBHOOKS", raw.allow_private_webhooks)? {
+            TargetPolicy::AllowPrivate
+        } else {
+            TargetPolicy::PublicOnly
+        };
+        let trust_proxy = flag("TRUST_PROXY", raw.trust_proxy)?;
+        let max_streams = usize::try_from(positive("MAX_STREAMS", raw.max_streams, 10_000)?)
+            .unwrap_or(usize::MAX);
+        let max_streams_per_destination = usize::try_from(positive(
+            "MAX_STREAMS_PER_DESTINATION",
+            raw.max_streams_per_destination,
+            8,
+        )?)
+        .unwrap_or(usize::MAX);
         let forward_timeout = Duration::from_secs(positive(
             "FORWARD_TIMEOUT_SECS",
             raw.forward_timeout_secs,
@@ -297,9 +368,13 @@ impl Config {
             notify_timeout,
             forward_timeout,
             subscribers_file: raw.subscribers_file.map(PathBuf::from),
-            templates_dir: raw.templates_dir.map(PathBuf::from),
+            templates_dir,
             log_format,
             log_filter,
+            webhook_targets,
+            trust_proxy,
+            max_streams,
+            max_streams_per_destination,
         })
     }
 }
@@ -322,7 +397,59 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TEMPLATES_DIR",
     "LOG_FORMAT",
     "RUST_LOG",
+    "ALLOW_PRIVATE_WEBHOOKS",
+    "TRUST_PROXY",
+    "MAX_STREAMS",
+    "MAX_STREAMS_PER_DESTINATION",
+    "FLY_APP_NAME",
+    "HEROKU_APP_DEFAULT_DOMAIN_NAME",
 ];
+
+/// The shortest `ADMIN_TOKEN` accepted: a short one is guessed (§15).
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// The longest `NOTIFY_TIMEOUT_MS`: the phone rings meanwhile, and the
+/// carrier's no-reply timer (5 to 30 s) must not run out before it rejects.
+const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `true` or `false` (also `1`/`0`, `yes`/`no`).
+fn flag(variable: &'static str, raw: Option<String>) -> Result<bool, ConfigError> {
+    match raw
+        .as_deref()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(_) => Err(ConfigError::new(variable, "must be true or false")),
+    }
+}
+
+/// An IP address, or a host name made of DNS labels that is not a dotted
+/// quad in disguise (`999.1.1.1`).
+fn is_listen_address(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let labels_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        });
+    let all_numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    labels_ok && !all_numeric
+}
+
+/// At most 64 characters of a value, for an error message.
+fn clip(value: &str) -> String {
+    value.chars().take(64).collect()
+}
 
 /// The longest `FORWARD_TIMEOUT_SECS` (contract §8).
 const MAX_FORWARD_TIMEOUT: Duration = Duration::from_secs(600);
@@ -383,6 +510,47 @@ mod tests {
     }
 
     #[test]
+    fn public_base_url_defaults_to_what_the_platform_says() {
+        let fly = config(&[("FLY_APP_NAME", "my-relay")]).unwrap();
+        assert_eq!(fly.public_base_url.as_str(), "https://my-relay.fly.dev");
+        let heroku = config(&[(
+            "HEROKU_APP_DEFAULT_DOMAIN_NAME",
+            "my-relay-1234.herokuapp.com",
+        )])
+        .unwrap();
+        assert_eq!(
+            heroku.public_base_url.as_str(),
+            "https://my-relay-1234.herokuapp.com"
+        );
+        let explicit = config(&[
+            ("FLY_APP_NAME", "my-relay"),
+            ("PUBLIC_BASE_URL", "https://calls.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            explicit.public_base_url.as_str(),
+            "https://calls.example.com"
+        );
+    }
+
+    #[test]
+    fn hosts_and_safety_switches_parse() {
+        let c = config(&[
+            ("HOST", "::"),
+            ("ALLOW_PRIVATE_WEBHOOKS", "true"),
+            ("TRUST_PROXY", "yes"),
+            ("MAX_STREAMS", "5"),
+        ])
+        .unwrap();
+        assert_eq!(c.webhook_targets, TargetPolicy::AllowPrivate);
+        assert!(c.trust_proxy);
+        assert_eq!((c.max_streams, c.max_streams_per_destination), (5, 8));
+        let d = config(&[("HOST", "my-host.internal")]).unwrap();
+        assert_eq!(d.webhook_targets, TargetPolicy::PublicOnly);
+        assert!(!d.trust_proxy);
+    }
+
+    #[test]
     fn empty_values_count_as_unset() {
         let c = config(&[("ADMIN_TOKEN", ""), ("PORT", "")]).unwrap();
         assert!(c.admin_token.is_none());
@@ -414,6 +582,16 @@ mod tests {
             ("LOG_FORMAT", "yaml", "text or json"),
             ("RUST_LOG", "info,[", "log filter"),
             ("REDIS_KEY_PREFIX", "two words", "spaces"),
+            ("ADMIN_TOKEN", "a", "at least 16"),
+            ("ADMIN_TOKEN", "fifteen-chars-x", "at least 16"),
+            ("HOST", "999.1.1.1", "IP address"),
+            ("HOST", "not a host", "IP address"),
+            ("NOTIFY_TIMEOUT_MS", "99999999999", "at most 10000"),
+            ("TEMPLATES_DIR", "/nowhere/at/all", "folder"),
+            ("ALLOW_PRIVATE_WEBHOOKS", "sometimes", "true or false"),
+            ("TRUST_PROXY", "2", "true or false"),
+            ("MAX_STREAMS", "0", "greater than 0"),
+            ("MAX_STREAMS_PER_DESTINATION", "many", "greater than 0"),
         ];
         for (variable, value, expected) in cases {
             let err =

@@ -220,6 +220,7 @@ mod tests {
             SpecRules {
                 region: Region::default(),
                 webhooks_can_be_signed: false,
+                webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
             },
             Arc::default(),
         )

@@ -59,6 +59,7 @@ impl Application {
             SpecRules {
                 region: config.default_region,
                 webhooks_can_be_signed: config.webhook_secret.is_some(),
+                webhook_targets: config.webhook_targets,
             },
             last_known.clone(),
         );
@@ -66,6 +67,7 @@ impl Application {
             Templates::load(config.templates_dir.as_deref()).context("TEMPLATES_DIR")?;
         let webhooks = WebhookSender::new(
             config.webhook_secret.clone(),
+            config.webhook_targets,
             config.notify_timeout,
             RetryPolicy::default(),
             metrics.clone(),

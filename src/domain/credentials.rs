@@ -243,6 +243,7 @@ mod tests {
             crate::domain::subscriber::SpecRules {
                 region: Region::default(),
                 webhooks_can_be_signed: true,
+                webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
             },
         )
         .unwrap()

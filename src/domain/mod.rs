@@ -8,3 +8,4 @@ pub mod forwarding;
 pub mod phone;
 pub mod session;
 pub mod subscriber;
+pub mod webhook_target;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::phone::{PhoneNumber, Region};
+use super::webhook_target::{TargetPolicy, parse_webhook_url};
 
 pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
 pub const PICK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=60;
@@ -305,6 +306,8 @@ pub struct SpecRules {
     /// Whether `WEBHOOK_SECRET` is set: destinations with a `webhook_url`
     /// cannot be signed for otherwise.
     pub webhooks_can_be_signed: bool,
+    /// Which hosts a `webhook_url` may name (`ALLOW_PRIVATE_WEBHOOKS`).
+    pub webhook_targets: TargetPolicy,
 }
 
 /// A field of the body that breaks a rule; `field` is its JSON path.
@@ -383,7 +386,10 @@ impl SubscriberSpec {
             let webhook_url = spec
                 .webhook_url
                 .filter(|u| !u.is_empty())
-                .map(|u| parse_webhook_url(&u).map_err(|m| FieldError::new(at("webhook_url"), m)))
+                .map(|u| {
+                    parse_webhook_url(&u, rules.webhook_targets)
+                        .map_err(|m| FieldError::new(at("webhook_url"), m))
+                })
                 .transpose()?;
             if webhook_url.is_some() && !rules.webhooks_can_be_signed {
                 return Err(FieldError::new(
@@ -459,14 +465,6 @@ fn bounded(
     }
 }
 
-fn parse_webhook_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e}): {raw:?}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("must be an http:// or https:// URL, got {raw:?}"));
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +474,7 @@ mod tests {
         SpecRules {
             region: Region::default(),
             webhooks_can_be_signed: true,
+            webhook_targets: TargetPolicy::PublicOnly,
         }
     }
 
@@ -659,6 +658,7 @@ mod tests {
                 number(),
                 SpecRules {
                     webhooks_can_be_signed: false,
+                    webhook_targets: TargetPolicy::PublicOnly,
                     ..rules()
                 },
             )

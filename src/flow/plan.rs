@@ -85,6 +85,7 @@ mod tests {
             SpecRules {
                 region: Region::default(),
                 webhooks_can_be_signed: true,
+                webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
             },
         )
         .unwrap()

@@ -583,6 +583,7 @@ mod tests {
         let rules = SpecRules {
             region: Region::default(),
             webhooks_can_be_signed: true,
+            webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
         };
         for (body, fallback) in [
             (

@@ -15,9 +15,14 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use url::Url;
 
+use std::net::{IpAddr, SocketAddr};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
 use super::events::Event;
 use super::signing;
 use crate::config::WebhookSecret;
+use crate::domain::webhook_target::{TargetPolicy, address_allowed};
 use crate::metrics::Metrics;
 use tokio_util::task::TaskTracker;
 
@@ -75,6 +80,7 @@ pub struct WebhookSender {
     background: TaskTracker,
     client: reqwest::Client,
     secret: Option<WebhookSecret>,
+    targets: TargetPolicy,
     ringing_deadline: Duration,
     retry: RetryPolicy,
 }
@@ -82,6 +88,7 @@ pub struct WebhookSender {
 impl WebhookSender {
     pub fn new(
         secret: Option<WebhookSecret>,
+        targets: TargetPolicy,
         ringing_deadline: Duration,
         retry: RetryPolicy,
         metrics: Arc<Metrics>,
@@ -91,6 +98,7 @@ impl WebhookSender {
             .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(CheckedResolver { targets }))
             .build()
             .context("building the webhook HTTP client")?;
         Ok(Self {
@@ -98,6 +106,7 @@ impl WebhookSender {
             background,
             client,
             secret,
+            targets,
             ringing_deadline,
             retry,
         })
@@ -187,6 +196,20 @@ impl WebhookSender {
         body: &[u8],
         timeout: Duration,
     ) -> Result<(), Failure> {
+        // A URL naming an address is never resolved, so the resolver below
+        // cannot check it: it is checked here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !address_allowed(ip, self.targets)) {
+            return Err(Failure {
+                reason: "refused: not a public address".into(),
+                retryable: false,
+                retry_after: None,
+            });
+        }
         let mut request = self
             .client
             .post(url.clone())
@@ -226,6 +249,31 @@ impl WebhookSender {
     }
 }
 
+/// Resolves webhook hosts and keeps only the addresses a webhook may go to
+/// (contract §15): a name that resolves to the service's own network is
+/// refused at connect time, whatever it resolved to when it was registered.
+struct CheckedResolver {
+    targets: TargetPolicy,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let targets = self.targets;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = resolved
+                .filter(|addr| address_allowed(addr.ip(), targets))
+                .collect();
+            if allowed.is_empty() {
+                return Err("the webhook host resolves to no public address".into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 struct Failure {
     reason: String,
     retryable: bool,
@@ -261,4 +309,28 @@ fn with_jitter(delay: Duration) -> Duration {
         } else {
             rand::random::<u64>() % fifth
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_only_to_loopback_is_refused_at_connect_time() {
+        let resolver = CheckedResolver {
+            targets: TargetPolicy::PublicOnly,
+        };
+        let refused = resolver.resolve(Name::from_str("localhost").unwrap()).await;
+        assert!(refused.is_err());
+
+        let allowed = CheckedResolver {
+            targets: TargetPolicy::AllowPrivate,
+        }
+        .resolve(Name::from_str("localhost").unwrap())
+        .await
+        .unwrap();
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()));
+    }
 }

@@ -327,3 +327,35 @@ async fn a_store_outage_is_an_opaque_503() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_webhook_url_to_a_private_host_or_with_userinfo_is_422_and_not_echoed() {
+    // The service as deployed: private webhook targets not allowed.
+    let app = spawn_app_with(Backend::Memory, &[("ALLOW_PRIVATE_WEBHOOKS", "")]).await;
+    for url in [
+        "http://127.0.0.1:6379/",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+        "http://0.0.0.0/",
+        "http://metadata.google.internal/",
+        "http://2130706433/",
+        "https://user:pa55word@crm.example.com/hooks",
+    ] {
+        let mut body = example_subscriber();
+        body["destinations"][0]["webhook_url"] = json!(url);
+        let response = app.put_subscriber(NUMBER, &body).await;
+        let error = assert_error(response, 422, "invalid_field").await;
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("destinations[0].webhook_url: "),
+            "{url}: {message}"
+        );
+        assert!(!message.contains("pa55word"), "{message}");
+    }
+    assert_error(app.get_subscriber(NUMBER).await, 404, "not_found").await;
+    let mut public = example_subscriber();
+    public["destinations"][0]["webhook_url"] = json!("https://crm.example.com/hooks/calls");
+    assert_eq!(app.put_subscriber(NUMBER, &public).await.status(), 201);
+}

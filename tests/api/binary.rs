@@ -142,6 +142,8 @@ impl RunningService {
             ("PORT", port_text.as_str()),
             ("HOST", "127.0.0.1"),
             ("PUBLIC_BASE_URL", base.as_str()),
+            // The test receivers listen on 127.0.0.1.
+            ("ALLOW_PRIVATE_WEBHOOKS", "true"),
         ];
         all_env.extend_from_slice(env);
         let mut child = ringrelay(dir, &all_env)

@@ -171,9 +171,9 @@ both_backends! {
 #[tokio::test]
 async fn notifications_go_out_together_and_the_instruction_waits_for_all_of_them() {
     let receiver = WebhookReceiver::start(Behaviour::HoldUntilReleased).await;
-    // A deadline far beyond the test's own: only parallel delivery lets all
+    // The longest deadline allowed: only parallel delivery lets all
     // three arrive while each is held.
-    let app = spawn_app_with(Backend::Memory, &[("NOTIFY_TIMEOUT_MS", "60000")]).await;
+    let app = spawn_app_with(Backend::Memory, &[("NOTIFY_TIMEOUT_MS", "10000")]).await;
     let tokens = app.register(ALICE, &alice(&receiver, "auto")).await;
 
     let ring = tokio::spawn({

@@ -65,6 +65,7 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
         SpecRules {
             region: app.config.default_region,
             webhooks_can_be_signed: true,
+            webhook_targets: app.config.webhook_targets,
         },
         Arc::default(),
     );

@@ -43,6 +43,7 @@ fn record(subscriber: &str, forwarding: &str, destinations: &[&str]) -> Subscrib
     let rules = SpecRules {
         region: Region::default(),
         webhooks_can_be_signed: true,
+        webhook_targets: ringrelay::domain::webhook_target::TargetPolicy::PublicOnly,
     };
     let subscriber = spec.parse(number(subscriber), rules).unwrap();
     let (credentials, _) = Credentials::issue(&subscriber, None, TokenPolicy::Rotate);
