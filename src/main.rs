@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&config);
+    raise_open_files_limit();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
@@ -45,6 +46,22 @@ async fn main() -> ExitCode {
             eprintln!("ringrelay: server error: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Every connection and live stream is a file descriptor: with the usual
+/// soft limit of 1024, a thousand idle clients would stop the instance while
+/// the hard limit allows far more (contract §15).
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, hard)) => match rlimit::increase_nofile_limit(hard) {
+            Ok(raised) => tracing::info!(soft, hard, raised, "open files limit"),
+            Err(err) => {
+                tracing::warn!(soft, hard, error = %err, "could not raise the open files limit")
+            }
+        },
+        Err(err) => tracing::warn!(error = %err, "could not read the open files limit"),
     }
 }
 

@@ -135,6 +135,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(render_framework_error))
+                .wrap(from_fn(http::read_body_within_deadline))
                 .wrap(from_fn(http::record_request))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())

@@ -18,6 +18,7 @@ use crate::domain::credentials::TokenOwner;
 use crate::domain::session::{OfferResponse, SessionId, SessionState};
 use crate::domain::subscriber::DestinationId;
 use crate::flow::Answerer;
+use crate::notify::bus::StreamLimits;
 
 /// Comments at least this often keep proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -49,6 +50,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
         ),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
+        (status = 429, response = doc::TooManyStreams),
         (status = 500, response = doc::InternalError),
         (status = 503, response = doc::StoreUnavailable),
     ),
@@ -64,10 +66,22 @@ pub async fn events(
             "this token belongs to another destination".into(),
         ));
     }
+    let limits = StreamLimits {
+        per_instance: state.config.max_streams,
+        per_destination: state.config.max_streams_per_destination,
+    };
     let receiver = state
         .flow
         .bus()
-        .subscribe(&destination.subscriber.number, &destination.destination);
+        .subscribe_within(
+            &destination.subscriber.number,
+            &destination.destination,
+            limits,
+        )
+        .map_err(|full| ApiError::RateLimited {
+            message: full.to_string(),
+            retry_after: STREAM_RETRY_AFTER,
+        })?;
     tracing::info!(subscriber = %destination.subscriber.number, destination = %destination.destination, "live stream opened");
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {
@@ -85,6 +99,10 @@ pub async fn events(
     let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
     Ok(sse::Sse::from_infallible_stream(stream).with_keep_alive(KEEP_ALIVE))
 }
+
+/// When a client refused a stream should try again: streams end when their
+/// clients go, so a place frees up soon.
+const STREAM_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -40,6 +40,8 @@ pub enum ApiError {
     },
     #[error("the request body is over 64 KiB")]
     PayloadTooLarge,
+    #[error("the request body did not arrive within 10 s")]
+    RequestTimeout,
     #[error(transparent)]
     InvalidField(#[from] FieldError),
     #[error("{0} is not set on this service")]
@@ -80,6 +82,7 @@ impl ApiError {
             Self::SessionOver => "session_over",
             Self::RateLimited { .. } => "rate_limited",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::InvalidField(_) => "invalid_field",
             Self::NotConfigured(_) => "not_configured",
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -154,6 +157,7 @@ impl ResponseError for ApiError {
             Self::SessionOver => StatusCode::GONE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotConfigured(_) | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -352,6 +356,14 @@ pub mod doc {
                 ).into()),
                 ("path", FieldError::new("number", "is not a phone number: \"abc\"").into()),
             ],
+        );
+        /// 429: as many live streams are open as allowed.
+        TooManyStreams => error_response(
+            "This destination (or this instance) has as many live streams open as allowed; retry later.",
+            &[("rate_limited", ApiError::RateLimited {
+                message: crate::notify::bus::StreamLimitReached::Destination.to_string(),
+                retry_after: std::time::Duration::from_secs(5),
+            })],
         );
         /// 429: too many ring reports.
         RateLimited => error_response(

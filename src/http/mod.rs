@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod body_deadline;
 mod destinations;
 mod device;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod state;
 
 use actix_web::web;
 
+pub use self::body_deadline::read_body_within_deadline;
 use self::error::{ApiError, MAX_BODY_BYTES};
 use crate::domain::subscriber::FieldError;
 use crate::providers::plivo::Plivo;

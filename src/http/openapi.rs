@@ -46,6 +46,7 @@ use super::{admin, destinations, device, sessions};
             doc::PayloadTooLarge,
             doc::InvalidField,
             doc::RateLimited,
+            doc::TooManyStreams,
             doc::AdminUnavailable,
             doc::StoreUnavailable,
             doc::InternalError,
@@ -192,7 +193,7 @@ mod tests {
         (
             "/v1/destinations/{id}/events",
             "get",
-            &[200, 401, 403, 500, 503],
+            &[200, 401, 403, 429, 500, 503],
             &["destination_token"],
         ),
     ];

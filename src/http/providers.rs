@@ -47,6 +47,12 @@ impl<P: Provider> FromRequest for SignedForm<P> {
             // Fail closed: without the token nothing can be checked.
             let token = P::auth_token(&state.config)
                 .ok_or(ApiError::NotConfigured(P::AUTH_TOKEN_VARIABLE))?;
+            // Unsigned: refused before the body is read, so that unsigned
+            // clients cannot hold connections open with slow bodies.
+            if !req.headers().contains_key(P::SIGNATURE_HEADER) {
+                tracing::warn!(provider = P::NAME, "refused a webhook without a signature");
+                return Err(ApiError::InvalidSignature);
+            }
             let body = body.await.map_err(|err| {
                 if err.as_response_error().status_code()
                     == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE

@@ -57,6 +57,29 @@ const STREAM_BUFFER: usize = 64;
 /// that falls behind reads its session again, so nothing is lost.
 const SESSION_BUFFER: usize = 1024;
 
+/// How many live streams one instance keeps open (`MAX_STREAMS`,
+/// `MAX_STREAMS_PER_DESTINATION`): each is a connection held open.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    pub per_instance: usize,
+    pub per_destination: usize,
+}
+
+impl StreamLimits {
+    const NONE: Self = Self {
+        per_instance: usize::MAX,
+        per_destination: usize::MAX,
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamLimitReached {
+    #[error("this instance holds as many live streams as it may")]
+    Instance,
+    #[error("this destination has as many live streams open as it may")]
+    Destination,
+}
+
 #[derive(Clone)]
 pub struct EventBus {
     local: Arc<Local>,
@@ -194,11 +217,34 @@ impl EventBus {
         subscriber: &PhoneNumber,
         destination: &DestinationId,
     ) -> broadcast::Receiver<Arc<StreamEvent>> {
+        self.subscribe_within(subscriber, destination, StreamLimits::NONE)
+            .expect("no limit refuses a stream")
+    }
+
+    /// [`EventBus::subscribe`], unless this instance already holds as many
+    /// streams as `limits` allow, for the destination or in all. Checked
+    /// and opened under one lock, so that concurrent opens cannot overshoot.
+    pub fn subscribe_within(
+        &self,
+        subscriber: &PhoneNumber,
+        destination: &DestinationId,
+        limits: StreamLimits,
+    ) -> Result<broadcast::Receiver<Arc<StreamEvent>>, StreamLimitReached> {
         let mut streams = self.local.streams.lock().unwrap_or_else(|p| p.into_inner());
-        streams
+        let open: usize = streams
+            .values()
+            .map(broadcast::Sender::receiver_count)
+            .sum();
+        if open >= limits.per_instance {
+            return Err(StreamLimitReached::Instance);
+        }
+        let sender = streams
             .entry((subscriber.clone(), destination.clone()))
-            .or_insert_with(|| broadcast::channel(STREAM_BUFFER).0)
-            .subscribe()
+            .or_insert_with(|| broadcast::channel(STREAM_BUFFER).0);
+        if sender.receiver_count() >= limits.per_destination {
+            return Err(StreamLimitReached::Destination);
+        }
+        Ok(sender.subscribe())
     }
 
     /// Pings of changed sessions, from now on.

@@ -26,6 +26,9 @@ pub trait Provider: Send + Sync + 'static {
     const NAME: &'static str;
     /// The variable holding its auth token; unset → its routes answer 503.
     const AUTH_TOKEN_VARIABLE: &'static str;
+    /// The header its signature comes in: a request without it is refused
+    /// before its body is read.
+    const SIGNATURE_HEADER: &'static str;
     /// The `Content-Type` of its markup.
     const MARKUP_CONTENT_TYPE: &'static str;
     /// Its callback routes, for the URLs the markup points back at.

@@ -157,9 +157,9 @@ async fn every_route_that_takes_a_body_refuses_one_over_64_kib() {
             .unwrap();
         let status = response.status().as_u16();
         // Routes that authenticate first may refuse the caller before the
-        // body; none may accept the body.
+        // body (an unsigned webhook: 403); none may accept the body.
         assert!(
-            matches!(status, 413 | 401 | 503),
+            matches!(status, 413 | 401 | 403 | 503),
             "{method} {path}: {status}"
         );
         if status == 413 {
@@ -177,9 +177,11 @@ async fn every_route_that_takes_a_body_refuses_one_over_64_kib() {
         .await
         .unwrap();
     assert_error(response, 413, "payload_too_large").await;
+    // A signature, even a wrong one, gets the body read: too large.
     let response = app
         .client
         .post(app.url("/twilio/voice"))
+        .header("X-Twilio-Signature", "c2lnbmVk")
         .body(big)
         .send()
         .await
@@ -251,4 +253,61 @@ async fn the_openapi_document_is_served_and_lists_the_api() {
             "{method} {path} is described"
         );
     }
+}
+
+/// Sends the head of a request whose body is announced but never comes,
+/// and returns the status line of the answer.
+async fn send_with_a_stalled_body(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = app.address.strip_prefix("http://").unwrap();
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\nCallSid=CA1&From=");
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 512];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), socket.read(&mut answer))
+        .await
+        .expect("an answer within the deadline and a margin")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_unsigned_webhook_is_refused_before_its_body_arrives() {
+    let app = spawn_app(Backend::Memory).await;
+
+    let status = send_with_a_stalled_body(&app, "POST", "/twilio/voice", &[]).await;
+
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_within_10_s_is_408() {
+    let app = spawn_app(Backend::Memory).await;
+
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let signature = [("X-Twilio-Signature", "c2lnbmVk")];
+    let authorization = [("Authorization", bearer.as_str())];
+    let (signed, admin) = tokio::join!(
+        send_with_a_stalled_body(&app, "POST", "/twilio/voice", &signature),
+        send_with_a_stalled_body(&app, "PUT", "/v1/subscribers/+12025550199", &authorization),
+    );
+
+    assert!(signed.starts_with("HTTP/1.1 408"), "{signed}");
+    assert!(admin.starts_with("HTTP/1.1 408"), "{admin}");
+    assert_error(app.get_subscriber("+12025550199").await, 404, "not_found").await;
 }

@@ -1071,3 +1071,28 @@ async fn every_other_destination_hears_call_taken_when_one_accepts_across_two_in
     told.sort();
     assert_eq!(told, ["/laptop", "/pbx"], "not the winner");
 }
+
+// ---------------------------------------------------------------------------
+// §15 stream limits
+
+#[tokio::test]
+async fn a_live_stream_past_the_limits_is_429_with_retry_after() {
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[("MAX_STREAMS_PER_DESTINATION", "2"), ("MAX_STREAMS", "3")],
+    )
+    .await;
+    let alice = app.register(ALICE, &alice_pick(None)).await;
+    let _desk = [
+        EventStream::open(&app, "desk", token(&alice, "desk")).await,
+        EventStream::open(&app, "desk", token(&alice, "desk")).await,
+    ];
+
+    let third_for_desk = stream_request(&app, "desk", Some(token(&alice, "desk"))).await;
+    assert!(third_for_desk.headers().contains_key("retry-after"));
+    assert_error(third_for_desk, 429, "rate_limited").await;
+
+    let _laptop = EventStream::open(&app, "laptop", token(&alice, "laptop")).await;
+    let past_the_instance = stream_request(&app, "pbx", Some(token(&alice, "pbx"))).await;
+    assert_error(past_the_instance, 429, "rate_limited").await;
+}

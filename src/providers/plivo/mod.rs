@@ -22,6 +22,7 @@ pub struct Plivo;
 impl Provider for Plivo {
     const NAME: &'static str = "plivo";
     const AUTH_TOKEN_VARIABLE: &'static str = "PLIVO_AUTH_TOKEN";
+    const SIGNATURE_HEADER: &'static str = "x-plivo-signature-v3";
     const MARKUP_CONTENT_TYPE: &'static str = "application/xml; charset=utf-8";
     const ROUTES: ProviderRoutes = ProviderRoutes {
         answer: "/plivo/answer",

@@ -19,6 +19,7 @@ pub struct Twilio;
 impl Provider for Twilio {
     const NAME: &'static str = "twilio";
     const AUTH_TOKEN_VARIABLE: &'static str = "TWILIO_AUTH_TOKEN";
+    const SIGNATURE_HEADER: &'static str = "x-twilio-signature";
     const MARKUP_CONTENT_TYPE: &'static str = "text/xml; charset=utf-8";
     const ROUTES: ProviderRoutes = ProviderRoutes {
         answer: "/twilio/voice",
