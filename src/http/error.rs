@@ -97,9 +97,82 @@ impl ApiError {
                 "a dependency of the service is unavailable; try again shortly".into()
             }
             Self::Unexpected(_) => "the service hit an unexpected error".into(),
-            other => other.to_string(),
+            other => bounded(&other.to_string()),
         }
     }
+}
+
+/// The longest run of the client's own input a message repeats.
+const MAX_ECHO_CHARS: usize = 64;
+/// The longest message: error bodies stay well under 1 KiB.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// A message as users see it (contract §15): no internal type names (serde
+/// says `expected struct SubscriberSpec`), no more than 64 characters of any
+/// quoted input, and short.
+fn bounded(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS));
+    let mut words = message.split(' ').peekable();
+    while let Some(word) = words.next() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        // serde names the Rust type it expected: say what the JSON is.
+        if matches!(word, "struct" | "enum") && words.peek().is_some() {
+            let name = words.next().unwrap_or_default();
+            let trailing: String = name
+                .chars()
+                .skip_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.push_str(if word == "struct" {
+                "an object"
+            } else {
+                "one of the allowed values"
+            });
+            out.push_str(&trailing);
+            continue;
+        }
+        out.push_str(word);
+    }
+    let clipped = clip_quoted(&out);
+    if clipped.chars().count() > MAX_MESSAGE_CHARS {
+        let mut short: String = clipped.chars().take(MAX_MESSAGE_CHARS).collect();
+        short.push('…');
+        short
+    } else {
+        clipped
+    }
+}
+
+/// Each `"…"` or `` `…` `` quoted run cut to [`MAX_ECHO_CHARS`].
+fn clip_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    let mut run = 0;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            Some(_) => {
+                run += 1;
+                match run.cmp(&MAX_ECHO_CHARS) {
+                    std::cmp::Ordering::Less | std::cmp::Ordering::Equal => out.push(c),
+                    std::cmp::Ordering::Greater if run == MAX_ECHO_CHARS + 1 => out.push('…'),
+                    std::cmp::Ordering::Greater => {}
+                }
+            }
+            None => {
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                    run = 0;
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 impl From<StoreError> for ApiError {
@@ -400,5 +473,23 @@ pub mod doc {
             "A bug; the body says nothing more, the log has the cause.",
             &[("internal_error", ApiError::Unexpected(anyhow::anyhow!("bug")))],
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn messages_name_no_rust_types_and_echo_little() {
+        assert_eq!(
+            bounded("body: invalid type: map, expected struct SubscriberSpec"),
+            "body: invalid type: map, expected an object"
+        );
+        let long = format!("number: {:?} is not a phone number", "9".repeat(60_000));
+        let message = bounded(&long);
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains(&"9".repeat(64)) && !message.contains(&"9".repeat(65)));
+        assert!(bounded(&"x".repeat(5000)).chars().count() <= 401);
     }
 }

@@ -28,34 +28,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
             ApiError::from(FieldError::new("query", err.to_string())).into()
         }))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .service(
             web::resource("/v1/subscribers/{number}")
                 .route(web::put().to(admin::put_subscriber))
                 .route(web::get().to(admin::get_subscriber))
                 .route(web::delete().to(admin::delete_subscriber)),
         )
-        .route("/v1/ring", web::post().to(device::ring))
-        .route("/v1/sessions/{id}", web::get().to(sessions::get_session))
-        .route(
-            "/v1/sessions/{id}/instruction",
-            web::get().to(device::instruction),
+        .service(web::resource("/v1/ring").route(web::post().to(device::ring)))
+        .service(web::resource("/v1/sessions/{id}").route(web::get().to(sessions::get_session)))
+        .service(
+            web::resource("/v1/sessions/{id}/instruction")
+                .route(web::get().to(device::instruction)),
         )
-        .route("/v1/sessions/{id}/events", web::post().to(device::event))
-        .route(
-            "/v1/sessions/{id}/accept",
-            web::post().to(destinations::accept),
+        .service(web::resource("/v1/sessions/{id}/events").route(web::post().to(device::event)))
+        .service(
+            web::resource("/v1/sessions/{id}/accept").route(web::post().to(destinations::accept)),
         )
-        .route(
-            "/v1/sessions/{id}/decline",
-            web::post().to(destinations::decline),
+        .service(
+            web::resource("/v1/sessions/{id}/decline").route(web::post().to(destinations::decline)),
         )
-        .route(
-            "/v1/destinations/{id}/events",
-            web::get().to(destinations::events),
+        .service(
+            web::resource("/v1/destinations/{id}/events")
+                .route(web::get().to(destinations::events)),
         )
         .configure(providers::routes::<Twilio>)
         .configure(providers::routes::<Plivo>);

@@ -21,12 +21,13 @@ use crate::providers::{CallScript, Params, Provider, Step};
 /// The routes of provider `P`.
 pub fn routes<P: Provider>(cfg: &mut web::ServiceConfig) {
     let routes = P::ROUTES;
-    cfg.route(routes.answer, web::post().to(answer::<P>))
-        .route(routes.dial_status, web::post().to(dial_status::<P>))
-        .route(routes.voicemail, web::post().to(voicemail::<P>))
-        .route(routes.screen, web::post().to(screen::<P>))
-        .route(routes.screen_result, web::post().to(screen_result::<P>))
-        .route(routes.status, web::post().to(status::<P>));
+    // One resource a path, so that another method is 405, not 404.
+    cfg.service(web::resource(routes.answer).post(answer::<P>))
+        .service(web::resource(routes.dial_status).post(dial_status::<P>))
+        .service(web::resource(routes.voicemail).post(voicemail::<P>))
+        .service(web::resource(routes.screen).post(screen::<P>))
+        .service(web::resource(routes.screen_result).post(screen_result::<P>))
+        .service(web::resource(routes.status).post(status::<P>));
 }
 
 /// The form of a request whose signature checked out for provider `P`.

@@ -359,3 +359,25 @@ async fn a_webhook_url_to_a_private_host_or_with_userinfo_is_422_and_not_echoed(
     public["destinations"][0]["webhook_url"] = json!("https://crm.example.com/hooks/calls");
     assert_eq!(app.put_subscriber(NUMBER, &public).await.status(), 201);
 }
+
+#[tokio::test]
+async fn error_bodies_stay_small_echo_little_and_name_no_internal_types() {
+    let app = spawn_app(Backend::Memory).await;
+    let huge = "9".repeat(60_000);
+    let mut body = example_subscriber();
+    body["forwarding_number"] = json!(huge);
+    let bad_number = app.put_subscriber(NUMBER, &body).await;
+    let wrong_shape = app
+        .put_subscriber(NUMBER, &json!(["not", "an", "object"]))
+        .await;
+
+    for response in [bad_number, wrong_shape] {
+        let text = response.text().await.unwrap();
+        assert!(text.len() < 1024, "{} bytes: {text}", text.len());
+        assert!(!text.contains(&"9".repeat(65)), "{text}");
+        assert!(
+            !text.contains("SubscriberSpec") && !text.contains("struct"),
+            "{text}"
+        );
+    }
+}

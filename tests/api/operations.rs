@@ -311,3 +311,36 @@ async fn a_body_that_does_not_arrive_within_10_s_is_408() {
     assert!(admin.starts_with("HTTP/1.1 408"), "{admin}");
     assert_error(app.get_subscriber("+12025550199").await, 404, "not_found").await;
 }
+
+#[tokio::test]
+async fn a_known_route_with_another_method_is_405_with_allow() {
+    let app = spawn_app(Backend::Memory).await;
+    for (method, path, allowed) in [
+        ("GET", "/v1/ring", "POST"),
+        ("DELETE", "/healthz", "GET"),
+        ("GET", "/twilio/voice", "POST"),
+        ("PUT", "/plivo/hangup", "POST"),
+        ("POST", "/v1/sessions/ses_AAAAAAAAAAAAAAAAAAAAAA", "GET"),
+        ("PATCH", "/v1/subscribers/+12025550199", "PUT"),
+    ] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(allow.contains(allowed), "{method} {path}: Allow {allow:?}");
+        assert_error(response, 405, "method_not_allowed").await;
+    }
+    assert_error(
+        app.client.get(app.url("/v1/nothing")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+}
