@@ -615,6 +615,14 @@ impl Session {
         }
     }
 
+    /// Makes every capability of this session's offers useless (the
+    /// subscriber's tokens were rotated); tokens still answer offers.
+    pub fn revoke_capabilities(&mut self) {
+        for offer in &mut self.offers {
+            offer.capability = TokenHash::of(&SessionId::generate().0);
+        }
+    }
+
     /// The phone says it rejected the call.
     pub fn record_phone_rejected(&mut self) -> Result<(), SessionError> {
         if self.is_over() {
@@ -1125,6 +1133,36 @@ mod tests {
         assert_eq!(
             forwarded().cancel(CancelReason::CallerHungUp, t(3)),
             Err(SessionError::AlreadyForwarded)
+        );
+    }
+
+    #[test]
+    fn revoked_capabilities_no_longer_answer_offers() {
+        let capability = TokenHash::of("cap");
+        let mut s = new_session(Mode::Pick).with_offers(
+            vec![Offer {
+                destination_id: id("desk"),
+                capability: capability.clone(),
+                response: None,
+            }],
+            Some(t(15)),
+        );
+        s.revoke_capabilities();
+        assert_eq!(
+            s.answer_offer(
+                OfferKey::Capability(&capability),
+                OfferResponse::Accepted,
+                t(2)
+            ),
+            Err(SessionError::NoSuchOffer)
+        );
+        assert!(
+            s.answer_offer(
+                OfferKey::Destination(&id("desk")),
+                OfferResponse::Accepted,
+                t(2)
+            )
+            .is_ok()
         );
     }
 

@@ -104,6 +104,32 @@ impl CallFlow {
         }
     }
 
+    /// Revokes the capabilities of every open session of `subscriber` (its
+    /// tokens were rotated). Failures are logged: the sessions end soon.
+    pub async fn revoke_capabilities(&self, subscriber: &PhoneNumber) {
+        let ids = match self.store.open_sessions(subscriber).await {
+            Ok(ids) => ids,
+            Err(err) => {
+                tracing::error!(subscriber = %subscriber, error = format!("{err:#}"), "could not list open sessions to revoke their capabilities");
+                return;
+            }
+        };
+        for id in ids {
+            let revoked = self
+                .update(&id, |session| {
+                    session.revoke_capabilities();
+                    Ok(())
+                })
+                .await;
+            match revoked {
+                Ok(_) | Err(FlowError::SessionNotFound) => {}
+                Err(err) => {
+                    tracing::error!(session_id = %id, error = %err, "could not revoke the capabilities of a session")
+                }
+            }
+        }
+    }
+
     /// Ends the open sessions of a deleted subscriber as `cancelled` and
     /// tells its destinations. Failures are logged: the subscriber is gone
     /// whatever happens here, and the sessions expire on their own.

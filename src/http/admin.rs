@@ -94,6 +94,14 @@ pub async fn put_subscriber(
     };
     let rotated = matches!(policy, TokenPolicy::Rotate);
     let registration = state.registry.register(number, spec, policy).await?;
+    if rotated {
+        // Capabilities handed out before (accept_url / decline_url of calls
+        // still ringing) stop working with the tokens.
+        state
+            .flow
+            .revoke_capabilities(&registration.subscriber.number)
+            .await;
+    }
     if rotated || !registration.created {
         // Old tokens or destinations may be gone: open streams must
         // authenticate again.

@@ -1096,3 +1096,36 @@ async fn a_live_stream_past_the_limits_is_429_with_retry_after() {
     let past_the_instance = stream_request(&app, "pbx", Some(token(&alice, "pbx"))).await;
     assert_error(past_the_instance, 429, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn rotating_the_tokens_revokes_the_capabilities_already_sent() {
+    let receiver = WebhookReceiver::start(Behaviour::Answer).await;
+    let app = spawn_app(Backend::redis()).await;
+    let alice = app.register(ALICE, &alice_pick(Some(&receiver))).await;
+    let id = ring_pick(&app, &alice).await;
+    let ringing = receiver.take(3).await;
+    let accept_url = ringing[0].body["data"]["accept_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let rotated = app
+        .client
+        .put(app.url(&format!("/v1/subscribers/{ALICE}?rotate_tokens=true")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&alice_pick(Some(&receiver)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let fresh: Value = rotated.json().await.unwrap();
+
+    assert_error(post_capability(&app, &accept_url).await, 404, "not_found").await;
+    assert_eq!(
+        session(&app, &id).await["selected_destination"],
+        Value::Null
+    );
+    // The new destination token still answers the offer.
+    let desk_token = fresh["destination_tokens"]["desk"].as_str().unwrap();
+    assert_answered(accept(&app, desk_token, &id).await, "instructed").await;
+}
