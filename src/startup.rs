@@ -125,6 +125,7 @@ impl Application {
             registry,
             flow,
             metrics,
+            guessers: http::Guessers::default(),
             shutdown: streams.clone(),
         });
         let sweeper = state.clone();
@@ -135,6 +136,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(render_framework_error))
+                .wrap(from_fn(http::limit_guessing))
                 .wrap(from_fn(http::read_body_within_deadline))
                 .wrap(from_fn(http::record_request))
                 .wrap(TracingLogger::<RequestSpan>::new())

@@ -7,6 +7,7 @@ mod body_deadline;
 mod destinations;
 mod device;
 pub mod error;
+mod guessing;
 mod health;
 mod json;
 mod openapi;
@@ -18,6 +19,7 @@ use actix_web::web;
 
 pub use self::body_deadline::read_body_within_deadline;
 use self::error::{ApiError, MAX_BODY_BYTES};
+pub use self::guessing::{Guessers, limit_guessing};
 use crate::domain::subscriber::FieldError;
 use crate::providers::plivo::Plivo;
 use crate::providers::twilio::Twilio;

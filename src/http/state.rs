@@ -14,6 +14,8 @@ pub struct AppState {
     pub registry: Registry,
     pub flow: CallFlow,
     pub metrics: Arc<Metrics>,
+    /// Client addresses blocked for guessing credentials.
+    pub guessers: super::guessing::Guessers,
     /// Cancelled when the service shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

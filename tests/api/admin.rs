@@ -381,3 +381,45 @@ async fn error_bodies_stay_small_echo_little_and_name_no_internal_types() {
         );
     }
 }
+
+#[tokio::test]
+async fn guessing_tokens_is_rate_limited_per_client_across_instances() {
+    let first = spawn_app(Backend::redis()).await;
+    let second = spawn_app_with(
+        first.backend.clone(),
+        &[("REDIS_KEY_PREFIX", &first.config.redis_key_prefix)],
+    )
+    .await;
+    let guess = |app: &crate::helpers::TestApp, n: usize| {
+        app.client
+            .get(app.url("/v1/subscribers/+12025550199"))
+            .bearer_auth(format!("guess-number-{n}"))
+            .send()
+    };
+    // 50 failures a minute are answered as such, wherever they land…
+    for n in 0..50 {
+        let app = if n % 2 == 0 { &first } else { &second };
+        assert_error(guess(app, n).await.unwrap(), 401, "unauthorized").await;
+    }
+
+    // …the next is refused, and so is everything from that client for a
+    // while, on every instance, the right token included.
+    let refused = guess(&second, 50).await.unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_error(refused, 429, "rate_limited").await;
+    let blocked_on_first = guess(&first, 51).await.unwrap();
+    assert_error(blocked_on_first, 429, "rate_limited").await;
+    let with_the_admin_token = first
+        .client
+        .get(first.url("/v1/subscribers/+12025550199"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_error(with_the_admin_token, 429, "rate_limited").await;
+}
