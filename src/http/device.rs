@@ -157,14 +157,16 @@ pub async fn instruction(
         )
         .into());
     }
-    let instruction = state
-        .flow
-        .instruction(
-            &device.subscriber.number,
-            &id,
-            Duration::from_secs(query.wait),
-        )
-        .await?;
+    let subscriber = &device.subscriber.number;
+    tracing::debug!(session_id = %id, wait = query.wait, "instruction long-poll waiting");
+    let instruction = tokio::select! {
+        instruction = state.flow.instruction(subscriber, &id, Duration::from_secs(query.wait)) => instruction?,
+        // A deploy: answer what is known now rather than be cut off; the
+        // phone polls again, reaching another instance.
+        () = state.shutdown.cancelled() => {
+            state.flow.instruction(subscriber, &id, Duration::ZERO).await?
+        }
+    };
     Ok(HttpResponse::Ok().json(InstructionResponse { instruction }))
 }
 

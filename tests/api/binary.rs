@@ -186,6 +186,27 @@ impl RunningService {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Returns once the service has logged a line containing `needle`;
+    /// fails the test if that takes over 10 s.
+    async fn wait_for_log(&self, needle: &str) {
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        while !self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+        {
+            assert!(
+                std::time::Instant::now() < give_up,
+                "no log line with {needle:?}"
+            );
+            // Polls the collected output; the requests under test run on
+            // this runtime meanwhile.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.as_ref().unwrap().id().to_string()])
@@ -384,6 +405,65 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     receiver.release();
     let response = ring.await.unwrap();
     assert_eq!(response.status(), 201, "the request in flight is answered");
+    let (status, _) = service.exit_status(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_answers_a_waiting_long_poll_with_the_current_instruction() {
+    let dir = temp_dir("sigterm-long-poll");
+    let service = RunningService::start(
+        &dir,
+        &[
+            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
+            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
+            ("RUST_LOG", "info,ringrelay=debug"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .put(service.url("/v1/subscribers/+12025550199"))
+        .bearer_auth(LOG_ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "forwarding_number": "+12025550100", "mode": "pick", "pick_timeout_secs": 60,
+            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = created["device_token"].as_str().unwrap().to_owned();
+    let ring: serde_json::Value = client
+        .post(service.url("/v1/ring"))
+        .bearer_auth(&device)
+        .json(&serde_json::json!({"caller": "+12025550302"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ring["instruction"], "wait");
+    let long_poll = tokio::spawn({
+        let request = client
+            .get(service.url(&format!(
+                "{}?wait=30",
+                ring["instruction_url"].as_str().unwrap()
+            )))
+            .bearer_auth(&device);
+        async move { request.send().await.unwrap() }
+    });
+    service.wait_for_log("instruction long-poll waiting").await;
+
+    service.terminate();
+
+    let response = long_poll.await.unwrap();
+    assert_eq!(response.status(), 200, "answered, not cut off");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["instruction"], "wait");
     let (status, _) = service.exit_status(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
