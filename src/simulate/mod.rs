@@ -120,6 +120,7 @@ async fn play(
         }
         scenario::Phone::Answers => {
             let ringing = phone.report_ring(&caller).await?;
+            timeline.log("phone", "its owner takes the call on the phone");
             phone.report(&ringing.session_id, "answered").await?;
             (Some(ringing.session_id), PhoneSide::Cancelled)
         }

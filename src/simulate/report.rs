@@ -89,18 +89,15 @@ impl Report {
                 entry.party, entry.event
             );
         }
-        let webhooks = self.webhooks.len();
-        let _ = match &self.connected_to {
-            Some(to) => writeln!(
-                out,
-                "\noutcome: connected to {to} ({webhooks} webhooks, all verified)"
-            ),
-            None => writeln!(
-                out,
-                "\noutcome: {} ({webhooks} webhooks, all verified)",
-                self.outcome.as_str()
-            ),
+        let outcome = match &self.connected_to {
+            Some(to) => format!("connected to {to}"),
+            None => self.outcome.as_str().to_owned(),
         };
+        let webhooks = match self.webhooks.len() {
+            1 => "1 webhook, verified".to_owned(),
+            n => format!("{n} webhooks, all verified"),
+        };
+        let _ = writeln!(out, "\noutcome: {outcome} ({webhooks})");
         out
     }
 }

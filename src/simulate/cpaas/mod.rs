@@ -328,8 +328,55 @@ impl Call<'_> {
     }
 
     /// Logs the gist of a document the service answered.
-    fn log_document(&self, document: &Element, noun_party: impl Fn(&Element) -> String) {
+    fn log_document(&self, document: &Element, noun_party: impl Fn(&Element, &Element) -> String) {
         self.timeline().log("service", gist(document, noun_party));
+    }
+
+    /// Logs the gist of a document the service answered for a dialed leg
+    /// (`what`: "whisper", "confirmSound").
+    fn log_leg_document(&self, what: &str, leg: &Leg, document: &Element) {
+        self.timeline().log(
+            "service",
+            format!(
+                "{what} to {}: {}",
+                leg.callee.party,
+                gist(document, |_, noun| noun.text.clone())
+            ),
+        );
+    }
+}
+
+/// What to do once a verb has run.
+enum Next {
+    /// Go on with the next verb.
+    Continue,
+    /// Run this document, fetched from this URL.
+    Document(Element, String),
+    Ended(Ending),
+}
+
+/// After a verb the caller listened to: on, or the call ended by them.
+fn said(caller_stayed: bool, call: &Call<'_>) -> Next {
+    if caller_stayed {
+        Next::Continue
+    } else {
+        Next::Ended(gave_up(call))
+    }
+}
+
+fn ended(call: &Call<'_>) -> Ending {
+    if call.answered {
+        Ending::Completed
+    } else {
+        Ending::Unanswered
+    }
+}
+
+fn gave_up(call: &Call<'_>) -> Ending {
+    if call.answered {
+        Ending::Completed
+    } else {
+        Ending::CallerGaveUp
     }
 }
 
@@ -424,8 +471,8 @@ fn conversation(call: &Call<'_>) -> (Duration, bool) {
 
 /// One line saying what a document does: `Dial desk, laptop together,
 /// timeout 20 s`, `Record voicemail, max 120 s`, `Hangup`. `noun_party`
-/// names who a Dial noun rings (with " (screened)" where it is).
-fn gist(document: &Element, noun_party: impl Fn(&Element) -> String) -> String {
+/// names who a Dial's noun rings (with " (screened)" where it is).
+fn gist(document: &Element, noun_party: impl Fn(&Element, &Element) -> String) -> String {
     if document.children.is_empty() {
         return "<Response/> (nothing more)".into();
     }
@@ -433,9 +480,13 @@ fn gist(document: &Element, noun_party: impl Fn(&Element) -> String) -> String {
         .children
         .iter()
         .map(|verb| match verb.name.as_str() {
-            "Say" | "Speak" => format!("Say \"{}\"", abbreviated(&verb.text)),
+            "Say" | "Speak" => format!("{} \"{}\"", verb.name, abbreviated(&verb.text)),
             "Dial" => {
-                let nouns: Vec<String> = verb.children.iter().map(&noun_party).collect();
+                let nouns: Vec<String> = verb
+                    .children
+                    .iter()
+                    .map(|noun| noun_party(verb, noun))
+                    .collect();
                 let together = if nouns.len() > 1 { " together" } else { "" };
                 let timeout = verb
                     .attr("timeout")

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::markup::{Element, Grammar, Rule};
 use super::{
-    Call, Ending, Error, Forwarded, Group, Leg, PARTY, Params, Unanswered, conversation, param,
-    speech,
+    Call, Ending, Error, Forwarded, Group, Leg, Next, PARTY, Params, Unanswered, conversation,
+    ended, gave_up, param, said, speech,
 };
 use crate::providers::twilio::signature;
 use crate::simulate::destination::{Callee, Fate, Kind};
@@ -227,15 +227,6 @@ impl Parent {
     }
 }
 
-/// What to do once a verb has run.
-enum Next {
-    /// Go on with the next verb.
-    Continue,
-    /// Run this document, fetched from this URL.
-    Document(Element, String),
-    Ended(Ending),
-}
-
 /// How a whisper ended.
 enum Whisper {
     Bridged,
@@ -285,7 +276,7 @@ async fn execute(
     mut url: String,
 ) -> Result<Ending, Error> {
     'document: loop {
-        call.log_document(&document, |noun| noun_party(call, noun));
+        call.log_document(&document, |_, noun| noun_party(call, noun));
         for verb in std::mem::take(&mut document.children) {
             let next = match verb.name.as_str() {
                 "Say" => said(call.speak(&verb.text), call),
@@ -336,31 +327,6 @@ async fn execute(
             }
         }
         return Ok(ended(call));
-    }
-}
-
-/// After a verb the caller listened to: on, or the call ended by them.
-fn said(caller_stayed: bool, call: &Call<'_>) -> Next {
-    if caller_stayed {
-        Next::Continue
-    } else {
-        Next::Ended(gave_up(call))
-    }
-}
-
-fn ended(call: &Call<'_>) -> Ending {
-    if call.answered {
-        Ending::Completed
-    } else {
-        Ending::Unanswered
-    }
-}
-
-fn gave_up(call: &Call<'_>) -> Ending {
-    if call.answered {
-        Ending::Completed
-    } else {
-        Ending::CallerGaveUp
     }
 }
 
@@ -548,7 +514,7 @@ async fn run_whisper(
     let params = parent.leg_params(leg, "in-progress");
     let mut document = call.wire.document(&url, &params, &WHISPER).await?;
     'document: loop {
-        call.log_document(&document, |noun| noun.text.clone());
+        call.log_leg_document("whisper", leg, &document);
         for verb in std::mem::take(&mut document.children) {
             let stayed = match verb.name.as_str() {
                 "Say" => call.pass(speech(&verb.text)),
@@ -650,6 +616,6 @@ async fn record(
     ]);
     // Posted and checked; the caller has hung up, so nothing of it runs.
     let document = call.wire.document(&action, &params, &CALL).await?;
-    call.log_document(&document, |noun| noun.text.clone());
+    call.log_document(&document, |_, noun| noun.text.clone());
     Ok(Next::Ended(Ending::Completed))
 }
