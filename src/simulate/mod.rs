@@ -29,6 +29,7 @@ use self::receiver::Receiver;
 use self::service::{Registration, Service};
 use self::timeline::Timeline;
 
+pub use self::receiver::Delivery;
 pub use self::report::{Outcome, Report};
 pub use self::scenario::{Scenario, ScenarioError};
 pub use self::service::Target;
