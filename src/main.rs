@@ -14,14 +14,7 @@ async fn main() -> ExitCode {
                 println!("{USAGE}");
                 ExitCode::SUCCESS
             }
-            "simulate" => {
-                let args: Vec<String> = std::env::args().skip(2).collect();
-                if args.iter().any(|a| a == "-h" || a == "--help") {
-                    println!("{}", ringrelay::simulate::cli::USAGE);
-                    return ExitCode::SUCCESS;
-                }
-                ringrelay::simulate::cli::main(args).await
-            }
+            "simulate" => ringrelay::simulate::cli::main(std::env::args().skip(2)).await,
             "-V" | "--version" => {
                 println!("ringrelay {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS

@@ -62,12 +62,12 @@ fn assert_call(report: &Report, outcome: Outcome, connected_to: Option<&str>) {
         Outcome::Cancelled => "call.cancelled",
         Outcome::Ignored => return,
     };
-    let destinations: Vec<&str> = report
+    let mut destinations: Vec<&str> = report
         .webhooks
         .iter()
-        .filter(|w| w.kind == "call.ringing")
         .map(|w| w.destination_id.as_str())
         .collect();
+    destinations.dedup();
     assert!(!destinations.is_empty(), "{timeline}");
     for id in destinations {
         assert!(
@@ -173,6 +173,20 @@ async fn the_markup_gist_and_every_party_appear_in_the_timeline() {
         "the clock never goes back"
     );
     assert!(report.markup[0].contains("<Dial"), "{:?}", report.markup);
+}
+
+#[tokio::test]
+async fn a_phone_that_is_off_sends_no_ring_report_and_the_call_is_forwarded_anyway() {
+    let text = fixture("sequential-hunt").replace("phone = \"rejects\"", "phone = \"off\"");
+    let report = simulate::run(text.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_call(&report, Outcome::Connected, Some("laptop"));
+    assert!(
+        !report.webhooks.iter().any(|w| w.kind == "call.ringing"),
+        "nobody is notified of a call that never rang the phone: {:?}",
+        report.webhooks
+    );
 }
 
 #[tokio::test]

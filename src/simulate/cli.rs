@@ -8,7 +8,7 @@ use super::scenario::{Provider, Scenario};
 use super::{Error, Options, Target};
 use crate::config::WebhookSecret;
 
-pub const USAGE: &str = "usage: ringrelay simulate SCENARIO.toml [--json] [--target URL]
+const USAGE: &str = "usage: ringrelay simulate SCENARIO.toml [--json] [--target URL]
 
 Plays a whole call (phone, carrier, CPaaS, destinations, caller) against the
 service and prints what happened. Without --target it starts the service
@@ -18,17 +18,24 @@ TWILIO_AUTH_TOKEN or PLIVO_AUTH_TOKEN, WEBHOOK_SECRET and PUBLIC_BASE_URL
 
 Exit status: 0 the call ran, 1 the service broke the contract, 2 bad scenario.";
 
+/// What the command line asks for.
+enum Command {
+    Help,
+    Simulate(Args),
+}
+
 struct Args {
     scenario: String,
     json: bool,
     target: Option<String>,
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut args = args.into_iter();
     let (mut scenario, mut json, mut target) = (None, false, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
             "--json" => json = true,
             "--target" => target = Some(args.next().ok_or("--target needs a URL")?),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
@@ -36,17 +43,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             _ => scenario = Some(arg),
         }
     }
-    Ok(Args {
+    Ok(Command::Simulate(Args {
         scenario: scenario.ok_or("which scenario? Give the path of its TOML file")?,
         json,
         target,
-    })
+    }))
 }
 
 /// Runs `ringrelay simulate` with the arguments after `simulate`.
 pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let args = match parse_args(args) {
-        Ok(args) => args,
+        Ok(Command::Simulate(args)) => args,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(problem) => {
             eprintln!("ringrelay simulate: {problem}\n{USAGE}");
             return ExitCode::from(2);

@@ -89,6 +89,9 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Error> 
             cleaned?;
         }
     }
+    // The service first, so that no delivery is in flight when the
+    // receiver goes.
+    drop(service);
     receiver.stop().await;
     result
 }
@@ -185,9 +188,17 @@ async fn play(
         .bridged_to
         .map(|callee| callee.destination_id.unwrap_or(callee.party));
 
+    await_final_webhooks(outcome, &directory, receiver, &timeline).await;
+    // Without a ring report the service may still open a session for the
+    // forwarded call; its webhooks name it.
+    let session_id = session_id.or_else(|| {
+        receiver
+            .deliveries()
+            .iter()
+            .find_map(|d| d.data["session_id"].as_str().map(str::to_owned))
+    });
     let session = match &session_id {
         Some(id) => {
-            await_final_webhooks(outcome, &directory, receiver, &timeline).await;
             let session = service.session(id).await?;
             cross_check(&session, outcome, connected_to.as_deref(), &timeline);
             session

@@ -107,8 +107,9 @@ impl Receiver {
         .is_ok()
     }
 
+    /// Stops after answering the deliveries in flight.
     pub async fn stop(&self) {
-        self.server.stop(false).await;
+        self.server.stop(true).await;
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Service {
     pub client: reqwest::Client,
     pub target: Target,
     /// Stops the in-process service when dropped.
-    _in_process: Option<oneshot::Sender<()>>,
+    stop_in_process: Option<oneshot::Sender<()>>,
 }
 
 /// What registering the subscriber gave back.
@@ -100,7 +100,7 @@ impl Service {
                 webhook_secret: WebhookSecret::parse(&webhook_secret)
                     .map_err(anyhow::Error::msg)?,
             },
-            _in_process: Some(stop),
+            stop_in_process: Some(stop),
         })
     }
 
@@ -108,12 +108,12 @@ impl Service {
         Ok(Self {
             client: client()?,
             target,
-            _in_process: None,
+            stop_in_process: None,
         })
     }
 
     pub fn is_remote(&self) -> bool {
-        self._in_process.is_none()
+        self.stop_in_process.is_none()
     }
 
     pub fn url(&self, path: &str) -> String {
