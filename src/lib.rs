@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod providers;
 pub mod registry;
+pub mod simulate;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -4,7 +4,7 @@ use ringrelay::config::Config;
 use ringrelay::startup::Application;
 use ringrelay::telemetry;
 
-const USAGE: &str = "usage: ringrelay\n\nServes the ringrelay HTTP API. Configuration is read from the environment\n(and a .env file when present); see README.md.";
+const USAGE: &str = "usage: ringrelay\n       ringrelay simulate SCENARIO.toml [--json] [--target URL]\n\nServes the ringrelay HTTP API. Configuration is read from the environment\n(and a .env file when present); see README.md. `simulate` plays a whole call\nagainst the service (see `ringrelay simulate --help`).";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
                 println!("{USAGE}");
                 ExitCode::SUCCESS
             }
+            "simulate" => ringrelay::simulate::cli::main(std::env::args().skip(2)).await,
             "-V" | "--version" => {
                 println!("ringrelay {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS

@@ -874,8 +874,10 @@ async fn a_stopped_redis_is_reported_unavailable() {
 async fn memory_claims_skip_expired_sessions() {
     let store = MemoryStore::new();
     let t0 = Timestamp::now();
-    let expired = awaiting(ALICE, caller(CALLER_A), t0);
-    let live = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
+    // The expired one is the most recently instructed: a claim would take
+    // it first if it did not skip it.
+    let live = awaiting(ALICE, caller(CALLER_A), t0);
+    let expired = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
     store
         .put_session(&expired, Duration::from_secs(60))
         .await
@@ -893,7 +895,7 @@ async fn memory_claims_skip_expired_sessions() {
     assert_eq!(
         first.map(|s| id_of(&s)),
         Some(id_of(&live)),
-        "the older one expired"
+        "the more recent one expired"
     );
     assert_eq!(second, None);
 }

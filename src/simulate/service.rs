@@ -1,0 +1,234 @@
+//! The service under test, as the simulator reaches it: over HTTP only,
+//! either started here in-process with throw-away secrets or a running
+//! deployment (`--target`). Also the admin side of the call: registering
+//! the scenario's subscriber, reading the session, cleaning up.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::Error;
+use super::receiver::Receiver;
+use super::scenario::{Provider, Scenario, ScenarioError};
+use crate::config::{Config, WebhookSecret};
+use crate::startup::Application;
+
+/// A running deployment to drive, and its secrets.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where to send requests.
+    pub url: String,
+    /// What the deployment checks CPaaS signatures against (its
+    /// `PUBLIC_BASE_URL`).
+    pub public_base_url: String,
+    pub admin_token: SecretString,
+    /// The auth token of the scenario's provider.
+    pub provider_token: SecretString,
+    pub webhook_secret: WebhookSecret,
+}
+
+/// The service, wherever it runs.
+pub struct Service {
+    pub client: reqwest::Client,
+    pub target: Target,
+    /// Stops the in-process service when dropped.
+    stop_in_process: Option<oneshot::Sender<()>>,
+}
+
+/// What registering the subscriber gave back.
+pub struct Registration {
+    pub number: String,
+    /// The subscriber as stored, defaults filled in.
+    pub stored: Value,
+    pub device_token: SecretString,
+}
+
+/// Longer than the longest instruction long-poll (30 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
+
+impl Service {
+    /// Starts the service here: memory store, random secrets, a free port on
+    /// 127.0.0.1 that is also its `PUBLIC_BASE_URL`.
+    pub async fn in_process(provider: Provider) -> anyhow::Result<Self> {
+        let admin_token = random_token();
+        let provider_token = random_token();
+        let webhook_secret = format!("whsec_{}", BASE64.encode(rand::random::<[u8; 32]>()));
+        // The listener's port must be known before the configuration is
+        // built (it is the PUBLIC_BASE_URL signatures are checked against),
+        // so a free one is found first.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let token_variable = match provider {
+            Provider::Twilio => "TWILIO_AUTH_TOKEN",
+            Provider::Plivo => "PLIVO_AUTH_TOKEN",
+        };
+        let vars = [
+            ("HOST", "127.0.0.1"),
+            ("PORT", &port.to_string()),
+            ("PUBLIC_BASE_URL", &url),
+            ("ADMIN_TOKEN", &admin_token),
+            (token_variable, &provider_token),
+            ("WEBHOOK_SECRET", &webhook_secret),
+            // The webhook receiver is on loopback.
+            ("ALLOW_PRIVATE_WEBHOOKS", "true"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = Config::from_vars(vars).context("configuring the service")?;
+        let app = Application::build(config)
+            .await
+            .context("starting the service")?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            client: client()?,
+            target: Target {
+                url: url.clone(),
+                public_base_url: url,
+                admin_token: admin_token.into(),
+                provider_token: provider_token.into(),
+                webhook_secret: WebhookSecret::parse(&webhook_secret)
+                    .map_err(anyhow::Error::msg)?,
+            },
+            stop_in_process: Some(stop),
+        })
+    }
+
+    pub fn remote(target: Target) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: client()?,
+            target,
+            stop_in_process: None,
+        })
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.stop_in_process.is_none()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.target.url.trim_end_matches('/'))
+    }
+
+    /// Where to send a request for `url`, an absolute URL the service
+    /// built from its `PUBLIC_BASE_URL` (a capability URL).
+    pub fn reach(&self, url: &str) -> String {
+        match url.strip_prefix(self.target.public_base_url.trim_end_matches('/')) {
+            Some(path) => self.url(path),
+            None => url.to_owned(),
+        }
+    }
+
+    fn admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.bearer_auth(self.target.admin_token.expose_secret())
+    }
+
+    /// PUTs the scenario's subscriber with every destination's webhook going
+    /// to `receiver`. A body the service refuses (422) is a bad scenario.
+    pub async fn register(
+        &self,
+        scenario: &Scenario,
+        receiver: &Receiver,
+    ) -> Result<Registration, Error> {
+        let mut body = Value::Object(scenario.subscriber.body.clone());
+        if let Some(destinations) = body["destinations"].as_array_mut() {
+            for destination in destinations {
+                let id = destination["id"].as_str().unwrap_or_default().to_owned();
+                destination["webhook_url"] = Value::String(receiver.url(&id));
+            }
+        }
+        let number = &scenario.subscriber.number;
+        let response = self
+            .admin(
+                self.client
+                    .put(self.url(&format!("/v1/subscribers/{number}"))),
+            )
+            .query(&[("rotate_tokens", "true")])
+            .json(&body)
+            .send()
+            .await
+            .context("PUT /v1/subscribers")?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        match status {
+            StatusCode::OK | StatusCode::CREATED => Ok(Registration {
+                number: answer["subscriber"]["number"]
+                    .as_str()
+                    .unwrap_or(number)
+                    .to_owned(),
+                device_token: answer["device_token"]
+                    .as_str()
+                    .ok_or_else(|| Error::broken("the PUT answer has no device_token"))?
+                    .to_owned()
+                    .into(),
+                stored: answer["subscriber"].clone(),
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                Err(Error::Scenario(ScenarioError {
+                    key: "subscriber".into(),
+                    problem: answer["message"].as_str().unwrap_or("refused").to_owned(),
+                }))
+            }
+            other => Err(Error::broken(format!(
+                "PUT /v1/subscribers/{number} answered {other}"
+            ))),
+        }
+    }
+
+    /// The session (§6) as the admin sees it.
+    pub async fn session(&self, id: &str) -> Result<Value, Error> {
+        let response = self
+            .admin(self.client.get(self.url(&format!("/v1/sessions/{id}"))))
+            .send()
+            .await
+            .context("GET /v1/sessions")?;
+        if response.status() != StatusCode::OK {
+            return Err(Error::broken(format!(
+                "GET /v1/sessions/{id} answered {}",
+                response.status()
+            )));
+        }
+        Ok(response.json().await.context("reading the session")?)
+    }
+
+    pub async fn delete_subscriber(&self, number: &str) -> anyhow::Result<()> {
+        let response = self
+            .admin(
+                self.client
+                    .delete(self.url(&format!("/v1/subscribers/{number}"))),
+            )
+            .send()
+            .await
+            .context("DELETE /v1/subscribers")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "DELETE /v1/subscribers/{number} answered {}",
+            response.status()
+        );
+        Ok(())
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the HTTP client")
+}
+
+/// 32 random alphanumeric characters.
+fn random_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString as _};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}

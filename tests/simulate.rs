@@ -1,0 +1,683 @@
+//! The simulator (`ringrelay simulate`, CONTRACT §10) as its users see it:
+//! every fixture scenario on every provider through the library API, bad
+//! scenarios, a service that breaks the contract, and the binary driving a
+//! separately started deployment on Redis with `--target`.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use ringrelay::config::WebhookSecret;
+use ringrelay::simulate::scenario::Provider;
+use ringrelay::simulate::{self, Error, Options, Outcome, Report, Scenario, Target};
+use serde_json::{Value, json};
+
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn fixture(name: &str) -> String {
+    let file = format!(
+        "{}/fixtures/scenarios/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Runs fixture `name` on `provider` against an in-process service.
+async fn simulate_fixture(name: &str, provider: Provider) -> Report {
+    let mut scenario: Scenario = fixture(name).parse().unwrap();
+    scenario.provider = provider;
+    simulate::run(scenario, Options::default())
+        .await
+        .unwrap_or_else(|e| panic!("{name} on {provider:?}: {e}"))
+}
+
+/// The call ended as expected, and the service agrees: the session's state
+/// and selected destination, and the webhook every destination got last.
+fn assert_call(report: &Report, outcome: Outcome, connected_to: Option<&str>) {
+    let timeline: String = report
+        .timeline
+        .iter()
+        .map(|e| format!("\n{:>7} {:8} {}", e.at_ms, e.party, e.event))
+        .collect();
+    assert_eq!(report.outcome, outcome, "{timeline}");
+    assert_eq!(report.connected_to.as_deref(), connected_to, "{timeline}");
+    assert!(report.webhooks.iter().all(|w| w.verified));
+    assert!(!report.markup.is_empty() || outcome == Outcome::Cancelled);
+    let session = &report.session;
+    assert_eq!(session["state"], outcome.as_str(), "{session}{timeline}");
+    if outcome == Outcome::Connected {
+        assert_eq!(
+            session["selected_destination"].as_str(),
+            connected_to,
+            "{session}{timeline}"
+        );
+    }
+    let last = match outcome {
+        Outcome::Connected => "call.connected",
+        Outcome::Voicemail => "call.voicemail",
+        Outcome::Missed => "call.missed",
+        Outcome::Cancelled => "call.cancelled",
+        Outcome::Ignored => return,
+    };
+    let mut destinations: Vec<&str> = report
+        .webhooks
+        .iter()
+        .map(|w| w.destination_id.as_str())
+        .collect();
+    destinations.dedup();
+    assert!(!destinations.is_empty(), "{timeline}");
+    for id in destinations {
+        assert!(
+            report
+                .webhooks
+                .iter()
+                .any(|w| w.destination_id == id && w.kind == last),
+            "{id} got no {last}: {:?}{timeline}",
+            report.webhooks
+        );
+    }
+}
+
+/// One test per fixture and provider: `name: "fixture" on Provider =>
+/// Outcome, connected_to;`.
+macro_rules! fixtures {
+    ($($(#[$attr:meta])* $name:ident: $file:literal on $provider:ident => $outcome:ident, $to:expr;)+) => {
+        $(
+            #[tokio::test]
+            $(#[$attr])*
+            async fn $name() {
+                let report = simulate_fixture($file, Provider::$provider).await;
+                assert_call(&report, Outcome::$outcome, $to);
+            }
+        )+
+    };
+}
+
+fixtures! {
+    sequential_hunt_connects_the_laptop_after_the_busy_desk_on_twilio:
+        "sequential-hunt" on Twilio => Connected, Some("laptop");
+    sequential_hunt_connects_the_laptop_after_the_busy_desk_on_plivo:
+        "sequential-hunt" on Plivo => Connected, Some("laptop");
+
+    simultaneous_ring_connects_the_first_to_pick_up_on_twilio:
+        "simultaneous-ring" on Twilio => Connected, Some("pbx");
+    simultaneous_ring_connects_the_first_to_pick_up_on_plivo:
+        "simultaneous-ring" on Plivo => Connected, Some("pbx");
+
+    screened_voicemail_that_picks_up_first_does_not_swallow_the_call_on_twilio:
+        "screened-voicemail-picks-up" on Twilio => Connected, Some("laptop");
+    screened_voicemail_that_picks_up_first_does_not_swallow_the_call_on_plivo:
+        "screened-voicemail-picks-up" on Plivo => Connected, Some("laptop");
+
+    plivo_screening_scenario_connects_the_one_who_pressed_1_on_twilio:
+        "plivo-screened" on Twilio => Connected, Some("mobile");
+    plivo_screening_scenario_connects_the_one_who_pressed_1_on_plivo:
+        "plivo-screened" on Plivo => Connected, Some("mobile");
+
+    pick_mode_connects_the_destination_that_accepted_on_twilio:
+        "pick-mode" on Twilio => Connected, Some("laptop");
+    pick_mode_connects_the_destination_that_accepted_on_plivo:
+        "pick-mode" on Plivo => Connected, Some("laptop");
+
+    a_call_taken_on_the_phone_is_cancelled_on_twilio:
+        "taken-on-the-phone" on Twilio => Cancelled, None;
+    a_call_taken_on_the_phone_is_cancelled_on_plivo:
+        "taken-on-the-phone" on Plivo => Cancelled, None;
+
+    a_caller_who_gives_up_while_it_rings_is_missed_on_twilio:
+        "caller-gives-up" on Twilio => Missed, None;
+    a_caller_who_gives_up_while_it_rings_is_missed_on_plivo:
+        "caller-gives-up" on Plivo => Missed, None;
+
+    all_busy_ends_in_a_voicemail_on_twilio:
+        "all-busy-voicemail" on Twilio => Voicemail, None;
+    all_busy_ends_in_a_voicemail_on_plivo:
+        "all-busy-voicemail" on Plivo => Voicemail, None;
+
+    plivo_scenario_connects_the_laptop_on_twilio:
+        "plivo" on Twilio => Connected, Some("laptop");
+    plivo_scenario_connects_the_laptop_on_plivo:
+        "plivo" on Plivo => Connected, Some("laptop");
+}
+
+#[tokio::test]
+async fn the_markup_gist_and_every_party_appear_in_the_timeline() {
+    let report = simulate_fixture("simultaneous-ring", Provider::Twilio).await;
+    let events: Vec<(&str, &str)> = report
+        .timeline
+        .iter()
+        .map(|e| (e.party.as_str(), e.event.as_str()))
+        .collect();
+    for expected in [
+        ("phone", "told reject"),
+        ("service", "Dial desk, laptop, pbx together, timeout 20 s"),
+        ("pbx", "picks up"),
+        ("cpaas", "hangs up desk, laptop"),
+        ("cpaas", "bridges the caller to pbx"),
+    ] {
+        assert!(events.contains(&expected), "{expected:?} in {events:?}");
+    }
+    assert!(
+        report.timeline.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "the clock never goes back"
+    );
+    assert!(report.markup[0].contains("<Dial"), "{:?}", report.markup);
+}
+
+#[tokio::test]
+async fn a_phone_that_is_off_sends_no_ring_report_and_the_call_is_forwarded_anyway() {
+    let text = fixture("sequential-hunt").replace("phone = \"rejects\"", "phone = \"off\"");
+    let report = simulate::run(text.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_call(&report, Outcome::Connected, Some("laptop"));
+    assert!(
+        !report.webhooks.iter().any(|w| w.kind == "call.ringing"),
+        "nobody is notified of a call that never rang the phone: {:?}",
+        report.webhooks
+    );
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_at_the_greeting_leaves_no_voicemail() {
+    let text = fixture("all-busy-voicemail").replace(
+        "forwarded_from = true",
+        "forwarded_from = true\ncaller_leaves_voicemail = false",
+    );
+    let report = simulate::run(text.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Missed);
+    assert!(
+        !report.webhooks.iter().any(|w| w.kind == "call.voicemail"),
+        "{:?}",
+        report.webhooks
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Bad scenarios
+
+const MINIMAL: &str = r#"
+[subscriber]
+forwarding_number = "+12025550100"
+destinations = [{id = "desk", kind = "phone", address = "+12025550201"}]
+"#;
+
+#[test]
+fn bad_scenarios_are_refused_with_one_line_naming_the_key() {
+    // (top-level keys, tables after [subscriber], the error line)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "",
+            "[destinations.desk]\nanswer = \"sometimes\"",
+            r#"destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#,
+        ),
+        (
+            "",
+            "[destinations.desk]\nanswer = \"after 4\"",
+            r#"destinations.desk.answer: expected "after Ns""#,
+        ),
+        (
+            "",
+            "[destinations.desk]\noffer = \"maybe\"",
+            r#"destinations.desk.offer: expected "accept after Ns", "decline" or "ignore""#,
+        ),
+        (
+            "",
+            "[destinations.desk]\npress = \"12\"",
+            "destinations.desk.press: expected one key",
+        ),
+        (
+            "",
+            "[destinations.desk]\nvolume = 11",
+            "destinations.desk.volume: unknown field `volume`",
+        ),
+        (
+            "",
+            "[destinations.kitchen]\nanswer = \"busy\"",
+            "destinations.kitchen: no destination \"kitchen\"",
+        ),
+        (
+            "provider = \"vonage\"",
+            "",
+            "provider: unknown variant `vonage`",
+        ),
+        ("phone = \"broken\"", "", "phone: unknown variant `broken`"),
+        (
+            "caller_hangs_up_after_secs = \"ten\"",
+            "",
+            "caller_hangs_up_after_secs: invalid type",
+        ),
+        (
+            "forward_delay_ms = -5",
+            "",
+            "forward_delay_ms: invalid value",
+        ),
+        ("colour = \"blue\"", "", "colour: unknown field `colour`"),
+        ("provider = ", "", "line 1: "),
+    ];
+    for (top, tables, expected) in cases {
+        let text = format!("{top}\n{MINIMAL}\n{tables}\n");
+        let err = text
+            .parse::<Scenario>()
+            .expect_err(&format!("{top} {tables} is refused"));
+        let line = err.to_string();
+        assert!(line.starts_with(expected), "{top} {tables}: {line}");
+        assert_eq!(line.lines().count(), 1, "{line}");
+    }
+    let err = "provider = \"twilio\"".parse::<Scenario>().unwrap_err();
+    assert!(
+        err.to_string().contains("missing field `subscriber`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_the_service_refuses_is_a_bad_scenario_naming_the_field() {
+    let text = MINIMAL.replace("id = \"desk\"", "id = \"Desk Phone\"");
+    let err = simulate::run(text.parse().unwrap(), Options::default())
+        .await
+        .expect_err("422 from the service");
+    assert!(matches!(err, Error::Scenario(_)), "{err}");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("destinations[0].id"), "{err}");
+}
+
+#[test]
+fn the_binary_exits_2_with_one_line_for_a_bad_scenario() {
+    let file = std::env::temp_dir().join(format!("bad-scenario-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        format!("{MINIMAL}\n[destinations.desk]\nanswer = \"sometimes\"\n"),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ringrelay"))
+        .arg("simulate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end(),
+        r#"destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A service that breaks the contract
+
+/// A stand-in for the service that answers the admin and device routes
+/// plausibly and each route of `answers` as told, so that one broken rule
+/// at a time can be shown to the simulator.
+struct FakeService {
+    url: String,
+    server: actix_web::dev::ServerHandle,
+}
+
+/// The (status, TwiML body) answered on a path.
+type Answers = HashMap<&'static str, (u16, &'static str)>;
+type Route = (&'static str, (u16, &'static str));
+
+impl FakeService {
+    async fn start(answers: Answers, forged_webhook: bool) -> Self {
+        let answers = Arc::new(answers);
+        let server = HttpServer::new(move || {
+            let answers = answers.clone();
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let answers = answers.clone();
+                async move { fake_answer(&req, &body, &answers, forged_webhook).await }
+            }))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let url = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url,
+            server: handle,
+        }
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            url: self.url.clone(),
+            public_base_url: self.url.clone(),
+            admin_token: "fake-admin-token".to_owned().into(),
+            provider_token: "fake-auth-token".to_owned().into(),
+            webhook_secret: WebhookSecret::parse(WEBHOOK_SECRET).unwrap(),
+        }
+    }
+}
+
+impl Drop for FakeService {
+    fn drop(&mut self) {
+        let handle = self.server.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
+async fn fake_answer(
+    req: &HttpRequest,
+    body: &[u8],
+    answers: &Answers,
+    forged_webhook: bool,
+) -> HttpResponse {
+    let path = req.path();
+    if let Some((status, body)) = answers.get(path) {
+        return HttpResponse::build(actix_web::http::StatusCode::from_u16(*status).unwrap())
+            .content_type("text/xml")
+            .body(*body);
+    }
+    match (req.method().as_str(), path) {
+        ("PUT", _) => {
+            let put: Value = serde_json::from_slice(body).unwrap();
+            if forged_webhook {
+                let url = put["destinations"][0]["webhook_url"].as_str().unwrap();
+                let _ = reqwest::Client::new()
+                    .post(url)
+                    .header("webhook-id", "msg_forged")
+                    .header("webhook-timestamp", "1700000000")
+                    .header("webhook-signature", "v1,Zm9yZ2Vk")
+                    .json(&json!({"type": "call.ringing", "data": {}}))
+                    .send()
+                    .await;
+            }
+            HttpResponse::Created().json(json!({
+                "subscriber": {
+                    "number": "+12025550199",
+                    "forwarding_number": "+12025550100",
+                    "destinations": put["destinations"],
+                },
+                "device_token": "rrd_fake",
+                "destination_tokens": {},
+            }))
+        }
+        ("DELETE", _) => HttpResponse::NoContent().finish(),
+        ("POST", "/v1/ring") => HttpResponse::Created().json(json!({
+            "session_id": "ses_fake",
+            "instruction": "reject",
+            "instruction_url": "/v1/sessions/ses_fake/instruction",
+        })),
+        ("POST", p) if p.ends_with("/events") || p == "/twilio/status" => {
+            HttpResponse::NoContent().finish()
+        }
+        ("GET", "/v1/sessions/ses_fake") => HttpResponse::Ok().json(json!({"id": "ses_fake"})),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+const ONE_DESK: &str = r#"
+phone = "off"
+
+[subscriber]
+forwarding_number = "+12025550100"
+destinations = [{id = "desk", kind = "phone", address = "+12025550201"}]
+
+[destinations.desk]
+answer = "after 2s"
+"#;
+
+async fn broken_rule(scenario: &str, answers: Answers, forged_webhook: bool) -> String {
+    let fake = FakeService::start(answers, forged_webhook).await;
+    let err = simulate::run(
+        scenario.parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .expect_err("the contract is broken");
+    assert_eq!(err.exit_code(), 1, "{err}");
+    match err {
+        Error::ContractBroken(rule) => rule,
+        other => panic!("not a broken contract: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn each_broken_rule_of_the_contract_is_named() {
+    let eleven: &'static str = Box::leak(
+        format!(
+            "<Response><Dial>{}</Dial></Response>",
+            "<Number>+12025550201</Number>".repeat(11)
+        )
+        .into_boxed_str(),
+    );
+    let cases: &[(&str, &[Route], &str)] = &[
+        (
+            "a 500 to the voice webhook",
+            &[("/twilio/voice", (500, ""))],
+            "POST /twilio/voice answered 500",
+        ),
+        (
+            "markup that is not XML",
+            &[("/twilio/voice", (200, "<Response><Say>hi</Response>"))],
+            "not well-formed XML",
+        ),
+        (
+            "a root that is not <Response>",
+            &[("/twilio/voice", (200, "<Reply><Hangup/></Reply>"))],
+            "the root element is <Reply>",
+        ),
+        (
+            "a verb Twilio does not know",
+            &[("/twilio/voice", (200, "<Response><Dail/></Response>"))],
+            "Twilio does not know <Dail> inside <Response>",
+        ),
+        (
+            "an attribute Twilio does not know",
+            &[(
+                "/twilio/voice",
+                (
+                    200,
+                    r#"<Response><Dial confirmKey="1"><Number>+12025550201</Number></Dial></Response>"#,
+                ),
+            )],
+            "Twilio does not know the attribute confirmKey of <Dial>",
+        ),
+        (
+            "a Dial of eleven nouns",
+            &[("/twilio/voice", (200, eleven))],
+            "a <Dial> with 11 nouns",
+        ),
+        (
+            "a whisper that dials",
+            &[
+                (
+                    "/twilio/voice",
+                    (
+                        200,
+                        r#"<Response><Dial><Number url="/twilio/screen">+12025550201</Number></Dial></Response>"#,
+                    ),
+                ),
+                (
+                    "/twilio/screen",
+                    (
+                        200,
+                        "<Response><Dial><Number>+12025550202</Number></Dial></Response>",
+                    ),
+                ),
+            ],
+            "does not know <Dial> inside <Response>",
+        ),
+    ];
+    for (case, answers, expected) in cases {
+        let rule = broken_rule(ONE_DESK, answers.iter().copied().collect(), false).await;
+        assert!(rule.contains(expected), "{case}: {rule}");
+    }
+}
+
+#[tokio::test]
+async fn an_instruction_before_the_notifications_breaks_the_contract() {
+    let scenario = ONE_DESK.replace("phone = \"off\"", "phone = \"rejects\"");
+    let rule = broken_rule(&scenario, Answers::new(), false).await;
+    assert!(
+        rule.contains("told reject before desk got call.ringing"),
+        "{rule}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_with_a_forged_signature_breaks_the_contract() {
+    let scenario = ONE_DESK.replace("phone = \"off\"", "phone = \"rejects\"");
+    let answers = [("/twilio/voice", (200, "<Response><Hangup/></Response>"))];
+    let rule = broken_rule(&scenario, answers.into_iter().collect(), true).await;
+    assert!(
+        rule.contains("call.ringing webhook to desk failed its Standard Webhooks signature check"),
+        "{rule}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --target: the binary driving a separately started deployment on Redis
+
+/// A `redis-server` of this test's own, stopped when dropped.
+struct TestRedis {
+    child: Child,
+    port: u16,
+}
+
+impl TestRedis {
+    fn start() -> Self {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: run scripts/test, which installs it");
+        wait_for_line(child.stdout.take().unwrap(), "Ready to accept connections");
+        Self { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `ringrelay` binary serving until dropped.
+struct Deployment {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Blocks until the process says `marker` on `output` (its readiness, not a
+/// guess at timing), then keeps draining it so it never blocks on a pipe.
+fn wait_for_line(output: impl std::io::Read + Send + 'static, marker: &'static str) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if line.contains(marker) {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no {marker:?} within 30 s"));
+}
+
+const DEPLOYMENT_SECRETS: [(&str, &str); 3] = [
+    ("ADMIN_TOKEN", "target-admin-token-0123456789"),
+    ("TWILIO_AUTH_TOKEN", "target-twilio-auth-token"),
+    ("WEBHOOK_SECRET", WEBHOOK_SECRET),
+];
+
+fn start_deployment(redis: &TestRedis) -> Deployment {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrelay"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(DEPLOYMENT_SECRETS)
+        .envs([
+            ("HOST", "127.0.0.1"),
+            ("PORT", &port.to_string()),
+            ("PUBLIC_BASE_URL", &url),
+            ("REDIS_URL", &redis.url()),
+            ("ALLOW_PRIVATE_WEBHOOKS", "true"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_line(child.stdout.take().unwrap(), "ringrelay listening");
+    Deployment { child, url }
+}
+
+#[tokio::test]
+async fn with_target_the_binary_drives_a_deployment_and_removes_its_subscriber() {
+    let redis = TestRedis::start();
+    let deployment = start_deployment(&redis);
+    let scenario = format!(
+        "{}/fixtures/scenarios/sequential-hunt.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringrelay"))
+        .args(["simulate", &scenario, "--json", "--target", &deployment.url])
+        .env_clear()
+        .envs(DEPLOYMENT_SECRETS)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(report["outcome"], "connected", "{report}");
+    assert_eq!(report["connected_to"], "laptop");
+    assert_eq!(report["session"]["state"], "connected");
+    assert_eq!(report["session"]["selected_destination"], "laptop");
+    assert!(
+        report["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["verified"] == true)
+    );
+    for secret in DEPLOYMENT_SECRETS.map(|(_, v)| v) {
+        assert!(
+            !String::from_utf8_lossy(&output.stdout).contains(secret),
+            "no secret printed"
+        );
+    }
+
+    let left = reqwest::Client::new()
+        .get(format!("{}/v1/subscribers/+12025550199", deployment.url))
+        .bearer_auth(DEPLOYMENT_SECRETS[0].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), 404, "the simulator removed its subscriber");
+}
