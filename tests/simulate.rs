@@ -626,9 +626,10 @@ async fn a_twilio_whisper_that_hangs_up_ends_the_dial_completed_without_a_bridge
             "/twilio/voice",
             (
                 200,
-                r#"<Response><Dial action="/twilio/dial-status" timeout="20"><Number url="/twilio/screen">+12025550201</Number><Number>+12025550202</Number></Dial></Response>"#,
+                r#"<Response><Dial action="/twilio/dial-status" timeout="20"><Number url="/twilio/screen">+12025550201</Number><Number statusCallback="/twilio/leg-status" statusCallbackEvent="ringing answered completed">+12025550202</Number></Dial></Response>"#,
             ),
         ),
+        ("/twilio/leg-status", (204, "")),
         (
             "/twilio/screen",
             (
@@ -685,6 +686,12 @@ async fn a_twilio_whisper_that_hangs_up_ends_the_dial_completed_without_a_bridge
     let status = &fake.requests_to("/twilio/status")[0];
     assert_eq!(status.get("CallSid"), voice.get("CallSid"));
     // The first pick-up hung up the other number, which never got its turn.
+    let mobile: Vec<String> = fake
+        .requests_to("/twilio/leg-status")
+        .iter()
+        .filter_map(|r| r.get("CallStatus").map(str::to_owned))
+        .collect();
+    assert_eq!(mobile, ["ringing", "canceled"]);
     assert_eq!(report.outcome, Outcome::Missed);
     assert_eq!(report.connected_to, None);
 }
