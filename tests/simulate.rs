@@ -929,4 +929,37 @@ async fn with_target_the_binary_drives_a_deployment_and_removes_its_subscriber()
         .await
         .unwrap();
     assert_eq!(left.status(), 404, "the simulator removed its subscriber");
+
+    // A subscriber of the deployment's own is never taken over (nor deleted).
+    let subscriber = format!("{}/v1/subscribers/+12025550199", deployment.url);
+    let admin = reqwest::Client::new();
+    let put = admin
+        .put(&subscriber)
+        .bearer_auth(DEPLOYMENT_SECRETS[0].1)
+        .json(&json!({"forwarding_number": "+12025550100",
+                      "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringrelay"))
+        .args(["simulate", &scenario, "--target", &deployment.url])
+        .env_clear()
+        .envs(DEPLOYMENT_SECRETS)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).starts_with("subscriber.number: "),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let kept = admin
+        .get(&subscriber)
+        .bearer_auth(DEPLOYMENT_SECRETS[0].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 200, "the real subscriber is still there");
 }
