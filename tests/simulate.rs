@@ -314,24 +314,56 @@ fn the_binary_exits_2_with_one_line_for_a_bad_scenario() {
 
 /// A stand-in for the service that answers the admin and device routes
 /// plausibly and each route of `answers` as told, so that one broken rule
-/// at a time can be shown to the simulator.
+/// at a time can be shown to the simulator. It keeps every CPaaS request,
+/// with whether its signature verifies.
 struct FakeService {
     url: String,
+    state: Arc<FakeState>,
     server: actix_web::dev::ServerHandle,
 }
 
-/// The (status, TwiML body) answered on a path.
+/// The (status, markup) answered on a path.
 type Answers = HashMap<&'static str, (u16, &'static str)>;
 type Route = (&'static str, (u16, &'static str));
 
+const FAKE_AUTH_TOKEN: &str = "fake-auth-token";
+
+struct FakeState {
+    answers: Answers,
+    forged_webhook: bool,
+    requests: std::sync::Mutex<Vec<CpaasRequest>>,
+}
+
+/// One request the simulated CPaaS made.
+#[derive(Debug, Clone)]
+struct CpaasRequest {
+    path: String,
+    params: Vec<(String, String)>,
+    signed: bool,
+}
+
+impl CpaasRequest {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl FakeService {
     async fn start(answers: Answers, forged_webhook: bool) -> Self {
-        let answers = Arc::new(answers);
+        let state = Arc::new(FakeState {
+            answers,
+            forged_webhook,
+            requests: Default::default(),
+        });
+        let shared = state.clone();
         let server = HttpServer::new(move || {
-            let answers = answers.clone();
+            let state = shared.clone();
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let answers = answers.clone();
-                async move { fake_answer(&req, &body, &answers, forged_webhook).await }
+                let state = state.clone();
+                async move { fake_answer(&req, &body, &state).await }
             }))
         })
         .workers(1)
@@ -343,6 +375,7 @@ impl FakeService {
         tokio::spawn(server);
         Self {
             url,
+            state,
             server: handle,
         }
     }
@@ -352,9 +385,21 @@ impl FakeService {
             url: self.url.clone(),
             public_base_url: self.url.clone(),
             admin_token: "fake-admin-token".to_owned().into(),
-            provider_token: "fake-auth-token".to_owned().into(),
+            provider_token: FAKE_AUTH_TOKEN.to_owned().into(),
             webhook_secret: WebhookSecret::parse(WEBHOOK_SECRET).unwrap(),
         }
+    }
+
+    fn requests(&self) -> Vec<CpaasRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The requests to `path`, in order.
+    fn requests_to(&self, path: &str) -> Vec<CpaasRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 }
 
@@ -365,14 +410,40 @@ impl Drop for FakeService {
     }
 }
 
-async fn fake_answer(
-    req: &HttpRequest,
-    body: &[u8],
-    answers: &Answers,
-    forged_webhook: bool,
-) -> HttpResponse {
+/// Keeps a request to a provider route, checking its signature as the
+/// service would.
+fn record_cpaas_request(req: &HttpRequest, body: &[u8], state: &FakeState) {
+    use ringrelay::providers::{plivo, twilio};
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let url = format!("http://{}{}", req.connection_info().host(), req.uri());
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let token = FAKE_AUTH_TOKEN.as_bytes();
+    let signed = if req.path().starts_with("/twilio/") {
+        twilio::signature::verify(token, &url, &params, header("X-Twilio-Signature")).is_ok()
+    } else {
+        plivo::signature::verify_v3(
+            token,
+            plivo::signature::Method::Post,
+            &url,
+            &params,
+            header("X-Plivo-Signature-V3-Nonce"),
+            header("X-Plivo-Signature-V3"),
+        )
+        .is_ok()
+    };
+    state.requests.lock().unwrap().push(CpaasRequest {
+        path: req.path().to_owned(),
+        params,
+        signed,
+    });
+}
+
+async fn fake_answer(req: &HttpRequest, body: &[u8], state: &FakeState) -> HttpResponse {
     let path = req.path();
-    if let Some((status, body)) = answers.get(path) {
+    if path.starts_with("/twilio/") || path.starts_with("/plivo/") {
+        record_cpaas_request(req, body, state);
+    }
+    if let Some((status, body)) = state.answers.get(path) {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(*status).unwrap())
             .content_type("text/xml")
             .body(*body);
@@ -380,7 +451,7 @@ async fn fake_answer(
     match (req.method().as_str(), path) {
         ("PUT", _) => {
             let put: Value = serde_json::from_slice(body).unwrap();
-            if forged_webhook {
+            if state.forged_webhook {
                 let url = put["destinations"][0]["webhook_url"].as_str().unwrap();
                 let _ = reqwest::Client::new()
                     .post(url)
@@ -407,7 +478,7 @@ async fn fake_answer(
             "instruction": "reject",
             "instruction_url": "/v1/sessions/ses_fake/instruction",
         })),
-        ("POST", p) if p.ends_with("/events") || p == "/twilio/status" => {
+        ("POST", p) if p.ends_with("/events") || p == "/twilio/status" || p == "/plivo/hangup" => {
             HttpResponse::NoContent().finish()
         }
         ("GET", "/v1/sessions/ses_fake") => HttpResponse::Ok().json(json!({"id": "ses_fake"})),
@@ -535,6 +606,176 @@ async fn a_webhook_with_a_forged_signature_breaks_the_contract() {
         rule.contains("call.ringing webhook to desk failed its Standard Webhooks signature check"),
         "{rule}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The providers' semantics, as the service would see them
+
+#[tokio::test]
+async fn a_twilio_whisper_that_hangs_up_ends_the_dial_completed_without_a_bridge() {
+    let answers = [
+        (
+            "/twilio/voice",
+            (
+                200,
+                r#"<Response><Dial action="/twilio/dial-status" timeout="20"><Number url="/twilio/screen">+12025550201</Number><Number statusCallback="/twilio/leg-status" statusCallbackEvent="ringing answered completed">+12025550202</Number></Dial></Response>"#,
+            ),
+        ),
+        ("/twilio/leg-status", (204, "")),
+        (
+            "/twilio/screen",
+            (
+                200,
+                r#"<Response><Gather numDigits="1" timeout="5" action="/twilio/screen-result"><Say>Press 1</Say></Gather><Hangup/></Response>"#,
+            ),
+        ),
+        (
+            "/twilio/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let scenario = r#"
+        phone = "off"
+        [subscriber]
+        forwarding_number = "+12025550100"
+        destinations = [
+          {id = "desk", kind = "phone", address = "+12025550201"},
+          {id = "mobile", kind = "phone", address = "+12025550202"},
+        ]
+        [destinations.desk]
+        answer = "voicemail"
+        [destinations.mobile]
+        answer = "after 8s"
+    "#;
+    let report = simulate::run(
+        scenario.parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        fake.requests().iter().all(|r| r.signed),
+        "{:?}",
+        fake.requests()
+    );
+    let voice = &fake.requests_to("/twilio/voice")[0];
+    let whisper = &fake.requests_to("/twilio/screen")[0];
+    assert_eq!(whisper.get("ParentCallSid"), voice.get("CallSid"));
+    assert_eq!(whisper.get("Direction"), Some("outbound-dial"));
+    assert_eq!(whisper.get("To"), Some("+12025550201"));
+    assert!(
+        fake.requests_to("/twilio/screen-result").is_empty(),
+        "a voicemail presses nothing"
+    );
+    let dial_status = &fake.requests_to("/twilio/dial-status")[0];
+    assert_eq!(dial_status.get("DialCallStatus"), Some("completed"));
+    assert_eq!(dial_status.get("DialBridged"), Some("false"));
+    assert_eq!(dial_status.get("DialCallSid"), whisper.get("CallSid"));
+    let status = &fake.requests_to("/twilio/status")[0];
+    assert_eq!(status.get("CallSid"), voice.get("CallSid"));
+    // The first pick-up hung up the other number, which never got its turn.
+    let mobile: Vec<String> = fake
+        .requests_to("/twilio/leg-status")
+        .iter()
+        .filter_map(|r| r.get("CallStatus").map(str::to_owned))
+        .collect();
+    assert_eq!(mobile, ["ringing", "canceled"]);
+    assert_eq!(report.outcome, Outcome::Missed);
+    assert_eq!(report.connected_to, None);
+}
+
+#[tokio::test]
+async fn plivo_bridges_only_the_leg_that_pressed_the_confirm_key() {
+    let answers = [
+        (
+            "/plivo/answer",
+            (
+                200,
+                r#"<Response><Dial action="/plivo/dial-status" timeout="30" confirmSound="/plivo/screen" confirmKey="1" callbackUrl="/plivo/dial-callback"><Number>12025550201</Number><Number>12025550202</Number></Dial></Response>"#,
+            ),
+        ),
+        (
+            "/plivo/screen",
+            (200, "<Response><Speak>Press 1</Speak></Response>"),
+        ),
+        ("/plivo/dial-callback", (200, "")),
+        (
+            "/plivo/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let scenario = r#"
+        provider = "plivo"
+        phone = "off"
+        [subscriber]
+        forwarding_number = "+12025550100"
+        destinations = [
+          {id = "desk", kind = "phone", address = "+12025550201"},
+          {id = "mobile", kind = "phone", address = "+12025550202"},
+        ]
+        [destinations.desk]
+        answer = "voicemail"
+        [destinations.mobile]
+        answer = "after 9s"
+        press = "1"
+    "#;
+    let report = simulate::run(
+        scenario.parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        fake.requests().iter().all(|r| r.signed),
+        "{:?}",
+        fake.requests()
+    );
+    let answer = &fake.requests_to("/plivo/answer")[0];
+    assert_eq!(answer.get("From"), Some("12025550302"), "digits without +");
+    assert_eq!(answer.get("To"), Some("12025550100"));
+    let callbacks = fake.requests_to("/plivo/dial-callback");
+    let events: Vec<(&str, &str)> = callbacks
+        .iter()
+        .map(|r| (r.get("DialAction").unwrap(), r.get("DialBLegTo").unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("answer", "12025550201"),
+            ("hangup", "12025550201"),
+            ("answer", "12025550202"),
+            ("connected", "12025550202"),
+            ("hangup", "12025550202"),
+        ]
+    );
+    assert_eq!(
+        fake.requests_to("/plivo/screen").len(),
+        2,
+        "one confirmSound per answering leg"
+    );
+    let connected = callbacks
+        .iter()
+        .find(|r| r.get("DialAction") == Some("connected"))
+        .unwrap();
+    let dial_status = &fake.requests_to("/plivo/dial-status")[0];
+    assert_eq!(dial_status.get("DialStatus"), Some("completed"));
+    assert_eq!(
+        dial_status.get("DialBLegUUID"),
+        connected.get("DialBLegUUID")
+    );
+    assert_eq!(
+        fake.requests_to("/plivo/hangup")[0].get("CallStatus"),
+        Some("completed")
+    );
+    assert_eq!(report.connected_to.as_deref(), Some("mobile"));
 }
 
 // ---------------------------------------------------------------------------
@@ -680,4 +921,37 @@ async fn with_target_the_binary_drives_a_deployment_and_removes_its_subscriber()
         .await
         .unwrap();
     assert_eq!(left.status(), 404, "the simulator removed its subscriber");
+
+    // A subscriber of the deployment's own is never taken over (nor deleted).
+    let subscriber = format!("{}/v1/subscribers/+12025550199", deployment.url);
+    let admin = reqwest::Client::new();
+    let put = admin
+        .put(&subscriber)
+        .bearer_auth(DEPLOYMENT_SECRETS[0].1)
+        .json(&json!({"forwarding_number": "+12025550100",
+                      "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringrelay"))
+        .args(["simulate", &scenario, "--target", &deployment.url])
+        .env_clear()
+        .envs(DEPLOYMENT_SECRETS)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).starts_with("subscriber.number: "),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let kept = admin
+        .get(&subscriber)
+        .bearer_auth(DEPLOYMENT_SECRETS[0].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 200, "the real subscriber is still there");
 }

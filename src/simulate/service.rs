@@ -135,11 +135,32 @@ impl Service {
 
     /// PUTs the scenario's subscriber with every destination's webhook going
     /// to `receiver`. A body the service refuses (422) is a bad scenario.
+    /// On a deployment, a subscriber that already exists is left alone: the
+    /// simulator deletes what it registered, and must not take a real one.
     pub async fn register(
         &self,
         scenario: &Scenario,
         receiver: &Receiver,
     ) -> Result<Registration, Error> {
+        let number = &scenario.subscriber.number;
+        if self.is_remote() {
+            let existing = self
+                .admin(
+                    self.client
+                        .get(self.url(&format!("/v1/subscribers/{number}"))),
+                )
+                .send()
+                .await
+                .context("GET /v1/subscribers")?;
+            if existing.status() == StatusCode::OK {
+                return Err(Error::Scenario(ScenarioError {
+                    key: "subscriber.number".into(),
+                    problem: format!(
+                        "{number} is already a subscriber of the target; simulate with another number"
+                    ),
+                }));
+            }
+        }
         let mut body = Value::Object(scenario.subscriber.body.clone());
         if let Some(destinations) = body["destinations"].as_array_mut() {
             for destination in destinations {
@@ -147,7 +168,6 @@ impl Service {
                 destination["webhook_url"] = Value::String(receiver.url(&id));
             }
         }
-        let number = &scenario.subscriber.number;
         let response = self
             .admin(
                 self.client

@@ -518,3 +518,77 @@ fn abbreviated(text: &str) -> String {
         format!("{}…", text.chars().take(SHOWN).collect::<String>())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::scenario::{Answer, Behaviour};
+
+    fn group(answers: &[Answer]) -> Group {
+        let legs = answers
+            .iter()
+            .enumerate()
+            .map(|(i, &answer)| {
+                let callee = Callee {
+                    party: format!("d{i}"),
+                    destination_id: Some(format!("d{i}")),
+                    behaviour: Behaviour {
+                        answer,
+                        ..Behaviour::default()
+                    },
+                };
+                Leg {
+                    noun: markup::parse("<Response/>").unwrap(),
+                    fate: callee.fate(),
+                    callee,
+                    id: i.to_string(),
+                }
+            })
+            .collect();
+        Group {
+            legs,
+            started_ms: 1_000,
+            deadline_ms: 21_000,
+        }
+    }
+
+    #[test]
+    fn pick_ups_come_in_time_order_and_only_before_the_timeout() {
+        let group = group(&[
+            Answer::After(8),
+            Answer::Voicemail,
+            Answer::After(30),
+            Answer::Busy,
+        ]);
+        assert_eq!(group.pick_ups(), [(6_000, 1), (9_000, 0)]);
+    }
+
+    #[test]
+    fn a_dial_nobody_takes_ends_as_its_legs_say() {
+        let cases: &[(&[Answer], (u64, Unanswered))] = &[
+            (&[Answer::Busy, Answer::Busy], (2_000, Unanswered::Busy)),
+            (&[Answer::Fails, Answer::Fails], (2_000, Unanswered::Failed)),
+            (&[Answer::Busy, Answer::Fails], (2_000, Unanswered::Busy)),
+            (
+                &[Answer::Busy, Answer::NoAnswer],
+                (21_000, Unanswered::NoAnswer),
+            ),
+        ];
+        for (answers, expected) in cases {
+            assert_eq!(group(answers).unanswered(&[]), *expected, "{answers:?}");
+        }
+    }
+
+    #[test]
+    fn the_gist_names_who_is_dialed_and_what_is_recorded() {
+        let document = markup::parse(
+            r#"<Response><Say>The person you are calling is not available right now, sorry.</Say><Dial timeout="20"><Number>a</Number><Client>b</Client></Dial><Record maxLength="120"/><Hangup/></Response>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            gist(&document, |_, noun| noun.text.clone()),
+            "Say \"The person you are calling is not available righ…\"; \
+             Dial a, b together, timeout 20 s; Record voicemail, max 120 s; Hangup"
+        );
+    }
+}

@@ -372,9 +372,9 @@ async fn dial(
     let group = call.ring(nouns, timeout, new_sid);
     for leg in &group.legs {
         match leg.fate {
-            Fate::Busy => leg_event(call, parent, leg, "completed", "busy").await?,
-            Fate::Fails => leg_event(call, parent, leg, "completed", "failed").await?,
-            _ => leg_event(call, parent, leg, "ringing", "ringing").await?,
+            Fate::Busy => leg_event(call, parent, url, leg, "completed", "busy").await?,
+            Fate::Fails => leg_event(call, parent, url, leg, "completed", "failed").await?,
+            _ => leg_event(call, parent, url, leg, "ringing", "ringing").await?,
         }
     }
     let pick_up = group.pick_ups().first().copied();
@@ -383,7 +383,7 @@ async fn dial(
     if let Some(at) = call.caller().hangs_up_before(decided_at) {
         call.timeline().advance_to(at);
         call.timeline().log("caller", "hangs up");
-        hang_up_all(call, parent, &group, &[]).await?;
+        hang_up_all(call, parent, url, &group, &[]).await?;
         return Ok(Next::Ended(gave_up(call)));
     }
     let Some((at, index)) = pick_up else {
@@ -395,7 +395,7 @@ async fn dial(
         };
         call.timeline().log(PARTY, format!("Dial ends: {status}"));
         for leg in group.ringing(&[]) {
-            leg_event(call, parent, leg, "completed", "no-answer").await?;
+            leg_event(call, parent, url, leg, "completed", "no-answer").await?;
         }
         return action(
             call,
@@ -419,8 +419,8 @@ async fn dial(
     );
     // First to pick up wins: Twilio ends the other legs now, whatever the
     // whisper on this one does next.
-    hang_up_all(call, parent, &group, &[index]).await?;
-    leg_event(call, parent, leg, "answered", "in-progress").await?;
+    hang_up_all(call, parent, url, &group, &[index]).await?;
+    leg_event(call, parent, url, leg, "answered", "in-progress").await?;
     let whisper = match leg.noun.attr("url") {
         Some(whisper) => {
             let whisper = call.wire.absolute(url, whisper)?;
@@ -440,13 +440,13 @@ async fn dial(
         Whisper::CallerGone => {
             call.timeline()
                 .log(PARTY, format!("hangs up {}", leg.callee.party));
-            leg_event(call, parent, leg, "completed", "completed").await?;
+            leg_event(call, parent, url, leg, "completed", "completed").await?;
             Ok(Next::Ended(gave_up(call)))
         }
         Whisper::HungUp => {
             call.timeline()
                 .log(&leg.callee.party, "hangs up: not bridged");
-            leg_event(call, parent, leg, "completed", "completed").await?;
+            leg_event(call, parent, url, leg, "completed", "completed").await?;
             action(call, parent, dial, url, dial_call(false, Duration::ZERO)).await
         }
         Whisper::Bridged => {
@@ -462,7 +462,7 @@ async fn dial(
                 leg.callee.party.as_str()
             };
             call.timeline().log(who, "hangs up");
-            leg_event(call, parent, leg, "completed", "completed").await?;
+            leg_event(call, parent, url, leg, "completed", "completed").await?;
             let next = action(call, parent, dial, url, dial_call(true, talk)).await?;
             // The action is fetched either way; a call whose caller is gone
             // runs none of its TwiML.
@@ -479,12 +479,13 @@ async fn dial(
 async fn hang_up_all(
     call: &Call<'_>,
     parent: &Parent,
+    url: &str,
     group: &Group,
     except: &[usize],
 ) -> Result<(), Error> {
     call.hang_up_others(group, except);
     for leg in group.ringing(except) {
-        leg_event(call, parent, leg, "completed", "canceled").await?;
+        leg_event(call, parent, url, leg, "completed", "canceled").await?;
     }
     Ok(())
 }
@@ -566,11 +567,12 @@ async fn run_whisper(
     }
 }
 
-/// The noun's `statusCallback`, for the events it subscribed to (Twilio's
-/// default is `completed` alone).
+/// The noun's `statusCallback` (relative to the Dial's document at `url`),
+/// for the events it subscribed to (Twilio's default is `completed` alone).
 async fn leg_event(
     call: &Call<'_>,
     parent: &Parent,
+    url: &str,
     leg: &Leg,
     event: &str,
     status: &str,
@@ -582,12 +584,10 @@ async fn leg_event(
     if !events.split([' ', ',']).any(|e| e == event) {
         return Ok(());
     }
-    let url = call
-        .wire
-        .absolute(call.wire.cpaas.public_base_url, callback)?;
+    let callback = call.wire.absolute(url, callback)?;
     let mut params = parent.leg_params(leg, status);
     params.push(param("CallbackSource", "call-progress-events"));
-    call.wire.callback(&url, &params).await
+    call.wire.callback(&callback, &params).await
 }
 
 /// A `<Record>`: the caller leaves a message (or hangs up at the beep);
