@@ -532,6 +532,7 @@ mod tests {
                 let callee = Callee {
                     party: format!("d{i}"),
                     destination_id: Some(format!("d{i}")),
+                    screened: false,
                     behaviour: Behaviour {
                         answer,
                         ..Behaviour::default()
