@@ -955,3 +955,50 @@ async fn with_target_the_binary_drives_a_deployment_and_removes_its_subscriber()
         .unwrap();
     assert_eq!(kept.status(), 200, "the real subscriber is still there");
 }
+
+/// §9 lost forwards, as a whole call: the phone rejects, nothing is
+/// forwarded, the session expires and every destination hears why.
+async fn a_call_the_carrier_never_forwards(provider: Provider) {
+    let report = simulate_fixture("not-forwarded", provider).await;
+
+    assert_eq!(report.outcome, Outcome::Missed);
+    assert_eq!(report.connected_to, None);
+    assert!(report.markup.is_empty(), "no CPaaS request was made");
+    assert_eq!(report.session["state"], "expired", "{}", report.session);
+    for destination in ["desk", "laptop"] {
+        let kinds: Vec<&str> = report
+            .webhooks
+            .iter()
+            .filter(|w| w.destination_id == destination)
+            .map(|w| w.kind.as_str())
+            .collect();
+        assert_eq!(kinds, ["call.ringing", "call.missed"], "{destination}");
+    }
+    assert!(
+        report
+            .webhooks
+            .iter()
+            .filter(|w| w.kind == "call.missed")
+            .all(|w| w.data["reason"] == "not_forwarded"),
+        "{:?}",
+        report.webhooks
+    );
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|e| e.party == "carrier" && e.event.contains("does not forward")),
+        "{:?}",
+        report.timeline
+    );
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_twilio() {
+    a_call_the_carrier_never_forwards(Provider::Twilio).await;
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_plivo() {
+    a_call_the_carrier_never_forwards(Provider::Plivo).await;
+}

@@ -37,6 +37,10 @@ pub use self::timeline::Entry;
 
 /// How long to wait for the webhooks the call's end implies.
 const WEBHOOK_WAIT: Duration = Duration::from_secs(5);
+/// How long a call that was never forwarded may take to be reported: the
+/// default `FORWARD_TIMEOUT_SECS` of a deployment, a sweep, and a margin
+/// (in process the timeout is 2 s).
+const NOT_FORWARDED_WAIT: Duration = Duration::from_secs(40);
 
 /// How to run a scenario.
 #[derive(Debug, Clone, Default)]
@@ -163,6 +167,13 @@ async fn play(
     };
 
     let (call, markup) = match side {
+        PhoneSide::Forwarded if !scenario.carrier_forwards => {
+            timeline.log(
+                "carrier",
+                "does not forward: the forwarding codes were never dialled",
+            );
+            (CallEnd::default(), Vec::new())
+        }
         PhoneSide::Forwarded => {
             forward_and_run(
                 scenario,
@@ -188,7 +199,14 @@ async fn play(
         .bridged_to
         .map(|callee| callee.destination_id.unwrap_or(callee.party));
 
-    await_final_webhooks(outcome, &directory, receiver, &timeline).await;
+    // A call never forwarded is only known lost once the service's forward
+    // timeout has passed: wait for that, in real time.
+    let wait = if scenario.carrier_forwards {
+        WEBHOOK_WAIT
+    } else {
+        NOT_FORWARDED_WAIT
+    };
+    await_final_webhooks(outcome, &directory, receiver, &timeline, wait).await;
     // Without a ring report the service may still open a session for the
     // forwarded call; its webhooks name it.
     let session_id = session_id.or_else(|| {
@@ -200,7 +218,20 @@ async fn play(
     let session = match &session_id {
         Some(id) => {
             let session = service.session(id).await?;
-            cross_check(&session, outcome, connected_to.as_deref(), &timeline);
+            // A call never forwarded ends `expired`, which is missed to
+            // the caller.
+            let expected = if scenario.carrier_forwards {
+                outcome.session_state()
+            } else {
+                Some("expired")
+            };
+            cross_check(
+                &session,
+                expected,
+                outcome,
+                connected_to.as_deref(),
+                &timeline,
+            );
             session
         }
         None => Value::Null,
@@ -275,12 +306,13 @@ async fn await_final_webhooks(
     directory: &Directory,
     receiver: &Receiver,
     timeline: &Timeline,
+    wait: Duration,
 ) {
     let Some(kind) = outcome.webhook() else {
         return;
     };
     let ids: Vec<&str> = directory.ids().collect();
-    if !receiver.wait_for(&ids, kind, WEBHOOK_WAIT).await {
+    if !receiver.wait_for(&ids, kind, wait).await {
         let missing: Vec<&str> = ids
             .into_iter()
             .filter(|id| receiver.delivery(id, kind).is_none())
@@ -290,7 +322,7 @@ async fn await_final_webhooks(
             format!(
                 "sent no {kind} to {} within {} s",
                 missing.join(", "),
-                WEBHOOK_WAIT.as_secs()
+                wait.as_secs()
             ),
         );
     }
@@ -298,10 +330,16 @@ async fn await_final_webhooks(
 
 /// Notes in the timeline where the session tells another story than the
 /// call did.
-fn cross_check(session: &Value, outcome: Outcome, connected_to: Option<&str>, timeline: &Timeline) {
+fn cross_check(
+    session: &Value,
+    expected_state: Option<&str>,
+    outcome: Outcome,
+    connected_to: Option<&str>,
+    timeline: &Timeline,
+) {
     let state = session["state"].as_str().unwrap_or_default();
     let selected = session["selected_destination"].as_str();
-    if let Some(expected) = outcome.session_state()
+    if let Some(expected) = expected_state
         && state != expected
     {
         timeline.log(

@@ -31,6 +31,10 @@ pub struct Scenario {
     pub forwarded_from: bool,
     #[serde(default = "default_forward_delay_ms")]
     pub forward_delay_ms: u64,
+    /// `false`: the subscriber never dialled the forwarding codes, so the
+    /// carrier does not forward the rejected call (the session expires).
+    #[serde(default = "yes")]
+    pub carrier_forwards: bool,
     #[serde(default = "yes")]
     pub caller_leaves_voicemail: bool,
     pub subscriber: Subscriber,

@@ -80,6 +80,9 @@ impl Service {
             ("WEBHOOK_SECRET", &webhook_secret),
             // The webhook receiver is on loopback.
             ("ALLOW_PRIVATE_WEBHOOKS", "true"),
+            // The carrier's forward takes no real time here: a call that is
+            // not forwarded is known lost quickly.
+            ("FORWARD_TIMEOUT_SECS", "2"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let config = Config::from_vars(vars).context("configuring the service")?;
