@@ -68,14 +68,9 @@ pub struct FlowSettings {
 pub enum FlowError {
     #[error("no such session")]
     SessionNotFound,
-    #[error("the session is over")]
-    SessionOver,
-    #[error("the call was already forwarded")]
-    AlreadyForwarded,
-    #[error("another destination took the call")]
-    AlreadyTaken,
-    #[error("this destination already answered the offer")]
-    AlreadyAnswered,
+    /// The session refused the change.
+    #[error(transparent)]
+    Refused(SessionError),
     #[error("too many ring reports; retry in {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
     #[error(transparent)]
@@ -85,11 +80,9 @@ pub enum FlowError {
 impl From<SessionError> for FlowError {
     fn from(err: SessionError) -> Self {
         match err {
-            SessionError::Over => Self::SessionOver,
-            SessionError::AlreadyForwarded => Self::AlreadyForwarded,
-            SessionError::AlreadyTaken => Self::AlreadyTaken,
-            SessionError::AlreadyAnswered => Self::AlreadyAnswered,
+            // An offer nobody holds is, to its holder, a session not found.
             SessionError::NoSuchOffer => Self::SessionNotFound,
+            refused => Self::Refused(refused),
         }
     }
 }

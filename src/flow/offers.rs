@@ -7,7 +7,7 @@ use super::{CallFlow, FlowError};
 use crate::domain::credentials::TokenHash;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{
-    OfferAnswered, OfferKey, OfferResponse, SessionId, SessionState, Timestamp,
+    OfferAnswered, OfferKey, OfferResponse, SessionError, SessionId, SessionState, Timestamp,
 };
 use crate::domain::subscriber::DestinationId;
 
@@ -67,7 +67,7 @@ impl CallFlow {
                 }
                 Ok(session.state())
             }
-            OfferAnswered::TooLate => Err(FlowError::SessionOver),
+            OfferAnswered::TooLate => Err(SessionError::Over.into()),
         }
     }
 }

@@ -9,6 +9,7 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::domain::session::SessionError;
 use crate::domain::subscriber::FieldError;
 use crate::flow::FlowError;
 use crate::registry::RegistryError;
@@ -187,17 +188,19 @@ impl From<StoreError> for ApiError {
 impl From<FlowError> for ApiError {
     fn from(err: FlowError) -> Self {
         match err {
-            FlowError::SessionNotFound => Self::NotFound("no such session".into()),
-            FlowError::SessionOver => Self::SessionOver,
-            FlowError::AlreadyForwarded => Self::Conflict {
+            FlowError::SessionNotFound | FlowError::Refused(SessionError::NoSuchOffer) => {
+                Self::NotFound("no such session".into())
+            }
+            FlowError::Refused(SessionError::Over) => Self::SessionOver,
+            FlowError::Refused(SessionError::AlreadyForwarded) => Self::Conflict {
                 code: "already_forwarded",
                 message: err.to_string(),
             },
-            FlowError::AlreadyTaken => Self::Conflict {
+            FlowError::Refused(SessionError::AlreadyTaken) => Self::Conflict {
                 code: "already_taken",
                 message: err.to_string(),
             },
-            FlowError::AlreadyAnswered => Self::Conflict {
+            FlowError::Refused(SessionError::AlreadyAnswered) => Self::Conflict {
                 code: "already_answered",
                 message: err.to_string(),
             },
@@ -399,14 +402,14 @@ pub mod doc {
         OfferConflict => error_response(
             "Another destination accepted first, or this destination already answered.",
             &[
-                ("already_taken", FlowError::AlreadyTaken.into()),
-                ("already_answered", FlowError::AlreadyAnswered.into()),
+                ("already_taken", FlowError::from(crate::domain::session::SessionError::AlreadyTaken).into()),
+                ("already_answered", FlowError::from(crate::domain::session::SessionError::AlreadyAnswered).into()),
             ],
         );
         /// 409 on a device event.
         AlreadyForwarded => error_response(
             "`answered` or `ended` for a call that was already forwarded.",
-            &[("already_forwarded", FlowError::AlreadyForwarded.into())],
+            &[("already_forwarded", FlowError::from(crate::domain::session::SessionError::AlreadyForwarded).into())],
         );
         /// 410: the session is over.
         SessionOver => error_response(

@@ -518,7 +518,7 @@ mod tests {
             ApiError::Unauthorized,
             ApiError::NotFound("no such session".into()),
             ApiError::Forbidden("x".into()),
-            FlowError::AlreadyTaken.into(),
+            FlowError::from(crate::domain::session::SessionError::AlreadyTaken).into(),
             ApiError::SessionOver,
             ApiError::PayloadTooLarge,
             FieldError::new("wait", "must be from 0 to 30 seconds, got 31").into(),
