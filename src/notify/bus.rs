@@ -22,6 +22,7 @@ use super::events::Event;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionId;
 use crate::domain::subscriber::DestinationId;
+use crate::store::connection::RetryOnce;
 
 /// An event as a live stream sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ pub struct EventBus {
 
 #[derive(Clone)]
 struct RedisChannel {
-    publisher: ConnectionManager,
+    publisher: RetryOnce,
     channel: String,
 }
 
@@ -167,7 +168,10 @@ impl EventBus {
         let _ = tokio::time::timeout(Duration::from_secs(2), listening_rx).await;
         Ok(Self {
             local,
-            redis: Some(RedisChannel { publisher, channel }),
+            redis: Some(RedisChannel {
+                publisher: RetryOnce(publisher),
+                channel,
+            }),
         })
     }
 
@@ -314,7 +318,9 @@ async fn listen(
             Err(err) => tracing::warn!(error = %err, "cannot listen on the Redis bus yet"),
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        // Short: what is published between Redis coming back and this
+        // instance listening again does not reach its streams.
+        delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
 

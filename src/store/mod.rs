@@ -2,6 +2,7 @@
 //! embedded in-memory store (one instance) and Redis (several instances
 //! sharing one server). Both pass one conformance suite (`tests/api/store.rs`).
 
+pub(crate) mod connection;
 mod last_known;
 mod memory;
 mod redis;

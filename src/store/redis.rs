@@ -27,6 +27,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::connection::RetryOnce;
 use redis::{AsyncCommands as _, RedisError, Script};
 
 use super::{SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
@@ -383,9 +385,9 @@ impl RedisStore {
         self.key("wait", &format!("{subscriber}:{}", caller.key()))
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> RetryOnce {
         // Cloning shares the one multiplexed connection.
-        self.connection.clone()
+        RetryOnce(self.connection.clone())
     }
 }
 

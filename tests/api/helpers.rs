@@ -28,54 +28,25 @@ impl TestRedis {
         let mut last_output = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is not installed: run scripts/test, which installs it");
-            let stdout = child.stdout.take().expect("piped stdout");
-            // Readiness is what redis-server says, not a guess at timing.
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut said = String::new();
-                let mut announced = false;
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if !announced {
-                        said.push_str(&line);
-                        said.push('\n');
-                        if line.contains("Ready to accept connections") {
-                            announced = true;
-                            let _ = ready_tx.send(Ok(()));
-                        }
-                    }
-                }
-                if !announced {
-                    let _ = ready_tx.send(Err(said));
-                }
-            });
-            match ready_rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(Ok(())) => {
+            match spawn_redis(port) {
+                Ok(child) => {
                     return Arc::new(Self {
                         child: std::sync::Mutex::new(Some(child)),
                         port,
                     });
                 }
-                Ok(Err(output)) => last_output = output,
-                Err(_) => last_output = "redis-server did not get ready within 20 s".into(),
+                Err(output) => last_output = output,
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("could not start redis-server:\n{last_output}");
+    }
+
+    /// Stops the server and starts a new, empty one on the same port, as a
+    /// Redis restart would.
+    pub fn restart(&self) {
+        self.stop();
+        let child = spawn_redis(self.port).unwrap_or_else(|out| panic!("restart: {out}"));
+        *self.child.lock().unwrap() = Some(child);
     }
 
     pub fn url(&self) -> String {
@@ -104,6 +75,53 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A `redis-server` on `port`, once it says it accepts connections; what it
+/// said when it did not.
+fn spawn_redis(port: u16) -> Result<Child, String> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is not installed: run scripts/test, which installs it");
+    let stdout = child.stdout.take().expect("piped stdout");
+    // Readiness is what redis-server says, not a guess at timing.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = String::new();
+        let mut announced = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !announced {
+                said.push_str(&line);
+                said.push('\n');
+                if line.contains("Ready to accept connections") {
+                    announced = true;
+                    let _ = ready_tx.send(Ok(()));
+                }
+            }
+        }
+        if !announced {
+            let _ = ready_tx.send(Err(said));
+        }
+    });
+    let output = match ready_rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(())) => return Ok(child),
+        Ok(Err(output)) => output,
+        Err(_) => "redis-server did not get ready within 20 s".into(),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(output)
 }
 
 fn free_port() -> u16 {

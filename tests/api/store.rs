@@ -1067,3 +1067,19 @@ async fn redis_the_device_call_key_lives_as_long_as_its_session() {
         "device-call key PTTL {device_call_ttl_ms}, session PTTL {session_ttl_ms}"
     );
 }
+
+#[tokio::test]
+async fn redis_the_first_command_after_a_restart_succeeds_on_an_idle_store() {
+    let backend = Backend::redis();
+    let store = store_for(&backend);
+    store.ping().await.expect("connected");
+
+    backend.test_redis().restart();
+
+    // Nothing used the store meanwhile: its connection dropped unnoticed.
+    store
+        .put_subscriber(&record(ALICE, SHARED_FWD, &["desk"]))
+        .await
+        .expect("the first command after the restart");
+    assert!(store.subscriber(&number(ALICE)).await.unwrap().is_some());
+}
