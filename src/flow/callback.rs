@@ -135,4 +135,14 @@ mod tests {
             assert_eq!(CallbackQuery::parse(query), None, "{query:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_query_is_ours_or_not_and_ours_round_trip(query in "\\PC{0,120}", step in 0u16..20, round in 0u16..5) {
+            let _ = CallbackQuery::parse(&query);
+            let subscriber = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
+            let ours = CallbackQuery::new(&subscriber, None, &Caller::Withheld, DialAttempt { step, round });
+            proptest::prop_assert_eq!(CallbackQuery::parse(&ours.encode()), Some(ours));
+        }
+    }
 }

@@ -62,4 +62,14 @@ mod tests {
         let err = parse_json_body::<Body>(b"{}").unwrap_err();
         assert_eq!(err.to_string(), "body: missing field `items`");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_a_subscriber_or_a_400_or_422(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            match parse_json_body::<crate::domain::subscriber::SubscriberSpec>(&body) {
+                Ok(_) => {}
+                Err(err) => proptest::prop_assert!(matches!(err.status_code().as_u16(), 400 | 422)),
+            }
+        }
+    }
 }

@@ -7,6 +7,8 @@ mod markup;
 #[cfg(test)]
 mod parsed_markup;
 pub mod plivo;
+#[cfg(test)]
+mod properties;
 pub mod twilio;
 
 use actix_web::http::header::HeaderMap;

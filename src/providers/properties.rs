@@ -1,0 +1,131 @@
+//! Property tests of the provider edge (contract §15's fuzzing invariants,
+//! run in CI): whatever text a script carries, both renderers write a
+//! well-formed document that reads back to the same words; whatever a
+//! client sends, the signature checks answer (they never panic) and refuse
+//! it unless it is signed.
+
+use proptest::prelude::*;
+
+use super::parsed_markup::parse;
+use super::{CallScript, Dial, DialTarget, Step, plivo, twilio};
+use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::subscriber::Target;
+
+/// Any text, control characters, markup and non-ASCII included.
+fn text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<char>(), 0..80).prop_map(|c| c.into_iter().collect())
+}
+
+/// What XML 1.0 keeps of a text (the renderers drop what it cannot carry).
+fn kept(s: &str) -> String {
+    s.chars()
+        .filter(|&c| {
+            !((c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))
+                || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+        })
+        .collect()
+}
+
+fn script(say: String, url: String) -> CallScript {
+    let number = PhoneNumber::parse("+12025550201", Region::default()).unwrap();
+    CallScript(vec![
+        Step::Say(say.clone()),
+        Step::Dial(Dial {
+            targets: vec![DialTarget {
+                target: Target::Phone(number),
+                pickup_url: Some(url.clone()),
+                screened: true,
+            }],
+            caller_id: None,
+            timeout_secs: 20,
+            action_url: url.clone(),
+            screen_url: Some(url.clone()),
+            leg_events_url: Some(url.clone()),
+        }),
+        Step::Gather {
+            action_url: url.clone(),
+            num_digits: 1,
+            timeout_secs: 8,
+            prompt: say,
+        },
+        Step::Record {
+            action_url: url,
+            max_length_secs: 120,
+        },
+        Step::Hangup,
+    ])
+}
+
+proptest! {
+    #[test]
+    fn twiml_is_well_formed_and_reads_back_the_same(say in text(), url in text()) {
+        let xml = twilio::twiml::render(&script(say.clone(), url.clone()));
+        let url = kept(&url);
+        let response = parse(&xml);
+        let expected_verbs: Vec<&str> = if kept(&say).is_empty() {
+            vec!["Dial", "Gather", "Record", "Hangup"]
+        } else {
+            vec!["Say", "Dial", "Gather", "Record", "Hangup"]
+        };
+        prop_assert_eq!(response.child_names(), expected_verbs);
+        let dial = response.children.iter().find(|c| c.name == "Dial").unwrap();
+        prop_assert_eq!(dial.attr("action"), Some(url.as_str()));
+        prop_assert_eq!(dial.children[0].attr("url"), Some(url.as_str()));
+        if !kept(&say).is_empty() {
+            prop_assert_eq!(&response.children[0].text, &kept(&say));
+        }
+    }
+
+    #[test]
+    fn plivo_xml_is_well_formed_and_reads_back_the_same(say in text(), url in text()) {
+        let xml = plivo::xml::render(&script(say.clone(), url.clone()));
+        let url = kept(&url);
+        let response = parse(&xml);
+        let dial = response.children.iter().find(|c| c.name == "Dial").unwrap();
+        prop_assert_eq!(dial.attr("action"), Some(url.as_str()));
+        prop_assert_eq!(dial.attr("confirmSound"), Some(url.as_str()));
+        prop_assert_eq!(dial.attr("callbackUrl"), Some(url.as_str()));
+        if !kept(&say).is_empty() {
+            prop_assert_eq!(&response.children[0].text, &kept(&say));
+        }
+    }
+
+    #[test]
+    fn an_unsigned_or_forged_twilio_request_is_refused(
+        url in text(),
+        params in proptest::collection::vec((text(), text()), 0..8),
+        signature in proptest::option::of(text()),
+    ) {
+        let result = twilio::signature::verify(b"token", &url, &params, signature.as_deref());
+        let genuine = twilio::signature::sign(b"token", &url, &params);
+        prop_assert!(result.is_err() || signature.as_deref() == Some(genuine.as_str()));
+    }
+
+    #[test]
+    fn an_unsigned_or_forged_plivo_request_is_refused(
+        url in text(),
+        params in proptest::collection::vec((text(), text()), 0..8),
+        nonce in proptest::option::of(text()),
+        signatures in proptest::option::of(text()),
+    ) {
+        let result = plivo::signature::verify_v3(
+            b"token",
+            plivo::signature::Method::Post,
+            &url,
+            &params,
+            nonce.as_deref(),
+            signatures.as_deref(),
+        );
+        prop_assert!(result.is_err());
+    }
+
+    #[test]
+    fn a_signed_twilio_request_is_accepted(
+        path in "/[a-z/-]{0,20}",
+        params in proptest::collection::vec(("[A-Za-z]{1,10}", text()), 0..8),
+    ) {
+        let url = format!("https://relay.example.com{path}");
+        let signature = twilio::signature::sign(b"token", &url, &params);
+        prop_assert!(twilio::signature::verify(b"token", &url, &params, Some(&signature)).is_ok());
+    }
+}
