@@ -190,8 +190,9 @@ return 1
 /// KEYS: the forward deadlines, then the matching indexes of the candidate
 /// subscribers for this caller.
 /// ARGV: prefix, the earliest instruction time (ms) still claimable, claim
-/// JSON, TTL in ms, the call's id, then optionally the id and JSON of a
-/// session to store when none is found.
+/// JSON, TTL in ms, the call's id, the time (ms) after which the caller has
+/// given up waiting, then optionally the id and JSON of a session to store
+/// when none is found.
 /// Taking an entry out of its index is the claim: Redis runs one script at a
 /// time, so two webhooks can never take the same entry. The most recently
 /// instructed entry wins; one older than the cutoff is never claimed (its
@@ -201,6 +202,12 @@ return 1
 static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+-- A claim that reaches Redis after its caller gave up (Redis was frozen)
+-- must not take a session nobody will dial.
+local clock = redis.call('TIME')
+if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) > tonumber(ARGV[6]) then
+  return false
+end
 local cutoff = tonumber(ARGV[2])
 local call_key = ARGV[1] .. ':call:' .. ARGV[5]
 local earlier = redis.call('GET', call_key)
@@ -231,12 +238,12 @@ while true do
     return {data, redis.call('HGET', session, 'version'), ARGV[3]}
   end
 end
-if ARGV[6] then
-  local session = ARGV[1] .. ':ses:' .. ARGV[6]
-  redis.call('HSET', session, 'data', ARGV[7], 'version', 0)
+if ARGV[7] then
+  local session = ARGV[1] .. ':ses:' .. ARGV[7]
+  redis.call('HSET', session, 'data', ARGV[8], 'version', 0)
   redis.call('PEXPIRE', session, ARGV[4])
-  redis.call('SET', call_key, ARGV[6], 'PX', ARGV[4])
-  return {ARGV[7], '0'}
+  redis.call('SET', call_key, ARGV[7], 'PX', ARGV[4])
+  return {ARGV[8], '0'}
 end
 return false
 ",
@@ -271,6 +278,14 @@ return {hits, ttl}
     )
 });
 
+/// How long a command may take before the caller gives up on it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How far this host's clock and Redis's may disagree: a claim's deadline
+/// is read on Redis's clock. (A claim applied late within this margin is
+/// still harmless: the call's final status callback ends its session.)
+const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(4);
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
@@ -302,7 +317,7 @@ impl RedisStore {
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
@@ -648,7 +663,12 @@ impl Store for RedisStore {
             .arg(not_instructed_before.unix_millis())
             .arg(claim_json)
             .arg(millis(ttl))
-            .arg(claim.call_sid.as_str());
+            .arg(claim.call_sid.as_str())
+            .arg(
+                Timestamp::now()
+                    .after(RESPONSE_TIMEOUT + CLOCK_SKEW_ALLOWANCE)
+                    .unix_millis(),
+            );
         if let Some(session) = unreported {
             let json = serde_json::to_string(session).context("encoding a session")?;
             invocation.arg(session.id().as_str()).arg(json);

@@ -1083,3 +1083,52 @@ async fn redis_the_first_command_after_a_restart_succeeds_on_an_idle_store() {
         .expect("the first command after the restart");
     assert!(store.subscriber(&number(ALICE)).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn redis_a_claim_that_timed_out_while_redis_was_frozen_is_never_applied() {
+    let backend = Backend::redis();
+    let store = store_for(&backend);
+    let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
+    store.put_session(&session, TTL).await.unwrap();
+    // A claim for another caller first, so that Redis knows the script (a
+    // frozen server must get the claim itself, not a request to load it).
+    let other = awaiting(ALICE, caller(CALLER_B), Timestamp::now());
+    store.put_session(&other, TTL).await.unwrap();
+    claim_for(&*store, &[ALICE], &caller(CALLER_B), "CA0")
+        .await
+        .expect("claimed");
+
+    backend.test_redis().freeze();
+    let claim = claim_for_result(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
+    assert!(
+        matches!(claim, Err(StoreError::Unavailable(_))),
+        "{claim:?}"
+    );
+    // Redis comes back after the claim's deadline; the claim it still
+    // holds must not take the session.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    backend.test_redis().thaw();
+
+    let read = store.session(session.id()).await.unwrap().unwrap();
+    assert_eq!(read.call_sid(), None, "{read:?}");
+    assert!(read.awaits_forwarded_call());
+}
+
+async fn claim_for_result(
+    store: &dyn Store,
+    subscribers: &[&str],
+    caller: &Caller,
+    call_sid: &str,
+) -> Result<Option<Session>, StoreError> {
+    let subscribers: Vec<PhoneNumber> = subscribers.iter().map(|s| number(s)).collect();
+    store
+        .claim_session(
+            &subscribers,
+            caller,
+            &claim(call_sid),
+            an_hour_ago(),
+            None,
+            TTL,
+        )
+        .await
+}
