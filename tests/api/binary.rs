@@ -366,18 +366,28 @@ async fn json_logs_carry_the_call_sid_and_never_a_secret() {
 
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
+    ring_report_in_flight_during_sigterm("sigterm", &[], Duration::ZERO).await;
+}
+
+/// A ring report whose webhook is held, SIGTERM meanwhile, the webhook
+/// answered `webhook_takes` later: the report is answered 201 and the
+/// process exits 0.
+async fn ring_report_in_flight_during_sigterm(
+    name: &str,
+    env: &[(&str, &str)],
+    webhook_takes: Duration,
+) {
     let receiver =
         crate::receiver::WebhookReceiver::start(crate::receiver::Behaviour::HoldUntilReleased)
             .await;
-    let dir = temp_dir("sigterm");
-    let service = RunningService::start(
-        &dir,
-        &[
-            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
-            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
-            ("WEBHOOK_SECRET", LOG_WEBHOOK_SECRET),
-        ],
-    );
+    let dir = temp_dir(name);
+    let mut all_env = vec![
+        ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
+        ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
+        ("WEBHOOK_SECRET", LOG_WEBHOOK_SECRET),
+    ];
+    all_env.extend_from_slice(env);
+    let service = RunningService::start(&dir, &all_env);
     let client = reqwest::Client::new();
     let created: serde_json::Value = client
         .put(service.url("/v1/subscribers/+12025550199"))
@@ -402,6 +412,9 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     // The notification arrived and is held: the ring report is in flight.
     receiver.next().await;
     service.terminate();
+    // The destination's webhook takes its time: the shutdown goes on
+    // meanwhile, and must not take the store away from the ring report.
+    tokio::time::sleep(webhook_takes).await;
     receiver.release();
     let response = ring.await.unwrap();
     assert_eq!(response.status(), 201, "the request in flight is answered");
@@ -474,50 +487,10 @@ async fn sigterm_lets_a_ring_report_in_flight_finish_on_redis() {
     // The store stays connected until the requests in flight are answered.
     let redis = crate::helpers::TestRedis::start();
     let redis_url = redis.url();
-    let receiver =
-        crate::receiver::WebhookReceiver::start(crate::receiver::Behaviour::HoldUntilReleased)
-            .await;
-    let dir = temp_dir("sigterm-redis");
-    let service = RunningService::start(
-        &dir,
-        &[
-            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
-            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
-            ("WEBHOOK_SECRET", LOG_WEBHOOK_SECRET),
-            ("REDIS_URL", &redis_url),
-        ],
-    );
-    let client = reqwest::Client::new();
-    let created: serde_json::Value = client
-        .put(service.url("/v1/subscribers/+12025550199"))
-        .bearer_auth(LOG_ADMIN_TOKEN)
-        .json(&serde_json::json!({
-            "forwarding_number": "+12025550100",
-            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201", "webhook_url": receiver.url("/desk")}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ring = tokio::spawn({
-        let request = client
-            .post(service.url("/v1/ring"))
-            .bearer_auth(created["device_token"].as_str().unwrap())
-            .json(&serde_json::json!({"caller": "+12025550302"}));
-        async move { request.send().await.unwrap() }
-    });
-    // The notification arrived and is held: the ring report is in flight.
-    receiver.next().await;
-    service.terminate();
-    // The destination's webhook takes its time: the shutdown goes on
-    // meanwhile, and must not take the store away from the ring report.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    receiver.release();
-    let response = ring.await.unwrap();
-    assert_eq!(response.status(), 201, "the request in flight is answered");
-    let (status, _) = service.exit_status(Duration::from_secs(15));
-    assert_eq!(status.code(), Some(0));
-    std::fs::remove_dir_all(&dir).unwrap();
+    ring_report_in_flight_during_sigterm(
+        "sigterm-redis",
+        &[("REDIS_URL", &redis_url)],
+        Duration::from_millis(1500),
+    )
+    .await;
 }

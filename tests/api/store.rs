@@ -135,6 +135,18 @@ async fn claim_for(
     caller: &Caller,
     call_sid: &str,
 ) -> Option<Session> {
+    claim_for_result(store, subscribers, caller, call_sid)
+        .await
+        .unwrap()
+}
+
+/// The same, failures included.
+async fn claim_for_result(
+    store: &dyn Store,
+    subscribers: &[&str],
+    caller: &Caller,
+    call_sid: &str,
+) -> Result<Option<Session>, StoreError> {
     let subscribers: Vec<PhoneNumber> = subscribers.iter().map(|s| number(s)).collect();
     store
         .claim_session(
@@ -146,7 +158,6 @@ async fn claim_for(
             TTL,
         )
         .await
-        .unwrap()
 }
 
 const TTL: Duration = Duration::from_secs(600);
@@ -1112,23 +1123,4 @@ async fn redis_a_claim_that_timed_out_while_redis_was_frozen_is_never_applied() 
     let read = store.session(session.id()).await.unwrap().unwrap();
     assert_eq!(read.call_sid(), None, "{read:?}");
     assert!(read.awaits_forwarded_call());
-}
-
-async fn claim_for_result(
-    store: &dyn Store,
-    subscribers: &[&str],
-    caller: &Caller,
-    call_sid: &str,
-) -> Result<Option<Session>, StoreError> {
-    let subscribers: Vec<PhoneNumber> = subscribers.iter().map(|s| number(s)).collect();
-    store
-        .claim_session(
-            &subscribers,
-            caller,
-            &claim(call_sid),
-            an_hour_ago(),
-            None,
-            TTL,
-        )
-        .await
 }
