@@ -497,6 +497,25 @@ destinations = [{id = "desk", kind = "phone", address = "+12025550201"}]
 answer = "after 2s"
 "#;
 
+/// Runs `scenario` against the fake service, and asserts that every
+/// request it got was signed as the provider signs.
+async fn run_against(fake: &FakeService, scenario: &str) -> Report {
+    let report = simulate::run(
+        scenario.parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        fake.requests().iter().all(|r| r.signed),
+        "{:?}",
+        fake.requests()
+    );
+    report
+}
+
 async fn broken_rule(scenario: &str, answers: Answers, forged_webhook: bool) -> String {
     let fake = FakeService::start(answers, forged_webhook).await;
     let err = simulate::run(
@@ -648,20 +667,7 @@ async fn a_twilio_whisper_that_hangs_up_ends_the_dial_completed_without_a_bridge
         [destinations.mobile]
         answer = "after 8s"
     "#;
-    let report = simulate::run(
-        scenario.parse().unwrap(),
-        Options {
-            target: Some(fake.target()),
-        },
-    )
-    .await
-    .unwrap();
-
-    assert!(
-        fake.requests().iter().all(|r| r.signed),
-        "{:?}",
-        fake.requests()
-    );
+    let report = run_against(&fake, scenario).await;
     let voice = &fake.requests_to("/twilio/voice")[0];
     let whisper = &fake.requests_to("/twilio/screen")[0];
     assert_eq!(whisper.get("ParentCallSid"), voice.get("CallSid"));
@@ -724,20 +730,7 @@ async fn plivo_bridges_only_the_leg_that_pressed_the_confirm_key() {
         answer = "after 9s"
         press = "1"
     "#;
-    let report = simulate::run(
-        scenario.parse().unwrap(),
-        Options {
-            target: Some(fake.target()),
-        },
-    )
-    .await
-    .unwrap();
-
-    assert!(
-        fake.requests().iter().all(|r| r.signed),
-        "{:?}",
-        fake.requests()
-    );
+    let report = run_against(&fake, scenario).await;
     let answer = &fake.requests_to("/plivo/answer")[0];
     assert_eq!(answer.get("From"), Some("12025550302"), "digits without +");
     assert_eq!(answer.get("To"), Some("12025550100"));

@@ -492,10 +492,6 @@ impl Session {
         self.wait_until
     }
 
-    pub fn phone_did_reject(&self) -> bool {
-        self.phone_rejected
-    }
-
     pub fn is_over(&self) -> bool {
         self.state.is_over()
     }

@@ -68,6 +68,17 @@ fn alice_simultaneous(receiver: &WebhookReceiver) -> Value {
     }))
 }
 
+/// Asserts that no `kind` delivery arrived beyond those already taken.
+async fn assert_no_more(receiver: &WebhookReceiver, kind: &str, why: &str) {
+    let late: Vec<_> = receiver
+        .arrived_so_far()
+        .await
+        .into_iter()
+        .filter(|r| r.kind() == kind)
+        .collect();
+    assert!(late.is_empty(), "{why}: {late:?}");
+}
+
 /// The provider's Dial action: the Dial ended with `status`, and (Twilio)
 /// `bridged`.
 async fn dial_ends(
@@ -361,14 +372,7 @@ async fn a_simultaneous_ring_names_the_destination_that_answered(cpaas: Cpaas, b
         "{s}"
     );
     assert_hangup(&dial_ends(&app, cpaas, dial, "completed", Some(true)).await);
-    assert!(
-        receiver
-            .arrived_so_far()
-            .await
-            .iter()
-            .all(|r| r.kind() != "call.connected"),
-        "call.connected is sent once"
-    );
+    assert_no_more(&receiver, "call.connected", "call.connected is sent once").await;
 }
 
 async fn the_caller_hanging_up_mid_hunt_ends_the_session_missed_once(
@@ -411,14 +415,7 @@ async fn the_caller_hanging_up_mid_hunt_ends_the_session_missed_once(
     // A late Dial outcome changes nothing.
     assert_hangup(&dial_ends(&app, cpaas, dial, "no-answer", None).await);
     assert_eq!(session(&app, &id).await, s);
-    assert!(
-        receiver
-            .arrived_so_far()
-            .await
-            .iter()
-            .all(|r| r.kind() != "call.missed"),
-        "call.missed is sent once"
-    );
+    assert_no_more(&receiver, "call.missed", "call.missed is sent once").await;
 }
 
 async fn a_repeated_dial_status_answers_the_same_markup_and_records_one_leg(
@@ -542,14 +539,12 @@ async fn a_rejected_call_that_is_never_forwarded_expires_with_call_missed(
         .await
         .unwrap();
     assert!(metrics.contains(r#"outcome="expired""#), "{metrics}");
-    assert!(
-        receiver
-            .arrived_so_far()
-            .await
-            .iter()
-            .all(|r| r.kind() != "call.missed"),
-        "call.missed is sent once, by one instance"
-    );
+    assert_no_more(
+        &receiver,
+        "call.missed",
+        "call.missed is sent once, by one instance",
+    )
+    .await;
 }
 
 async fn a_new_ring_report_supersedes_the_callers_older_unclaimed_session(
