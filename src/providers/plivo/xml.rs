@@ -118,11 +118,12 @@ fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
 fn write_speak<W: io::Write>(w: &mut Writer<W>, text: &str) -> io::Result<()> {
     // Speaking nothing is the same as leaving the element out (and spares
     // Plivo an empty text-to-speech request), as the TwiML renderer does.
+    let text = xml_chars(text);
     if text.is_empty() {
         return Ok(());
     }
     w.create_element("Speak")
-        .write_text_content(BytesText::new(&xml_chars(text)))?;
+        .write_text_content(BytesText::new(&text))?;
     Ok(())
 }
 
