@@ -131,7 +131,7 @@ impl Application {
         let sweeper = state.clone();
         let stop_sweeping = streams.clone();
         tokio::spawn(async move {
-            sweeper.flow.sweep_forward_deadlines(stop_sweeping).await;
+            sweeper.flow.sweep_deadlines(stop_sweeping).await;
         });
         let server = HttpServer::new(move || {
             App::new()

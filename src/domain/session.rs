@@ -273,6 +273,9 @@ pub enum CancelReason {
     CallerHungUp,
     /// The subscriber was deleted while the call rang.
     SubscriberDeleted,
+    /// Nothing more was heard of the call for `SESSION_TTL_SECS` (the phone
+    /// app never said how it ended): the offer is withdrawn.
+    Expired,
 }
 
 /// Why a session ended `missed` or `expired`.
@@ -286,6 +289,10 @@ pub enum MissedReason {
     /// The phone rejected the call but no forwarded call arrived (carrier
     /// forwarding not active), or a newer call from the caller superseded it.
     NotForwarded,
+    /// The forwarded call was hunted, but the provider never reported how
+    /// it ended (no final status callback) before the session's lifetime ran
+    /// out.
+    NoOutcome,
 }
 
 /// What a change means for the destinations: the flow turns each into the
@@ -649,6 +656,25 @@ impl Session {
         }
         self.end(SessionState::Expired, now);
         Some(Notice::Missed(MissedReason::NotForwarded))
+    }
+
+    /// Ends a session that reached the end of its lifetime with no outcome,
+    /// so that every session gets one: before it was forwarded it ends
+    /// `expired` (a rejected call as [not forwarded](Self::expire_unforwarded),
+    /// any other with its offer withdrawn); a forwarded one ends `missed`.
+    pub fn expire_idle(&mut self, now: Timestamp) -> Option<Notice> {
+        if self.is_over() {
+            return None;
+        }
+        if self.awaits_forwarded_call() {
+            return self.expire_unforwarded(now);
+        }
+        if self.state == SessionState::Forwarded {
+            self.finish_ringing_all(LegStatus::Canceled);
+            return self.end_missed(MissedReason::NoOutcome, now);
+        }
+        self.end(SessionState::Expired, now);
+        Some(Notice::Cancelled(CancelReason::Expired))
     }
 
     /// Legs that ring in `attempt` (the Dial just returned).
@@ -1173,6 +1199,40 @@ mod tests {
         );
         assert_eq!(s.state(), SessionState::Expired);
         assert_eq!(forwarded().expire_unforwarded(t(40)), None);
+    }
+
+    #[test]
+    fn a_session_with_no_outcome_at_the_end_of_its_lifetime_gets_one() {
+        let mut unanswered = new_session(Mode::Pick);
+        unanswered.notified(t(1));
+        assert_eq!(
+            unanswered.expire_idle(t(121)),
+            Some(Notice::Cancelled(CancelReason::Expired))
+        );
+        assert_eq!(unanswered.state(), SessionState::Expired);
+        assert_eq!(unanswered.expire_idle(t(122)), None, "once");
+
+        let mut rejected = new_session(Mode::Auto);
+        rejected.instruct(Instruction::Reject, t(1));
+        assert_eq!(
+            rejected.expire_idle(t(121)),
+            Some(Notice::Missed(MissedReason::NotForwarded))
+        );
+        assert_eq!(rejected.state(), SessionState::Expired);
+
+        let mut hunted = forwarded();
+        hunted.start_ringing(FIRST, [&id("desk")]);
+        assert_eq!(
+            hunted.expire_idle(t(300)),
+            Some(Notice::Missed(MissedReason::NoOutcome))
+        );
+        assert_eq!(hunted.state(), SessionState::Missed);
+        assert_eq!(hunted.legs()[0].status, LegStatus::Canceled);
+
+        let mut answered = forwarded();
+        answered.end_missed(MissedReason::CallerHungUp, t(10));
+        assert_eq!(answered.expire_idle(t(300)), None, "already over");
+        assert_eq!(answered.state(), SessionState::Missed);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{CallFlow, FlowError};
 use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{
-    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, Timestamp,
+    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionState, Timestamp,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
 use crate::providers::{
@@ -85,7 +85,7 @@ impl CallFlow {
                 &claim,
                 now.before(self.settings.forward_timeout),
                 unreported.as_ref(),
-                self.settings.session_ttl,
+                self.lifetime_in(SessionState::Forwarded),
             )
             .await;
         match claimed {
@@ -315,7 +315,7 @@ impl CallFlow {
                 Step::Say(self.templates.voicemail_greeting.clone()),
                 Step::Record {
                     action_url: self.callback_url(routes.voicemail, &query(attempt)),
-                    max_length_secs: 120,
+                    max_length_secs: super::expiry::LONGEST_VOICEMAIL_SECS,
                 },
             ]),
             Next::Fallback(attempt, Fallback::Phone { address }) => dial(

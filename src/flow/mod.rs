@@ -157,11 +157,8 @@ impl CallFlow {
                     .ok_or(FlowError::SessionNotFound)?,
             };
             let outcome = change(&mut session)?;
-            if self
-                .store
-                .update_session(&mut session, self.settings.session_ttl)
-                .await?
-            {
+            let lifetime = self.lifetime(&session);
+            if self.store.update_session(&mut session, lifetime).await? {
                 return Ok((session, outcome));
             }
         }

@@ -58,6 +58,8 @@ pub struct Ringing {
 pub struct Cancelled {
     #[serde(flatten)]
     pub call: CallRef,
+    /// `answered_on_phone`, `caller_hung_up`, `subscriber_deleted`,
+    /// `expired` (nothing more was heard of the call).
     pub reason: CancelReason,
 }
 
@@ -75,7 +77,8 @@ pub struct Missed {
     #[serde(flatten)]
     pub call: CallRef,
     /// `not_forwarded` (the phone rejected but no forwarded call came:
-    /// check the carrier's forwarding), `caller_hung_up`, `nobody_answered`.
+    /// check the carrier's forwarding), `caller_hung_up`, `nobody_answered`,
+    /// `no_outcome` (the provider never said how the forwarded call ended).
     pub reason: MissedReason,
 }
 

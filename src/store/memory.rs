@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
+use super::{SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
@@ -32,6 +32,8 @@ struct Inner {
     /// Every session awaiting a forwarded call, by instruction time: the
     /// forward deadlines.
     due: BTreeSet<(i64, SessionId)>,
+    /// Every session that is not over, by the end of its lifetime.
+    idle: BTreeSet<(Instant, SessionId)>,
     device_calls: HashMap<(PhoneNumber, String), SessionId>,
     /// The session each forwarded call took, for retried webhooks.
     calls: HashMap<CallSid, SessionId>,
@@ -44,7 +46,10 @@ struct StoredSession {
     /// Kept apart from the session, as in Redis: a write of a session read
     /// before the claim must not undo the claim.
     claim: Option<Claim>,
+    /// When the record goes.
     deadline: Instant,
+    /// When its lifetime runs out, unless it is over; its entry in `idle`.
+    idle_until: Option<Instant>,
     /// Writes and claims so far.
     version: u64,
 }
@@ -122,10 +127,15 @@ impl Inner {
             self.writes_since_sweep = 0;
             self.sweep(now);
         }
-        let (claim, previous_version) = self
-            .sessions
-            .remove(session.id())
-            .map_or((None, None), |s| (s.claim, Some(s.version)));
+        let (claim, previous_version) = match self.sessions.remove(session.id()) {
+            Some(old) => {
+                if let Some(until) = old.idle_until {
+                    self.idle.remove(&(until, session.id().clone()));
+                }
+                (old.claim, Some(old.version))
+            }
+            None => (None, None),
+        };
         let index = self.awaiting.entry(awaiting_key(session)).or_default();
         // Keyed by id, whatever time an earlier write carried.
         index.retain(|(_, id)| id != session.id());
@@ -141,16 +151,31 @@ impl Inner {
                 session.id().clone(),
             );
         }
-        self.sessions.insert(
-            session.id().clone(),
-            StoredSession {
-                session: session.clone(),
-                claim,
-                deadline: now + ttl,
-                // A new session starts at 0, as a fresh `Session` does.
-                version: previous_version.map_or(0, |v| v + 1),
-            },
-        );
+        let mut stored = StoredSession {
+            session: session.clone(),
+            claim,
+            deadline: now + ttl,
+            idle_until: None,
+            // A new session starts at 0, as a fresh `Session` does.
+            version: previous_version.map_or(0, |v| v + 1),
+        };
+        self.set_lifetime(&mut stored, ttl, now);
+        self.sessions.insert(session.id().clone(), stored);
+    }
+
+    /// `stored` was just written: it lives `ttl` from `now`, and one not
+    /// over yet is kept longer, for the sweep to end it.
+    fn set_lifetime(&mut self, stored: &mut StoredSession, ttl: Duration, now: Instant) {
+        let id = stored.session.id().clone();
+        if let Some(until) = stored.idle_until.take() {
+            self.idle.remove(&(until, id.clone()));
+        }
+        stored.deadline = now + ttl;
+        if !stored.view().is_over() {
+            stored.idle_until = Some(now + ttl);
+            stored.deadline += SWEEP_GRACE;
+            self.idle.insert((now + ttl, id));
+        }
     }
 
     fn sweep(&mut self, now: Instant) {
@@ -161,6 +186,7 @@ impl Inner {
             !index.is_empty()
         });
         self.due.retain(|(_, id)| sessions.contains_key(id));
+        self.idle.retain(|(_, id)| sessions.contains_key(id));
         self.device_calls.retain(|_, id| sessions.contains_key(id));
         self.calls.retain(|_, id| sessions.contains_key(id));
         self.windows.retain(|_, (_, ends)| *ends > now);
@@ -329,13 +355,15 @@ impl Store for MemoryStore {
                 index.remove(&entry);
             }
             inner.due.remove(&entry);
-            if let Some(stored) = inner.live_session(&entry.1, now)
+            if let Some(mut stored) = inner.sessions.remove(&entry.1)
+                && stored.deadline > now
                 && stored.claim.is_none()
             {
                 stored.claim = Some(claim.clone());
-                stored.deadline = now + ttl;
                 stored.version += 1;
+                inner.set_lifetime(&mut stored, ttl, now);
                 let view = stored.view();
+                inner.sessions.insert(entry.1.clone(), stored);
                 inner.calls.insert(claim.call_sid.clone(), entry.1);
                 return Ok(Some(view));
             }
@@ -385,6 +413,27 @@ impl Store for MemoryStore {
             inner.due.remove(entry);
         }
         Ok(due.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let due: Vec<_> = inner
+            .idle
+            .iter()
+            .take_while(|(until, _)| *until <= now)
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut taken = Vec::with_capacity(due.len());
+        for entry in due {
+            inner.idle.remove(&entry);
+            if let Some(stored) = inner.sessions.get_mut(&entry.1) {
+                stored.idle_until = None;
+                taken.push((entry.1, stored.version));
+            }
+        }
+        Ok(taken)
     }
 
     async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {

@@ -142,6 +142,13 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<SessionId>, StoreError>;
 
+    /// Takes up to `limit` sessions whose lifetime ran out with no outcome,
+    /// each with its version then: each is handed out once, to one caller,
+    /// across instances. A write of a session that is not over lists it until
+    /// `ttl` after that write, and keeps its record [`SWEEP_GRACE`] longer,
+    /// so that a sweep can still end it.
+    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError>;
+
     /// The session the forwarded call `call_sid` took, if any.
     async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError>;
 
@@ -149,6 +156,12 @@ pub trait Store: Send + Sync + 'static {
     /// hits so far in this window and the time until it resets.
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError>;
 }
+
+/// How much longer than its TTL a session with no outcome is kept: the
+/// sweep that ends it runs every second on every instance, so this only
+/// matters when every instance is down at the time (it ends the session when
+/// one is back within the grace).
+pub const SWEEP_GRACE: Duration = Duration::from_secs(60);
 
 /// The outcome of [`Store::create_session`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,10 @@
 //!   forwarded call from that caller (`withheld` for withheld callers), scored
 //!   by report time;
 //! - `P:open:<subscriber>`: set of the subscriber's sessions not over yet;
+//! - `P:due`: sorted set of every session awaiting a forwarded call, by
+//!   instruction time (the forward deadlines);
+//! - `P:idle`: sorted set of every session not over yet, by the end of its
+//!   lifetime on Redis's clock (the sweep ends those with no outcome);
 //! - `P:dcid:<subscriber>:<device call id>`: the session of a ring report, so
 //!   that a retried report finds it;
 //! - `P:call:<call id>`: the session a forwarded call took, for retries;
@@ -31,7 +35,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::connection::RetryOnce;
 use redis::{AsyncCommands as _, RedisError, Script};
 
-use super::{SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
+use super::{SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
@@ -103,18 +107,35 @@ return out
     )
 });
 
-/// Writing a session: its data and TTL, its entry in the matching index
+/// Shared by the session-writing scripts: Redis's clock in ms, and how a
+/// session that is not over is kept: listed in `idle` until `ttl` from now,
+/// its record `grace` longer, so that the sweep can end it.
+const LIFETIME_LUA: &str = r"
+local function now_ms()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+end
+local function keep_open(session_key, idle_key, id, ttl, grace)
+  redis.call('ZADD', idle_key, now_ms() + tonumber(ttl), id)
+  redis.call('PEXPIRE', session_key, tonumber(ttl) + tonumber(grace))
+end
+";
+
+/// Writing a session: its data and lifetime, its entry in the matching index
 /// (listed while it awaits a forwarded call, unless a claim took it), in
-/// the subscriber's set of open sessions, and the TTL of its device-call key. Shared by the two scripts below.
-const WRITE_SESSION_LUA: &str = r"
-local function write_session(session_key, index_key, open_key, due_key, device_call_key, data, ttl, awaiting, id, instructed, over)
+/// the subscriber's set of open sessions and the lifetimes, and the TTL of
+/// its device-call key. Shared by the three scripts below.
+static WRITE_SESSION_LUA: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{LIFETIME_LUA}{}",
+        r"
+local function write_session(session_key, index_key, open_key, due_key, idle_key, device_call_key, data, ttl, awaiting, id, instructed, over, grace)
   if redis.call('EXISTS', session_key) == 1 then
     redis.call('HINCRBY', session_key, 'version', 1)
   else
     redis.call('HSET', session_key, 'version', 0)
   end
   redis.call('HSET', session_key, 'data', data)
-  redis.call('PEXPIRE', session_key, ttl)
   if awaiting == '1' and redis.call('HEXISTS', session_key, 'claim') == 0 then
     redis.call('ZADD', index_key, instructed, id)
     redis.call('PEXPIRE', index_key, ttl)
@@ -123,76 +144,82 @@ local function write_session(session_key, index_key, open_key, due_key, device_c
     redis.call('ZREM', index_key, id)
     redis.call('ZREM', due_key, id)
   end
+  local kept = ttl
   if over == '1' then
     redis.call('SREM', open_key, id)
+    redis.call('ZREM', idle_key, id)
+    redis.call('PEXPIRE', session_key, ttl)
   else
+    kept = tonumber(ttl) + tonumber(grace)
     redis.call('SADD', open_key, id)
-    redis.call('PEXPIRE', open_key, ttl)
+    redis.call('PEXPIRE', open_key, kept)
+    keep_open(session_key, idle_key, id, ttl, grace)
   end
-  if device_call_key then redis.call('SET', device_call_key, id, 'PX', ttl) end
+  if device_call_key then redis.call('SET', device_call_key, id, 'PX', kept) end
 end
-";
+"
+    )
+});
 
 /// KEYS: session hash, matching index, open set, forward deadlines,
-/// device-call key (optional).
+/// lifetimes, device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, instruction time, '1' when it is over, prefix.
+/// session id, instruction time, '1' when it is over, grace in ms, prefix.
 /// Returns nothing when written, or the earlier session's {data, claim}
 /// when the device-call key names a live one.
 static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{WRITE_SESSION_LUA}{}",
+        "{}{}",
+        *WRITE_SESSION_LUA,
         r"
-if KEYS[5] then
-  local existing = redis.call('GET', KEYS[5])
+if KEYS[6] then
+  local existing = redis.call('GET', KEYS[6])
   if existing then
-    local old = redis.call('HMGET', ARGV[7] .. ':ses:' .. existing, 'data', 'version', 'claim')
+    local old = redis.call('HMGET', ARGV[8] .. ':ses:' .. existing, 'data', 'version', 'claim')
     if old[1] then return old end
   end
 end
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 1, 7))
 return false
 "
     ))
 });
 
-/// KEYS: session hash, matching index, open set, forward deadlines,
-/// device-call key (optional).
+/// KEYS: as for creating one.
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, instruction time, '1' when it is over, the version the session
-/// was read at.
+/// session id, instruction time, '1' when it is over, grace in ms, the
+/// version the session was read at.
 /// Returns 0, writing nothing, when the stored version differs.
 static UPDATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{WRITE_SESSION_LUA}{}",
+        "{}{}",
+        *WRITE_SESSION_LUA,
         r"
-if redis.call('HGET', KEYS[1], 'version') ~= ARGV[7] then return 0 end
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[8] then return 0 end
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 1, 7))
 return 1
 "
     ))
 });
 
-/// KEYS: session hash, matching index, open set, forward deadlines,
-/// device-call key (optional).
-/// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, instruction time, '1' when it is over.
+/// KEYS and ARGV: as for creating one, without the prefix.
 static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{WRITE_SESSION_LUA}{}",
+        "{}{}",
+        *WRITE_SESSION_LUA,
         r"
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 1, 7))
 return 1
 "
     ))
 });
 
-/// KEYS: the forward deadlines, then the matching indexes of the candidate
-/// subscribers for this caller.
+/// KEYS: the forward deadlines, the lifetimes, then the matching indexes of
+/// the candidate subscribers for this caller.
 /// ARGV: prefix, the earliest instruction time (ms) still claimable, claim
 /// JSON, TTL in ms, the call's id, the time (ms) after which the caller has
-/// given up waiting, then optionally the id and JSON of a session to store
-/// when none is found.
+/// given up waiting, grace in ms, then optionally the id and JSON of a
+/// session to store when none is found.
 /// Taking an entry out of its index is the claim: Redis runs one script at a
 /// time, so two webhooks can never take the same entry. The most recently
 /// instructed entry wins; one older than the cutoff is never claimed (its
@@ -200,12 +227,12 @@ return 1
 /// remembers the session it took, so that a retried webhook for the same
 /// call gets the same session.
 static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{LIFETIME_LUA}{}",
         r"
 -- A claim that reaches Redis after its caller gave up (Redis was frozen)
 -- must not take a session nobody will dial.
-local clock = redis.call('TIME')
-if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) > tonumber(ARGV[6]) then
+if now_ms() > tonumber(ARGV[6]) then
   return false
 end
 local cutoff = tonumber(ARGV[2])
@@ -217,7 +244,7 @@ if earlier then
 end
 while true do
   local best_key, best_id, best_score
-  for i = 2, #KEYS do
+  for i = 3, #KEYS do
     local entry = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
     if entry[1] then
       local score = tonumber(entry[2])
@@ -233,21 +260,21 @@ while true do
   local data = redis.call('HGET', session, 'data')
   if data and redis.call('HSETNX', session, 'claim', ARGV[3]) == 1 then
     redis.call('HINCRBY', session, 'version', 1)
-    redis.call('PEXPIRE', session, ARGV[4])
+    keep_open(session, KEYS[2], best_id, ARGV[4], ARGV[7])
     redis.call('SET', call_key, best_id, 'PX', ARGV[4])
     return {data, redis.call('HGET', session, 'version'), ARGV[3]}
   end
 end
-if ARGV[7] then
-  local session = ARGV[1] .. ':ses:' .. ARGV[7]
-  redis.call('HSET', session, 'data', ARGV[8], 'version', 0)
-  redis.call('PEXPIRE', session, ARGV[4])
-  redis.call('SET', call_key, ARGV[7], 'PX', ARGV[4])
-  return {ARGV[8], '0'}
+if ARGV[8] then
+  local session = ARGV[1] .. ':ses:' .. ARGV[8]
+  redis.call('HSET', session, 'data', ARGV[9], 'version', 0)
+  keep_open(session, KEYS[2], ARGV[8], ARGV[4], ARGV[7])
+  redis.call('SET', call_key, ARGV[8], 'PX', ARGV[4])
+  return {ARGV[9], '0'}
 end
 return false
-",
-    )
+"
+    ))
 });
 
 /// KEYS: the forward deadlines. ARGV: the instruction time (ms) before
@@ -261,6 +288,28 @@ for _, id in ipairs(due) do redis.call('ZREM', KEYS[1], id) end
 return due
 ",
     )
+});
+
+/// KEYS: the lifetimes. ARGV: prefix, how many to take.
+/// Returns {id, version, …} of the sessions whose lifetime ran out (on
+/// Redis's clock): each is taken once, whichever instance asks.
+static TAKE_IDLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LIFETIME_LUA}{}",
+        r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, ARGV[2])
+local taken = {}
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  local version = redis.call('HGET', ARGV[1] .. ':ses:' .. id, 'version')
+  if version then
+    taken[#taken + 1] = id
+    taken[#taken + 1] = version
+  end
+end
+return taken
+"
+    ))
 });
 
 /// KEYS: counter. ARGV: window in ms. Returns {hits, ms until reset}.
@@ -367,7 +416,8 @@ impl RedisStore {
             .key(self.key("ses", session.id().as_str()))
             .key(self.awaiting_key(session.subscriber(), session.caller()))
             .key(self.key("open", session.subscriber().as_str()))
-            .key(self.due_key());
+            .key(self.due_key())
+            .key(self.idle_key());
         if let Some(call_id) = session.device_call_id() {
             invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber())));
         }
@@ -386,7 +436,8 @@ impl RedisStore {
                     .instructed_at
                     .map_or(0, |t| t.unix_millis()),
             )
-            .arg(if session.is_over() { "1" } else { "0" });
+            .arg(if session.is_over() { "1" } else { "0" })
+            .arg(millis(SWEEP_GRACE));
         Ok(())
     }
 
@@ -394,6 +445,11 @@ impl RedisStore {
     /// time: the forward deadlines.
     fn due_key(&self) -> String {
         format!("{}:due", self.prefix)
+    }
+
+    /// The sorted set of sessions not over yet, by the end of their lifetime.
+    fn idle_key(&self) -> String {
+        format!("{}:idle", self.prefix)
     }
 
     fn awaiting_key(&self, subscriber: &PhoneNumber, caller: &Caller) -> String {
@@ -654,7 +710,7 @@ impl Store for RedisStore {
     ) -> Result<Option<Session>, StoreError> {
         let claim_json = serde_json::to_string(claim).context("encoding a claim")?;
         let mut invocation = CLAIM_SESSION.prepare_invoke();
-        invocation.key(self.due_key());
+        invocation.key(self.due_key()).key(self.idle_key());
         for subscriber in subscribers {
             invocation.key(self.awaiting_key(subscriber, caller));
         }
@@ -668,7 +724,8 @@ impl Store for RedisStore {
                 Timestamp::now()
                     .after(RESPONSE_TIMEOUT + CLOCK_SKEW_ALLOWANCE)
                     .unix_millis(),
-            );
+            )
+            .arg(millis(SWEEP_GRACE));
         if let Some(session) = unreported {
             let json = serde_json::to_string(session).context("encoding a session")?;
             invocation.arg(session.id().as_str()).arg(json);
@@ -721,6 +778,20 @@ impl Store for RedisStore {
         Ok(ids
             .iter()
             .filter_map(|id| SessionId::parse(id).ok())
+            .collect())
+    }
+
+    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError> {
+        let taken: Vec<(String, u64)> = TAKE_IDLE
+            .key(self.idle_key())
+            .arg(&self.prefix)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("taking idle sessions"))?;
+        Ok(taken
+            .into_iter()
+            .filter_map(|(id, version)| Some((SessionId::parse(&id).ok()?, version)))
             .collect())
     }
 

@@ -1073,6 +1073,85 @@ async fn every_other_destination_hears_call_taken_when_one_accepts_across_two_in
 }
 
 // ---------------------------------------------------------------------------
+// §9 every session reaches an outcome
+
+/// Nobody accepts, the phone is told to let it ring and never says how the
+/// call ended: at the end of its lifetime the session ends `expired` and the
+/// destinations' offers are withdrawn (`call.cancelled`, `expired`), once,
+/// whichever instance sweeps.
+async fn a_call_nobody_took_that_the_phone_never_reported_ends_expired_at_its_ttl(
+    backend: Backend,
+) {
+    let receiver = WebhookReceiver::start(Behaviour::Answer).await;
+    let short = [("FORWARD_TIMEOUT_SECS", "1"), ("SESSION_TTL_SECS", "5")];
+    let a = spawn_app_with(backend, &short).await;
+    let b = match &a.backend {
+        Backend::Memory => None,
+        Backend::Redis(_) => {
+            let prefix = [("REDIS_KEY_PREFIX", a.config.redis_key_prefix.as_str())];
+            Some(spawn_app_with(a.backend.clone(), &[short.as_slice(), &prefix].concat()).await)
+        }
+    };
+    let mut body = alice_pick(Some(&receiver));
+    body["pick_timeout_secs"] = json!(3);
+    let alice = a.register(ALICE, &body).await;
+    let id = ring_pick(&a, &alice).await;
+    for _ in 0..3 {
+        assert_eq!(receiver.next().await.kind(), "call.ringing");
+    }
+
+    let mut withdrawn: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let cancelled = receiver.next().await;
+        assert_eq!(cancelled.kind(), "call.cancelled", "{:?}", cancelled.body);
+        assert_eq!(
+            cancelled.body["data"]["reason"], "expired",
+            "{:?}",
+            cancelled.body
+        );
+        assert_eq!(cancelled.body["data"]["session_id"], id.as_str());
+        withdrawn.push(cancelled.path);
+    }
+    withdrawn.sort();
+    assert_eq!(withdrawn, ["/desk", "/laptop", "/pbx"], "once each");
+    let reader = b.as_ref().unwrap_or(&a);
+    let s = session(reader, &id).await;
+    assert_eq!(s["state"], "expired", "{s}");
+    assert!(s["timeline"]["ended_at"].is_string(), "{s}");
+    // Counted by whichever instance swept it.
+    let mut metrics = String::new();
+    for app in std::iter::once(&a).chain(&b) {
+        let url = format!("{}/metrics", app.address);
+        metrics += &app
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        metrics.matches(r#"outcome="expired"} 1"#).count(),
+        1,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_nobody_took_that_the_phone_never_reported_ends_expired_at_its_ttl_on_memory() {
+    a_call_nobody_took_that_the_phone_never_reported_ends_expired_at_its_ttl(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn a_call_nobody_took_that_the_phone_never_reported_ends_expired_at_its_ttl_across_instances_on_redis()
+ {
+    a_call_nobody_took_that_the_phone_never_reported_ends_expired_at_its_ttl(Backend::redis())
+        .await;
+}
+
+// ---------------------------------------------------------------------------
 // §15 stream limits
 
 #[tokio::test]

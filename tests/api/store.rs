@@ -11,7 +11,8 @@ use ringrelay::domain::session::{
 };
 use ringrelay::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
 use ringrelay::store::{
-    MemoryStore, RedisStore, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount,
+    MemoryStore, RedisStore, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord,
+    WindowCount,
 };
 use serde_json::json;
 
@@ -536,6 +537,37 @@ both_backends! {
         assert_eq!(later, vec![id_of(&in_time)], "a claimed session is never due");
     };
 
+    take_idle_sessions_hands_out_each_session_whose_lifetime_ran_out_once => |backend: Backend| async move {
+        let [one, other] = two_instances(&backend);
+        let short = Duration::from_millis(20);
+        let ringing = |caller_number: &str| {
+            Session::ringing(number(ALICE), caller(caller_number), Mode::Pick, None, Timestamp::now())
+        };
+        let idle = ringing(CALLER_A);
+        let mut ended = ringing(CALLER_B);
+        ended.cancel(CancelReason::CallerHungUp, Timestamp::now()).unwrap();
+        let busy = ringing(CALLER_A);
+        let claimed = awaiting(BOB, caller(CALLER_B), Timestamp::now());
+        for session in [&idle, &ended, &busy, &claimed] {
+            one.put_session(session, short).await.unwrap();
+        }
+        // A later write starts a new lifetime; so does a claim.
+        one.put_session(&busy, TTL).await.unwrap();
+        claim_for(&*one, &[BOB], &caller(CALLER_B), "CA1").await.expect("claimed");
+
+        let mut taken = Vec::new();
+        for _ in 0..500 {
+            taken.extend(one.take_idle_sessions(10).await.unwrap());
+            if !taken.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stored = one.session(&id_of(&idle)).await.unwrap().expect("kept for the sweep to end it");
+        assert_eq!(taken, vec![(id_of(&idle), stored.version())], "only the idle one, with its version");
+        assert!(other.take_idle_sessions(10).await.unwrap().is_empty(), "each is handed out once");
+    };
+
     session_for_call_names_the_session_a_call_claimed => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
@@ -803,6 +835,32 @@ async fn memory_sessions_expire_after_their_ttl() {
         .unwrap();
     tokio::time::advance(Duration::from_secs(119)).await;
     assert!(store.session(session.id()).await.unwrap().is_some());
+    // One with no outcome is kept a little longer, for the sweep to end it.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(store.session(session.id()).await.unwrap().is_some());
+    tokio::time::advance(SWEEP_GRACE).await;
+    assert_eq!(store.session(session.id()).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_ended_sessions_expire_at_their_ttl() {
+    let store = MemoryStore::new();
+    let mut session = Session::ringing(
+        number(ALICE),
+        Caller::Withheld,
+        Mode::Auto,
+        None,
+        Timestamp::now(),
+    );
+    session
+        .cancel(CancelReason::CallerHungUp, Timestamp::now())
+        .unwrap();
+    store
+        .put_session(&session, Duration::from_secs(120))
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(119)).await;
+    assert!(store.session(session.id()).await.unwrap().is_some());
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(store.session(session.id()).await.unwrap(), None);
 }
@@ -835,7 +893,9 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!((119_000..=120_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+    // Open: kept for the sweep past its lifetime.
+    let kept = 120_000 + i64::try_from(SWEEP_GRACE.as_millis()).unwrap();
+    assert!((kept - 1_000..=kept).contains(&ttl_ms), "PTTL {ttl_ms}");
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut conn)
@@ -898,7 +958,7 @@ async fn memory_claims_skip_expired_sessions() {
         .put_session(&live, Duration::from_secs(60))
         .await
         .unwrap();
-    tokio::time::advance(Duration::from_secs(31)).await;
+    tokio::time::advance(Duration::from_secs(31) + SWEEP_GRACE).await;
 
     let first = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA1").await;
     let second = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA2").await;
@@ -919,7 +979,7 @@ async fn memory_claims_store_the_unreported_session_when_every_awaiting_one_expi
         .put_session(&expired, Duration::from_secs(60))
         .await
         .unwrap();
-    tokio::time::advance(Duration::from_secs(61)).await;
+    tokio::time::advance(Duration::from_secs(61) + SWEEP_GRACE).await;
     let the_claim = claim("CA1");
     let unreported =
         Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
@@ -962,7 +1022,7 @@ async fn memory_a_claimed_session_lives_the_claim_ttl_from_the_claim() {
         .unwrap()
         .expect("claimed");
 
-    tokio::time::advance(Duration::from_secs(119)).await;
+    tokio::time::advance(Duration::from_secs(119) + SWEEP_GRACE).await;
     assert!(store.session(session.id()).await.unwrap().is_some());
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(store.session(session.id()).await.unwrap(), None);
