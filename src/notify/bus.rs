@@ -2,19 +2,24 @@
 //!
 //! Two kinds of news travel on it: events for destinations' live streams,
 //! and "this session changed" pings that wake long-polls. With Redis, every
-//! instance publishes to one channel and listens on it (so an instance hears
+//! instance appends to one Redis stream and reads it (so an instance hears
 //! its own news the same way as everyone else's); with the memory store the
 //! bus is in-process. Locally, news fans out through broadcast channels, one
 //! per connected destination, so an idle stream costs one receiver.
+//!
+//! A Redis stream rather than pub/sub because a reader resumes after the
+//! last entry it read: when its connection drops, or Redis restarts, nothing
+//! appended in the meantime is lost (pub/sub drops whatever is published
+//! before the subscription is back).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -90,8 +95,17 @@ pub struct EventBus {
 #[derive(Clone)]
 struct RedisChannel {
     publisher: RetryOnce,
-    channel: String,
+    /// The Redis stream's key.
+    stream: String,
 }
+
+/// About how many messages the Redis stream keeps: enough for a reader to
+/// catch up after a reconnect (seconds), few enough to stay small (a few MB).
+const BUS_BACKLOG: usize = 10_000;
+/// How long one read waits for news before it asks again.
+const READ_BLOCK: Duration = Duration::from_secs(5);
+/// How many messages one read takes at most.
+const READ_BATCH: usize = 256;
 
 /// The open streams of this instance, by subscriber and destination.
 type Streams = HashMap<(PhoneNumber, DestinationId), broadcast::Sender<Arc<StreamEvent>>>;
@@ -160,17 +174,17 @@ impl EventBus {
                 .set_response_timeout(Some(Duration::from_secs(1))),
         )
         .context("configuring the Redis publisher")?;
-        let channel = format!("{prefix}:bus");
+        let stream = format!("{prefix}:bus");
         let local = Arc::new(Local::new());
         let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(listen(client, channel.clone(), local.clone(), listening_tx));
+        tokio::spawn(listen(client, stream.clone(), local.clone(), listening_tx));
         // Bounded: a Redis that does not answer must not stop the start.
         let _ = tokio::time::timeout(Duration::from_secs(2), listening_rx).await;
         Ok(Self {
             local,
             redis: Some(RedisChannel {
                 publisher: RetryOnce(publisher),
-                channel,
+                stream,
             }),
         })
     }
@@ -276,10 +290,15 @@ impl EventBus {
                 return;
             }
         };
-        let published: Result<i64, _> = redis
-            .publisher
-            .clone()
-            .publish(&redis.channel, payload)
+        let published: Result<String, _> = redis::cmd("XADD")
+            .arg(&redis.stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(BUS_BACKLOG)
+            .arg("*")
+            .arg(MESSAGE_FIELD)
+            .arg(payload)
+            .query_async(&mut redis.publisher.clone())
             .await;
         if let Err(err) = published {
             // Other instances miss it; this one still hears it.
@@ -289,46 +308,86 @@ impl EventBus {
     }
 }
 
-/// Listens on the bus channel for as long as the process lives, coming back
-/// after Redis goes away.
+/// The field of a stream entry that holds the message.
+const MESSAGE_FIELD: &str = "m";
+
+/// Reads the bus stream for as long as the process lives, coming back after
+/// Redis goes away and going on after the last entry it read.
 async fn listen(
     client: redis::Client,
-    channel: String,
+    stream: String,
     local: Arc<Local>,
     listening: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut listening = Some(listening);
+    // The id of the last entry read; none before the first connection,
+    // which starts at the newest entry ("from now on").
+    let mut cursor: Option<String> = None;
     let mut delay = Duration::from_millis(100);
     loop {
-        match subscribe(&client, &channel).await {
-            Ok(pubsub) => {
-                delay = Duration::from_millis(100);
-                if let Some(tx) = listening.take() {
-                    let _ = tx.send(());
-                }
-                let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
-                    match serde_json::from_slice::<Message>(message.get_payload_bytes()) {
-                        Ok(message) => local.dispatch(message),
-                        Err(err) => tracing::warn!(error = %err, "ignored a malformed bus message"),
-                    }
-                }
-                tracing::warn!("lost the Redis bus; listening again");
+        let read = read_on(&client, &stream, &local, &mut cursor, &mut || {
+            if let Some(tx) = listening.take() {
+                let _ = tx.send(());
             }
-            Err(err) => tracing::warn!(error = %err, "cannot listen on the Redis bus yet"),
+        })
+        .await;
+        match read {
+            Ok(()) => {}
+            Err(err) if cursor.is_some() => {
+                tracing::warn!(error = %err, "lost the Redis bus; reading on where it stopped");
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot read the Redis bus yet"),
         }
         tokio::time::sleep(delay).await;
-        // Short: what is published between Redis coming back and this
-        // instance listening again does not reach its streams.
         delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
 
-async fn subscribe(
+/// One connection's reading: dispatches every entry after `cursor`, moving it
+/// on, until the connection fails. `listening` is called once the cursor is
+/// set, so that a caller knows nothing appended after is missed.
+async fn read_on(
     client: &redis::Client,
-    channel: &str,
-) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+    stream: &str,
+    local: &Local,
+    cursor: &mut Option<String>,
+    listening: &mut impl FnMut(),
+) -> redis::RedisResult<()> {
+    // Its own connection: a blocking read would hold up everything else
+    // sharing a multiplexed one.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(2)));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    if cursor.is_none() {
+        let newest: StreamRangeReply = connection.xrevrange_count(stream, "+", "-", 1).await?;
+        *cursor = Some(
+            newest
+                .ids
+                .first()
+                .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone()),
+        );
+    }
+    listening();
+    loop {
+        let after = cursor.clone().unwrap_or_else(|| "0-0".to_owned());
+        let options = StreamReadOptions::default()
+            .block(READ_BLOCK.as_millis() as usize)
+            .count(READ_BATCH);
+        let reply: Option<StreamReadReply> = connection
+            .xread_options(&[stream], &[after.as_str()], &options)
+            .await?;
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            match entry
+                .get::<Vec<u8>>(MESSAGE_FIELD)
+                .map(|m| serde_json::from_slice::<Message>(&m))
+            {
+                Some(Ok(message)) => local.dispatch(message),
+                _ => tracing::warn!(entry = %entry.id, "ignored a malformed bus message"),
+            }
+            *cursor = Some(entry.id);
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod binary;
+mod bus;
 mod calls;
 mod cpaas;
 mod health;
