@@ -34,6 +34,11 @@ pub struct Application {
     deliveries: TaskTracker,
 }
 
+/// How long an idle keep-alive connection stays open.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// How long a new connection has to send a request's head.
+const REQUEST_HEAD_DEADLINE: Duration = Duration::from_secs(5);
+
 /// How long in-flight requests may take to finish on shutdown.
 const DRAIN_REQUESTS: Duration = Duration::from_secs(5);
 /// How long queued notifications may take after that.
@@ -146,6 +151,11 @@ impl Application {
         // Signals are ours (see `run_until`), so that streams close and
         // notifications drain before the process exits.
         .disable_signals()
+        // Stated rather than left to the framework's defaults (README,
+        // "Limits and safety"): an idle keep-alive connection closes after
+        // 5 s, and a request's head must arrive within 5 s of connecting.
+        .keep_alive(KEEP_ALIVE)
+        .client_request_timeout(REQUEST_HEAD_DEADLINE)
         .shutdown_timeout(DRAIN_REQUESTS.as_secs())
         .listen(listener)
         .context("starting the HTTP server")?

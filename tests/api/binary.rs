@@ -131,6 +131,16 @@ struct RunningService {
 
 impl RunningService {
     fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_open_files(dir, env, None)
+    }
+
+    /// [`RunningService::start`], started with its soft limit of open files
+    /// lowered to `soft_limit` when given (as `ulimit -Sn` would).
+    fn start_with_open_files(
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+        soft_limit: Option<u64>,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -146,7 +156,19 @@ impl RunningService {
             ("ALLOW_PRIVATE_WEBHOOKS", "true"),
         ];
         all_env.extend_from_slice(env);
-        let mut child = ringrelay(dir, &all_env)
+        let mut command = ringrelay(dir, &all_env);
+        if let Some(limit) = soft_limit {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: between fork and exec this only calls setrlimit, which
+            // is async-signal-safe, and allocates nothing.
+            unsafe {
+                command.pre_exec(move || {
+                    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+                    rlimit::setrlimit(rlimit::Resource::NOFILE, limit, hard)
+                });
+            }
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -493,4 +515,124 @@ async fn sigterm_lets_a_ring_report_in_flight_finish_on_redis() {
         Duration::from_millis(1500),
     )
     .await;
+}
+
+/// Sends the head of a signed-looking `/twilio/voice` whose announced body
+/// never comes, and keeps the connection open.
+async fn stall_a_voice_webhook(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /twilio/voice HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\
+         X-Twilio-Signature: c2xvdw==\r\n\r\nCallSid=CA1&From="
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket
+}
+
+/// Contract §15: a flood of connections whose bodies never finish, and of
+/// live streams on one token, does not stop the instance, even when it was
+/// started with a low soft limit of open files (it raises it to the hard
+/// limit): `/healthz` and a signed `/twilio/voice` still answer at once.
+#[tokio::test]
+async fn a_flood_of_slow_bodies_and_streams_leaves_health_and_voice_answering() {
+    const SLOW_BODIES: usize = 300;
+    const STREAM_ATTEMPTS: usize = 40;
+    const SOFT_LIMIT: u64 = 128;
+    // The flood is this process's open files too.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert!(
+        hard > 1024,
+        "this test needs a hard limit of open files above 1024, not {hard}"
+    );
+    let dir = temp_dir("flood");
+    let service = RunningService::start_with_open_files(
+        &dir,
+        &[
+            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
+            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
+        ],
+        Some(SOFT_LIMIT),
+    );
+    service.wait_for_log(&format!("soft={SOFT_LIMIT}")).await;
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .put(service.url("/v1/subscribers/+12025550199"))
+        .bearer_auth(LOG_ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "forwarding_number": "+12025550100",
+            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let desk_token = created["destination_tokens"]["desk"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A hang is the defect; the bound leaves room for a loaded machine, and
+    // is well inside the 10 s the stalled bodies are held for.
+    let bound = Duration::from_secs(3);
+    let bounded = || reqwest::Client::builder().timeout(bound).build().unwrap();
+    let mut stalled = Vec::with_capacity(SLOW_BODIES);
+    for _ in 0..SLOW_BODIES {
+        stalled.push(stall_a_voice_webhook(service.port).await);
+    }
+    let mut streams = Vec::new();
+    let mut refused = 0;
+    for _ in 0..STREAM_ATTEMPTS {
+        // A client of its own each, as many devices would connect.
+        let response = bounded()
+            .get(service.url("/v1/destinations/desk/events"))
+            .bearer_auth(&desk_token)
+            .send()
+            .await
+            .expect("a stream answered while the slow bodies are held");
+        match response.status().as_u16() {
+            200 => streams.push(response),
+            429 => refused += 1,
+            other => panic!("a stream got {other}"),
+        }
+    }
+    assert_eq!(streams.len(), 8, "MAX_STREAMS_PER_DESTINATION's default");
+    assert_eq!(refused, STREAM_ATTEMPTS - 8);
+
+    let health = bounded()
+        .get(service.url("/healthz"))
+        .send()
+        .await
+        .expect("health answered");
+    assert_eq!(health.status(), 200);
+    let params = vec![
+        ("CallSid".to_owned(), "CAflood000001".to_owned()),
+        ("From".to_owned(), "+12025550302".to_owned()),
+        ("To".to_owned(), "+12025550100".to_owned()),
+    ];
+    let signature = ringrelay::providers::twilio::signature::sign(
+        LOG_TWILIO_TOKEN.as_bytes(),
+        &service.url("/twilio/voice"),
+        &params,
+    );
+    let voice = bounded()
+        .post(service.url("/twilio/voice"))
+        .header("X-Twilio-Signature", &signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("voice answered");
+    assert_eq!(voice.status(), 200);
+    assert!(
+        voice.text().await.unwrap().contains("<Dial"),
+        "the subscriber is dialed"
+    );
+    drop((stalled, streams));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
