@@ -16,7 +16,8 @@ use ringrelay::domain::subscriber::{
 };
 use ringrelay::providers::plivo::signature::{self as plivo_signature, Method};
 use ringrelay::providers::twilio::signature as twilio_signature;
-use ringrelay::providers::{CallScript, Dial, DialTarget, Step, plivo, twilio};
+use ringrelay::providers::twiml::render::Dialect;
+use ringrelay::providers::{CallScript, Dial, DialTarget, Step, plivo, twiml};
 use ringrelay::store::{MemoryStore, Store, SubscriberRecord};
 use serde_json::json;
 
@@ -194,7 +195,7 @@ fn markup(c: &mut Criterion) {
     ];
     for (name, script) in &scripts {
         group.bench_function(format!("twiml/{name}"), |b| {
-            b.iter(|| twilio::twiml::render(black_box(script)))
+            b.iter(|| twiml::render::render(black_box(script), &Dialect::TWILIO))
         });
         group.bench_function(format!("plivo_xml/{name}"), |b| {
             b.iter(|| plivo::xml::render(black_box(script)))

@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
+use crate::providers::ProviderVars;
 
 /// The validated configuration of one process.
 #[derive(Debug, Clone)]
@@ -29,10 +30,10 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// `ADMIN_TOKEN`: bearer of the admin API; unset → the admin API answers 503.
     pub admin_token: Option<SecretString>,
-    /// `TWILIO_AUTH_TOKEN`: unset → the Twilio routes answer 503.
-    pub twilio_auth_token: Option<SecretString>,
-    /// `PLIVO_AUTH_TOKEN`: unset → the Plivo routes answer 503.
-    pub plivo_auth_token: Option<SecretString>,
+    /// The CPaaS providers' variables (`TWILIO_AUTH_TOKEN`,
+    /// `TELNYX_PUBLIC_KEY`, …: each provider's list in `providers::PROVIDERS`);
+    /// a provider whose credential is unset answers 503 on its routes.
+    pub providers: ProviderVars,
     /// `WEBHOOK_SECRET` (`whsec_<base64>`): signs outgoing webhooks; required
     /// by any subscriber with a `webhook_url`.
     pub webhook_secret: Option<WebhookSecret>,
@@ -174,8 +175,6 @@ struct RawVars {
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
     admin_token: Option<String>,
-    twilio_auth_token: Option<String>,
-    plivo_auth_token: Option<String>,
     webhook_secret: Option<String>,
     default_region: Option<String>,
     session_ttl_secs: Option<String>,
@@ -211,17 +210,28 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let known = vars
-            .into_iter()
-            .filter(|(name, value)| !value.is_empty() && KNOWN_VARIABLES.contains(&name.as_str()));
+        let mut providers = ProviderVars::default();
+        let mut known = Vec::new();
+        for (name, value) in vars {
+            if value.is_empty() {
+                continue;
+            }
+            if KNOWN_VARIABLES.contains(&name.as_str()) {
+                known.push((name, value));
+            } else {
+                providers
+                    .insert(&name, value)
+                    .map_err(|(name, problem)| ConfigError::new(name, problem))?;
+            }
+        }
         // All fields are optional strings, so envy can only fail on a
         // variable given twice; report that rather than guess.
         let raw: RawVars =
             envy::from_iter(known).map_err(|e| ConfigError::new("environment", e.to_string()))?;
-        Self::from_raw(raw)
+        Self::from_raw(raw, providers)
     }
 
-    fn from_raw(raw: RawVars) -> Result<Self, ConfigError> {
+    fn from_raw(raw: RawVars, providers: ProviderVars) -> Result<Self, ConfigError> {
         let port = match raw.port {
             None => 8080,
             Some(p) => p.trim().parse::<u16>().map_err(|_| {
@@ -360,8 +370,7 @@ impl Config {
             redis_url,
             redis_key_prefix,
             admin_token: raw.admin_token.map(SecretString::from),
-            twilio_auth_token: raw.twilio_auth_token.map(SecretString::from),
-            plivo_auth_token: raw.plivo_auth_token.map(SecretString::from),
+            providers,
             webhook_secret,
             default_region,
             session_ttl,
@@ -386,8 +395,6 @@ const KNOWN_VARIABLES: &[&str] = &[
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
     "ADMIN_TOKEN",
-    "TWILIO_AUTH_TOKEN",
-    "PLIVO_AUTH_TOKEN",
     "WEBHOOK_SECRET",
     "DEFAULT_REGION",
     "SESSION_TTL_SECS",

@@ -98,8 +98,7 @@ impl Application {
                     .session_ttl
                     .max(config.forward_timeout + 4 * crate::flow::SWEEP_INTERVAL),
                 forward_timeout: config.forward_timeout,
-                can_answer_forwarded_calls: config.twilio_auth_token.is_some()
-                    || config.plivo_auth_token.is_some(),
+                can_answer_forwarded_calls: config.providers.any_provider_configured(),
             },
         );
         if let Some(path) = &config.subscribers_file {

@@ -21,8 +21,9 @@ pub use self::body_deadline::read_body_within_deadline;
 use self::error::{ApiError, MAX_BODY_BYTES};
 pub use self::guessing::{Guessers, limit_guessing};
 use crate::domain::subscriber::FieldError;
-use crate::providers::plivo::Plivo;
-use crate::providers::twilio::Twilio;
+use crate::providers::PROVIDERS;
+
+pub use self::providers::provider_routes;
 
 /// Registers every route, with the limits that hold for all of them.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -56,9 +57,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/destinations/{id}/events")
                 .route(web::get().to(destinations::events)),
-        )
-        .configure(providers::routes::<Twilio>)
-        .configure(providers::routes::<Plivo>);
+        );
+    for provider in PROVIDERS {
+        cfg.configure(provider.routes);
+    }
 }
 
 /// Counts every request and its latency by route pattern (never the raw

@@ -1,25 +1,25 @@
-//! The CPaaS webhooks (contract §7), written once for every [`Provider`]:
-//! `SignedForm` checks the signature before any handler runs, and every
-//! handler answers markup.
+//! The CPaaS webhooks (contract §7, §11), written once for every
+//! [`Provider`]: `SignedForm` hands the whole request to the provider, which
+//! checks its signature before any handler runs, and every handler answers
+//! markup.
 
 use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::future::LocalBoxFuture;
-use secrecy::ExposeSecret as _;
 use tracing::Instrument as _;
 
 use super::auth::app_state;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::dial::CallSid;
-use crate::domain::session::SessionId;
+use crate::domain::session::{SessionId, Timestamp};
 use crate::flow::CallbackQuery;
-use crate::providers::{CallScript, Params, Provider, Step};
+use crate::providers::{CallScript, Params, Provider, Step, WebhookRequest};
 
 /// The routes of provider `P`.
-pub fn routes<P: Provider>(cfg: &mut web::ServiceConfig) {
+pub fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
     let routes = P::ROUTES;
     // One resource a path, so that another method is 405, not 404.
     cfg.service(web::resource(routes.answer).post(answer::<P>))
@@ -45,12 +45,17 @@ impl<P: Provider> FromRequest for SignedForm<P> {
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
             let state = app_state(&req)?;
-            // Fail closed: without the token nothing can be checked.
-            let token = P::auth_token(&state.config)
-                .ok_or(ApiError::NotConfigured(P::AUTH_TOKEN_VARIABLE))?;
+            // Fail closed: without the credential nothing can be checked.
+            let credential = P::VARIABLES[0];
+            if state.config.providers.get(credential).is_none() {
+                return Err(ApiError::NotConfigured(credential));
+            }
             // Unsigned: refused before the body is read, so that unsigned
             // clients cannot hold connections open with slow bodies.
-            if !req.headers().contains_key(P::SIGNATURE_HEADER) {
+            if !P::SIGNATURE_HEADERS
+                .iter()
+                .any(|h| req.headers().contains_key(*h))
+            {
                 tracing::warn!(provider = P::NAME, "refused a webhook without a signature");
                 return Err(ApiError::InvalidSignature);
             }
@@ -63,7 +68,6 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                     ApiError::MalformedBody("the request body could not be read".into())
                 }
             })?;
-            let params = Params::from_form(&body);
             // The URL the provider called: our public base plus the path and
             // query exactly as received, never rebuilt from proxy headers.
             let path_and_query = req
@@ -71,7 +75,14 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                 .path_and_query()
                 .map_or(req.path(), |pq| pq.as_str());
             let url = state.config.public_base_url.join(path_and_query);
-            P::verify(token.expose_secret().as_bytes(), &url, req.headers(), &body, &params).map_err(|err| {
+            let request = WebhookRequest {
+                method: req.method(),
+                url: &url,
+                headers: req.headers(),
+                body: &body,
+                received_at: Timestamp::now(),
+            };
+            let params = P::verify(&state.config.providers, &request).map_err(|err| {
                 tracing::warn!(provider = P::NAME, reason = %err, "refused a webhook with a bad signature");
                 ApiError::InvalidSignature
             })?;
@@ -83,17 +94,17 @@ impl<P: Provider> FromRequest for SignedForm<P> {
     }
 }
 
-fn markup<P: Provider>(script: &CallScript) -> HttpResponse {
+fn markup<P: Provider>(state: &AppState, script: &CallScript) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(P::MARKUP_CONTENT_TYPE)
-        .body(P::render(script))
+        .body(P::render(&state.config.providers, script))
 }
 
 async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) -> HttpResponse {
     let region = state.config.default_region;
     let Some(call) = P::inbound_call(&form.params, region) else {
         tracing::warn!(provider = P::NAME, "answer webhook without a call id");
-        return markup::<P>(&state.flow.unknown_call());
+        return markup::<P>(&state, &state.flow.unknown_call());
     };
     let span = tracing::info_span!("forwarded_call", provider = P::NAME, call_sid = %call.call_id);
     let script = state
@@ -101,7 +112,7 @@ async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) ->
         .answer_forwarded_call(&P::ROUTES, call)
         .instrument(span)
         .await;
-    markup::<P>(&script)
+    markup::<P>(&state, &script)
 }
 
 /// Our context from the query of a callback URL; `None` when it is not ours
@@ -115,8 +126,8 @@ fn callback_query<P: Provider>(req: &HttpRequest) -> Option<CallbackQuery> {
     query
 }
 
-fn hangup<P: Provider>() -> HttpResponse {
-    markup::<P>(&CallScript(vec![Step::Hangup]))
+fn hangup<P: Provider>(state: &AppState) -> HttpResponse {
+    markup::<P>(state, &CallScript(vec![Step::Hangup]))
 }
 
 async fn dial_status<P: Provider>(
@@ -125,7 +136,7 @@ async fn dial_status<P: Provider>(
     form: SignedForm<P>,
 ) -> HttpResponse {
     let Some(query) = callback_query::<P>(&req) else {
-        return hangup::<P>();
+        return hangup::<P>(&state);
     };
     let result = P::dial_result(&form.params);
     let span = callback_span::<P>(&form, &query);
@@ -134,7 +145,7 @@ async fn dial_status<P: Provider>(
         .dial_finished(&P::ROUTES, query, result)
         .instrument(span)
         .await;
-    markup::<P>(&script)
+    markup::<P>(&state, &script)
 }
 
 async fn voicemail<P: Provider>(
@@ -143,7 +154,7 @@ async fn voicemail<P: Provider>(
     form: SignedForm<P>,
 ) -> HttpResponse {
     let Some(query) = callback_query::<P>(&req) else {
-        return hangup::<P>();
+        return hangup::<P>(&state);
     };
     let span = callback_span::<P>(&form, &query);
     let script = state
@@ -151,7 +162,7 @@ async fn voicemail<P: Provider>(
         .voicemail_recorded(query, P::recording_url(&form.params))
         .instrument(span)
         .await;
-    markup::<P>(&script)
+    markup::<P>(&state, &script)
 }
 
 async fn screen<P: Provider>(
@@ -160,7 +171,7 @@ async fn screen<P: Provider>(
     form: SignedForm<P>,
 ) -> HttpResponse {
     let Some(query) = callback_query::<P>(&req) else {
-        return hangup::<P>();
+        return hangup::<P>(&state);
     };
     let span = callback_span::<P>(&form, &query);
     let script = state
@@ -168,7 +179,7 @@ async fn screen<P: Provider>(
         .leg_picked_up(&P::ROUTES, P::SCREENING, query)
         .instrument(span)
         .await;
-    markup::<P>(&script)
+    markup::<P>(&state, &script)
 }
 
 async fn screen_result<P: Provider>(
@@ -177,7 +188,7 @@ async fn screen_result<P: Provider>(
     form: SignedForm<P>,
 ) -> HttpResponse {
     let Some(query) = callback_query::<P>(&req) else {
-        return hangup::<P>();
+        return hangup::<P>(&state);
     };
     let span = callback_span::<P>(&form, &query);
     let script = state
@@ -185,7 +196,7 @@ async fn screen_result<P: Provider>(
         .screen_result(query, P::digits(&form.params))
         .instrument(span)
         .await;
-    markup::<P>(&script)
+    markup::<P>(&state, &script)
 }
 
 /// The forwarded call's status callback, and (with our query) the leg

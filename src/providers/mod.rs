@@ -1,36 +1,144 @@
-//! CPaaS providers (Twilio, Plivo). Each provider module owns its signature
-//! check, the parsing of its webhooks into the neutral model here, and the
-//! rendering of a [`CallScript`] into its markup. The call flow speaks only
-//! this neutral model.
+//! CPaaS providers (Twilio, Plivo, Telnyx, SignalWire). Each provider module
+//! is the only place that knows its wire format: it checks the signature of
+//! a whole request, reads its parameters into the neutral model here, and
+//! renders a [`CallScript`] into its markup. The call flow speaks only this
+//! neutral model. Adding a provider is one module implementing [`Provider`]
+//! and one line in [`PROVIDERS`].
 
-mod markup;
 #[cfg(test)]
 mod parsed_markup;
 pub mod plivo;
 #[cfg(test)]
 mod properties;
+pub mod signalwire;
+pub mod telnyx;
 pub mod twilio;
+pub mod twiml;
+mod xml;
 
+use std::collections::BTreeMap;
+
+use actix_web::http::Method;
 use actix_web::http::header::HeaderMap;
 use secrecy::SecretString;
 
-use crate::config::Config;
 use crate::domain::dial::{CallSid, DialResult};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::session::Timestamp;
 use crate::domain::subscriber::Target;
 
-pub use self::twilio::signature::SignatureError;
+/// Every provider the service speaks, once: its routes are registered and
+/// its variables read from this table.
+pub const PROVIDERS: &[ProviderEntry] = &[
+    ProviderEntry::of::<twilio::Twilio>(),
+    ProviderEntry::of::<plivo::Plivo>(),
+    ProviderEntry::of::<telnyx::Telnyx>(),
+    ProviderEntry::of::<signalwire::SignalWire>(),
+];
+
+/// One line of [`PROVIDERS`]: what the configuration and the HTTP edge need
+/// to know of a provider without naming its type.
+pub struct ProviderEntry {
+    pub name: &'static str,
+    /// Its variables; the first is the credential that turns its routes on.
+    pub variables: &'static [&'static str],
+    /// Checks a variable's value at start: the problem, to name with it.
+    pub check_variable: fn(name: &str, value: &str) -> Result<(), String>,
+    /// Registers its routes.
+    pub routes: fn(&mut actix_web::web::ServiceConfig),
+}
+
+impl ProviderEntry {
+    pub const fn of<P: Provider>() -> Self {
+        Self {
+            name: P::NAME,
+            variables: P::VARIABLES,
+            check_variable: P::check_variable,
+            routes: crate::http::provider_routes::<P>,
+        }
+    }
+}
+
+/// The providers' variables that are set, by name. Values are secrets
+/// (tokens, keys) or settings; none is ever printed.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderVars(BTreeMap<&'static str, SecretString>);
+
+impl ProviderVars {
+    /// The variables of every provider in [`PROVIDERS`].
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        PROVIDERS.iter().flat_map(|p| p.variables.iter().copied())
+    }
+
+    /// Takes `value` for `name` if it is a provider's variable; its
+    /// provider's check must pass.
+    pub fn insert(&mut self, name: &str, value: String) -> Result<bool, (&'static str, String)> {
+        let Some((entry, name)) = PROVIDERS
+            .iter()
+            .find_map(|p| p.variables.iter().find(|v| **v == name).map(|v| (p, *v)))
+        else {
+            return Ok(false);
+        };
+        (entry.check_variable)(name, &value).map_err(|problem| (name, problem))?;
+        self.0.insert(name, SecretString::from(value));
+        Ok(true)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&SecretString> {
+        self.0.get(name)
+    }
+
+    /// Whether some provider's credential is set: some route can answer a
+    /// forwarded call.
+    pub fn any_provider_configured(&self) -> bool {
+        PROVIDERS
+            .iter()
+            .any(|p| p.variables.first().is_some_and(|v| self.0.contains_key(v)))
+    }
+}
+
+/// A request to one of a provider's routes, whole and as received.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    pub method: &'a Method,
+    /// The URL the provider called: `PUBLIC_BASE_URL` plus the raw path
+    /// and query, never rebuilt from proxy headers.
+    pub url: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// When it arrived (signatures with a timestamp are checked against it).
+    pub received_at: Timestamp,
+}
+
+impl WebhookRequest<'_> {
+    /// The value of header `name`, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Why a request's signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature header is missing")]
+    Missing,
+    #[error("the signature does not match")]
+    Mismatch,
+    #[error("the signature's timestamp is too far from now")]
+    Stale,
+}
 
 /// What each provider supplies; the routes and the call flow are shared.
-/// Adding a provider is one module implementing this, plus its routes.
 pub trait Provider: Send + Sync + 'static {
-    /// The first segment of its routes (`/twilio/...`).
+    /// The first segment of its routes (`/twilio/...`), and its label in
+    /// logs and metrics.
     const NAME: &'static str;
-    /// The variable holding its auth token; unset → its routes answer 503.
-    const AUTH_TOKEN_VARIABLE: &'static str;
-    /// The header its signature comes in: a request without it is refused
-    /// before its body is read.
-    const SIGNATURE_HEADER: &'static str;
+    /// Its variables; the first is its credential: unset → its routes
+    /// answer 503 naming it.
+    const VARIABLES: &'static [&'static str];
+    /// The headers its signature may come in: a request with none of them
+    /// is refused before its body is read.
+    const SIGNATURE_HEADERS: &'static [&'static str];
     /// The `Content-Type` of its markup.
     const MARKUP_CONTENT_TYPE: &'static str;
     /// Its callback routes, for the URLs the markup points back at.
@@ -38,39 +146,52 @@ pub trait Provider: Send + Sync + 'static {
     /// How it lets a screening destination take the call.
     const SCREENING: Screening;
 
-    fn auth_token(config: &Config) -> Option<&SecretString>;
+    /// Checks the value of one of its variables at start.
+    fn check_variable(_name: &str, _value: &str) -> Result<(), String> {
+        Ok(())
+    }
 
-    /// Checks the signature of a request to `url` (`PUBLIC_BASE_URL` + the
-    /// raw path and query, as received).
-    fn verify(
-        auth_token: &[u8],
-        url: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-        params: &Params,
-    ) -> Result<(), SignatureError>;
+    /// Checks the request's signature with its credential (from `vars`,
+    /// where it is set) and reads the parameters it carries.
+    fn verify(vars: &ProviderVars, request: &WebhookRequest<'_>) -> Result<Params, SignatureError>;
+
+    // Reading the parameters. Twilio's names are the providers' lingua
+    // franca (the TwiML family posts them), so they are the default; a
+    // provider that names them otherwise says so.
 
     /// The call reaching a forwarding number; `None` when the request does
     /// not describe one (no call id).
-    fn inbound_call(params: &Params, region: Region) -> Option<InboundCall>;
+    fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
+        twiml::inbound_call(params, region)
+    }
 
     /// The id of the call a callback is about.
-    fn call_id(params: &Params) -> Option<CallSid>;
+    fn call_id(params: &Params) -> Option<CallSid> {
+        twiml::call_id(params)
+    }
 
     /// How a `<Dial>` we returned ended.
-    fn dial_result(params: &Params) -> DialResult;
+    fn dial_result(params: &Params) -> DialResult {
+        twiml::dial_result(params)
+    }
 
     /// The keys a screened callee pressed.
-    fn digits(params: &Params) -> Option<&str>;
+    fn digits(params: &Params) -> Option<&str> {
+        twiml::digits(params)
+    }
 
     /// What a request to the status route reports.
-    fn status_report(params: &Params, region: Region) -> StatusReport;
+    fn status_report(params: &Params, _region: Region) -> StatusReport {
+        twiml::status_report(params)
+    }
 
     /// The recording a `<Record>` we returned made; `None` when nothing was
     /// recorded.
-    fn recording_url(params: &Params) -> Option<String>;
+    fn recording_url(params: &Params) -> Option<String> {
+        twiml::recording_url(params)
+    }
 
-    fn render(script: &CallScript) -> String;
+    fn render(vars: &ProviderVars, script: &CallScript) -> String;
 }
 
 /// How a provider screens a call on the callee's leg.

@@ -1,5 +1,5 @@
 //! Property tests of the provider edge (contract §15's fuzzing invariants,
-//! run in CI): whatever text a script carries, both renderers write a
+//! run in CI): whatever text a script carries, every renderer writes a
 //! well-formed document that reads back to the same words; whatever a
 //! client sends, the signature checks answer (they never panic) and refuse
 //! it unless it is signed.
@@ -7,7 +7,10 @@
 use proptest::prelude::*;
 
 use super::parsed_markup::parse;
-use super::{CallScript, Dial, DialTarget, Step, plivo, twilio};
+use super::signalwire::SignalWire;
+use super::telnyx::Telnyx;
+use super::twilio::Twilio;
+use super::{CallScript, Dial, DialTarget, Provider, ProviderVars, Step, plivo, twilio};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::subscriber::Target;
 
@@ -56,25 +59,34 @@ fn script(say: String, url: String) -> CallScript {
     ])
 }
 
+/// A TwiML-family document of [`script`] says and points where it was told.
+fn twiml_reads_back(xml: &str, say: &str, url: &str) -> Result<(), TestCaseError> {
+    let url = kept(url);
+    let response = parse(xml);
+    let expected_verbs: Vec<&str> = if kept(say).is_empty() {
+        vec!["Dial", "Gather", "Record", "Hangup"]
+    } else {
+        vec!["Say", "Dial", "Gather", "Record", "Hangup"]
+    };
+    prop_assert_eq!(response.child_names(), expected_verbs);
+    let dial = response.children.iter().find(|c| c.name == "Dial").unwrap();
+    prop_assert_eq!(dial.attr("action"), Some(url.as_str()));
+    prop_assert_eq!(dial.children[0].attr("url"), Some(url.as_str()));
+    if !kept(say).is_empty() {
+        prop_assert_eq!(&response.children[0].text, &kept(say));
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn twiml_is_well_formed_and_reads_back_the_same(say in text(), url in text()) {
-        let xml = twilio::twiml::render(&script(say.clone(), url.clone()));
-        let url = kept(&url);
-        let response = parse(&xml);
-        let expected_verbs: Vec<&str> = if kept(&say).is_empty() {
-            vec!["Dial", "Gather", "Record", "Hangup"]
-        } else {
-            vec!["Say", "Dial", "Gather", "Record", "Hangup"]
-        };
-        prop_assert_eq!(response.child_names(), expected_verbs);
-        let dial = response.children.iter().find(|c| c.name == "Dial").unwrap();
-        prop_assert_eq!(dial.attr("action"), Some(url.as_str()));
-        prop_assert_eq!(dial.children[0].attr("url"), Some(url.as_str()));
-        if !kept(&say).is_empty() {
-            prop_assert_eq!(&response.children[0].text, &kept(&say));
+        // The TwiML family: Twilio, Telnyx's TeXML, SignalWire's cXML.
+        for render in [Twilio::render, Telnyx::render, SignalWire::render] {
+            twiml_reads_back(&render(&ProviderVars::default(), &script(say.clone(), url.clone())), &say, &url)?;
         }
     }
+
 
     #[test]
     fn plivo_xml_is_well_formed_and_reads_back_the_same(say in text(), url in text()) {

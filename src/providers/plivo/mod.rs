@@ -5,24 +5,24 @@ pub mod xml;
 
 use std::borrow::Cow;
 
-use actix_web::http::header::HeaderMap;
-use secrecy::SecretString;
+use secrecy::ExposeSecret as _;
 
 use super::{
-    CallScript, InboundCall, Params, Provider, ProviderRoutes, Screening, SignatureError,
-    StatusReport,
+    CallScript, InboundCall, Params, Provider, ProviderRoutes, ProviderVars, Screening,
+    SignatureError, StatusReport, WebhookRequest,
 };
-use crate::config::Config;
 use crate::domain::dial::{CallSid, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 use crate::domain::subscriber::{ClientIdentity, SipUri, Target};
 
 pub struct Plivo;
 
+const AUTH_TOKEN: &str = "PLIVO_AUTH_TOKEN";
+
 impl Provider for Plivo {
     const NAME: &'static str = "plivo";
-    const AUTH_TOKEN_VARIABLE: &'static str = "PLIVO_AUTH_TOKEN";
-    const SIGNATURE_HEADER: &'static str = "x-plivo-signature-v3";
+    const VARIABLES: &'static [&'static str] = &[AUTH_TOKEN];
+    const SIGNATURE_HEADERS: &'static [&'static str] = &["x-plivo-signature-v3"];
     const MARKUP_CONTENT_TYPE: &'static str = "application/xml; charset=utf-8";
     const ROUTES: ProviderRoutes = ProviderRoutes {
         answer: "/plivo/answer",
@@ -34,28 +34,20 @@ impl Provider for Plivo {
     };
     const SCREENING: Screening = Screening::ConfirmKey;
 
-    fn auth_token(config: &Config) -> Option<&SecretString> {
-        config.plivo_auth_token.as_ref()
-    }
-
-    fn verify(
-        auth_token: &[u8],
-        url: &str,
-        headers: &HeaderMap,
-        _body: &[u8],
-        params: &Params,
-    ) -> Result<(), SignatureError> {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    fn verify(vars: &ProviderVars, request: &WebhookRequest<'_>) -> Result<Params, SignatureError> {
+        let token = vars.get(AUTH_TOKEN).ok_or(SignatureError::Missing)?;
+        let params = Params::from_form(request.body);
         // Our Plivo routes take POST only (the README says to configure
         // them so), which fixes the V3 rule to use.
         signature::verify_v3(
-            auth_token,
+            token.expose_secret().as_bytes(),
             signature::Method::Post,
-            url,
+            request.url,
             params.pairs(),
-            header("x-plivo-signature-v3-nonce"),
-            header("x-plivo-signature-v3"),
-        )
+            request.header("x-plivo-signature-v3-nonce"),
+            request.header("x-plivo-signature-v3"),
+        )?;
+        Ok(params)
     }
 
     fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
@@ -129,7 +121,7 @@ impl Provider for Plivo {
             .map(str::to_owned)
     }
 
-    fn render(script: &CallScript) -> String {
+    fn render(_vars: &ProviderVars, script: &CallScript) -> String {
         xml::render(script)
     }
 }

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
 /// One error type for every provider's signature check.
-pub use crate::providers::twilio::signature::SignatureError;
+use crate::providers::SignatureError;
 
 /// The HTTP method Plivo used for the callback: V3 builds U differently for
 /// each.

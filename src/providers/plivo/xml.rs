@@ -2,11 +2,7 @@
 //! document Plivo executes. This module owns the mapping from each [`Step`]
 //! to its Plivo element and attributes, and nothing else: the call flow
 //! decides what to say and dial, the routes decide when to answer.
-//!
-//! Every tag, attribute and text goes through `quick_xml::Writer`, so caller
-//! supplied text (names, URLs with `&` in the query) is always escaped and the
-//! document is always well-formed. Voice routes must answer with valid markup
-//! under all circumstances (CONTRACT §7), so this function cannot fail.
+//! The document itself is the shared writer's (`providers::xml`).
 //!
 //! Element and attribute names follow Plivo's XML reference
 //! (plivo.com/docs/voice/xml: Dial, Number, User, Record, GetInput) and the
@@ -17,12 +13,11 @@ use std::borrow::Cow;
 use std::io;
 use std::ops::RangeInclusive;
 
-use quick_xml::Writer;
-use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesStart, BytesText, Event};
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::Target;
-use crate::providers::markup::{capacity_hint, xml_chars};
+use crate::providers::xml::{XmlWriter, render_document, write_spoken, xml_chars};
 use crate::providers::{CallScript, Dial, DialTarget, Step};
 
 /// The domain Plivo SIP endpoints (its softphones and browser SDK clients)
@@ -37,35 +32,13 @@ const EXECUTION_TIMEOUT_SECS: RangeInclusive<u32> = 5..=60;
 
 /// Renders a script as a Plivo XML document:
 /// `<?xml version="1.0" encoding="UTF-8"?><Response>…</Response>`.
-///
-/// An empty script renders `<Response/>`: Plivo then simply ends the call.
 pub fn render(script: &CallScript) -> String {
-    // One buffer sized up front for the whole document: this runs for every
-    // webhook of every call.
-    let mut out = Vec::with_capacity(capacity_hint(script));
-    write_document(&mut Writer::new(&mut out), script).expect("writing into a Vec<u8> cannot fail");
-    // quick-xml copies the `&str`s it is given plus ASCII markup, so the
-    // bytes are UTF-8 whatever the script holds.
-    String::from_utf8(out).expect("quick-xml writes only the UTF-8 text it is given")
+    render_document(script, write_step)
 }
 
-fn write_document<W: io::Write>(w: &mut Writer<W>, script: &CallScript) -> io::Result<()> {
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    if script.0.is_empty() {
-        return w.write_event(Event::Empty(BytesStart::new("Response")));
-    }
-    w.create_element("Response").write_inner_content(|w| {
-        for step in &script.0 {
-            write_step(w, step)?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
-
-fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
+fn write_step(w: &mut XmlWriter<'_>, step: &Step) -> io::Result<()> {
     match step {
-        Step::Say(text) => write_speak(w, text),
+        Step::Say(text) => write_spoken(w, "Speak", text),
         Step::Dial(dial) => write_dial(w, dial),
         Step::Record {
             action_url,
@@ -108,26 +81,14 @@ fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
                 .with_attribute(("redirect", "true"))
                 // The prompt is nested: input is collected while it plays,
                 // and the wait for input starts once it has ended.
-                .write_inner_content(|w| write_speak(w, prompt))?;
+                .write_inner_content(|w| write_spoken(w, "Speak", prompt))?;
             Ok(())
         }
         Step::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
     }
 }
 
-fn write_speak<W: io::Write>(w: &mut Writer<W>, text: &str) -> io::Result<()> {
-    // Speaking nothing is the same as leaving the element out (and spares
-    // Plivo an empty text-to-speech request), as the TwiML renderer does.
-    let text = xml_chars(text);
-    if text.is_empty() {
-        return Ok(());
-    }
-    w.create_element("Speak")
-        .write_text_content(BytesText::new(&text))?;
-    Ok(())
-}
-
-fn write_dial<W: io::Write>(w: &mut Writer<W>, dial: &Dial) -> io::Result<()> {
+fn write_dial(w: &mut XmlWriter<'_>, dial: &Dial) -> io::Result<()> {
     let mut element = w
         .create_element("Dial")
         .with_attribute(("action", xml_chars(&dial.action_url).as_ref()))
@@ -166,7 +127,7 @@ fn write_dial<W: io::Write>(w: &mut Writer<W>, dial: &Dial) -> io::Result<()> {
     Ok(())
 }
 
-fn write_noun<W: io::Write>(w: &mut Writer<W>, target: &DialTarget) -> io::Result<()> {
+fn write_noun(w: &mut XmlWriter<'_>, target: &DialTarget) -> io::Result<()> {
     let (name, address): (_, Cow<'_, str>) = match &target.target {
         Target::Phone(number) => ("Number", Cow::Borrowed(plivo_number(number))),
         Target::Sip(uri) => ("User", xml_chars(uri.as_str())),

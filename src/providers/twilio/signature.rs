@@ -5,8 +5,7 @@
 //! the form parameters. The caller hands us that URL as received
 //! (`PUBLIC_BASE_URL` + raw path + raw query); nothing here parses and
 //! re-serialises it, because any change of escaping (`'`, `+`, `%20`…) would
-//! change the bytes Twilio signed. Also home of [`SignatureError`], which the
-//! Plivo check shares.
+//! change the bytes Twilio signed. SignalWire signs with the same algorithm.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,14 +14,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-/// Why a request's signature was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    #[error("the signature header is missing")]
-    Missing,
-    #[error("the signature does not match")]
-    Mismatch,
-}
+use crate::providers::{Params, SignatureError, WebhookRequest};
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -84,6 +76,24 @@ pub fn verify_json(
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
+    }
+}
+
+/// Checks a whole request signed with `key` (`signature` is the header's
+/// value) and reads its form: JSON bodies are signed through a hash in the
+/// URL instead of the parameters.
+pub fn verify_request(
+    key: &[u8],
+    request: &WebhookRequest<'_>,
+    signature: Option<&str>,
+) -> Result<Params, SignatureError> {
+    if request.url.contains("bodySHA256=") {
+        verify_json(key, request.url, request.body, signature)?;
+        Ok(Params::default())
+    } else {
+        let params = Params::from_form(request.body);
+        verify(key, request.url, params.pairs(), signature)?;
+        Ok(params)
     }
 }
 

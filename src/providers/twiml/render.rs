@@ -1,55 +1,62 @@
-//! TwiML rendering: turns a provider-neutral [`CallScript`] into the XML
-//! document Twilio executes. This module owns the mapping from each [`Step`]
-//! to its TwiML verb and attributes, and nothing else: the call flow decides
-//! what to say and dial, the routes decide when to answer.
-//!
-//! Every tag, attribute and text goes through `quick_xml::Writer`, so caller
-//! supplied text (names, URLs with `&` in the query) is always escaped and the
-//! document is always well-formed. Voice routes must answer with valid markup
-//! under all circumstances (CONTRACT §7), so this function cannot fail.
+//! TwiML-family rendering: turns a provider-neutral [`CallScript`] into the
+//! markup Twilio (TwiML), SignalWire (cXML) and Telnyx (TeXML) execute. They
+//! share verbs and attributes; a [`Dialect`] says where they differ. This
+//! module owns the mapping from each [`Step`] to its verb, and nothing else:
+//! the call flow decides what to say and dial, the routes when to answer.
 
+use std::borrow::Cow;
 use std::io;
 
-use quick_xml::Writer;
-use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesStart, BytesText, Event};
 
-use crate::domain::subscriber::Target;
-use crate::providers::markup::{capacity_hint, xml_chars};
+use crate::domain::subscriber::{ClientIdentity, Target};
+use crate::providers::xml::{XmlWriter, render_document, write_spoken, xml_chars};
 use crate::providers::{CallScript, Dial, DialTarget, Step};
 
-/// Renders a script as a TwiML document:
+/// Where the TwiML family's providers differ.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect<'a> {
+    /// How a `client` destination is dialed.
+    pub client: ClientNoun<'a>,
+    /// `answerOnBridge="true"` on `<Dial>`: the caller hears ringback (not
+    /// silence) until a callee is bridged. Telnyx has no such attribute (it
+    /// answers the inbound call before the first fetch).
+    pub answer_on_bridge: bool,
+    /// Extra attributes of voicemail's `<Record>`.
+    pub record_attributes: &'a [(&'a str, &'a str)],
+}
+
+/// How a dialect dials a softphone.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientNoun<'a> {
+    /// `<Client>alice</Client>` (Twilio).
+    Client,
+    /// `<Sip>sip:alice@<domain></Sip>`: the softphone is a SIP credential of
+    /// the provider's (Telnyx).
+    SipUser { domain: &'a str },
+    /// `<Verto>alice@<domain></Verto>` (SignalWire); the bare identity when
+    /// the domain is unknown.
+    Verto { domain: Option<&'a str> },
+}
+
+impl Dialect<'static> {
+    pub const TWILIO: Self = Self {
+        client: ClientNoun::Client,
+        answer_on_bridge: true,
+        record_attributes: &[],
+    };
+}
+
+/// Renders a script as a document of `dialect`:
 /// `<?xml version="1.0" encoding="UTF-8"?><Response>…</Response>`.
-///
-/// An empty script renders `<Response/>`: on a whisper leg that bridges the
-/// call, elsewhere Twilio simply ends it.
-pub fn render(script: &CallScript) -> String {
-    // One buffer sized up front for the whole document: this runs for every
-    // webhook of every call.
-    let mut out = Vec::with_capacity(capacity_hint(script));
-    write_document(&mut Writer::new(&mut out), script).expect("writing into a Vec<u8> cannot fail");
-    // quick-xml copies the `&str`s it is given plus ASCII markup, so the
-    // bytes are UTF-8 whatever the script holds.
-    String::from_utf8(out).expect("quick-xml writes only the UTF-8 text it is given")
+pub fn render(script: &CallScript, dialect: &Dialect<'_>) -> String {
+    render_document(script, |w, step| write_step(w, step, dialect))
 }
 
-fn write_document<W: io::Write>(w: &mut Writer<W>, script: &CallScript) -> io::Result<()> {
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    if script.0.is_empty() {
-        return w.write_event(Event::Empty(BytesStart::new("Response")));
-    }
-    w.create_element("Response").write_inner_content(|w| {
-        for step in &script.0 {
-            write_step(w, step)?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
-
-fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
+fn write_step(w: &mut XmlWriter<'_>, step: &Step, dialect: &Dialect<'_>) -> io::Result<()> {
     match step {
-        Step::Say(text) => write_say(w, text),
-        Step::Dial(dial) => write_dial(w, dial),
+        Step::Say(text) => write_spoken(w, "Say", text),
+        Step::Dial(dial) => write_dial(w, dial, dialect),
         Step::Record {
             action_url,
             max_length_secs,
@@ -59,6 +66,7 @@ fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
                 .with_attribute(("method", "POST"))
                 .with_attribute(("maxLength", max_length_secs.to_string().as_str()))
                 .with_attribute(("playBeep", "true"))
+                .with_attributes(dialect.record_attributes.iter().copied())
                 .write_empty()?;
             Ok(())
         }
@@ -74,64 +82,69 @@ fn write_step<W: io::Write>(w: &mut Writer<W>, step: &Step) -> io::Result<()> {
                 .with_attribute(("numDigits", num_digits.to_string().as_str()))
                 .with_attribute(("timeout", timeout_secs.to_string().as_str()))
                 // The prompt is nested so that a keypress interrupts it.
-                .write_inner_content(|w| write_say(w, prompt))?;
+                .write_inner_content(|w| write_spoken(w, "Say", prompt))?;
             Ok(())
         }
         Step::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
     }
 }
 
-fn write_say<W: io::Write>(w: &mut Writer<W>, text: &str) -> io::Result<()> {
-    // Twilio reports an empty <Say> as invalid text; saying nothing is the
-    // same as leaving the verb out.
-    let text = xml_chars(text);
-    if text.is_empty() {
-        return Ok(());
-    }
-    w.create_element("Say")
-        .write_text_content(BytesText::new(&text))?;
-    Ok(())
-}
-
-fn write_dial<W: io::Write>(w: &mut Writer<W>, dial: &Dial) -> io::Result<()> {
+fn write_dial(w: &mut XmlWriter<'_>, dial: &Dial, dialect: &Dialect<'_>) -> io::Result<()> {
     let mut element = w
         .create_element("Dial")
         .with_attribute(("action", xml_chars(&dial.action_url).as_ref()))
         .with_attribute(("method", "POST"))
-        .with_attribute(("timeout", dial.timeout_secs.to_string().as_str()))
+        .with_attribute(("timeout", dial.timeout_secs.to_string().as_str()));
+    if dialect.answer_on_bridge {
         // The caller keeps hearing ringback (not silence) until a callee
         // actually answers, and is not billed as connected before that.
-        .with_attribute(("answerOnBridge", "true"));
+        element = element.with_attribute(("answerOnBridge", "true"));
+    }
     if let Some(caller_id) = &dial.caller_id {
         element = element.with_attribute(("callerId", caller_id.as_str()));
     }
     // Several nouns in one <Dial> ring at once; the first to answer wins.
     element.write_inner_content(|w| {
         for target in &dial.targets {
-            write_noun(w, target)?;
+            write_noun(w, target, dialect)?;
         }
         Ok(())
     })?;
     Ok(())
 }
 
-fn write_noun<W: io::Write>(w: &mut Writer<W>, target: &DialTarget) -> io::Result<()> {
-    let (name, address) = match &target.target {
-        Target::Phone(number) => ("Number", number.as_str()),
-        Target::Sip(uri) => ("Sip", uri.as_str()),
-        Target::Client(identity) => ("Client", identity.as_str()),
+fn write_noun(w: &mut XmlWriter<'_>, target: &DialTarget, dialect: &Dialect<'_>) -> io::Result<()> {
+    let (name, address): (_, Cow<'_, str>) = match &target.target {
+        Target::Phone(number) => ("Number", Cow::Borrowed(number.as_str())),
+        Target::Sip(uri) => ("Sip", xml_chars(uri.as_str())),
+        Target::Client(identity) => client_noun(identity, dialect.client),
     };
     let mut element = w.create_element(name);
     if let Some(url) = &target.pickup_url {
-        // Twilio fetches this TwiML and runs it on the callee's leg before
-        // bridging: that tells us who answered, and is where screening asks
-        // the callee to accept.
+        // The provider fetches this markup and runs it on the callee's leg
+        // before bridging: that tells us who answered, and is where
+        // screening asks the callee to accept.
         element = element
             .with_attribute(("url", xml_chars(url).as_ref()))
             .with_attribute(("method", "POST"));
     }
-    element.write_text_content(BytesText::new(&xml_chars(address)))?;
+    element.write_text_content(BytesText::new(&address))?;
     Ok(())
+}
+
+fn client_noun<'a>(
+    identity: &'a ClientIdentity,
+    noun: ClientNoun<'_>,
+) -> (&'static str, Cow<'a, str>) {
+    let identity = identity.as_str();
+    match noun {
+        ClientNoun::Client => ("Client", Cow::Borrowed(identity)),
+        ClientNoun::SipUser { domain } => ("Sip", Cow::Owned(format!("sip:{identity}@{domain}"))),
+        ClientNoun::Verto {
+            domain: Some(domain),
+        } => ("Verto", Cow::Owned(format!("{identity}@{domain}"))),
+        ClientNoun::Verto { domain: None } => ("Verto", Cow::Borrowed(identity)),
+    }
 }
 
 #[cfg(test)]
@@ -163,7 +176,7 @@ mod tests {
             screen_url: None,
             leg_events_url: None,
         })]);
-        let xml = render(&script);
+        let xml = render(&script, &Dialect::TWILIO);
         let response = parse(&xml);
         assert_eq!(response.child_names(), ["Dial"]);
         let dial = &response.children[0];
@@ -195,7 +208,7 @@ mod tests {
             screen_url: None,
             leg_events_url: None,
         })]);
-        let dial = &parse(&render(&script)).children[0];
+        let dial = &parse(&render(&script, &Dialect::TWILIO)).children[0];
         assert_eq!(dial.attr("callerId"), None);
         assert_eq!(dial.attr("timeout"), Some("30"));
     }
@@ -224,7 +237,7 @@ mod tests {
             screen_url: None,
             leg_events_url: None,
         })]);
-        let xml = render(&script);
+        let xml = render(&script, &Dialect::TWILIO);
         let dial = &parse(&xml).children[0];
         assert_eq!(dial.attr("timeout"), Some("25"));
         assert_eq!(dial.child_names(), ["Number", "Sip", "Client"]);
@@ -254,7 +267,7 @@ mod tests {
                 max_length_secs: 120,
             },
         ]);
-        let xml = render(&script);
+        let xml = render(&script, &Dialect::TWILIO);
         let response = parse(&xml);
         assert_eq!(response.child_names(), ["Say", "Record"]);
         assert_eq!(
@@ -283,7 +296,7 @@ mod tests {
             Step::Say("This number cannot take your call.".into()),
             Step::Hangup,
         ]);
-        let xml = render(&script);
+        let xml = render(&script, &Dialect::TWILIO);
         let response = parse(&xml);
         assert_eq!(response.child_names(), ["Say", "Hangup"]);
         assert_eq!(
@@ -307,7 +320,7 @@ mod tests {
             },
             Step::Hangup,
         ]);
-        let xml = render(&script);
+        let xml = render(&script, &Dialect::TWILIO);
         let response = parse(&xml);
         assert_eq!(response.child_names(), ["Gather", "Hangup"]);
         let gather = &response.children[0];
@@ -356,7 +369,7 @@ mod tests {
                 max_length_secs: 120,
             },
         ]);
-        let xml = render(&script);
+        let xml = render(&script, &Dialect::TWILIO);
         // Nothing of the input survives raw: every `<`, `&` and `"` was
         // escaped (the parser below would not always notice a stray `<` in
         // an attribute).
@@ -380,7 +393,7 @@ mod tests {
         let script = CallScript(vec![Step::Say(
             "one\ntwo\r\nthree\u{0}\u{1b}!\u{FFFF}".into(),
         )]);
-        let response = parse(&render(&script));
+        let response = parse(&render(&script, &Dialect::TWILIO));
         assert_eq!(response.children[0].text, "one\ntwo\r\nthree!");
     }
 
@@ -397,14 +410,14 @@ mod tests {
                 prompt: String::new(),
             },
         ]);
-        let response = parse(&render(&script));
+        let response = parse(&render(&script, &Dialect::TWILIO));
         assert_eq!(response.child_names(), ["Gather"]);
         assert!(response.children[0].children.is_empty());
     }
 
     #[test]
     fn empty_script_is_an_empty_response() {
-        let xml = render(&CallScript::default());
+        let xml = render(&CallScript::default(), &Dialect::TWILIO);
         let response = parse(&xml);
         assert!(response.children.is_empty() && response.attrs.is_empty());
         assert!(response.text.is_empty());

@@ -1,0 +1,138 @@
+//! The TwiML family: Twilio, SignalWire (cXML) and Telnyx (TeXML) post
+//! Twilio's parameter names and execute Twilio's verbs. What they share is
+//! here, once; each provider's module adds its signature and its
+//! [`Dialect`](render::Dialect).
+
+pub mod render;
+
+use super::{InboundCall, Params, StatusReport};
+use crate::domain::dial::{CallSid, DialResult, DialStatus};
+use crate::domain::phone::{Caller, PhoneNumber, Region};
+
+/// The call reaching a forwarding number: `CallSid`, `From`, `To`, and
+/// `ForwardedFrom` where the provider sends it.
+pub fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
+    let number = |name: &str| {
+        params
+            .get(name)
+            .and_then(|v| PhoneNumber::parse(v, region).ok())
+    };
+    Some(InboundCall {
+        call_id: call_id(params)?,
+        from: Caller::parse(params.get("From"), region),
+        to: number("To"),
+        forwarded_from: number("ForwardedFrom"),
+    })
+}
+
+pub fn call_id(params: &Params) -> Option<CallSid> {
+    params.get("CallSid").and_then(|s| CallSid::parse(s).ok())
+}
+
+/// `DialCallStatus`, and `DialBridged` where the provider reports it.
+pub fn dial_result(params: &Params) -> DialResult {
+    let status = match params.get("DialCallStatus") {
+        // `answered` is for conferences; read it as a pick-up all the same.
+        Some("completed" | "answered") => DialStatus::Completed,
+        Some("busy") => DialStatus::Busy,
+        Some("no-answer") => DialStatus::NoAnswer,
+        Some("canceled") => DialStatus::Canceled,
+        _ => DialStatus::Failed,
+    };
+    let bridged = match params.get("DialBridged") {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    };
+    DialResult { status, bridged }
+}
+
+pub fn digits(params: &Params) -> Option<&str> {
+    params.get("Digits")
+}
+
+/// Our Dials carry no per-noun status callback (the whisper tells who
+/// answered), so the status route hears the number's own status callback.
+pub fn status_report(params: &Params) -> StatusReport {
+    match params.get("CallStatus") {
+        Some("completed" | "busy" | "no-answer" | "failed" | "canceled") => StatusReport::CallEnded,
+        _ => StatusReport::Progress,
+    }
+}
+
+/// `RecordingUrl`, unless the recording is empty.
+pub fn recording_url(params: &Params) -> Option<String> {
+    let empty = params
+        .get("RecordingDuration")
+        .is_some_and(|d| d.trim() == "0");
+    params
+        .get("RecordingUrl")
+        .filter(|u| !u.is_empty() && !empty)
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_dial_is_bridged_only_when_the_provider_says_so() {
+        let result = dial_result(&params(&[("DialCallStatus", "completed")]));
+        assert_eq!(
+            (result.status, result.bridged),
+            (DialStatus::Completed, None)
+        );
+        let result = dial_result(&params(&[
+            ("DialCallStatus", "completed"),
+            ("DialBridged", "false"),
+        ]));
+        assert_eq!(result.bridged, Some(false));
+        assert_eq!(
+            dial_result(&params(&[("DialCallStatus", "no-answer")])).status,
+            DialStatus::NoAnswer
+        );
+        assert_eq!(dial_result(&params(&[])).status, DialStatus::Failed);
+    }
+
+    #[test]
+    fn only_a_final_call_status_ends_the_call() {
+        for status in ["completed", "busy", "no-answer", "failed", "canceled"] {
+            assert_eq!(
+                status_report(&params(&[("CallStatus", status)])),
+                StatusReport::CallEnded
+            );
+        }
+        assert_eq!(
+            status_report(&params(&[("CallStatus", "in-progress")])),
+            StatusReport::Progress
+        );
+    }
+
+    #[test]
+    fn an_empty_recording_is_no_voicemail() {
+        let url = "https://api.example.com/Recordings/RE1";
+        assert_eq!(
+            recording_url(&params(&[
+                ("RecordingUrl", url),
+                ("RecordingDuration", "4")
+            ])),
+            Some(url.to_owned())
+        );
+        assert_eq!(
+            recording_url(&params(&[
+                ("RecordingUrl", url),
+                ("RecordingDuration", "0")
+            ])),
+            None
+        );
+    }
+}
