@@ -81,66 +81,48 @@ fn assert_call(report: &Report, outcome: Outcome, connected_to: Option<&str>) {
     }
 }
 
-/// One test per fixture and provider: `name: "fixture" on Provider =>
-/// Outcome, connected_to;`.
-macro_rules! fixtures {
-    ($($(#[$attr:meta])* $name:ident: $file:literal on $provider:ident => $outcome:ident, $to:expr;)+) => {
-        $(
-            #[tokio::test]
-            $(#[$attr])*
-            async fn $name() {
-                let report = simulate_fixture($file, Provider::$provider).await;
-                assert_call(&report, Outcome::$outcome, $to);
-            }
-        )+
+/// One test per fixture on each of the four providers, in a module per
+/// provider: `name: "fixture" => Outcome, connected_to;`.
+macro_rules! fixtures_on_every_provider {
+    ($($name:ident: $file:literal => $outcome:ident, $to:expr;)+) => {
+        fixtures_on_every_provider!(@on twilio Twilio; $($name $file $outcome $to;)+);
+        fixtures_on_every_provider!(@on plivo Plivo; $($name $file $outcome $to;)+);
+        fixtures_on_every_provider!(@on telnyx Telnyx; $($name $file $outcome $to;)+);
+        fixtures_on_every_provider!(@on signalwire SignalWire; $($name $file $outcome $to;)+);
+    };
+    (@on $module:ident $provider:ident; $($name:ident $file:literal $outcome:ident $to:expr;)+) => {
+        mod $module {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let report = simulate_fixture($file, Provider::$provider).await;
+                    assert_call(&report, Outcome::$outcome, $to);
+                }
+            )+
+        }
     };
 }
 
-fixtures! {
-    sequential_hunt_connects_the_laptop_after_the_busy_desk_on_twilio:
-        "sequential-hunt" on Twilio => Connected, Some("laptop");
-    sequential_hunt_connects_the_laptop_after_the_busy_desk_on_plivo:
-        "sequential-hunt" on Plivo => Connected, Some("laptop");
-
-    simultaneous_ring_connects_the_first_to_pick_up_on_twilio:
-        "simultaneous-ring" on Twilio => Connected, Some("pbx");
-    simultaneous_ring_connects_the_first_to_pick_up_on_plivo:
-        "simultaneous-ring" on Plivo => Connected, Some("pbx");
-
-    screened_voicemail_that_picks_up_first_does_not_swallow_the_call_on_twilio:
-        "screened-voicemail-picks-up" on Twilio => Connected, Some("laptop");
-    screened_voicemail_that_picks_up_first_does_not_swallow_the_call_on_plivo:
-        "screened-voicemail-picks-up" on Plivo => Connected, Some("laptop");
-
-    plivo_screening_scenario_connects_the_one_who_pressed_1_on_twilio:
-        "plivo-screened" on Twilio => Connected, Some("mobile");
-    plivo_screening_scenario_connects_the_one_who_pressed_1_on_plivo:
-        "plivo-screened" on Plivo => Connected, Some("mobile");
-
-    pick_mode_connects_the_destination_that_accepted_on_twilio:
-        "pick-mode" on Twilio => Connected, Some("laptop");
-    pick_mode_connects_the_destination_that_accepted_on_plivo:
-        "pick-mode" on Plivo => Connected, Some("laptop");
-
-    a_call_taken_on_the_phone_is_cancelled_on_twilio:
-        "taken-on-the-phone" on Twilio => Cancelled, None;
-    a_call_taken_on_the_phone_is_cancelled_on_plivo:
-        "taken-on-the-phone" on Plivo => Cancelled, None;
-
-    a_caller_who_gives_up_while_it_rings_is_missed_on_twilio:
-        "caller-gives-up" on Twilio => Missed, None;
-    a_caller_who_gives_up_while_it_rings_is_missed_on_plivo:
-        "caller-gives-up" on Plivo => Missed, None;
-
-    all_busy_ends_in_a_voicemail_on_twilio:
-        "all-busy-voicemail" on Twilio => Voicemail, None;
-    all_busy_ends_in_a_voicemail_on_plivo:
-        "all-busy-voicemail" on Plivo => Voicemail, None;
-
-    plivo_scenario_connects_the_laptop_on_twilio:
-        "plivo" on Twilio => Connected, Some("laptop");
-    plivo_scenario_connects_the_laptop_on_plivo:
-        "plivo" on Plivo => Connected, Some("laptop");
+fixtures_on_every_provider! {
+    sequential_hunt_connects_the_laptop_after_the_busy_desk:
+        "sequential-hunt" => Connected, Some("laptop");
+    simultaneous_ring_connects_the_first_to_pick_up:
+        "simultaneous-ring" => Connected, Some("pbx");
+    screened_voicemail_that_picks_up_first_does_not_swallow_the_call:
+        "screened-voicemail-picks-up" => Connected, Some("laptop");
+    plivo_screening_scenario_connects_the_one_who_pressed_1:
+        "plivo-screened" => Connected, Some("mobile");
+    pick_mode_connects_the_destination_that_accepted:
+        "pick-mode" => Connected, Some("laptop");
+    a_call_taken_on_the_phone_is_cancelled:
+        "taken-on-the-phone" => Cancelled, None;
+    a_caller_who_gives_up_while_it_rings_is_missed:
+        "caller-gives-up" => Missed, None;
+    all_busy_ends_in_a_voicemail:
+        "all-busy-voicemail" => Voicemail, None;
+    plivo_scenario_connects_the_laptop:
+        "plivo" => Connected, Some("laptop");
 }
 
 #[tokio::test]
@@ -994,4 +976,14 @@ async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_twilio() 
 #[tokio::test]
 async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_plivo() {
     a_call_the_carrier_never_forwards(Provider::Plivo).await;
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_telnyx() {
+    a_call_the_carrier_never_forwards(Provider::Telnyx).await;
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_signalwire() {
+    a_call_the_carrier_never_forwards(Provider::SignalWire).await;
 }

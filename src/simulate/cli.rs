@@ -105,10 +105,6 @@ fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
             .filter(|v| !v.is_empty())
             .ok_or_else(|| missing(name))
     };
-    let token_variable = match provider {
-        Provider::Twilio => "TWILIO_AUTH_TOKEN",
-        Provider::Plivo => "PLIVO_AUTH_TOKEN",
-    };
     Ok(Target {
         url: url.trim_end_matches('/').to_owned(),
         public_base_url: std::env::var("PUBLIC_BASE_URL")
@@ -116,7 +112,7 @@ fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| url.to_owned()),
         admin_token: SecretString::from(var("ADMIN_TOKEN")?),
-        provider_token: SecretString::from(var(token_variable)?),
+        provider_token: SecretString::from(var(provider.signing_secret_variable())?),
         webhook_secret: WebhookSecret::parse(&var("WEBHOOK_SECRET")?).map_err(|problem| {
             Error::Scenario(super::ScenarioError {
                 key: "WEBHOOK_SECRET".into(),

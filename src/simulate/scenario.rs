@@ -63,6 +63,9 @@ pub enum Provider {
     #[default]
     Twilio,
     Plivo,
+    Telnyx,
+    #[serde(rename = "signalwire")]
+    SignalWire,
 }
 
 impl Provider {
@@ -70,6 +73,22 @@ impl Provider {
         match self {
             Self::Twilio => "twilio",
             Self::Plivo => "plivo",
+            Self::Telnyx => "telnyx",
+            Self::SignalWire => "signalwire",
+        }
+    }
+
+    /// The variable holding the secret the simulator signs with to drive a
+    /// `--target`: the provider's auth token or signing key, shared with the
+    /// deployment; for Telnyx, which signs with a private key of its own,
+    /// the base64 seed of a test key pair whose public key the deployment
+    /// has as `TELNYX_PUBLIC_KEY`.
+    pub fn signing_secret_variable(self) -> &'static str {
+        match self {
+            Self::Twilio => "TWILIO_AUTH_TOKEN",
+            Self::Plivo => "PLIVO_AUTH_TOKEN",
+            Self::Telnyx => "TELNYX_SIMULATOR_PRIVATE_KEY",
+            Self::SignalWire => "SIGNALWIRE_SIGNING_KEY",
         }
     }
 }

@@ -52,12 +52,44 @@ pub struct Registration {
 /// Longer than the longest instruction long-poll (30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 
+/// The secret the simulator signs with for `provider`, and the variables
+/// that give the in-process service its side of it.
+fn provider_secrets(provider: Provider) -> (String, Vec<(String, String)>) {
+    let var = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    match provider {
+        Provider::Twilio | Provider::Plivo => {
+            let token = random_token();
+            let vars = vec![var(provider.signing_secret_variable(), &token)];
+            (token, vars)
+        }
+        Provider::SignalWire => {
+            let key = random_token();
+            let vars = vec![
+                var("SIGNALWIRE_SIGNING_KEY", &key),
+                var(
+                    "SIGNALWIRE_SIP_DOMAIN",
+                    super::cpaas::twiml::SIGNALWIRE_SIP_DOMAIN,
+                ),
+            ];
+            (key, vars)
+        }
+        // Telnyx signs with its private key: the simulator holds a fresh
+        // pair, the service its public half.
+        Provider::Telnyx => {
+            let seed = rand::random::<[u8; 32]>();
+            let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+            let vars = vec![var("TELNYX_PUBLIC_KEY", &BASE64.encode(public.to_bytes()))];
+            (BASE64.encode(seed), vars)
+        }
+    }
+}
+
 impl Service {
     /// Starts the service here: memory store, random secrets, a free port on
     /// 127.0.0.1 that is also its `PUBLIC_BASE_URL`.
     pub async fn in_process(provider: Provider) -> anyhow::Result<Self> {
         let admin_token = random_token();
-        let provider_token = random_token();
+        let (provider_token, provider_vars) = provider_secrets(provider);
         let webhook_secret = format!("whsec_{}", BASE64.encode(rand::random::<[u8; 32]>()));
         // The listener's port must be known before the configuration is
         // built (it is the PUBLIC_BASE_URL signatures are checked against),
@@ -67,16 +99,11 @@ impl Service {
             .context("finding a free port")?
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let token_variable = match provider {
-            Provider::Twilio => "TWILIO_AUTH_TOKEN",
-            Provider::Plivo => "PLIVO_AUTH_TOKEN",
-        };
         let vars = [
             ("HOST", "127.0.0.1"),
             ("PORT", &port.to_string()),
             ("PUBLIC_BASE_URL", &url),
             ("ADMIN_TOKEN", &admin_token),
-            (token_variable, &provider_token),
             ("WEBHOOK_SECRET", &webhook_secret),
             // The webhook receiver is on loopback.
             ("ALLOW_PRIVATE_WEBHOOKS", "true"),
@@ -85,7 +112,8 @@ impl Service {
             ("FORWARD_TIMEOUT_SECS", "2"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let config = Config::from_vars(vars).context("configuring the service")?;
+        let config = Config::from_vars(vars.into_iter().chain(provider_vars))
+            .context("configuring the service")?;
         let app = Application::build(config)
             .await
             .context("starting the service")?;

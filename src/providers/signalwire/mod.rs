@@ -68,3 +68,124 @@ impl Provider for SignalWire {
         render(script, &dialect)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::{PhoneNumber, Region};
+    use crate::domain::subscriber::{ClientIdentity, Target};
+    use crate::providers::parsed_markup::parse;
+    use crate::providers::{Dial, DialTarget, Step};
+
+    fn script() -> CallScript {
+        let number = PhoneNumber::parse("+12025550201", Region::default()).unwrap();
+        let whispered = |target| DialTarget {
+            target,
+            pickup_url: Some("https://relay.example.com/signalwire/screen".into()),
+            screened: false,
+        };
+        CallScript(vec![Step::Dial(Dial {
+            targets: vec![
+                whispered(Target::Phone(number)),
+                whispered(Target::Client(ClientIdentity::parse("alice").unwrap())),
+            ],
+            caller_id: None,
+            timeout_secs: 20,
+            action_url: "https://relay.example.com/signalwire/dial-status".into(),
+            screen_url: None,
+            leg_events_url: None,
+        })])
+    }
+
+    #[test]
+    fn cxml_dials_softphones_as_verto_clients_of_the_space_with_no_attributes() {
+        let mut vars = ProviderVars::default();
+        vars.insert(SIP_DOMAIN, "example".into()).unwrap();
+        let dial = &parse(&SignalWire::render(&vars, &script())).children[0];
+        assert_eq!(dial.attr("answerOnBridge"), Some("true"));
+        assert_eq!(dial.child_names(), ["Number", "Verto"]);
+        assert_eq!(dial.children[1].text, "alice@example.verto.signalwire.com");
+        assert!(
+            dial.children[1].attrs.is_empty(),
+            "<Verto> takes no attributes"
+        );
+        assert!(dial.children[0].attr("url").is_some());
+    }
+
+    #[test]
+    fn without_the_sip_domain_a_verto_client_is_its_bare_identity() {
+        let dial = &parse(&SignalWire::render(&ProviderVars::default(), &script())).children[0];
+        assert_eq!(dial.children[1].text, "alice");
+    }
+
+    #[test]
+    fn the_sip_domain_must_be_a_domain_label() {
+        assert!(SignalWire::check_variable(SIP_DOMAIN, "my-space").is_ok());
+        assert!(SignalWire::check_variable(SIP_DOMAIN, "my space.com").is_err());
+    }
+
+    #[test]
+    fn the_published_vector_verifies_with_either_header() {
+        // PROTOCOLS.md "SignalWire cXML", from SignalWire's validator tests.
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let params = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675309"),
+            ("Digits", "1234"),
+            ("From", "+14158675309"),
+            ("To", "+18005551212"),
+        ];
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        let mut vars = ProviderVars::default();
+        vars.insert(SIGNING_KEY, "12345".into()).unwrap();
+        for header in ["x-signalwire-signature", "x-twilio-signature"] {
+            let mut headers = actix_web::http::header::HeaderMap::new();
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static(header),
+                actix_web::http::header::HeaderValue::from_static("RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+            );
+            let request = WebhookRequest {
+                method: &actix_web::http::Method::POST,
+                url,
+                headers: &headers,
+                body: body.as_bytes(),
+                received_at: crate::domain::session::Timestamp::now(),
+            };
+            let read = SignalWire::verify(&vars, &request).unwrap();
+            assert_eq!(read.get("Digits"), Some("1234"), "{header}");
+            let forged = WebhookRequest {
+                body: b"CallSid=CA1",
+                ..request
+            };
+            assert_eq!(
+                SignalWire::verify(&vars, &forged),
+                Err(SignatureError::Mismatch)
+            );
+        }
+    }
+
+    #[test]
+    fn the_published_json_vector_verifies_through_its_body_hash() {
+        let url = "https://example.ngrok.io/webhook?bodySHA256=69f3cbfc18e386ef8236cb7008cd5a54b7fed637a8cb3373b5a1591d7f0fd5f4";
+        let key = b"PSKtest1234567890abcdef";
+        let headers = actix_web::http::header::HeaderMap::new();
+        let request = |body: &'static [u8]| WebhookRequest {
+            method: &actix_web::http::Method::POST,
+            url,
+            headers: &headers,
+            body,
+            received_at: crate::domain::session::Timestamp::now(),
+        };
+        let genuine = request(br#"{"event":"call.state"}"#);
+        assert!(
+            signature::verify_request(key, &genuine, Some("dfO9ek8mxyFtn2nMz24plPmPfIY=")).is_ok()
+        );
+        let tampered = request(br#"{"event":"call.ended"}"#);
+        assert_eq!(
+            signature::verify_request(key, &tampered, Some("dfO9ek8mxyFtn2nMz24plPmPfIY=")),
+            Err(SignatureError::Mismatch)
+        );
+    }
+}

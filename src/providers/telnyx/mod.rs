@@ -67,3 +67,55 @@ impl Provider for Telnyx {
         render(script, &DIALECT)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::{PhoneNumber, Region};
+    use crate::domain::subscriber::{ClientIdentity, Target};
+    use crate::providers::parsed_markup::parse;
+    use crate::providers::{Dial, DialTarget, Step};
+
+    fn target(target: Target) -> DialTarget {
+        DialTarget {
+            target,
+            pickup_url: Some("https://relay.example.com/telnyx/screen?d=x".into()),
+            screened: false,
+        }
+    }
+
+    #[test]
+    fn texml_dials_softphones_as_telnyx_sip_users_without_answer_on_bridge() {
+        let number = PhoneNumber::parse("+12025550201", Region::default()).unwrap();
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![
+                target(Target::Phone(number)),
+                target(Target::Client(ClientIdentity::parse("alice").unwrap())),
+            ],
+            caller_id: None,
+            timeout_secs: 20,
+            action_url: "https://relay.example.com/telnyx/dial-status".into(),
+            screen_url: None,
+            leg_events_url: None,
+        })]);
+        let dial = &parse(&Telnyx::render(&ProviderVars::default(), &script)).children[0];
+        assert_eq!(dial.attr("answerOnBridge"), None);
+        assert_eq!(dial.child_names(), ["Number", "Sip"]);
+        assert_eq!(dial.children[1].text, "sip:alice@sip.telnyx.com");
+        assert!(
+            dial.children.iter().all(|n| n.attr("url").is_some()),
+            "every leg has its whisper"
+        );
+    }
+
+    #[test]
+    fn voicemail_is_recorded_on_one_channel() {
+        let script = CallScript(vec![Step::Record {
+            action_url: "https://relay.example.com/telnyx/voicemail".into(),
+            max_length_secs: 120,
+        }]);
+        let record = &parse(&Telnyx::render(&ProviderVars::default(), &script)).children[0];
+        assert_eq!(record.attr("channels"), Some("single"));
+        assert_eq!(record.attr("maxLength"), Some("120"));
+    }
+}

@@ -120,7 +120,12 @@ fn write_noun(w: &mut XmlWriter<'_>, target: &DialTarget, dialect: &Dialect<'_>)
         Target::Client(identity) => client_noun(identity, dialect.client),
     };
     let mut element = w.create_element(name);
-    if let Some(url) = &target.pickup_url {
+    // SignalWire's `<Verto>` takes no attributes: a softphone there has no
+    // whisper, so it is neither screened nor named when it answers among
+    // several (README, "Point a SignalWire number at ringrelay").
+    let takes_url = !(matches!(target.target, Target::Client(_))
+        && matches!(dialect.client, ClientNoun::Verto { .. }));
+    if let Some(url) = target.pickup_url.as_ref().filter(|_| takes_url) {
         // The provider fetches this markup and runs it on the callee's leg
         // before bridging: that tells us who answered, and is where
         // screening asks the callee to accept.

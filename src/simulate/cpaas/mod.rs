@@ -1,12 +1,13 @@
 //! The CPaaS: takes the forwarded call, signs every request to the service
 //! exactly as the provider does, and executes the markup it gets back with
-//! the provider's semantics, on a virtual clock. What both providers share
+//! the provider's semantics, on a virtual clock. What every provider shares
 //! is here (the wire, the ringing of a Dial's nouns, the caller's side of a
-//! greeting); each provider's own semantics are in its file.
+//! greeting); each provider's own semantics are in its file: Plivo's, and the
+//! TwiML family's (Twilio, Telnyx, SignalWire), which differ in a flavour.
 
 mod markup;
 pub mod plivo;
-pub mod twilio;
+pub mod twiml;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,12 +88,15 @@ pub async fn run(
     cpaas: Cpaas<'_>,
     forwarded: Forwarded,
 ) -> Result<(CallEnd, Documents), Error> {
+    let flavour = match provider {
+        Provider::Twilio => Some(&twiml::TWILIO),
+        Provider::Telnyx => Some(&twiml::TELNYX),
+        Provider::SignalWire => Some(&twiml::SIGNALWIRE),
+        Provider::Plivo => None,
+    };
     let wire = Wire {
         cpaas: &cpaas,
-        sign: match provider {
-            Provider::Twilio => twilio::sign,
-            Provider::Plivo => plivo::sign,
-        },
+        sign: flavour.map_or(plivo::sign, |f| f.sign),
         documents: Mutex::default(),
     };
     let mut call = Call {
@@ -100,9 +104,9 @@ pub async fn run(
         answered: false,
         end: CallEnd::default(),
     };
-    match provider {
-        Provider::Twilio => twilio::run(&mut call, &forwarded).await?,
-        Provider::Plivo => plivo::run(&mut call, &forwarded).await?,
+    match flavour {
+        Some(flavour) => twiml::run(&mut call, &forwarded, flavour).await?,
+        None => plivo::run(&mut call, &forwarded).await?,
     }
     let end = call.end;
     let documents = wire.documents.into_inner().expect("documents lock");
@@ -116,8 +120,14 @@ fn param(name: &str, value: impl Into<String>) -> (String, String) {
     (name.to_owned(), value.into())
 }
 
-/// Signs a POST of `params` to the absolute `url`: the headers to send.
-type Signer = fn(&[u8], &str, &[(String, String)]) -> Vec<(&'static str, String)>;
+/// Signs a POST to the absolute `url` of `body`, the encoded form of
+/// `params`, with the provider's secret: the headers to send.
+type Signer = fn(
+    secret: &[u8],
+    url: &str,
+    body: &[u8],
+    params: &[(String, String)],
+) -> Vec<(&'static str, String)>;
 
 /// Requests to the service, signed as the provider signs them, and the
 /// checks of what comes back.
@@ -153,6 +163,16 @@ impl Wire<'_> {
                     self.cpaas.public_base_url
                 ))
             })?;
+        // Encoded here, so that what is signed is exactly what is sent.
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        let signature = (self.sign)(
+            self.cpaas.auth_token.expose_secret().as_bytes(),
+            url,
+            body.as_bytes(),
+            params,
+        );
         let mut request = self
             .cpaas
             .client
@@ -160,12 +180,12 @@ impl Wire<'_> {
                 "{}{path}",
                 self.cpaas.service_url.trim_end_matches('/')
             ))
-            .form(params);
-        for (name, value) in (self.sign)(
-            self.cpaas.auth_token.expose_secret().as_bytes(),
-            url,
-            params,
-        ) {
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        for (name, value) in signature {
             request = request.header(name, value);
         }
         Ok(request

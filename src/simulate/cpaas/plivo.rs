@@ -188,6 +188,7 @@ static CONFIRM_SOUND: Grammar = Grammar {
 pub(super) fn sign(
     token: &[u8],
     url: &str,
+    _body: &[u8],
     params: &[(String, String)],
 ) -> Vec<(&'static str, String)> {
     let nonce = format!("{:020}", rand::random::<u64>());
