@@ -13,7 +13,8 @@ use super::{CallFlow, FlowError};
 use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{
-    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionState, Timestamp,
+    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionId, SessionState,
+    Timestamp,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
 use crate::providers::{
@@ -113,7 +114,13 @@ impl CallFlow {
                 }
                 let plan = DialPlan::for_session(subscriber, Some(&session));
                 let next = first_ring(&plan);
-                self.script_for(routes, subscriber, Some(&session), session.caller(), next)
+                self.script_for(
+                    routes,
+                    subscriber,
+                    Some(session.id()),
+                    session.caller(),
+                    next,
+                )
             }
             Ok(None) => {
                 tracing::info!(call_sid = %call.call_id, "no session waits for this caller on a shared forwarding number");
@@ -147,7 +154,7 @@ impl CallFlow {
         let caller = query.caller();
         let Some(id) = query.session.clone() else {
             // The store failed at the claim: there is no session to record in.
-            return self.hunt_without_session(routes, &subscriber, &caller, attempt, result);
+            return self.hunt_without_session(routes, &subscriber, None, &caller, attempt, result);
         };
         let now = Timestamp::now();
         let updated = self
@@ -194,26 +201,36 @@ impl CallFlow {
                 }
                 let plan = DialPlan::for_session(&subscriber, Some(&session));
                 let next = next_after(&plan, &session, attempt);
-                self.script_for(routes, &subscriber, Some(&session), session.caller(), next)
+                self.script_for(
+                    routes,
+                    &subscriber,
+                    Some(session.id()),
+                    session.caller(),
+                    next,
+                )
             }
             Err(FlowError::SessionNotFound) => {
                 tracing::warn!(session_id = %id, "dial callback for a session that is gone or not the subscriber's");
                 hangup()
             }
             Err(err) => {
-                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the dial's outcome; hunting on without the session");
-                self.hunt_without_session(routes, &subscriber, &caller, attempt, result)
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the dial's outcome; hunting on without it");
+                // The session is still named in the next callbacks: once the
+                // store is back, the rest of the call is recorded again.
+                self.hunt_without_session(routes, &subscriber, Some(&id), &caller, attempt, result)
             }
         }
     }
 
-    /// The hunt when the session cannot be read or written: done when the
-    /// provider says the leg was bridged (or does not say otherwise) or the
-    /// caller left, else the next step of the plan.
+    /// The hunt when the session cannot be read or written (or there is
+    /// none, `session_id`): done when the provider says the leg was bridged
+    /// (or does not say otherwise) or the caller left, else the next step of
+    /// the plan.
     fn hunt_without_session(
         &self,
         routes: &ProviderRoutes,
         subscriber: &Subscriber,
+        session_id: Option<&SessionId>,
         caller: &Caller,
         attempt: DialAttempt,
         result: DialResult,
@@ -223,7 +240,13 @@ impl CallFlow {
             DialStatus::Canceled => hangup(),
             _ => {
                 let plan = DialPlan::for_session(subscriber, None);
-                self.script_for(routes, subscriber, None, caller, next_step(&plan, attempt))
+                self.script_for(
+                    routes,
+                    subscriber,
+                    session_id,
+                    caller,
+                    next_step(&plan, attempt),
+                )
             }
         }
     }
@@ -271,17 +294,12 @@ impl CallFlow {
         &self,
         routes: &ProviderRoutes,
         subscriber: &Subscriber,
-        session: Option<&Session>,
+        session_id: Option<&SessionId>,
         caller: &Caller,
         next: Next<'_>,
     ) -> CallScript {
         let query = |attempt: DialAttempt| {
-            CallbackQuery::new(
-                &subscriber.number,
-                session.map(Session::id),
-                caller,
-                attempt,
-            )
+            CallbackQuery::new(&subscriber.number, session_id, caller, attempt)
         };
         let dial = |attempt: DialAttempt, targets: Vec<DialTarget>, screened: bool| {
             let query = query(attempt);

@@ -1,24 +1,69 @@
 //! The Redis connection every part of the service uses (the store and the
 //! event bus's publisher).
 
-use redis::RedisFuture;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use std::time::Duration;
 
-/// A connection to Redis: a command that fails because the connection
-/// had dropped (Redis restarted while this instance was idle) is sent once
-/// more, on the connection the manager makes anew. Without this the first
-/// command after every restart fails. Each command of ours is safe to
-/// repeat: a claim remembers the call that made it, a session update is
-/// versioned, the other writes set what they set.
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{RedisError, RedisFuture, RetryMethod};
+
+/// How long a command keeps being retried while Redis says to wait (it is
+/// loading its data after a restart, for some 100 ms; a failover is under
+/// way), and how long between tries.
+const WAIT_BUDGET: Duration = Duration::from_secs(1);
+const WAIT_STEP: Duration = Duration::from_millis(50);
+
+/// A connection to Redis that rides out a restart:
+/// - a command that fails because the connection had dropped (Redis
+///   restarted while this instance was idle) is sent once more, on the
+///   connection the manager makes anew; without this the first command after
+///   every restart fails;
+/// - a command Redis answers "wait and retry" (`LOADING` while it reads its
+///   data back, `TRYAGAIN`, `MASTERDOWN`) is tried again for up to a second.
+///
+/// Each command of ours is safe to repeat: a claim remembers the call that
+/// made it, a session update is versioned, creating a session recognises its
+/// own earlier write, the other writes set what they set.
 #[derive(Clone)]
 pub struct RetryOnce(pub ConnectionManager);
+
+/// Whether Redis asked to be asked again shortly.
+pub fn says_wait(err: &RedisError) -> bool {
+    matches!(err.retry_method(), RetryMethod::WaitAndRetry)
+}
+
+/// What one command has retried so far.
+#[derive(Default)]
+struct Retries {
+    resent: bool,
+    waited: Duration,
+}
+
+impl Retries {
+    /// Whether to send the command again after `err` (having waited, when
+    /// Redis asked to).
+    async fn again(&mut self, err: &RedisError) -> bool {
+        if err.is_connection_dropped() && !self.resent {
+            self.resent = true;
+            return true;
+        }
+        if says_wait(err) && self.waited < WAIT_BUDGET {
+            tokio::time::sleep(WAIT_STEP).await;
+            self.waited += WAIT_STEP;
+            return true;
+        }
+        false
+    }
+}
 
 impl ConnectionLike for RetryOnce {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
         Box::pin(async move {
-            match self.0.req_packed_command(cmd).await {
-                Err(err) if err.is_connection_dropped() => self.0.req_packed_command(cmd).await,
-                answered => answered,
+            let mut retries = Retries::default();
+            loop {
+                match self.0.req_packed_command(cmd).await {
+                    Err(err) if retries.again(&err).await => {}
+                    answered => return answered,
+                }
             }
         })
     }
@@ -30,16 +75,63 @@ impl ConnectionLike for RetryOnce {
         count: usize,
     ) -> RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
-            match self.0.req_packed_commands(cmd, offset, count).await {
-                Err(err) if err.is_connection_dropped() => {
-                    self.0.req_packed_commands(cmd, offset, count).await
+            let mut retries = Retries::default();
+            loop {
+                match self.0.req_packed_commands(cmd, offset, count).await {
+                    Err(err) if retries.again(&err).await => {}
+                    answered => return answered,
                 }
-                answered => answered,
             }
         })
     }
 
     fn get_db(&self) -> i64 {
         self.0.get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{ErrorKind, ServerErrorKind};
+
+    use super::*;
+
+    fn error(kind: ErrorKind) -> RedisError {
+        RedisError::from((kind, "test"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loading_redis_is_asked_again_for_up_to_a_second() {
+        let loading = error(ErrorKind::Server(ServerErrorKind::BusyLoading));
+        let mut retries = Retries::default();
+        let started = tokio::time::Instant::now();
+        let mut tries = 1;
+        while retries.again(&loading).await {
+            tries += 1;
+        }
+        assert_eq!(started.elapsed(), WAIT_BUDGET);
+        assert_eq!(
+            tries,
+            1 + (WAIT_BUDGET.as_millis() / WAIT_STEP.as_millis()) as usize
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_connection_is_resent_once_and_a_plain_error_never() {
+        let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(dropped.is_connection_dropped());
+        let mut retries = Retries::default();
+        assert!(retries.again(&dropped).await, "resent once");
+        assert!(!retries.again(&dropped).await, "not twice");
+        let refused = error(ErrorKind::Server(ServerErrorKind::ResponseError));
+        assert!(
+            !retries.again(&refused).await,
+            "an error answer is the answer"
+        );
+        assert!(
+            !retries
+                .again(&error(ErrorKind::Server(ServerErrorKind::NoScript)))
+                .await
+        );
     }
 }

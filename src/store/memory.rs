@@ -271,10 +271,15 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         if let Some(call_id) = session.device_call_id() {
             let key = (session.subscriber().clone(), call_id.to_owned());
-            if let Some(existing) = inner.device_calls.get(&key).cloned()
-                && let Some(stored) = inner.live_session(&existing, now)
-            {
-                return Ok(SessionCreated::Existing(Box::new(stored.view())));
+            if let Some(existing) = inner.device_calls.get(&key).cloned() {
+                // This very session: written already (as a resent create is
+                // on Redis), not a retried report.
+                if existing == *session.id() && inner.live_session(&existing, now).is_some() {
+                    return Ok(SessionCreated::Created);
+                }
+                if let Some(stored) = inner.live_session(&existing, now) {
+                    return Ok(SessionCreated::Existing(Box::new(stored.view())));
+                }
             }
         }
         inner.write_session(session, ttl, now);

@@ -174,6 +174,9 @@ static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
         r"
 if KEYS[6] then
   local existing = redis.call('GET', KEYS[6])
+  -- The key naming this very session is this script's own earlier write
+  -- (resent after the connection dropped): not a retried report.
+  if existing == ARGV[4] then return false end
   if existing then
     local old = redis.call('HMGET', ARGV[8] .. ':ses:' .. existing, 'data', 'version', 'claim')
     if old[1] then return old end
@@ -490,7 +493,9 @@ fn redis_error(context: &'static str) -> impl FnOnce(RedisError) -> StoreError {
             || err.is_timeout()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
-            || err.is_unrecoverable_error();
+            || err.is_unrecoverable_error()
+            // Still loading, or failing over, after the retries gave up.
+            || super::connection::says_wait(&err);
         let err = anyhow::Error::new(err).context(context);
         if unavailable {
             StoreError::Unavailable(err)

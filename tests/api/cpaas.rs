@@ -120,6 +120,7 @@ for_each_provider! {
         voice_on_another_instance_claims_the_session_and_the_first_continues_the_hunt,
         voice_gives_the_session_to_exactly_one_webhook_across_two_instances,
         voice_and_dial_status_still_dial_from_the_last_known_subscriber_when_redis_is_down,
+        dial_status_keeps_naming_the_session_when_redis_fails_mid_hunt,
         voice_says_the_unknown_call_message_when_redis_is_down_and_the_subscriber_was_never_seen,
         voice_says_the_unknown_call_message_when_the_webhook_describes_no_call,
         dial_status_and_voicemail_hang_up_when_the_callback_query_is_not_ours,
@@ -1386,6 +1387,24 @@ async fn voice_and_dial_status_still_dial_from_the_last_known_subscriber_when_re
         laptop.attr("callerId"),
         Some(cpaas.rendered_number(CALLER).as_str())
     );
+}
+
+/// The store fails mid-hunt: the next Dial still names the session, so
+/// that the rest of the call is recorded in it once the store is back.
+async fn dial_status_keeps_naming_the_session_when_redis_fails_mid_hunt(cpaas: Cpaas) {
+    let app = spawn_app(Backend::redis()).await;
+    let alice_reg = app.register(ALICE, &alice()).await;
+    let alices = ring(&app, &alice_reg, Some(CALLER)).await;
+    let first = forwarded(&app, cpaas, CALLER, SHARED).await;
+    let desk = only_dial(&first);
+    assert_eq!(session_in(desk).as_deref(), Some(alices.as_str()));
+    app.backend.test_redis().stop();
+
+    let second = dial_ended(&app, cpaas, desk, DialEnd::Busy).await;
+
+    let laptop = only_dial(&second);
+    assert_eq!(nouns(laptop), [cpaas.client_noun("alice")]);
+    assert_callback(laptop, cpaas.routes().dial_status, &alices);
 }
 
 async fn voice_says_the_unknown_call_message_when_redis_is_down_and_the_subscriber_was_never_seen(

@@ -568,6 +568,20 @@ both_backends! {
         assert!(other.take_idle_sessions(10).await.unwrap().is_empty(), "each is handed out once");
     };
 
+    creating_the_same_session_again_is_not_a_retried_report => |backend: Backend| async move {
+        // A create resent after the connection dropped under it must not
+        // take its own first write for an earlier report of the call.
+        let store = store_for(&backend);
+        let session = awaiting_with(ALICE, caller(CALLER_A), Timestamp::now(), Some("call-7"));
+        assert_eq!(store.create_session(&session, TTL).await.unwrap(), SessionCreated::Created);
+        assert_eq!(store.create_session(&session, TTL).await.unwrap(), SessionCreated::Created);
+        let retried_report = awaiting_with(ALICE, caller(CALLER_A), Timestamp::now(), Some("call-7"));
+        assert!(
+            matches!(store.create_session(&retried_report, TTL).await.unwrap(), SessionCreated::Existing(s) if s.id() == session.id()),
+            "a new report of the same call still finds the first"
+        );
+    };
+
     session_for_call_names_the_session_a_call_claimed => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
