@@ -1,7 +1,9 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description of the admin, device,
 //! destination and session routes (contract §3–§6), generated from the
 //! handlers' `#[utoipa::path]` annotations and the `ToSchema` types they read
-//! and write. The CPaaS webhooks and the operations routes are not in it.
+//! and write, plus the CPaaS webhooks of every provider (from the providers'
+//! table; their bodies are the providers' own forms). The operations routes
+//! are not in it.
 
 use std::sync::OnceLock;
 
@@ -52,12 +54,13 @@ use super::{admin, destinations, device, sessions};
             doc::InternalError,
         ),
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ProviderWebhooks),
     tags(
         (name = "admin", description = "Subscribers (`Authorization: Bearer $ADMIN_TOKEN`)."),
         (name = "device", description = "The subscriber's phone (`Authorization: Bearer <device_token>`)."),
         (name = "destinations", description = "A subscriber's other devices: live events, accept and decline."),
         (name = "sessions", description = "One ringing call, from the ring report to its outcome."),
+        (name = "cpaas", description = "The providers' voice webhooks: signed by the provider (403 otherwise), answered with its markup; 503 while its credential is unset."),
     ),
 )]
 struct ApiDoc;
@@ -97,6 +100,68 @@ impl Modify for SecuritySchemes {
                  (`rrc_…`): a plain `POST` to that URL, with no header, answers once.",
             ))),
         );
+    }
+}
+
+/// Every provider's webhook routes, as the providers' table lists them.
+struct ProviderWebhooks;
+
+impl Modify for ProviderWebhooks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::{Content, ResponseBuilder};
+
+        for provider in crate::providers::PROVIDERS {
+            for (path, called_when) in provider.paths.described() {
+                let status_route = path == provider.paths.status;
+                let answer = if status_route {
+                    ResponseBuilder::new().description("Taken note of; no body.")
+                } else {
+                    ResponseBuilder::new()
+                        .description(
+                            "The provider's markup: always valid, also while the store is down.",
+                        )
+                        .content(
+                            provider.markup_content_type,
+                            Content::new(None::<utoipa::openapi::Schema>),
+                        )
+                };
+                let operation = OperationBuilder::new()
+                    .tag("cpaas")
+                    .operation_id(Some(format!(
+                        "{}{}",
+                        provider.name,
+                        path.replace(['/', '-'], "_")
+                    )))
+                    .summary(Some(format!("{}: {called_when}", provider.name)))
+                    .request_body(Some(
+                        RequestBodyBuilder::new()
+                            .content(
+                                "application/x-www-form-urlencoded",
+                                Content::new(None::<utoipa::openapi::Schema>),
+                            )
+                            .build(),
+                    ))
+                    .response(if status_route { "204" } else { "200" }, answer.build())
+                    .response(
+                        "403",
+                        ResponseBuilder::new()
+                            .description("The signature is missing, wrong or stale.")
+                            .build(),
+                    )
+                    .response(
+                        "503",
+                        ResponseBuilder::new()
+                            .description(format!("`{}` is unset.", provider.variables[0]))
+                            .build(),
+                    )
+                    .build();
+                openapi
+                    .paths
+                    .add_path_operation(path, vec![HttpMethod::Post], operation);
+            }
+        }
     }
 }
 
@@ -274,7 +339,7 @@ mod tests {
             .operations()
             .map(|(path, method, _)| (path, method.as_str().to_ascii_lowercase()))
             .collect();
-        assert_eq!(operations.len(), ROUTES.len());
+        assert_eq!(operations.len(), ROUTES.len() + provider_routes().len());
         // Every parameter, body and response the parser can resolve resolves.
         for (path, method, operation) in spec.operations() {
             for parameter in &operation.parameters {
@@ -298,6 +363,41 @@ mod tests {
         }
     }
 
+    /// Every provider's webhook paths, from the providers' table.
+    fn provider_routes() -> Vec<&'static str> {
+        crate::providers::PROVIDERS
+            .iter()
+            .flat_map(|p| p.paths.described().map(|(path, _)| path))
+            .collect()
+    }
+
+    #[test]
+    fn every_providers_webhooks_are_documented_with_their_refusals() {
+        let doc = json_document();
+        for provider in crate::providers::PROVIDERS {
+            for (path, _) in provider.paths.described() {
+                let operation = &doc["paths"][path]["post"];
+                assert_eq!(operation["tags"], json!(["cpaas"]), "{path}");
+                let answered = if path == provider.paths.status {
+                    "204"
+                } else {
+                    "200"
+                };
+                for status in [answered, "403", "503"] {
+                    assert!(
+                        operation["responses"][status].is_object(),
+                        "{path} {status}"
+                    );
+                }
+                let unset = operation["responses"]["503"]["description"]
+                    .as_str()
+                    .unwrap();
+                assert!(unset.contains(provider.variables[0]), "{path}: {unset}");
+            }
+        }
+        assert!(doc["paths"]["/telnyx/voice"]["post"]["responses"]["200"]["content"]["text/xml; charset=utf-8"].is_object());
+    }
+
     #[test]
     fn lists_every_route_with_its_methods_statuses_and_security() {
         let doc = json_document();
@@ -315,6 +415,7 @@ mod tests {
         let expected: BTreeSet<(&str, &str)> = ROUTES
             .iter()
             .map(|(path, method, ..)| (*path, *method))
+            .chain(provider_routes().into_iter().map(|path| (path, "post")))
             .collect();
         assert_eq!(documented, expected);
 

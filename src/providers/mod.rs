@@ -44,6 +44,9 @@ pub struct ProviderEntry {
     pub variables: &'static [&'static str],
     /// Checks a variable's value at start: the problem, to name with it.
     pub check_variable: fn(name: &str, value: &str) -> Result<(), String>,
+    /// Its routes' paths, and the type of its markup (for the API document).
+    pub paths: ProviderRoutes,
+    pub markup_content_type: &'static str,
     /// Registers its routes.
     pub routes: fn(&mut actix_web::web::ServiceConfig),
 }
@@ -54,6 +57,8 @@ impl ProviderEntry {
             name: P::NAME,
             variables: P::VARIABLES,
             check_variable: P::check_variable,
+            paths: P::ROUTES,
+            markup_content_type: P::MARKUP_CONTENT_TYPE,
             routes: crate::http::provider_routes::<P>,
         }
     }
@@ -216,6 +221,29 @@ pub struct ProviderRoutes {
     pub voicemail: &'static str,
     pub screen: &'static str,
     pub screen_result: &'static str,
+}
+
+impl ProviderRoutes {
+    /// Every path, with what calls it.
+    pub fn described(&self) -> [(&'static str, &'static str); 6] {
+        [
+            (
+                self.answer,
+                "a call reaches the forwarding number (the number's voice URL)",
+            ),
+            (self.dial_status, "a Dial we returned ended (its action)"),
+            (
+                self.screen,
+                "a dialed leg picked up: the whisper (a noun's url or confirmSound)",
+            ),
+            (self.screen_result, "the key a screened callee pressed"),
+            (self.voicemail, "a Record we returned ended"),
+            (
+                self.status,
+                "the call's status changed (set on the number), or a Dial's leg events",
+            ),
+        ]
+    }
 }
 
 /// Form parameters as received: decoded, in order, repeated names kept
