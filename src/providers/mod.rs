@@ -4,8 +4,7 @@
 //! this neutral model.
 
 mod markup;
-#[cfg(test)]
-mod parsed_markup;
+pub(crate) mod parsed_markup;
 pub mod plivo;
 #[cfg(test)]
 mod properties;

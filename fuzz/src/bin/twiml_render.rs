@@ -1,0 +1,3 @@
+fn main() {
+    afl::fuzz!(|data: &[u8]| ringrelay::fuzzing::twiml_render(data));
+}
