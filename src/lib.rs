@@ -8,6 +8,8 @@
 pub mod config;
 pub mod domain;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod notify;

@@ -9,7 +9,7 @@ mod device;
 pub mod error;
 mod guessing;
 mod health;
-mod json;
+pub(crate) mod json;
 mod openapi;
 mod providers;
 mod sessions;

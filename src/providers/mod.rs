@@ -5,8 +5,7 @@
 //! neutral model. Adding a provider is one module implementing [`Provider`]
 //! and one line in [`PROVIDERS`].
 
-#[cfg(test)]
-mod parsed_markup;
+pub(crate) mod parsed_markup;
 pub mod plivo;
 #[cfg(test)]
 mod properties;

@@ -1,5 +1,6 @@
-//! Test support: a rendered TwiML or Plivo XML document read back into a
-//! tree, so that renderer tests assert on elements and attributes (and on
+//! Test and fuzzing support: a rendered TwiML or Plivo XML document read
+//! back into a tree, so that renderer tests and the fuzz targets
+//! (`crate::fuzzing`) assert on elements and attributes (and on
 //! well-formedness) rather than on strings.
 
 use quick_xml::escape::resolve_predefined_entity;
@@ -34,7 +35,11 @@ impl Node {
             children: Vec::new(),
         }
     }
+}
 
+/// What the renderers' unit tests ask of an element.
+#[cfg(test)]
+impl Node {
     pub fn attr(&self, key: &str) -> Option<&str> {
         self.attrs
             .iter()

@@ -149,7 +149,7 @@ fn url_signature_matches(
 /// non-default port, an unknown scheme, or something that is not an absolute
 /// URL. Edits the authority text in place so the path and query keep their
 /// exact bytes.
-fn default_port_variant(url: &str) -> Option<String> {
+pub(crate) fn default_port_variant(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let default_port = if scheme.eq_ignore_ascii_case("https") {
         "443"
