@@ -34,6 +34,7 @@ pub type FuzzTarget = fn(&[u8]);
 pub const TARGETS: &[(&str, FuzzTarget)] = &[
     ("twilio_webhook", twilio_webhook),
     ("plivo_webhook", plivo_webhook),
+    ("telnyx_webhook", telnyx_webhook),
     ("subscriber_json", subscriber_json),
     ("callback_query", callback_query),
     ("twiml_render", twiml_render),
@@ -136,6 +137,77 @@ pub fn twilio_webhook(data: &[u8]) {
         assert!(
             verified::<Twilio>(&url, &headers, body).is_ok(),
             "refused the genuine signature of {url:?} and {params:?}"
+        );
+    }
+}
+
+/// The seed of the key pair the Telnyx target signs and checks with (the
+/// signed seeds are signed with it), and the time it checks at.
+const TELNYX_SEED: [u8; 32] = [7; 32];
+const TELNYX_NOW_SECS: i64 = 1_700_000_000;
+
+/// A Telnyx webhook, written as `telnyx-timestamp \n
+/// telnyx-signature-ed25519 \n raw body`.
+///
+/// The form reads back the same, every field is read without a panic, and
+/// the Ed25519 check accepts exactly what the key signed, in time: an
+/// accepted request carries the one signature of `timestamp|body` (Ed25519
+/// signs deterministically, and the strict check refuses malleated ones)
+/// and a timestamp within 300 s of now; the genuine signature of a timely
+/// request is accepted.
+pub fn telnyx_webhook(data: &[u8]) {
+    use crate::providers::telnyx::{Telnyx, signature as telnyx};
+    let [timestamp, signature, body] = webhook_request(data);
+    let params = read_form(body);
+    read_every_field::<Telnyx>(&params);
+    let key = ed25519_dalek::SigningKey::from_bytes(&TELNYX_SEED);
+    let now = crate::domain::session::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000)
+        .expect("a valid time");
+    let text = |raw: &[u8]| std::str::from_utf8(raw).ok().map(str::to_owned);
+    let (timestamp, signature) = (text(timestamp), text(signature));
+    let checked = telnyx::verify(
+        &key.verifying_key(),
+        timestamp.as_deref(),
+        signature.as_deref(),
+        body,
+        now,
+    );
+    let timely = |t: &str| {
+        t.trim()
+            .parse::<i64>()
+            .is_ok_and(|t| (TELNYX_NOW_SECS - t).abs() <= telnyx::TOLERANCE_SECS)
+    };
+    if checked.is_ok() {
+        let timestamp = timestamp
+            .as_deref()
+            .expect("accepted with a timestamp")
+            .trim();
+        assert!(
+            timely(timestamp),
+            "accepted the stale timestamp {timestamp:?}"
+        );
+        assert_eq!(
+            signature.as_deref().map(str::trim),
+            Some(telnyx::sign(&key, timestamp, body).as_str()),
+            "accepted a signature the key did not make"
+        );
+    }
+    if let Some(timestamp) = timestamp
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| timely(t) && !t.is_empty())
+    {
+        let genuine = telnyx::sign(&key, timestamp, body);
+        assert_eq!(
+            telnyx::verify(
+                &key.verifying_key(),
+                Some(timestamp),
+                Some(&genuine),
+                body,
+                now
+            ),
+            Ok(()),
+            "refused the genuine signature of {timestamp:?}"
         );
     }
 }
@@ -719,6 +791,24 @@ mod tests {
             assert_eq!(
                 verified::<Plivo>(&url, &headers, body).err(),
                 None,
+                "{}",
+                path.display()
+            );
+        }
+        for (path, input) in signed("telnyx_webhook") {
+            let [timestamp, signature, body] = webhook_request(&input);
+            let key = ed25519_dalek::SigningKey::from_bytes(&TELNYX_SEED);
+            let now = crate::domain::session::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000);
+            let text = |raw| std::str::from_utf8(raw).ok();
+            assert_eq!(
+                crate::providers::telnyx::signature::verify(
+                    &key.verifying_key(),
+                    text(timestamp),
+                    text(signature),
+                    body,
+                    now.unwrap(),
+                ),
+                Ok(()),
                 "{}",
                 path.display()
             );
