@@ -34,6 +34,32 @@ pub struct Application {
     deliveries: TaskTracker,
 }
 
+/// How many subscribers an instance reads into its memory at start, and
+/// how many times (a second apart) it tries while the store is down.
+const REMEMBERED_AT_START: usize = 10_000;
+const REMEMBER_TRIES: u32 = 60;
+
+/// Fills `last_known` from the store, so that an instance started just
+/// before the store goes away can still dial every subscriber (the voice
+/// routes dial from it when the store fails; later reads keep it current).
+/// Whether the store answered.
+async fn remember_subscribers(store: &dyn Store, last_known: &LastKnownSubscribers) -> bool {
+    match store.some_subscribers(REMEMBERED_AT_START).await {
+        Ok(records) => {
+            last_known.remember(records.iter().map(|r| &r.subscriber));
+            tracing::info!(subscribers = records.len(), "remembered the subscribers");
+            true
+        }
+        Err(err) => {
+            tracing::debug!(
+                error = format!("{err:#}"),
+                "cannot read the subscribers yet"
+            );
+            false
+        }
+    }
+}
+
 /// How long an idle keep-alive connection stays open.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a new connection has to send a request's head.
@@ -59,6 +85,19 @@ impl Application {
             ),
         };
         let last_known = Arc::new(LastKnownSubscribers::default());
+        // Once before serving, so that the first call finds them; in the
+        // background while the store is down.
+        if !remember_subscribers(&*store, &last_known).await {
+            let (store, last_known) = (store.clone(), last_known.clone());
+            tokio::spawn(async move {
+                for _ in 1..REMEMBER_TRIES {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if remember_subscribers(&*store, &last_known).await {
+                        return;
+                    }
+                }
+            });
+        }
         let registry = Registry::new(
             store.clone(),
             SpecRules {

@@ -8,7 +8,7 @@ use redis::{RedisError, RedisFuture, RetryMethod};
 
 /// How long a command keeps being retried while Redis says to wait (it is
 /// loading its data after a restart, for some 100 ms; a failover is under
-/// way), and how long between tries.
+/// way) or cannot be reached (it is restarting), and how long between tries.
 const WAIT_BUDGET: Duration = Duration::from_secs(1);
 const WAIT_STEP: Duration = Duration::from_millis(50);
 
@@ -18,7 +18,8 @@ const WAIT_STEP: Duration = Duration::from_millis(50);
 ///   connection the manager makes anew; without this the first command after
 ///   every restart fails;
 /// - a command Redis answers "wait and retry" (`LOADING` while it reads its
-///   data back, `TRYAGAIN`, `MASTERDOWN`) is tried again for up to a second.
+///   data back, `TRYAGAIN`, `MASTERDOWN`), or that cannot reach Redis (it is
+///   restarting), is tried again for up to a second.
 ///
 /// Each command of ours is safe to repeat: a claim remembers the call that
 /// made it, a session update is versioned, creating a session recognises its
@@ -46,7 +47,11 @@ impl Retries {
             self.resent = true;
             return true;
         }
-        if says_wait(err) && self.waited < WAIT_BUDGET {
+        // Redis restarting refuses connections for a few hundred ms: a
+        // caller waiting that long is better served than one dialed without
+        // the session.
+        let unreachable = err.is_connection_refusal() || err.is_connection_dropped();
+        if (says_wait(err) || unreachable) && self.waited < WAIT_BUDGET {
             tokio::time::sleep(WAIT_STEP).await;
             self.waited += WAIT_STEP;
             return true;
@@ -117,12 +122,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_dropped_connection_is_resent_once_and_a_plain_error_never() {
+    async fn a_dropped_connection_is_resent_and_a_plain_error_never() {
         let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(dropped.is_connection_dropped());
         let mut retries = Retries::default();
-        assert!(retries.again(&dropped).await, "resent once");
-        assert!(!retries.again(&dropped).await, "not twice");
+        assert!(retries.again(&dropped).await, "resent at once");
+        let mut tries = 1;
+        while retries.again(&dropped).await {
+            tries += 1;
+        }
+        assert!(tries > 2, "then tried again while Redis restarts");
         let refused = error(ErrorKind::Server(ServerErrorKind::ResponseError));
         assert!(
             !retries.again(&refused).await,

@@ -224,6 +224,16 @@ impl Store for MemoryStore {
         Ok(self.lock().subscribers.get(number).cloned())
     }
 
+    async fn some_subscribers(&self, limit: usize) -> Result<Vec<SubscriberRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .subscribers
+            .values()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(old) = inner.subscribers.remove(number) else {

@@ -53,6 +53,10 @@ pub trait Store: Send + Sync + 'static {
         number: &PhoneNumber,
     ) -> Result<Option<SubscriberRecord>, StoreError>;
 
+    /// Up to `limit` subscribers, in no particular order: what an instance
+    /// remembers at start, so that it can dial them while the store is down.
+    async fn some_subscribers(&self, limit: usize) -> Result<Vec<SubscriberRecord>, StoreError>;
+
     /// Removes a subscriber and its index entries. Returns whether it existed.
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError>;
 

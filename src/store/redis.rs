@@ -505,6 +505,18 @@ fn redis_error(context: &'static str) -> impl FnOnce(RedisError) -> StoreError {
     }
 }
 
+/// `s` with the characters a `SCAN MATCH` pattern gives a meaning escaped.
+fn glob_escaped(s: &str) -> String {
+    let mut escaped = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 fn decode<T: serde::de::DeserializeOwned>(json: &str, what: &'static str) -> Result<T, StoreError> {
     serde_json::from_str(json)
         .with_context(|| format!("decoding a stored {what}"))
@@ -590,6 +602,45 @@ impl Store for RedisStore {
             .await
             .map_err(self.failed("reading a subscriber"))?;
         json.map(|j| decode(&j, "subscriber")).transpose()
+    }
+
+    async fn some_subscribers(&self, limit: usize) -> Result<Vec<SubscriberRecord>, StoreError> {
+        // SCAN, not KEYS: it never blocks Redis for long, whatever the count.
+        let pattern = format!("{}:sub:*", glob_escaped(&self.prefix));
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(self.failed("listing subscribers"))?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() >= limit {
+                break;
+            }
+        }
+        keys.truncate(limit);
+        let mut records = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.hget(key, "record");
+            }
+            let raw: Vec<Option<String>> = pipe
+                .query_async(&mut self.conn())
+                .await
+                .map_err(self.failed("reading subscribers"))?;
+            for json in raw.into_iter().flatten() {
+                records.push(decode(&json, "subscriber")?);
+            }
+        }
+        Ok(records)
     }
 
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError> {

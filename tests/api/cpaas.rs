@@ -121,6 +121,7 @@ for_each_provider! {
         voice_gives_the_session_to_exactly_one_webhook_across_two_instances,
         voice_and_dial_status_still_dial_from_the_last_known_subscriber_when_redis_is_down,
         dial_status_keeps_naming_the_session_when_redis_fails_mid_hunt,
+        an_instance_started_just_before_redis_goes_down_still_dials_every_subscriber,
         voice_says_the_unknown_call_message_when_redis_is_down_and_the_subscriber_was_never_seen,
         voice_says_the_unknown_call_message_when_the_webhook_describes_no_call,
         dial_status_and_voicemail_hang_up_when_the_callback_query_is_not_ours,
@@ -1405,6 +1406,26 @@ async fn dial_status_keeps_naming_the_session_when_redis_fails_mid_hunt(cpaas: C
     let laptop = only_dial(&second);
     assert_eq!(nouns(laptop), [cpaas.client_noun("alice")]);
     assert_callback(laptop, cpaas.routes().dial_status, &alices);
+}
+
+/// An instance started after the subscriber was registered elsewhere, that
+/// never handled one of her calls, still dials her while Redis is down: it
+/// read the subscribers at start.
+async fn an_instance_started_just_before_redis_goes_down_still_dials_every_subscriber(
+    cpaas: Cpaas,
+) {
+    let a = spawn_app(Backend::redis()).await;
+    a.register(ALICE, &alice()).await;
+    let b = spawn_app_with(
+        a.backend.clone(),
+        &[("REDIS_KEY_PREFIX", &a.config.redis_key_prefix)],
+    )
+    .await;
+    a.backend.test_redis().stop();
+
+    let answer = forwarded(&b, cpaas, CALLER, SHARED).await;
+
+    assert_eq!(nouns(only_dial(&answer)), [cpaas.phone_noun(ALICE_DESK)]);
 }
 
 async fn voice_says_the_unknown_call_message_when_redis_is_down_and_the_subscriber_was_never_seen(

@@ -582,6 +582,20 @@ both_backends! {
         );
     };
 
+    some_subscribers_reads_every_subscriber_up_to_the_limit => |backend: Backend| async move {
+        let store = store_for(&backend);
+        for number in [ALICE, BOB, CAROL] {
+            store.put_subscriber(&record(number, SHARED_FWD, &["desk"])).await.unwrap();
+        }
+        let mut all: Vec<String> = store.some_subscribers(10).await.unwrap()
+            .into_iter().map(|r| r.subscriber.number.as_str().to_owned()).collect();
+        all.sort();
+        assert_eq!(all, [ALICE, BOB, CAROL]);
+        assert_eq!(store.some_subscribers(2).await.unwrap().len(), 2);
+        store.delete_subscriber(&number(BOB)).await.unwrap();
+        assert_eq!(store.some_subscribers(10).await.unwrap().len(), 2);
+    };
+
     session_for_call_names_the_session_a_call_claimed => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
