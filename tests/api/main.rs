@@ -16,4 +16,5 @@ mod ring;
 mod startup;
 mod store;
 mod store_versions;
+mod telnyx;
 mod twilio;
