@@ -31,6 +31,7 @@ fn invalid_configuration_exits_non_zero_with_one_line_naming_the_variable() {
         ("WEBHOOK_SECRET", "secret"),
         ("REDIS_URL", "memcached://localhost"),
         ("LOG_FORMAT", "xml"),
+        ("TELNYX_PUBLIC_KEY", "c2hvcnQ="),
     ];
     for (variable, value) in cases {
         let output = ringrelay(&dir, &[(variable, value)]).output().unwrap();

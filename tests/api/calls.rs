@@ -1,10 +1,11 @@
 //! Call semantics that never lose a call (contract §9), played as each
 //! provider plays them (PROTOCOLS.md "How the providers execute a Dial"):
-//! Twilio rings the nouns together, runs the whisper on the leg that picks
-//! up, hangs the others up, and reports `DialBridged`; Plivo asks every
-//! answering leg for `confirmKey`, keeps the others ringing, and reports its
-//! B legs to the Dial's `callbackUrl`. Every case runs per provider and per
-//! store.
+//! the TwiML family (Twilio, Telnyx, SignalWire) rings the nouns together,
+//! runs the whisper on the leg that picks up and hangs the others up; only
+//! Twilio reports `DialBridged`, so on Telnyx and SignalWire the whisper's
+//! pick-up and the recorded key press decide. Plivo asks every answering leg
+//! for `confirmKey`, keeps the others ringing, and reports its B legs to the
+//! Dial's `callbackUrl`. Every case runs per provider and per store.
 
 use serde_json::{Value, json};
 
@@ -18,24 +19,20 @@ use crate::receiver::{Behaviour, WebhookReceiver};
 
 macro_rules! for_each_provider_and_store {
     ($($case:ident),* $(,)?) => {
-        mod twilio {
+        for_each_provider_and_store!(@provider twilio, Twilio, [$($case),*]);
+        for_each_provider_and_store!(@provider plivo, Plivo, [$($case),*]);
+        for_each_provider_and_store!(@provider telnyx, Telnyx, [$($case),*]);
+        for_each_provider_and_store!(@provider signalwire, SignalWire, [$($case),*]);
+    };
+    (@provider $module:ident, $variant:ident, [$($case:ident),*]) => {
+        mod $module {
             mod memory { $(
                 #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::Twilio, crate::helpers::Backend::Memory).await }
+                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::Memory).await }
             )* }
             mod redis { $(
                 #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::Twilio, crate::helpers::Backend::redis()).await }
-            )* }
-        }
-        mod plivo {
-            mod memory { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::Plivo, crate::helpers::Backend::Memory).await }
-            )* }
-            mod redis { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::Plivo, crate::helpers::Backend::redis()).await }
+                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::redis()).await }
             )* }
         }
     };
@@ -79,8 +76,8 @@ async fn assert_no_more(receiver: &WebhookReceiver, kind: &str, why: &str) {
     assert!(late.is_empty(), "{why}: {late:?}");
 }
 
-/// The provider's Dial action: the Dial ended with `status`, and (Twilio)
-/// `bridged`.
+/// The provider's Dial action: the Dial ended with `status`, and (Twilio
+/// only: no other provider sends `DialBridged`) `bridged`.
 async fn dial_ends(
     app: &TestApp,
     cpaas: Cpaas,
@@ -102,14 +99,16 @@ async fn dial_ends(
         (Cpaas::Twilio, Some(bridged)) => {
             request.with("DialBridged", if bridged { "true" } else { "false" })
         }
-        (Cpaas::Twilio, None) | (Cpaas::Plivo, _) => request.without("DialBridged"),
+        (Cpaas::Twilio, None) | (Cpaas::Plivo | Cpaas::Telnyx | Cpaas::SignalWire, _) => {
+            request.without("DialBridged")
+        }
     };
     request.markup(app).await
 }
 
 /// The leg dialing `address` (as the markup writes it) picks up: what the
-/// provider does on that leg before the bridge. Twilio fetches the noun's
-/// whisper and runs it; Plivo reports the answer to the Dial's
+/// provider does on that leg before the bridge. The TwiML family fetches the
+/// noun's whisper and runs it; Plivo reports the answer to the Dial's
 /// `callbackUrl` and fetches `confirmSound` when there is one. Returns the
 /// markup the leg runs.
 async fn leg_picks_up(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str) -> Node {
@@ -159,10 +158,10 @@ async fn leg_event(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str, acti
     assert_eq!(response.status(), 204);
 }
 
-/// The leg dialing `address` takes the call: a screened Twilio leg presses
-/// 1 at its Gather; an unscreened Twilio leg was bridged by its whisper
-/// already; on Plivo the person presses the confirm key and Plivo reports
-/// the bridge.
+/// The leg dialing `address` takes the call: a screened leg of the TwiML
+/// family presses 1 at its Gather; an unscreened one was bridged by its
+/// whisper already; on Plivo the person presses the confirm key and Plivo
+/// reports the bridge.
 async fn leg_takes_the_call(
     app: &TestApp,
     cpaas: Cpaas,
@@ -192,9 +191,10 @@ async fn leg_takes_the_call(
     }
 }
 
-/// A screened leg picked up and nobody pressed anything: Twilio's Gather
-/// times out and the whisper hangs the leg up (the parent's Dial then ends
-/// `completed` without a bridge); Plivo hangs the leg up and rings on.
+/// A screened leg picked up and nobody pressed anything: in the TwiML family
+/// the Gather times out and the whisper hangs the leg up (the parent's Dial
+/// then ends `completed` without a bridge); Plivo hangs the leg up and rings
+/// on.
 fn assert_screening_prompt(cpaas: Cpaas, whisper: &Node) {
     match cpaas.screening() {
         Screening::WhisperOnTheNoun => {
@@ -229,11 +229,12 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
     // The mobile's voicemail picks up first and presses nothing.
     let whisper = leg_picks_up(&app, cpaas, group, &cell).await;
     assert_screening_prompt(cpaas, &whisper);
-    let after = match cpaas {
-        // Twilio hung the laptop up when the voicemail picked up; the
-        // whisper hung the voicemail up: completed, not bridged. The rest of
-        // the group rings again.
-        Cpaas::Twilio => {
+    let after = match cpaas.screening() {
+        // The provider hung the laptop up when the voicemail picked up; the
+        // whisper hung the voicemail up: completed, not bridged (Twilio says
+        // so; on Telnyx and SignalWire the missing key press tells). The rest
+        // of the group rings again.
+        Screening::WhisperOnTheNoun => {
             let next = dial_ends(&app, cpaas, group, "completed", Some(false)).await;
             let again = only_dial(&next);
             assert_eq!(
@@ -246,7 +247,7 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
         }
         // Plivo hangs up the leg that did not confirm; the laptop rings on
         // in the same Dial.
-        Cpaas::Plivo => first.clone(),
+        Screening::ConfirmKey => first.clone(),
     };
     let dial = only_dial(&after);
     let whisper = leg_picks_up(&app, cpaas, dial, &laptop).await;
@@ -275,8 +276,10 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
             )
         })
         .collect();
+    // Plivo never bridged the cell, so it never counted as picked up.
     assert!(
-        statuses.contains(&("cell".into(), "declined".into())) || cpaas == Cpaas::Plivo,
+        statuses.contains(&("cell".into(), "declined".into()))
+            || cpaas.screening() == Screening::ConfirmKey,
         "{s}"
     );
     assert!(
@@ -307,19 +310,19 @@ async fn a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hun
     let whisper = leg_picks_up(&app, cpaas, desk, &cpaas.rendered_number(ALICE_DESK)).await;
     assert_screening_prompt(cpaas, &whisper);
 
-    // Twilio: the whisper hung up: completed without a bridge (and also
-    // when Twilio leaves DialBridged out, the missing key press decides).
-    // Plivo: the unconfirmed leg is hung up and the Dial times out.
+    // The TwiML family: the whisper hung up: completed without a bridge
+    // (Twilio says so; when it leaves DialBridged out, and always on Telnyx
+    // and SignalWire, the missing key press decides). Plivo: the unconfirmed
+    // leg is hung up and the Dial times out.
     let bridged_flags: &[Option<bool>] = match cpaas {
         Cpaas::Twilio => &[Some(false), None],
-        Cpaas::Plivo => &[None],
+        Cpaas::Telnyx | Cpaas::SignalWire | Cpaas::Plivo => &[None],
+    };
+    let status = match cpaas.screening() {
+        Screening::WhisperOnTheNoun => "completed",
+        Screening::ConfirmKey => "no-answer",
     };
     for (n, bridged) in bridged_flags.iter().enumerate() {
-        let status = if cpaas == Cpaas::Twilio {
-            "completed"
-        } else {
-            "no-answer"
-        };
         let next = dial_ends(&app, cpaas, desk, status, *bridged).await;
         let laptop = only_dial(&next);
         assert_eq!(
@@ -331,10 +334,9 @@ async fn a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hun
     let s = session(&app, &id).await;
     assert_eq!(s["state"], "forwarded", "the call goes on: {s}");
     assert_eq!(s["legs"][0]["destination_id"], "desk", "{s}");
-    let expected = if cpaas == Cpaas::Twilio {
-        "declined"
-    } else {
-        "no-answer"
+    let expected = match cpaas.screening() {
+        Screening::WhisperOnTheNoun => "declined",
+        Screening::ConfirmKey => "no-answer",
     };
     assert_eq!(s["legs"][0]["status"], expected, "{s}");
 }

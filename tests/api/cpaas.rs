@@ -5,8 +5,9 @@
 //! and the session and the destinations' webhooks observed.
 //!
 //! Every case is one `async fn` taking the provider (and, where the store
-//! matters, the backend); `for_each_provider!` runs it for Twilio and Plivo.
-//! What only one provider does lives in `twilio.rs` and `plivo.rs`.
+//! matters, the backend); `for_each_provider!` runs it for Twilio, Plivo,
+//! Telnyx and SignalWire. What only one provider does lives in its own file
+//! (`twilio.rs`, `plivo.rs`, `telnyx.rs`, `signalwire.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,6 +47,8 @@ macro_rules! for_each_provider {
     ) => {
         for_each_provider!(@provider twilio, Twilio, [$($both),*], [$($once),*]);
         for_each_provider!(@provider plivo, Plivo, [$($both),*], [$($once),*]);
+        for_each_provider!(@provider telnyx, Telnyx, [$($both),*], [$($once),*]);
+        for_each_provider!(@provider signalwire, SignalWire, [$($both),*], [$($once),*]);
     };
     (@provider $module:ident, $variant:ident, [$($both:ident),*], [$($once:ident),*]) => {
         mod $module {
@@ -294,9 +297,11 @@ pub async fn recording_ended(app: &TestApp, cpaas: Cpaas, record: &Node) -> (Nod
 
 /// The signature headers of a POST of `params` to `url`, computed here from
 /// the provider's description (not by the service): Twilio's HMAC-SHA1 over
-/// the URL then the sorted `name + value` pairs; Plivo's V3 HMAC-SHA256 over
-/// the URL without its query, `?`, the sorted decoded query as `k=v` joined
-/// by `&`, `.`, the sorted params as `kv`, then `.` and the nonce.
+/// the URL then the sorted `name + value` pairs (SignalWire's too, keyed
+/// with its signing key); Plivo's V3 HMAC-SHA256 over the URL without its
+/// query, `?`, the sorted decoded query as `k=v` joined by `&`, `.`, the
+/// sorted params as `kv`, then `.` and the nonce; Telnyx's Ed25519 over the
+/// timestamp, `|`, and the raw body (the URL is not signed).
 pub fn independent_signature_headers(
     cpaas: Cpaas,
     url: &str,
@@ -308,7 +313,7 @@ pub fn independent_signature_headers(
     let mut sorted = params.to_vec();
     sorted.sort();
     match cpaas {
-        Cpaas::Twilio => {
+        Cpaas::Twilio | Cpaas::SignalWire => {
             let mut mac =
                 hmac::Hmac::<sha1::Sha1>::new_from_slice(cpaas.auth_token().as_bytes()).unwrap();
             mac.update(url.as_bytes());
@@ -316,7 +321,20 @@ pub fn independent_signature_headers(
                 mac.update(name.as_bytes());
                 mac.update(value.as_bytes());
             }
-            vec![("X-Twilio-Signature", base64(&mac.finalize().into_bytes()))]
+            vec![(
+                cpaas.signature_header(),
+                base64(&mac.finalize().into_bytes()),
+            )]
+        }
+        Cpaas::Telnyx => {
+            use ed25519_dalek::Signer as _;
+            let timestamp = crate::helpers::unix_now().to_string();
+            let message = format!("{timestamp}|{}", crate::helpers::form_body(params));
+            let signature = crate::helpers::telnyx_signing_key().sign(message.as_bytes());
+            vec![
+                ("telnyx-signature-ed25519", base64(&signature.to_bytes())),
+                ("telnyx-timestamp", timestamp),
+            ]
         }
         Cpaas::Plivo => {
             let parsed = url::Url::parse(url).unwrap();
@@ -356,8 +374,8 @@ pub fn independent_signature_headers(
     }
 }
 
-/// `headers` with the signature replaced by `signature` (Plivo's nonce
-/// kept).
+/// `headers` with the signature replaced by `signature` (Plivo's nonce and
+/// Telnyx's timestamp kept).
 pub fn with_signature(
     cpaas: Cpaas,
     headers: &[(&'static str, String)],
@@ -380,6 +398,12 @@ pub fn forged_signature(cpaas: Cpaas) -> &'static str {
     match cpaas {
         Cpaas::Twilio => "9c7wVvCXUWXxCzqb4KeHTqMrb2Y=",
         Cpaas::Plivo => "k7Pusd4OxCIjR5IfA9iedDNu/h/gbdYqdzG/MiYtd1c=",
+        // PROTOCOLS.md's vectors: 64 bytes (by another key, of another body),
+        // and 20 bytes.
+        Cpaas::Telnyx => {
+            "yDWzbo/n29v/+pCaqkcszB9Dq12N9Df7HpMeVfZJs9ID26/2Tf8LaAu1/GjkblflLuUcmKuudeh0QY62SbJ6DA=="
+        }
+        Cpaas::SignalWire => "dfO9ek8mxyFtn2nMz24plPmPfIY=",
     }
 }
 
@@ -443,8 +467,8 @@ pub fn assert_alice_dial(cpaas: Cpaas, dial: &Node, caller_id: Option<&str>, ses
     assert_callback(dial, cpaas.routes().dial_status, session);
 }
 
-/// Asserts nobody answering this Dial is asked to accept the call: on
-/// Twilio each noun's whisper (which tells who answered) bridges at once
+/// Asserts nobody answering this Dial is asked to accept the call: in the
+/// TwiML family each noun's whisper (which tells who answered) bridges at once
 /// when the provider fetches it, as the provider would on a pick-up; Plivo
 /// asks for no confirm key.
 pub async fn assert_not_screened(app: &TestApp, cpaas: Cpaas, dial: &Node) {
@@ -933,7 +957,8 @@ async fn dial_status_hangs_up_and_records_the_connection_when_a_later_destinatio
     );
 }
 
-/// Twilio says `completed` or `answered`, Plivo `completed`.
+/// Twilio and SignalWire say `completed` or `answered`, Plivo and Telnyx
+/// `completed`.
 async fn dial_status_hangs_up_and_connects_on_every_status_meaning_answered(
     cpaas: Cpaas,
     backend: Backend,
@@ -1154,13 +1179,19 @@ async fn voice_refuses_with_403_and_changes_nothing_when_the_signature_is_missin
         params.to_vec(),
     )
     .await;
-    // A signature over another URL (a query the provider never sent).
-    let other_url = independent_signature_headers(cpaas, &format!("{url}?x=1"), params);
-    refused(other_url, params.to_vec()).await;
-    // A signature over another host.
-    let other_host =
-        independent_signature_headers(cpaas, &format!("https://evil.example.com{path}"), params);
-    refused(other_host, params.to_vec()).await;
+    // Where the URL is signed: a signature over another URL (a query the
+    // provider never sent), and over another host. (Telnyx signs the body
+    // and a timestamp only; its own cases are in `telnyx.rs`.)
+    if cpaas.signs_the_url() {
+        let other_url = independent_signature_headers(cpaas, &format!("{url}?x=1"), params);
+        refused(other_url, params.to_vec()).await;
+        let other_host = independent_signature_headers(
+            cpaas,
+            &format!("https://evil.example.com{path}"),
+            params,
+        );
+        refused(other_host, params.to_vec()).await;
+    }
     // A parameter changed after signing.
     let tampered = request.clone().with("From", &cpaas.number(OTHER_CALLER));
     refused(genuine.clone(), tampered.params).await;
@@ -1190,15 +1221,24 @@ async fn callbacks_refuse_with_403_and_change_nothing_when_the_signature_is_wron
     let voicemail_path = dial_path.replace(routes.dial_status, routes.voicemail);
     let answered = cpaas.request("dial_completed").at(&dial_path);
     let recorded = cpaas.request("record").at(&voicemail_path);
-    // Signed for another session: the query is part of what is signed.
-    let signed_elsewhere = independent_signature_headers(
-        cpaas,
-        &format!(
-            "{PUBLIC_BASE_URL}{}?subscriber=%2B12025550199&session=ses_AAAAAAAAAAAAAAAAAAAAAA&step=0",
-            routes.dial_status
-        ),
-        &answered.params,
-    );
+    // Signed for another request: for another session (the query is part of
+    // what is signed), or, where only the body is (Telnyx), of another body.
+    let signed_elsewhere = if cpaas.signs_the_url() {
+        independent_signature_headers(
+            cpaas,
+            &format!(
+                "{PUBLIC_BASE_URL}{}?subscriber=%2B12025550199&session=ses_AAAAAAAAAAAAAAAAAAAAAA&step=0",
+                routes.dial_status
+            ),
+            &answered.params,
+        )
+    } else {
+        independent_signature_headers(
+            cpaas,
+            &format!("{PUBLIC_BASE_URL}{dial_path}"),
+            &cpaas.request("dial_busy").params,
+        )
+    };
     let genuine_recording = independent_signature_headers(
         cpaas,
         &format!("{PUBLIC_BASE_URL}{voicemail_path}"),
@@ -1633,13 +1673,12 @@ async fn screen_result_bridges_on_1_and_hangs_up_the_leg_otherwise(cpaas: Cpaas)
 // The fixtures themselves
 
 /// Each recorded request goes to the provider's route, names the call its
-/// way, and writes numbers its way (Plivo without `+`).
+/// way, writes numbers its way (Plivo without `+`), and carries no
+/// `DialBridged` where the provider sends none (Telnyx, SignalWire: the
+/// service then relies on the whisper and the key press).
 async fn fixtures_are_the_providers_requests_in_its_own_words(cpaas: Cpaas) {
     let routes = cpaas.routes();
-    let status_kind = match cpaas {
-        Cpaas::Twilio => "status",
-        Cpaas::Plivo => "hangup",
-    };
+    let status_kind = cpaas.status_kind();
     let kinds: [(&str, &str); 7] = [
         ("inbound_call", routes.answer),
         ("dial_busy", routes.dial_status),
@@ -1666,7 +1705,7 @@ async fn fixtures_are_the_providers_requests_in_its_own_words(cpaas: Cpaas) {
             if let Some(number) = request.get(name) {
                 assert_eq!(
                     number.starts_with('+'),
-                    cpaas == Cpaas::Twilio,
+                    cpaas != Cpaas::Plivo,
                     "{kind}: {name}={number}"
                 );
             }
@@ -1676,6 +1715,12 @@ async fn fixtures_are_the_providers_requests_in_its_own_words(cpaas: Cpaas) {
         let count = names.len();
         names.dedup();
         assert_eq!(names.len(), count, "{kind}: no repeated parameter");
+        if matches!(cpaas, Cpaas::Telnyx | Cpaas::SignalWire) {
+            assert_eq!(request.get("DialBridged"), None, "{kind}");
+        }
+        if cpaas == Cpaas::Telnyx {
+            assert_eq!(request.get("ForwardedFrom"), None, "{kind}: undocumented");
+        }
     }
     let dial = |kind| cpaas.request(kind);
     assert_eq!(

@@ -15,6 +15,14 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const TWILIO_AUTH_TOKEN: &str = "test-twilio-auth-token";
 pub const PLIVO_AUTH_TOKEN: &str = "test-plivo-auth-token";
+/// The seed of the Ed25519 key these tests sign as Telnyx with; the app
+/// verifies with its public half (`TELNYX_PUBLIC_KEY`). Not RFC 8032's key,
+/// so that a signature from the published vector is one by another key.
+pub const TELNYX_SECRET_SEED: [u8; 32] = *b"ringrelay-test-telnyx-signing-k!";
+pub const SIGNALWIRE_SIGNING_KEY: &str = "PSKtest-ringrelay-signalwire-key";
+/// The test space's SIP domain: softphones are dialed as
+/// `<Verto>alice@example.verto.signalwire.com</Verto>`.
+pub const SIGNALWIRE_SIP_DOMAIN: &str = "example";
 pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
 
 /// A `redis-server` of this test's own, stopped when dropped.
@@ -203,6 +211,12 @@ pub fn test_config(
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
         ("TWILIO_AUTH_TOKEN".into(), TWILIO_AUTH_TOKEN.into()),
         ("PLIVO_AUTH_TOKEN".into(), PLIVO_AUTH_TOKEN.into()),
+        ("TELNYX_PUBLIC_KEY".into(), telnyx_public_key()),
+        (
+            "SIGNALWIRE_SIGNING_KEY".into(),
+            SIGNALWIRE_SIGNING_KEY.into(),
+        ),
+        ("SIGNALWIRE_SIP_DOMAIN".into(), SIGNALWIRE_SIP_DOMAIN.into()),
         ("WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
         // The receivers of these tests listen on 127.0.0.1.
         ("ALLOW_PRIVATE_WEBHOOKS".into(), "true".into()),
@@ -427,6 +441,31 @@ pub fn pairs(params: &[(&str, &str)]) -> Vec<(String, String)> {
 pub enum Cpaas {
     Twilio,
     Plivo,
+    Telnyx,
+    SignalWire,
+}
+
+/// The Telnyx key these tests sign with (from [`TELNYX_SECRET_SEED`]).
+pub fn telnyx_signing_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&TELNYX_SECRET_SEED)
+}
+
+/// Its public half as Telnyx shows it (base64 of 32 bytes): the app's
+/// `TELNYX_PUBLIC_KEY`.
+pub fn telnyx_public_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(telnyx_signing_key().verifying_key().as_bytes())
+}
+
+/// The Unix seconds of now, as Telnyx writes `telnyx-timestamp`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        .try_into()
+        .expect("seconds fit in i64")
 }
 
 /// A provider's webhook routes.
@@ -438,7 +477,7 @@ pub struct CpaasRoutes {
     pub voicemail: &'static str,
     pub screen: &'static str,
     pub screen_result: &'static str,
-    /// Twilio's call status callback, Plivo's hangup URL.
+    /// The call status callback (Plivo's hangup URL).
     pub status: &'static str,
 }
 
@@ -467,8 +506,9 @@ pub enum DialEnd {
 /// How a provider lets a screening destination take the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screening {
-    /// Twilio: `<Number url>` runs the whisper on the callee's leg; it gathers
-    /// the key itself and posts it to `screen-result`.
+    /// The TwiML family (Twilio, Telnyx, SignalWire): `<Number url>` runs the
+    /// whisper on the callee's leg; it gathers the key itself and posts it to
+    /// `screen-result`.
     WhisperOnTheNoun,
     /// Plivo: the Dial's `confirmSound` (the whisper, which only speaks) and
     /// `confirmKey`.
@@ -476,18 +516,28 @@ pub enum Screening {
 }
 
 impl Cpaas {
+    pub const ALL: [Self; 4] = [Self::Twilio, Self::Plivo, Self::Telnyx, Self::SignalWire];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Twilio => "twilio",
             Self::Plivo => "plivo",
+            Self::Telnyx => "telnyx",
+            Self::SignalWire => "signalwire",
         }
     }
 
+    /// Another provider (the next in [`Cpaas::ALL`], cycling).
     pub fn other(self) -> Self {
-        match self {
-            Self::Twilio => Self::Plivo,
-            Self::Plivo => Self::Twilio,
-        }
+        let index = Self::ALL.iter().position(|c| *c == self).unwrap();
+        Self::ALL[(index + 1) % Self::ALL.len()]
+    }
+
+    /// Whether its signature covers the URL requested (Twilio's and
+    /// SignalWire's HMAC, Plivo's V3). Telnyx signs the timestamp and the
+    /// body only: a request replayed to another URL of ours verifies.
+    pub fn signs_the_url(self) -> bool {
+        !matches!(self, Self::Telnyx)
     }
 
     pub fn routes(self) -> CpaasRoutes {
@@ -508,36 +558,62 @@ impl Cpaas {
                 screen_result: "/plivo/screen-result",
                 status: "/plivo/hangup",
             },
+            Self::Telnyx => CpaasRoutes {
+                answer: "/telnyx/voice",
+                dial_status: "/telnyx/dial-status",
+                voicemail: "/telnyx/voicemail",
+                screen: "/telnyx/screen",
+                screen_result: "/telnyx/screen-result",
+                status: "/telnyx/status",
+            },
+            Self::SignalWire => CpaasRoutes {
+                answer: "/signalwire/voice",
+                dial_status: "/signalwire/dial-status",
+                voicemail: "/signalwire/voicemail",
+                screen: "/signalwire/screen",
+                screen_result: "/signalwire/screen-result",
+                status: "/signalwire/status",
+            },
         }
     }
 
+    /// The variable holding its credential (unset: its routes answer 503).
     pub fn auth_token_variable(self) -> &'static str {
         match self {
             Self::Twilio => "TWILIO_AUTH_TOKEN",
             Self::Plivo => "PLIVO_AUTH_TOKEN",
+            Self::Telnyx => "TELNYX_PUBLIC_KEY",
+            Self::SignalWire => "SIGNALWIRE_SIGNING_KEY",
         }
     }
 
+    /// The secret its HMAC signatures are keyed with. Telnyx signs with a
+    /// private key instead ([`telnyx_signing_key`]).
     pub fn auth_token(self) -> &'static str {
         match self {
             Self::Twilio => TWILIO_AUTH_TOKEN,
             Self::Plivo => PLIVO_AUTH_TOKEN,
+            Self::SignalWire => SIGNALWIRE_SIGNING_KEY,
+            Self::Telnyx => panic!("Telnyx signs with an Ed25519 key, not a shared secret"),
         }
     }
 
     /// What the `Content-Type` of its markup starts with.
     pub fn markup_content_type(self) -> &'static str {
         match self {
-            Self::Twilio => "text/xml",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "text/xml",
             Self::Plivo => "application/xml",
         }
     }
 
-    /// The header carrying the signature (Plivo's nonce comes in another).
+    /// The header carrying the signature (Plivo's nonce and Telnyx's
+    /// timestamp come in another).
     pub fn signature_header(self) -> &'static str {
         match self {
             Self::Twilio => "X-Twilio-Signature",
             Self::Plivo => "X-Plivo-Signature-V3",
+            Self::Telnyx => "telnyx-signature-ed25519",
+            Self::SignalWire => "X-SignalWire-Signature",
         }
     }
 
@@ -546,7 +622,7 @@ impl Cpaas {
     /// The parameter naming the call.
     pub fn call_id_param(self) -> &'static str {
         match self {
-            Self::Twilio => "CallSid",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "CallSid",
             Self::Plivo => "CallUUID",
         }
     }
@@ -554,7 +630,9 @@ impl Cpaas {
     /// Every parameter that repeats the (A leg's) call id.
     fn call_id_params(self) -> &'static [&'static str] {
         match self {
-            Self::Twilio => &["CallSid"],
+            Self::Twilio | Self::SignalWire => &["CallSid"],
+            // Telnyx repeats the id for older integrations.
+            Self::Telnyx => &["CallSid", "CallSidLegacy"],
             Self::Plivo => &[
                 "CallUUID",
                 "ALegUUID",
@@ -571,22 +649,37 @@ impl Cpaas {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        match self {
-            Self::Twilio => format!("CA{pid:016x}{n:016x}"),
-            Self::Plivo => format!(
+        let uuid = || {
+            format!(
                 "{pid:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
                 (n >> 24) & 0xffff,
                 (n >> 12) & 0xfff,
                 n & 0xfff,
                 n
-            ),
+            )
+        };
+        match self {
+            Self::Twilio => format!("CA{pid:016x}{n:016x}"),
+            Self::Plivo | Self::SignalWire => uuid(),
+            // A call control id: `v3:` and URL-safe base64, with `-` and
+            // `_` in it as real ones have.
+            Self::Telnyx => {
+                use base64::Engine as _;
+                let mut bytes = [0xfb_u8; 39];
+                bytes[..4].copy_from_slice(&pid.to_be_bytes());
+                bytes[4..12].copy_from_slice(&n.to_be_bytes());
+                format!(
+                    "v3:{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+                )
+            }
         }
     }
 
     /// The parameter of the Dial action callback holding how the leg ended.
     pub fn dial_status_param(self) -> &'static str {
         match self {
-            Self::Twilio => "DialCallStatus",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "DialCallStatus",
             Self::Plivo => "DialStatus",
         }
     }
@@ -604,15 +697,17 @@ impl Cpaas {
     /// Every dial status meaning that the callee answered.
     pub fn answered_statuses(self) -> &'static [&'static str] {
         match self {
-            Self::Twilio => &["completed", "answered"],
-            Self::Plivo => &["completed"],
+            // `answered` is Twilio's word for a conference leg; SignalWire
+            // documents Twilio's values.
+            Self::Twilio | Self::SignalWire => &["completed", "answered"],
+            Self::Plivo | Self::Telnyx => &["completed"],
         }
     }
 
     /// The parameter of the Record action callback holding the recording.
     pub fn recording_url_param(self) -> &'static str {
         match self {
-            Self::Twilio => "RecordingUrl",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "RecordingUrl",
             Self::Plivo => "RecordUrl",
         }
     }
@@ -621,7 +716,7 @@ impl Cpaas {
     /// its parameters: Plivo drops the `+`.
     pub fn number(self, number: &str) -> String {
         match self {
-            Self::Twilio => number.to_owned(),
+            Self::Twilio | Self::Telnyx | Self::SignalWire => number.to_owned(),
             Self::Plivo => number.strip_prefix('+').unwrap_or(number).to_owned(),
         }
     }
@@ -631,6 +726,8 @@ impl Cpaas {
         match self {
             Self::Twilio => "client:alice",
             Self::Plivo => "sip:alice@phone.plivo.com",
+            Self::Telnyx => "sip:alice@sip.telnyx.com",
+            Self::SignalWire => "sip:alice@example.sip.signalwire.com",
         }
     }
 
@@ -639,7 +736,7 @@ impl Cpaas {
     /// The verb that speaks.
     pub fn say(self) -> &'static str {
         match self {
-            Self::Twilio => "Say",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Say",
             Self::Plivo => "Speak",
         }
     }
@@ -647,7 +744,7 @@ impl Cpaas {
     /// The verb that collects keypresses.
     pub fn gather(self) -> &'static str {
         match self {
-            Self::Twilio => "Gather",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Gather",
             Self::Plivo => "GetInput",
         }
     }
@@ -667,13 +764,20 @@ impl Cpaas {
         match self {
             Self::Twilio => ("Client".into(), identity.into()),
             Self::Plivo => ("User".into(), format!("sip:{identity}@phone.plivo.com")),
+            // A Telnyx SIP credential.
+            Self::Telnyx => ("Sip".into(), format!("sip:{identity}@sip.telnyx.com")),
+            // A Verto client of the test space (SIGNALWIRE_SIP_DOMAIN).
+            Self::SignalWire => (
+                "Verto".into(),
+                format!("{identity}@{SIGNALWIRE_SIP_DOMAIN}.verto.signalwire.com"),
+            ),
         }
     }
 
     /// The noun dialing a SIP URI.
     pub fn sip_noun(self, uri: &str) -> (String, String) {
         match self {
-            Self::Twilio => ("Sip".into(), uri.into()),
+            Self::Twilio | Self::Telnyx | Self::SignalWire => ("Sip".into(), uri.into()),
             Self::Plivo => ("User".into(), uri.into()),
         }
     }
@@ -682,26 +786,29 @@ impl Cpaas {
     pub fn dial_attributes(self) -> &'static [(&'static str, &'static str)] {
         match self {
             // The caller hears ringback until a callee answers.
-            Self::Twilio => &[("answerOnBridge", "true")],
+            Self::Twilio | Self::SignalWire => &[("answerOnBridge", "true")],
             // Plivo runs the XML our action answers.
             Self::Plivo => &[("redirect", "true")],
+            // TeXML has no answerOnBridge: Telnyx answers the call before it
+            // fetches our markup.
+            Self::Telnyx => &[],
         }
     }
 
     pub fn screening(self) -> Screening {
         match self {
-            Self::Twilio => Screening::WhisperOnTheNoun,
+            Self::Twilio | Self::Telnyx | Self::SignalWire => Screening::WhisperOnTheNoun,
             Self::Plivo => Screening::ConfirmKey,
         }
     }
 
     /// The whisper URL a `<Dial>` makes the provider fetch when a callee
-    /// answers, if any: Twilio's first `<Number url>`, Plivo's
+    /// answers, if any: the TwiML family's first `<Number url>`, Plivo's
     /// `confirmSound`.
     pub fn whisper_url(self, dial: &crate::markup::Node) -> Option<&str> {
-        match self {
-            Self::Twilio => dial.children.iter().find_map(|noun| noun.attr("url")),
-            Self::Plivo => dial.attr("confirmSound"),
+        match self.screening() {
+            Screening::WhisperOnTheNoun => dial.children.iter().find_map(|noun| noun.attr("url")),
+            Screening::ConfirmKey => dial.attr("confirmSound"),
         }
     }
 
@@ -709,8 +816,8 @@ impl Cpaas {
 
     /// The recorded example request `kind` (`fixtures/requests/<provider>/
     /// <kind>.json`): `inbound_call`, `dial_busy`, `dial_completed`,
-    /// `record`, `screen`, `screen_result`, and Twilio's `status` or
-    /// Plivo's `hangup`.
+    /// `record`, `screen`, `screen_result`, and the status callback's
+    /// [`Cpaas::status_kind`].
     pub fn request(self, kind: &str) -> Request {
         #[derive(serde::Deserialize)]
         struct Fixture {
@@ -732,13 +839,18 @@ impl Cpaas {
         }
     }
 
-    /// The request of the call-status callback: Twilio's `status`, Plivo's
-    /// `hangup`.
-    pub fn status_request(self) -> Request {
+    /// The kind of the recorded call-status callback: Plivo's `hangup`,
+    /// everyone else's `status`.
+    pub fn status_kind(self) -> &'static str {
         match self {
-            Self::Twilio => self.request("status"),
-            Self::Plivo => self.request("hangup"),
+            Self::Plivo => "hangup",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "status",
         }
+    }
+
+    /// The request of the call-status callback.
+    pub fn status_request(self) -> Request {
+        self.request(self.status_kind())
     }
 
     /// The recorded forwarded call, as call `call_id` from `from` to `to`
@@ -761,22 +873,35 @@ impl Cpaas {
         }
     }
 
-    /// The headers signing a POST of `params` to `url`, as the provider
-    /// signs it with its test auth token (the service's own signing code).
+    /// The headers signing a POST of `params` to `url` (its body as
+    /// [`form_body`] writes it), as the provider signs it with its test
+    /// credential (the service's own signing code).
     pub fn signature_headers(
         self,
         url: &str,
         params: &[(String, String)],
     ) -> Vec<(&'static str, String)> {
         match self {
-            Self::Twilio => vec![(
-                "X-Twilio-Signature",
+            Self::Twilio | Self::SignalWire => vec![(
+                self.signature_header(),
                 ringrelay::providers::twilio::signature::sign(
-                    TWILIO_AUTH_TOKEN.as_bytes(),
+                    self.auth_token().as_bytes(),
                     url,
                     params,
                 ),
             )],
+            Self::Telnyx => {
+                let timestamp = unix_now().to_string();
+                let signature = ringrelay::providers::telnyx::signature::sign(
+                    &telnyx_signing_key(),
+                    &timestamp,
+                    form_body(params).as_bytes(),
+                );
+                vec![
+                    ("telnyx-signature-ed25519", signature),
+                    ("telnyx-timestamp", timestamp),
+                ]
+            }
             Self::Plivo => {
                 let nonce = plivo_nonce();
                 let signature = ringrelay::providers::plivo::signature::sign_v3(
@@ -849,15 +974,27 @@ fn plivo_nonce() -> String {
     )
 }
 
+/// The urlencoded body of `params`, in order: the bytes [`post_form`]
+/// sends, and so the bytes a Telnyx signature is over.
+pub fn form_body(params: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
+}
+
 /// A form posted to `path_and_query` with exactly these headers (a
-/// signature, or none, or a wrong one).
+/// signature, or none, or a wrong one), its body exactly [`form_body`].
 pub async fn post_form(
     app: &TestApp,
     path_and_query: &str,
     params: &[(String, String)],
     headers: &[(&str, String)],
 ) -> reqwest::Response {
-    let mut request = app.client.post(app.url(path_and_query)).form(params);
+    let mut request = app
+        .client
+        .post(app.url(path_and_query))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(params));
     for (name, value) in headers {
         request = request.header(*name, value);
     }
@@ -926,14 +1063,18 @@ impl Request {
     }
 
     /// A call from `from` to `to` (E.164 numbers, or any other `From`/`To`),
-    /// in the provider's format, aliases included (Twilio's `Caller`,
-    /// `Called`).
+    /// in the provider's format, aliases included (Twilio's and SignalWire's
+    /// `Caller`, `Called`; Telnyx's `CallerId`).
     pub fn with_parties(mut self, from: &str, to: &str) -> Self {
         let cpaas = self.cpaas;
         let (from, to) = (cpaas.number(from), cpaas.number(to));
         self = self.with("From", &from).with("To", &to);
-        if cpaas == Cpaas::Twilio {
+        if matches!(cpaas, Cpaas::Twilio | Cpaas::SignalWire) {
             self = self.with("Caller", &from).with("Called", &to);
+        }
+        // Telnyx's caller id shows the caller's number when no name came.
+        if cpaas == Cpaas::Telnyx && self.get("CallerId").is_some() {
+            self = self.with("CallerId", &from);
         }
         self
     }

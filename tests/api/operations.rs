@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, TestApp, assert_error, local_path, spawn_app, spawn_app_with,
+    ADMIN_TOKEN, Backend, Cpaas, TestApp, assert_error, local_path, spawn_app, spawn_app_with,
 };
 
 /// `name{labels}` → value, from Prometheus / OpenMetrics text; fails the
@@ -177,16 +177,20 @@ async fn every_route_that_takes_a_body_refuses_one_over_64_kib() {
         .await
         .unwrap();
     assert_error(response, 413, "payload_too_large").await;
-    // A signature, even a wrong one, gets the body read: too large.
-    let response = app
-        .client
-        .post(app.url("/twilio/voice"))
-        .header("X-Twilio-Signature", "c2lnbmVk")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 413, "payload_too_large").await;
+    // A signature, even a wrong one, gets the body read: too large, on
+    // every provider's voice route.
+    for cpaas in Cpaas::ALL {
+        let response = app
+            .client
+            .post(app.url(cpaas.routes().answer))
+            .header(cpaas.signature_header(), "c2lnbmVk")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "{}", cpaas.name());
+        assert_error(response, 413, "payload_too_large").await;
+    }
 }
 
 #[tokio::test]
@@ -290,9 +294,15 @@ async fn send_with_a_stalled_body(
 async fn an_unsigned_webhook_is_refused_before_its_body_arrives() {
     let app = spawn_app(Backend::Memory).await;
 
-    let status = send_with_a_stalled_body(&app, "POST", "/twilio/voice", &[]).await;
+    for cpaas in Cpaas::ALL {
+        let status = send_with_a_stalled_body(&app, "POST", cpaas.routes().answer, &[]).await;
 
-    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+        assert!(
+            status.starts_with("HTTP/1.1 403"),
+            "{}: {status}",
+            cpaas.name()
+        );
+    }
 }
 
 #[tokio::test]

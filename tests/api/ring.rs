@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, PUBLIC_BASE_URL, TestApp, assert_error, spawn_app, spawn_app_with,
+    ADMIN_TOKEN, Backend, Cpaas, PUBLIC_BASE_URL, TestApp, assert_error, spawn_app, spawn_app_with,
 };
 use crate::receiver::{Behaviour, WebhookReceiver};
 
@@ -324,20 +324,33 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_no_provider_could_
         .unwrap();
     assert_eq!(ring["instruction"], "wait");
 
-    // No provider configured: a rejected call would reach an error.
-    let unconfigured = spawn_app_with(
-        Backend::Memory,
-        &[("TWILIO_AUTH_TOKEN", ""), ("PLIVO_AUTH_TOKEN", "")],
-    )
-    .await;
-    let tokens = unconfigured.register(ALICE, &without_webhooks()).await;
-    let ring: Value = unconfigured
-        .ring(&tokens.device_token, &json!({"caller": CALLER}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ring["instruction"], "ignore");
+    // No provider configured: a rejected call would reach an error. Any one
+    // of them configured can answer it.
+    let instruction_with_only = |configured: Option<Cpaas>| async move {
+        let unset: Vec<(&str, &str)> = Cpaas::ALL
+            .into_iter()
+            .filter(|c| Some(*c) != configured)
+            .map(|c| (c.auth_token_variable(), ""))
+            .collect();
+        let app = spawn_app_with(Backend::Memory, &unset).await;
+        let tokens = app.register(ALICE, &without_webhooks()).await;
+        let ring: Value = app
+            .ring(&tokens.device_token, &json!({"caller": CALLER}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ring["instruction"].clone()
+    };
+    assert_eq!(instruction_with_only(None).await, "ignore");
+    for cpaas in Cpaas::ALL {
+        assert_eq!(
+            instruction_with_only(Some(cpaas)).await,
+            "reject",
+            "{}",
+            cpaas.name()
+        );
+    }
 }
 
 #[tokio::test]

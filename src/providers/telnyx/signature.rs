@@ -52,7 +52,9 @@ pub fn verify(
 ) -> Result<(), SignatureError> {
     let (timestamp, signature) = (present(timestamp)?, present(signature)?);
     let seconds: i64 = timestamp.parse().map_err(|_| SignatureError::Mismatch)?;
-    if (now.unix_millis() / 1000 - seconds).abs() > TOLERANCE_SECS {
+    // `abs_diff`: the distance from a far-off timestamp (the header is the
+    // sender's to choose) may not fit in an i64.
+    if (now.unix_millis() / 1000).abs_diff(seconds) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let bytes = BASE64
@@ -156,6 +158,19 @@ mod tests {
             check(TIMESTAMP, SIGNATURE, BODY, 1_699_999_699),
             Err(SignatureError::Stale)
         );
+    }
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_the_i64_range_is_stale() {
+        // The distance from now overflowed an i64 here (a panic in debug
+        // builds; `i64::MIN` wrapped into the window in release ones).
+        for timestamp in [i64::MIN, i64::MIN + 1, -9_000_000_000_000_000_000, i64::MAX] {
+            assert_eq!(
+                check(&timestamp.to_string(), SIGNATURE, BODY, 1_700_000_000),
+                Err(SignatureError::Stale),
+                "{timestamp}"
+            );
+        }
     }
 
     #[test]
