@@ -183,7 +183,7 @@ impl EventBus {
         Ok(Self {
             local,
             redis: Some(RedisChannel {
-                publisher: RetryOnce(publisher),
+                publisher: RetryOnce::new(publisher),
                 stream,
             }),
         })

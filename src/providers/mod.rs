@@ -11,6 +11,8 @@ pub mod plivo;
 mod properties;
 pub mod signalwire;
 pub mod telnyx;
+#[cfg(test)]
+mod testing;
 pub mod twilio;
 pub mod twiml;
 mod xml;

@@ -1,7 +1,10 @@
 //! The Redis connection every part of the service uses (the store and the
 //! event bus's publisher).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{RedisError, RedisFuture, RetryMethod};
@@ -11,6 +14,10 @@ use redis::{RedisError, RedisFuture, RetryMethod};
 /// way) or cannot be reached (it is restarting), and how long between tries.
 const WAIT_BUDGET: Duration = Duration::from_secs(1);
 const WAIT_STEP: Duration = Duration::from_millis(50);
+/// After a command waited its whole budget for an unreachable Redis, the
+/// next ones do not wait for this long: an outage costs a second now and
+/// then, not a second per command.
+const OUTAGE_MEMORY: Duration = Duration::from_secs(2);
 
 /// A connection to Redis that rides out a restart:
 /// - a command that fails because the connection had dropped (Redis
@@ -19,13 +26,49 @@ const WAIT_STEP: Duration = Duration::from_millis(50);
 ///   every restart fails;
 /// - a command Redis answers "wait and retry" (`LOADING` while it reads its
 ///   data back, `TRYAGAIN`, `MASTERDOWN`), or that cannot reach Redis (it is
-///   restarting), is tried again for up to a second.
+///   restarting), is tried again for up to a second — unless one already
+///   waited that long in vain just before (Redis is down, not restarting).
 ///
 /// Each command of ours is safe to repeat: a claim remembers the call that
 /// made it, a session update is versioned, creating a session recognises its
 /// own earlier write, the other writes set what they set.
 #[derive(Clone)]
-pub struct RetryOnce(pub ConnectionManager);
+pub struct RetryOnce {
+    connection: ConnectionManager,
+    /// When a command last gave up waiting for an unreachable Redis.
+    gave_up_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl RetryOnce {
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self {
+            connection,
+            gave_up_at: Arc::default(),
+        }
+    }
+
+    fn retries(&self) -> Retries {
+        let gave_up_at = *self.gave_up_at.lock().unwrap_or_else(|p| p.into_inner());
+        Retries {
+            wait_for_unreachable: gave_up_at.is_none_or(|at| at.elapsed() >= OUTAGE_MEMORY),
+            ..Retries::default()
+        }
+    }
+
+    /// Remembers how a command ended: whether it gave up on an unreachable
+    /// Redis, or reached it.
+    fn ended<T>(&self, answered: &redis::RedisResult<T>) {
+        let mut gave_up_at = self.gave_up_at.lock().unwrap_or_else(|p| p.into_inner());
+        match answered {
+            Err(err) if unreachable(err) => *gave_up_at = Some(Instant::now()),
+            _ => *gave_up_at = None,
+        }
+    }
+}
+
+fn unreachable(err: &RedisError) -> bool {
+    err.is_connection_refusal() || err.is_connection_dropped() || err.is_io_error()
+}
 
 /// Whether Redis asked to be asked again shortly.
 pub fn says_wait(err: &RedisError) -> bool {
@@ -33,10 +76,23 @@ pub fn says_wait(err: &RedisError) -> bool {
 }
 
 /// What one command has retried so far.
-#[derive(Default)]
 struct Retries {
     resent: bool,
-    waited: Duration,
+    /// When the command was first sent: the budget is wall time, tries
+    /// included (a try may itself wait for a reconnect).
+    started: Instant,
+    /// Whether to wait for a Redis that cannot be reached.
+    wait_for_unreachable: bool,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            resent: false,
+            started: Instant::now(),
+            wait_for_unreachable: false,
+        }
+    }
 }
 
 impl Retries {
@@ -50,10 +106,9 @@ impl Retries {
         // Redis restarting refuses connections for a few hundred ms: a
         // caller waiting that long is better served than one dialed without
         // the session.
-        let unreachable = err.is_connection_refusal() || err.is_connection_dropped();
-        if (says_wait(err) || unreachable) && self.waited < WAIT_BUDGET {
+        let worth_waiting = says_wait(err) || (self.wait_for_unreachable && unreachable(err));
+        if worth_waiting && self.started.elapsed() + WAIT_STEP <= WAIT_BUDGET {
             tokio::time::sleep(WAIT_STEP).await;
-            self.waited += WAIT_STEP;
             return true;
         }
         false
@@ -63,11 +118,14 @@ impl Retries {
 impl ConnectionLike for RetryOnce {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
         Box::pin(async move {
-            let mut retries = Retries::default();
+            let mut retries = self.retries();
             loop {
-                match self.0.req_packed_command(cmd).await {
+                match self.connection.req_packed_command(cmd).await {
                     Err(err) if retries.again(&err).await => {}
-                    answered => return answered,
+                    answered => {
+                        self.ended(&answered);
+                        return answered;
+                    }
                 }
             }
         })
@@ -80,18 +138,25 @@ impl ConnectionLike for RetryOnce {
         count: usize,
     ) -> RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
-            let mut retries = Retries::default();
+            let mut retries = self.retries();
             loop {
-                match self.0.req_packed_commands(cmd, offset, count).await {
+                match self
+                    .connection
+                    .req_packed_commands(cmd, offset, count)
+                    .await
+                {
                     Err(err) if retries.again(&err).await => {}
-                    answered => return answered,
+                    answered => {
+                        self.ended(&answered);
+                        return answered;
+                    }
                 }
             }
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.0.get_db()
+        self.connection.get_db()
     }
 }
 
@@ -125,13 +190,22 @@ mod tests {
     async fn a_dropped_connection_is_resent_and_a_plain_error_never() {
         let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(dropped.is_connection_dropped());
-        let mut retries = Retries::default();
+        let mut retries = Retries {
+            wait_for_unreachable: true,
+            ..Retries::default()
+        };
         assert!(retries.again(&dropped).await, "resent at once");
         let mut tries = 1;
         while retries.again(&dropped).await {
             tries += 1;
         }
         assert!(tries > 2, "then tried again while Redis restarts");
+        let mut just_after_an_outage = Retries::default();
+        assert!(just_after_an_outage.again(&dropped).await, "resent at once");
+        assert!(
+            !just_after_an_outage.again(&dropped).await,
+            "but not waited for"
+        );
         let refused = error(ErrorKind::Server(ServerErrorKind::ResponseError));
         assert!(
             !retries.again(&refused).await,

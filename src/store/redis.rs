@@ -45,7 +45,7 @@ use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: RetryOnce,
     prefix: String,
     metrics: Option<Arc<Metrics>>,
 }
@@ -375,7 +375,7 @@ impl RedisStore {
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .context("configuring the Redis connection")?;
         Ok(Self {
-            connection,
+            connection: RetryOnce::new(connection),
             prefix: prefix.to_owned(),
             metrics: None,
         })
@@ -461,7 +461,7 @@ impl RedisStore {
 
     fn conn(&self) -> RetryOnce {
         // Cloning shares the one multiplexed connection.
-        RetryOnce(self.connection.clone())
+        self.connection.clone()
     }
 }
 

@@ -119,7 +119,15 @@ async fn leg_picks_up(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str) -
                 .iter()
                 .find(|n| n.text == address)
                 .unwrap_or_else(|| panic!("{address} is dialed: {dial:?}"));
-            let url = noun.attr("url").expect("every noun tells who answered");
+            // SignalWire's <Verto> takes no attributes: that leg runs nothing
+            // before the bridge.
+            if noun.name == "Verto" {
+                assert!(noun.attrs.is_empty(), "{noun:?}");
+                return crate::markup::parse("<Response/>");
+            }
+            let url = noun
+                .attr("url")
+                .expect("every other noun tells who answered");
             cpaas
                 .request("screen")
                 .at(&local_path(url))
@@ -252,6 +260,15 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
     let dial = only_dial(&after);
     let whisper = leg_picks_up(&app, cpaas, dial, &laptop).await;
     leg_takes_the_call(&app, cpaas, dial, &whisper, &laptop).await;
+    // A leg with a whisper is known bridged once the whisper ends; a
+    // SignalWire <Verto> leg has none, so only the Dial's end says so.
+    let whispered = dial
+        .children
+        .iter()
+        .any(|n| n.text == laptop && n.attr("url").is_some());
+    if !whispered {
+        assert_hangup(&dial_ends(&app, cpaas, dial, "completed", Some(true)).await);
+    }
 
     let connected = next_event(&receiver, "call.connected").await;
     assert_eq!(
@@ -260,8 +277,10 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
         connected.body
     );
     assert!(connected.signature_valid);
-    // The bridged call ends; the Dial reports it.
-    assert_hangup(&dial_ends(&app, cpaas, dial, "completed", Some(true)).await);
+    if whispered {
+        // The bridged call ends; the Dial reports it.
+        assert_hangup(&dial_ends(&app, cpaas, dial, "completed", Some(true)).await);
+    }
     let s = session(&app, &id).await;
     assert_eq!(s["state"], "connected", "{s}");
     assert_eq!(s["selected_destination"], "laptop", "{s}");

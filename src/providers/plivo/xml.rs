@@ -152,21 +152,9 @@ fn plivo_number(number: &PhoneNumber) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::phone::Region;
     use crate::domain::subscriber::{ClientIdentity, SipUri};
     use crate::providers::parsed_markup::parse;
-
-    fn number(s: &str) -> PhoneNumber {
-        PhoneNumber::parse(s, Region::default()).unwrap()
-    }
-
-    fn phone(s: &str) -> DialTarget {
-        DialTarget {
-            target: Target::Phone(number(s)),
-            pickup_url: None,
-            screened: false,
-        }
-    }
+    use crate::providers::testing::{number, phone};
 
     #[test]
     fn single_number_dial_shows_the_caller_without_plus_signs() {

@@ -74,15 +74,7 @@ pub fn recording_url(params: &Params) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        Params::from_pairs(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
+    use crate::providers::testing::params;
 
     #[test]
     fn a_dial_is_bridged_only_when_the_provider_says_so() {

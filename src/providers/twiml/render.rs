@@ -155,21 +155,9 @@ fn client_noun<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::phone::{PhoneNumber, Region};
     use crate::domain::subscriber::{ClientIdentity, SipUri};
     use crate::providers::parsed_markup::parse;
-
-    fn number(s: &str) -> PhoneNumber {
-        PhoneNumber::parse(s, Region::default()).unwrap()
-    }
-
-    fn phone(s: &str) -> DialTarget {
-        DialTarget {
-            target: Target::Phone(number(s)),
-            pickup_url: None,
-            screened: false,
-        }
-    }
+    use crate::providers::testing::{number, phone};
 
     #[test]
     fn sequential_dial_of_one_number_shows_the_caller() {
