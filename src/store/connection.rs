@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{RedisError, RedisFuture, RetryMethod};
+use redis::{RedisError, RedisFuture, RetryMethod, Value};
 
 /// How long a command keeps being retried while Redis says to wait (it is
 /// loading its data after a restart, for some 100 ms; a failover is under
@@ -115,18 +115,41 @@ impl Retries {
     }
 }
 
+/// The error in an answer: a failed request, or an error reply, which the
+/// crate hands back as a value (`LOADING` comes that way) for the caller's
+/// conversion to turn into an error.
+fn failure(answered: &redis::RedisResult<Value>) -> Option<RedisError> {
+    match answered {
+        Err(err) => Some(err.clone()),
+        Ok(Value::ServerError(err)) => Some(err.clone().into()),
+        Ok(_) => None,
+    }
+}
+
+/// The first error of a pipeline's answers, if any.
+fn pipeline_failure(answered: &redis::RedisResult<Vec<Value>>) -> Option<RedisError> {
+    match answered {
+        Err(err) => Some(err.clone()),
+        Ok(values) => values.iter().find_map(|v| match v {
+            Value::ServerError(err) => Some(err.clone().into()),
+            _ => None,
+        }),
+    }
+}
+
 impl ConnectionLike for RetryOnce {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
         Box::pin(async move {
             let mut retries = self.retries();
             loop {
-                match self.connection.req_packed_command(cmd).await {
-                    Err(err) if retries.again(&err).await => {}
-                    answered => {
-                        self.ended(&answered);
-                        return answered;
-                    }
+                let answered = self.connection.req_packed_command(cmd).await;
+                if let Some(err) = failure(&answered)
+                    && retries.again(&err).await
+                {
+                    continue;
                 }
+                self.ended(&answered);
+                return answered;
             }
         })
     }
@@ -140,17 +163,17 @@ impl ConnectionLike for RetryOnce {
         Box::pin(async move {
             let mut retries = self.retries();
             loop {
-                match self
+                let answered = self
                     .connection
                     .req_packed_commands(cmd, offset, count)
-                    .await
+                    .await;
+                if let Some(err) = pipeline_failure(&answered)
+                    && retries.again(&err).await
                 {
-                    Err(err) if retries.again(&err).await => {}
-                    answered => {
-                        self.ended(&answered);
-                        return answered;
-                    }
+                    continue;
                 }
+                self.ended(&answered);
+                return answered;
             }
         })
     }
@@ -168,6 +191,20 @@ mod tests {
 
     fn error(kind: ErrorKind) -> RedisError {
         RedisError::from((kind, "test"))
+    }
+
+    #[test]
+    fn an_error_reply_handed_back_as_a_value_is_seen() {
+        // The crate answers `LOADING` as an error value, not an `Err`.
+        let loading =
+            redis::parse_redis_value(b"-LOADING Redis is loading the dataset in memory\r\n")
+                .unwrap();
+        let seen = failure(&Ok(loading.clone())).expect("an error reply");
+        assert!(says_wait(&seen));
+        assert!(says_wait(
+            &pipeline_failure(&Ok(vec![Value::Okay, loading])).unwrap()
+        ));
+        assert!(failure(&Ok(Value::Okay)).is_none());
     }
 
     #[tokio::test(start_paused = true)]
