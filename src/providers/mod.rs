@@ -71,23 +71,18 @@ impl ProviderEntry {
 pub struct ProviderVars(BTreeMap<&'static str, SecretString>);
 
 impl ProviderVars {
-    /// The variables of every provider in [`PROVIDERS`].
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        PROVIDERS.iter().flat_map(|p| p.variables.iter().copied())
-    }
-
-    /// Takes `value` for `name` if it is a provider's variable; its
-    /// provider's check must pass.
-    pub fn insert(&mut self, name: &str, value: String) -> Result<bool, (&'static str, String)> {
+    /// Takes `value` for `name` if it is a provider's variable (others are
+    /// ignored); its provider's check must pass.
+    pub fn insert(&mut self, name: &str, value: String) -> Result<(), (&'static str, String)> {
         let Some((entry, name)) = PROVIDERS
             .iter()
             .find_map(|p| p.variables.iter().find(|v| **v == name).map(|v| (p, *v)))
         else {
-            return Ok(false);
+            return Ok(());
         };
         (entry.check_variable)(name, &value).map_err(|problem| (name, problem))?;
         self.0.insert(name, SecretString::from(value));
-        Ok(true)
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&SecretString> {
