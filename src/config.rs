@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::clock::WallClock;
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
 use crate::providers::ProviderVars;
@@ -68,6 +69,9 @@ pub struct Config {
     pub max_streams: usize,
     /// `MAX_STREAMS_PER_DESTINATION`: live streams per destination. Default 8.
     pub max_streams_per_destination: usize,
+    /// Not a variable: the clock the subscriber rules read. The system's,
+    /// but where a test or the simulator sets another.
+    pub clock: WallClock,
 }
 
 /// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
@@ -384,6 +388,7 @@ impl Config {
             trust_proxy,
             max_streams,
             max_streams_per_destination,
+            clock: WallClock::System,
         })
     }
 }

@@ -637,6 +637,12 @@ fn expected_twiml(script: &CallScript) -> Carried {
                 Vec::new(),
             )),
             Step::Hangup => Some(Carried::bare("Hangup")),
+            Step::Reject => Some(Carried::new(
+                "Reject",
+                vec![("reason", "busy".to_owned())],
+                String::new(),
+                Vec::new(),
+            )),
         })
         .collect();
     Carried::new("Response", Vec::new(), String::new(), verbs)
@@ -702,6 +708,12 @@ fn expected_plivo_xml(script: &CallScript) -> Carried {
                 Vec::new(),
             )),
             Step::Hangup => Some(Carried::bare("Hangup")),
+            Step::Reject => Some(Carried::new(
+                "Hangup",
+                vec![("reason", "busy".to_owned())],
+                String::new(),
+                Vec::new(),
+            )),
         })
         .collect();
     Carried::new("Response", Vec::new(), String::new(), elements)

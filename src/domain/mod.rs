@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod dial;
 pub mod forwarding;
 pub mod phone;
+pub mod rules;
 pub mod session;
 pub mod subscriber;
 pub mod webhook_target;

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::credentials::TokenHash;
 use super::dial::{CallSid, DialAttempt, DialResult, DialStatus, LegStatus};
 use super::phone::{Caller, PhoneNumber};
+use super::rules::Route;
 use super::subscriber::{DestinationId, Mode};
 
 /// An unguessable session id: `ses_` and 22 URL-safe base64 characters.
@@ -293,6 +294,8 @@ pub enum MissedReason {
     /// it ended (no final status callback) before the session's lifetime ran
     /// out.
     NoOutcome,
+    /// A caller rule blocks the caller: the forwarded call heard busy.
+    Blocked,
 }
 
 /// What a change means for the destinations: the flow turns each into the
@@ -391,6 +394,9 @@ pub struct Session {
     /// changes nothing.
     #[serde(default)]
     dials_ended: Vec<DialAttempt>,
+    /// Where the subscriber's rules sent the call when it began.
+    #[serde(default)]
+    route: Route,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
     #[serde(skip)]
@@ -427,8 +433,16 @@ impl Session {
             wait_until: None,
             pickups: Vec::new(),
             dials_ended: Vec::new(),
+            route: Route::default(),
             version: 0,
         }
+    }
+
+    /// Where the subscriber's rules sent the call (see
+    /// [`Subscriber::route`](crate::domain::subscriber::Subscriber::route)).
+    pub fn with_route(mut self, route: Route) -> Self {
+        self.route = route;
+        self
     }
 
     /// The offers made to the destinations, and (pick mode) until when an
@@ -441,8 +455,14 @@ impl Session {
 
     /// A session for a forwarded call that matched no ring report (the phone
     /// was really busy or off): it starts forwarded.
-    pub fn forwarded_without_report(subscriber: PhoneNumber, caller: Caller, claim: Claim) -> Self {
-        let mut session = Self::ringing(subscriber, caller, Mode::Auto, None, claim.forwarded_at);
+    pub fn forwarded_without_report(
+        subscriber: PhoneNumber,
+        caller: Caller,
+        route: Route,
+        claim: Claim,
+    ) -> Self {
+        let mut session = Self::ringing(subscriber, caller, Mode::Auto, None, claim.forwarded_at)
+            .with_route(route);
         session.timeline.reported_at = None;
         session.instruction = Instruction::Reject;
         session.apply_claim(claim);
@@ -467,6 +487,10 @@ impl Session {
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    pub fn route(&self) -> &Route {
+        &self.route
     }
 
     pub fn instruction(&self) -> Instruction {

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::phone::{PhoneNumber, Region};
+use super::rules::{self, CallerRule, MAX_CALLER_RULES, Record, RingTone, Schedule, Window};
+use super::session::Timestamp;
 use super::webhook_target::{TargetPolicy, parse_webhook_url};
 
 pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
@@ -31,6 +33,26 @@ pub struct Subscriber {
     #[schema(min_items = 1, max_items = 10)]
     pub destinations: Vec<Destination>,
     pub fallback: Fallback,
+    /// When the destinations ring; `null`: at any hour.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub schedule: Option<Schedule>,
+    /// Who gets through, first match wins.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub caller_rules: Vec<CallerRule>,
+    #[serde(default)]
+    pub record: Record,
+    /// The ringback the caller hears while the hunt runs; `null`: the
+    /// provider's default.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub ring_tone: Option<RingTone>,
+    /// Do-not-disturb is on until then (`PUT /v1/dnd`); `null` or a past
+    /// time: off.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub dnd_until: Option<Timestamp>,
 }
 
 impl Subscriber {
@@ -73,6 +95,23 @@ pub struct Destination {
     pub webhook_url: Option<Url>,
     /// Whether the person who answers must press 1 to take the call.
     pub screening: bool,
+    /// When this destination rings, in the schedule's time zone (UTC
+    /// without a schedule); `null`: whenever the subscriber's do.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub hours: Option<Vec<Window>>,
+    /// How long its legs ring, in seconds.
+    #[serde(default)]
+    #[schema(minimum = 5, maximum = 120)]
+    pub ring_timeout_secs: Option<u32>,
+}
+
+impl Destination {
+    /// How long its legs ring: its own timeout, else the subscriber's.
+    pub fn ring_timeout_secs(&self, subscriber: &Subscriber) -> u32 {
+        self.ring_timeout_secs
+            .unwrap_or(subscriber.ring_timeout_secs)
+    }
 }
 
 /// What a destination's `address` dials, by `kind`.
@@ -248,6 +287,17 @@ pub struct SubscriberSpec {
     pub destinations: Vec<DestinationSpec>,
     /// Voicemail when absent.
     pub fallback: Option<FallbackSpec>,
+    /// When the destinations ring; at any hour when absent.
+    pub schedule: Option<Schedule>,
+    /// Who gets through, first match wins.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub caller_rules: Vec<CallerRule>,
+    #[serde(default)]
+    #[schema(default = "none")]
+    pub record: Record,
+    /// A Twilio `ringTone` country code (`us`, `uk`, `de`, …).
+    pub ring_tone: Option<RingTone>,
 }
 
 /// A destination as received.
@@ -271,6 +321,13 @@ pub struct DestinationSpec {
     #[serde(default)]
     #[schema(default = false)]
     pub screening: bool,
+    /// When this destination rings, in the schedule's time zone; whenever
+    /// the subscriber's do when absent.
+    pub hours: Option<Vec<Window>>,
+    /// How long its legs ring; the subscriber's `ring_timeout_secs` when
+    /// absent.
+    #[schema(minimum = 5, maximum = 120)]
+    pub ring_timeout_secs: Option<u32>,
 }
 
 /// What a destination's `address` is.
@@ -397,11 +454,22 @@ impl SubscriberSpec {
                     "needs WEBHOOK_SECRET to be set on the service, to sign the notifications",
                 ));
             }
+            if let Some(hours) = &spec.hours {
+                rules::check_hours(&at("hours"), hours)?;
+            }
+            let ring_timeout_secs = bounded(
+                &at("ring_timeout_secs"),
+                spec.ring_timeout_secs,
+                ring_timeout_secs,
+                RING_TIMEOUT_SECS,
+            )?;
             destinations.push(Destination {
                 id,
                 target,
                 webhook_url,
                 screening: spec.screening,
+                hours: spec.hours,
+                ring_timeout_secs: Some(ring_timeout_secs),
             });
         }
 
@@ -431,6 +499,19 @@ impl SubscriberSpec {
             }
         };
 
+        if let Some(schedule) = &self.schedule {
+            rules::check_hours("schedule.hours", &schedule.hours)?;
+        }
+        if self.caller_rules.len() > MAX_CALLER_RULES {
+            return Err(FieldError::new(
+                "caller_rules",
+                format!(
+                    "must list at most {MAX_CALLER_RULES} rules, got {}",
+                    self.caller_rules.len()
+                ),
+            ));
+        }
+
         Ok(Subscriber {
             number,
             forwarding_number,
@@ -440,6 +521,11 @@ impl SubscriberSpec {
             pick_timeout_secs,
             destinations,
             fallback,
+            schedule: self.schedule,
+            caller_rules: self.caller_rules,
+            record: self.record,
+            ring_tone: self.ring_tone,
+            dnd_until: None,
         })
     }
 }
@@ -527,11 +613,18 @@ mod tests {
                 "pick_timeout_secs": 15,
                 "destinations": [
                     {"id": "desk", "kind": "phone", "address": "+12025550201",
-                     "webhook_url": "https://crm.example.com/hooks", "screening": false},
+                     "webhook_url": "https://crm.example.com/hooks", "screening": false,
+                     "hours": null, "ring_timeout_secs": 20},
                     {"id": "pbx", "kind": "sip", "address": "sip:alice@pbx.example.com",
-                     "webhook_url": null, "screening": true}
+                     "webhook_url": null, "screening": true,
+                     "hours": null, "ring_timeout_secs": 20}
                 ],
-                "fallback": {"kind": "phone", "address": "+12025550333"}
+                "fallback": {"kind": "phone", "address": "+12025550333"},
+                "schedule": null,
+                "caller_rules": [],
+                "record": "none",
+                "ring_tone": null,
+                "dnd_until": null
             })
         );
         let back: Subscriber = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();

@@ -12,6 +12,7 @@ use super::plan::{DialPlan, PlanStep};
 use super::{CallFlow, FlowError};
 use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::rules::Route;
 use crate::domain::session::{
     Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionId, SessionState,
     Timestamp,
@@ -68,11 +69,13 @@ impl CallFlow {
             call_sid: call.call_id.clone(),
             forwarded_at: now,
         };
-        // Without a ring report only an unambiguous subscriber can be dialed.
+        // Without a ring report only an unambiguous subscriber can be dialed;
+        // its rules are decided now.
         let unreported = match candidates.as_slice() {
             [only] => Some(Session::forwarded_without_report(
                 only.number.clone(),
                 call.from.clone(),
+                only.route(&call.from, self.now()).route,
                 claim.clone(),
             )),
             _ => None,
@@ -112,7 +115,11 @@ impl CallFlow {
                 if session.is_over() {
                     return hangup();
                 }
-                let plan = DialPlan::for_session(subscriber, Some(&session));
+                if session.route() == &Route::Block {
+                    self.end_blocked(subscriber, session.id()).await;
+                    return reject();
+                }
+                let plan = DialPlan::for_session(subscriber, &session);
                 let next = first_ring(&plan);
                 self.script_for(
                     routes,
@@ -130,7 +137,11 @@ impl CallFlow {
                 tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "claim failed; dialing without a session");
                 match candidates.as_slice() {
                     [only] => {
-                        let plan = DialPlan::for_session(only, None);
+                        let route = only.route(&call.from, self.now()).route;
+                        if route == Route::Block {
+                            return reject();
+                        }
+                        let plan = DialPlan::new(only, &route, None);
                         self.script_for(routes, only, None, &call.from, first_ring(&plan))
                     }
                     _ => self.unknown_call(),
@@ -162,7 +173,7 @@ impl CallFlow {
                 if session.subscriber() != &subscriber.number {
                     return Err(FlowError::SessionNotFound);
                 }
-                let plan = DialPlan::for_session(&subscriber, Some(session));
+                let plan = DialPlan::for_session(&subscriber, session);
                 let dialed: Vec<DialedLeg> = ringing_in(&plan, session, attempt)
                     .into_iter()
                     .map(|d| DialedLeg {
@@ -199,7 +210,7 @@ impl CallFlow {
                 if !goes_on {
                     return hangup();
                 }
-                let plan = DialPlan::for_session(&subscriber, Some(&session));
+                let plan = DialPlan::for_session(&subscriber, &session);
                 let next = next_after(&plan, &session, attempt);
                 self.script_for(
                     routes,
@@ -239,7 +250,9 @@ impl CallFlow {
             DialStatus::Completed if result.bridged != Some(false) => hangup(),
             DialStatus::Canceled => hangup(),
             _ => {
-                let plan = DialPlan::for_session(subscriber, None);
+                // Without its session, the call's route is decided again.
+                let route = subscriber.route(caller, self.now()).route;
+                let plan = DialPlan::new(subscriber, &route, None);
                 self.script_for(
                     routes,
                     subscriber,
@@ -301,17 +314,18 @@ impl CallFlow {
         let query = |attempt: DialAttempt| {
             CallbackQuery::new(&subscriber.number, session_id, caller, attempt)
         };
-        let dial = |attempt: DialAttempt, targets: Vec<DialTarget>, screened: bool| {
-            let query = query(attempt);
-            CallScript(vec![Step::Dial(Dial {
-                targets,
-                caller_id: caller.number().cloned(),
-                timeout_secs: subscriber.ring_timeout_secs,
-                action_url: self.callback_url(routes.dial_status, &query),
-                screen_url: screened.then(|| self.callback_url(routes.screen, &query)),
-                leg_events_url: Some(self.callback_url(routes.status, &query)),
-            })])
-        };
+        let dial =
+            |attempt: DialAttempt, targets: Vec<DialTarget>, screened: bool, timeout_secs: u32| {
+                let query = query(attempt);
+                CallScript(vec![Step::Dial(Dial {
+                    targets,
+                    caller_id: caller.number().cloned(),
+                    timeout_secs,
+                    action_url: self.callback_url(routes.dial_status, &query),
+                    screen_url: screened.then(|| self.callback_url(routes.screen, &query)),
+                    leg_events_url: Some(self.callback_url(routes.status, &query)),
+                })])
+            };
         match next {
             Next::Ring(attempt, destinations) => {
                 let screened = destinations.iter().any(|d| d.screening);
@@ -327,7 +341,14 @@ impl CallFlow {
                             screened: d.screening,
                         })
                         .collect();
-                dial(attempt, targets, screened)
+                // One Dial has one timeout: its longest-ringing destination's,
+                // so that none is cut short.
+                let timeout_secs = destinations
+                    .iter()
+                    .map(|d| d.ring_timeout_secs(subscriber))
+                    .max()
+                    .unwrap_or(subscriber.ring_timeout_secs);
+                dial(attempt, targets, screened, timeout_secs)
             }
             Next::Fallback(attempt, Fallback::Voicemail) => CallScript(vec![
                 Step::Say(self.templates.voicemail_greeting.clone()),
@@ -344,6 +365,7 @@ impl CallFlow {
                     screened: false,
                 }],
                 false,
+                subscriber.ring_timeout_secs,
             ),
             Next::Fallback(_, Fallback::Hangup) | Next::Done => hangup(),
         }
@@ -484,7 +506,7 @@ impl CallFlow {
                 if session.subscriber() != &subscriber.number {
                     return Err(FlowError::SessionNotFound);
                 }
-                let plan = DialPlan::for_session(&subscriber, Some(session));
+                let plan = DialPlan::for_session(&subscriber, session);
                 let ringing = ringing_in(&plan, session, attempt);
                 let destination = match ringing.as_slice() {
                     [only] => Some(only.id.clone()),
@@ -535,6 +557,22 @@ impl CallFlow {
             Ok((_, None)) | Err(FlowError::SessionNotFound) => {}
             Err(err) => {
                 tracing::error!(session_id = %id, error = format!("{err:#}"), "could not end the session of an ended call")
+            }
+        }
+    }
+
+    /// A caller rule blocks the caller: the session ends `missed`.
+    async fn end_blocked(&self, subscriber: &Subscriber, id: &SessionId) {
+        let now = Timestamp::now();
+        match self
+            .update(id, |session| {
+                Ok(session.end_missed(MissedReason::Blocked, now))
+            })
+            .await
+        {
+            Ok((session, notice)) => self.announce(subscriber, &session, notice).await,
+            Err(err) => {
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not end the session of a blocked caller")
             }
         }
     }
@@ -615,4 +653,9 @@ const SCREEN_TIMEOUT_SECS: u32 = 8;
 
 fn hangup() -> CallScript {
     CallScript(vec![Step::Hangup])
+}
+
+/// Busy, for a blocked caller.
+fn reject() -> CallScript {
+    CallScript(vec![Step::Reject])
 }

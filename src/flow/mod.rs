@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::clock::WallClock;
 use crate::config::PublicBaseUrl;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::domain::session::{Notice, Session, SessionError, SessionId};
+use crate::domain::session::{Notice, Session, SessionError, SessionId, Timestamp};
 use crate::domain::subscriber::{Destination, DestinationId, Subscriber};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
@@ -62,6 +63,8 @@ pub struct FlowSettings {
     /// one, rejecting would send callers to an error, so phones are told to
     /// let the call ring.
     pub can_answer_forwarded_calls: bool,
+    /// What the subscriber rules take for now.
+    pub clock: WallClock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,11 @@ impl CallFlow {
 
     pub fn bus(&self) -> &EventBus {
         &self.bus
+    }
+
+    /// The time the subscriber rules are decided at.
+    pub fn now(&self) -> Timestamp {
+        self.settings.clock.now()
     }
 
     /// An absolute URL of one of our callback routes, with our query.

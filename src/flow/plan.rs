@@ -1,7 +1,9 @@
 //! The order a forwarded call tries destinations in, and the markup for each
 //! step. A step is an index into the plan, carried in the `action` URL of the
-//! Dial, so that hunting needs no state beyond the subscriber.
+//! Dial, so that hunting needs no state beyond the subscriber and the route
+//! its rules chose.
 
+use crate::domain::rules::Route;
 use crate::domain::session::Session;
 use crate::domain::subscriber::{Destination, DestinationId, Fallback, Mode, Strategy, Subscriber};
 
@@ -23,15 +25,22 @@ pub struct DialPlan<'a> {
 }
 
 impl<'a> DialPlan<'a> {
-    /// The plan for `subscriber`, given the destination that accepted, if
-    /// any: in pick mode only that one, then the fallback; in auto mode that
-    /// one first, then the others by the strategy.
-    pub fn new(subscriber: &'a Subscriber, selected: Option<&DestinationId>) -> Self {
-        let chosen = selected.and_then(|id| subscriber.destination(id));
+    /// The plan for `subscriber` on `route`, given the destination that
+    /// accepted, if any: in pick mode only that one, then the fallback; in
+    /// auto mode that one first, then the others by the strategy. A route
+    /// that rings no destination goes straight to the fallback.
+    pub fn new(
+        subscriber: &'a Subscriber,
+        route: &Route,
+        selected: Option<&DestinationId>,
+    ) -> Self {
+        let chosen = selected
+            .and_then(|id| subscriber.destination(id))
+            .filter(|d| route.rings(&d.id));
         let others = subscriber
             .destinations
             .iter()
-            .filter(|d| Some(&d.id) != chosen.map(|c| &c.id));
+            .filter(|d| route.rings(&d.id) && Some(&d.id) != chosen.map(|c| &c.id));
         let mut rings: Vec<Vec<&Destination>> = chosen.map(|c| vec![c]).into_iter().collect();
         if subscriber.mode == Mode::Auto || chosen.is_none() {
             match subscriber.strategy {
@@ -50,9 +59,9 @@ impl<'a> DialPlan<'a> {
         }
     }
 
-    /// The plan for a forwarded call with its session (if the store gave one).
-    pub fn for_session(subscriber: &'a Subscriber, session: Option<&Session>) -> Self {
-        Self::new(subscriber, session.and_then(Session::selected_destination))
+    /// The plan for a forwarded call with its session.
+    pub fn for_session(subscriber: &'a Subscriber, session: &Session) -> Self {
+        Self::new(subscriber, session.route(), session.selected_destination())
     }
 
     pub fn step(&self, index: usize) -> PlanStep<'a> {
@@ -105,7 +114,7 @@ mod tests {
     #[test]
     fn sequential_hunts_one_at_a_time_then_falls_back() {
         let s = subscriber("auto", "sequential");
-        let plan = DialPlan::new(&s, None);
+        let plan = DialPlan::new(&s, &Route::default(), None);
         assert_eq!(ids(plan.step(0)), ["a"]);
         assert_eq!(ids(plan.step(1)), ["b"]);
         assert_eq!(ids(plan.step(2)), ["c"]);
@@ -116,7 +125,7 @@ mod tests {
     #[test]
     fn simultaneous_rings_all_at_once_then_falls_back() {
         let s = subscriber("auto", "simultaneous");
-        let plan = DialPlan::new(&s, None);
+        let plan = DialPlan::new(&s, &Route::default(), None);
         assert_eq!(ids(plan.step(0)), ["a", "b", "c"]);
         assert_eq!(plan.step(1), PlanStep::Fallback(&Fallback::Voicemail));
     }
@@ -124,16 +133,33 @@ mod tests {
     #[test]
     fn an_accepting_destination_is_dialed_first() {
         let s = subscriber("auto", "sequential");
-        let plan = DialPlan::new(&s, Some(&id("b")));
+        let plan = DialPlan::new(&s, &Route::default(), Some(&id("b")));
         assert_eq!(ids(plan.step(0)), ["b"]);
         assert_eq!(ids(plan.step(1)), ["a"]);
         assert_eq!(ids(plan.step(2)), ["c"]);
     }
 
     #[test]
+    fn a_route_rings_only_its_destinations_and_without_any_falls_back() {
+        let s = subscriber("auto", "simultaneous");
+        let skipping_b = Route::Destinations {
+            skipped: vec![id("b")],
+        };
+        let plan = DialPlan::new(&s, &skipping_b, None);
+        assert_eq!(ids(plan.step(0)), ["a", "c"]);
+        // An accept by a skipped destination cannot put it back.
+        let plan = DialPlan::new(&s, &skipping_b, Some(&id("b")));
+        assert_eq!(ids(plan.step(0)), ["a", "c"]);
+        for route in [Route::Voicemail, Route::Phone, Route::Block] {
+            let plan = DialPlan::new(&s, &route, None);
+            assert_eq!(plan.step(0), PlanStep::Fallback(&Fallback::Voicemail));
+        }
+    }
+
+    #[test]
     fn in_pick_mode_only_the_accepting_destination_rings_before_the_fallback() {
         let s = subscriber("pick", "sequential");
-        let plan = DialPlan::new(&s, Some(&id("c")));
+        let plan = DialPlan::new(&s, &Route::default(), Some(&id("c")));
         assert_eq!(ids(plan.step(0)), ["c"]);
         assert_eq!(plan.step(1), PlanStep::Fallback(&Fallback::Voicemail));
     }

@@ -8,8 +8,9 @@ use url::Url;
 use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref};
 use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
 use crate::domain::phone::Caller;
+use crate::domain::rules::Route;
 use crate::domain::session::{Instruction, Offer, Session, SessionId, Timestamp};
-use crate::domain::subscriber::{Mode, Subscriber};
+use crate::domain::subscriber::{Destination, Mode, Subscriber};
 use crate::notify::events::{Event, EventPayload, Ringing};
 use crate::notify::webhooks::Delivery;
 use crate::store::SessionCreated;
@@ -45,13 +46,17 @@ impl CallFlow {
         }
 
         let now = Timestamp::now();
-        let capabilities: Vec<NewToken> = subscriber
+        let decision = subscriber.route(&report.caller, self.now());
+        let ringing: Vec<&Destination> = subscriber
             .destinations
+            .iter()
+            .filter(|d| decision.route.rings(&d.id))
+            .collect();
+        let capabilities: Vec<NewToken> = ringing
             .iter()
             .map(|_| NewToken::generate(CAPABILITY_PREFIX))
             .collect();
-        let offers = subscriber
-            .destinations
+        let offers = ringing
             .iter()
             .zip(&capabilities)
             .map(|(d, capability)| Offer {
@@ -60,7 +65,8 @@ impl CallFlow {
                 response: None,
             })
             .collect();
-        let wait_until = (subscriber.mode == Mode::Pick)
+        let first_instruction = self.first_instruction(subscriber, &decision.route);
+        let wait_until = (first_instruction == Instruction::Wait)
             .then(|| now.after(Duration::from_secs(subscriber.pick_timeout_secs.into())));
         let session = Session::ringing(
             subscriber.number.clone(),
@@ -69,6 +75,7 @@ impl CallFlow {
             report.device_call_id,
             now,
         )
+        .with_route(decision.route)
         .with_offers(offers, wait_until);
         if let SessionCreated::Existing(existing) = self
             .store
@@ -81,12 +88,17 @@ impl CallFlow {
                 instruction: existing.instruction(),
             });
         }
-        tracing::info!(session_id = %session.id(), subscriber = %subscriber.number, "ring reported");
+        tracing::info!(
+            session_id = %session.id(),
+            subscriber = %subscriber.number,
+            route = ?session.route(),
+            rule = %decision.reason,
+            "ring reported"
+        );
         self.supersede_earlier_calls(&session).await;
 
-        self.notify_ringing(subscriber, &session, &capabilities)
+        self.notify_ringing(subscriber, &session, &ringing, &capabilities)
             .await;
-        let first_instruction = self.first_instruction(subscriber);
         // A destination may have accepted, or the phone reported, while the
         // notifications were out: decide on the session as it is now.
         let id = session.id().clone();
@@ -132,12 +144,14 @@ impl CallFlow {
         }
     }
 
-    /// Sends `call.ringing` to every destination with a webhook, all at once,
-    /// and returns when each was answered, failed or timed out.
+    /// Sends `call.ringing` to each of `ringing` (with its capability), on
+    /// its streams and by webhook, all at once, and returns when each
+    /// webhook was answered, failed or timed out.
     async fn notify_ringing(
         &self,
         subscriber: &Subscriber,
         session: &Session,
+        ringing: &[&Destination],
         capabilities: &[NewToken],
     ) {
         let reported = session
@@ -149,8 +163,8 @@ impl CallFlow {
             Mode::Auto => reported.after(self.settings.session_ttl),
         };
         let mut deliveries: Vec<(Url, Event)> = Vec::new();
-        let mut streamed = Vec::with_capacity(subscriber.destinations.len());
-        for (destination, capability) in subscriber.destinations.iter().zip(capabilities) {
+        let mut streamed = Vec::with_capacity(ringing.len());
+        for (destination, capability) in ringing.iter().zip(capabilities) {
             let capability_url = |action: &str| {
                 self.url_with_query(
                     &format!("/v1/sessions/{}/{action}", session.id()),
@@ -181,8 +195,7 @@ impl CallFlow {
             return;
         }
         let outcomes = self.webhooks.deliver_now(deliveries).await;
-        for (destination, outcome) in subscriber
-            .destinations
+        for (destination, outcome) in ringing
             .iter()
             .filter(|d| d.webhook_url.is_some())
             .zip(outcomes)
@@ -202,15 +215,18 @@ impl CallFlow {
     }
 
     /// What the phone is told once every destination was notified.
-    fn first_instruction(&self, subscriber: &Subscriber) -> Instruction {
+    fn first_instruction(&self, subscriber: &Subscriber, route: &Route) -> Instruction {
         if !self.settings.can_answer_forwarded_calls {
             return Instruction::Ignore;
         }
-        match subscriber.mode {
-            Mode::Auto => Instruction::Reject,
+        match (route, subscriber.mode) {
+            (Route::Phone, _) => Instruction::Ignore,
+            (Route::Voicemail | Route::Block, _) | (Route::Destinations { .. }, Mode::Auto) => {
+                Instruction::Reject
+            }
             // A destination may open its live stream on any instance at any
             // moment: wait for an accept until `pick_timeout_secs`.
-            Mode::Pick => Instruction::Wait,
+            (Route::Destinations { .. }, Mode::Pick) => Instruction::Wait,
         }
     }
 }

@@ -78,7 +78,8 @@ pub struct Missed {
     pub call: CallRef,
     /// `not_forwarded` (the phone rejected but no forwarded call came:
     /// check the carrier's forwarding), `caller_hung_up`, `nobody_answered`,
-    /// `no_outcome` (the provider never said how the forwarded call ended).
+    /// `no_outcome` (the provider never said how the forwarded call ended),
+    /// `blocked` (a caller rule blocks the caller: the call heard busy).
     pub reason: MissedReason,
 }
 

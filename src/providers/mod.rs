@@ -321,6 +321,9 @@ pub enum Step {
         prompt: String,
     },
     Hangup,
+    /// Refuse the call with a busy signal (a blocked caller), without
+    /// answering it where the provider can.
+    Reject,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,7 +104,7 @@ fn capacity_hint(script: &CallScript) -> usize {
                 Step::Gather {
                     action_url, prompt, ..
                 } => text(action_url) + VERB + text(prompt),
-                Step::Hangup => 0,
+                Step::Hangup | Step::Reject => VERB,
             }
     })
 }

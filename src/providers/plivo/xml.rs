@@ -85,6 +85,12 @@ fn write_step(w: &mut XmlWriter<'_>, step: &Step) -> io::Result<()> {
             Ok(())
         }
         Step::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
+        // Plivo's reject is a Hangup with a reason, before answering.
+        Step::Reject => w
+            .create_element("Hangup")
+            .with_attribute(("reason", "busy"))
+            .write_empty()
+            .map(|_| ()),
     }
 }
 

@@ -86,6 +86,11 @@ fn write_step(w: &mut XmlWriter<'_>, step: &Step, dialect: &Dialect<'_>) -> io::
             Ok(())
         }
         Step::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
+        Step::Reject => w
+            .create_element("Reject")
+            .with_attribute(("reason", "busy"))
+            .write_empty()
+            .map(|_| ()),
     }
 }
 

@@ -1,0 +1,517 @@
+//! A subscriber's rules (contract §14): when the destinations ring, who gets
+//! through, and how the call is recorded. [`Subscriber::route`] decides them
+//! once per call; everything else follows its [`Route`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::phone::Caller;
+use super::session::Timestamp;
+use super::subscriber::{DestinationId, FieldError, Subscriber};
+
+/// Most windows a schedule (or a destination's `hours`) may list.
+pub const MAX_WINDOWS: usize = 28;
+/// Most caller rules a subscriber may have.
+pub const MAX_CALLER_RULES: usize = 100;
+
+/// When the destinations ring, in the subscriber's own time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Schedule {
+    pub timezone: ZoneName,
+    #[schema(min_items = 1, max_items = 28)]
+    pub hours: Vec<Window>,
+    pub outside: Outside,
+}
+
+/// What a call outside every window of the schedule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outside {
+    /// Only the phone rings (the ring report answers `ignore`).
+    #[default]
+    Phone,
+    /// The phone rejects and the forwarded call goes straight to the fallback.
+    Voicemail,
+}
+
+/// An IANA time zone name that the bundled time zone database knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "Europe/Berlin")]
+pub struct ZoneName(String);
+
+impl ZoneName {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        jiff::tz::db()
+            .get(name)
+            .map(|_| Self(name.to_owned()))
+            .map_err(|_| format!("is not an IANA time zone name, got {:?}", clip(name)))
+    }
+
+    fn zone(&self) -> jiff::tz::TimeZone {
+        // Checked when parsed, and the database is compiled in: it cannot
+        // have lost the name since.
+        jiff::tz::db()
+            .get(&self.0)
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+impl TryFrom<String> for ZoneName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ZoneName> for String {
+    fn from(name: ZoneName) -> Self {
+        name.0
+    }
+}
+
+/// Days and a time range: `from` on each of `days` until `to`, the next
+/// day when `to` is not after `from` (a window that crosses midnight).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Window {
+    #[schema(min_items = 1, max_items = 7)]
+    pub days: Vec<Day>,
+    pub from: ClockTime,
+    pub to: ClockTime,
+}
+
+impl Window {
+    /// Whether the local time `minute` of `day` falls in this window.
+    fn contains(&self, day: Day, minute: u16) -> bool {
+        let (from, to) = (self.from.0, self.to.0);
+        if from < to {
+            self.days.contains(&day) && (from..to).contains(&minute)
+        } else {
+            (self.days.contains(&day) && minute >= from)
+                || (self.days.contains(&day.previous()) && minute < to)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Day {
+    const ALL: [Day; 7] = [
+        Day::Mon,
+        Day::Tue,
+        Day::Wed,
+        Day::Thu,
+        Day::Fri,
+        Day::Sat,
+        Day::Sun,
+    ];
+
+    fn of(weekday: jiff::civil::Weekday) -> Self {
+        Self::ALL[usize::from(weekday.to_monday_zero_offset().unsigned_abs())]
+    }
+
+    fn previous(self) -> Self {
+        Self::ALL[(self as usize + 6) % 7]
+    }
+}
+
+/// A time of day, `HH:MM` on the 24-hour clock; `24:00` ends a window at
+/// midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClockTime(u16);
+
+impl ClockTime {
+    const MIDNIGHT_END: u16 = 24 * 60;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "must be a time HH:MM from 00:00 to 24:00, got {:?}",
+                clip(s)
+            )
+        };
+        let (h, m) = s.split_once(':').ok_or_else(bad)?;
+        if h.len() != 2 || m.len() != 2 {
+            return Err(bad());
+        }
+        let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        let minute = h * 60 + m;
+        if m >= 60 || minute > Self::MIDNIGHT_END {
+            return Err(bad());
+        }
+        Ok(Self(minute))
+    }
+}
+
+impl TryFrom<String> for ClockTime {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ClockTime> for String {
+    fn from(t: ClockTime) -> Self {
+        t.to_string()
+    }
+}
+
+impl fmt::Display for ClockTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+
+impl utoipa::PartialSchema for ClockTime {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"))
+            .description(Some(
+                "A time of day, HH:MM (24:00 ends a window at midnight).",
+            ))
+            .examples(["09:00"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ClockTime {}
+
+/// One caller rule: calls whose caller matches get `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallerRule {
+    #[serde(rename = "match")]
+    pub pattern: CallerPattern,
+    pub action: CallerAction,
+}
+
+/// Which callers a rule is for: one number in E.164, every number that
+/// starts with a prefix (`+1900*`), or withheld callers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum CallerPattern {
+    Number(String),
+    Prefix(String),
+    Withheld,
+}
+
+impl CallerPattern {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "withheld" {
+            return Ok(Self::Withheld);
+        }
+        let (digits, prefix) = match s.strip_suffix('*') {
+            Some(head) => (head, true),
+            None => (s, false),
+        };
+        let well_formed = digits.strip_prefix('+').is_some_and(|d| {
+            (1..=15).contains(&d.len())
+                && d.bytes().all(|b| b.is_ascii_digit())
+                && !d.starts_with('0')
+        });
+        if !well_formed {
+            return Err(format!(
+                "must be an E.164 number, an E.164 prefix ending in '*', or \"withheld\", got {:?}",
+                clip(s)
+            ));
+        }
+        Ok(if prefix {
+            Self::Prefix(digits.to_owned())
+        } else {
+            Self::Number(digits.to_owned())
+        })
+    }
+
+    fn matches(&self, caller: &Caller) -> bool {
+        match (self, caller.number()) {
+            (Self::Withheld, None) => true,
+            (Self::Number(n), Some(number)) => number.as_str() == n,
+            (Self::Prefix(p), Some(number)) => number.as_str().starts_with(p.as_str()),
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<String> for CallerPattern {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CallerPattern> for String {
+    fn from(p: CallerPattern) -> Self {
+        match p {
+            CallerPattern::Number(n) => n,
+            CallerPattern::Prefix(p) => format!("{p}*"),
+            CallerPattern::Withheld => "withheld".to_owned(),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for CallerPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^(\+[1-9][0-9]{0,14}\*?|withheld)$"))
+            .description(Some(
+                "An E.164 number, an E.164 prefix ending in `*`, or `withheld`.",
+            ))
+            .examples(["+1900*"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CallerPattern {}
+
+/// What a caller rule does with a matching call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallerAction {
+    /// The phone rejects; the forwarded call hears busy.
+    Block,
+    /// The phone rejects; the forwarded call goes straight to the fallback.
+    Voicemail,
+    /// Only the phone rings.
+    Phone,
+    /// The destinations ring whatever the hours and do-not-disturb say.
+    Vip,
+}
+
+/// Whether the dialed legs are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Record {
+    #[default]
+    None,
+    /// From the moment a leg answers, both parties.
+    Answer,
+}
+
+/// The ringback the caller hears while the hunt runs: one of Twilio's
+/// `ringTone` country codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "uk")]
+pub struct RingTone(String);
+
+impl RingTone {
+    /// Twilio's `<Dial ringTone>` values.
+    pub const CODES: &'static [&'static str] = &[
+        "at", "au", "bg", "br", "be", "ch", "cl", "cn", "cz", "de", "dk", "ee", "es", "fi", "fr",
+        "gr", "hu", "il", "in", "it", "lt", "jp", "mx", "my", "nl", "no", "nz", "ph", "pl", "pt",
+        "ru", "se", "sg", "th", "uk", "us", "us-old", "tw", "ve", "za",
+    ];
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if Self::CODES.contains(&s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "must be one of {}, got {:?}",
+                Self::CODES.join(", "),
+                clip(s)
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RingTone {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<RingTone> for String {
+    fn from(t: RingTone) -> Self {
+        t.0
+    }
+}
+
+/// Where a call goes, as the rules decided it when it began. The ring
+/// report and the forwarded call both follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", rename_all = "snake_case")]
+pub enum Route {
+    /// Notify and dial the destinations, but those in `skipped` (outside
+    /// their own hours).
+    Destinations {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<DestinationId>,
+    },
+    /// Only the phone rings (the ring report answers `ignore`); a forwarded
+    /// call (the carrier's forward on no answer) goes to the fallback.
+    Phone,
+    /// The phone rejects, nobody is notified, and the forwarded call goes
+    /// straight to the fallback.
+    Voicemail,
+    /// The phone rejects, nobody is notified, and the forwarded call hears
+    /// busy.
+    Block,
+}
+
+impl Default for Route {
+    /// Every destination: what a session written before the rules existed
+    /// had.
+    fn default() -> Self {
+        Self::Destinations {
+            skipped: Vec::new(),
+        }
+    }
+}
+
+impl Route {
+    /// Whether the destination `id` is notified and dialed.
+    pub fn rings(&self, id: &DestinationId) -> bool {
+        matches!(self, Self::Destinations { skipped } if !skipped.contains(id))
+    }
+}
+
+/// What the rules decided for a call, and the rule that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub route: Route,
+    pub reason: Reason,
+}
+
+/// Which rule decided a call's route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No rule held the call back.
+    Default,
+    /// `caller_rules[index]` matched.
+    CallerRule(usize),
+    DoNotDisturb,
+    OutsideSchedule,
+    /// Every destination is outside its own hours.
+    NoDestinationInHours,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("no rule applies"),
+            Self::CallerRule(i) => write!(f, "caller_rules[{i}] matches the caller"),
+            Self::DoNotDisturb => f.write_str("do-not-disturb is on"),
+            Self::OutsideSchedule => f.write_str("outside the schedule"),
+            Self::NoDestinationInHours => f.write_str("every destination is outside its hours"),
+        }
+    }
+}
+
+impl Subscriber {
+    /// Decides what a call from `caller` at `at` does. The first caller rule
+    /// that matches wins (a `vip` rings every destination whatever the
+    /// hours and do-not-disturb say); then do-not-disturb; then the
+    /// schedule; then each destination's own hours. With no destination
+    /// left, only the phone rings.
+    pub fn route(&self, caller: &Caller, at: Timestamp) -> Decision {
+        let decided = |route, reason| Decision { route, reason };
+        let every_destination = Route::default();
+        if let Some((index, rule)) = self
+            .caller_rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| rule.pattern.matches(caller))
+        {
+            let route = match rule.action {
+                CallerAction::Block => Route::Block,
+                CallerAction::Voicemail => Route::Voicemail,
+                CallerAction::Phone => Route::Phone,
+                CallerAction::Vip => every_destination,
+            };
+            return decided(route, Reason::CallerRule(index));
+        }
+        if self.dnd_until.is_some_and(|until| at < until) {
+            return decided(Route::Voicemail, Reason::DoNotDisturb);
+        }
+        let Some(schedule) = &self.schedule else {
+            return decided(every_destination, Reason::Default);
+        };
+        let local = jiff::Timestamp::from_millisecond(at.unix_millis())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .to_zoned(schedule.timezone.zone());
+        let (day, minute) = (
+            Day::of(local.weekday()),
+            u16::try_from(local.hour()).unwrap_or(0) * 60
+                + u16::try_from(local.minute()).unwrap_or(0),
+        );
+        let open = |hours: &[Window]| hours.iter().any(|w| w.contains(day, minute));
+        if !open(&schedule.hours) {
+            let route = match schedule.outside {
+                Outside::Phone => Route::Phone,
+                Outside::Voicemail => Route::Voicemail,
+            };
+            return decided(route, Reason::OutsideSchedule);
+        }
+        let skipped: Vec<DestinationId> = self
+            .destinations
+            .iter()
+            .filter(|d| d.hours.as_deref().is_some_and(|hours| !open(hours)))
+            .map(|d| d.id.clone())
+            .collect();
+        if skipped.len() == self.destinations.len() {
+            return decided(Route::Phone, Reason::NoDestinationInHours);
+        }
+        decided(Route::Destinations { skipped }, Reason::Default)
+    }
+}
+
+/// The `hours` of a schedule or a destination, checked: 1 to
+/// [`MAX_WINDOWS`] windows, each with days and a range that is not empty.
+pub fn check_hours(field: &str, hours: &[Window]) -> Result<(), FieldError> {
+    if hours.is_empty() || hours.len() > MAX_WINDOWS {
+        return Err(FieldError::new(
+            field,
+            format!("must list 1 to {MAX_WINDOWS} windows, got {}", hours.len()),
+        ));
+    }
+    for (i, window) in hours.iter().enumerate() {
+        if window.days.is_empty() {
+            return Err(FieldError::new(
+                format!("{field}[{i}].days"),
+                "must list at least one day (mon, tue, wed, thu, fri, sat, sun)",
+            ));
+        }
+        if window.from.0 == ClockTime::MIDNIGHT_END {
+            return Err(FieldError::new(
+                format!("{field}[{i}].from"),
+                "must be from 00:00 to 23:59; only `to` may be 24:00",
+            ));
+        }
+        if window.from == window.to {
+            return Err(FieldError::new(
+                format!("{field}[{i}].to"),
+                "must differ from `from`; a whole day is 00:00 to 24:00",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// At most 64 characters of what was sent, for error messages (contract §15).
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
