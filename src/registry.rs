@@ -13,6 +13,7 @@ use crate::domain::credentials::{
     Credentials, IssuedTokens, NewToken, TokenHash, TokenOwner, TokenPolicy,
 };
 use crate::domain::phone::PhoneNumber;
+use crate::domain::session::Timestamp;
 use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
 use crate::store::{LastKnownSubscribers, Store, StoreError, SubscriberRecord};
 
@@ -64,8 +65,10 @@ impl Registry {
         spec: SubscriberSpec,
         policy: TokenPolicy,
     ) -> Result<Registration, RegistryError> {
-        let subscriber = spec.parse(number, self.rules)?;
+        let mut subscriber = spec.parse(number, self.rules)?;
         let previous = self.store.subscriber(&subscriber.number).await?;
+        // Do-not-disturb is the device's to set, not the admin's body's.
+        subscriber.dnd_until = previous.as_ref().and_then(|p| p.subscriber.dnd_until);
         let (credentials, tokens) = Credentials::issue(
             &subscriber,
             previous.as_ref().map(|p| &p.credentials),
@@ -86,6 +89,22 @@ impl Registry {
 
     pub async fn subscriber(&self, number: &PhoneNumber) -> Result<Option<Subscriber>, StoreError> {
         Ok(self.store.subscriber(number).await?.map(|r| r.subscriber))
+    }
+
+    /// Sets (or with `None` ends) the do-not-disturb of subscriber `number`;
+    /// `None` when there is no such subscriber.
+    pub async fn set_dnd(
+        &self,
+        number: &PhoneNumber,
+        until: Option<Timestamp>,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        let Some(mut record) = self.store.subscriber(number).await? else {
+            return Ok(None);
+        };
+        record.subscriber.dnd_until = until;
+        self.store.put_subscriber(&record).await?;
+        self.last_known.remember([&record.subscriber]);
+        Ok(Some(record.subscriber))
     }
 
     /// Removes a subscriber. Returns whether it existed.

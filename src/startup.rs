@@ -138,7 +138,7 @@ impl Application {
                     .max(config.forward_timeout + 4 * crate::flow::SWEEP_INTERVAL),
                 forward_timeout: config.forward_timeout,
                 can_answer_forwarded_calls: config.providers.any_provider_configured(),
-                clock: config.clock,
+                clock: config.clock.clone(),
             },
         );
         if let Some(path) = &config.subscribers_file {

@@ -21,6 +21,7 @@ pub struct Schedule {
     pub timezone: ZoneName,
     #[schema(min_items = 1, max_items = 28)]
     pub hours: Vec<Window>,
+    #[serde(default)]
     pub outside: Outside,
 }
 
@@ -426,7 +427,6 @@ impl Subscriber {
     /// left, only the phone rings.
     pub fn route(&self, caller: &Caller, at: Timestamp) -> Decision {
         let decided = |route, reason| Decision { route, reason };
-        let every_destination = Route::default();
         if let Some((index, rule)) = self
             .caller_rules
             .iter()
@@ -437,26 +437,31 @@ impl Subscriber {
                 CallerAction::Block => Route::Block,
                 CallerAction::Voicemail => Route::Voicemail,
                 CallerAction::Phone => Route::Phone,
-                CallerAction::Vip => every_destination,
+                CallerAction::Vip => Route::default(),
             };
             return decided(route, Reason::CallerRule(index));
         }
         if self.dnd_until.is_some_and(|until| at < until) {
             return decided(Route::Voicemail, Reason::DoNotDisturb);
         }
-        let Some(schedule) = &self.schedule else {
-            return decided(every_destination, Reason::Default);
-        };
+        // Local time in the schedule's zone (UTC without a schedule: then
+        // only destinations' own hours can apply).
+        let zone = self
+            .schedule
+            .as_ref()
+            .map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.zone());
         let local = jiff::Timestamp::from_millisecond(at.unix_millis())
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            .to_zoned(schedule.timezone.zone());
+            .to_zoned(zone);
         let (day, minute) = (
             Day::of(local.weekday()),
             u16::try_from(local.hour()).unwrap_or(0) * 60
                 + u16::try_from(local.minute()).unwrap_or(0),
         );
         let open = |hours: &[Window]| hours.iter().any(|w| w.contains(day, minute));
-        if !open(&schedule.hours) {
+        if let Some(schedule) = &self.schedule
+            && !open(&schedule.hours)
+        {
             let route = match schedule.outside {
                 Outside::Phone => Route::Phone,
                 Outside::Voicemail => Route::Voicemail,
@@ -513,5 +518,227 @@ fn clip(s: &str) -> &str {
     match s.char_indices().nth(64) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::{PhoneNumber, Region};
+    use crate::domain::subscriber::{SpecRules, SubscriberSpec};
+    use crate::domain::webhook_target::TargetPolicy;
+    use serde_json::json;
+
+    fn subscriber(patch: serde_json::Value) -> Subscriber {
+        let mut body = json!({
+            "forwarding_number": "+12025550100",
+            "destinations": [
+                {"id": "desk", "kind": "phone", "address": "+12025550201"},
+                {"id": "laptop", "kind": "client", "address": "alice"}
+            ]
+        });
+        for (key, value) in patch.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        serde_json::from_value::<SubscriberSpec>(body)
+            .unwrap()
+            .parse(
+                PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
+                SpecRules {
+                    region: Region::default(),
+                    webhooks_can_be_signed: true,
+                    webhook_targets: TargetPolicy::PublicOnly,
+                },
+            )
+            .unwrap()
+    }
+
+    fn at(rfc3339: &str) -> Timestamp {
+        serde_json::from_value(json!(rfc3339)).unwrap()
+    }
+
+    fn caller(number: &str) -> Caller {
+        Caller::parse(Some(number), Region::default())
+    }
+
+    fn every() -> Route {
+        Route::default()
+    }
+
+    #[test]
+    fn windows_follow_the_time_zone_across_a_daylight_saving_change() {
+        let s = subscriber(json!({"schedule": {
+            "timezone": "Europe/Berlin",
+            "hours": [{"days": ["sat", "sun"], "from": "09:00", "to": "17:00"}],
+            "outside": "voicemail"
+        }}));
+        let c = caller("+12025550302");
+        // 07:30 UTC: 08:30 in Berlin on Saturday (CET), 09:30 on Sunday,
+        // the day clocks go forward (CEST).
+        let cases = [
+            ("2026-03-28T07:30:00Z", Route::Voicemail),
+            ("2026-03-29T07:30:00Z", every()),
+            ("2026-03-29T14:59:00Z", every()),
+            ("2026-03-29T15:00:00Z", Route::Voicemail),
+            ("2026-03-28T15:59:00Z", every()),
+        ];
+        for (time, route) in cases {
+            assert_eq!(s.route(&c, at(time)).route, route, "{time}");
+        }
+    }
+
+    #[test]
+    fn a_window_that_crosses_midnight_runs_into_the_next_day() {
+        let s = subscriber(json!({"schedule": {
+            "timezone": "UTC",
+            "hours": [{"days": ["fri"], "from": "22:00", "to": "06:00"}]
+        }}));
+        let c = caller("+12025550302");
+        // 2026-12-04 is a Friday.
+        let cases = [
+            ("2026-12-04T21:59:00Z", Route::Phone),
+            ("2026-12-04T22:00:00Z", every()),
+            ("2026-12-05T05:59:00Z", every()),
+            ("2026-12-05T06:00:00Z", Route::Phone),
+            ("2026-12-03T23:00:00Z", Route::Phone),
+            ("2026-12-05T22:30:00Z", Route::Phone),
+        ];
+        for (time, route) in cases {
+            assert_eq!(s.route(&c, at(time)).route, route, "{time}");
+        }
+        // 24:00 ends a window at midnight.
+        let whole_day = subscriber(json!({"schedule": {
+            "timezone": "UTC",
+            "hours": [{"days": ["fri"], "from": "00:00", "to": "24:00"}]
+        }}));
+        assert_eq!(
+            whole_day.route(&c, at("2026-12-04T23:59:00Z")).route,
+            every()
+        );
+        assert_eq!(
+            whole_day.route(&c, at("2026-12-05T00:00:00Z")).route,
+            Route::Phone
+        );
+    }
+
+    #[test]
+    fn the_first_matching_caller_rule_wins_and_prefixes_need_their_star() {
+        let s = subscriber(json!({"caller_rules": [
+            {"match": "+12025550302", "action": "vip"},
+            {"match": "+1202*", "action": "block"},
+            {"match": "+1415", "action": "phone"},
+            {"match": "withheld", "action": "voicemail"}
+        ]}));
+        let now = at("2026-12-05T12:00:00Z");
+        let cases = [
+            ("+12025550302", every(), Reason::CallerRule(0)),
+            ("+12025550303", Route::Block, Reason::CallerRule(1)),
+            // An exact rule does not match a longer number.
+            ("+14155550100", every(), Reason::Default),
+            ("anonymous", Route::Voicemail, Reason::CallerRule(3)),
+        ];
+        for (number, route, reason) in cases {
+            assert_eq!(
+                s.route(&caller(number), now),
+                Decision { route, reason },
+                "{number}"
+            );
+        }
+        let exact =
+            subscriber(json!({"caller_rules": [{"match": "+14155550100", "action": "phone"}]}));
+        assert_eq!(
+            exact.route(&caller("+14155550100"), now).route,
+            Route::Phone
+        );
+    }
+
+    #[test]
+    fn a_vip_goes_through_do_not_disturb_which_goes_before_the_schedule() {
+        let mut s = subscriber(json!({
+            "schedule": {"timezone": "UTC", "hours": [{"days": ["mon"], "from": "09:00", "to": "10:00"}]},
+            "caller_rules": [{"match": "+1202555037*", "action": "vip"}]
+        }));
+        s.destinations[0].hours = Some(vec![Window {
+            days: vec![Day::Mon],
+            from: ClockTime::parse("09:00").unwrap(),
+            to: ClockTime::parse("09:30").unwrap(),
+        }]);
+        let saturday = at("2026-12-05T12:00:00Z");
+        let vip = caller("+12025550377");
+        let other = caller("+12025550302");
+        assert_eq!(s.route(&other, saturday).reason, Reason::OutsideSchedule);
+        s.dnd_until = Some(at("2026-12-05T13:00:00Z"));
+        assert_eq!(
+            s.route(&other, saturday),
+            Decision {
+                route: Route::Voicemail,
+                reason: Reason::DoNotDisturb
+            }
+        );
+        // The VIP rings every destination, whatever the hours say.
+        assert_eq!(s.route(&vip, saturday).route, every());
+        // Do-not-disturb ends by itself at its time.
+        assert_eq!(
+            s.route(&other, at("2026-12-05T13:00:00Z")).reason,
+            Reason::OutsideSchedule
+        );
+        // In the schedule, a destination outside its own hours is skipped.
+        let monday = at("2026-12-07T09:45:00Z");
+        assert_eq!(
+            s.route(&other, monday).route,
+            Route::Destinations {
+                skipped: vec![DestinationId::parse("desk").unwrap()]
+            }
+        );
+    }
+
+    #[test]
+    fn with_no_destination_in_its_hours_only_the_phone_rings() {
+        let mut s = subscriber(json!({}));
+        let monday_only = vec![Window {
+            days: vec![Day::Mon],
+            from: ClockTime::parse("09:00").unwrap(),
+            to: ClockTime::parse("17:00").unwrap(),
+        }];
+        for d in &mut s.destinations {
+            d.hours = Some(monday_only.clone());
+        }
+        assert_eq!(
+            s.route(&caller("+12025550302"), at("2026-12-05T12:00:00Z")),
+            Decision {
+                route: Route::Phone,
+                reason: Reason::NoDestinationInHours
+            }
+        );
+    }
+
+    #[test]
+    fn shapes_are_checked_and_echoed() {
+        assert!(ClockTime::parse("9:00").is_err());
+        assert!(ClockTime::parse("24:01").is_err());
+        assert!(ClockTime::parse("12:60").is_err());
+        assert_eq!(ClockTime::parse("24:00").unwrap().to_string(), "24:00");
+        assert!(CallerPattern::parse("+1*").is_ok());
+        for bad in [
+            "+",
+            "*",
+            "+*",
+            "12025550302",
+            "+0123",
+            "+1 202*",
+            "Withheld",
+        ] {
+            assert!(CallerPattern::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ZoneName::parse("Europe/Berlin").is_ok());
+        assert!(ZoneName::parse("Mars/Olympus").is_err());
+        assert!(RingTone::parse("uk").is_ok());
+        assert!(RingTone::parse("xx").is_err());
+        let rule: CallerRule =
+            serde_json::from_value(json!({"match": "+1900*", "action": "block"})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&rule).unwrap(),
+            json!({"match": "+1900*", "action": "block"})
+        );
     }
 }

@@ -10,7 +10,7 @@ use super::error::{ApiError, doc};
 use super::json::parse_json_body;
 use super::state::AppState;
 use crate::domain::phone::Caller;
-use crate::domain::session::{Instruction, SessionId};
+use crate::domain::session::{Instruction, SessionId, Timestamp};
 use crate::domain::subscriber::FieldError;
 use crate::flow::{DeviceEvent, RingReport};
 
@@ -89,6 +89,69 @@ pub async fn ring(
         session_id: outcome.session_id,
         instruction: outcome.instruction,
         instruction_url,
+    }))
+}
+
+/// Do-not-disturb for the subscriber.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"until": "2026-12-02T07:00:00Z"}))]
+struct DndBody {
+    /// Until when (RFC 3339, in the future); `null` turns it off.
+    until: Option<Timestamp>,
+}
+
+/// Do-not-disturb as stored.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DndResponse {
+    /// Until when it is on; `null`: off.
+    dnd_until: Option<Timestamp>,
+}
+
+/// Turns do-not-disturb on until a time, or off.
+///
+/// While it is on, ring reports answer `reject`, no destination is notified,
+/// and the forwarded call goes straight to the fallback (a `vip` caller
+/// rule still rings the destinations). It ends by itself at `until`; the
+/// stored subscriber shows it as `dnd_until`.
+#[utoipa::path(
+    put,
+    path = "/v1/dnd",
+    operation_id = "put_dnd",
+    tag = "device",
+    request_body = DndBody,
+    responses(
+        (status = 200, description = "Do-not-disturb as stored.", body = DndResponse),
+        (status = 400, response = doc::MalformedBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, response = doc::InvalidField),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::StoreUnavailable),
+    ),
+    security(("device_token" = [])),
+)]
+pub async fn put_dnd(
+    device: DeviceAuth,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: DndBody = parse_json_body(&body)?;
+    if body.until.is_some_and(|until| until <= state.flow.now()) {
+        return Err(FieldError::new(
+            "until",
+            "must be in the future; null turns do-not-disturb off",
+        )
+        .into());
+    }
+    let stored = state
+        .registry
+        .set_dnd(&device.subscriber.number, body.until)
+        .await?
+        // Removed since the token was checked.
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(HttpResponse::Ok().json(DndResponse {
+        dnd_until: stored.dnd_until,
     }))
 }
 

@@ -28,6 +28,7 @@ use super::{admin, destinations, device, sessions};
         admin::get_subscriber,
         admin::delete_subscriber,
         device::ring,
+        device::put_dnd,
         device::instruction,
         device::event,
         sessions::get_session,

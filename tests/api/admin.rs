@@ -21,6 +21,17 @@ both_backends! {
         for d in expected["destinations"].as_array_mut().unwrap() {
             d.as_object_mut().unwrap().entry("webhook_url").or_insert(Value::Null);
             d.as_object_mut().unwrap().entry("screening").or_insert(json!(false));
+            d.as_object_mut().unwrap().entry("hours").or_insert(Value::Null);
+            d.as_object_mut().unwrap().entry("ring_timeout_secs").or_insert(json!(20));
+        }
+        for (field, default) in [
+            ("schedule", Value::Null),
+            ("caller_rules", json!([])),
+            ("record", json!("none")),
+            ("ring_tone", Value::Null),
+            ("dnd_until", Value::Null),
+        ] {
+            expected.as_object_mut().unwrap().entry(field).or_insert(default);
         }
         assert_eq!(created["subscriber"], expected);
         assert!(created["device_token"].as_str().unwrap().starts_with("rrd_"));
@@ -51,8 +62,14 @@ both_backends! {
             "ring_timeout_secs": 20,
             "pick_timeout_secs": 15,
             "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201",
-                              "webhook_url": null, "screening": false}],
-            "fallback": {"kind": "voicemail"}
+                              "webhook_url": null, "screening": false,
+                              "hours": null, "ring_timeout_secs": 20}],
+            "fallback": {"kind": "voicemail"},
+            "schedule": null,
+            "caller_rules": [],
+            "record": "none",
+            "ring_tone": null,
+            "dnd_until": null
         }));
     };
 

@@ -238,6 +238,20 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let config = test_config(&backend, extra).expect("test configuration is valid");
+    start(config, backend).await
+}
+
+/// An app whose subscriber rules read a clock set to `at` (RFC 3339); the
+/// test moves it on with `app.config.clock.advance`.
+pub async fn spawn_app_at(backend: Backend, at: &str) -> TestApp {
+    let mut config = test_config(&backend, &[]).expect("test configuration is valid");
+    config.clock = ringrelay::clock::WallClock::starting_at(
+        serde_json::from_value(Value::String(at.to_owned())).expect("an RFC 3339 time"),
+    );
+    start(config, backend).await
+}
+
+async fn start(config: Config, backend: Backend) -> TestApp {
     let app = Application::build(config.clone())
         .await
         .expect("the app builds");
@@ -305,6 +319,16 @@ impl TestApp {
             destination_tokens: serde_json::from_value(created["destination_tokens"].clone())
                 .unwrap(),
         }
+    }
+
+    pub async fn put_dnd(&self, device_token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url("/v1/dnd"))
+            .bearer_auth(device_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn ring(&self, device_token: &str, body: &Value) -> reqwest::Response {

@@ -13,6 +13,7 @@ mod pick;
 mod plivo;
 mod receiver;
 mod ring;
+mod rules;
 mod signalwire;
 mod startup;
 mod store;
