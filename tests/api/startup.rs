@@ -21,6 +21,9 @@ both_backends! {
         let app = spawn_app_with(backend, &[("SUBSCRIBERS_FILE", &file)]).await;
         let alice: Value = app.get_subscriber("+12025550199").await.json().await.unwrap();
         assert_eq!(alice["destinations"].as_array().unwrap().len(), 3);
+        assert_eq!(alice["schedule"]["timezone"], "America/New_York");
+        assert_eq!(alice["caller_rules"][1], serde_json::json!({"match": "+1900*", "action": "block"}));
+        assert_eq!(alice["destinations"][0]["ring_timeout_secs"], 30);
         let bob: Value = app.get_subscriber("+12025550198").await.json().await.unwrap();
         assert_eq!(bob["mode"], "pick");
         assert_eq!(bob["fallback"]["kind"], "hangup");
@@ -92,6 +95,9 @@ async fn toml_subscribers_file_is_loaded_at_start() {
         alice["destinations"][2]["address"],
         "sip:alice@pbx.example.com"
     );
+    assert_eq!(alice["schedule"]["hours"][1]["days"], serde_json::json!(["sat"]));
+    assert_eq!(alice["record"], "answer");
+    assert_eq!(alice["destinations"][0]["hours"][0]["to"], "18:00");
 }
 
 #[tokio::test]
