@@ -17,36 +17,18 @@ use crate::helpers::{Backend, Cpaas, Screening, TestApp, local_path, spawn_app, 
 use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
-macro_rules! for_each_provider_and_store {
-    ($($case:ident),* $(,)?) => {
-        for_each_provider_and_store!(@provider twilio, Twilio, [$($case),*]);
-        for_each_provider_and_store!(@provider plivo, Plivo, [$($case),*]);
-        for_each_provider_and_store!(@provider telnyx, Telnyx, [$($case),*]);
-        for_each_provider_and_store!(@provider signalwire, SignalWire, [$($case),*]);
-    };
-    (@provider $module:ident, $variant:ident, [$($case:ident),*]) => {
-        mod $module {
-            mod memory { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::Memory).await }
-            )* }
-            mod redis { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::redis()).await }
-            )* }
-        }
-    };
-}
-
-for_each_provider_and_store! {
-    a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_the_call,
-    a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hunt_goes_on,
-    a_simultaneous_ring_names_the_destination_that_answered,
-    the_caller_hanging_up_mid_hunt_ends_the_session_missed_once,
-    a_repeated_dial_status_answers_the_same_markup_and_records_one_leg,
-    a_callback_naming_another_subscriber_changes_nothing,
-    a_rejected_call_that_is_never_forwarded_expires_with_call_missed,
-    a_new_ring_report_supersedes_the_callers_older_unclaimed_session,
+crate::for_each_provider! {
+    on_both_backends: [
+        a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_the_call,
+        a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hunt_goes_on,
+        a_simultaneous_ring_names_the_destination_that_answered,
+        the_caller_hanging_up_mid_hunt_ends_the_session_missed_once,
+        a_repeated_dial_status_answers_the_same_markup_and_records_one_leg,
+        a_callback_naming_another_subscriber_changes_nothing,
+        a_rejected_call_that_is_never_forwarded_expires_with_call_missed,
+        a_new_ring_report_supersedes_the_callers_older_unclaimed_session,
+    ],
+    once: [],
 }
 
 const CELL: &str = "+12025550205";

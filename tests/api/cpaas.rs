@@ -36,55 +36,7 @@ pub const ALICE_SIP: &str = "sip:alice@pbx.example.com";
 /// Alice's ring timeout: not the default, so that it shows it was used.
 pub const ALICE_RING_TIMEOUT: &str = "25";
 
-/// Runs each case once per provider: `on_both_backends` cases take
-/// `(Cpaas, Backend)` and run on the in-memory store and on Redis, `once`
-/// cases take the provider only. Tests are named
-/// `cpaas::<provider>::[<backend>::]<case>`.
-macro_rules! for_each_provider {
-    (
-        on_both_backends: [$($both:ident),* $(,)?],
-        once: [$($once:ident),* $(,)?] $(,)?
-    ) => {
-        for_each_provider!(@provider twilio, Twilio, [$($both),*], [$($once),*]);
-        for_each_provider!(@provider plivo, Plivo, [$($both),*], [$($once),*]);
-        for_each_provider!(@provider telnyx, Telnyx, [$($both),*], [$($once),*]);
-        for_each_provider!(@provider signalwire, SignalWire, [$($both),*], [$($once),*]);
-    };
-    (@provider $module:ident, $variant:ident, [$($both:ident),*], [$($once:ident),*]) => {
-        mod $module {
-            use crate::helpers::{Backend, Cpaas};
-
-            mod memory {
-                use super::{Backend, Cpaas};
-                $(
-                    #[tokio::test]
-                    async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::Memory).await
-                    }
-                )*
-            }
-
-            mod redis {
-                use super::{Backend, Cpaas};
-                $(
-                    #[tokio::test]
-                    async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::redis()).await
-                    }
-                )*
-            }
-
-            $(
-                #[tokio::test]
-                async fn $once() {
-                    super::$once(Cpaas::$variant).await
-                }
-            )*
-        }
-    };
-}
-
-for_each_provider! {
+crate::for_each_provider! {
     on_both_backends: [
         // §7 matching
         voice_claims_the_forwarded_from_subscribers_session_when_forwarded_from_names_a_known_subscriber,

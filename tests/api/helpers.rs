@@ -447,6 +447,55 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs each case once per provider: `on_both_backends` cases take
+/// `(Cpaas, Backend)` and run on the in-memory store and on Redis, `once`
+/// cases take the provider only. Tests are named
+/// `cpaas::<provider>::[<backend>::]<case>`.
+#[macro_export]
+macro_rules! for_each_provider {
+    (
+        on_both_backends: [$($both:ident),* $(,)?],
+        once: [$($once:ident),* $(,)?] $(,)?
+    ) => {
+        $crate::for_each_provider!(@provider twilio, Twilio, [$($both),*], [$($once),*]);
+        $crate::for_each_provider!(@provider plivo, Plivo, [$($both),*], [$($once),*]);
+        $crate::for_each_provider!(@provider telnyx, Telnyx, [$($both),*], [$($once),*]);
+        $crate::for_each_provider!(@provider signalwire, SignalWire, [$($both),*], [$($once),*]);
+    };
+    (@provider $module:ident, $variant:ident, [$($both:ident),*], [$($once:ident),*]) => {
+        mod $module {
+            use $crate::helpers::{Backend, Cpaas};
+
+            mod memory {
+                use super::{Backend, Cpaas};
+                $(
+                    #[tokio::test]
+                    async fn $both() {
+                        super::super::$both(Cpaas::$variant, Backend::Memory).await
+                    }
+                )*
+            }
+
+            mod redis {
+                use super::{Backend, Cpaas};
+                $(
+                    #[tokio::test]
+                    async fn $both() {
+                        super::super::$both(Cpaas::$variant, Backend::redis()).await
+                    }
+                )*
+            }
+
+            $(
+                #[tokio::test]
+                async fn $once() {
+                    super::$once(Cpaas::$variant).await
+                }
+            )*
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // CPaaS providers: what a test needs to speak to either one
 

@@ -18,34 +18,18 @@ use crate::helpers::{
 use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
-macro_rules! for_each_provider_and_store {
-    ($($case:ident),* $(,)?) => {
-        for_each_provider_and_store!(@provider twilio, Twilio, [$($case),*]);
-        for_each_provider_and_store!(@provider plivo, Plivo, [$($case),*]);
-        for_each_provider_and_store!(@provider telnyx, Telnyx, [$($case),*]);
-        for_each_provider_and_store!(@provider signalwire, SignalWire, [$($case),*]);
-    };
-    (@provider $module:ident, $variant:ident, [$($case:ident),*]) => {
-        mod $module {
-            mod memory { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::Memory).await }
-            )* }
-            mod redis { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::redis()).await }
-            )* }
-        }
-    };
-}
-
-for_each_provider_and_store! {
-    outside_the_schedule_only_the_phone_rings_and_a_forwarded_call_reaches_the_fallback,
-    outside_the_schedule_with_outside_voicemail_the_call_goes_straight_to_voicemail,
-    a_destination_outside_its_hours_is_neither_notified_nor_dialed,
-    a_destinations_ring_timeout_rings_its_own_legs,
-    do_not_disturb_sends_calls_to_voicemail_until_it_ends_by_itself,
-    caller_rules_block_send_to_voicemail_or_let_a_vip_through_first_match_first,
+crate::for_each_provider! {
+    on_both_backends: [
+        outside_the_schedule_only_the_phone_rings_and_a_forwarded_call_reaches_the_fallback,
+        outside_the_schedule_with_outside_voicemail_the_call_goes_straight_to_voicemail,
+        a_destination_outside_its_hours_is_neither_notified_nor_dialed,
+        a_destinations_ring_timeout_rings_its_own_legs,
+        do_not_disturb_sends_calls_to_voicemail_until_it_ends_by_itself,
+        caller_rules_block_send_to_voicemail_or_let_a_vip_through_first_match_first,
+    ],
+    once: [
+        with_the_store_down_the_last_known_subscriber_still_carries_its_rules,
+    ],
 }
 
 crate::both_backends! {
@@ -491,27 +475,6 @@ async fn every_invalid_rule_is_a_422_naming_its_field_and_the_defaults_are_echoe
         );
         assert!(message.len() < 400, "{message}");
     }
-}
-
-macro_rules! for_each_provider_on_redis {
-    ($($case:ident),* $(,)?) => {
-        mod store_down { $(
-            mod $case {
-                #[tokio::test]
-                async fn twilio() { super::super::$case(crate::helpers::Cpaas::Twilio).await }
-                #[tokio::test]
-                async fn plivo() { super::super::$case(crate::helpers::Cpaas::Plivo).await }
-                #[tokio::test]
-                async fn telnyx() { super::super::$case(crate::helpers::Cpaas::Telnyx).await }
-                #[tokio::test]
-                async fn signalwire() { super::super::$case(crate::helpers::Cpaas::SignalWire).await }
-            }
-        )* }
-    };
-}
-
-for_each_provider_on_redis! {
-    with_the_store_down_the_last_known_subscriber_still_carries_its_rules,
 }
 
 async fn with_the_store_down_the_last_known_subscriber_still_carries_its_rules(cpaas: Cpaas) {

@@ -95,7 +95,10 @@ async fn toml_subscribers_file_is_loaded_at_start() {
         alice["destinations"][2]["address"],
         "sip:alice@pbx.example.com"
     );
-    assert_eq!(alice["schedule"]["hours"][1]["days"], serde_json::json!(["sat"]));
+    assert_eq!(
+        alice["schedule"]["hours"][1]["days"],
+        serde_json::json!(["sat"])
+    );
     assert_eq!(alice["record"], "answer");
     assert_eq!(alice["destinations"][0]["hours"][0]["to"], "18:00");
 }
