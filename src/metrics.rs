@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -51,6 +52,7 @@ pub struct Metrics {
     sessions: Family<OutcomeLabels, Counter>,
     notifications: Family<NotificationLabels, Counter>,
     notification_duration: Histogram,
+    notifications_pending: Gauge,
     forward_delay: Histogram,
     store_errors: Family<OperationLabels, Counter>,
 }
@@ -70,6 +72,7 @@ impl Default for Metrics {
         let sessions = Family::<OutcomeLabels, Counter>::default();
         let notifications = Family::<NotificationLabels, Counter>::default();
         let notification_duration = latency_histogram();
+        let notifications_pending = Gauge::default();
         // Ring report to forwarded webhook: 0.25 s to about 64 s.
         let forward_delay = Histogram::new(exponential_buckets(0.25, 2.0, 9));
         let store_errors = Family::<OperationLabels, Counter>::default();
@@ -95,6 +98,11 @@ impl Default for Metrics {
             notification_duration.clone(),
         );
         registry.register(
+            "notifications_pending",
+            "Webhook deliveries queued in the background and not finished (retries included)",
+            notifications_pending.clone(),
+        );
+        registry.register(
             "forward_delay_seconds",
             "Time from a ring report to the forwarded call's webhook (tune carrier forwarding with it)",
             forward_delay.clone(),
@@ -111,6 +119,7 @@ impl Default for Metrics {
             sessions,
             notifications,
             notification_duration,
+            notifications_pending,
             forward_delay,
             store_errors,
         }
@@ -159,6 +168,11 @@ impl Metrics {
             })
             .inc();
         self.notification_duration.observe(took.as_secs_f64());
+    }
+
+    /// A background delivery was queued (`1`) or finished (`-1`).
+    pub fn notifications_pending(&self, change: i64) {
+        self.notifications_pending.inc_by(change);
     }
 
     pub fn forward_delay(&self, delay: Duration) {

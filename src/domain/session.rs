@@ -725,6 +725,15 @@ impl Session {
         }
     }
 
+    /// Whether a leg to `destination` that picks up (or presses its key)
+    /// may still be bridged: while the call has no outcome, or when it is
+    /// this destination's own (a retried request gets the same answer).
+    pub fn may_bridge(&self, destination: &DestinationId) -> bool {
+        !self.is_over()
+            || (self.state == SessionState::Connected
+                && self.selected_destination.as_ref() == Some(destination))
+    }
+
     /// A leg of `attempt` picked up (its whisper was fetched). The first
     /// pick-up of an attempt is the one the provider bridges or declines.
     pub fn record_pickup(&mut self, attempt: DialAttempt, destination: &DestinationId) {
@@ -810,6 +819,22 @@ impl Session {
                 DialVerdict::CallerGone(self.end_missed(MissedReason::CallerHungUp, now))
             }
             DialStatus::Busy | DialStatus::NoAnswer | DialStatus::Failed => {
+                // A screened leg that picked up but never took the call
+                // (Plivo hangs it up and rings the others on) declined it.
+                let unconfirmed: Vec<DestinationId> = self
+                    .pickups
+                    .iter()
+                    .filter(|p| p.attempt == attempt && p.accepted != Some(true))
+                    .filter(|p| {
+                        dialed
+                            .iter()
+                            .any(|d| d.destination_id == p.destination_id && d.screened)
+                    })
+                    .map(|p| p.destination_id.clone())
+                    .collect();
+                for id in &unconfirmed {
+                    self.set_leg(attempt, id, LegStatus::Declined);
+                }
                 self.finish_ringing(attempt, result.status.into());
                 DialVerdict::NotAnswered
             }
@@ -855,11 +880,13 @@ impl Session {
         }
     }
 
-    /// Whether a leg declined in `attempt`.
-    pub fn declined_in(&self, attempt: DialAttempt) -> bool {
-        self.legs
-            .iter()
-            .any(|l| l.attempt == attempt && l.status == LegStatus::Declined)
+    /// Whether `attempt`'s Dial ended because a leg declined: the provider
+    /// hung up the others, which never had their full ring, so the same
+    /// step rings them again. (When the others rang out, they had it.)
+    pub fn ended_on_decline(&self, attempt: DialAttempt) -> bool {
+        let mut legs = self.legs.iter().filter(|l| l.attempt == attempt);
+        let declined = legs.clone().any(|l| l.status == LegStatus::Declined);
+        declined && legs.all(|l| matches!(l.status, LegStatus::Declined | LegStatus::Canceled))
     }
 
     /// The destinations that declined in an earlier round of `attempt`'s
@@ -1282,6 +1309,28 @@ mod tests {
     }
 
     #[test]
+    fn a_screened_leg_left_unconfirmed_when_the_others_rang_out_is_declined_and_nobody_rings_again()
+    {
+        // Plivo's confirmKey: the mobile's voicemail picked up and pressed
+        // nothing; Plivo hung it up, rang the laptop on, and the Dial timed out.
+        let mut s = forwarded();
+        let group = dialed(&[("cell", true), ("laptop", false)]);
+        s.start_ringing(FIRST, [&id("cell"), &id("laptop")]);
+        s.record_pickup(FIRST, &id("cell"));
+        let verdict =
+            s.record_dial_result(FIRST, &group, result(DialStatus::NoAnswer, None), t(30));
+        assert_eq!(verdict, DialVerdict::NotAnswered);
+        assert_eq!(
+            legs(&s),
+            [
+                ("cell", LegStatus::Declined, FIRST),
+                ("laptop", LegStatus::NoAnswer, FIRST)
+            ]
+        );
+        assert!(!s.ended_on_decline(FIRST), "the laptop had its full ring");
+    }
+
+    #[test]
     fn completed_without_a_bridge_is_declined_and_the_rest_ring_again() {
         let mut s = forwarded();
         let group = dialed(&[("cell", true), ("laptop", false)]);
@@ -1296,7 +1345,7 @@ mod tests {
         );
         assert_eq!(verdict, DialVerdict::Declined);
         assert!(!s.is_over());
-        assert!(s.declined_in(FIRST));
+        assert!(s.ended_on_decline(FIRST));
         assert_eq!(
             legs(&s),
             [

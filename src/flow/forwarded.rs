@@ -14,8 +14,8 @@ use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::Route;
 use crate::domain::session::{
-    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionId, SessionState,
-    Timestamp,
+    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionError, SessionId,
+    SessionState, Timestamp,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
 use crate::providers::{
@@ -416,6 +416,9 @@ impl CallFlow {
                     if session.subscriber() != &subscriber.number {
                         return Err(FlowError::SessionNotFound);
                     }
+                    if !session.may_bridge(&destination_id) {
+                        return Err(FlowError::Refused(SessionError::Over));
+                    }
                     session.record_pickup(attempt, &destination_id);
                     Ok((!screened)
                         .then(|| session.connect(attempt, Some(&destination_id), now))
@@ -424,7 +427,10 @@ impl CallFlow {
                 .await;
             match recorded {
                 Ok((session, notice)) => self.announce(&subscriber, &session, notice).await,
-                Err(FlowError::SessionNotFound) => return hangup(),
+                // A leg picking up after the call was over bridges nothing.
+                Err(FlowError::SessionNotFound | FlowError::Refused(SessionError::Over)) => {
+                    return hangup();
+                }
                 Err(err) => {
                     tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record who answered; bridging anyway")
                 }
@@ -451,12 +457,17 @@ impl CallFlow {
                     if session.subscriber() != &subscriber.number {
                         return Err(FlowError::SessionNotFound);
                     }
+                    if !session.may_bridge(destination) {
+                        return Err(FlowError::Refused(SessionError::Over));
+                    }
                     Ok(session.record_screening(attempt, destination, accepted, now))
                 })
                 .await
             {
                 Ok((session, notice)) => self.announce(&subscriber, &session, notice).await,
-                Err(FlowError::SessionNotFound) => return hangup(),
+                Err(FlowError::SessionNotFound | FlowError::Refused(SessionError::Over)) => {
+                    return hangup();
+                }
                 Err(err) => {
                     tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the screening result")
                 }
@@ -611,7 +622,7 @@ fn first_ring<'a>(plan: &DialPlan<'a>) -> Next<'a> {
 /// that declined in it (when one just did and others are left), else the
 /// next step.
 fn next_after<'a>(plan: &DialPlan<'a>, session: &Session, attempt: DialAttempt) -> Next<'a> {
-    if session.declined_in(attempt) {
+    if session.ended_on_decline(attempt) {
         let again = attempt.again();
         let rest = ringing_in(plan, session, again);
         if !rest.is_empty() {

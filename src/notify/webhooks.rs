@@ -143,8 +143,12 @@ impl WebhookSender {
     pub fn deliver_later(&self, deliveries: Vec<(Url, Event)>) {
         for (url, event) in deliveries {
             let sender = self.clone();
+            // Counted before the task starts, so that whoever sees a
+            // response also sees its deliveries pending.
+            self.metrics.notifications_pending(1);
             self.background.spawn(async move {
                 let outcome = sender.deliver_with_retries(&url, &event).await;
+                sender.metrics.notifications_pending(-1);
                 if let Delivery::Failed(reason) = &outcome {
                     tracing::warn!(
                         event = event.kind(),

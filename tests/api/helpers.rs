@@ -321,6 +321,30 @@ impl TestApp {
         }
     }
 
+    /// This instance's metrics, as `/metrics` shows them.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
+    /// Waits until every webhook delivery this instance queued so far has
+    /// finished (its `notifications_pending` gauge is back at 0): a
+    /// delivery that has not arrived by then never will.
+    pub async fn deliveries_settled(&self) {
+        for _ in 0..1000 {
+            if self
+                .metrics()
+                .await
+                .lines()
+                .any(|l| l == "ringrelay_notifications_pending 0")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("webhook deliveries still pending after 10 s");
+    }
+
     pub async fn put_dnd(&self, device_token: &str, body: &Value) -> reqwest::Response {
         self.client
             .put(self.url("/v1/dnd"))
