@@ -1104,6 +1104,55 @@ mod tests {
     }
 
     #[test]
+    fn a_session_that_is_over_refuses_every_change() {
+        let offer = Offer {
+            destination_id: id("desk"),
+            capability: TokenHash::of("desk"),
+            response: None,
+        };
+        let mut s = new_session(Mode::Pick).with_offers(vec![offer], Some(t(15)));
+        s.notified(t(1));
+        s.cancel(CancelReason::AnsweredOnPhone, t(2)).unwrap();
+        let ended = s.clone();
+
+        s.notified(t(3));
+        assert!(!s.instruct(Instruction::Reject, t(3)));
+        assert_eq!(s.record_phone_rejected(), Err(SessionError::Over));
+        assert_eq!(
+            s.answer_offer(
+                OfferKey::Destination(&id("desk")),
+                OfferResponse::Accepted,
+                t(3)
+            ),
+            Err(SessionError::Over)
+        );
+        assert_eq!(
+            s.cancel(CancelReason::CallerHungUp, t(3)),
+            Err(SessionError::Over)
+        );
+        s.start_ringing(FIRST, [&id("desk")]);
+        s.record_pickup(FIRST, &id("desk"));
+        assert_eq!(s.record_screening(FIRST, &id("desk"), true, t(3)), None);
+        assert_eq!(s.connect(FIRST, Some(&id("desk")), t(3)), None);
+        assert_eq!(
+            s.record_dial_result(
+                FIRST,
+                &dialed(&[("desk", false)]),
+                result(DialStatus::Completed, Some(true)),
+                t(3)
+            ),
+            DialVerdict::Over
+        );
+        assert_eq!(s.end_missed(MissedReason::NobodyAnswered, t(3)), None);
+        assert_eq!(s.record_voicemail(true, t(3)), None);
+        assert_eq!(s.forwarded_call_ended(t(3)), None);
+        assert_eq!(s.expire_unforwarded(t(3)), None);
+        assert_eq!(s.expire_idle(t(3)), None);
+        assert!(!s.may_bridge(&id("desk")));
+        assert_eq!(s, ended, "nothing changed");
+    }
+
+    #[test]
     fn an_accept_selects_the_destination_and_closes_the_others_offers() {
         let capability = TokenHash::of("cap");
         let offer = |d: &str| Offer {

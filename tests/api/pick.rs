@@ -1036,24 +1036,31 @@ async fn screen_is_refused_when_the_signature_is_missing() {
 // ---------------------------------------------------------------------------
 // §9 taken elsewhere
 
-#[tokio::test]
-async fn every_other_destination_hears_call_taken_when_one_accepts_across_two_instances() {
+/// On Redis the accept reaches another instance than the ring report and
+/// the stream; on memory there is one.
+async fn every_other_destination_hears_call_taken_when_one_accepts(backend: Backend) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let a = spawn_app(Backend::redis()).await;
-    let b = spawn_app_with(
-        a.backend.clone(),
-        &[("REDIS_KEY_PREFIX", &a.config.redis_key_prefix)],
-    )
-    .await;
+    let a = spawn_app(backend).await;
+    let second = match &a.backend {
+        Backend::Memory => None,
+        Backend::Redis(_) => Some(
+            spawn_app_with(
+                a.backend.clone(),
+                &[("REDIS_KEY_PREFIX", &a.config.redis_key_prefix)],
+            )
+            .await,
+        ),
+    };
+    let b = second.as_ref().unwrap_or(&a);
     let alice = a.register(ALICE, &alice_pick(Some(&receiver))).await;
-    let mut laptop_stream = EventStream::open(&b, "laptop", token(&alice, "laptop")).await;
+    let mut laptop_stream = EventStream::open(b, "laptop", token(&alice, "laptop")).await;
     let id = ring_pick(&a, &alice).await;
     assert_eq!(laptop_stream.next_event().await.0, "call.ringing");
     for _ in 0..3 {
         assert_eq!(receiver.next().await.kind(), "call.ringing");
     }
 
-    assert_answered(accept(&b, token(&alice, "desk"), &id).await, "instructed").await;
+    assert_answered(accept(b, token(&alice, "desk"), &id).await, "instructed").await;
 
     // On the other destinations' stream and webhooks, with the winner.
     let (kind, data) = laptop_stream.next_event().await;
@@ -1070,6 +1077,16 @@ async fn every_other_destination_hears_call_taken_when_one_accepts_across_two_in
     }
     told.sort();
     assert_eq!(told, ["/laptop", "/pbx"], "not the winner");
+}
+
+#[tokio::test]
+async fn every_other_destination_hears_call_taken_when_one_accepts_on_memory() {
+    every_other_destination_hears_call_taken_when_one_accepts(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn every_other_destination_hears_call_taken_when_one_accepts_across_two_instances() {
+    every_other_destination_hears_call_taken_when_one_accepts(Backend::redis()).await;
 }
 
 // ---------------------------------------------------------------------------
