@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ringrelay::domain::dial::CallSid;
 use ringrelay::domain::phone::{Caller, PhoneNumber, Region};
+use ringrelay::domain::rules::Route;
 use ringrelay::domain::session::{
     CancelReason, Claim, Instruction, MissedReason, Session, SessionState, Timestamp,
 };
@@ -131,7 +132,7 @@ both_backends! {
         // A call that matched no ring report: its retry finds the session
         // recorded the first time, not a second one.
         let unreported = |sid: &str| {
-            Session::forwarded_without_report(newer.subscriber().clone(), caller.clone(), claim(sid))
+            Session::forwarded_without_report(newer.subscriber().clone(), caller.clone(), Route::default(), claim(sid))
         };
         let recorded = unreported("CA3");
         let took = store.claim_session(subscribers, caller, &claim("CA3"), cutoff(), Some(&recorded), TTL).await.unwrap().unwrap();
