@@ -244,3 +244,46 @@ pub async fn event(
 pub fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw).map_err(|_| ApiError::NotFound("no such session".into()))
 }
+
+/// `PUT /v1/dnd` (contract §14): `{"until": "<RFC 3339>"|null}`.
+#[derive(Deserialize)]
+struct DndBody {
+    #[serde(default)]
+    until: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DndResponse {
+    dnd_until: Option<crate::domain::session::Timestamp>,
+}
+
+/// Turns do-not-disturb on until a time, or off (`null`). A past time or
+/// one that is not RFC 3339 is refused (422 `until`).
+pub async fn put_dnd(
+    device: DeviceAuth,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    use crate::domain::session::Timestamp;
+    let body: DndBody = parse_json_body(&body)?;
+    let until = match body.until {
+        None => None,
+        Some(raw) => {
+            let at: Timestamp = serde_json::from_value(serde_json::Value::String(raw))
+                .map_err(|_| FieldError::new("until", "must be an RFC 3339 time or null"))?;
+            if at <= state.flow.now() {
+                return Err(FieldError::new("until", "must be in the future").into());
+            }
+            Some(at)
+        }
+    };
+    let number = &device.subscriber.number;
+    let mut record = state
+        .store
+        .subscriber(number)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
+    record.subscriber.dnd_until = until;
+    state.store.put_subscriber(&record).await?;
+    Ok(HttpResponse::Ok().json(DndResponse { dnd_until: until }))
+}

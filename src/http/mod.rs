@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(admin::delete_subscriber)),
         )
         .service(web::resource("/v1/ring").route(web::post().to(device::ring)))
+        .service(web::resource("/v1/dnd").route(web::put().to(device::put_dnd)))
         .service(web::resource("/v1/sessions/{id}").route(web::get().to(sessions::get_session)))
         .service(
             web::resource("/v1/sessions/{id}/instruction")
