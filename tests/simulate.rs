@@ -420,6 +420,48 @@ fn record_cpaas_request(req: &HttpRequest, body: &[u8], state: &FakeState) {
     });
 }
 
+/// The subscriber as a service stores a PUT body: every field with its
+/// default filled in (§3, §14).
+fn stored_subscriber(put: &Value) -> Value {
+    let destinations: Vec<Value> = put["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            for (key, default) in [
+                ("screening", json!(false)),
+                ("hours", Value::Null),
+                ("ring_timeout_secs", Value::Null),
+            ] {
+                if d.get(key).is_none() {
+                    d[key] = default;
+                }
+            }
+            d
+        })
+        .collect();
+    let mut stored = json!({
+        "number": "+12025550199",
+        "forwarding_number": "+12025550100",
+        "mode": "auto",
+        "strategy": "sequential",
+        "ring_timeout_secs": 20,
+        "pick_timeout_secs": 15,
+        "fallback": {"kind": "voicemail"},
+        "schedule": null,
+        "caller_rules": [],
+        "record": "none",
+        "ring_tone": null,
+        "dnd_until": null,
+    });
+    for (key, value) in put.as_object().unwrap() {
+        stored[key] = value.clone();
+    }
+    stored["destinations"] = Value::Array(destinations);
+    stored
+}
+
 async fn fake_answer(req: &HttpRequest, body: &[u8], state: &FakeState) -> HttpResponse {
     let path = req.path();
     if path.starts_with("/twilio/") || path.starts_with("/plivo/") {
@@ -445,11 +487,7 @@ async fn fake_answer(req: &HttpRequest, body: &[u8], state: &FakeState) -> HttpR
                     .await;
             }
             HttpResponse::Created().json(json!({
-                "subscriber": {
-                    "number": "+12025550199",
-                    "forwarding_number": "+12025550100",
-                    "destinations": put["destinations"],
-                },
+                "subscriber": stored_subscriber(&put),
                 "device_token": "rrd_fake",
                 "destination_tokens": {},
             }))

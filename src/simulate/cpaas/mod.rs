@@ -22,6 +22,7 @@ use super::caller::Caller;
 use super::destination::{Callee, Directory, Fate};
 use super::scenario::Provider;
 use super::timeline::Timeline;
+use crate::domain::rules::Decision;
 
 const PARTY: &str = "cpaas";
 
@@ -77,6 +78,9 @@ pub struct Cpaas<'a> {
     pub timeline: &'a Timeline,
     pub directory: &'a Directory,
     pub caller: &'a Caller,
+    /// What the rules decided for the call: no destination it skips may be
+    /// dialed.
+    pub decision: &'a Decision,
 }
 
 /// The markup documents the service answered, in order.
@@ -303,13 +307,19 @@ impl Call<'_> {
         message
     }
 
-    /// Starts ringing every noun of a Dial at once.
+    /// Starts ringing every noun of a Dial at once: only destinations the
+    /// rules let ring.
     fn ring(
         &self,
         nouns: Vec<(Element, Callee)>,
         timeout: Duration,
         new_id: fn() -> String,
-    ) -> Group {
+    ) -> Result<Group, Error> {
+        for (_, callee) in &nouns {
+            if let Some(id) = &callee.destination_id {
+                super::rules::check_dialed(self.wire.cpaas.decision, id)?;
+            }
+        }
         let started_ms = self.timeline().now_ms();
         let legs: Vec<Leg> = nouns
             .into_iter()
@@ -328,11 +338,11 @@ impl Call<'_> {
             };
             self.timeline().log(&leg.callee.party, event);
         }
-        Group {
+        Ok(Group {
             legs,
             started_ms,
             deadline_ms: started_ms + millis(timeout),
-        }
+        })
     }
 
     /// Ends the legs still ringing (all but `except`).

@@ -416,7 +416,7 @@ async fn dial(
         .attr("callbackUrl")
         .map(|c| call.wire.absolute(url, c))
         .transpose()?;
-    let group = call.ring(nouns, timeout, new_uuid);
+    let group = call.ring(nouns, timeout, new_uuid)?;
     let pick_ups = group.pick_ups();
     let mut declined = Vec::new();
     let mut bridged = None;

@@ -621,7 +621,7 @@ async fn dial(
         .map(|n| (n.clone(), callee(call, parent.flavour, n)))
         .collect();
     let timeout = Duration::from_secs(dial.number("timeout", 30)?);
-    let group = call.ring(nouns, timeout, parent.flavour.new_sid);
+    let group = call.ring(nouns, timeout, parent.flavour.new_sid)?;
     for leg in &group.legs {
         match leg.fate {
             Fate::Busy => leg_event(call, parent, url, leg, "completed", "busy").await?,
