@@ -123,6 +123,14 @@ fixtures_on_every_provider! {
         "all-busy-voicemail" => Voicemail, None;
     plivo_scenario_connects_the_laptop:
         "plivo" => Connected, Some("laptop");
+    after_hours_goes_straight_to_voicemail:
+        "after-hours" => Voicemail, None;
+    do_not_disturb_goes_straight_to_voicemail:
+        "do-not-disturb" => Voicemail, None;
+    a_blocked_caller_hears_busy_and_is_missed:
+        "blocked-caller" => Missed, None;
+    a_vip_rings_through_do_not_disturb:
+        "vip-through-dnd" => Connected, Some("desk");
 }
 
 #[tokio::test]
