@@ -188,6 +188,92 @@ async fn a_caller_who_hangs_up_at_the_greeting_leaves_no_voicemail() {
     );
 }
 
+#[tokio::test]
+async fn the_rules_decision_is_in_the_timeline_and_nobody_is_offered_the_call() {
+    for (name, rules) in [
+        (
+            "after-hours",
+            "rules: outside the schedule → straight to voicemail, nobody is notified",
+        ),
+        (
+            "do-not-disturb",
+            "rules: do-not-disturb is on → straight to voicemail, nobody is notified",
+        ),
+        (
+            "blocked-caller",
+            "rules: caller_rules[0] (block) matches the caller → the caller hears busy, nobody is notified",
+        ),
+    ] {
+        let report = simulate_fixture(name, Provider::Twilio).await;
+        assert!(
+            report
+                .timeline
+                .iter()
+                .any(|e| e.party == "service" && e.event == rules),
+            "{name}: {:?}",
+            report.timeline
+        );
+        assert!(
+            !report.webhooks.iter().any(|w| w.kind == "call.ringing"),
+            "{name}: {:?}",
+            report.webhooks
+        );
+    }
+    let blocked = simulate_fixture("blocked-caller", Provider::Plivo).await;
+    assert!(
+        blocked
+            .timeline
+            .iter()
+            .any(|e| e.event == "call ends busy: POST /plivo/hangup"),
+        "{:?}",
+        blocked.timeline
+    );
+}
+
+#[tokio::test]
+async fn a_destination_outside_its_hours_is_neither_offered_nor_dialed() {
+    let scenario = r#"
+        clock = "2026-11-28T11:00:00Z"   # a Saturday
+        [subscriber]
+        forwarding_number = "+12025550100"
+        strategy = "simultaneous"
+        destinations = [
+          {id = "desk", kind = "phone", address = "+12025550201",
+           hours = [{days = ["mon", "tue", "wed", "thu", "fri"], from = "09:00", to = "17:00"}]},
+          {id = "laptop", kind = "client", address = "alice", ring_timeout_secs = 10},
+        ]
+        # Destination hours are read in the schedule's time zone.
+        [subscriber.schedule]
+        timezone = "America/New_York"
+        outside = "phone"
+        hours = [{days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], from = "00:00", to = "24:00"}]
+        [destinations.desk]
+        answer = "after 1s"
+        [destinations.laptop]
+        answer = "after 4s"
+    "#;
+    let report = simulate::run(scenario.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_call(&report, Outcome::Connected, Some("laptop"));
+    let events: Vec<&str> = report.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert!(
+        events.contains(
+            &"rules: no rule applies → the destinations ring but desk (outside its hours)"
+        ),
+        "{events:?}"
+    );
+    assert!(
+        !report
+            .webhooks
+            .iter()
+            .any(|w| w.destination_id == "desk" && w.kind == "call.ringing"),
+        "{:?}",
+        report.webhooks
+    );
+    assert!(events.contains(&"Dial laptop, timeout 10 s"), "{events:?}");
+}
+
 // ---------------------------------------------------------------------------
 // Bad scenarios
 
