@@ -298,6 +298,8 @@ async fn decide(
         }
         subscriber.dnd_until = Some(until);
     }
+    // The in-process service's DEFAULT_REGION; a deployment's may differ,
+    // which only matters for a caller written in a national format.
     let calling = CallingNumber::parse(Some(&caller.number), Region::default());
     let decision = subscriber.route(&calling, service.clock.now());
     timeline.log("service", rules::describe(&decision, &subscriber));
