@@ -123,6 +123,14 @@ fixtures_on_every_provider! {
         "all-busy-voicemail" => Voicemail, None;
     plivo_scenario_connects_the_laptop:
         "plivo" => Connected, Some("laptop");
+    after_hours_goes_straight_to_voicemail:
+        "after-hours" => Voicemail, None;
+    do_not_disturb_goes_straight_to_voicemail:
+        "do-not-disturb" => Voicemail, None;
+    a_blocked_caller_hears_busy_and_is_missed:
+        "blocked-caller" => Missed, None;
+    a_vip_rings_through_do_not_disturb:
+        "vip-through-dnd" => Connected, Some("desk");
 }
 
 #[tokio::test]
@@ -178,6 +186,92 @@ async fn a_caller_who_hangs_up_at_the_greeting_leaves_no_voicemail() {
         "{:?}",
         report.webhooks
     );
+}
+
+#[tokio::test]
+async fn the_rules_decision_is_in_the_timeline_and_nobody_is_offered_the_call() {
+    for (name, rules) in [
+        (
+            "after-hours",
+            "rules: outside the schedule → straight to voicemail, nobody is notified",
+        ),
+        (
+            "do-not-disturb",
+            "rules: do-not-disturb is on → straight to voicemail, nobody is notified",
+        ),
+        (
+            "blocked-caller",
+            "rules: caller_rules[0] (block) matches the caller → the caller hears busy, nobody is notified",
+        ),
+    ] {
+        let report = simulate_fixture(name, Provider::Twilio).await;
+        assert!(
+            report
+                .timeline
+                .iter()
+                .any(|e| e.party == "service" && e.event == rules),
+            "{name}: {:?}",
+            report.timeline
+        );
+        assert!(
+            !report.webhooks.iter().any(|w| w.kind == "call.ringing"),
+            "{name}: {:?}",
+            report.webhooks
+        );
+    }
+    let blocked = simulate_fixture("blocked-caller", Provider::Plivo).await;
+    assert!(
+        blocked
+            .timeline
+            .iter()
+            .any(|e| e.event == "call ends busy: POST /plivo/hangup"),
+        "{:?}",
+        blocked.timeline
+    );
+}
+
+#[tokio::test]
+async fn a_destination_outside_its_hours_is_neither_offered_nor_dialed() {
+    let scenario = r#"
+        clock = "2026-11-28T11:00:00Z"   # a Saturday
+        [subscriber]
+        forwarding_number = "+12025550100"
+        strategy = "simultaneous"
+        destinations = [
+          {id = "desk", kind = "phone", address = "+12025550201",
+           hours = [{days = ["mon", "tue", "wed", "thu", "fri"], from = "09:00", to = "17:00"}]},
+          {id = "laptop", kind = "client", address = "alice", ring_timeout_secs = 10},
+        ]
+        # Destination hours are read in the schedule's time zone.
+        [subscriber.schedule]
+        timezone = "America/New_York"
+        outside = "phone"
+        hours = [{days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], from = "00:00", to = "24:00"}]
+        [destinations.desk]
+        answer = "after 1s"
+        [destinations.laptop]
+        answer = "after 4s"
+    "#;
+    let report = simulate::run(scenario.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_call(&report, Outcome::Connected, Some("laptop"));
+    let events: Vec<&str> = report.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert!(
+        events.contains(
+            &"rules: no rule applies → the destinations ring but desk (outside its hours)"
+        ),
+        "{events:?}"
+    );
+    assert!(
+        !report
+            .webhooks
+            .iter()
+            .any(|w| w.destination_id == "desk" && w.kind == "call.ringing"),
+        "{:?}",
+        report.webhooks
+    );
+    assert!(events.contains(&"Dial laptop, timeout 10 s"), "{events:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -420,6 +514,48 @@ fn record_cpaas_request(req: &HttpRequest, body: &[u8], state: &FakeState) {
     });
 }
 
+/// The subscriber as a service stores a PUT body: every field with its
+/// default filled in (§3, §14).
+fn stored_subscriber(put: &Value) -> Value {
+    let destinations: Vec<Value> = put["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            for (key, default) in [
+                ("screening", json!(false)),
+                ("hours", Value::Null),
+                ("ring_timeout_secs", Value::Null),
+            ] {
+                if d.get(key).is_none() {
+                    d[key] = default;
+                }
+            }
+            d
+        })
+        .collect();
+    let mut stored = json!({
+        "number": "+12025550199",
+        "forwarding_number": "+12025550100",
+        "mode": "auto",
+        "strategy": "sequential",
+        "ring_timeout_secs": 20,
+        "pick_timeout_secs": 15,
+        "fallback": {"kind": "voicemail"},
+        "schedule": null,
+        "caller_rules": [],
+        "record": "none",
+        "ring_tone": null,
+        "dnd_until": null,
+    });
+    for (key, value) in put.as_object().unwrap() {
+        stored[key] = value.clone();
+    }
+    stored["destinations"] = Value::Array(destinations);
+    stored
+}
+
 async fn fake_answer(req: &HttpRequest, body: &[u8], state: &FakeState) -> HttpResponse {
     let path = req.path();
     if path.starts_with("/twilio/") || path.starts_with("/plivo/") {
@@ -431,6 +567,8 @@ async fn fake_answer(req: &HttpRequest, body: &[u8], state: &FakeState) -> HttpR
             .body(*body);
     }
     match (req.method().as_str(), path) {
+        // Do-not-disturb that does not take.
+        ("PUT", "/v1/dnd") => HttpResponse::Ok().json(json!({"dnd_until": null})),
         ("PUT", _) => {
             let put: Value = serde_json::from_slice(body).unwrap();
             if state.forged_webhook {
@@ -445,11 +583,7 @@ async fn fake_answer(req: &HttpRequest, body: &[u8], state: &FakeState) -> HttpR
                     .await;
             }
             HttpResponse::Created().json(json!({
-                "subscriber": {
-                    "number": "+12025550199",
-                    "forwarding_number": "+12025550100",
-                    "destinations": put["destinations"],
-                },
+                "subscriber": stored_subscriber(&put),
                 "device_token": "rrd_fake",
                 "destination_tokens": {},
             }))
@@ -609,8 +743,167 @@ async fn a_webhook_with_a_forged_signature_breaks_the_contract() {
     );
 }
 
+#[tokio::test]
+async fn an_instruction_or_a_dial_against_the_subscriber_rules_breaks_the_contract() {
+    let rule = |action: &str| {
+        format!(
+            "[subscriber]\ncaller_rules = [{{match = \"+12025550302\", action = \"{action}\"}}]\n"
+        )
+    };
+    // Only the phone rings for this caller, yet the phone is told reject.
+    let scenario = ONE_DESK
+        .replace("phone = \"off\"", "phone = \"rejects\"")
+        .replace("[subscriber]\n", &rule("phone"));
+    let broken = broken_rule(&scenario, Answers::new(), false).await;
+    assert_eq!(
+        broken,
+        "the ring report answered reject, but caller_rules[0] matches the caller \
+         routes the call to the phone only: it must be ignore"
+    );
+    // Straight to voicemail for this caller, yet the forwarded call dials
+    // the desk.
+    let scenario = ONE_DESK.replace("[subscriber]\n", &rule("voicemail"));
+    let answers = [(
+        "/twilio/voice",
+        (
+            200,
+            "<Response><Dial><Number>+12025550201</Number></Dial></Response>",
+        ),
+    )];
+    let broken = broken_rule(&scenario, answers.into_iter().collect(), false).await;
+    assert_eq!(
+        broken,
+        "the forwarded call dialed desk, but caller_rules[0] matches the caller \
+         routes the call to the fallback"
+    );
+}
+
+#[tokio::test]
+async fn a_do_not_disturb_answer_that_is_not_the_contracts_breaks_it() {
+    // The fake answers 200 {"dnd_until": null}.
+    let scenario = format!("dnd_minutes = 60\n{ONE_DESK}");
+    let broken = broken_rule(&scenario, Answers::new(), false).await;
+    assert!(
+        broken.starts_with("PUT /v1/dnd until 20") && broken.ends_with("answered dnd_until null"),
+        "{broken}"
+    );
+}
+
+#[tokio::test]
+async fn a_scenario_with_a_clock_cannot_drive_a_deployment() {
+    let fake = FakeService::start(Answers::new(), false).await;
+    let err = simulate::run(
+        fixture("after-hours").parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .expect_err("a deployment keeps its own time");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().starts_with("clock: "), "{err}");
+    assert!(fake.requests().is_empty());
+
+    let scenario = format!(
+        "{}/fixtures/scenarios/after-hours.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_ringrelay"))
+        .args(["simulate", &scenario, "--target", &fake.url])
+        .env_clear()
+        .envs(DEPLOYMENT_SECRETS)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("clock: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
 // ---------------------------------------------------------------------------
 // The providers' semantics, as the service would see them
+
+#[tokio::test]
+async fn a_recorded_twilio_dial_posts_its_recording_when_the_bridged_leg_ends() {
+    let answers = [
+        (
+            "/twilio/voice",
+            (
+                200,
+                r#"<Response><Dial action="/twilio/dial-status" timeout="20" record="record-from-answer-dual" recordingStatusCallback="/twilio/recording" recordingStatusCallbackEvent="completed" ringTone="uk"><Number>+12025550201</Number></Dial></Response>"#,
+            ),
+        ),
+        ("/twilio/recording", (204, "")),
+        (
+            "/twilio/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let report = run_against(&fake, ONE_DESK).await;
+    let voice = &fake.requests_to("/twilio/voice")[0];
+    let recordings = fake.requests_to("/twilio/recording");
+    assert_eq!(recordings.len(), 1);
+    let recording = &recordings[0];
+    assert_eq!(recording.get("CallSid"), voice.get("CallSid"));
+    assert_eq!(recording.get("RecordingStatus"), Some("completed"));
+    assert_eq!(recording.get("RecordingDuration"), Some("30"));
+    assert!(recording.get("RecordingSid").unwrap().starts_with("RE"));
+    assert!(
+        recording
+            .get("RecordingUrl")
+            .unwrap()
+            .starts_with("https://")
+    );
+    assert_eq!(report.connected_to.as_deref(), Some("desk"));
+    let events: Vec<&str> = report.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert!(
+        events.contains(&"Dial desk, timeout 20 s, recorded, ring tone uk"),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"recording of the call with desk ready (30 s): POST /twilio/recording"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_plivo_record_on_dial_answer_posts_its_recording_when_the_bridged_leg_ends() {
+    let answers = [
+        (
+            "/plivo/answer",
+            (
+                200,
+                r#"<Response><Record startOnDialAnswer="true" redirect="false" maxLength="14400" callbackUrl="/plivo/recording"/><Dial action="/plivo/dial-status" timeout="20"><Number>12025550201</Number></Dial></Response>"#,
+            ),
+        ),
+        ("/plivo/recording", (200, "")),
+        (
+            "/plivo/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let scenario = format!("provider = \"plivo\"\n{ONE_DESK}");
+    let report = run_against(&fake, &scenario).await;
+    let answer = &fake.requests_to("/plivo/answer")[0];
+    let recordings = fake.requests_to("/plivo/recording");
+    assert_eq!(recordings.len(), 1);
+    let recording = &recordings[0];
+    assert_eq!(recording.get("CallUUID"), answer.get("CallUUID"));
+    assert_eq!(recording.get("RecordingDuration"), Some("30"));
+    assert!(recording.get("RecordingID").is_some());
+    assert!(recording.get("RecordUrl").unwrap().starts_with("https://"));
+    assert_eq!(report.connected_to.as_deref(), Some("desk"));
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|e| e.event == "Record the dialed call from answer; Dial desk, timeout 20 s"),
+        "{:?}",
+        report.timeline
+    );
+}
 
 #[tokio::test]
 async fn a_twilio_whisper_that_hangs_up_ends_the_dial_completed_without_a_bridge() {

@@ -175,8 +175,9 @@ impl utoipa::ToSchema for Timestamp {}
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        // Kept in UTC, as it is shown: `…+01:00` reads as the same instant.
         OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
-            .map(Self)
+            .map(|t| Self(t.to_offset(time::UtcOffset::UTC)))
             .map_err(serde::de::Error::custom)
     }
 }
@@ -1014,6 +1015,12 @@ mod tests {
         assert!(s.ends_with('Z'));
         let back: Timestamp = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn a_time_with_an_offset_is_read_as_the_same_instant_in_utc() {
+        let t: Timestamp = serde_json::from_str("\"2026-12-05T12:30:00+01:00\"").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-05T11:30:00.000Z");
     }
 
     #[test]

@@ -80,6 +80,9 @@ async fn simulate(args: &Args) -> Result<(), Error> {
         })
     })?;
     let scenario: Scenario = text.parse()?;
+    if args.target.is_some() {
+        scenario.check_target()?;
+    }
     let target = args
         .target
         .as_deref()

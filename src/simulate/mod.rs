@@ -12,6 +12,7 @@ mod destination;
 mod phone;
 mod receiver;
 mod report;
+mod rules;
 pub mod scenario;
 mod service;
 mod timeline;
@@ -28,6 +29,9 @@ use self::phone::{Instruction, Phone};
 use self::receiver::Receiver;
 use self::service::{Registration, Service};
 use self::timeline::Timeline;
+use crate::clock::WallClock;
+use crate::domain::phone::{Caller as CallingNumber, Region};
+use crate::domain::rules::{Decision, Route};
 
 pub use self::receiver::Delivery;
 pub use self::report::{Outcome, Report};
@@ -81,8 +85,16 @@ impl Error {
 /// Plays `scenario` against the service and reports what happened.
 pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Error> {
     let service = match options.target {
-        Some(target) => Service::remote(target)?,
-        None => Service::in_process(scenario.provider).await?,
+        Some(target) => {
+            scenario.check_target()?;
+            Service::remote(target)?
+        }
+        None => {
+            let clock = scenario
+                .clock
+                .map_or(WallClock::System, |at| WallClock::starting_at(at.0));
+            Service::in_process(scenario.provider, clock).await?
+        }
     };
     let receiver = Receiver::start(service.target.webhook_secret.clone()).await?;
     let registration = service.register(&scenario, &receiver).await?;
@@ -120,6 +132,7 @@ async fn play(
     let directory = Directory::new(&registration.stored, scenario);
     let caller = Caller::new(scenario);
     let phone = Phone::new(service, registration.device_token.clone(), timeline.clone());
+    let decision = decide(scenario, service, registration, &phone, &caller, &timeline).await?;
 
     let (session_id, side) = match scenario.phone {
         scenario::Phone::Off => {
@@ -134,6 +147,7 @@ async fn play(
         }
         scenario::Phone::Rejects => {
             let ringing = phone.report_ring(&caller).await?;
+            rules::check_instruction(&decision, ringing.instruction)?;
             let id = ringing.session_id;
             let instruction = match ringing.instruction {
                 Instruction::Wait => {
@@ -142,7 +156,7 @@ async fn play(
                     phone.wait_for_instruction(&id, &caller).await?
                 }
                 Instruction::Reject => {
-                    notified_before_instruction(&directory, receiver)?;
+                    notified_before_instruction(&directory, receiver, &decision.route)?;
                     Some(Instruction::Reject)
                 }
                 Instruction::Ignore => Some(Instruction::Ignore),
@@ -182,6 +196,7 @@ async fn play(
                 &directory,
                 &caller,
                 &timeline,
+                &decision,
             )
             .await?
         }
@@ -243,6 +258,7 @@ async fn play(
             forged.kind, forged.destination_id
         )));
     }
+    rules::check_notifications(&decision, &webhooks)?;
     Ok(Report {
         outcome,
         connected_to,
@@ -253,6 +269,43 @@ async fn play(
     })
 }
 
+/// The rules' decision for this call, as the service must have made it: the
+/// stored subscriber (with the do-not-disturb the phone app set, if the
+/// scenario has it do so) through the domain's rules, at the service's
+/// clock.
+async fn decide(
+    scenario: &Scenario,
+    service: &Service,
+    registration: &Registration,
+    phone: &Phone<'_>,
+    caller: &Caller,
+    timeline: &Timeline,
+) -> Result<Decision, Error> {
+    let mut subscriber = rules::stored_subscriber(&registration.stored)?;
+    if let Some(minutes) = scenario.dnd_minutes {
+        let until = service
+            .clock
+            .now()
+            .after(Duration::from_secs(u64::from(minutes.0) * 60));
+        let until = phone.set_dnd(until).await?;
+        let stored = service.subscriber(&registration.number).await?;
+        let shown = stored["dnd_until"].as_str().unwrap_or("null");
+        if rules::stored_subscriber(&stored)?.dnd_until != Some(until) {
+            return Err(Error::broken(format!(
+                "after PUT /v1/dnd until {}, the stored subscriber shows dnd_until {shown}",
+                until.to_rfc3339()
+            )));
+        }
+        subscriber.dnd_until = Some(until);
+    }
+    // The in-process service's DEFAULT_REGION; a deployment's may differ,
+    // which only matters for a caller written in a national format.
+    let calling = CallingNumber::parse(Some(&caller.number), Region::default());
+    let decision = subscriber.route(&calling, service.clock.now());
+    timeline.log("service", rules::describe(&decision, &subscriber));
+    Ok(decision)
+}
+
 /// The carrier forwards the call and the CPaaS runs it.
 async fn forward_and_run(
     scenario: &Scenario,
@@ -261,6 +314,7 @@ async fn forward_and_run(
     directory: &Directory,
     caller: &Caller,
     timeline: &Timeline,
+    decision: &Decision,
 ) -> Result<(CallEnd, cpaas::Documents), Error> {
     let carrier = Carrier {
         delay: Duration::from_millis(scenario.forward_delay_ms),
@@ -282,15 +336,21 @@ async fn forward_and_run(
         timeline,
         directory,
         caller,
+        decision,
     };
     cpaas::run(scenario.provider, cpaas, forwarded).await
 }
 
 /// Auto mode's order (§1 step 4): the phone is told `reject` only once
-/// every destination was notified.
-fn notified_before_instruction(directory: &Directory, receiver: &Receiver) -> Result<(), Error> {
+/// every destination the route rings was notified.
+fn notified_before_instruction(
+    directory: &Directory,
+    receiver: &Receiver,
+    route: &Route,
+) -> Result<(), Error> {
     match directory
         .ids()
+        .filter(|id| rules::rings(route, id))
         .find(|id| receiver.delivery(id, "call.ringing").is_none())
     {
         Some(id) => Err(Error::broken(format!(

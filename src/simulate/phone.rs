@@ -13,6 +13,7 @@ use super::Error;
 use super::caller::Caller;
 use super::service::Service;
 use super::timeline::Timeline;
+use crate::domain::session::Timestamp;
 
 const PARTY: &str = "phone";
 
@@ -26,6 +27,12 @@ pub enum Instruction {
     Reject,
     Wait,
     Ignore,
+}
+
+impl Instruction {
+    pub fn word(self) -> &'static str {
+        instruction_word(self)
+    }
 }
 
 /// The answer to the ring report.
@@ -71,6 +78,44 @@ impl<'a> Phone<'a> {
             format!("told {}", instruction_word(ringing.instruction)),
         );
         Ok(ringing)
+    }
+
+    /// `PUT /v1/dnd` (§14): do-not-disturb on until `until`. The answer
+    /// must be 200 `{"dnd_until": until}`.
+    pub async fn set_dnd(&self, until: Timestamp) -> Result<Timestamp, Error> {
+        // To the millisecond, as RFC 3339 with milliseconds says it.
+        let until = Timestamp::from_unix_millis(until.unix_millis()).unwrap_or(until);
+        let response = self
+            .service
+            .client
+            .put(self.service.url("/v1/dnd"))
+            .bearer_auth(self.device_token.expose_secret())
+            .json(&json!({ "until": until.to_rfc3339() }))
+            .send()
+            .await
+            .context("PUT /v1/dnd")?;
+        #[derive(Deserialize)]
+        struct Answer {
+            dnd_until: Option<Timestamp>,
+        }
+        let answer: Answer = expect_json(response, StatusCode::OK, "PUT /v1/dnd").await?;
+        if answer.dnd_until != Some(until) {
+            return Err(Error::broken(format!(
+                "PUT /v1/dnd until {} answered dnd_until {}",
+                until.to_rfc3339(),
+                answer
+                    .dnd_until
+                    .map_or_else(|| "null".to_owned(), Timestamp::to_rfc3339)
+            )));
+        }
+        self.timeline.log(
+            PARTY,
+            format!(
+                "app turns do-not-disturb on until {}: 200",
+                until.to_rfc3339()
+            ),
+        );
+        Ok(until)
     }
 
     /// Long-polls the instruction while it is `wait`, until it changes or

@@ -9,6 +9,8 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::domain::session::Timestamp;
+
 /// The number the simulated subscriber gets when the scenario names none.
 pub const DEFAULT_SUBSCRIBER_NUMBER: &str = "+12025550199";
 
@@ -37,6 +39,14 @@ pub struct Scenario {
     pub carrier_forwards: bool,
     #[serde(default = "yes")]
     pub caller_leaves_voicemail: bool,
+    /// The wall-clock time the call happens at (RFC 3339): the in-process
+    /// service's rules read a clock that starts there, so that an "after
+    /// hours" call is reproducible. Not with `--target`: a deployment keeps
+    /// its own time.
+    pub clock: Option<ScenarioClock>,
+    /// Before the ring report, the phone app turns do-not-disturb on for
+    /// this many minutes (`PUT /v1/dnd`).
+    pub dnd_minutes: Option<DndMinutes>,
     pub subscriber: Subscriber,
     /// Behaviour by destination id; destinations not listed keep the
     /// defaults.
@@ -54,6 +64,46 @@ fn default_forward_delay_ms() -> u64 {
 
 fn yes() -> bool {
     true
+}
+
+/// `clock`: an RFC 3339 time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ScenarioClock(pub Timestamp);
+
+impl TryFrom<String> for ScenarioClock {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        let at: Timestamp = serde_json::from_value(Value::String(raw)).map_err(|_| {
+            r#"expected an RFC 3339 time, such as "2026-11-28T11:00:00Z""#.to_owned()
+        })?;
+        // In UTC, to the millisecond: a `Timestamp` read with another offset
+        // keeps it, and would print its local time as UTC.
+        Timestamp::from_unix_millis(at.unix_millis())
+            .map(Self)
+            .ok_or_else(|| "is out of range".to_owned())
+    }
+}
+
+/// The longest do-not-disturb the phone app sets: a week.
+pub const MAX_DND_MINUTES: u32 = 7 * 24 * 60;
+
+/// `dnd_minutes`: 1 to [`MAX_DND_MINUTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct DndMinutes(pub u32);
+
+impl TryFrom<i64> for DndMinutes {
+    type Error = String;
+
+    fn try_from(raw: i64) -> Result<Self, String> {
+        u32::try_from(raw)
+            .ok()
+            .filter(|m| (1..=MAX_DND_MINUTES).contains(m))
+            .map(Self)
+            .ok_or_else(|| format!("expected whole minutes from 1 to {MAX_DND_MINUTES}, got {raw}"))
+    }
 }
 
 /// The CPaaS the forwarding number lives on.
@@ -283,6 +333,19 @@ impl Scenario {
         Ok(())
     }
 
+    /// Whether the scenario can drive a running deployment (`--target`):
+    /// not with a `clock`, since a deployment keeps its own time.
+    pub fn check_target(&self) -> Result<(), ScenarioError> {
+        match self.clock {
+            Some(_) => Err(ScenarioError {
+                key: "clock".into(),
+                problem: "a --target deployment keeps its own time: remove clock to drive one"
+                    .into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The behaviour of destination `id`.
     pub fn behaviour(&self, id: &str) -> Behaviour {
         self.destinations.get(id).cloned().unwrap_or_default()
@@ -309,6 +372,59 @@ mod tests {
         assert_eq!(s.subscriber.number, DEFAULT_SUBSCRIBER_NUMBER);
         assert_eq!(s.behaviour("desk"), Behaviour::default());
         assert_eq!(s.behaviour("desk").answer, Answer::NoAnswer);
+        assert_eq!((s.clock, s.dnd_minutes), (None, None));
+    }
+
+    #[test]
+    fn the_clock_and_do_not_disturb_are_read_and_checked() {
+        let s: Scenario =
+            format!("clock = \"2026-11-28T11:00:00+01:00\"\ndnd_minutes = 60\n{MINIMAL}")
+                .parse()
+                .unwrap();
+        assert_eq!(
+            s.clock.map(|c| c.0.to_rfc3339()).as_deref(),
+            Some("2026-11-28T10:00:00.000Z")
+        );
+        assert_eq!(s.dnd_minutes, Some(DndMinutes(60)));
+        assert_eq!(s.check_target().unwrap_err().key, "clock");
+        for (top, key) in [
+            ("clock = \"saturday\"", "clock"),
+            ("clock = 5", "clock"),
+            ("dnd_minutes = 0", "dnd_minutes"),
+            ("dnd_minutes = -3", "dnd_minutes"),
+            ("dnd_minutes = 10081", "dnd_minutes"),
+            ("dnd_minutes = \"an hour\"", "dnd_minutes"),
+        ] {
+            let err = format!("{top}\n{MINIMAL}").parse::<Scenario>().unwrap_err();
+            assert_eq!(err.key, key, "{top}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_rules_of_the_subscriber_are_passed_through_as_written() {
+        let s: Scenario = r#"
+            [subscriber]
+            forwarding_number = "+12025550100"
+            record = "answer"
+            ring_tone = "uk"
+            caller_rules = [{match = "+1900*", action = "block"}]
+            destinations = [{id = "desk", kind = "phone", address = "+12025550201",
+                             ring_timeout_secs = 10,
+                             hours = [{days = ["mon"], from = "09:00", to = "17:00"}]}]
+            [subscriber.schedule]
+            timezone = "Europe/London"
+            outside = "voicemail"
+            hours = [{days = ["mon", "tue"], from = "09:00", to = "17:00"}]
+        "#
+        .parse()
+        .unwrap();
+        let body = Value::Object(s.subscriber.body);
+        assert_eq!(body["schedule"]["timezone"], "Europe/London");
+        assert_eq!(body["caller_rules"][0]["match"], "+1900*");
+        assert_eq!(body["record"], "answer");
+        assert_eq!(body["ring_tone"], "uk");
+        assert_eq!(body["destinations"][0]["ring_timeout_secs"], 10);
+        assert_eq!(body["destinations"][0]["hours"][0]["days"][0], "mon");
     }
 
     #[test]

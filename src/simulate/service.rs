@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::Error;
 use super::receiver::Receiver;
 use super::scenario::{Provider, Scenario, ScenarioError};
+use crate::clock::WallClock;
 use crate::config::{Config, WebhookSecret};
 use crate::startup::Application;
 
@@ -37,6 +38,9 @@ pub struct Target {
 pub struct Service {
     pub client: reqwest::Client,
     pub target: Target,
+    /// The clock the service's rules read: the scenario's in process, the
+    /// system's for a deployment.
+    pub clock: WallClock,
     /// Stops the in-process service when dropped.
     stop_in_process: Option<oneshot::Sender<()>>,
 }
@@ -86,8 +90,9 @@ fn provider_secrets(provider: Provider) -> (String, Vec<(String, String)>) {
 
 impl Service {
     /// Starts the service here: memory store, random secrets, a free port on
-    /// 127.0.0.1 that is also its `PUBLIC_BASE_URL`.
-    pub async fn in_process(provider: Provider) -> anyhow::Result<Self> {
+    /// 127.0.0.1 that is also its `PUBLIC_BASE_URL`, and `clock` for its
+    /// rules.
+    pub async fn in_process(provider: Provider, clock: WallClock) -> anyhow::Result<Self> {
         let admin_token = random_token();
         let (provider_token, provider_vars) = provider_secrets(provider);
         let webhook_secret = format!("whsec_{}", BASE64.encode(rand::random::<[u8; 32]>()));
@@ -112,8 +117,9 @@ impl Service {
             ("FORWARD_TIMEOUT_SECS", "2"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let config = Config::from_vars(vars.into_iter().chain(provider_vars))
+        let mut config = Config::from_vars(vars.into_iter().chain(provider_vars))
             .context("configuring the service")?;
+        config.clock = clock.clone();
         let app = Application::build(config)
             .await
             .context("starting the service")?;
@@ -131,6 +137,7 @@ impl Service {
                 webhook_secret: WebhookSecret::parse(&webhook_secret)
                     .map_err(anyhow::Error::msg)?,
             },
+            clock,
             stop_in_process: Some(stop),
         })
     }
@@ -139,6 +146,7 @@ impl Service {
         Ok(Self {
             client: client()?,
             target,
+            clock: WallClock::System,
             stop_in_process: None,
         })
     }
@@ -250,6 +258,25 @@ impl Service {
             )));
         }
         Ok(response.json().await.context("reading the session")?)
+    }
+
+    /// The stored subscriber (§3 GET) as the admin reads it.
+    pub async fn subscriber(&self, number: &str) -> Result<Value, Error> {
+        let response = self
+            .admin(
+                self.client
+                    .get(self.url(&format!("/v1/subscribers/{number}"))),
+            )
+            .send()
+            .await
+            .context("GET /v1/subscribers")?;
+        if response.status() != StatusCode::OK {
+            return Err(Error::broken(format!(
+                "GET /v1/subscribers/{number} answered {}",
+                response.status()
+            )));
+        }
+        Ok(response.json().await.context("reading the subscriber")?)
     }
 
     pub async fn delete_subscriber(&self, number: &str) -> anyhow::Result<()> {

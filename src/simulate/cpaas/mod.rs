@@ -22,6 +22,7 @@ use super::caller::Caller;
 use super::destination::{Callee, Directory, Fate};
 use super::scenario::Provider;
 use super::timeline::Timeline;
+use crate::domain::rules::Decision;
 
 const PARTY: &str = "cpaas";
 
@@ -77,6 +78,9 @@ pub struct Cpaas<'a> {
     pub timeline: &'a Timeline,
     pub directory: &'a Directory,
     pub caller: &'a Caller,
+    /// What the rules decided for the call: no destination it skips may be
+    /// dialed.
+    pub decision: &'a Decision,
 }
 
 /// The markup documents the service answered, in order.
@@ -303,13 +307,19 @@ impl Call<'_> {
         message
     }
 
-    /// Starts ringing every noun of a Dial at once.
+    /// Starts ringing every noun of a Dial at once: only destinations the
+    /// rules let ring.
     fn ring(
         &self,
         nouns: Vec<(Element, Callee)>,
         timeout: Duration,
         new_id: fn() -> String,
-    ) -> Group {
+    ) -> Result<Group, Error> {
+        for (_, callee) in &nouns {
+            if let Some(id) = &callee.destination_id {
+                super::rules::check_dialed(self.wire.cpaas.decision, id)?;
+            }
+        }
         let started_ms = self.timeline().now_ms();
         let legs: Vec<Leg> = nouns
             .into_iter()
@@ -328,11 +338,11 @@ impl Call<'_> {
             };
             self.timeline().log(&leg.callee.party, event);
         }
-        Group {
+        Ok(Group {
             legs,
             started_ms,
             deadline_ms: started_ms + millis(timeout),
-        }
+        })
     }
 
     /// Ends the legs still ringing (all but `except`).
@@ -512,7 +522,21 @@ fn gist(document: &Element, noun_party: impl Fn(&Element, &Element) -> String) -
                     .attr("timeout")
                     .map(|t| format!(", timeout {t} s"))
                     .unwrap_or_default();
-                format!("Dial {}{together}{timeout}", nouns.join(", "))
+                let recorded = match verb.attr("record") {
+                    None | Some("do-not-record" | "false") => "",
+                    Some(_) => ", recorded",
+                };
+                let ring_tone = verb
+                    .attr("ringTone")
+                    .map(|t| format!(", ring tone {t}"))
+                    .unwrap_or_default();
+                format!(
+                    "Dial {}{together}{timeout}{recorded}{ring_tone}",
+                    nouns.join(", ")
+                )
+            }
+            "Record" if verb.attr("startOnDialAnswer") == Some("true") => {
+                "Record the dialed call from answer".to_owned()
             }
             "Record" => format!(
                 "Record voicemail, max {} s",
@@ -523,6 +547,10 @@ fn gist(document: &Element, noun_party: impl Fn(&Element, &Element) -> String) -
                 format!("Ask for a key: \"{}\"", prompt.unwrap_or_default())
             }
             "Reject" => format!("Reject ({})", verb.attr("reason").unwrap_or("rejected")),
+            "Hangup" => match verb.attr("reason") {
+                Some(reason) => format!("Hangup ({reason})"),
+                None => "Hangup".to_owned(),
+            },
             "Pause" | "Wait" => format!("Pause {} s", verb.attr("length").unwrap_or("1")),
             other => other.to_owned(),
         })
@@ -610,6 +638,26 @@ mod tests {
             gist(&document, |_, noun| noun.text.clone()),
             "Say \"The person you are calling is not available righ…\"; \
              Dial a, b together, timeout 20 s; Record voicemail, max 120 s; Hangup"
+        );
+    }
+
+    #[test]
+    fn the_gist_says_what_is_recorded_the_ring_tone_and_a_busy_end() {
+        let twiml = markup::parse(
+            r#"<Response><Dial timeout="20" record="record-from-answer-dual" recordingStatusCallback="/twilio/recording" recordingStatusCallbackEvent="completed" ringTone="uk"><Number>a</Number></Dial><Reject reason="busy"/></Response>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            gist(&twiml, |_, noun| noun.text.clone()),
+            "Dial a, timeout 20 s, recorded, ring tone uk; Reject (busy)"
+        );
+        let plivo = markup::parse(
+            r#"<Response><Record startOnDialAnswer="true" redirect="false" maxLength="14400" callbackUrl="/plivo/recording"/><Dial timeout="20"><Number>a</Number></Dial><Hangup reason="busy"/></Response>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            gist(&plivo, |_, noun| noun.text.clone()),
+            "Record the dialed call from answer; Dial a, timeout 20 s; Hangup (busy)"
         );
     }
 }

@@ -292,6 +292,9 @@ async fn execute(
     mut document: Element,
     mut url: String,
 ) -> Result<Ending, Error> {
+    // A `<Record startOnDialAnswer>` earlier in the call records the next
+    // Dial's bridged leg.
+    let mut armed: Option<ArmedRecording> = None;
     'document: loop {
         call.log_document(&document, |dial, noun| noun_party(call, dial, noun));
         for verb in std::mem::take(&mut document.children) {
@@ -324,8 +327,14 @@ async fn execute(
                     )
                 }
                 "DTMF" => Next::Continue,
-                "Dial" => dial(call, parent, &verb, &url).await?,
-                "Record" => record(call, parent, &verb, &url).await?,
+                "Dial" => dial(call, parent, &verb, &url, armed.take()).await?,
+                "Record" => match ArmedRecording::of(&verb, &url)? {
+                    Some(recording) => {
+                        armed = Some(recording);
+                        Next::Continue
+                    }
+                    None => record(call, parent, &verb, &url).await?,
+                },
                 "Redirect" => {
                     let target = call.wire.absolute(&url, &verb.text)?;
                     let document = call
@@ -400,6 +409,7 @@ async fn dial(
     parent: &Parent,
     dial: &Element,
     url: &str,
+    recording: Option<ArmedRecording>,
 ) -> Result<Next, Error> {
     let nouns = dial
         .children
@@ -416,7 +426,7 @@ async fn dial(
         .attr("callbackUrl")
         .map(|c| call.wire.absolute(url, c))
         .transpose()?;
-    let group = call.ring(nouns, timeout, new_uuid);
+    let group = call.ring(nouns, timeout, new_uuid)?;
     let pick_ups = group.pick_ups();
     let mut declined = Vec::new();
     let mut bridged = None;
@@ -503,6 +513,9 @@ async fn dial(
     };
     call.timeline().log(who, "hangs up");
     b_leg_event(call, parent, callback.as_deref(), leg, "hangup").await?;
+    if let Some(recording) = &recording {
+        recording_ready(call, parent, leg, recording, talk).await?;
+    }
     let next = action(
         call,
         parent,
@@ -582,6 +595,82 @@ async fn action(
     })
 }
 
+/// A `<Record startOnDialAnswer="true">`: it records the next Dial from the
+/// moment a leg answers, and its `callbackUrl` hears when the file is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ArmedRecording {
+    /// `callbackUrl`, as written.
+    callback: Option<String>,
+    /// The URL of the document it was in (a relative `callbackUrl`'s base).
+    base: String,
+    max: Duration,
+}
+
+impl ArmedRecording {
+    /// `None` for a `<Record>` that records the caller now (a voicemail).
+    pub(super) fn of(verb: &Element, url: &str) -> Result<Option<Self>, Error> {
+        if verb.attr("startOnDialAnswer") != Some("true") {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            callback: verb.attr("callbackUrl").map(str::to_owned),
+            base: url.to_owned(),
+            max: Duration::from_secs(verb.number("maxLength", 60)?),
+        }))
+    }
+}
+
+/// The bridged leg ended: the recording (up to `maxLength`) is ready.
+async fn recording_ready(
+    call: &Call<'_>,
+    parent: &Parent,
+    leg: &Leg,
+    recording: &ArmedRecording,
+    talk: Duration,
+) -> Result<(), Error> {
+    let length = talk.min(recording.max);
+    let Some(callback) = &recording.callback else {
+        call.timeline().log(
+            PARTY,
+            format!(
+                "recorded the call with {} ({} s); no callbackUrl to tell",
+                leg.callee.party,
+                length.as_secs()
+            ),
+        );
+        return Ok(());
+    };
+    let callback = call.wire.absolute(&recording.base, callback)?;
+    call.timeline().log(
+        PARTY,
+        format!(
+            "recording of the call with {} ready ({} s): POST {}",
+            leg.callee.party,
+            length.as_secs(),
+            super::route(&callback)
+        ),
+    );
+    let params = recording_params(parent, &new_uuid(), length);
+    call.wire.callback(&callback, &params).await
+}
+
+/// The `callbackUrl` parameters of a finished recording.
+fn recording_params(parent: &Parent, id: &str, length: Duration) -> Params {
+    vec![
+        param("CallUUID", &parent.uuid),
+        param("From", digits(&parent.forwarded.from)),
+        param("RecordUrl", record_url(id)),
+        param("RecordingDuration", length.as_secs().to_string()),
+        param("RecordingDurationMs", length.as_millis().to_string()),
+        param("RecordingID", id),
+        param("To", digits(&parent.forwarded.to)),
+    ]
+}
+
+fn record_url(id: &str) -> String {
+    format!("https://media.plivo.com/v1/Account/MA00000000000000000000/Recording/{id}.mp3")
+}
+
 /// A `<Record>`: the caller leaves a message (or hangs up at the beep);
 /// either way the call is over afterwards.
 async fn record(
@@ -602,10 +691,7 @@ async fn record(
     };
     let mut params = parent.params("in-progress");
     params.extend([
-        param(
-            "RecordUrl",
-            format!("https://media.plivo.com/v1/Account/MA00000000000000000000/Recording/{id}.mp3"),
-        ),
+        param("RecordUrl", record_url(&id)),
         param("RecordingDuration", length.as_secs().to_string()),
         param("RecordingDurationMs", length.as_millis().to_string()),
         param("RecordingID", &id),
@@ -614,4 +700,69 @@ async fn record(
     let document = call.wire.document(&action, &params, &CALL).await?;
     call.log_document(&document, |_, noun| noun.text.clone());
     Ok(Next::Ended(Ending::Completed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::markup;
+    use super::*;
+
+    const RECORDED: &str = r#"<Response><Record startOnDialAnswer="true" redirect="false" maxLength="14400" callbackUrl="/plivo/recording?s=1"/><Dial action="/plivo/dial-status" timeout="20"><Number>12025550201</Number></Dial></Response>"#;
+
+    #[test]
+    fn plivo_accepts_a_recording_before_the_dial_and_a_busy_hangup() {
+        for document in [RECORDED, r#"<Response><Hangup reason="busy"/></Response>"#] {
+            let root = markup::parse(document).unwrap();
+            CALL.check(&root)
+                .unwrap_or_else(|e| panic!("{document}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_record_on_dial_answer_is_armed_and_a_voicemail_record_is_not() {
+        let root = markup::parse(RECORDED).unwrap();
+        let armed = ArmedRecording::of(&root.children[0], "https://rr.example/plivo/answer")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            armed,
+            ArmedRecording {
+                callback: Some("/plivo/recording?s=1".into()),
+                base: "https://rr.example/plivo/answer".into(),
+                max: Duration::from_secs(14_400),
+            }
+        );
+        let voicemail = markup::parse(
+            r#"<Response><Record action="/plivo/voicemail" maxLength="120"/></Response>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ArmedRecording::of(&voicemail.children[0], "").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_recording_callback_has_plivos_parameters() {
+        let parent = Parent {
+            uuid: "a-leg".into(),
+            forwarded: Forwarded {
+                from: "+12025550302".into(),
+                to: "+12025550100".into(),
+                forwarded_from: None,
+            },
+        };
+        let params = recording_params(&parent, "rec-1", Duration::from_secs(30));
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("CallUUID"), Some("a-leg"));
+        assert_eq!(get("RecordingID"), Some("rec-1"));
+        assert_eq!(get("RecordingDuration"), Some("30"));
+        assert_eq!(get("RecordingDurationMs"), Some("30000"));
+        assert!(get("RecordUrl").unwrap().ends_with("/Recording/rec-1.mp3"));
+    }
 }

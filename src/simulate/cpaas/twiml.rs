@@ -308,6 +308,7 @@ const TELNYX_DIAL: Rule = Rule {
         "hangupOnStar",
         "recordingStatusCallback",
         "recordingStatusCallbackMethod",
+        "recordingStatusCallbackEvent",
     ],
     children: &["Number", "Sip"],
 };
@@ -621,7 +622,8 @@ async fn dial(
         .map(|n| (n.clone(), callee(call, parent.flavour, n)))
         .collect();
     let timeout = Duration::from_secs(dial.number("timeout", 30)?);
-    let group = call.ring(nouns, timeout, parent.flavour.new_sid);
+    let recording = DialRecording::of(dial)?;
+    let group = call.ring(nouns, timeout, parent.flavour.new_sid)?;
     for leg in &group.legs {
         match leg.fate {
             Fate::Busy => leg_event(call, parent, url, leg, "completed", "busy").await?,
@@ -719,6 +721,9 @@ async fn dial(
             };
             call.timeline().log(who, "hangs up");
             leg_event(call, parent, url, leg, "completed", "completed").await?;
+            if let Some(recording) = &recording {
+                recording_ready(call, parent, url, leg, recording, talk).await?;
+            }
             let next = action(call, parent, dial, url, dial_call(true, talk)).await?;
             // The action is fetched either way; a call whose caller is gone
             // runs none of its TwiML.
@@ -729,6 +734,105 @@ async fn dial(
             })
         }
     }
+}
+
+/// A `<Dial record>` that records: where its status callback goes, and
+/// whether it asked for the `completed` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DialRecording {
+    /// `recordingStatusCallback`, as written (relative to the document).
+    callback: Option<String>,
+    /// `recordingStatusCallbackEvent` holds `completed` (its default).
+    on_completed: bool,
+    /// `-dual`: caller and callee on two channels.
+    dual: bool,
+}
+
+/// `record`'s values that record (Twilio, and TeXML and cXML after it).
+const RECORDS: &[&str] = &[
+    "record-from-answer",
+    "record-from-answer-dual",
+    "record-from-ringing",
+    "record-from-ringing-dual",
+];
+
+impl DialRecording {
+    /// What a `<Dial>`'s recording attributes ask for; `None` when it does
+    /// not record.
+    pub(super) fn of(dial: &Element) -> Result<Option<Self>, Error> {
+        let record = match dial.attr("record") {
+            None | Some("do-not-record" | "false") => return Ok(None),
+            Some("true") => "record-from-answer",
+            Some(other) if RECORDS.contains(&other) => other,
+            Some(other) => {
+                return Err(Error::broken(format!(
+                    "invalid markup: <Dial record={other:?}>, record must be one of do-not-record, {}",
+                    RECORDS.join(", ")
+                )));
+            }
+        };
+        let events = dial
+            .attr("recordingStatusCallbackEvent")
+            .unwrap_or("completed");
+        Ok(Some(Self {
+            callback: dial.attr("recordingStatusCallback").map(str::to_owned),
+            on_completed: events.split([' ', ',']).any(|e| e == "completed"),
+            dual: record.ends_with("-dual"),
+        }))
+    }
+}
+
+/// The recording of a bridged leg is ready once the leg ends: the
+/// `recordingStatusCallback` hears of it, signed as every request.
+async fn recording_ready(
+    call: &Call<'_>,
+    parent: &Parent,
+    url: &str,
+    leg: &Leg,
+    recording: &DialRecording,
+    talk: Duration,
+) -> Result<(), Error> {
+    let (Some(callback), true) = (&recording.callback, recording.on_completed) else {
+        call.timeline().log(
+            PARTY,
+            format!(
+                "recorded the call with {} ({} s); no recording callback asked for",
+                leg.callee.party,
+                talk.as_secs()
+            ),
+        );
+        return Ok(());
+    };
+    let callback = call.wire.absolute(url, callback)?;
+    let sid = format!("RE{:032x}", rand::random::<u128>());
+    call.timeline().log(
+        PARTY,
+        format!(
+            "recording of the call with {} ready ({} s): POST {}",
+            leg.callee.party,
+            talk.as_secs(),
+            super::route(&callback)
+        ),
+    );
+    let params = recording_params(parent, &sid, talk, recording.dual);
+    call.wire.callback(&callback, &params).await
+}
+
+/// A recording status callback's parameters (Twilio's names; TeXML and cXML
+/// use the same).
+fn recording_params(parent: &Parent, sid: &str, duration: Duration, dual: bool) -> Params {
+    let flavour = parent.flavour;
+    let mut params = vec![param("AccountSid", flavour.account_sid)];
+    params.extend([
+        param("CallSid", &parent.sid),
+        param("RecordingChannels", if dual { "2" } else { "1" }),
+        param("RecordingDuration", duration.as_secs().to_string()),
+        param("RecordingSid", sid),
+        param("RecordingSource", "DialVerb"),
+        param("RecordingStatus", "completed"),
+        param("RecordingUrl", (flavour.recording_url)(sid)),
+    ]);
+    params
 }
 
 /// Hangs up the legs still ringing, except `except`.
@@ -879,4 +983,84 @@ async fn record(
     let document = call.wire.document(&action, &params, flavour.call).await?;
     call.log_document(&document, |_, noun| noun.text.clone());
     Ok(Next::Ended(Ending::Completed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::markup;
+    use super::*;
+
+    /// What the renderers write for `record = "answer"` and a ring tone.
+    const RECORDED: &str = r#"<Response><Dial action="/twilio/dial-status" timeout="20" record="record-from-answer-dual" recordingStatusCallback="/twilio/recording?s=1" recordingStatusCallbackEvent="completed" ringTone="uk"><Number>+12025550201</Number></Dial></Response>"#;
+
+    #[test]
+    fn every_flavour_accepts_a_recorded_dial_and_a_busy_reject() {
+        for flavour in [&TWILIO, &TELNYX, &SIGNALWIRE] {
+            for document in [RECORDED, r#"<Response><Reject reason="busy"/></Response>"#] {
+                let root = markup::parse(document).unwrap();
+                flavour
+                    .call
+                    .check(&root)
+                    .unwrap_or_else(|e| panic!("{}: {document}: {e}", flavour.name));
+            }
+        }
+    }
+
+    fn dial(attrs: &str) -> Element {
+        let document = format!("<Response><Dial {attrs}><Number>+1</Number></Dial></Response>");
+        markup::parse(&document).unwrap().children.remove(0)
+    }
+
+    #[test]
+    fn a_recorded_dial_is_read_from_its_attributes() {
+        let root = markup::parse(RECORDED).unwrap();
+        assert_eq!(
+            DialRecording::of(&root.children[0]).unwrap(),
+            Some(DialRecording {
+                callback: Some("/twilio/recording?s=1".into()),
+                on_completed: true,
+                dual: true,
+            })
+        );
+        assert_eq!(DialRecording::of(&dial("")).unwrap(), None);
+        assert_eq!(
+            DialRecording::of(&dial(r#"record="do-not-record""#)).unwrap(),
+            None
+        );
+        let quiet = DialRecording::of(&dial(
+            r#"record="record-from-answer" recordingStatusCallback="/r" recordingStatusCallbackEvent="in-progress""#,
+        ))
+        .unwrap()
+        .unwrap();
+        assert!(!quiet.on_completed && !quiet.dual);
+        let err = DialRecording::of(&dial(r#"record="sometimes""#)).unwrap_err();
+        assert!(err.to_string().contains("record must be one of"), "{err}");
+    }
+
+    #[test]
+    fn the_recording_callback_has_the_providers_parameters() {
+        let parent = Parent {
+            flavour: &TWILIO,
+            sid: "CA1".into(),
+            from: "+12025550302".into(),
+            forwarded: Forwarded {
+                from: "+12025550302".into(),
+                to: "+12025550100".into(),
+                forwarded_from: None,
+            },
+        };
+        let params = recording_params(&parent, "RE1", Duration::from_secs(30), true);
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("CallSid"), Some("CA1"));
+        assert_eq!(get("RecordingSid"), Some("RE1"));
+        assert_eq!(get("RecordingDuration"), Some("30"));
+        assert_eq!(get("RecordingStatus"), Some("completed"));
+        assert_eq!(get("RecordingChannels"), Some("2"));
+        assert!(get("RecordingUrl").unwrap().ends_with("/Recordings/RE1"));
+    }
 }
