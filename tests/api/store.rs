@@ -476,7 +476,7 @@ both_backends! {
         let overdue = awaiting(ALICE, caller(CALLER_A), now.before(Duration::from_secs(31)));
         store.put_session(&overdue, TTL).await.unwrap();
         let the_claim = claim("CA1");
-        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
+        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), ringrelay::domain::rules::Route::default(), the_claim.clone());
         let cutoff = now.before(Duration::from_secs(30));
 
         let nothing = store
@@ -605,7 +605,7 @@ both_backends! {
 
         claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
         let unreported_claim = claim("CA2");
-        let unreported = Session::forwarded_without_report(number(BOB), caller(CALLER_A), unreported_claim.clone());
+        let unreported = Session::forwarded_without_report(number(BOB), caller(CALLER_A), ringrelay::domain::rules::Route::default(), unreported_claim.clone());
         store
             .claim_session(&[number(BOB)], &caller(CALLER_A), &unreported_claim, an_hour_ago(), Some(&unreported), TTL)
             .await
@@ -731,7 +731,7 @@ both_backends! {
     claim_session_stores_the_unreported_session_when_nothing_matches => |backend: Backend| async move {
         let store = store_for(&backend);
         let the_claim = claim("CA1");
-        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
+        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), ringrelay::domain::rules::Route::default(), the_claim.clone());
 
         let claimed = store
             .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, an_hour_ago(), Some(&unreported), TTL)
@@ -749,7 +749,7 @@ both_backends! {
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
         store.put_session(&session, TTL).await.unwrap();
         let the_claim = claim("CA1");
-        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
+        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), ringrelay::domain::rules::Route::default(), the_claim.clone());
 
         let claimed = store
             .claim_session(&[number(ALICE)], &caller(CALLER_A), &the_claim, an_hour_ago(), Some(&unreported), TTL)
@@ -1009,8 +1009,12 @@ async fn memory_claims_store_the_unreported_session_when_every_awaiting_one_expi
         .unwrap();
     tokio::time::advance(Duration::from_secs(61) + SWEEP_GRACE).await;
     let the_claim = claim("CA1");
-    let unreported =
-        Session::forwarded_without_report(number(ALICE), caller(CALLER_A), the_claim.clone());
+    let unreported = Session::forwarded_without_report(
+        number(ALICE),
+        caller(CALLER_A),
+        ringrelay::domain::rules::Route::default(),
+        the_claim.clone(),
+    );
 
     let claimed = store
         .claim_session(

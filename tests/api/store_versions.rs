@@ -131,7 +131,7 @@ both_backends! {
         // A call that matched no ring report: its retry finds the session
         // recorded the first time, not a second one.
         let unreported = |sid: &str| {
-            Session::forwarded_without_report(newer.subscriber().clone(), caller.clone(), claim(sid))
+            Session::forwarded_without_report(newer.subscriber().clone(), caller.clone(), ringrelay::domain::rules::Route::default(), claim(sid))
         };
         let recorded = unreported("CA3");
         let took = store.claim_session(subscribers, caller, &claim("CA3"), cutoff(), Some(&recorded), TTL).await.unwrap().unwrap();
