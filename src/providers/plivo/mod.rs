@@ -126,6 +126,9 @@ impl Provider for Plivo {
     /// Dial: Plivo posts it once the recording is ready.
     fn finished_recording(params: &Params) -> Option<Recording> {
         twiml::recording(params, "RecordUrl", "RecordingDuration")
+            // The names of the Record API's callback, should the XML's ever
+            // follow them.
+            .or_else(|| twiml::recording(params, "record_url", "recording_duration"))
     }
 
     fn render(_vars: &ProviderVars, script: &CallScript) -> String {
