@@ -17,28 +17,7 @@ use crate::helpers::{Backend, Cpaas, Screening, TestApp, local_path, spawn_app, 
 use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
-macro_rules! for_each_provider_and_store {
-    ($($case:ident),* $(,)?) => {
-        for_each_provider_and_store!(@provider twilio, Twilio, [$($case),*]);
-        for_each_provider_and_store!(@provider plivo, Plivo, [$($case),*]);
-        for_each_provider_and_store!(@provider telnyx, Telnyx, [$($case),*]);
-        for_each_provider_and_store!(@provider signalwire, SignalWire, [$($case),*]);
-    };
-    (@provider $module:ident, $variant:ident, [$($case:ident),*]) => {
-        mod $module {
-            mod memory { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::Memory).await }
-            )* }
-            mod redis { $(
-                #[tokio::test]
-                async fn $case() { super::super::$case(crate::helpers::Cpaas::$variant, crate::helpers::Backend::redis()).await }
-            )* }
-        }
-    };
-}
-
-for_each_provider_and_store! {
+crate::for_each_provider_and_store! {
     a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_the_call,
     a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hunt_goes_on,
     a_simultaneous_ring_names_the_destination_that_answered,

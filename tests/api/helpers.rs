@@ -423,6 +423,31 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs each case once per provider and per store: every case is an
+/// `async fn(Cpaas, Backend)` of the invoking module, and its tests are
+/// named `<provider>::<backend>::<case>`.
+#[macro_export]
+macro_rules! for_each_provider_and_store {
+    ($($case:ident),* $(,)?) => {
+        $crate::for_each_provider_and_store!(@provider twilio, Twilio, [$($case),*]);
+        $crate::for_each_provider_and_store!(@provider plivo, Plivo, [$($case),*]);
+        $crate::for_each_provider_and_store!(@provider telnyx, Telnyx, [$($case),*]);
+        $crate::for_each_provider_and_store!(@provider signalwire, SignalWire, [$($case),*]);
+    };
+    (@provider $module:ident, $variant:ident, [$($case:ident),*]) => {
+        mod $module {
+            mod memory { $(
+                #[tokio::test]
+                async fn $case() { super::super::$case($crate::helpers::Cpaas::$variant, $crate::helpers::Backend::Memory).await }
+            )* }
+            mod redis { $(
+                #[tokio::test]
+                async fn $case() { super::super::$case($crate::helpers::Cpaas::$variant, $crate::helpers::Backend::redis()).await }
+            )* }
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // CPaaS providers: what a test needs to speak to either one
 
@@ -479,10 +504,12 @@ pub struct CpaasRoutes {
     pub screen_result: &'static str,
     /// The call status callback (Plivo's hangup URL).
     pub status: &'static str,
+    /// A recording of a Dial's legs is ready.
+    pub recording: &'static str,
 }
 
 impl CpaasRoutes {
-    pub fn all(&self) -> [&'static str; 6] {
+    pub fn all(&self) -> [&'static str; 7] {
         [
             self.answer,
             self.dial_status,
@@ -490,6 +517,7 @@ impl CpaasRoutes {
             self.screen,
             self.screen_result,
             self.status,
+            self.recording,
         ]
     }
 }
@@ -549,6 +577,7 @@ impl Cpaas {
                 screen: "/twilio/screen",
                 screen_result: "/twilio/screen-result",
                 status: "/twilio/status",
+                recording: "/twilio/recording",
             },
             Self::Plivo => CpaasRoutes {
                 answer: "/plivo/answer",
@@ -557,6 +586,7 @@ impl Cpaas {
                 screen: "/plivo/screen",
                 screen_result: "/plivo/screen-result",
                 status: "/plivo/hangup",
+                recording: "/plivo/recording",
             },
             Self::Telnyx => CpaasRoutes {
                 answer: "/telnyx/voice",
@@ -565,6 +595,7 @@ impl Cpaas {
                 screen: "/telnyx/screen",
                 screen_result: "/telnyx/screen-result",
                 status: "/telnyx/status",
+                recording: "/telnyx/recording",
             },
             Self::SignalWire => CpaasRoutes {
                 answer: "/signalwire/voice",
@@ -573,6 +604,7 @@ impl Cpaas {
                 screen: "/signalwire/screen",
                 screen_result: "/signalwire/screen-result",
                 status: "/signalwire/status",
+                recording: "/signalwire/recording",
             },
         }
     }
@@ -812,12 +844,39 @@ impl Cpaas {
         }
     }
 
+    /// Where a forwarded call's recording is posted once ready, if the
+    /// markup records it: the TwiML family's `<Dial recordingStatusCallback>`,
+    /// Plivo's `<Record startOnDialAnswer callbackUrl>` just before the Dial.
+    pub fn recording_callback(self, response: &crate::markup::Node) -> Option<&str> {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => response
+                .children
+                .iter()
+                .find(|verb| verb.name == "Dial")?
+                .attr("recordingStatusCallback"),
+            Self::Plivo => response
+                .children
+                .iter()
+                .find(|verb| verb.name == "Record" && verb.attr("startOnDialAnswer").is_some())?
+                .attr("callbackUrl"),
+        }
+    }
+
+    /// The parameters of the recording callback holding the recording and
+    /// its length.
+    pub fn recording_params(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => ("RecordingUrl", "RecordingDuration"),
+            Self::Plivo => ("RecordUrl", "RecordingDuration"),
+        }
+    }
+
     // -- requests ------------------------------------------------------------
 
     /// The recorded example request `kind` (`fixtures/requests/<provider>/
     /// <kind>.json`): `inbound_call`, `dial_busy`, `dial_completed`,
-    /// `record`, `screen`, `screen_result`, and the status callback's
-    /// [`Cpaas::status_kind`].
+    /// `record`, `screen`, `screen_result`, `recording` (a Dial's recording is
+    /// ready), and the status callback's [`Cpaas::status_kind`].
     pub fn request(self, kind: &str) -> Request {
         #[derive(serde::Deserialize)]
         struct Fixture {
