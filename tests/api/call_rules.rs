@@ -15,7 +15,7 @@ use crate::cpaas::{
     ALICE, CALLER, SHARED, alice_desk_only, alice_with, assert_hangup, dial_ended, forwarded,
     next_event, only_dial, query_of, ring, session,
 };
-use crate::helpers::{Backend, Cpaas, DialEnd, local_path, spawn_app};
+use crate::helpers::{Backend, Cpaas, DialEnd, local_path, spawn_app, spawn_app_with};
 use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
@@ -23,6 +23,8 @@ crate::for_each_provider_and_store! {
     a_recording_subscribers_dial_records_from_answer_to_the_providers_recording_route,
     a_dial_records_nothing_when_the_subscriber_does_not_record,
     a_finished_recording_posts_call_recording_to_the_destinations_once,
+    a_recording_ready_after_its_session_expired_is_still_sent_once,
+    a_recording_naming_another_subscriber_sends_nothing,
     the_ring_tone_is_the_dials_ringback_except_on_plivo,
     a_blocked_caller_hears_busy_and_the_session_ends_missed,
 }
@@ -185,16 +187,98 @@ async fn a_finished_recording_posts_call_recording_to_the_destinations_once(
     assert_eq!(urls, BTreeSet::from([recorded.as_str(), another]));
     // Nothing more comes: the retried callback sent nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let more: Vec<Value> = receiver
+    let more = recordings_so_far(&receiver).await;
+    assert!(more.is_empty(), "call.recording is sent once: {more:?}");
+    let s = session(&app, &alices).await;
+    assert_eq!(s["state"], "connected", "{s}");
+}
+
+/// The `call.recording` deliveries that arrived so far.
+async fn recordings_so_far(receiver: &WebhookReceiver) -> Vec<Value> {
+    receiver
         .arrived_so_far()
         .await
         .into_iter()
         .filter(|r| r.kind() == "call.recording")
         .map(|r| r.body)
-        .collect();
+        .collect()
+}
+
+async fn a_recording_ready_after_its_session_expired_is_still_sent_once(
+    cpaas: Cpaas,
+    backend: Backend,
+) {
+    // A call longer than SESSION_TTL_SECS: its recording comes when the
+    // session is gone.
+    let receiver = WebhookReceiver::start(Behaviour::Answer).await;
+    // The shortest lifetime: the forward deadline (1 s) and four sweeps.
+    let app = spawn_app_with(
+        backend,
+        &[("SESSION_TTL_SECS", "1"), ("FORWARD_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let mut alice = alice_desk_only(Some(receiver.url("/desk")));
+    alice["record"] = json!("answer");
+    let alice_reg = app.register(ALICE, &alice).await;
+    let alices = ring(&app, &alice_reg, Some(CALLER)).await;
+    let first = forwarded(&app, cpaas, CALLER, SHARED).await;
+    let callback = assert_records_from_answer(cpaas, &first);
+    assert_hangup(&dial_ended(&app, cpaas, the_dial(&first), DialEnd::Answered).await);
+    next_event(&receiver, "call.connected").await;
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    let gone = app.get_session(crate::helpers::ADMIN_TOKEN, &alices).await;
+    assert_eq!(
+        gone.status(),
+        404,
+        "the session expired: {}",
+        gone.text().await.unwrap()
+    );
+
+    recording_ready(&app, cpaas, &callback, None).await;
+    recording_ready(&app, cpaas, &callback, None).await;
+
+    let event = next_event(&receiver, "call.recording").await;
+    let data = &event.body["data"];
+    assert_eq!(data["session_id"], alices.as_str(), "{data}");
+    assert_eq!(data["subscriber"], ALICE, "{data}");
+    assert_eq!(data["caller"], CALLER, "{data}");
+    let (url_param, _) = cpaas.recording_params();
+    assert_eq!(
+        data["recording_url"],
+        cpaas.request("recording").get(url_param).unwrap(),
+        "{data}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let more = recordings_so_far(&receiver).await;
     assert!(more.is_empty(), "call.recording is sent once: {more:?}");
-    let s = session(&app, &alices).await;
-    assert_eq!(s["state"], "connected", "{s}");
+}
+
+async fn a_recording_naming_another_subscriber_sends_nothing(cpaas: Cpaas, backend: Backend) {
+    let receiver = WebhookReceiver::start(Behaviour::Answer).await;
+    let app = spawn_app(backend).await;
+    let mut alice = alice_desk_only(Some(receiver.url("/alice")));
+    alice["record"] = json!("answer");
+    let alice_reg = app.register(ALICE, &alice).await;
+    let mut bob = crate::cpaas::bob(SHARED);
+    bob["destinations"][0]["webhook_url"] = json!(receiver.url("/bob"));
+    app.register(crate::cpaas::BOB, &bob).await;
+    let alices = ring(&app, &alice_reg, Some(CALLER)).await;
+    let first = forwarded(&app, cpaas, CALLER, SHARED).await;
+    let callback = assert_records_from_answer(cpaas, &first);
+    assert_hangup(&dial_ended(&app, cpaas, the_dial(&first), DialEnd::Answered).await);
+    next_event(&receiver, "call.connected").await;
+    let before = session(&app, &alices).await;
+
+    // Alice's session, Bob's number in the query (signed, so the provider
+    // would post it as written).
+    let bobs = callback.replace("%2B12025550199", "%2B12025550188");
+    assert_ne!(bobs, callback);
+    recording_ready(&app, cpaas, &bobs, None).await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = recordings_so_far(&receiver).await;
+    assert!(sent.is_empty(), "nothing for a foreign session: {sent:?}");
+    assert_eq!(session(&app, &alices).await, before);
 }
 
 async fn the_ring_tone_is_the_dials_ringback_except_on_plivo(cpaas: Cpaas, backend: Backend) {
