@@ -148,6 +148,8 @@ fn single_dial() -> CallScript {
         action_url: ACTION_URL.to_owned(),
         screen_url: None,
         leg_events_url: None,
+        record_url: None,
+        ring_tone: None,
     })])
 }
 
@@ -172,6 +174,8 @@ fn simultaneous_dial() -> CallScript {
         action_url: ACTION_URL.to_owned(),
         screen_url: None,
         leg_events_url: None,
+        record_url: None,
+        ring_tone: None,
     })])
 }
 

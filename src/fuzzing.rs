@@ -14,6 +14,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::rules::RingTone;
 use crate::domain::subscriber::{ClientIdentity, SipUri, SpecRules, SubscriberSpec, Target};
 use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::CallbackQuery;
@@ -324,7 +325,17 @@ pub fn twiml_render(data: &[u8]) {
         &twiml::render::Dialect::TWILIO,
     ));
     assert_eq!(
-        Carried::read(&document, &["action", "callerId", "url"]),
+        Carried::read(
+            &document,
+            &[
+                "action",
+                "callerId",
+                "reason",
+                "recordingStatusCallback",
+                "ringTone",
+                "url"
+            ]
+        ),
         expected_twiml(&script),
         "{script:?}"
     );
@@ -337,7 +348,13 @@ pub fn plivo_xml_render(data: &[u8]) {
     assert_eq!(
         Carried::read(
             &document,
-            &["action", "callbackUrl", "callerId", "confirmSound"]
+            &[
+                "action",
+                "callbackUrl",
+                "callerId",
+                "confirmSound",
+                "reason"
+            ]
         ),
         expected_plivo_xml(&script),
         "{script:?}"
@@ -399,6 +416,7 @@ fn read_every_field<P: Provider>(params: &Params) {
         P::digits(params),
         P::status_report(params, region),
         P::recording_url(params),
+        P::finished_recording(params),
     ));
 }
 
@@ -426,7 +444,7 @@ fn script_from(data: &[u8]) -> CallScript {
     let mut input = ScriptBytes(data);
     let mut steps = Vec::new();
     while let Some(kind) = input.next() {
-        steps.push(match kind % 5 {
+        steps.push(match kind % 6 {
             0 => Step::Say(input.text()),
             1 => Step::Dial(input.dial()),
             2 => Step::Gather {
@@ -439,7 +457,8 @@ fn script_from(data: &[u8]) -> CallScript {
                 action_url: input.text(),
                 max_length_secs: input.byte().into(),
             },
-            _ => Step::Hangup,
+            4 => Step::Hangup,
+            _ => Step::Reject,
         });
     }
     CallScript(steps)
@@ -485,6 +504,11 @@ impl ScriptBytes<'_> {
             action_url: self.text(),
             screen_url: self.optional_text(),
             leg_events_url: self.optional_text(),
+            record_url: self.optional_text(),
+            // A code the subscriber rules accept, when the text is one.
+            ring_tone: self
+                .optional_text()
+                .and_then(|text| RingTone::parse(&text).ok()),
         }
     }
 
@@ -599,6 +623,16 @@ fn expected_twiml(script: &CallScript) -> Carried {
                         .as_ref()
                         .map(|number| ("callerId", number.as_str().to_owned())),
                 );
+                attrs.extend(
+                    dial.record_url
+                        .as_deref()
+                        .map(|url| ("recordingStatusCallback", xml_kept(url))),
+                );
+                attrs.extend(
+                    dial.ring_tone
+                        .as_ref()
+                        .map(|tone| ("ringTone", tone.as_str().to_owned())),
+                );
                 let nouns = dial
                     .targets
                     .iter()
@@ -655,65 +689,81 @@ fn expected_plivo_xml(script: &CallScript) -> Carried {
     let elements = script
         .0
         .iter()
-        .filter_map(|step| match step {
-            Step::Say(text) => speak(text),
-            Step::Dial(dial) => {
-                let mut attrs = vec![("action", xml_kept(&dial.action_url))];
-                attrs.extend(
-                    dial.caller_id
-                        .as_ref()
-                        .map(|number| ("callerId", digits(number))),
-                );
-                attrs.extend(
-                    dial.screen_url
-                        .as_deref()
-                        .map(|url| ("confirmSound", xml_kept(url))),
-                );
-                attrs.extend(
-                    dial.leg_events_url
-                        .as_deref()
-                        .map(|url| ("callbackUrl", xml_kept(url))),
-                );
-                // Plivo screens per Dial: a target's own whisper URL is not
-                // written.
-                let nouns = dial
-                    .targets
-                    .iter()
-                    .map(|target| {
-                        let (name, address) = match &target.target {
-                            Target::Phone(number) => ("Number", digits(number)),
-                            Target::Sip(uri) => ("User", xml_kept(uri.as_str())),
-                            // Plivo endpoints are SIP users on its own domain.
-                            Target::Client(identity) => {
-                                ("User", format!("sip:{}@phone.plivo.com", identity.as_str()))
-                            }
-                        };
-                        Carried::new(name, Vec::new(), address, Vec::new())
-                    })
-                    .collect();
-                Some(Carried::new("Dial", attrs, String::new(), nouns))
+        .flat_map(|step| -> Vec<Carried> {
+            match step {
+                Step::Say(text) => speak(text).into_iter().collect(),
+                Step::Dial(dial) => {
+                    let mut attrs = vec![("action", xml_kept(&dial.action_url))];
+                    attrs.extend(
+                        dial.caller_id
+                            .as_ref()
+                            .map(|number| ("callerId", digits(number))),
+                    );
+                    attrs.extend(
+                        dial.screen_url
+                            .as_deref()
+                            .map(|url| ("confirmSound", xml_kept(url))),
+                    );
+                    attrs.extend(
+                        dial.leg_events_url
+                            .as_deref()
+                            .map(|url| ("callbackUrl", xml_kept(url))),
+                    );
+                    // Plivo screens per Dial: a target's own whisper URL is
+                    // not written.
+                    let nouns = dial
+                        .targets
+                        .iter()
+                        .map(|target| {
+                            let (name, address) = match &target.target {
+                                Target::Phone(number) => ("Number", digits(number)),
+                                Target::Sip(uri) => ("User", xml_kept(uri.as_str())),
+                                // Plivo endpoints are SIP users on its own
+                                // domain.
+                                Target::Client(identity) => {
+                                    ("User", format!("sip:{}@phone.plivo.com", identity.as_str()))
+                                }
+                            };
+                            Carried::new(name, Vec::new(), address, Vec::new())
+                        })
+                        .collect();
+                    // The call is recorded by a Record just before the Dial;
+                    // Plivo has no ring tone.
+                    let record = dial.record_url.as_deref().map(|url| {
+                        Carried::new(
+                            "Record",
+                            vec![("callbackUrl", xml_kept(url))],
+                            String::new(),
+                            Vec::new(),
+                        )
+                    });
+                    record
+                        .into_iter()
+                        .chain([Carried::new("Dial", attrs, String::new(), nouns)])
+                        .collect()
+                }
+                Step::Gather {
+                    action_url, prompt, ..
+                } => vec![Carried::new(
+                    "GetInput",
+                    vec![("action", xml_kept(action_url))],
+                    String::new(),
+                    speak(prompt).into_iter().collect(),
+                )],
+                Step::Record { action_url, .. } => vec![Carried::new(
+                    "Record",
+                    vec![("action", xml_kept(action_url))],
+                    String::new(),
+                    Vec::new(),
+                )],
+                Step::Hangup => vec![Carried::bare("Hangup")],
+                Step::Reject => vec![Carried::new(
+                    "Hangup",
+                    vec![("reason", "busy".to_owned())],
+                    String::new(),
+                    Vec::new(),
+                )],
             }
-            Step::Gather {
-                action_url, prompt, ..
-            } => Some(Carried::new(
-                "GetInput",
-                vec![("action", xml_kept(action_url))],
-                String::new(),
-                speak(prompt).into_iter().collect(),
-            )),
-            Step::Record { action_url, .. } => Some(Carried::new(
-                "Record",
-                vec![("action", xml_kept(action_url))],
-                String::new(),
-                Vec::new(),
-            )),
-            Step::Hangup => Some(Carried::bare("Hangup")),
-            Step::Reject => Some(Carried::new(
-                "Hangup",
-                vec![("reason", "busy".to_owned())],
-                String::new(),
-                Vec::new(),
-            )),
         })
         .collect();
     Carried::new("Response", Vec::new(), String::new(), elements)
@@ -859,5 +909,35 @@ mod tests {
                 Step::Hangup,
             ])
         );
+    }
+
+    #[test]
+    fn script_bytes_spell_a_recorded_dial_with_a_ring_tone_and_a_reject() {
+        let mut data = vec![1, 0, 0, 20];
+        data.extend_from_slice(b"https://relay.example.com/d");
+        data.extend_from_slice(&[0xFF, 0, 0, 1]);
+        data.extend_from_slice(b"https://relay.example.com/rec");
+        data.extend_from_slice(&[0xFF, 1]);
+        data.extend_from_slice(b"uk");
+        data.extend_from_slice(&[0xFF, 5]);
+        let script = script_from(&data);
+        assert_eq!(
+            script,
+            CallScript(vec![
+                Step::Dial(Dial {
+                    targets: Vec::new(),
+                    caller_id: None,
+                    timeout_secs: 20,
+                    action_url: "https://relay.example.com/d".into(),
+                    screen_url: None,
+                    leg_events_url: None,
+                    record_url: Some("https://relay.example.com/rec".into()),
+                    ring_tone: Some(RingTone::parse("uk").unwrap()),
+                }),
+                Step::Reject,
+            ])
+        );
+        twiml_render(&data);
+        plivo_xml_render(&data);
     }
 }

@@ -366,6 +366,11 @@ pub enum DialVerdict {
     Over,
 }
 
+/// Most recordings a session announces: one per Dial is at most a few
+/// dozen (ten destinations, each step rung again after a decline, and the
+/// fallback).
+pub const MAX_RECORDINGS: usize = 32;
+
 /// One ringing call on a subscriber's phone, from the ring report to its
 /// outcome. Its fields change only through the methods below, each of which
 /// checks the current state and says what changed.
@@ -398,6 +403,10 @@ pub struct Session {
     /// Where the subscriber's rules sent the call when it began.
     #[serde(default)]
     route: Route,
+    /// The recordings of the call's legs announced so far (by URL), so that
+    /// a retried recording callback announces nothing twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recordings: Vec<String>,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
     #[serde(skip)]
@@ -435,6 +444,7 @@ impl Session {
             pickups: Vec::new(),
             dials_ended: Vec::new(),
             route: Route::default(),
+            recordings: Vec::new(),
             version: 0,
         }
     }
@@ -923,6 +933,22 @@ impl Session {
         } else {
             self.end_missed(MissedReason::CallerHungUp, now)
         }
+    }
+
+    /// A recording of the call's legs is ready at `url` (the call is
+    /// usually over by then): whether it is new, and so to be announced. A
+    /// session remembers [`MAX_RECORDINGS`]; past them, nothing more is
+    /// announced rather than something twice.
+    pub fn add_recording(&mut self, url: &str) -> bool {
+        if self.recordings.iter().any(|known| known == url) {
+            return false;
+        }
+        if self.recordings.len() >= MAX_RECORDINGS {
+            tracing::warn!(session_id = %self.id, "a session's recordings are full; not announcing another");
+            return false;
+        }
+        self.recordings.push(url.to_owned());
+        true
     }
 
     /// The forwarded call ended (the provider's final status callback): a
@@ -1547,5 +1573,28 @@ mod tests {
         assert!(!s.awaits_forwarded_call());
         let back: Session = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+    #[test]
+    fn a_recording_is_announced_once_even_after_the_call_is_over() {
+        let mut s = forwarded();
+        assert!(s.connect(FIRST, Some(&id("desk")), t(3)).is_some());
+        assert!(s.is_over());
+        let url = "https://api.example.com/Recordings/RE1";
+        assert!(s.add_recording(url), "a new recording is announced");
+        assert!(!s.add_recording(url), "a retried callback is not");
+        assert!(s.add_recording("https://api.example.com/Recordings/RE2"));
+        let mut back: Session = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert!(!back.add_recording(url), "remembered through the store");
+    }
+
+    #[test]
+    fn a_session_remembers_a_bounded_number_of_recordings() {
+        let mut s = forwarded();
+        for n in 0..MAX_RECORDINGS {
+            assert!(s.add_recording(&format!("https://r.example.com/{n}")));
+        }
+        assert!(!s.add_recording("https://r.example.com/one-too-many"));
+        assert_eq!(s.recordings.len(), MAX_RECORDINGS);
+        assert!(!s.add_recording("https://r.example.com/0"));
     }
 }

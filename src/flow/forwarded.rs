@@ -12,7 +12,7 @@ use super::plan::{DialPlan, PlanStep};
 use super::{CallFlow, FlowError};
 use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::rules::Route;
+use crate::domain::rules::{Record, Route};
 use crate::domain::session::{
     Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionError, SessionId,
     SessionState, Timestamp,
@@ -324,6 +324,9 @@ impl CallFlow {
                     action_url: self.callback_url(routes.dial_status, &query),
                     screen_url: screened.then(|| self.callback_url(routes.screen, &query)),
                     leg_events_url: Some(self.callback_url(routes.status, &query)),
+                    record_url: (subscriber.record == Record::Answer)
+                        .then(|| self.callback_url(routes.recording, &query)),
+                    ring_tone: subscriber.ring_tone.clone(),
                 })])
             };
         match next {

@@ -7,6 +7,7 @@ mod expiry;
 mod forwarded;
 mod offers;
 pub mod plan;
+mod recording;
 mod ring;
 mod sessions;
 

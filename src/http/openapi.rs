@@ -37,7 +37,7 @@ use super::{admin, destinations, device, sessions};
         destinations::events,
     ),
     components(
-        schemas(ErrorBody),
+        schemas(ErrorBody, CallRecordingEvent),
         responses(
             doc::MalformedBody,
             doc::Unauthorized,
@@ -65,6 +65,17 @@ use super::{admin, destinations, device, sessions};
     ),
 )]
 struct ApiDoc;
+
+/// `call.recording` (contract §14), as a destination's webhook and live
+/// stream receive it: the recording of a call's legs is ready.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct CallRecordingEvent {
+    #[serde(rename = "type")]
+    #[schema(pattern = r"^call\.recording$", example = "call.recording")]
+    kind: String,
+    data: crate::notify::events::Recording,
+    timestamp: crate::domain::session::Timestamp,
+}
 
 /// The bearer tokens of the three kinds of caller, and the capability of the
 /// `accept_url` / `decline_url` in `call.ringing`.
@@ -118,6 +129,17 @@ impl Modify for ProviderWebhooks {
                 let status_route = path == provider.paths.status;
                 let answer = if status_route {
                     ResponseBuilder::new().description("Taken note of; no body.")
+                } else if path == provider.paths.recording {
+                    ResponseBuilder::new()
+                        .description(
+                            "An empty document: the provider reads only the 200. A new \
+                             recording is sent to the destinations as `call.recording` \
+                             (the `CallRecordingEvent` schema).",
+                        )
+                        .content(
+                            provider.markup_content_type,
+                            Content::new(None::<utoipa::openapi::Schema>),
+                        )
                 } else {
                     ResponseBuilder::new()
                         .description(
@@ -224,6 +246,12 @@ mod tests {
             "/v1/ring",
             "post",
             &[201, 400, 401, 413, 422, 429, 500, 503],
+            &["device_token"],
+        ),
+        (
+            "/v1/dnd",
+            "put",
+            &[200, 400, 401, 413, 422, 500, 503],
             &["device_token"],
         ),
         (
@@ -481,6 +509,48 @@ mod tests {
             stream["content"]["text/event-stream"].is_object(),
             "{stream}"
         );
+    }
+
+    #[test]
+    fn the_recording_event_is_documented_as_it_is_sent() {
+        use crate::notify::events::{CallRef, Event, EventPayload, Recording};
+        let doc = json_document();
+        for caller in [
+            Caller::parse(Some("+12025550302"), Region::default()),
+            Caller::Withheld,
+        ] {
+            let event = Event::now(EventPayload::Recording(Recording {
+                call: CallRef {
+                    session_id: SessionId::generate(),
+                    subscriber: us("+12025550199"),
+                    caller,
+                },
+                recording_url: "https://api.twilio.com/2010-04-01/Recordings/RE1".into(),
+                duration_secs: 63,
+            }));
+            let sent = serde_json::to_value(&event).unwrap();
+            assert_valid(&doc, "CallRecordingEvent", &sent);
+        }
+        let mut other = json!({"type": "call.voicemail", "timestamp": "2026-11-26T15:49:10.123Z",
+            "data": {"session_id": "ses_q7Xb2mN4pR8sT1vW3yZ5aB", "subscriber": "+12025550199",
+                     "caller": null, "recording_url": "https://r.example.com/1", "duration_secs": 1}});
+        assert_invalid(&doc, "CallRecordingEvent", &other);
+        other["type"] = json!("call.recording");
+        other["data"]["duration_secs"] = json!(-1);
+        assert_invalid(&doc, "CallRecordingEvent", &other);
+        let routes = crate::providers::PROVIDERS
+            .iter()
+            .map(|p| p.paths.recording);
+        for path in routes {
+            let answer = &doc["paths"][path]["post"]["responses"]["200"];
+            assert!(
+                answer["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("call.recording"),
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
         .service(web::resource(routes.voicemail).post(voicemail::<P>))
         .service(web::resource(routes.screen).post(screen::<P>))
         .service(web::resource(routes.screen_result).post(screen_result::<P>))
-        .service(web::resource(routes.status).post(status::<P>));
+        .service(web::resource(routes.status).post(status::<P>))
+        .service(web::resource(routes.recording).post(recording::<P>));
 }
 
 /// The form of a request whose signature checked out for provider `P`.
@@ -214,6 +215,31 @@ async fn status<P: Provider>(
     let query = CallbackQuery::parse(req.query_string());
     state.flow.status_reported(query, call_id, report).await;
     HttpResponse::NoContent().finish()
+}
+
+/// A recording of a Dial's legs is ready (the Dial's
+/// `recordingStatusCallback`, Plivo's Record `callbackUrl`). The provider
+/// reads nothing of the answer but its 200: an empty document.
+async fn recording<P: Provider>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: SignedForm<P>,
+) -> HttpResponse {
+    let empty = markup::<P>(&state, &CallScript::default());
+    let Some(query) = callback_query::<P>(&req) else {
+        return empty;
+    };
+    let Some(recording) = P::finished_recording(&form.params) else {
+        // Another recording status (in progress, absent), or no file.
+        return empty;
+    };
+    let span = callback_span::<P>(&form, &query);
+    state
+        .flow
+        .recording_ready(query, recording)
+        .instrument(span)
+        .await;
+    empty
 }
 
 fn callback_span<P: Provider>(form: &SignedForm<P>, query: &CallbackQuery) -> tracing::Span {

@@ -30,10 +30,12 @@ pub enum EventPayload {
     Voicemail(Voicemail),
     #[serde(rename = "call.taken")]
     Taken(Taken),
+    #[serde(rename = "call.recording")]
+    Recording(Recording),
 }
 
 /// What every event says of the call.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CallRef {
     pub session_id: SessionId,
     pub subscriber: PhoneNumber,
@@ -100,6 +102,19 @@ pub struct Voicemail {
     pub recording_url: String,
 }
 
+/// The recording of the call's legs (subscribers with `record: answer`)
+/// is ready.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Recording {
+    #[serde(flatten)]
+    pub call: CallRef,
+    /// Where the provider keeps it (Telnyx's links last 10 minutes).
+    #[schema(format = Uri, example = "https://api.twilio.com/2010-04-01/Accounts/AC…/Recordings/RE…")]
+    pub recording_url: String,
+    /// Its length, in seconds.
+    pub duration_secs: u32,
+}
+
 impl Event {
     pub fn now(payload: EventPayload) -> Self {
         Self {
@@ -117,6 +132,7 @@ impl Event {
             EventPayload::Missed(_) => "call.missed",
             EventPayload::Voicemail(_) => "call.voicemail",
             EventPayload::Taken(_) => "call.taken",
+            EventPayload::Recording(_) => "call.recording",
         }
     }
 }
@@ -149,5 +165,28 @@ mod tests {
         );
         assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(json.as_object().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_recording_event_carries_its_url_and_duration() {
+        let call = CallRef {
+            session_id: SessionId::generate(),
+            subscriber: PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
+            caller: Caller::parse(Some("+12025550302"), Region::default()),
+        };
+        let event = Event::now(EventPayload::Recording(Recording {
+            call,
+            recording_url: "https://api.twilio.com/rec/RE2".into(),
+            duration_secs: 63,
+        }));
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "call.recording");
+        assert_eq!(json["type"], event.kind());
+        assert_eq!(json["data"]["caller"], "+12025550302");
+        assert_eq!(
+            json["data"]["recording_url"],
+            "https://api.twilio.com/rec/RE2"
+        );
+        assert_eq!(json["data"]["duration_secs"], 63);
     }
 }

@@ -25,6 +25,7 @@ use secrecy::SecretString;
 
 use crate::domain::dial::{CallSid, DialResult};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::rules::RingTone;
 use crate::domain::session::Timestamp;
 use crate::domain::subscriber::Target;
 
@@ -192,6 +193,13 @@ pub trait Provider: Send + Sync + 'static {
         twiml::recording_url(params)
     }
 
+    /// The recording of a Dial's legs ([`Dial::record_url`]) that the
+    /// provider says is ready; `None` while it is not, or when nothing was
+    /// recorded.
+    fn finished_recording(params: &Params) -> Option<Recording> {
+        twiml::finished_recording(params)
+    }
+
     fn render(vars: &ProviderVars, script: &CallScript) -> String;
 }
 
@@ -217,11 +225,13 @@ pub struct ProviderRoutes {
     pub voicemail: &'static str,
     pub screen: &'static str,
     pub screen_result: &'static str,
+    /// A recording of a Dial's legs is ready.
+    pub recording: &'static str,
 }
 
 impl ProviderRoutes {
     /// Every path, with what calls it.
-    pub fn described(&self) -> [(&'static str, &'static str); 6] {
+    pub fn described(&self) -> [(&'static str, &'static str); 7] {
         [
             (
                 self.answer,
@@ -234,6 +244,10 @@ impl ProviderRoutes {
             ),
             (self.screen_result, "the key a screened callee pressed"),
             (self.voicemail, "a Record we returned ended"),
+            (
+                self.recording,
+                "the recording of a Dial's legs is ready (subscribers with record: answer)",
+            ),
             (
                 self.status,
                 "the call's status changed (set on the number), or a Dial's leg events",
@@ -279,6 +293,14 @@ pub struct InboundCall {
     pub to: Option<PhoneNumber>,
     /// The subscriber the carrier forwarded from, when it says so.
     pub forwarded_from: Option<PhoneNumber>,
+}
+
+/// A finished recording, in no provider's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// Where the provider keeps it.
+    pub url: String,
+    pub duration_secs: u32,
 }
 
 /// What the status route hears.
@@ -342,6 +364,13 @@ pub struct Dial {
     /// For providers that report leg events per Dial (Plivo `callbackUrl`):
     /// where they go, so that we learn which leg answered.
     pub leg_events_url: Option<String>,
+    /// Record both parties from the moment a leg answers, and post the
+    /// finished recording here (our `recording` route); `None` records
+    /// nothing.
+    pub record_url: Option<String>,
+    /// The ringback the caller hears meanwhile, where the provider can
+    /// choose it; `None` leaves the provider's.
+    pub ring_tone: Option<RingTone>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::{CallScript, Dial, DialTarget, Provider, ProviderVars, Step, plivo, twilio};
 use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::rules::RingTone;
 use crate::domain::subscriber::Target;
 
 /// Any text, control characters, markup and non-ASCII included.
@@ -44,6 +45,8 @@ fn script(say: String, url: String) -> CallScript {
             action_url: url.clone(),
             screen_url: Some(url.clone()),
             leg_events_url: Some(url.clone()),
+            record_url: Some(url.clone()),
+            ring_tone: Some(RingTone::parse("uk").unwrap()),
         }),
         Step::Gather {
             action_url: url.clone(),
@@ -56,6 +59,7 @@ fn script(say: String, url: String) -> CallScript {
             max_length_secs: 120,
         },
         Step::Hangup,
+        Step::Reject,
     ])
 }
 
@@ -64,13 +68,18 @@ fn twiml_reads_back(xml: &str, say: &str, url: &str) -> Result<(), TestCaseError
     let url = kept(url);
     let response = parse(xml);
     let expected_verbs: Vec<&str> = if kept(say).is_empty() {
-        vec!["Dial", "Gather", "Record", "Hangup"]
+        vec!["Dial", "Gather", "Record", "Hangup", "Reject"]
     } else {
-        vec!["Say", "Dial", "Gather", "Record", "Hangup"]
+        vec!["Say", "Dial", "Gather", "Record", "Hangup", "Reject"]
     };
     prop_assert_eq!(response.child_names(), expected_verbs);
     let dial = response.children.iter().find(|c| c.name == "Dial").unwrap();
     prop_assert_eq!(dial.attr("action"), Some(url.as_str()));
+    prop_assert_eq!(dial.attr("record"), Some("record-from-answer-dual"));
+    prop_assert_eq!(dial.attr("recordingStatusCallback"), Some(url.as_str()));
+    prop_assert_eq!(dial.attr("ringTone"), Some("uk"));
+    let reject = response.children.last().unwrap();
+    prop_assert_eq!(reject.attr("reason"), Some("busy"));
     prop_assert_eq!(dial.children[0].attr("url"), Some(url.as_str()));
     if !kept(say).is_empty() {
         prop_assert_eq!(&response.children[0].text, &kept(say));
@@ -93,10 +102,19 @@ proptest! {
         let xml = plivo::xml::render(&script(say.clone(), url.clone()));
         let url = kept(&url);
         let response = parse(&xml);
-        let dial = response.children.iter().find(|c| c.name == "Dial").unwrap();
+        let at = response.children.iter().position(|c| c.name == "Dial").unwrap();
+        let dial = &response.children[at];
         prop_assert_eq!(dial.attr("action"), Some(url.as_str()));
         prop_assert_eq!(dial.attr("confirmSound"), Some(url.as_str()));
         prop_assert_eq!(dial.attr("callbackUrl"), Some(url.as_str()));
+        prop_assert_eq!(dial.attr("ringTone"), None, "Plivo has no ring tone");
+        // The call's recording starts with the Dial's answer, just before it.
+        let record = &response.children[at - 1];
+        prop_assert_eq!(record.name.as_str(), "Record");
+        prop_assert_eq!(record.attr("startOnDialAnswer"), Some("true"));
+        prop_assert_eq!(record.attr("callbackUrl"), Some(url.as_str()));
+        let reject = response.children.last().unwrap();
+        prop_assert_eq!((reject.name.as_str(), reject.attr("reason")), ("Hangup", Some("busy")));
         if !kept(&say).is_empty() {
             prop_assert_eq!(&response.children[0].text, &kept(&say));
         }

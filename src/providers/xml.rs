@@ -99,6 +99,10 @@ fn capacity_hint(script: &CallScript) -> usize {
                             .sum::<usize>()
                         + d.screen_url.as_deref().map_or(0, text)
                         + d.leg_events_url.as_deref().map_or(0, text)
+                        + d.record_url.as_deref().map_or(0, |url| VERB + text(url))
+                        + d.ring_tone
+                            .as_ref()
+                            .map_or(0, |tone| 16 + tone.as_str().len())
                 }
                 Step::Record { action_url, .. } => text(action_url),
                 Step::Gather {

@@ -1691,4 +1691,27 @@ async fn fixtures_are_the_providers_requests_in_its_own_words(cpaas: Cpaas) {
             .get(cpaas.recording_url_param())
             .is_some_and(|u| u.starts_with("https://"))
     );
+    // A Dial's finished recording: not a call webhook (no From, To or call
+    // status on the TwiML family), only the call and the file.
+    let recording = cpaas.request("recording");
+    assert_eq!(
+        recording.path.split('?').next(),
+        Some(routes.recording),
+        "recording"
+    );
+    assert!(recording.get(cpaas.call_id_param()).is_some(), "recording");
+    let (url, duration) = cpaas.recording_params();
+    assert!(
+        recording
+            .get(url)
+            .is_some_and(|u| u.starts_with("https://"))
+    );
+    assert!(
+        recording
+            .get(duration)
+            .is_some_and(|d| d.parse::<u32>().is_ok())
+    );
+    if cpaas != Cpaas::Plivo {
+        assert_eq!(recording.get("RecordingStatus"), Some("completed"));
+    }
 }

@@ -576,10 +576,12 @@ pub struct CpaasRoutes {
     pub screen_result: &'static str,
     /// The call status callback (Plivo's hangup URL).
     pub status: &'static str,
+    /// A recording of a Dial's legs is ready.
+    pub recording: &'static str,
 }
 
 impl CpaasRoutes {
-    pub fn all(&self) -> [&'static str; 6] {
+    pub fn all(&self) -> [&'static str; 7] {
         [
             self.answer,
             self.dial_status,
@@ -587,6 +589,7 @@ impl CpaasRoutes {
             self.screen,
             self.screen_result,
             self.status,
+            self.recording,
         ]
     }
 }
@@ -646,6 +649,7 @@ impl Cpaas {
                 screen: "/twilio/screen",
                 screen_result: "/twilio/screen-result",
                 status: "/twilio/status",
+                recording: "/twilio/recording",
             },
             Self::Plivo => CpaasRoutes {
                 answer: "/plivo/answer",
@@ -654,6 +658,7 @@ impl Cpaas {
                 screen: "/plivo/screen",
                 screen_result: "/plivo/screen-result",
                 status: "/plivo/hangup",
+                recording: "/plivo/recording",
             },
             Self::Telnyx => CpaasRoutes {
                 answer: "/telnyx/voice",
@@ -662,6 +667,7 @@ impl Cpaas {
                 screen: "/telnyx/screen",
                 screen_result: "/telnyx/screen-result",
                 status: "/telnyx/status",
+                recording: "/telnyx/recording",
             },
             Self::SignalWire => CpaasRoutes {
                 answer: "/signalwire/voice",
@@ -670,6 +676,7 @@ impl Cpaas {
                 screen: "/signalwire/screen",
                 screen_result: "/signalwire/screen-result",
                 status: "/signalwire/status",
+                recording: "/signalwire/recording",
             },
         }
     }
@@ -909,12 +916,39 @@ impl Cpaas {
         }
     }
 
+    /// Where a forwarded call's recording is posted once ready, if the
+    /// markup records it: the TwiML family's `<Dial recordingStatusCallback>`,
+    /// Plivo's `<Record startOnDialAnswer callbackUrl>` just before the Dial.
+    pub fn recording_callback(self, response: &crate::markup::Node) -> Option<&str> {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => response
+                .children
+                .iter()
+                .find(|verb| verb.name == "Dial")?
+                .attr("recordingStatusCallback"),
+            Self::Plivo => response
+                .children
+                .iter()
+                .find(|verb| verb.name == "Record" && verb.attr("startOnDialAnswer").is_some())?
+                .attr("callbackUrl"),
+        }
+    }
+
+    /// The parameters of the recording callback holding the recording and
+    /// its length.
+    pub fn recording_params(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => ("RecordingUrl", "RecordingDuration"),
+            Self::Plivo => ("RecordUrl", "RecordingDuration"),
+        }
+    }
+
     // -- requests ------------------------------------------------------------
 
     /// The recorded example request `kind` (`fixtures/requests/<provider>/
     /// <kind>.json`): `inbound_call`, `dial_busy`, `dial_completed`,
-    /// `record`, `screen`, `screen_result`, and the status callback's
-    /// [`Cpaas::status_kind`].
+    /// `record`, `screen`, `screen_result`, `recording` (a Dial's recording is
+    /// ready), and the status callback's [`Cpaas::status_kind`].
     pub fn request(self, kind: &str) -> Request {
         #[derive(serde::Deserialize)]
         struct Fixture {

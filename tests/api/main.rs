@@ -3,6 +3,7 @@
 mod admin;
 mod binary;
 mod bus;
+mod call_rules;
 mod calls;
 mod cpaas;
 mod health;

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use secrecy::ExposeSecret as _;
 
 use super::{
-    CallScript, InboundCall, Params, Provider, ProviderRoutes, ProviderVars, Screening,
-    SignatureError, StatusReport, WebhookRequest,
+    CallScript, InboundCall, Params, Provider, ProviderRoutes, ProviderVars, Recording, Screening,
+    SignatureError, StatusReport, WebhookRequest, twiml,
 };
 use crate::domain::dial::{CallSid, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
@@ -31,6 +31,7 @@ impl Provider for Plivo {
         voicemail: "/plivo/voicemail",
         screen: "/plivo/screen",
         screen_result: "/plivo/screen-result",
+        recording: "/plivo/recording",
     };
     const SCREENING: Screening = Screening::ConfirmKey;
 
@@ -119,6 +120,15 @@ impl Provider for Plivo {
             .get("RecordUrl")
             .filter(|u| !u.is_empty() && !empty)
             .map(str::to_owned)
+    }
+
+    /// The `callbackUrl` of the `<Record startOnDialAnswer>` before our
+    /// Dial: Plivo posts it once the recording is ready.
+    fn finished_recording(params: &Params) -> Option<Recording> {
+        twiml::recording(params, "RecordUrl", "RecordingDuration")
+            // The names of the Record API's callback, should the XML's ever
+            // follow them.
+            .or_else(|| twiml::recording(params, "record_url", "recording_duration"))
     }
 
     fn render(_vars: &ProviderVars, script: &CallScript) -> String {
@@ -251,6 +261,26 @@ mod tests {
                 region
             ),
             StatusReport::CallEnded
+        );
+    }
+
+    #[test]
+    fn a_dial_recording_is_the_record_callbacks_url_and_duration() {
+        let url = "https://media.plivo.com/rec/2.mp3";
+        assert_eq!(
+            Plivo::finished_recording(&params(&[("RecordUrl", url), ("RecordingDuration", "63")])),
+            Some(Recording {
+                url: url.to_owned(),
+                duration_secs: 63
+            })
+        );
+        assert_eq!(
+            Plivo::finished_recording(&params(&[("RecordUrl", url), ("RecordingDuration", "-1")])),
+            None
+        );
+        assert_eq!(
+            Plivo::finished_recording(&params(&[("RecordingDuration", "5")])),
+            None
         );
     }
 

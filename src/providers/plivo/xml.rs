@@ -94,7 +94,22 @@ fn write_step(w: &mut XmlWriter<'_>, step: &Step) -> io::Result<()> {
     }
 }
 
+/// The longest recording of a call Plivo makes, in seconds (its maximum).
+const LONGEST_CALL_RECORDING_SECS: &str = "14400";
+
 fn write_dial(w: &mut XmlWriter<'_>, dial: &Dial) -> io::Result<()> {
+    // Plivo's Dial has no recording attribute: a Record just before it that
+    // starts when a leg answers records the bridged call, and goes on to
+    // the Dial at once (`redirect="false"`); `callbackUrl` hears when the
+    // file is ready. Plivo has no choice of ringback (no `ringTone`).
+    if let Some(url) = &dial.record_url {
+        w.create_element("Record")
+            .with_attribute(("startOnDialAnswer", "true"))
+            .with_attribute(("redirect", "false"))
+            .with_attribute(("maxLength", LONGEST_CALL_RECORDING_SECS))
+            .with_attribute(("callbackUrl", xml_chars(url).as_ref()))
+            .write_empty()?;
+    }
     let mut element = w
         .create_element("Dial")
         .with_attribute(("action", xml_chars(&dial.action_url).as_ref()))
@@ -171,6 +186,8 @@ mod tests {
             action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })]);
         let xml = render(&script);
         assert!(!xml.contains('+'), "Plivo numbers carry no '+': {xml}");
@@ -196,6 +213,39 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_dial_is_preceded_by_a_record_that_starts_on_answer_and_has_no_ring_tone() {
+        let callback = "https://relay.example.com/plivo/recording?session=s1&step=0";
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![phone("+12025550201")],
+            caller_id: None,
+            timeout_secs: 20,
+            action_url: "https://relay.example.com/plivo/dial-status".into(),
+            screen_url: None,
+            leg_events_url: None,
+            record_url: Some(callback.into()),
+            ring_tone: Some(crate::domain::rules::RingTone::parse("uk").unwrap()),
+        })]);
+        let xml = render(&script);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Record", "Dial"], "{xml}");
+        let record = &response.children[0];
+        assert_eq!(
+            record.attr_names(),
+            ["startOnDialAnswer", "redirect", "maxLength", "callbackUrl"]
+        );
+        assert_eq!(record.attr("startOnDialAnswer"), Some("true"));
+        assert_eq!(record.attr("redirect"), Some("false"));
+        assert_eq!(record.attr("maxLength"), Some("14400"));
+        assert_eq!(record.attr("callbackUrl"), Some(callback));
+        let dial = &response.children[1];
+        assert_eq!(
+            dial.attr_names(),
+            ["action", "method", "timeout", "redirect"],
+            "no recording or ring tone attribute on Plivo's Dial"
+        );
+    }
+
+    #[test]
     fn dial_without_caller_id_leaves_the_attribute_out() {
         let script = CallScript(vec![Step::Dial(Dial {
             targets: vec![phone("+442079460123")],
@@ -204,6 +254,8 @@ mod tests {
             action_url: "https://relay.example.com/plivo/dial-status".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })]);
         let dial = &parse(&render(&script)).children[0];
         assert_eq!(
@@ -235,6 +287,8 @@ mod tests {
             action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })]);
         let xml = render(&script);
         let dial = &parse(&xml).children[0];
@@ -279,6 +333,8 @@ mod tests {
             action_url: "https://relay.example.com/plivo/dial-status?session=s1".into(),
             screen_url: Some(whisper.into()),
             leg_events_url: Some(events.into()),
+            record_url: None,
+            ring_tone: None,
         })]);
         let xml = render(&script);
         let dial = &parse(&xml).children[0];
@@ -435,6 +491,8 @@ mod tests {
                 action_url: action.into(),
                 screen_url: Some(whisper.into()),
                 leg_events_url: None,
+                record_url: None,
+                ring_tone: None,
             }),
             Step::Gather {
                 action_url: action.into(),

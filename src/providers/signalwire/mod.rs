@@ -32,6 +32,7 @@ impl Provider for SignalWire {
         voicemail: "/signalwire/voicemail",
         screen: "/signalwire/screen",
         screen_result: "/signalwire/screen-result",
+        recording: "/signalwire/recording",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
@@ -94,6 +95,8 @@ mod tests {
             action_url: "https://relay.example.com/signalwire/dial-status".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })])
     }
 

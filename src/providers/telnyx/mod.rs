@@ -40,6 +40,7 @@ impl Provider for Telnyx {
         voicemail: "/telnyx/voicemail",
         screen: "/telnyx/screen",
         screen_result: "/telnyx/screen-result",
+        recording: "/telnyx/recording",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
@@ -97,6 +98,8 @@ mod tests {
             action_url: "https://relay.example.com/telnyx/dial-status".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })]);
         let dial = &parse(&Telnyx::render(&ProviderVars::default(), &script)).children[0];
         assert_eq!(dial.attr("answerOnBridge"), None);

@@ -26,6 +26,7 @@ impl Provider for Twilio {
         voicemail: "/twilio/voicemail",
         screen: "/twilio/screen",
         screen_result: "/twilio/screen-result",
+        recording: "/twilio/recording",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 

@@ -5,7 +5,7 @@
 
 pub mod render;
 
-use super::{InboundCall, Params, StatusReport};
+use super::{InboundCall, Params, Recording, StatusReport};
 use crate::domain::dial::{CallSid, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 
@@ -71,6 +71,31 @@ pub fn recording_url(params: &Params) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A `recordingStatusCallback`: `RecordingUrl` and `RecordingDuration`,
+/// once `RecordingStatus` says `completed` (or says nothing, as older
+/// callbacks do).
+pub fn finished_recording(params: &Params) -> Option<Recording> {
+    if !matches!(params.get("RecordingStatus"), None | Some("completed")) {
+        return None;
+    }
+    recording(params, "RecordingUrl", "RecordingDuration")
+}
+
+/// The recording at parameter `url`, `duration` seconds long (0 when the
+/// provider does not say; none when it says less than nothing).
+pub(crate) fn recording(params: &Params, url: &str, duration: &str) -> Option<Recording> {
+    let url = params.get(url).map(str::trim).filter(|u| !u.is_empty())?;
+    let duration_secs = match params.get(duration).map(|d| d.trim().parse::<i64>()) {
+        Some(Ok(secs)) if secs < 0 => return None,
+        Some(Ok(secs)) => u32::try_from(secs).unwrap_or(u32::MAX),
+        _ => 0,
+    };
+    Some(Recording {
+        url: url.to_owned(),
+        duration_secs,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +131,37 @@ mod tests {
         assert_eq!(
             status_report(&params(&[("CallStatus", "in-progress")])),
             StatusReport::Progress
+        );
+    }
+
+    #[test]
+    fn a_dial_recording_is_read_once_it_is_completed() {
+        let url = "https://api.example.com/Recordings/RE1";
+        let finished = |status: Option<&str>| {
+            let mut pairs = vec![("RecordingUrl", url), ("RecordingDuration", "42")];
+            pairs.extend(status.map(|s| ("RecordingStatus", s)));
+            finished_recording(&params(&pairs))
+        };
+        let expected = Some(Recording {
+            url: url.to_owned(),
+            duration_secs: 42,
+        });
+        assert_eq!(finished(Some("completed")), expected);
+        assert_eq!(finished(None), expected);
+        for status in ["in-progress", "absent", "failed"] {
+            assert_eq!(finished(Some(status)), None, "{status}");
+        }
+        assert_eq!(
+            finished_recording(&params(&[("RecordingStatus", "completed")])),
+            None
+        );
+        assert_eq!(
+            finished_recording(&params(&[
+                ("RecordingUrl", url),
+                ("RecordingDuration", "x")
+            ]))
+            .map(|r| r.duration_secs),
+            Some(0)
         );
     }
 

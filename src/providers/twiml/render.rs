@@ -108,6 +108,17 @@ fn write_dial(w: &mut XmlWriter<'_>, dial: &Dial, dialect: &Dialect<'_>) -> io::
     if let Some(caller_id) = &dial.caller_id {
         element = element.with_attribute(("callerId", caller_id.as_str()));
     }
+    if let Some(url) = &dial.record_url {
+        // Both parties, each on its own channel, from the moment a leg
+        // answers; one callback, once the file is ready.
+        element = element
+            .with_attribute(("record", "record-from-answer-dual"))
+            .with_attribute(("recordingStatusCallback", xml_chars(url).as_ref()))
+            .with_attribute(("recordingStatusCallbackEvent", "completed"));
+    }
+    if let Some(tone) = &dial.ring_tone {
+        element = element.with_attribute(("ringTone", tone.as_str()));
+    }
     // Several nouns in one <Dial> ring at once; the first to answer wins.
     element.write_inner_content(|w| {
         for target in &dial.targets {
@@ -173,6 +184,8 @@ mod tests {
             action_url: "https://relay.example.com/twilio/dial-status?session=s1".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })]);
         let xml = render(&script, &Dialect::TWILIO);
         let response = parse(&xml);
@@ -197,6 +210,42 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_dial_records_both_parties_from_answer_with_its_ring_tone() {
+        let callback = "https://relay.example.com/twilio/recording?session=s1&step=0";
+        let script = CallScript(vec![Step::Dial(Dial {
+            targets: vec![phone("+12025550111")],
+            caller_id: None,
+            timeout_secs: 20,
+            action_url: "https://relay.example.com/twilio/dial-status".into(),
+            screen_url: None,
+            leg_events_url: None,
+            record_url: Some(callback.into()),
+            ring_tone: Some(crate::domain::rules::RingTone::parse("uk").unwrap()),
+        })]);
+        let xml = render(&script, &Dialect::TWILIO);
+        let response = parse(&xml);
+        assert_eq!(response.child_names(), ["Dial"], "{xml}");
+        let dial = &response.children[0];
+        assert_eq!(
+            dial.attr_names(),
+            [
+                "action",
+                "method",
+                "timeout",
+                "answerOnBridge",
+                "record",
+                "recordingStatusCallback",
+                "recordingStatusCallbackEvent",
+                "ringTone"
+            ]
+        );
+        assert_eq!(dial.attr("record"), Some("record-from-answer-dual"));
+        assert_eq!(dial.attr("recordingStatusCallback"), Some(callback));
+        assert_eq!(dial.attr("recordingStatusCallbackEvent"), Some("completed"));
+        assert_eq!(dial.attr("ringTone"), Some("uk"));
+    }
+
+    #[test]
     fn dial_without_caller_id_leaves_the_attribute_out() {
         let script = CallScript(vec![Step::Dial(Dial {
             targets: vec![phone("+12025550111")],
@@ -205,6 +254,8 @@ mod tests {
             action_url: "https://relay.example.com/twilio/dial-status".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })]);
         let dial = &parse(&render(&script, &Dialect::TWILIO)).children[0];
         assert_eq!(dial.attr("callerId"), None);
@@ -234,6 +285,8 @@ mod tests {
             action_url: "https://relay.example.com/twilio/dial-status?session=s1".into(),
             screen_url: None,
             leg_events_url: None,
+            record_url: None,
+            ring_tone: None,
         })]);
         let xml = render(&script, &Dialect::TWILIO);
         let dial = &parse(&xml).children[0];
@@ -355,6 +408,8 @@ mod tests {
                 action_url: action.into(),
                 screen_url: None,
                 leg_events_url: None,
+                record_url: None,
+                ring_tone: None,
             }),
             Step::Gather {
                 action_url: action.into(),
