@@ -131,6 +131,40 @@ fixtures_on_every_provider! {
         "blocked-caller" => Missed, None;
     a_vip_rings_through_do_not_disturb:
         "vip-through-dnd" => Connected, Some("desk");
+    a_recorded_call_connects_the_desk:
+        "recorded-call" => Connected, Some("desk");
+}
+
+/// The recording the CPaaS made of the bridged leg reaches the destination
+/// once, on every provider that records.
+#[tokio::test]
+async fn a_recorded_call_sends_its_recording_once_on_every_provider() {
+    for provider in [
+        Provider::Twilio,
+        Provider::Plivo,
+        Provider::Telnyx,
+        Provider::SignalWire,
+    ] {
+        let report = simulate_fixture("recorded-call", provider).await;
+        let recordings: Vec<_> = report
+            .webhooks
+            .iter()
+            .filter(|w| w.kind == "call.recording")
+            .collect();
+        assert_eq!(recordings.len(), 1, "{provider:?}: {:?}", report.webhooks);
+        assert_eq!(recordings[0].destination_id, "desk");
+        let dial = report
+            .markup
+            .iter()
+            .find(|m| m.contains("<Dial"))
+            .expect("a Dial");
+        let ring_tone = dial.contains(r#"ringTone="uk""#);
+        assert_eq!(
+            ring_tone,
+            provider != Provider::Plivo,
+            "{provider:?}: {dial}"
+        );
+    }
 }
 
 #[tokio::test]
