@@ -261,9 +261,22 @@ impl TryFrom<String> for ClientIdentity {
         {"id": "desk", "kind": "phone", "address": "+12025550201",
          "webhook_url": "https://crm.example.com/hooks/calls", "screening": false},
         {"id": "laptop", "kind": "client", "address": "alice"},
-        {"id": "pbx", "kind": "sip", "address": "sip:alice@pbx.example.com"}
+        {"id": "pbx", "kind": "sip", "address": "sip:alice@pbx.example.com",
+         "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "18:00"}],
+         "ring_timeout_secs": 30}
     ],
-    "fallback": {"kind": "voicemail"}
+    "fallback": {"kind": "voicemail"},
+    "schedule": {
+        "timezone": "America/New_York",
+        "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "20:00"}],
+        "outside": "voicemail"
+    },
+    "caller_rules": [
+        {"match": "+12025550377", "action": "vip"},
+        {"match": "+1900*", "action": "block"}
+    ],
+    "record": "answer",
+    "ring_tone": "us"
 }))]
 pub struct SubscriberSpec {
     /// The Twilio/Plivo number the carrier forwards to; E.164 or a national
