@@ -69,8 +69,8 @@ pub struct Config {
     pub max_streams: usize,
     /// `MAX_STREAMS_PER_DESTINATION`: live streams per destination. Default 8.
     pub max_streams_per_destination: usize,
-    /// Not a variable: the clock the subscriber rules read. The system's,
-    /// but where a test or the simulator sets another.
+    /// Not a variable: the call flow's clock. The system's, but where a
+    /// test or the simulator sets another.
     pub clock: WallClock,
 }
 

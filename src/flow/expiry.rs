@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{CallFlow, FlowError};
-use crate::domain::session::{Notice, Session, SessionId, SessionState, Timestamp};
+use crate::domain::session::{Notice, Session, SessionId, SessionState};
 
 /// How often the deadlines are swept: an expiry is reported at most this
 /// late.
@@ -62,7 +62,7 @@ impl CallFlow {
 
     /// Ends every session whose forwarded call is overdue.
     pub async fn expire_due_sessions(&self) {
-        let cutoff = Timestamp::now().before(self.settings.forward_timeout);
+        let cutoff = self.now().before(self.settings.forward_timeout);
         let due = match self.store.take_due_forwards(cutoff, SWEEP_BATCH).await {
             Ok(due) => due,
             Err(err) => {
@@ -102,7 +102,7 @@ impl CallFlow {
                 // started a new lifetime: the session is not idle after all.
                 |session| {
                     (session.version() == version)
-                        .then(|| session.expire_idle(Timestamp::now()))
+                        .then(|| session.expire_idle(self.now()))
                         .flatten()
                 },
             )
@@ -113,10 +113,8 @@ impl CallFlow {
     /// Ends session `id` as `expired` if it still waits for its forwarded
     /// call, and tells the destinations `call.missed` (`not_forwarded`).
     pub(super) async fn expire_unforwarded(&self, id: &SessionId, why: &'static str) {
-        self.end_unattended(id, why, |session| {
-            session.expire_unforwarded(Timestamp::now())
-        })
-        .await;
+        self.end_unattended(id, why, |session| session.expire_unforwarded(self.now()))
+            .await;
     }
 
     /// Applies `end` to session `id`, a change no request asked for; when it

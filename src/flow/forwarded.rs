@@ -15,7 +15,7 @@ use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::{Record, Route};
 use crate::domain::session::{
     Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionError, SessionId,
-    SessionState, Timestamp,
+    SessionState,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
 use crate::providers::{
@@ -64,7 +64,7 @@ impl CallFlow {
             return self.unknown_call();
         }
 
-        let now = Timestamp::now();
+        let now = self.now();
         let claim = Claim {
             call_sid: call.call_id.clone(),
             forwarded_at: now,
@@ -167,7 +167,7 @@ impl CallFlow {
             // The store failed at the claim: there is no session to record in.
             return self.hunt_without_session(routes, &subscriber, None, &caller, attempt, result);
         };
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(&id, |session| {
                 if session.subscriber() != &subscriber.number {
@@ -276,7 +276,7 @@ impl CallFlow {
         ) else {
             return hangup();
         };
-        let now = Timestamp::now();
+        let now = self.now();
         let recorded = recording_url.is_some();
         match self
             .update(id, |session| {
@@ -413,7 +413,7 @@ impl CallFlow {
         let screened = destination.screening;
         if let Some(id) = &query.session {
             let attempt = query.attempt();
-            let now = Timestamp::now();
+            let now = self.now();
             let recorded = self
                 .update(id, |session| {
                     if session.subscriber() != &subscriber.number {
@@ -454,7 +454,7 @@ impl CallFlow {
             && let Some(subscriber) = self.current_subscriber(&query.subscriber).await
         {
             let attempt = query.attempt();
-            let now = Timestamp::now();
+            let now = self.now();
             match self
                 .update(id, |session| {
                     if session.subscriber() != &subscriber.number {
@@ -514,7 +514,7 @@ impl CallFlow {
             return;
         };
         let attempt = query.attempt();
-        let now = Timestamp::now();
+        let now = self.now();
         let result = self
             .update(&id, |session| {
                 if session.subscriber() != &subscriber.number {
@@ -558,7 +558,7 @@ impl CallFlow {
                 return;
             }
         };
-        let now = Timestamp::now();
+        let now = self.now();
         match self
             .update(&id, |session| Ok(session.forwarded_call_ended(now)))
             .await
@@ -577,7 +577,7 @@ impl CallFlow {
 
     /// A caller rule blocks the caller: the session ends `missed`.
     async fn end_blocked(&self, subscriber: &Subscriber, id: &SessionId) {
-        let now = Timestamp::now();
+        let now = self.now();
         match self
             .update(id, |session| {
                 Ok(session.end_missed(MissedReason::Blocked, now))

@@ -64,7 +64,7 @@ pub struct FlowSettings {
     /// one, rejecting would send callers to an error, so phones are told to
     /// let the call ring.
     pub can_answer_forwarded_calls: bool,
-    /// What the subscriber rules take for now.
+    /// What the flow takes for now.
     pub clock: WallClock,
 }
 
@@ -116,7 +116,7 @@ impl CallFlow {
         &self.bus
     }
 
-    /// The time the subscriber rules are decided at.
+    /// Now, on the flow's clock.
     pub fn now(&self) -> Timestamp {
         self.settings.clock.now()
     }

@@ -7,7 +7,7 @@ use super::{CallFlow, FlowError};
 use crate::domain::credentials::TokenHash;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{
-    OfferAnswered, OfferKey, OfferResponse, SessionError, SessionId, SessionState, Timestamp,
+    OfferAnswered, OfferKey, OfferResponse, SessionError, SessionId, SessionState,
 };
 use crate::domain::subscriber::DestinationId;
 
@@ -53,7 +53,7 @@ impl CallFlow {
                     (Answerer::Capability(_), Some(presented)) => OfferKey::Capability(presented),
                     (Answerer::Capability(_), None) => return Err(FlowError::SessionNotFound),
                 };
-                Ok(session.answer_offer(key, response, Timestamp::now())?)
+                Ok(session.answer_offer(key, response, self.now())?)
             })
             .await?;
         tracing::info!(session_id = %id, response = ?response, instruction = ?session.instruction(), "offer answered");

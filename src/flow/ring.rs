@@ -9,7 +9,7 @@ use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref};
 use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
 use crate::domain::phone::Caller;
 use crate::domain::rules::Route;
-use crate::domain::session::{Instruction, Offer, Session, SessionId, Timestamp};
+use crate::domain::session::{Instruction, Offer, Session, SessionId};
 use crate::domain::subscriber::{Destination, Mode, Subscriber};
 use crate::notify::events::{Event, EventPayload, Ringing};
 use crate::notify::webhooks::Delivery;
@@ -45,7 +45,7 @@ impl CallFlow {
             });
         }
 
-        let now = Timestamp::now();
+        let now = self.now();
         let decision = subscriber.route(&report.caller, self.now());
         let ringing: Vec<&Destination> = subscriber
             .destinations
@@ -104,7 +104,7 @@ impl CallFlow {
         let id = session.id().clone();
         let (session, ()) = self
             .update_from(Some(session), &id, |session| {
-                let now = Timestamp::now();
+                let now = self.now();
                 session.notified(now);
                 session.instruct(first_instruction, now);
                 Ok(())
@@ -154,10 +154,7 @@ impl CallFlow {
         ringing: &[&Destination],
         capabilities: &[NewToken],
     ) {
-        let reported = session
-            .timeline()
-            .reported_at
-            .unwrap_or_else(Timestamp::now);
+        let reported = session.timeline().reported_at.unwrap_or_else(|| self.now());
         let expires_at = match subscriber.mode {
             Mode::Pick => reported.after(Duration::from_secs(subscriber.pick_timeout_secs.into())),
             Mode::Auto => reported.after(self.settings.session_ttl),

@@ -6,7 +6,7 @@ use tokio::sync::broadcast;
 
 use super::{CallFlow, FlowError};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{CancelReason, Instruction, Session, SessionId, Timestamp};
+use crate::domain::session::{CancelReason, Instruction, Session, SessionId};
 use crate::domain::subscriber::Subscriber;
 
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
@@ -49,10 +49,10 @@ impl CallFlow {
                     Ok(None)
                 }
                 DeviceEvent::Answered => Ok(Some(
-                    session.cancel(CancelReason::AnsweredOnPhone, Timestamp::now())?,
+                    session.cancel(CancelReason::AnsweredOnPhone, self.now())?,
                 )),
                 DeviceEvent::Ended => Ok(Some(
-                    session.cancel(CancelReason::CallerHungUp, Timestamp::now())?,
+                    session.cancel(CancelReason::CallerHungUp, self.now())?,
                 )),
             })
             .await?;
@@ -74,18 +74,17 @@ impl CallFlow {
     ) -> Result<Instruction, FlowError> {
         // Listen before reading, so that a change between the two is heard.
         let mut changes = self.bus.watch_sessions();
+        let mut clock_moves = self.settings.clock.moves();
         let give_up = tokio::time::Instant::now() + wait;
         loop {
             let session = self.session_of(subscriber, id).await?;
             if session.instruction() != Instruction::Wait {
                 return Ok(session.instruction());
             }
-            let now = Timestamp::now();
+            let now = self.now();
             if session.wait_expired(now) {
                 let (session, _) = self
-                    .update(id, |session| {
-                        Ok(session.end_wait_if_expired(Timestamp::now()))
-                    })
+                    .update(id, |session| Ok(session.end_wait_if_expired(self.now())))
                     .await?;
                 self.bus.session_changed(id).await;
                 return Ok(session.instruction());
@@ -100,6 +99,8 @@ impl CallFlow {
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
                 () = changed(&mut changes, id) => {}
+                // A moved clock may have passed the wait's end.
+                () = clock_moves.next() => {}
             }
         }
     }
@@ -145,7 +146,7 @@ impl CallFlow {
             let cancelled = self
                 .update(&id, |session| {
                     Ok(session
-                        .cancel(CancelReason::SubscriberDeleted, Timestamp::now())
+                        .cancel(CancelReason::SubscriberDeleted, self.now())
                         .ok())
                 })
                 .await;

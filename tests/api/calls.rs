@@ -7,6 +7,8 @@
 //! for `confirmKey`, keeps the others ringing, and reports its B legs to the
 //! Dial's `callbackUrl`. Every case runs per provider and per store.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::cpaas::{
@@ -503,16 +505,13 @@ async fn a_rejected_call_that_is_never_forwarded_expires_with_call_missed(
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
     // Two instances share the store (one, on memory): the ring on the
     // first, the expiry seen through the second.
-    let first = spawn_app_with(backend, &[("FORWARD_TIMEOUT_SECS", "1")]).await;
+    let first = spawn_app(backend).await;
     let second = match &first.backend {
         Backend::Memory => None,
         Backend::Redis(_) => Some(
             spawn_app_with(
                 first.backend.clone(),
-                &[
-                    ("REDIS_KEY_PREFIX", &first.config.redis_key_prefix),
-                    ("FORWARD_TIMEOUT_SECS", "1"),
-                ],
+                &[("REDIS_KEY_PREFIX", &first.config.redis_key_prefix)],
             )
             .await,
         ),
@@ -530,7 +529,11 @@ async fn a_rejected_call_that_is_never_forwarded_expires_with_call_missed(
     );
 
     // Nothing is forwarded (the carrier's forwarding codes were never
-    // dialled): the destinations hear that the call was missed, once.
+    // dialled): past FORWARD_TIMEOUT_SECS (30 s) on both instances' clocks,
+    // the destinations hear that the call was missed, once.
+    for app in std::iter::once(&first).chain(second.as_ref()) {
+        app.config.clock.advance(Duration::from_secs(31));
+    }
     let missed = next_event(&receiver, "call.missed").await;
     assert_eq!(
         missed.body["data"]["reason"], "not_forwarded",
@@ -774,8 +777,8 @@ async fn whispers_key_presses_and_voicemails_naming_another_subscriber_change_no
 
 async fn a_forward_deadline_outlives_the_instance_that_wrote_it(cpaas: Cpaas, backend: Backend) {
     // The deadline lives in the store: an instance started after the ring
-    // report (here with a shorter timeout than the one that took the
-    // report) ends the session. On memory there is one process: skip.
+    // report (with a shorter timeout than the one that took the report)
+    // ends the session. On memory there is one process: skip.
     let Backend::Redis(_) = &backend else { return };
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
     let reporting = spawn_app_with(backend, &[("FORWARD_TIMEOUT_SECS", "600")]).await;
@@ -788,12 +791,11 @@ async fn a_forward_deadline_outlives_the_instance_that_wrote_it(cpaas: Cpaas, ba
     let id = ring(&reporting, &alice_reg, Some(CALLER)).await;
     let later = spawn_app_with(
         reporting.backend.clone(),
-        &[
-            ("REDIS_KEY_PREFIX", &reporting.config.redis_key_prefix),
-            ("FORWARD_TIMEOUT_SECS", "1"),
-        ],
+        &[("REDIS_KEY_PREFIX", &reporting.config.redis_key_prefix)],
     )
     .await;
+    // Past the later instance's FORWARD_TIMEOUT_SECS (30 s), not the first's.
+    later.config.clock.advance(Duration::from_secs(31));
     let missed = next_event(&receiver, "call.missed").await;
     assert_eq!(missed.body["data"]["reason"], "not_forwarded");
     assert_eq!(session(&later, &id).await["state"], "expired");

@@ -158,10 +158,10 @@ pub async fn ring(app: &TestApp, registered: &Registered, caller: Option<&str>) 
     body["session_id"].as_str().unwrap().to_owned()
 }
 
-/// Lets the clock move on, so that the next session is reported strictly
+/// Moves the app's clock on, so that the next session is reported strictly
 /// later (sessions are ordered by report time, to the millisecond).
-pub async fn next_millisecond() {
-    tokio::time::sleep(Duration::from_millis(5)).await;
+pub fn next_millisecond(app: &TestApp) {
+    app.config.clock.advance(Duration::from_millis(1));
 }
 
 /// The session as the admin API shows it.
@@ -503,7 +503,7 @@ async fn voice_claims_the_forwarded_from_subscribers_session_when_forwarded_from
     let alice_reg = app.register(ALICE, &alice()).await;
     let bob_reg = app.register(BOB, &bob(SHARED)).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
-    next_millisecond().await;
+    next_millisecond(&app);
     let bobs = ring(&app, &bob_reg, Some(CALLER)).await;
     let call_id = cpaas.new_call_id();
 
@@ -527,7 +527,7 @@ async fn voice_claims_the_dedicated_numbers_subscriber_when_forwarded_from_is_ab
     let alice_reg = app.register(ALICE, &alice()).await;
     let bob_reg = app.register(BOB, &bob(DEDICATED)).await;
     let alices = ring(&app, &alice_reg, Some(CALLER)).await;
-    next_millisecond().await;
+    next_millisecond(&app);
     let bobs = ring(&app, &bob_reg, Some(CALLER)).await;
 
     let response = forwarded(&app, cpaas, CALLER, DEDICATED).await;
@@ -605,7 +605,7 @@ async fn voice_claims_the_most_recent_session_and_the_older_one_expired_when_one
     let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let older = ring(&app, &alice_reg, Some(CALLER)).await;
-    next_millisecond().await;
+    next_millisecond(&app);
     let newer = ring(&app, &alice_reg, Some(CALLER)).await;
     let first_id = cpaas.new_call_id();
 
@@ -634,7 +634,7 @@ async fn voice_claims_the_most_recent_session_without_caller_id_when_the_caller_
     let app = spawn_app(backend).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     let older = ring(&app, &alice_reg, None).await;
-    next_millisecond().await;
+    next_millisecond(&app);
     let newer = ring(&app, &alice_reg, None).await;
 
     // ANONYMOUS as the network writes it (Plivo without its `+`), then a word.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ringrelay::clock::WallClock;
 use ringrelay::config::Config;
+use ringrelay::domain::session::Timestamp;
 use ringrelay::startup::Application;
 use serde_json::{Value, json};
 
@@ -229,7 +231,12 @@ pub fn test_config(
         vars.retain(|(n, _)| n != name);
         vars.push((name.to_string(), value.to_string()));
     }
-    Config::from_vars(vars)
+    // A clock the test can move on (`app.config.clock.advance`) instead of
+    // waiting for deadlines.
+    Config::from_vars(vars).map(|config| Config {
+        clock: WallClock::starting_at(Timestamp::now()),
+        ..config
+    })
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -245,7 +252,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
 /// test moves it on with `app.config.clock.advance`.
 pub async fn spawn_app_at(backend: Backend, at: &str) -> TestApp {
     let mut config = test_config(&backend, &[]).expect("test configuration is valid");
-    config.clock = ringrelay::clock::WallClock::starting_at(
+    config.clock = WallClock::starting_at(
         serde_json::from_value(Value::String(at.to_owned())).expect("an RFC 3339 time"),
     );
     start(config, backend).await
