@@ -61,7 +61,8 @@ impl CallbackQuery {
         }
     }
 
-    /// Reads our query back; `None` when it is not one of ours.
+    /// Reads our query back; `None` when it is not one of ours. (The HTTP
+    /// edge reads it with `web::Query`, which decodes the same way.)
     pub fn parse(query: &str) -> Option<Self> {
         serde_urlencoded::from_str(query).ok()
     }

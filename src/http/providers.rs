@@ -116,15 +116,14 @@ async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) ->
     markup::<P>(&state, &script)
 }
 
-/// Our context from the query of a callback URL; `None` when it is not ours
-/// (the caller still gets markup: a hang-up).
-fn callback_query<P: Provider>(req: &HttpRequest) -> Option<CallbackQuery> {
-    let query = CallbackQuery::parse(req.query_string());
+/// Our context from the query of a callback URL, as `web::Query` read it;
+/// `None` when it is not ours (the caller still gets markup: a hang-up).
+fn callback_query<P: Provider>(query: Option<web::Query<CallbackQuery>>) -> Option<CallbackQuery> {
     if query.is_none() {
         // The query may hold anything: log that it was foreign, not what.
         tracing::warn!(provider = P::NAME, "callback without our context");
     }
-    query
+    query.map(web::Query::into_inner)
 }
 
 fn hangup<P: Provider>(state: &AppState) -> HttpResponse {
@@ -132,11 +131,11 @@ fn hangup<P: Provider>(state: &AppState) -> HttpResponse {
 }
 
 async fn dial_status<P: Provider>(
-    req: HttpRequest,
+    query: Option<web::Query<CallbackQuery>>,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(query) = callback_query::<P>(&req) else {
+    let Some(query) = callback_query::<P>(query) else {
         return hangup::<P>(&state);
     };
     let result = P::dial_result(&form.params);
@@ -150,11 +149,11 @@ async fn dial_status<P: Provider>(
 }
 
 async fn voicemail<P: Provider>(
-    req: HttpRequest,
+    query: Option<web::Query<CallbackQuery>>,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(query) = callback_query::<P>(&req) else {
+    let Some(query) = callback_query::<P>(query) else {
         return hangup::<P>(&state);
     };
     let span = callback_span::<P>(&form, &query);
@@ -167,11 +166,11 @@ async fn voicemail<P: Provider>(
 }
 
 async fn screen<P: Provider>(
-    req: HttpRequest,
+    query: Option<web::Query<CallbackQuery>>,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(query) = callback_query::<P>(&req) else {
+    let Some(query) = callback_query::<P>(query) else {
         return hangup::<P>(&state);
     };
     let span = callback_span::<P>(&form, &query);
@@ -184,11 +183,11 @@ async fn screen<P: Provider>(
 }
 
 async fn screen_result<P: Provider>(
-    req: HttpRequest,
+    query: Option<web::Query<CallbackQuery>>,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let Some(query) = callback_query::<P>(&req) else {
+    let Some(query) = callback_query::<P>(query) else {
         return hangup::<P>(&state);
     };
     let span = callback_span::<P>(&form, &query);
@@ -203,7 +202,7 @@ async fn screen_result<P: Provider>(
 /// The forwarded call's status callback, and (with our query) the leg
 /// events of our Dials.
 async fn status<P: Provider>(
-    req: HttpRequest,
+    query: Option<web::Query<CallbackQuery>>,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
@@ -212,7 +211,7 @@ async fn status<P: Provider>(
     tracing::info!(provider = P::NAME, call_sid = call_id.as_ref().map(CallSid::as_str), report = ?report, "call status");
     // Our own query, when the URL is one of ours; the number's status
     // callback carries none.
-    let query = CallbackQuery::parse(req.query_string());
+    let query = query.map(web::Query::into_inner);
     state.flow.status_reported(query, call_id, report).await;
     HttpResponse::NoContent().finish()
 }
@@ -221,12 +220,12 @@ async fn status<P: Provider>(
 /// `recordingStatusCallback`, Plivo's Record `callbackUrl`). The provider
 /// reads nothing of the answer but its 200: an empty document.
 async fn recording<P: Provider>(
-    req: HttpRequest,
+    query: Option<web::Query<CallbackQuery>>,
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
     let empty = markup::<P>(&state, &CallScript::default());
-    let Some(query) = callback_query::<P>(&req) else {
+    let Some(query) = callback_query::<P>(query) else {
         return empty;
     };
     let Some(recording) = P::finished_recording(&form.params) else {
