@@ -745,6 +745,23 @@ impl Session {
                 && self.selected_destination.as_ref() == Some(destination))
     }
 
+    /// The leg to `destination` in `attempt` picked up and ran its whisper:
+    /// an unscreened leg is bridged now (the call is connected to it); a
+    /// screened one waits for its key press.
+    pub fn leg_picked_up(
+        &mut self,
+        attempt: DialAttempt,
+        destination: &DestinationId,
+        screened: bool,
+        now: Timestamp,
+    ) -> Option<Notice> {
+        self.record_pickup(attempt, destination);
+        if screened {
+            return None;
+        }
+        self.connect(attempt, Some(destination), now)
+    }
+
     /// A leg of `attempt` picked up (its whisper was fetched). The first
     /// pick-up of an attempt is the one the provider bridges or declines.
     pub fn record_pickup(&mut self, attempt: DialAttempt, destination: &DestinationId) {
@@ -1134,6 +1151,26 @@ mod tests {
             "an instruction is given once"
         );
         assert!(s.awaits_forwarded_call());
+    }
+
+    #[test]
+    fn an_unscreened_leg_that_picks_up_connects_and_a_screened_one_waits_for_its_key() {
+        let mut s = forwarded();
+        s.start_ringing(FIRST, [&id("cell"), &id("laptop")]);
+        assert_eq!(s.leg_picked_up(FIRST, &id("cell"), true, t(5)), None);
+        assert!(!s.is_over(), "the screened leg has not pressed 1");
+        assert_eq!(
+            s.leg_picked_up(FIRST, &id("laptop"), false, t(6)),
+            Some(Notice::Connected {
+                destination: Some(id("laptop"))
+            })
+        );
+        assert_eq!(s.selected_destination(), Some(&id("laptop")));
+        assert!(
+            s.may_bridge(&id("laptop")),
+            "its retried request bridges again"
+        );
+        assert!(!s.may_bridge(&id("cell")));
     }
 
     #[test]

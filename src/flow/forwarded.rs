@@ -422,10 +422,7 @@ impl CallFlow {
                     if !session.may_bridge(&destination_id) {
                         return Err(FlowError::Refused(SessionError::Over));
                     }
-                    session.record_pickup(attempt, &destination_id);
-                    Ok((!screened)
-                        .then(|| session.connect(attempt, Some(&destination_id), now))
-                        .flatten())
+                    Ok(session.leg_picked_up(attempt, &destination_id, screened, now))
                 })
                 .await;
             match recorded {
