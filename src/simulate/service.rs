@@ -246,37 +246,31 @@ impl Service {
 
     /// The session (§6) as the admin sees it.
     pub async fn session(&self, id: &str) -> Result<Value, Error> {
-        let response = self
-            .admin(self.client.get(self.url(&format!("/v1/sessions/{id}"))))
-            .send()
-            .await
-            .context("GET /v1/sessions")?;
-        if response.status() != StatusCode::OK {
-            return Err(Error::broken(format!(
-                "GET /v1/sessions/{id} answered {}",
-                response.status()
-            )));
-        }
-        Ok(response.json().await.context("reading the session")?)
+        self.admin_read(&format!("/v1/sessions/{id}")).await
     }
 
     /// The stored subscriber (§3 GET) as the admin reads it.
     pub async fn subscriber(&self, number: &str) -> Result<Value, Error> {
+        self.admin_read(&format!("/v1/subscribers/{number}")).await
+    }
+
+    /// `GET path` with the admin token; anything but 200 breaks the contract.
+    async fn admin_read(&self, path: &str) -> Result<Value, Error> {
         let response = self
-            .admin(
-                self.client
-                    .get(self.url(&format!("/v1/subscribers/{number}"))),
-            )
+            .admin(self.client.get(self.url(path)))
             .send()
             .await
-            .context("GET /v1/subscribers")?;
+            .with_context(|| format!("GET {path}"))?;
         if response.status() != StatusCode::OK {
             return Err(Error::broken(format!(
-                "GET /v1/subscribers/{number} answered {}",
+                "GET {path} answered {}",
                 response.status()
             )));
         }
-        Ok(response.json().await.context("reading the subscriber")?)
+        Ok(response
+            .json()
+            .await
+            .with_context(|| format!("reading GET {path}"))?)
     }
 
     pub async fn delete_subscriber(&self, number: &str) -> anyhow::Result<()> {
