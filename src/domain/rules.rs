@@ -381,6 +381,11 @@ impl Default for Route {
 }
 
 impl Route {
+    /// Whether it rings every destination (no rule held one back).
+    pub fn is_every_destination(&self) -> bool {
+        matches!(self, Self::Destinations { skipped } if skipped.is_empty())
+    }
+
     /// Whether the destination `id` is notified and dialed.
     pub fn rings(&self, id: &DestinationId) -> bool {
         matches!(self, Self::Destinations { skipped } if !skipped.contains(id))

@@ -400,8 +400,9 @@ pub struct Session {
     /// changes nothing.
     #[serde(default)]
     dials_ended: Vec<DialAttempt>,
-    /// Where the subscriber's rules sent the call when it began.
-    #[serde(default)]
+    /// Where the subscriber's rules sent the call when it began (left out
+    /// when it is every destination: most sessions, kept small).
+    #[serde(default, skip_serializing_if = "Route::is_every_destination")]
     route: Route,
     /// The recordings of the call's legs announced so far (by URL), so that
     /// a retried recording callback announces nothing twice.
