@@ -1,0 +1,318 @@
+//! The web console (contract §13) in a real headless Chromium, driven over
+//! WebDriver: a destination takes a call, a call cancelled on the phone goes
+//! away, the admin creates a subscriber and sees a 422 at its field.
+
+#[path = "console/harness.rs"]
+mod harness;
+
+use fantoccini::Locator;
+use harness::{ADMIN_TOKEN, TestApp, button, field, sign_in, spawn_app, wait_until, with_browser};
+use serde_json::{Value, json};
+
+const SUBSCRIBER: &str = "+12025550199";
+const FORWARDING: &str = "+12025550100";
+const CALLER: &str = "+12025550302";
+
+/// A pick-mode subscriber: the phone waits until a destination accepts.
+async fn pick_subscriber(app: &TestApp) -> Value {
+    app.register(
+        SUBSCRIBER,
+        &json!({
+            "forwarding_number": FORWARDING,
+            "mode": "pick",
+            "destinations": [
+                {"id": "desk", "kind": "phone", "address": "+12025550201"},
+                {"id": "laptop", "kind": "client", "address": "alice"},
+            ],
+        }),
+    )
+    .await
+}
+
+/// Signs in as `desk` and waits for its live stream to be open.
+async fn sign_in_as_desk(client: &fantoccini::Client, app: &TestApp, registered: &Value) {
+    let token = registered["destination_tokens"]["desk"].as_str().unwrap();
+    sign_in(client, app, token, Some("desk")).await;
+    wait_until(
+        client,
+        "the destination's stream is open",
+        "document.getElementById('stream-status').textContent === 'Live: connected.'",
+    )
+    .await;
+}
+
+async fn ring(app: &TestApp, registered: &Value) -> String {
+    let device = registered["device_token"].as_str().unwrap();
+    let response = app
+        .post_json("/v1/ring", device, &json!({"caller": CALLER}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["instruction"], "wait");
+    answer["session_id"].as_str().unwrap().to_owned()
+}
+
+const A_CALL_SHOWS: &str = "[...document.querySelectorAll('#calls .call')].some(li => \
+     li.querySelector('.caller').textContent === '+12025550302' \
+     && li.textContent.includes('+12025550199'))";
+
+#[tokio::test]
+async fn the_page_is_served_with_a_strict_policy() {
+    let app = spawn_app().await;
+    for (path, kind) in [
+        ("/console", "text/html"),
+        ("/console/console.js", "javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(
+            header("content-type").contains(kind),
+            "{path}: {}",
+            header("content-type")
+        );
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "no-referrer");
+    }
+    let missing = app
+        .http
+        .get(app.url("/console/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_destination_accepts_a_ringing_call_and_the_forwarded_call_dials_it() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let device = registered["device_token"].as_str().unwrap().to_owned();
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        // The token is kept in sessionStorage, never in the URL.
+        let url = client.current_url().await.unwrap();
+        assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
+        let session = ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+
+        button(client, "//li[contains(@class,'call')]", "Accept")
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "the outcome shows",
+            "document.querySelector('#calls .call .outcome')?.textContent === 'accepted'",
+        )
+        .await;
+        let (status, instruction) = app
+            .get_json(
+                &format!("/v1/sessions/{session}/instruction?wait=5"),
+                &device,
+            )
+            .await;
+        assert_eq!(
+            (status, instruction),
+            (200, json!({"instruction": "reject"}))
+        );
+
+        // The carrier forwards; Twilio asks what to do: dial the desk.
+        let response = app
+            .twilio(
+                "/twilio/voice",
+                &[
+                    ("CallSid", "CA00000000000000000000000000000001"),
+                    ("From", CALLER),
+                    ("To", FORWARDING),
+                    ("CallStatus", "ringing"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let twiml = response.text().await.unwrap();
+        let dial = twiml.split("<Dial").nth(1).expect("a Dial");
+        let first_noun = dial.split("</Dial>").next().unwrap();
+        assert!(first_noun.contains(">+12025550201</Number>"), "{twiml}");
+        assert!(
+            !first_noun.contains("<Client"),
+            "only the accepting destination first: {twiml}"
+        );
+
+        // The second button press is refused by the page: it works once.
+        let disabled = client
+            .execute(
+                "return document.querySelector('#calls .call button').disabled;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(disabled, json!(true));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_call_cancelled_on_the_phone_disappears() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let device = registered["device_token"].as_str().unwrap().to_owned();
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        let session = ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+
+        let response = app
+            .post_json(
+                &format!("/v1/sessions/{session}/events"),
+                &device,
+                &json!({"event": "answered"}),
+            )
+            .await;
+        assert_eq!(response.status(), 204);
+        wait_until(
+            client,
+            "the call is gone, and listed as cancelled",
+            "document.querySelectorAll('#calls .call').length === 0 \
+             && document.getElementById('recent').textContent.includes('cancelled')",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_declined_call_shows_its_outcome_among_recent_calls() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        button(client, "//li[contains(@class,'call')]", "Decline")
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "the call is listed as declined",
+            "document.querySelectorAll('#calls .call').length === 0 \
+             && document.getElementById('recent').textContent.includes('declined')",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_destination_token_is_refused_at_sign_in() {
+    let app = spawn_app().await;
+    with_browser(async |client| {
+        sign_in(client, &app, "rrt_not-a-real-token", Some("desk")).await;
+        wait_until(
+            client,
+            "the sign-in says why",
+            "document.getElementById('signin-error').textContent === 'This token is not valid.'",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
+    let app = spawn_app().await;
+    with_browser(async |client| {
+        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        wait_until(
+            client,
+            "the admin view shows",
+            "!document.getElementById('admin-view').hidden",
+        )
+        .await;
+        button(client, "", "New subscriber").await.click().await.unwrap();
+        field(client, "Number").await.send_keys(SUBSCRIBER).await.unwrap();
+        field(client, "Forwarding number")
+            .await
+            .send_keys(FORWARDING)
+            .await
+            .unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is created",
+            "document.getElementById('form-status').textContent === 'Created +12025550199.'",
+        )
+        .await;
+        let (status, stored) = app
+            .get_json(&format!("/v1/subscribers/{SUBSCRIBER}"), ADMIN_TOKEN)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(stored["forwarding_number"], FORWARDING);
+        assert_eq!(stored["destinations"][0]["id"], "desk");
+        // Its forwarding codes, with copy buttons.
+        wait_until(
+            client,
+            "the forwarding codes show",
+            "document.getElementById('codes').textContent.includes('**67*+12025550100#')",
+        )
+        .await;
+        client
+            .find(Locator::Css("#codes button[aria-label='Copy gsm busy activate code']"))
+            .await
+            .unwrap();
+
+        // A number that is none: 422, shown next to its field.
+        let forwarding = field(client, "Forwarding number").await;
+        forwarding.clear().await.unwrap();
+        forwarding.send_keys("not a number").await.unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the field error shows next to the field",
+            "document.getElementById('err-forwarding_number').textContent.startsWith('forwarding_number')",
+        )
+        .await;
+        let invalid = forwarding.attr("aria-invalid").await.unwrap();
+        assert_eq!(invalid.as_deref(), Some("true"));
+        // And a nested one, next to the destinations editor.
+        let destinations = field(client, "Destinations (JSON)").await;
+        destinations.clear().await.unwrap();
+        destinations
+            .send_keys(r#"[{"id": "pbx", "kind": "sip", "address": "alice@pbx"}]"#)
+            .await
+            .unwrap();
+        let forwarding = field(client, "Forwarding number").await;
+        forwarding.clear().await.unwrap();
+        forwarding.send_keys(FORWARDING).await.unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the destination's error shows at the destinations",
+            "document.getElementById('err-destinations').textContent.startsWith('destinations[0].address')",
+        )
+        .await;
+        // Readiness is shown.
+        wait_until(
+            client,
+            "readiness shows",
+            "document.getElementById('readiness').textContent === 'Readiness: ready'",
+        )
+        .await;
+    })
+    .await;
+}
