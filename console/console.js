@@ -412,7 +412,7 @@ async function loadSubscribers(more) {
   const r = await api("GET", query);
   if (r.status === 404) {
     $("subscribers-notice").textContent =
-      "This server has no subscriber list (GET /v1/subscribers); open one by number with the form below.";
+      "This server has no subscriber list (GET /v1/subscribers): give a number and press Load.";
     $("more-subscribers").hidden = true;
     return;
   }
@@ -527,6 +527,25 @@ function showTokens(answer) {
   $("saved").hidden = dl.children.length === 0;
 }
 
+async function loadSubscriber() {
+  clearFieldErrors();
+  const number = $("sub-number").value.trim();
+  if (!number) {
+    fieldError("number", "number: is required");
+    return;
+  }
+  const r = await api("GET", "/v1/subscribers/" + encodeURIComponent(number));
+  if (r.status === 200 && r.json) {
+    fillForm(r.json);
+    showCodes(r.json.number, forwardingCodes(r.json.forwarding_number));
+    $("form-status").textContent = "Loaded " + r.json.number + ".";
+  } else if (r.status === 404) {
+    fieldError("number", "number: no such subscriber");
+  } else {
+    fieldError("number", (r.json && r.json.message) || "failed (" + r.status + ")");
+  }
+}
+
 async function deleteSubscriber() {
   clearFieldErrors();
   const number = $("sub-number").value.trim();
@@ -639,6 +658,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("new-subscriber").addEventListener("click", newSubscriber);
   $("subscriber-form").addEventListener("submit", saveSubscriber);
   $("delete-subscriber").addEventListener("click", deleteSubscriber);
+  $("load-subscriber").addEventListener("click", loadSubscriber);
   const saved = sessionStorage.getItem(STORAGE_KEY);
   if (saved) {
     try {

@@ -276,6 +276,29 @@ async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
             .await
             .unwrap();
 
+        let codes_from_the_api = codes_text(client).await;
+
+        // Signed in still after a reload (sessionStorage); Load opens a
+        // subscriber by number, and the page's own forwarding codes are the API's.
+        client.refresh().await.unwrap();
+        wait_until(
+            client,
+            "the admin view is back",
+            "!document.getElementById('admin-view').hidden",
+        )
+        .await;
+        field(client, "Number").await.send_keys(SUBSCRIBER).await.unwrap();
+        button(client, "", "Load").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is loaded",
+            "document.getElementById('form-status').textContent === 'Loaded +12025550199.'",
+        )
+        .await;
+        assert_eq!(codes_text(client).await, codes_from_the_api);
+        let shown = field(client, "Forwarding number").await.prop("value").await.unwrap();
+        assert_eq!(shown.as_deref(), Some(FORWARDING));
+
         // A number that is none: 422, shown next to its field.
         let forwarding = field(client, "Forwarding number").await;
         forwarding.clear().await.unwrap();
@@ -306,6 +329,19 @@ async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
             "document.getElementById('err-destinations').textContent.startsWith('destinations[0].address')",
         )
         .await;
+        // Delete, once confirmed.
+        button(client, "", "Delete").await.click().await.unwrap();
+        client.accept_alert().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is deleted",
+            "document.getElementById('form-status').textContent === 'Deleted +12025550199.'",
+        )
+        .await;
+        let (status, _) = app
+            .get_json(&format!("/v1/subscribers/{SUBSCRIBER}"), ADMIN_TOKEN)
+            .await;
+        assert_eq!(status, 404);
         // Readiness is shown.
         wait_until(
             client,
@@ -315,4 +351,15 @@ async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
         .await;
     })
     .await;
+}
+
+async fn codes_text(client: &fantoccini::Client) -> String {
+    let text = client
+        .execute(
+            "return document.getElementById('codes').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    text.as_str().unwrap().to_owned()
 }
