@@ -363,3 +363,92 @@ async fn codes_text(client: &fantoccini::Client) -> String {
         .unwrap();
     text.as_str().unwrap().to_owned()
 }
+
+/// Not a test: `scripts/screenshots` runs it to take the README's pictures
+/// of both views, from the same browser the tests drive.
+#[tokio::test]
+#[ignore = "takes the screenshots of docs/; run by scripts/screenshots"]
+async fn screenshots() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let device = registered["device_token"].as_str().unwrap().to_owned();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    with_browser(async |client| {
+        client.set_window_size(1000, 760).await.unwrap();
+        sign_in_as_desk(client, &app, &registered).await;
+        // One earlier call, taken on the phone, among recent calls.
+        let earlier = ring(&app, &registered).await;
+        wait_until(client, "the first call shows", A_CALL_SHOWS).await;
+        app.post_json(
+            &format!("/v1/sessions/{earlier}/events"),
+            &device,
+            &json!({"event": "answered"}),
+        )
+        .await;
+        wait_until(
+            client,
+            "the first call is over",
+            "document.querySelectorAll('#calls .call').length === 0",
+        )
+        .await;
+        ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(docs.join("console-destination.png"), png).unwrap();
+    })
+    .await;
+    with_browser(async |client| {
+        client.set_window_size(1000, 1900).await.unwrap();
+        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        wait_until(
+            client,
+            "the admin view shows",
+            "!document.getElementById('admin-view').hidden \
+             && document.getElementById('readiness').textContent === 'Readiness: ready'",
+        )
+        .await;
+        button(client, "", "New subscriber")
+            .await
+            .click()
+            .await
+            .unwrap();
+        field(client, "Number")
+            .await
+            .send_keys("+12025550123")
+            .await
+            .unwrap();
+        field(client, "Forwarding number")
+            .await
+            .send_keys(FORWARDING)
+            .await
+            .unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is created",
+            "document.getElementById('form-status').textContent === 'Created +12025550123.'",
+        )
+        .await;
+        let forwarding = field(client, "Forwarding number").await;
+        forwarding.clear().await.unwrap();
+        forwarding.send_keys("12345").await.unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the field error shows",
+            "document.getElementById('err-forwarding_number').textContent !== ''",
+        )
+        .await;
+        client
+            .execute(
+                "window.scrollTo(0, 0); document.activeElement.blur();",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(docs.join("console-admin.png"), png).unwrap();
+    })
+    .await;
+}
