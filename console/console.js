@@ -301,6 +301,25 @@ function onRinging(data, timestamp) {
   refreshEmpty();
   ringSound();
   notifyCall(data);
+  // An offer nobody took in time goes by itself. Both times are the
+  // server's, so the browser's clock does not matter.
+  const left = Date.parse(data.expires_at) - Date.parse(data.received_at);
+  if (left > 0) {
+    setTimeout(() => {
+      const call = calls.get(data.session_id);
+      if (call && !call.decided) endCall(data.session_id, "not answered in time");
+    }, left + 1000);
+  }
+}
+
+/** The subscriber's latest sessions, where the server lists them. */
+async function loadHistory() {
+  const r = await api("GET", "/v1/sessions?limit=10");
+  if (r.status !== 200 || !r.json) return; // no list route: live calls only
+  for (const s of (r.json.sessions || []).slice().reverse()) {
+    if (calls.has(s.id)) continue;
+    addRecent({ caller: s.caller, subscriber: s.subscriber, timestamp: s.timeline && s.timeline.reported_at }, s.state);
+  }
 }
 
 const ENDINGS = {
@@ -325,8 +344,16 @@ function startDestination(remember) {
     $("allow-notifications").hidden = false;
   }
   refreshEmpty();
+  let historyLoaded = false;
   const path = "/v1/destinations/" + encodeURIComponent(auth.destination) + "/events";
-  streamAbort = keepStreaming(path, (s) => { $("stream-status").textContent = s; }, onDestinationEvent, (status) => {
+  const onStatus = (s) => {
+    $("stream-status").textContent = s;
+    if (s === "Live: connected." && !historyLoaded) {
+      historyLoaded = true;
+      loadHistory();
+    }
+  };
+  streamAbort = keepStreaming(path, onStatus, onDestinationEvent, (status) => {
     const why = {
       401: "This token is not valid.",
       403: "This token belongs to another destination.",
