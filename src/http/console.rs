@@ -58,6 +58,29 @@ mod tests {
         }
     }
 
+    /// Values reach the page as text only: the script never parses markup.
+    #[test]
+    fn the_script_never_writes_markup() {
+        let script = Assets::get("console.js").unwrap();
+        let script = std::str::from_utf8(&script.data).unwrap();
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ] {
+            assert!(!script.contains(sink), "console.js uses {sink}");
+        }
+        let page = Assets::get("index.html").unwrap();
+        let page = std::str::from_utf8(&page.data).unwrap();
+        assert!(
+            !page.contains("<script>") && !page.contains("style="),
+            "inline code in index.html"
+        );
+    }
+
     #[test]
     fn the_policy_allows_no_inline_code() {
         assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
