@@ -218,6 +218,51 @@ async fn a_declined_call_shows_its_outcome_among_recent_calls() {
     .await;
 }
 
+/// WebDriver's keys: Tab and Enter.
+const TAB: &str = "\u{e004}";
+const ENTER: &str = "\u{e007}";
+
+#[tokio::test]
+async fn the_keyboard_alone_signs_in_and_accepts() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let token = registered["destination_tokens"]["desk"].as_str().unwrap();
+    with_browser(async |client| {
+        client.goto(&app.url("/console")).await.unwrap();
+        // Token, Tab, Destination, Enter.
+        field(client, "Token").await.click().await.unwrap();
+        let typing = client.active_element().await.unwrap();
+        typing
+            .send_keys(&format!("{token}{TAB}desk{ENTER}"))
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "the destination's stream is open",
+            "document.getElementById('stream-status').textContent === 'Live: connected.'",
+        )
+        .await;
+        ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        // Tab reaches Accept; Enter presses it.
+        for _ in 0..10 {
+            let focused = client.active_element().await.unwrap();
+            if focused.text().await.unwrap() == "Accept" {
+                focused.send_keys(ENTER).await.unwrap();
+                break;
+            }
+            focused.send_keys(TAB).await.unwrap();
+        }
+        wait_until(
+            client,
+            "the call is accepted",
+            "document.querySelector('#calls .call .outcome')?.textContent === 'accepted'",
+        )
+        .await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_wrong_destination_token_is_refused_at_sign_in() {
     let app = spawn_app().await;
