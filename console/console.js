@@ -2,7 +2,8 @@
 // step. Every value from the API is rendered with textContent, never as
 // markup. The token lives in sessionStorage and travels only in the
 // Authorization header; streams are read with fetch() (EventSource cannot
-// send that header).
+// send that header). Paths are relative to the page, so that the console
+// also works behind a proxy that adds a path prefix.
 "use strict";
 
 // Errors the page hits end up here, so that browser tests can read them.
@@ -135,7 +136,7 @@ function parseEvent(text) {
 async function checkReadiness() {
   let text;
   try {
-    const response = await fetch("/readyz");
+    const response = await fetch("readyz");
     text = response.ok ? "Readiness: ready" : "Readiness: not ready (" + response.status + ")";
   } catch (_) {
     text = "Readiness: unreachable";
@@ -154,8 +155,8 @@ async function signIn(token, destination, remember) {
   }
   // GET /readyz is public; an admin route tells the admin token from others
   // (401 for any other token). The list route first, then a plain lookup.
-  let probe = await api("GET", "/v1/subscribers?limit=1");
-  if (probe.status === 404) probe = await api("GET", "/v1/subscribers/%2B10000000000");
+  let probe = await api("GET", "v1/subscribers?limit=1");
+  if (probe.status === 404) probe = await api("GET", "v1/subscribers/%2B10000000000");
   if (probe.status === 401) {
     auth = null;
     $("signin-error").textContent =
@@ -314,7 +315,7 @@ function onRinging(data, timestamp) {
 
 /** The subscriber's latest sessions, where the server lists them. */
 async function loadHistory() {
-  const r = await api("GET", "/v1/sessions?limit=10");
+  const r = await api("GET", "v1/sessions?limit=10");
   if (r.status !== 200 || !r.json) return; // no list route: live calls only
   for (const s of (r.json.sessions || []).slice().reverse()) {
     if (calls.has(s.id)) continue;
@@ -345,7 +346,7 @@ function startDestination(remember) {
   }
   refreshEmpty();
   let historyLoaded = false;
-  const path = "/v1/destinations/" + encodeURIComponent(auth.destination) + "/events";
+  const path = "v1/destinations/" + encodeURIComponent(auth.destination) + "/events";
   const onStatus = (s) => {
     $("stream-status").textContent = s;
     if (s === "Live: connected." && !historyLoaded) {
@@ -435,7 +436,7 @@ function subscriberRow(s) {
 
 async function loadSubscribers(more) {
   const body = $("subscribers").querySelector("tbody");
-  const query = "/v1/subscribers?limit=50" + (more && nextCursor ? "&cursor=" + encodeURIComponent(nextCursor) : "");
+  const query = "v1/subscribers?limit=50" + (more && nextCursor ? "&cursor=" + encodeURIComponent(nextCursor) : "");
   const r = await api("GET", query);
   if (r.status === 404) {
     $("subscribers-notice").textContent =
@@ -523,7 +524,7 @@ async function saveSubscriber(event) {
     destinations,
   });
   const rotate = $("sub-rotate").checked ? "?rotate_tokens=true" : "";
-  const r = await api("PUT", "/v1/subscribers/" + encodeURIComponent(number) + rotate, body);
+  const r = await api("PUT", "v1/subscribers/" + encodeURIComponent(number) + rotate, body);
   if (r.status === 200 || r.status === 201) {
     $("form-status").textContent = r.status === 201 ? "Created " + r.json.subscriber.number + "." : "Saved " + r.json.subscriber.number + ".";
     showTokens(r.json);
@@ -561,7 +562,7 @@ async function loadSubscriber() {
     fieldError("number", "number: is required");
     return;
   }
-  const r = await api("GET", "/v1/subscribers/" + encodeURIComponent(number));
+  const r = await api("GET", "v1/subscribers/" + encodeURIComponent(number));
   if (r.status === 200 && r.json) {
     fillForm(r.json);
     showCodes(r.json.number, forwardingCodes(r.json.forwarding_number));
@@ -581,7 +582,7 @@ async function deleteSubscriber() {
     return;
   }
   if (!window.confirm("Delete " + number + "? Its open calls are cancelled.")) return;
-  const r = await api("DELETE", "/v1/subscribers/" + encodeURIComponent(number));
+  const r = await api("DELETE", "v1/subscribers/" + encodeURIComponent(number));
   if (r.status === 204) {
     $("form-status").textContent = "Deleted " + number + ".";
     loadSubscribers(false);
@@ -627,16 +628,17 @@ function renderSession(s) {
 }
 
 async function refreshSession(id) {
-  const r = await api("GET", "/v1/sessions/" + encodeURIComponent(id));
+  const r = await api("GET", "v1/sessions/" + encodeURIComponent(id));
   if (r.status === 200 && r.json) renderSession(r.json);
 }
 
 async function startSessions() {
-  const r = await api("GET", "/v1/sessions?limit=20");
+  const r = await api("GET", "v1/sessions?limit=20");
   if (r.status === 200 && r.json) {
     for (const s of (r.json.sessions || []).slice().reverse()) renderSession(s);
   }
-  streamAbort = keepStreaming("/v1/events", (s) => { $("sessions-notice").textContent = s === "Live: connected." ? "" : s; },
+  $("sessions-notice").textContent = "Live: connecting…";
+  streamAbort = keepStreaming("v1/events", (s) => { $("sessions-notice").textContent = s === "Live: connected." ? "" : s; },
     (type, text) => {
       const event = parseEvent(text);
       if (event && event.data && event.data.session_id) refreshSession(event.data.session_id);
