@@ -398,6 +398,80 @@ async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
     .await;
 }
 
+#[tokio::test]
+#[ignore = "needs GET /v1/subscribers, GET /v1/sessions and GET /v1/events (issue 15's list APIs)"]
+async fn the_admin_lists_subscribers_and_watches_a_call_live() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    with_browser(async |client| {
+        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        wait_until(
+            client,
+            "the subscriber is listed",
+            "document.querySelector('#subscribers tbody').textContent.includes('+12025550199')",
+        )
+        .await;
+        wait_until(
+            client,
+            "the admin stream is open",
+            "document.getElementById('sessions-notice').textContent === ''",
+        )
+        .await;
+        client
+            .find(Locator::Css("button[aria-label='Edit +12025550199']"))
+            .await
+            .expect("an Edit button named for the subscriber")
+            .click()
+            .await
+            .unwrap();
+        let shown = field(client, "Forwarding number")
+            .await
+            .prop("value")
+            .await
+            .unwrap();
+        assert_eq!(shown.as_deref(), Some(FORWARDING));
+
+        let session = ring(&app, &registered).await;
+        let row = format!("#sessions li[data-session='{session}']");
+        wait_until(
+            client,
+            "the live session shows, ringing for the subscriber",
+            &format!("document.querySelector(\"{row}\")?.textContent.includes('+12025550302')"),
+        )
+        .await;
+        client
+            .find(Locator::Css(&format!("{row} button")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "its timeline shows",
+            &format!(
+                "!document.querySelector(\"{row} .timeline\").hidden \
+                 && document.querySelector(\"{row} .timeline\").textContent.includes('reported_at')"
+            ),
+        )
+        .await;
+        let device = registered["device_token"].as_str().unwrap();
+        app.post_json(
+            &format!("/v1/sessions/{session}/events"),
+            device,
+            &json!({"event": "ended"}),
+        )
+        .await;
+        wait_until(
+            client,
+            "the session's state follows",
+            &format!("document.querySelector(\"{row} .state\")?.textContent === 'cancelled'"),
+        )
+        .await;
+    })
+    .await;
+}
+
 async fn codes_text(client: &fantoccini::Client) -> String {
     let text = client
         .execute(
