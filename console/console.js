@@ -155,17 +155,20 @@ async function signIn(token, destination, remember) {
   }
   // GET /readyz is public; an admin route tells the admin token from others
   // (401 for any other token). The list route first, then a plain lookup.
-  let probe = await api("GET", "v1/subscribers?limit=1");
-  if (probe.status === 404) probe = await api("GET", "v1/subscribers/%2B10000000000");
-  if (probe.status === 401) {
-    auth = null;
-    $("signin-error").textContent =
-      "This is not the admin token. With a destination token, also give the destination's id.";
-    return;
+  let probe;
+  try {
+    probe = await api("GET", "v1/subscribers?limit=1");
+    if (probe.status === 404) probe = await api("GET", "v1/subscribers/%2B10000000000");
+  } catch (_) {
+    probe = { status: 0, json: null };
   }
-  if (probe.status === 503) {
+  // 200 (listed), 404 (no such subscriber) or 422: the token was accepted.
+  if (![200, 404, 422].includes(probe.status)) {
     auth = null;
-    $("signin-error").textContent = (probe.json && probe.json.message) || "The admin API is not configured.";
+    sessionStorage.removeItem(STORAGE_KEY);
+    $("signin-error").textContent = probe.status === 401
+      ? "This is not the admin token. With a destination token, also give the destination's id."
+      : (probe.json && probe.json.message) || "The service did not answer (" + probe.status + ").";
     return;
   }
   if (remember) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(auth));

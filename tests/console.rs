@@ -264,7 +264,7 @@ async fn the_keyboard_alone_signs_in_and_accepts() {
 }
 
 #[tokio::test]
-async fn a_wrong_destination_token_is_refused_at_sign_in() {
+async fn a_wrong_token_is_refused_at_sign_in() {
     let app = spawn_app().await;
     with_browser(async |client| {
         sign_in(client, &app, "rrt_not-a-real-token", Some("desk")).await;
@@ -274,6 +274,19 @@ async fn a_wrong_destination_token_is_refused_at_sign_in() {
             "document.getElementById('signin-error').textContent === 'This token is not valid.'",
         )
         .await;
+        // Without a destination it must be the admin token.
+        sign_in(client, &app, "rrt_not-a-real-token", None).await;
+        wait_until(
+            client,
+            "the sign-in says it is not the admin token",
+            "document.getElementById('signin-error').textContent.startsWith('This is not the admin token')",
+        )
+        .await;
+        let kept = client
+            .execute("return sessionStorage.length;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(kept, json!(0), "a refused token is not kept");
     })
     .await;
 }
