@@ -105,8 +105,26 @@ async fn a_destination_accepts_a_ringing_call_and_the_forwarded_call_dials_it() 
         // The token is kept in sessionStorage, never in the URL.
         let url = client.current_url().await.unwrap();
         assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
+        // Notifications allowed: a stand-in records what the page shows.
+        client
+            .execute(
+                "window.__notes = []; window.Notification = class { \
+                   static permission = 'granted'; \
+                   constructor(title, options) { window.__notes.push([title, options.body]); } };",
+                vec![],
+            )
+            .await
+            .unwrap();
         let session = ring(&app, &registered).await;
         wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        let notes = client
+            .execute("return window.__notes;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            notes,
+            json!([["Incoming call", "+12025550302 → +12025550199"]])
+        );
 
         button(client, "//li[contains(@class,'call')]", "Accept")
             .await
