@@ -4,6 +4,7 @@ WORKDIR /app
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY templates templates
+COPY console console
 # Declared in Cargo.toml: cargo reads the manifest's targets even to build one.
 COPY benches benches
 RUN cargo build --release --locked --bin ringrelay

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod body_deadline;
+mod console;
 mod destinations;
 mod device;
 pub mod error;
@@ -35,6 +36,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+        .service(web::resource("/console").route(web::get().to(console::page)))
+        .service(web::resource("/console/{file}").route(web::get().to(console::asset)))
         .service(
             web::resource("/v1/subscribers/{number}")
                 .route(web::put().to(admin::put_subscriber))
