@@ -15,7 +15,7 @@ use crate::domain::credentials::{
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::Timestamp;
 use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
-use crate::store::{LastKnownSubscribers, Store, StoreError, SubscriberRecord};
+use crate::store::{LastKnownSubscribers, Store, StoreError, SubscriberRecord, WindowCount};
 
 #[derive(Clone)]
 pub struct Registry {
@@ -112,6 +112,21 @@ impl Registry {
         let removed = self.store.delete_subscriber(number).await?;
         self.last_known.forget(number);
         Ok(removed)
+    }
+
+    /// Answers when the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// Counts one failed credential check by `client` in a window of
+    /// `window`, shared by every instance on the store.
+    pub async fn count_failed_check(
+        &self,
+        client: std::net::IpAddr,
+        window: std::time::Duration,
+    ) -> Result<WindowCount, StoreError> {
+        self.store.hit(&format!("guess:{client}"), window).await
     }
 
     /// Whom `token` belongs to, with the owner's subscriber; `None` for an

@@ -16,7 +16,9 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Config;
 use crate::domain::subscriber::SpecRules;
 use crate::flow::{CallFlow, FlowSettings};
-use crate::http::{self, error::render_framework_error, state::AppState};
+use crate::admin::AdminService;
+use crate::http::state::{AppState, EdgeSettings};
+use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
@@ -121,7 +123,7 @@ impl Application {
             None => EventBus::in_process(),
             Some(url) => EventBus::redis(url.expose_secret(), &config.redis_key_prefix).await?,
         };
-        let flow = CallFlow::new(
+        let flow = Arc::new(CallFlow::new(
             store.clone(),
             last_known,
             webhooks,
@@ -140,7 +142,7 @@ impl Application {
                 can_answer_forwarded_calls: config.providers.any_provider_configured(),
                 clock: config.clock.clone(),
             },
-        );
+        ));
         if let Some(path) = &config.subscribers_file {
             let count = registry.load_file(path).await.context("SUBSCRIBERS_FILE")?;
             tracing::info!(count, file = %path.display(), "subscribers loaded");
@@ -164,8 +166,8 @@ impl Application {
         );
 
         let state = web::Data::new(AppState {
-            config,
-            store,
+            settings: EdgeSettings::from_config(&config),
+            admin: AdminService::new(registry.clone(), flow.clone()),
             registry,
             flow,
             metrics,

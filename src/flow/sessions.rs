@@ -22,6 +22,14 @@ pub enum DeviceEvent {
 }
 
 impl CallFlow {
+    /// Any session (the admin's view).
+    pub async fn session(&self, id: &SessionId) -> Result<Session, FlowError> {
+        self.store
+            .session(id)
+            .await?
+            .ok_or(FlowError::SessionNotFound)
+    }
+
     /// A session of `subscriber`; other subscribers' sessions are not found.
     pub async fn session_of(
         &self,

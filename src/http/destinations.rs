@@ -18,7 +18,6 @@ use crate::domain::credentials::TokenOwner;
 use crate::domain::session::{OfferResponse, SessionId, SessionState};
 use crate::domain::subscriber::DestinationId;
 use crate::flow::Answerer;
-use crate::notify::bus::StreamLimits;
 
 /// Comments at least this often keep proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -66,10 +65,7 @@ pub async fn events(
             "this token belongs to another destination".into(),
         ));
     }
-    let limits = StreamLimits {
-        per_instance: state.config.max_streams,
-        per_destination: state.config.max_streams_per_destination,
-    };
+    let limits = state.settings.stream_limits;
     let receiver = state
         .flow
         .bus()

@@ -98,11 +98,7 @@ pub async fn get_session(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_session_id(&id)?;
     let session = match reader {
-        SessionReader::Admin => state
-            .store
-            .session(&id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("no such session".into()))?,
+        SessionReader::Admin => state.flow.session(&id).await?,
         SessionReader::Subscriber(number) => state.flow.session_of(&number, &id).await?,
     };
     Ok(HttpResponse::Ok().json(SessionView::from(&session)))
