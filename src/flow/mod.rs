@@ -58,6 +58,8 @@ pub struct FlowSettings {
     pub public_base_url: PublicBaseUrl,
     pub region: Region,
     pub session_ttl: Duration,
+    /// How long an ended session is kept, listed (`HISTORY_TTL_SECS`).
+    pub history_ttl: Duration,
     /// How long a session told to reject waits for its forwarded call.
     pub forward_timeout: Duration,
     /// Whether any provider's routes can answer a forwarded call; without

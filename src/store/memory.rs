@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
+use super::{HISTORY_CAP, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
@@ -34,6 +34,9 @@ struct Inner {
     due: BTreeSet<(i64, SessionId)>,
     /// Every session that is not over, by the end of its lifetime.
     idle: BTreeSet<(Instant, SessionId)>,
+    /// Each subscriber's listed sessions, by when they began: at most
+    /// `HISTORY_CAP`.
+    history: HashMap<PhoneNumber, BTreeSet<(i64, SessionId)>>,
     device_calls: HashMap<(PhoneNumber, String), SessionId>,
     /// The session each forwarded call took, for retried webhooks.
     calls: HashMap<CallSid, SessionId>,
@@ -151,6 +154,14 @@ impl Inner {
                 session.id().clone(),
             );
         }
+        let listed = self
+            .history
+            .entry(session.subscriber().clone())
+            .or_default();
+        listed.insert((session.began_at_millis(), session.id().clone()));
+        while listed.len() > HISTORY_CAP {
+            listed.pop_first();
+        }
         let mut stored = StoredSession {
             session: session.clone(),
             claim,
@@ -187,6 +198,10 @@ impl Inner {
         });
         self.due.retain(|(_, id)| sessions.contains_key(id));
         self.idle.retain(|(_, id)| sessions.contains_key(id));
+        self.history.retain(|_, listed| {
+            listed.retain(|(_, id)| sessions.contains_key(id));
+            !listed.is_empty()
+        });
         self.device_calls.retain(|_, id| sessions.contains_key(id));
         self.calls.retain(|_, id| sessions.contains_key(id));
         self.windows.retain(|_, (_, ends)| *ends > now);
@@ -231,6 +246,25 @@ impl Store for MemoryStore {
             .values()
             .take(limit)
             .cloned()
+            .collect())
+    }
+
+    async fn list_subscribers(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let inner = self.lock();
+        let mut numbers: Vec<&PhoneNumber> = inner
+            .subscribers
+            .keys()
+            .filter(|n| after.is_none_or(|a| n.as_str() > a.as_str()))
+            .collect();
+        numbers.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(numbers
+            .into_iter()
+            .take(limit)
+            .filter_map(|n| inner.subscribers.get(n).cloned())
             .collect())
     }
 
@@ -326,6 +360,21 @@ impl Store for MemoryStore {
             .filter(|(_, s)| s.deadline > now && s.session.subscriber() == subscriber)
             .filter(|(_, s)| !s.view().is_over())
             .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn session_history(&self, subscriber: &PhoneNumber) -> Result<Vec<Session>, StoreError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let Some(listed) = inner.history.get(subscriber) else {
+            return Ok(Vec::new());
+        };
+        Ok(listed
+            .iter()
+            .rev()
+            .filter_map(|(_, id)| inner.sessions.get(id))
+            .filter(|s| s.deadline > now)
+            .map(StoredSession::view)
             .collect())
     }
 
