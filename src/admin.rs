@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::domain::credentials::TokenPolicy;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::subscriber::SubscriberSpec;
+use crate::domain::subscriber::{Subscriber, SubscriberSpec};
 use crate::flow::CallFlow;
+use crate::listing::{Page, SubscriberCursor};
 use crate::registry::{Registration, Registry, RegistryError};
 use crate::store::StoreError;
 
@@ -48,6 +49,24 @@ impl AdminService {
             self.flow.bus().credentials_changed(number).await;
         }
         Ok(registration)
+    }
+
+    /// A page of subscribers in number order, after `after`.
+    pub async fn list_subscribers(
+        &self,
+        after: Option<&SubscriberCursor>,
+        limit: usize,
+    ) -> Result<Page<Subscriber, SubscriberCursor>, StoreError> {
+        // One more than asked: whether there is a next page.
+        let mut items = self
+            .registry
+            .list(after.map(|c| &c.0), limit.saturating_add(1))
+            .await?;
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            SubscriberCursor(items[limit - 1].number.clone())
+        });
+        Ok(Page { items, next })
     }
 
     /// Removes subscriber `number`: its open sessions end `cancelled` (its

@@ -311,11 +311,8 @@ impl Config {
         };
         let session_ttl =
             Duration::from_secs(positive("SESSION_TTL_SECS", raw.session_ttl_secs, 120)?);
-        let history_ttl = Duration::from_secs(positive(
-            "HISTORY_TTL_SECS",
-            raw.history_ttl_secs,
-            86_400,
-        )?);
+        let history_ttl =
+            Duration::from_secs(positive("HISTORY_TTL_SECS", raw.history_ttl_secs, 86_400)?);
         if history_ttl > MAX_HISTORY_TTL {
             return Err(ConfigError::new(
                 "HISTORY_TTL_SECS",

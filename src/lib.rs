@@ -13,6 +13,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod listing;
 pub mod metrics;
 pub mod notify;
 pub mod providers;

@@ -91,6 +91,21 @@ impl Registry {
         Ok(self.store.subscriber(number).await?.map(|r| r.subscriber))
     }
 
+    /// Up to `limit` subscribers after `after`, in number order.
+    pub async fn list(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        Ok(self
+            .store
+            .list_subscribers(after, limit)
+            .await?
+            .into_iter()
+            .map(|r| r.subscriber)
+            .collect())
+    }
+
     /// Sets (or with `None` ends) the do-not-disturb of subscriber `number`;
     /// `None` when there is no such subscriber.
     pub async fn set_dnd(

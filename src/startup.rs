@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
+use crate::admin::AdminService;
 use crate::config::Config;
 use crate::domain::subscriber::SpecRules;
 use crate::flow::{CallFlow, FlowSettings};
-use crate::admin::AdminService;
 use crate::http::state::{AppState, EdgeSettings};
 use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;

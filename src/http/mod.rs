@@ -10,6 +10,7 @@ pub mod error;
 mod guessing;
 mod health;
 pub(crate) mod json;
+mod lists;
 mod openapi;
 mod providers;
 mod sessions;
@@ -35,6 +36,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+        .service(web::resource("/v1/subscribers").route(web::get().to(lists::list_subscribers)))
+        .service(web::resource("/v1/sessions").route(web::get().to(lists::list_sessions)))
+        .service(web::resource("/v1/events").route(web::get().to(lists::events)))
         .service(
             web::resource("/v1/subscribers/{number}")
                 .route(web::put().to(admin::put_subscriber))

@@ -15,7 +15,7 @@ use crate::domain::subscriber::{DestinationId, Mode};
 /// A session as the contract shows it: no capabilities, no internals.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Session)]
-struct SessionView<'a> {
+pub(super) struct SessionView<'a> {
     id: &'a SessionId,
     subscriber: &'a PhoneNumber,
     caller: &'a Caller,

@@ -35,7 +35,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::connection::RetryOnce;
 use redis::{AsyncCommands as _, RedisError, Script};
 
-use super::{HISTORY_CAP, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
+use super::{
+    HISTORY_CAP, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount,
+};
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
@@ -153,9 +155,8 @@ return out
 /// Shared by the session-writing scripts: Redis's clock in ms, and how a
 /// session that is not over is kept: listed in `idle` until `ttl` from now,
 /// its record `grace` longer, so that the sweep can end it.
-static LIFETIME_LUA: LazyLock<String> = LazyLock::new(|| {
-    format!("local HISTORY_CAP = {HISTORY_CAP}\n{LIFETIME_LUA_BODY}")
-});
+static LIFETIME_LUA: LazyLock<String> =
+    LazyLock::new(|| format!("local HISTORY_CAP = {HISTORY_CAP}\n{LIFETIME_LUA_BODY}"));
 const LIFETIME_LUA_BODY: &str = r"
 local function now_ms()
   local clock = redis.call('TIME')
@@ -842,11 +843,7 @@ impl Store for RedisStore {
         raw.chunks_exact(3)
             .map(|s| {
                 let present = |v: &String| (!v.is_empty()).then(|| v.clone());
-                decode_session(
-                    &s[0],
-                    present(&s[1]).as_deref(),
-                    present(&s[2]).as_deref(),
-                )
+                decode_session(&s[0], present(&s[1]).as_deref(), present(&s[2]).as_deref())
             })
             .collect()
     }

@@ -12,8 +12,8 @@ use ringrelay::domain::session::{
 };
 use ringrelay::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
 use ringrelay::store::{
-    HISTORY_CAP, MemoryStore, RedisStore, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord,
-    WindowCount,
+    HISTORY_CAP, MemoryStore, RedisStore, SWEEP_GRACE, SessionCreated, Store, StoreError,
+    SubscriberRecord, WindowCount,
 };
 use serde_json::json;
 
