@@ -100,6 +100,20 @@ impl Application {
                 }
             });
         }
+        // Subscribers written before the listing index existed join it; in
+        // the background, a store that is down must not hold up the start.
+        {
+            let store = store.clone();
+            tokio::spawn(async move {
+                match store.index_subscribers().await {
+                    Ok(count) => tracing::debug!(count, "subscribers indexed for listing"),
+                    Err(err) => tracing::warn!(
+                        error = format!("{err:#}"),
+                        "could not index the subscribers for listing; they are indexed when written"
+                    ),
+                }
+            });
+        }
         let registry = Registry::new(
             store.clone(),
             SpecRules {

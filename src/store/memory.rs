@@ -270,6 +270,11 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn index_subscribers(&self) -> Result<usize, StoreError> {
+        // The map is the index.
+        Ok(self.lock().subscribers.len())
+    }
+
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(old) = inner.subscribers.remove(number) else {

@@ -66,6 +66,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<SubscriberRecord>, StoreError>;
 
+    /// Puts every stored subscriber into the index [`Store::list_subscribers`]
+    /// reads (subscribers written before the index existed are not in it);
+    /// returns how many it saw. Run once at start; idempotent.
+    async fn index_subscribers(&self) -> Result<usize, StoreError>;
+
     /// Removes a subscriber and its index entries. Returns whether it existed.
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError>;
 

@@ -113,17 +113,23 @@ return out
 
 /// KEYS: the index of subscribers. ARGV: prefix, the number to start after
 /// ('' from the first), how many.
-/// Returns the records, in number order; index entries without a record
-/// (none are left by the scripts) are skipped.
+/// Returns the records, in number order. An index entry without a record
+/// (left by indexing at start while the subscriber was deleted) is dropped.
 static LIST_SUBSCRIBERS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local from = '-'
 if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+local want = tonumber(ARGV[3])
 local out = {}
-for _, number in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, ARGV[3])) do
-  local record = redis.call('HGET', ARGV[1] .. ':sub:' .. number, 'record')
-  if record then out[#out + 1] = record end
+while #out < want do
+  local numbers = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, want - #out)
+  if #numbers == 0 then break end
+  for _, number in ipairs(numbers) do
+    local record = redis.call('HGET', ARGV[1] .. ':sub:' .. number, 'record')
+    if record then out[#out + 1] = record else redis.call('ZREM', KEYS[1], number) end
+  end
+  from = '(' .. numbers[#numbers]
 end
 return out
 ",
@@ -732,6 +738,46 @@ impl Store for RedisStore {
             .await
             .map_err(self.failed("listing subscribers"))?;
         raw.iter().map(|json| decode(json, "subscriber")).collect()
+    }
+
+    async fn index_subscribers(&self) -> Result<usize, StoreError> {
+        // SCAN, not KEYS: it never blocks Redis for long, whatever the count.
+        let pattern = format!("{}:sub:*", glob_escaped(&self.prefix));
+        let prefix = format!("{}:sub:", self.prefix);
+        let mut seen = 0;
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(self.failed("indexing subscribers"))?;
+            let numbers: Vec<&str> = batch
+                .iter()
+                .filter_map(|key| key.strip_prefix(&prefix))
+                .collect();
+            if !numbers.is_empty() {
+                // A subscriber deleted meanwhile leaves an entry without a
+                // record, which listing skips.
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(self.subscribers_key());
+                for number in &numbers {
+                    zadd.arg(0).arg(*number);
+                }
+                zadd.query_async::<()>(&mut self.conn())
+                    .await
+                    .map_err(self.failed("indexing subscribers"))?;
+            }
+            seen += numbers.len();
+            cursor = next;
+            if cursor == 0 {
+                return Ok(seen);
+            }
+        }
     }
 
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError> {

@@ -1006,6 +1006,45 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
 }
 
 #[tokio::test]
+async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed() {
+    let backend = Backend::redis();
+    let redis = backend.test_redis();
+    let prefix = unique_prefix();
+    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    for who in [BOB, ALICE] {
+        store
+            .put_subscriber(&record(who, SHARED_FWD, &["desk"]))
+            .await
+            .unwrap();
+    }
+    // As an older version left them: no index; and an entry whose
+    // subscriber is gone.
+    let mut raw = redis.connection().await;
+    ::redis::cmd("DEL")
+        .arg(format!("{prefix}:subs"))
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(store.list_subscribers(None, 10).await.unwrap(), vec![]);
+    assert_eq!(store.index_subscribers().await.unwrap(), 2);
+    ::redis::cmd("ZADD")
+        .arg(format!("{prefix}:subs"))
+        .arg(0)
+        .arg("+12025550190")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let listed: Vec<PhoneNumber> = store
+        .list_subscribers(None, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.subscriber.number)
+        .collect();
+    assert_eq!(listed, vec![number(ALICE), number(BOB)]);
+}
+
+#[tokio::test]
 async fn redis_stores_with_different_prefixes_do_not_see_each_other() {
     let backend = Backend::redis();
     let url = backend.test_redis().url();
