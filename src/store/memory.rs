@@ -161,8 +161,16 @@ impl Inner {
             .entry(session.subscriber().clone())
             .or_default();
         listed.insert((session.began_at_millis(), session.id().clone()));
+        let mut dropped = Vec::new();
         while listed.len() > HISTORY_CAP {
-            listed.pop_first();
+            dropped.extend(listed.pop_first().map(|(_, id)| id));
+        }
+        // An ended session that drops out of the history goes; one not over
+        // yet stays.
+        for id in dropped {
+            if self.sessions.get(&id).is_some_and(|s| s.view().is_over()) {
+                self.sessions.remove(&id);
+            }
         }
         let mut stored = StoredSession {
             session: session.clone(),

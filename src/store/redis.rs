@@ -169,9 +169,14 @@ local function now_ms()
   return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 end
 -- Lists a session in its subscriber's history (newest HISTORY_CAP kept),
--- which lives at least as long as the session's record.
-local function list_session(history_key, id, began, kept)
+-- which lives at least as long as the session's record. An ended session
+-- that drops out goes (one not over yet, listed in idle, stays).
+local function list_session(history_key, idle_key, session_key, id, began, kept)
   redis.call('ZADD', history_key, began, id)
+  local sessions = string.sub(session_key, 1, #session_key - #id)
+  for _, old in ipairs(redis.call('ZRANGE', history_key, 0, -(HISTORY_CAP + 1))) do
+    if not redis.call('ZSCORE', idle_key, old) then redis.call('DEL', sessions .. old) end
+  end
   redis.call('ZREMRANGEBYRANK', history_key, 0, -(HISTORY_CAP + 1))
   local left = redis.call('PTTL', history_key)
   if left < tonumber(kept) then redis.call('PEXPIRE', history_key, kept) end
@@ -218,7 +223,7 @@ local function write_session(session_key, index_key, open_key, due_key, idle_key
     keep_open(session_key, idle_key, id, ttl, grace)
   end
   if device_call_key then redis.call('SET', device_call_key, id, 'PX', kept) end
-  list_session(history_key, id, began, kept)
+  list_session(history_key, idle_key, session_key, id, began, kept)
 end
 "
     )
@@ -338,7 +343,7 @@ if ARGV[8] then
   local session = ARGV[1] .. ':ses:' .. ARGV[8]
   redis.call('HSET', session, 'data', ARGV[9], 'version', 0)
   keep_open(session, KEYS[2], ARGV[8], ARGV[4], ARGV[7])
-  list_session(ARGV[10], ARGV[8], ARGV[11], tonumber(ARGV[4]) + tonumber(ARGV[7]))
+  list_session(ARGV[10], KEYS[2], session, ARGV[8], ARGV[11], tonumber(ARGV[4]) + tonumber(ARGV[7]))
   redis.call('SET', call_key, ARGV[8], 'PX', ARGV[4])
   return {ARGV[9], '0'}
 end

@@ -881,6 +881,20 @@ both_backends! {
         let listed: Vec<SessionId> = store.session_history(&number(ALICE)).await.unwrap().iter().map(id_of).collect();
         let newest: Vec<SessionId> = ids.iter().rev().take(HISTORY_CAP).cloned().collect();
         assert_eq!(listed, newest);
+        // The ended sessions that dropped out are gone; an open one stays.
+        for dropped in &ids[..5] {
+            assert_eq!(store.session(dropped).await.unwrap(), None);
+        }
+        assert!(store.session(&ids[5]).await.unwrap().is_some());
+        let open = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, None, at(base, 0));
+        store.put_session(&open, TTL).await.unwrap();
+        for i in 1..=HISTORY_CAP as u64 {
+            let mut session = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, None, at(base, i));
+            session.cancel(CancelReason::CallerHungUp, at(base, i)).unwrap();
+            store.put_session(&session, TTL).await.unwrap();
+        }
+        assert!(store.session(open.id()).await.unwrap().is_some(), "an open session is never dropped");
+        assert_eq!(store.session_history(&number(BOB)).await.unwrap().len(), HISTORY_CAP);
     };
 
     a_forwarded_call_no_report_announced_is_listed => |backend: Backend| async move {
