@@ -43,6 +43,9 @@ pub struct Config {
     /// `SESSION_TTL_SECS`: a session lives this long after its last change.
     /// Default 120 s.
     pub session_ttl: Duration,
+    /// `HISTORY_TTL_SECS`: how long an ended session stays listed (and
+    /// readable). Default 86400 s, 1 to 2592000 (30 days).
+    pub history_ttl: Duration,
     /// `NOTIFY_TIMEOUT_MS`: per-notification deadline before the instruction
     /// goes out anyway. Default 2000 ms.
     pub notify_timeout: Duration,
@@ -182,6 +185,7 @@ struct RawVars {
     webhook_secret: Option<String>,
     default_region: Option<String>,
     session_ttl_secs: Option<String>,
+    history_ttl_secs: Option<String>,
     notify_timeout_ms: Option<String>,
     forward_timeout_secs: Option<String>,
     subscribers_file: Option<String>,
@@ -307,6 +311,14 @@ impl Config {
         };
         let session_ttl =
             Duration::from_secs(positive("SESSION_TTL_SECS", raw.session_ttl_secs, 120)?);
+        let history_ttl =
+            Duration::from_secs(positive("HISTORY_TTL_SECS", raw.history_ttl_secs, 86_400)?);
+        if history_ttl > MAX_HISTORY_TTL {
+            return Err(ConfigError::new(
+                "HISTORY_TTL_SECS",
+                format!("must be at most {}", MAX_HISTORY_TTL.as_secs()),
+            ));
+        }
         let notify_timeout =
             Duration::from_millis(positive("NOTIFY_TIMEOUT_MS", raw.notify_timeout_ms, 2000)?);
         if notify_timeout > MAX_NOTIFY_TIMEOUT {
@@ -378,6 +390,7 @@ impl Config {
             webhook_secret,
             default_region,
             session_ttl,
+            history_ttl,
             notify_timeout,
             forward_timeout,
             subscribers_file: raw.subscribers_file.map(PathBuf::from),
@@ -403,6 +416,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "WEBHOOK_SECRET",
     "DEFAULT_REGION",
     "SESSION_TTL_SECS",
+    "HISTORY_TTL_SECS",
     "NOTIFY_TIMEOUT_MS",
     "FORWARD_TIMEOUT_SECS",
     "SUBSCRIBERS_FILE",
@@ -416,6 +430,9 @@ const KNOWN_VARIABLES: &[&str] = &[
     "FLY_APP_NAME",
     "HEROKU_APP_DEFAULT_DOMAIN_NAME",
 ];
+
+/// The longest `HISTORY_TTL_SECS`: 30 days.
+const MAX_HISTORY_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 /// The shortest `ADMIN_TOKEN` accepted: a short one is guessed (§15).
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -495,6 +512,7 @@ mod tests {
         assert_eq!(c.redis_key_prefix, "ringrelay");
         assert_eq!(c.default_region, Region::default());
         assert_eq!(c.session_ttl, Duration::from_secs(120));
+        assert_eq!(c.history_ttl, Duration::from_secs(86_400));
         assert_eq!(c.forward_timeout, Duration::from_secs(30));
         assert_eq!(c.notify_timeout, Duration::from_millis(2000));
         assert_eq!(c.log_format, LogFormat::Text);
@@ -580,6 +598,8 @@ mod tests {
             ("FORWARD_TIMEOUT_SECS", "601", "at most 600"),
             ("SESSION_TTL_SECS", "-5", "greater than 0"),
             ("SESSION_TTL_SECS", "2m", "greater than 0"),
+            ("HISTORY_TTL_SECS", "0", "greater than 0"),
+            ("HISTORY_TTL_SECS", "2592001", "at most 2592000"),
             ("NOTIFY_TIMEOUT_MS", "0", "greater than 0"),
             ("NOTIFY_TIMEOUT_MS", "-100", "greater than 0"),
             ("PUBLIC_BASE_URL", "relay.example.com", "absolute URL"),

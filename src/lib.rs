@@ -5,6 +5,7 @@
 //! the carrier forwards to a CPaaS number with markup that dials the chosen
 //! destination. See README.md for the whole flow.
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -12,6 +13,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod listing;
 pub mod metrics;
 pub mod notify;
 pub mod providers;

@@ -15,7 +15,7 @@ use crate::domain::credentials::{
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::Timestamp;
 use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
-use crate::store::{LastKnownSubscribers, Store, StoreError, SubscriberRecord};
+use crate::store::{LastKnownSubscribers, Store, StoreError, SubscriberRecord, WindowCount};
 
 #[derive(Clone)]
 pub struct Registry {
@@ -91,6 +91,21 @@ impl Registry {
         Ok(self.store.subscriber(number).await?.map(|r| r.subscriber))
     }
 
+    /// Up to `limit` subscribers after `after`, in number order.
+    pub async fn list(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        Ok(self
+            .store
+            .list_subscribers(after, limit)
+            .await?
+            .into_iter()
+            .map(|r| r.subscriber)
+            .collect())
+    }
+
     /// Sets (or with `None` ends) the do-not-disturb of subscriber `number`;
     /// `None` when there is no such subscriber.
     pub async fn set_dnd(
@@ -112,6 +127,21 @@ impl Registry {
         let removed = self.store.delete_subscriber(number).await?;
         self.last_known.forget(number);
         Ok(removed)
+    }
+
+    /// Answers when the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// Counts one failed credential check by `client` in a window of
+    /// `window`, shared by every instance on the store.
+    pub async fn count_failed_check(
+        &self,
+        client: std::net::IpAddr,
+        window: std::time::Duration,
+    ) -> Result<WindowCount, StoreError> {
+        self.store.hit(&format!("guess:{client}"), window).await
     }
 
     /// Whom `token` belongs to, with the owner's subscriber; `None` for an

@@ -13,10 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
+use crate::admin::AdminService;
 use crate::config::Config;
 use crate::domain::subscriber::SpecRules;
 use crate::flow::{CallFlow, FlowSettings};
-use crate::http::{self, error::render_framework_error, state::AppState};
+use crate::http::state::{AppState, EdgeSettings};
+use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
@@ -98,6 +100,20 @@ impl Application {
                 }
             });
         }
+        // Subscribers written before the listing index existed join it; in
+        // the background, a store that is down must not hold up the start.
+        {
+            let store = store.clone();
+            tokio::spawn(async move {
+                match store.index_subscribers().await {
+                    Ok(count) => tracing::debug!(count, "subscribers indexed for listing"),
+                    Err(err) => tracing::warn!(
+                        error = format!("{err:#}"),
+                        "could not index the subscribers for listing; they are indexed when written"
+                    ),
+                }
+            });
+        }
         let registry = Registry::new(
             store.clone(),
             SpecRules {
@@ -121,7 +137,7 @@ impl Application {
             None => EventBus::in_process(),
             Some(url) => EventBus::redis(url.expose_secret(), &config.redis_key_prefix).await?,
         };
-        let flow = CallFlow::new(
+        let flow = Arc::new(CallFlow::new(
             store.clone(),
             last_known,
             webhooks,
@@ -136,11 +152,12 @@ impl Application {
                 session_ttl: config
                     .session_ttl
                     .max(config.forward_timeout + 4 * crate::flow::SWEEP_INTERVAL),
+                history_ttl: config.history_ttl,
                 forward_timeout: config.forward_timeout,
                 can_answer_forwarded_calls: config.providers.any_provider_configured(),
                 clock: config.clock.clone(),
             },
-        );
+        ));
         if let Some(path) = &config.subscribers_file {
             let count = registry.load_file(path).await.context("SUBSCRIBERS_FILE")?;
             tracing::info!(count, file = %path.display(), "subscribers loaded");
@@ -164,8 +181,8 @@ impl Application {
         );
 
         let state = web::Data::new(AppState {
-            config,
-            store,
+            settings: EdgeSettings::from_config(&config),
+            admin: AdminService::new(registry.clone(), flow.clone()),
             registry,
             flow,
             metrics,

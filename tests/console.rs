@@ -430,7 +430,6 @@ async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
 }
 
 #[tokio::test]
-#[ignore = "needs GET /v1/subscribers, GET /v1/sessions and GET /v1/events (issue 15's list APIs)"]
 async fn the_admin_lists_subscribers_and_watches_a_call_live() {
     let app = spawn_app().await;
     let registered = pick_subscriber(&app).await;

@@ -539,6 +539,16 @@ impl Session {
         self.state.is_over()
     }
 
+    /// When the call began, in ms since the epoch: the ring report, or the
+    /// forwarded call for one no report announced. Lists of sessions are
+    /// ordered by it (then by id); it never changes.
+    pub fn began_at_millis(&self) -> i64 {
+        self.timeline
+            .reported_at
+            .or(self.timeline.forwarded_at)
+            .map_or(0, Timestamp::unix_millis)
+    }
+
     /// The store's write count when this copy was read.
     pub fn version(&self) -> u64 {
         self.version

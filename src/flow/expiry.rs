@@ -53,7 +53,9 @@ impl CallFlow {
 
     /// How long a session in `state` lives after a change.
     pub(super) fn lifetime_in(&self, state: SessionState) -> Duration {
-        if state == SessionState::Forwarded {
+        if state.is_over() {
+            self.settings.history_ttl.max(self.settings.session_ttl)
+        } else if state == SessionState::Forwarded {
             self.settings.session_ttl + LONGEST_VOICEMAIL
         } else {
             self.settings.session_ttl

@@ -34,7 +34,7 @@ pub use self::callback::CallbackQuery;
 pub use self::expiry::SWEEP_INTERVAL;
 pub use self::offers::Answerer;
 pub use self::ring::{RingOutcome, RingReport};
-pub use self::sessions::DeviceEvent;
+pub use self::sessions::{DeviceEvent, SessionFilter};
 
 /// How often `update` reads again when another writer got there first.
 const UPDATE_ATTEMPTS: usize = 8;
@@ -58,6 +58,8 @@ pub struct FlowSettings {
     pub public_base_url: PublicBaseUrl,
     pub region: Region,
     pub session_ttl: Duration,
+    /// How long an ended session is kept, listed (`HISTORY_TTL_SECS`).
+    pub history_ttl: Duration,
     /// How long a session told to reject waits for its forwarded call.
     pub forward_timeout: Duration,
     /// Whether any provider's routes can answer a forwarded call; without
@@ -198,19 +200,18 @@ impl CallFlow {
             .iter()
             .filter(|d| Some(&d.id) != except)
             .collect();
+        // One message reaches every stream of the subscriber (but the
+        // excepted destination's) and the admin's streams.
         match except {
-            // One message reaches every stream of the subscriber.
             None => {
                 self.bus
                     .publish_event(&subscriber.number, None, &event)
                     .await
             }
-            Some(_) => {
-                futures_util::future::join_all(others.iter().map(|d| {
-                    self.bus
-                        .publish_event(&subscriber.number, Some(&d.id), &event)
-                }))
-                .await;
+            Some(except) => {
+                self.bus
+                    .publish_event_except(&subscriber.number, except, &event)
+                    .await
             }
         }
         let mut urls: Vec<&Url> = others

@@ -79,7 +79,7 @@ impl CallFlow {
         .with_offers(offers, wait_until);
         if let SessionCreated::Existing(existing) = self
             .store
-            .create_session(&session, self.settings.session_ttl)
+            .create_session(&session, self.lifetime(&session))
             .await?
         {
             // A retried report: the same session, as it stands now.

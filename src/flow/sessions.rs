@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::broadcast;
 
 use super::{CallFlow, FlowError};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{CancelReason, Instruction, Session, SessionId};
+use crate::domain::session::{CancelReason, Instruction, Session, SessionId, SessionState};
 use crate::domain::subscriber::Subscriber;
+use crate::listing::{Page, SessionCursor};
+use crate::store::StoreError;
 
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -21,7 +24,77 @@ pub enum DeviceEvent {
     Rejected,
 }
 
+/// Which sessions a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub subscriber: Option<PhoneNumber>,
+    pub state: Option<SessionState>,
+}
+
+/// How many histories a list of every subscriber's sessions reads at once.
+const HISTORY_READS_AT_ONCE: usize = 16;
+/// How many subscribers one read of the subscriber index takes.
+const SUBSCRIBERS_PER_READ: usize = 500;
+
 impl CallFlow {
+    /// Any session (the admin's view).
+    pub async fn session(&self, id: &SessionId) -> Result<Session, FlowError> {
+        self.store
+            .session(id)
+            .await?
+            .ok_or(FlowError::SessionNotFound)
+    }
+
+    /// A page of sessions, newest first (by when they began, then by id):
+    /// the sessions of `filter.subscriber`, or of every subscriber, in
+    /// `filter.state` when given, after `after`.
+    pub async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        after: Option<&SessionCursor>,
+        limit: usize,
+    ) -> Result<Page<Session, SessionCursor>, FlowError> {
+        let subscribers = match &filter.subscriber {
+            Some(number) => vec![number.clone()],
+            None => self.every_subscriber().await?,
+        };
+        let histories: Vec<Vec<Session>> = futures_util::stream::iter(subscribers)
+            .map(|number| async move { self.store.session_history(&number).await })
+            .buffer_unordered(HISTORY_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut items: Vec<Session> = histories
+            .into_iter()
+            .flatten()
+            .filter(|s| filter.state.is_none_or(|state| s.state() == state))
+            .filter(|s| after.is_none_or(|c| c.precedes(s)))
+            .collect();
+        items.sort_unstable_by(|a, b| {
+            (b.began_at_millis(), b.id().as_str()).cmp(&(a.began_at_millis(), a.id().as_str()))
+        });
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            SessionCursor::of(&items[limit - 1])
+        });
+        Ok(Page { items, next })
+    }
+
+    /// Every subscriber's number, a store page at a time.
+    async fn every_subscriber(&self) -> Result<Vec<PhoneNumber>, StoreError> {
+        let mut numbers: Vec<PhoneNumber> = Vec::new();
+        loop {
+            let page = self
+                .store
+                .list_subscribers(numbers.last(), SUBSCRIBERS_PER_READ)
+                .await?;
+            let full = page.len() == SUBSCRIBERS_PER_READ;
+            numbers.extend(page.into_iter().map(|r| r.subscriber.number));
+            if !full {
+                return Ok(numbers);
+            }
+        }
+    }
+
     /// A session of `subscriber`; other subscribers' sessions are not found.
     pub async fn session_of(
         &self,

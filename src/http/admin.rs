@@ -9,7 +9,6 @@ use super::auth::AdminAuth;
 use super::error::{ApiError, doc};
 use super::json::parse_json_body;
 use super::state::AppState;
-use crate::domain::credentials::TokenPolicy;
 use crate::domain::forwarding::ForwardingCodes;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::{DestinationId, FieldError, Subscriber, SubscriberSpec};
@@ -87,30 +86,10 @@ pub async fn put_subscriber(
 ) -> Result<HttpResponse, ApiError> {
     let number = path_number(&state, &number)?;
     let spec: SubscriberSpec = parse_json_body(&body)?;
-    let policy = if query.rotate_tokens {
-        TokenPolicy::Rotate
-    } else {
-        TokenPolicy::KeepExisting
-    };
-    let rotated = matches!(policy, TokenPolicy::Rotate);
-    let registration = state.registry.register(number, spec, policy).await?;
-    if rotated {
-        // Capabilities handed out before (accept_url / decline_url of calls
-        // still ringing) stop working with the tokens.
-        state
-            .flow
-            .revoke_capabilities(&registration.subscriber.number)
-            .await;
-    }
-    if rotated || !registration.created {
-        // Old tokens or destinations may be gone: open streams must
-        // authenticate again.
-        state
-            .flow
-            .bus()
-            .credentials_changed(&registration.subscriber.number)
-            .await;
-    }
+    let registration = state
+        .admin
+        .put_subscriber(number, spec, query.rotate_tokens)
+        .await?;
     let subscriber = &registration.subscriber;
     let response = PutResponse {
         subscriber,
@@ -201,21 +180,14 @@ pub async fn delete_subscriber(
     number: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let number = path_number(&state, &number)?;
-    let subscriber = state
-        .registry
-        .subscriber(&number)
-        .await?
-        .ok_or_else(|| no_subscriber(&number))?;
-    if !state.registry.remove(&number).await? {
+    if !state.admin.delete_subscriber(&number).await? {
         return Err(no_subscriber(&number));
     }
-    state.flow.subscriber_removed(&subscriber).await;
-    state.flow.bus().credentials_changed(&number).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
 fn path_number(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw, state.config.default_region)
+    PhoneNumber::parse(raw, state.settings.default_region)
         .map_err(|e| FieldError::new("number", format!("{e}: {raw:?}")).into())
 }
 

@@ -42,7 +42,7 @@ impl FromRequest for AdminAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(app_state(req).and_then(|state| {
-            if state.config.admin_token.is_none() {
+            if state.settings.admin_token.is_none() {
                 return Err(ApiError::NotConfigured("ADMIN_TOKEN"));
             }
             let presented = bearer_token(req).ok_or(ApiError::Unauthorized)?;
@@ -58,7 +58,7 @@ impl FromRequest for AdminAuth {
 /// Whether `presented` is `ADMIN_TOKEN`; 503 when none is configured.
 fn is_admin_token(state: &AppState, presented: &str) -> Result<bool, ApiError> {
     let expected = state
-        .config
+        .settings
         .admin_token
         .as_ref()
         .ok_or(ApiError::NotConfigured("ADMIN_TOKEN"))?;
@@ -141,7 +141,7 @@ impl FromRequest for SessionReader {
             let state = app_state(&req)?;
             let token = bearer_token(&req).ok_or(ApiError::Unauthorized)?;
             // An unset admin token only means the admin cannot read here.
-            if state.config.admin_token.is_some() && is_admin_token(&state, token)? {
+            if state.settings.admin_token.is_some() && is_admin_token(&state, token)? {
                 return Ok(SessionReader::Admin);
             }
             let (owner, _) = token_owner(&req).await?;

@@ -2,6 +2,7 @@
 //! declining a call, by destination token or by the capability URLs of
 //! `call.ringing`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
@@ -18,7 +19,7 @@ use crate::domain::credentials::TokenOwner;
 use crate::domain::session::{OfferResponse, SessionId, SessionState};
 use crate::domain::subscriber::DestinationId;
 use crate::flow::Answerer;
-use crate::notify::bus::StreamLimits;
+use crate::notify::bus::StreamEvent;
 
 /// Comments at least this often keep proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -66,10 +67,7 @@ pub async fn events(
             "this token belongs to another destination".into(),
         ));
     }
-    let limits = StreamLimits {
-        per_instance: state.config.max_streams,
-        per_destination: state.config.max_streams_per_destination,
-    };
+    let limits = state.settings.stream_limits;
     let receiver = state
         .flow
         .bus()
@@ -83,6 +81,16 @@ pub async fn events(
             retry_after: STREAM_RETRY_AFTER,
         })?;
     tracing::info!(subscriber = %destination.subscriber.number, destination = %destination.destination, "live stream opened");
+    Ok(live_stream(receiver, &state))
+}
+
+/// A live stream's response: each event as `event:` (its type) and `data:`
+/// (its JSON), keep-alive comments, a comment when events were missed;
+/// ends when the service shuts down (clients reconnect, maybe elsewhere).
+pub(super) fn live_stream(
+    receiver: broadcast::Receiver<Arc<StreamEvent>>,
+    state: &AppState,
+) -> impl Responder + use<> {
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {
             Ok(event) => {
@@ -95,14 +103,13 @@ pub async fn events(
         };
         Some((event, receiver))
     });
-    // Shutdown ends the stream; clients reconnect to another instance.
     let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
-    Ok(sse::Sse::from_infallible_stream(stream).with_keep_alive(KEEP_ALIVE))
+    sse::Sse::from_infallible_stream(stream).with_keep_alive(KEEP_ALIVE)
 }
 
 /// When a client refused a stream should try again: streams end when their
 /// clients go, so a place frees up soon.
-const STREAM_RETRY_AFTER: Duration = Duration::from_secs(5);
+pub(super) const STREAM_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

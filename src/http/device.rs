@@ -80,7 +80,7 @@ pub async fn ring(
         );
     }
     let report = RingReport {
-        caller: Caller::parse(body.caller.as_deref(), state.config.default_region),
+        caller: Caller::parse(body.caller.as_deref(), state.settings.default_region),
         device_call_id: body.device_call_id,
     };
     let outcome = state.flow.ring(&device.subscriber, report).await?;

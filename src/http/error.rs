@@ -433,6 +433,22 @@ pub mod doc {
                 ("path", FieldError::new("number", "is not a phone number: \"abc\"").into()),
             ],
         );
+        /// 422 on a list route: a query parameter breaks a rule.
+        InvalidListQuery => error_response(
+            "A query parameter breaks a rule; the message starts with its name.",
+            &[
+                ("limit", FieldError::new("limit", "must be a whole number from 1 to 200, got \"500\"").into()),
+                ("cursor", FieldError::new("cursor", "is not a cursor this service handed out: \"abc\"").into()),
+                ("state", FieldError::new("state", "must be one of ringing, notified, instructed, forwarded, connected, voicemail, missed, cancelled, expired, got \"done\"").into()),
+            ],
+        );
+        /// 403: a device or destination token listing another subscriber's sessions.
+        OtherSubscriber => error_response(
+            "A device or destination token names another subscriber in `subscriber`.",
+            &[("forbidden", ApiError::Forbidden(
+                "this token lists only its own subscriber's sessions".into(),
+            ))],
+        );
         /// 429: as many live streams are open as allowed.
         TooManyStreams => error_response(
             "This destination (or this instance) has as many live streams open as allowed; retry later.",

@@ -92,7 +92,7 @@ pub async fn limit_guessing(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let client = client_address(&req, state.config.trust_proxy);
+    let client = client_address(&req, state.settings.trust_proxy);
     if let Some(client) = client
         && let Some(retry_after) = state.guessers.blocked_for(client, Instant::now())
     {
@@ -103,7 +103,7 @@ pub async fn limit_guessing(
     let (Some(client), true) = (client, failed_check(&path, response.status())) else {
         return Ok(response.map_into_left_body());
     };
-    match state.store.hit(&format!("guess:{client}"), WINDOW).await {
+    match state.registry.count_failed_check(client, WINDOW).await {
         Ok(count) if count.hits > FAILURES_PER_MINUTE => {
             tracing::warn!(client = %client, failures = count.hits, "too many failed credential checks; blocking the client for a while");
             state

@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready: the store answers.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.ping().await?;
+    state.registry.ping().await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok"))

@@ -11,6 +11,7 @@ pub mod error;
 mod guessing;
 mod health;
 pub(crate) mod json;
+mod lists;
 mod openapi;
 mod providers;
 mod sessions;
@@ -38,6 +39,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .service(web::resource("/console").route(web::get().to(console::page)))
         .service(web::resource("/console/{file}").route(web::get().to(console::asset)))
+        .service(web::resource("/v1/subscribers").route(web::get().to(lists::list_subscribers)))
+        .service(web::resource("/v1/sessions").route(web::get().to(lists::list_sessions)))
+        .service(web::resource("/v1/events").route(web::get().to(lists::events)))
         .service(
             web::resource("/v1/subscribers/{number}")
                 .route(web::put().to(admin::put_subscriber))

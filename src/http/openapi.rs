@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, doc};
-use super::{admin, destinations, device, sessions};
+use super::{admin, destinations, device, lists, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,9 @@ use super::{admin, destinations, device, sessions};
             are read in the service's `DEFAULT_REGION`."
     ),
     paths(
+        lists::list_subscribers,
+        lists::list_sessions,
+        lists::events,
         admin::put_subscriber,
         admin::get_subscriber,
         admin::delete_subscriber,
@@ -48,6 +51,8 @@ use super::{admin, destinations, device, sessions};
             doc::SessionOver,
             doc::PayloadTooLarge,
             doc::InvalidField,
+            doc::InvalidListQuery,
+            doc::OtherSubscriber,
             doc::RateLimited,
             doc::TooManyStreams,
             doc::AdminUnavailable,
@@ -224,6 +229,24 @@ mod tests {
     /// Every documented route, its methods, the statuses each answers, and
     /// who may call it.
     const ROUTES: &[(&str, &str, &[u16], &[&str])] = &[
+        (
+            "/v1/subscribers",
+            "get",
+            &[200, 401, 422, 500, 503],
+            &["admin_token"],
+        ),
+        (
+            "/v1/sessions",
+            "get",
+            &[200, 401, 403, 422, 500, 503],
+            &["admin_token", "device_token", "destination_token"],
+        ),
+        (
+            "/v1/events",
+            "get",
+            &[200, 401, 429, 500, 503],
+            &["admin_token"],
+        ),
         (
             "/v1/subscribers/{number}",
             "put",
@@ -593,6 +616,29 @@ mod tests {
             assert_eq!(params["query:capability"]["required"], false, "{verb}");
         }
         assert!(parameters("/v1/destinations/{id}/events", "get").contains_key("path:id"));
+
+        for (path, names) in [
+            ("/v1/subscribers", &["limit", "cursor"][..]),
+            (
+                "/v1/sessions",
+                &["subscriber", "state", "limit", "cursor"][..],
+            ),
+        ] {
+            let params = parameters(path, "get");
+            for name in names {
+                assert_eq!(
+                    params[&format!("query:{name}")]["required"],
+                    false,
+                    "{path} {name}"
+                );
+            }
+            let limit = &params["query:limit"]["schema"];
+            assert_eq!(
+                (&limit["minimum"], &limit["maximum"], &limit["default"]),
+                (&json!(1), &json!(200), &json!(50)),
+                "{path}"
+            );
+        }
 
         // Every `{name}` of a path is a required path parameter, and back.
         for (path, method, ..) in ROUTES {

@@ -48,7 +48,7 @@ impl<P: Provider> FromRequest for SignedForm<P> {
             let state = app_state(&req)?;
             // Fail closed: without the credential nothing can be checked.
             let credential = P::VARIABLES[0];
-            if state.config.providers.get(credential).is_none() {
+            if state.settings.providers.get(credential).is_none() {
                 return Err(ApiError::NotConfigured(credential));
             }
             // Unsigned: refused before the body is read, so that unsigned
@@ -75,7 +75,7 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                 .uri()
                 .path_and_query()
                 .map_or(req.path(), |pq| pq.as_str());
-            let url = state.config.public_base_url.join(path_and_query);
+            let url = state.settings.public_base_url.join(path_and_query);
             let request = WebhookRequest {
                 method: req.method(),
                 url: &url,
@@ -83,7 +83,7 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                 body: &body,
                 received_at: Timestamp::now(),
             };
-            let params = P::verify(&state.config.providers, &request).map_err(|err| {
+            let params = P::verify(&state.settings.providers, &request).map_err(|err| {
                 tracing::warn!(provider = P::NAME, reason = %err, "refused a webhook with a bad signature");
                 ApiError::InvalidSignature
             })?;
@@ -98,11 +98,11 @@ impl<P: Provider> FromRequest for SignedForm<P> {
 fn markup<P: Provider>(state: &AppState, script: &CallScript) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(P::MARKUP_CONTENT_TYPE)
-        .body(P::render(&state.config.providers, script))
+        .body(P::render(&state.settings.providers, script))
 }
 
 async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) -> HttpResponse {
-    let region = state.config.default_region;
+    let region = state.settings.default_region;
     let Some(call) = P::inbound_call(&form.params, region) else {
         tracing::warn!(provider = P::NAME, "answer webhook without a call id");
         return markup::<P>(&state, &state.flow.unknown_call());
@@ -206,7 +206,7 @@ async fn status<P: Provider>(
     state: web::Data<AppState>,
     form: SignedForm<P>,
 ) -> HttpResponse {
-    let report = P::status_report(&form.params, state.config.default_region);
+    let report = P::status_report(&form.params, state.settings.default_region);
     let call_id = P::call_id(&form.params);
     tracing::info!(provider = P::NAME, call_sid = call_id.as_ref().map(CallSid::as_str), report = ?report, "call status");
     // Our own query, when the URL is one of ours; the number's status

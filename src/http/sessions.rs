@@ -15,7 +15,7 @@ use crate::domain::subscriber::{DestinationId, Mode};
 /// A session as the contract shows it: no capabilities, no internals.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Session)]
-struct SessionView<'a> {
+pub(super) struct SessionView<'a> {
     id: &'a SessionId,
     subscriber: &'a PhoneNumber,
     caller: &'a Caller,
@@ -98,11 +98,7 @@ pub async fn get_session(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_session_id(&id)?;
     let session = match reader {
-        SessionReader::Admin => state
-            .store
-            .session(&id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("no such session".into()))?,
+        SessionReader::Admin => state.flow.session(&id).await?,
         SessionReader::Subscriber(number) => state.flow.session_of(&number, &id).await?,
     };
     Ok(HttpResponse::Ok().json(SessionView::from(&session)))

@@ -41,10 +41,13 @@ pub struct StreamEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Message {
-    /// For one destination of a subscriber, or all of them.
+    /// For one destination of a subscriber, or all of them (but `except`),
+    /// and for the admin's streams.
     Event {
         subscriber: PhoneNumber,
         destination: Option<DestinationId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        except: Option<DestinationId>,
         event: StreamEvent,
     },
     SessionChanged {
@@ -59,6 +62,8 @@ enum Message {
 
 /// Events a stream may fall behind by before it misses some.
 const STREAM_BUFFER: usize = 64;
+/// Events the admin's streams (every subscriber's) may fall behind by.
+const ADMIN_STREAM_BUFFER: usize = 1024;
 /// Session pings the long-polls of one instance may fall behind by; a poll
 /// that falls behind reads its session again, so nothing is lost.
 const SESSION_BUFFER: usize = 1024;
@@ -112,6 +117,8 @@ type Streams = HashMap<(PhoneNumber, DestinationId), broadcast::Sender<Arc<Strea
 
 struct Local {
     streams: Mutex<Streams>,
+    /// The admin's streams: every event of every subscriber, once.
+    admin: broadcast::Sender<Arc<StreamEvent>>,
     sessions: broadcast::Sender<SessionId>,
 }
 
@@ -119,8 +126,19 @@ impl Local {
     fn new() -> Self {
         Self {
             streams: Mutex::new(HashMap::new()),
+            admin: broadcast::channel(ADMIN_STREAM_BUFFER).0,
             sessions: broadcast::channel(SESSION_BUFFER).0,
         }
+    }
+
+    /// Every live stream open on this instance: the destinations' and the
+    /// admin's. `streams` is the locked map (opening one holds the lock).
+    fn open_streams(&self, streams: &Streams) -> usize {
+        streams
+            .values()
+            .map(broadcast::Sender::receiver_count)
+            .sum::<usize>()
+            + self.admin.receiver_count()
     }
 
     fn dispatch(&self, message: Message) {
@@ -137,14 +155,20 @@ impl Local {
             Message::Event {
                 subscriber,
                 destination,
+                except,
                 event,
             } => {
                 let event = Arc::new(event);
+                // No receiver just means no admin is watching.
+                let _ = self.admin.send(event.clone());
                 let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
                 // Streams that closed since leave their sender behind: drop it here.
                 streams.retain(|_, sender| sender.receiver_count() > 0);
                 for ((number, id), sender) in streams.iter() {
-                    if *number == subscriber && destination.as_ref().is_none_or(|d| d == id) {
+                    if *number == subscriber
+                        && destination.as_ref().is_none_or(|d| d == id)
+                        && except.as_ref() != Some(id)
+                    {
                         let _ = sender.send(event.clone());
                     }
                 }
@@ -207,12 +231,55 @@ impl EventBus {
         self.publish(Message::Event {
             subscriber: subscriber.clone(),
             destination: destination.cloned(),
+            except: None,
             event: StreamEvent {
                 kind: event.kind().to_owned(),
                 json,
             },
         })
         .await;
+    }
+
+    /// Sends `event` to the live streams of every destination of
+    /// `subscriber` but `except`, on every instance. The admin's streams get
+    /// it once, as every event.
+    pub async fn publish_event_except(
+        &self,
+        subscriber: &PhoneNumber,
+        except: &DestinationId,
+        event: &Event,
+    ) {
+        let json = match serde_json::to_string(event) {
+            Ok(json) => json,
+            Err(err) => {
+                tracing::error!(error = %err, "could not encode an event");
+                return;
+            }
+        };
+        self.publish(Message::Event {
+            subscriber: subscriber.clone(),
+            destination: None,
+            except: Some(except.clone()),
+            event: StreamEvent {
+                kind: event.kind().to_owned(),
+                json,
+            },
+        })
+        .await;
+    }
+
+    /// Every event of every subscriber, from now on, for the admin's live
+    /// stream; counted against `limits.per_instance` with the destinations'
+    /// streams (the per-destination limit does not apply).
+    pub fn subscribe_admin_within(
+        &self,
+        limits: StreamLimits,
+    ) -> Result<broadcast::Receiver<Arc<StreamEvent>>, StreamLimitReached> {
+        let streams = self.local.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if self.local.open_streams(&streams) >= limits.per_instance {
+            return Err(StreamLimitReached::Instance);
+        }
+        Ok(self.local.admin.subscribe())
     }
 
     /// Wakes whoever waits on session `id`, on every instance.
@@ -249,11 +316,7 @@ impl EventBus {
         limits: StreamLimits,
     ) -> Result<broadcast::Receiver<Arc<StreamEvent>>, StreamLimitReached> {
         let mut streams = self.local.streams.lock().unwrap_or_else(|p| p.into_inner());
-        let open: usize = streams
-            .values()
-            .map(broadcast::Sender::receiver_count)
-            .sum();
-        if open >= limits.per_instance {
+        if self.local.open_streams(&streams) >= limits.per_instance {
             return Err(StreamLimitReached::Instance);
         }
         let sender = streams

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
+use super::{
+    HISTORY_CAP, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount,
+};
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
@@ -34,6 +36,9 @@ struct Inner {
     due: BTreeSet<(i64, SessionId)>,
     /// Every session that is not over, by the end of its lifetime.
     idle: BTreeSet<(Instant, SessionId)>,
+    /// Each subscriber's listed sessions, by when they began: at most
+    /// `HISTORY_CAP`.
+    history: HashMap<PhoneNumber, BTreeSet<(i64, SessionId)>>,
     device_calls: HashMap<(PhoneNumber, String), SessionId>,
     /// The session each forwarded call took, for retried webhooks.
     calls: HashMap<CallSid, SessionId>,
@@ -151,6 +156,22 @@ impl Inner {
                 session.id().clone(),
             );
         }
+        let listed = self
+            .history
+            .entry(session.subscriber().clone())
+            .or_default();
+        listed.insert((session.began_at_millis(), session.id().clone()));
+        let mut dropped = Vec::new();
+        while listed.len() > HISTORY_CAP {
+            dropped.extend(listed.pop_first().map(|(_, id)| id));
+        }
+        // An ended session that drops out of the history goes; one not over
+        // yet stays.
+        for id in dropped {
+            if self.sessions.get(&id).is_some_and(|s| s.view().is_over()) {
+                self.sessions.remove(&id);
+            }
+        }
         let mut stored = StoredSession {
             session: session.clone(),
             claim,
@@ -187,6 +208,10 @@ impl Inner {
         });
         self.due.retain(|(_, id)| sessions.contains_key(id));
         self.idle.retain(|(_, id)| sessions.contains_key(id));
+        self.history.retain(|_, listed| {
+            listed.retain(|(_, id)| sessions.contains_key(id));
+            !listed.is_empty()
+        });
         self.device_calls.retain(|_, id| sessions.contains_key(id));
         self.calls.retain(|_, id| sessions.contains_key(id));
         self.windows.retain(|_, (_, ends)| *ends > now);
@@ -232,6 +257,30 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn list_subscribers(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let inner = self.lock();
+        let mut numbers: Vec<&PhoneNumber> = inner
+            .subscribers
+            .keys()
+            .filter(|n| after.is_none_or(|a| n.as_str() > a.as_str()))
+            .collect();
+        numbers.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(numbers
+            .into_iter()
+            .take(limit)
+            .filter_map(|n| inner.subscribers.get(n).cloned())
+            .collect())
+    }
+
+    async fn index_subscribers(&self) -> Result<usize, StoreError> {
+        // The map is the index.
+        Ok(self.lock().subscribers.len())
     }
 
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
@@ -326,6 +375,21 @@ impl Store for MemoryStore {
             .filter(|(_, s)| s.deadline > now && s.session.subscriber() == subscriber)
             .filter(|(_, s)| !s.view().is_over())
             .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn session_history(&self, subscriber: &PhoneNumber) -> Result<Vec<Session>, StoreError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let Some(listed) = inner.history.get(subscriber) else {
+            return Ok(Vec::new());
+        };
+        Ok(listed
+            .iter()
+            .rev()
+            .filter_map(|(_, id)| inner.sessions.get(id))
+            .filter(|s| s.deadline > now)
+            .map(StoredSession::view)
             .collect())
     }
 

@@ -57,6 +57,20 @@ pub trait Store: Send + Sync + 'static {
     /// remembers at start, so that it can dial them while the store is down.
     async fn some_subscribers(&self, limit: usize) -> Result<Vec<SubscriberRecord>, StoreError>;
 
+    /// Up to `limit` subscribers, in number order (E.164 as text), starting
+    /// after `after` (from the first when `None`). Redis keeps a sorted
+    /// index, written with the subscriber in one step.
+    async fn list_subscribers(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<SubscriberRecord>, StoreError>;
+
+    /// Puts every stored subscriber into the index [`Store::list_subscribers`]
+    /// reads (subscribers written before the index existed are not in it);
+    /// returns how many it saw. Run once at start; idempotent.
+    async fn index_subscribers(&self) -> Result<usize, StoreError>;
+
     /// Removes a subscriber and its index entries. Returns whether it existed.
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError>;
 
@@ -104,6 +118,13 @@ pub trait Store: Send + Sync + 'static {
         session: &mut Session,
         ttl: Duration,
     ) -> Result<bool, StoreError>;
+
+    /// The sessions of `subscriber` still kept, newest first (by
+    /// [`Session::began_at_millis`], then by id, both descending): the open
+    /// ones, and ended ones until their record goes (the flow keeps an ended
+    /// session `HISTORY_TTL_SECS`). At most the newest [`HISTORY_CAP`]: a
+    /// write of a session lists it, and drops the oldest past the cap.
+    async fn session_history(&self, subscriber: &PhoneNumber) -> Result<Vec<Session>, StoreError>;
 
     /// The sessions of `subscriber` that are not over yet.
     async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError>;
@@ -166,6 +187,9 @@ pub trait Store: Send + Sync + 'static {
 /// matters when every instance is down at the time (it ends the session when
 /// one is back within the grace).
 pub const SWEEP_GRACE: Duration = Duration::from_secs(60);
+
+/// How many sessions of one subscriber [`Store::session_history`] keeps.
+pub const HISTORY_CAP: usize = 200;
 
 /// The outcome of [`Store::create_session`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,7 +35,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::connection::RetryOnce;
 use redis::{AsyncCommands as _, RedisError, Script};
 
-use super::{SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount};
+use super::{
+    HISTORY_CAP, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount,
+};
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
@@ -50,7 +52,7 @@ pub struct RedisStore {
     metrics: Option<Arc<Metrics>>,
 }
 
-/// KEYS: subscriber hash, new forwarding set.
+/// KEYS: subscriber hash, new forwarding set, the index of subscribers.
 /// ARGV: prefix, number, record JSON, forwarding number, token hashes
 /// (space-separated), then (hash, owner) pairs.
 static PUT_SUBSCRIBER: LazyLock<Script> = LazyLock::new(|| {
@@ -64,13 +66,14 @@ if old[2] then
 end
 redis.call('HSET', KEYS[1], 'record', ARGV[3], 'fwd', ARGV[4], 'tokens', ARGV[5])
 redis.call('SADD', KEYS[2], number)
+redis.call('ZADD', KEYS[3], 0, number)
 for i = 6, #ARGV, 2 do redis.call('SET', prefix .. ':tok:' .. ARGV[i], ARGV[i + 1]) end
 if old[1] then return 1 else return 0 end
 ",
     )
 });
 
-/// KEYS: subscriber hash. ARGV: prefix, number.
+/// KEYS: subscriber hash, the index of subscribers. ARGV: prefix, number.
 static DELETE_SUBSCRIBER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -82,6 +85,7 @@ if old[2] then
   for hash in string.gmatch(old[2], '%S+') do redis.call('DEL', prefix .. ':tok:' .. hash) end
 end
 redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], number)
 return 1
 ",
     )
@@ -107,13 +111,75 @@ return out
     )
 });
 
+/// KEYS: the index of subscribers. ARGV: prefix, the number to start after
+/// ('' from the first), how many.
+/// Returns the records, in number order. An index entry without a record
+/// (left by indexing at start while the subscriber was deleted) is dropped.
+static LIST_SUBSCRIBERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local from = '-'
+if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+local want = tonumber(ARGV[3])
+local out = {}
+while #out < want do
+  local numbers = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, want - #out)
+  if #numbers == 0 then break end
+  for _, number in ipairs(numbers) do
+    local record = redis.call('HGET', ARGV[1] .. ':sub:' .. number, 'record')
+    if record then out[#out + 1] = record else redis.call('ZREM', KEYS[1], number) end
+  end
+  from = '(' .. numbers[#numbers]
+end
+return out
+",
+    )
+});
+
+/// KEYS: a subscriber's history. ARGV: prefix.
+/// Returns {data, version, claim or '', …} of its listed sessions, newest
+/// first; entries whose session expired are dropped from the index.
+static SESSION_HISTORY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local out = {}
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  local s = redis.call('HMGET', ARGV[1] .. ':ses:' .. id, 'data', 'version', 'claim')
+  if s[1] then
+    out[#out + 1] = s[1]
+    out[#out + 1] = s[2] or ''
+    out[#out + 1] = s[3] or ''
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+",
+    )
+});
+
 /// Shared by the session-writing scripts: Redis's clock in ms, and how a
 /// session that is not over is kept: listed in `idle` until `ttl` from now,
 /// its record `grace` longer, so that the sweep can end it.
-const LIFETIME_LUA: &str = r"
+static LIFETIME_LUA: LazyLock<String> =
+    LazyLock::new(|| format!("local HISTORY_CAP = {HISTORY_CAP}\n{LIFETIME_LUA_BODY}"));
+const LIFETIME_LUA_BODY: &str = r"
 local function now_ms()
   local clock = redis.call('TIME')
   return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+end
+-- Lists a session in its subscriber's history (newest HISTORY_CAP kept),
+-- which lives at least as long as the session's record. An ended session
+-- that drops out goes (one not over yet, listed in idle, stays).
+local function list_session(history_key, idle_key, session_key, id, began, kept)
+  redis.call('ZADD', history_key, began, id)
+  local sessions = string.sub(session_key, 1, #session_key - #id)
+  for _, old in ipairs(redis.call('ZRANGE', history_key, 0, -(HISTORY_CAP + 1))) do
+    if not redis.call('ZSCORE', idle_key, old) then redis.call('DEL', sessions .. old) end
+  end
+  redis.call('ZREMRANGEBYRANK', history_key, 0, -(HISTORY_CAP + 1))
+  local left = redis.call('PTTL', history_key)
+  if left < tonumber(kept) then redis.call('PEXPIRE', history_key, kept) end
 end
 local function keep_open(session_key, idle_key, id, ttl, grace)
   redis.call('ZADD', idle_key, now_ms() + tonumber(ttl), id)
@@ -127,9 +193,10 @@ end
 /// its device-call key. Shared by the three scripts below.
 static WRITE_SESSION_LUA: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{LIFETIME_LUA}{}",
+        "{}{}",
+        *LIFETIME_LUA,
         r"
-local function write_session(session_key, index_key, open_key, due_key, idle_key, device_call_key, data, ttl, awaiting, id, instructed, over, grace)
+local function write_session(session_key, index_key, open_key, due_key, idle_key, history_key, device_call_key, data, ttl, awaiting, id, instructed, over, grace, began)
   if redis.call('EXISTS', session_key) == 1 then
     redis.call('HINCRBY', session_key, 'version', 1)
   else
@@ -156,15 +223,17 @@ local function write_session(session_key, index_key, open_key, due_key, idle_key
     keep_open(session_key, idle_key, id, ttl, grace)
   end
   if device_call_key then redis.call('SET', device_call_key, id, 'PX', kept) end
+  list_session(history_key, idle_key, session_key, id, began, kept)
 end
 "
     )
 });
 
 /// KEYS: session hash, matching index, open set, forward deadlines,
-/// lifetimes, device-call key (optional).
+/// lifetimes, the subscriber's history, device-call key (optional).
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, instruction time, '1' when it is over, grace in ms, prefix.
+/// session id, instruction time, '1' when it is over, grace in ms, when it
+/// began (ms), prefix.
 /// Returns nothing when written, or the earlier session's {data, claim}
 /// when the device-call key names a live one.
 static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
@@ -172,17 +241,17 @@ static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
         "{}{}",
         *WRITE_SESSION_LUA,
         r"
-if KEYS[6] then
-  local existing = redis.call('GET', KEYS[6])
+if KEYS[7] then
+  local existing = redis.call('GET', KEYS[7])
   -- The key naming this very session is this script's own earlier write
   -- (resent after the connection dropped): not a retried report.
   if existing == ARGV[4] then return false end
   if existing then
-    local old = redis.call('HMGET', ARGV[8] .. ':ses:' .. existing, 'data', 'version', 'claim')
+    local old = redis.call('HMGET', ARGV[9] .. ':ses:' .. existing, 'data', 'version', 'claim')
     if old[1] then return old end
   end
 end
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 1, 7))
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], unpack(ARGV, 1, 8))
 return false
 "
     ))
@@ -190,16 +259,16 @@ return false
 
 /// KEYS: as for creating one.
 /// ARGV: session JSON, TTL in ms, '1' when it awaits a forwarded call,
-/// session id, instruction time, '1' when it is over, grace in ms, the
-/// version the session was read at.
+/// session id, instruction time, '1' when it is over, grace in ms, when it
+/// began (ms), the version the session was read at.
 /// Returns 0, writing nothing, when the stored version differs.
 static UPDATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{}{}",
         *WRITE_SESSION_LUA,
         r"
-if redis.call('HGET', KEYS[1], 'version') ~= ARGV[8] then return 0 end
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 1, 7))
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[9] then return 0 end
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], unpack(ARGV, 1, 8))
 return 1
 "
     ))
@@ -211,7 +280,7 @@ static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
         "{}{}",
         *WRITE_SESSION_LUA,
         r"
-write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 1, 7))
+write_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], unpack(ARGV, 1, 8))
 return 1
 "
     ))
@@ -222,7 +291,8 @@ return 1
 /// ARGV: prefix, the earliest instruction time (ms) still claimable, claim
 /// JSON, TTL in ms, the call's id, the time (ms) after which the caller has
 /// given up waiting, grace in ms, then optionally the id and JSON of a
-/// session to store when none is found.
+/// session to store when none is found, its subscriber's history key and
+/// when it began (ms).
 /// Taking an entry out of its index is the claim: Redis runs one script at a
 /// time, so two webhooks can never take the same entry. The most recently
 /// instructed entry wins; one older than the cutoff is never claimed (its
@@ -231,7 +301,8 @@ return 1
 /// call gets the same session.
 static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{LIFETIME_LUA}{}",
+        "{}{}",
+        *LIFETIME_LUA,
         r"
 -- A claim that reaches Redis after its caller gave up (Redis was frozen)
 -- must not take a session nobody will dial.
@@ -272,6 +343,7 @@ if ARGV[8] then
   local session = ARGV[1] .. ':ses:' .. ARGV[8]
   redis.call('HSET', session, 'data', ARGV[9], 'version', 0)
   keep_open(session, KEYS[2], ARGV[8], ARGV[4], ARGV[7])
+  list_session(ARGV[10], KEYS[2], session, ARGV[8], ARGV[11], tonumber(ARGV[4]) + tonumber(ARGV[7]))
   redis.call('SET', call_key, ARGV[8], 'PX', ARGV[4])
   return {ARGV[9], '0'}
 end
@@ -298,7 +370,8 @@ return due
 /// Redis's clock): each is taken once, whichever instance asks.
 static TAKE_IDLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{LIFETIME_LUA}{}",
+        "{}{}",
+        *LIFETIME_LUA,
         r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, ARGV[2])
 local taken = {}
@@ -420,7 +493,8 @@ impl RedisStore {
             .key(self.awaiting_key(session.subscriber(), session.caller()))
             .key(self.key("open", session.subscriber().as_str()))
             .key(self.due_key())
-            .key(self.idle_key());
+            .key(self.idle_key())
+            .key(self.history_key(session.subscriber()));
         if let Some(call_id) = session.device_call_id() {
             invocation.key(self.key("dcid", &format!("{}:{call_id}", session.subscriber())));
         }
@@ -440,7 +514,8 @@ impl RedisStore {
                     .map_or(0, |t| t.unix_millis()),
             )
             .arg(if session.is_over() { "1" } else { "0" })
-            .arg(millis(SWEEP_GRACE));
+            .arg(millis(SWEEP_GRACE))
+            .arg(session.began_at_millis());
         Ok(())
     }
 
@@ -453,6 +528,16 @@ impl RedisStore {
     /// The sorted set of sessions not over yet, by the end of their lifetime.
     fn idle_key(&self) -> String {
         format!("{}:idle", self.prefix)
+    }
+
+    /// The sorted set of every subscriber's number (score 0: by number).
+    fn subscribers_key(&self) -> String {
+        format!("{}:subs", self.prefix)
+    }
+
+    /// The sorted set of a subscriber's listed sessions, by when they began.
+    fn history_key(&self, subscriber: &PhoneNumber) -> String {
+        self.key("hist", subscriber.as_str())
     }
 
     fn awaiting_key(&self, subscriber: &PhoneNumber, caller: &Caller) -> String {
@@ -577,6 +662,7 @@ impl Store for RedisStore {
         invocation
             .key(self.key("sub", subscriber.number.as_str()))
             .key(self.key("fwd", subscriber.forwarding_number.as_str()))
+            .key(self.subscribers_key())
             .arg(&self.prefix)
             .arg(subscriber.number.as_str())
             .arg(json)
@@ -643,9 +729,66 @@ impl Store for RedisStore {
         Ok(records)
     }
 
+    async fn list_subscribers(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let raw: Vec<String> = LIST_SUBSCRIBERS
+            .key(self.subscribers_key())
+            .arg(&self.prefix)
+            .arg(after.map_or("", PhoneNumber::as_str))
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("listing subscribers"))?;
+        raw.iter().map(|json| decode(json, "subscriber")).collect()
+    }
+
+    async fn index_subscribers(&self) -> Result<usize, StoreError> {
+        // SCAN, not KEYS: it never blocks Redis for long, whatever the count.
+        let pattern = format!("{}:sub:*", glob_escaped(&self.prefix));
+        let prefix = format!("{}:sub:", self.prefix);
+        let mut seen = 0;
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(self.failed("indexing subscribers"))?;
+            let numbers: Vec<&str> = batch
+                .iter()
+                .filter_map(|key| key.strip_prefix(&prefix))
+                .collect();
+            if !numbers.is_empty() {
+                // A subscriber deleted meanwhile leaves an entry without a
+                // record, which listing skips.
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(self.subscribers_key());
+                for number in &numbers {
+                    zadd.arg(0).arg(*number);
+                }
+                zadd.query_async::<()>(&mut self.conn())
+                    .await
+                    .map_err(self.failed("indexing subscribers"))?;
+            }
+            seen += numbers.len();
+            cursor = next;
+            if cursor == 0 {
+                return Ok(seen);
+            }
+        }
+    }
+
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
         let deleted: i64 = DELETE_SUBSCRIBER
             .key(self.key("sub", number.as_str()))
+            .key(self.subscribers_key())
             .arg(&self.prefix)
             .arg(number.as_str())
             .invoke_async(&mut self.conn())
@@ -741,6 +884,21 @@ impl Store for RedisStore {
             .collect())
     }
 
+    async fn session_history(&self, subscriber: &PhoneNumber) -> Result<Vec<Session>, StoreError> {
+        let raw: Vec<String> = SESSION_HISTORY
+            .key(self.history_key(subscriber))
+            .arg(&self.prefix)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("reading a history"))?;
+        raw.chunks_exact(3)
+            .map(|s| {
+                let present = |v: &String| (!v.is_empty()).then(|| v.clone());
+                decode_session(&s[0], present(&s[1]).as_deref(), present(&s[2]).as_deref())
+            })
+            .collect()
+    }
+
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let (data, version, claim): (Option<String>, Option<String>, Option<String>) =
             redis::cmd("HMGET")
@@ -784,7 +942,11 @@ impl Store for RedisStore {
             .arg(millis(SWEEP_GRACE));
         if let Some(session) = unreported {
             let json = serde_json::to_string(session).context("encoding a session")?;
-            invocation.arg(session.id().as_str()).arg(json);
+            invocation
+                .arg(session.id().as_str())
+                .arg(json)
+                .arg(self.history_key(session.subscriber()))
+                .arg(session.began_at_millis());
         }
         let claimed: Option<Vec<Option<String>>> = invocation
             .invoke_async(&mut self.conn())

@@ -8,6 +8,7 @@ mod calls;
 mod cpaas;
 mod health;
 mod helpers;
+mod lists;
 mod markup;
 mod operations;
 mod pick;

@@ -242,8 +242,8 @@ async fn stream_request(
     request.send().await.unwrap()
 }
 
-/// A destination's live stream, read event by event.
-struct EventStream {
+/// A live stream (a destination's, or the admin's), read event by event.
+pub(crate) struct EventStream {
     body: BoxStream<'static, reqwest::Result<Vec<u8>>>,
     buffer: Vec<u8>,
 }
@@ -254,6 +254,11 @@ impl EventStream {
     async fn open(app: &TestApp, destination: &str, token: &str) -> Self {
         let response = stream_request(app, destination, Some(token)).await;
         assert_eq!(response.status(), 200, "live stream of {destination}");
+        Self::from_response(response)
+    }
+
+    /// Reads an open stream's answer.
+    pub(crate) fn from_response(response: reqwest::Response) -> Self {
         let content_type = response
             .headers()
             .get("content-type")
@@ -274,7 +279,7 @@ impl EventStream {
 
     /// The next event, as (`event:` name, parsed `data:`); keep-alive
     /// comments are skipped. Fails the test if none arrives within 10 s.
-    async fn next_event(&mut self) -> (String, Value) {
+    pub(crate) async fn next_event(&mut self) -> (String, Value) {
         self.next_event_or_end()
             .await
             .expect("the live stream stays open")

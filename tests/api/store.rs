@@ -12,8 +12,8 @@ use ringrelay::domain::session::{
 };
 use ringrelay::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
 use ringrelay::store::{
-    MemoryStore, RedisStore, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord,
-    WindowCount,
+    HISTORY_CAP, MemoryStore, RedisStore, SWEEP_GRACE, SessionCreated, Store, StoreError,
+    SubscriberRecord, WindowCount,
 };
 use serde_json::json;
 
@@ -827,6 +827,88 @@ both_backends! {
         }
     };
 
+    subscribers_are_listed_in_number_order_a_page_at_a_time => |backend: Backend| async move {
+        let store = store_for(&backend);
+        for who in [CAROL, ALICE, BOB] {
+            store.put_subscriber(&record(who, SHARED_FWD, &["desk"])).await.unwrap();
+        }
+        let numbers = |records: Vec<SubscriberRecord>| -> Vec<String> {
+            records.into_iter().map(|r| r.subscriber.number.as_str().to_owned()).collect()
+        };
+        assert_eq!(numbers(store.list_subscribers(None, 10).await.unwrap()), [ALICE, BOB, CAROL]);
+        assert_eq!(numbers(store.list_subscribers(None, 2).await.unwrap()), [ALICE, BOB]);
+        assert_eq!(numbers(store.list_subscribers(Some(&number(BOB)), 2).await.unwrap()), [CAROL]);
+        assert_eq!(numbers(store.list_subscribers(Some(&number(CAROL)), 2).await.unwrap()), Vec::<String>::new());
+        // A replaced subscriber is listed once; a deleted one is not listed.
+        let replaced = record(ALICE, OTHER_FWD, &["pbx"]);
+        store.put_subscriber(&replaced).await.unwrap();
+        store.delete_subscriber(&number(BOB)).await.unwrap();
+        let listed = store.list_subscribers(None, 10).await.unwrap();
+        assert_eq!(listed, vec![replaced, store.subscriber(&number(CAROL)).await.unwrap().unwrap()]);
+    };
+
+    a_subscribers_history_lists_open_and_ended_sessions_newest_first => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let base = an_hour_ago();
+        let first = awaiting(ALICE, caller(CALLER_A), at(base, 1));
+        let mut second = awaiting(ALICE, caller(CALLER_B), at(base, 2));
+        let other = awaiting(BOB, caller(CALLER_A), at(base, 3));
+        for session in [&first, &second, &other] {
+            assert_eq!(store.create_session(session, TTL).await.unwrap(), SessionCreated::Created);
+        }
+        second.cancel(CancelReason::CallerHungUp, at(base, 4)).unwrap();
+        assert!(store.update_session(&mut second, TTL).await.unwrap());
+
+        let listed = store.session_history(&number(ALICE)).await.unwrap();
+        let ids: Vec<SessionId> = listed.iter().map(id_of).collect();
+        assert_eq!(ids, vec![id_of(&second), id_of(&first)]);
+        assert_eq!(listed[0].state(), SessionState::Cancelled);
+        assert_eq!(listed[0], store.session(second.id()).await.unwrap().unwrap(), "as read alone");
+        assert_eq!(store.session_history(&number(BOB)).await.unwrap().len(), 1);
+        assert_eq!(store.session_history(&number(CAROL)).await.unwrap(), vec![]);
+    };
+
+    a_history_keeps_the_newest_sessions_up_to_the_cap => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let base = an_hour_ago();
+        let mut ids = Vec::new();
+        for i in 0..HISTORY_CAP as u64 + 5 {
+            let mut session = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None, at(base, i));
+            session.cancel(CancelReason::CallerHungUp, at(base, i)).unwrap();
+            store.put_session(&session, TTL).await.unwrap();
+            ids.push(id_of(&session));
+        }
+        let listed: Vec<SessionId> = store.session_history(&number(ALICE)).await.unwrap().iter().map(id_of).collect();
+        let newest: Vec<SessionId> = ids.iter().rev().take(HISTORY_CAP).cloned().collect();
+        assert_eq!(listed, newest);
+        // The ended sessions that dropped out are gone; an open one stays.
+        for dropped in &ids[..5] {
+            assert_eq!(store.session(dropped).await.unwrap(), None);
+        }
+        assert!(store.session(&ids[5]).await.unwrap().is_some());
+        let open = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, None, at(base, 0));
+        store.put_session(&open, TTL).await.unwrap();
+        for i in 1..=HISTORY_CAP as u64 {
+            let mut session = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, None, at(base, i));
+            session.cancel(CancelReason::CallerHungUp, at(base, i)).unwrap();
+            store.put_session(&session, TTL).await.unwrap();
+        }
+        assert!(store.session(open.id()).await.unwrap().is_some(), "an open session is never dropped");
+        assert_eq!(store.session_history(&number(BOB)).await.unwrap().len(), HISTORY_CAP);
+    };
+
+    a_forwarded_call_no_report_announced_is_listed => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), Route::default(), claim("CAunreported"));
+        let stored = store
+            .claim_session(&[number(ALICE)], &caller(CALLER_A), &claim("CAunreported"), an_hour_ago(), Some(&unreported), TTL)
+            .await
+            .unwrap()
+            .unwrap();
+        let listed: Vec<SessionId> = store.session_history(&number(ALICE)).await.unwrap().iter().map(id_of).collect();
+        assert_eq!(listed, vec![id_of(&stored)]);
+    };
+
     hits_on_separate_keys_count_separately => |backend: Backend| async move {
         let store = store_for(&backend);
         let window = Duration::from_secs(60);
@@ -935,6 +1017,45 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
         keys.iter().all(|k| k.starts_with(&format!("{prefix}:"))),
         "{keys:?}"
     );
+}
+
+#[tokio::test]
+async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed() {
+    let backend = Backend::redis();
+    let redis = backend.test_redis();
+    let prefix = unique_prefix();
+    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    for who in [BOB, ALICE] {
+        store
+            .put_subscriber(&record(who, SHARED_FWD, &["desk"]))
+            .await
+            .unwrap();
+    }
+    // As an older version left them: no index; and an entry whose
+    // subscriber is gone.
+    let mut raw = redis.connection().await;
+    ::redis::cmd("DEL")
+        .arg(format!("{prefix}:subs"))
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(store.list_subscribers(None, 10).await.unwrap(), vec![]);
+    assert_eq!(store.index_subscribers().await.unwrap(), 2);
+    ::redis::cmd("ZADD")
+        .arg(format!("{prefix}:subs"))
+        .arg(0)
+        .arg("+12025550190")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let listed: Vec<PhoneNumber> = store
+        .list_subscribers(None, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.subscriber.number)
+        .collect();
+    assert_eq!(listed, vec![number(ALICE), number(BOB)]);
 }
 
 #[tokio::test]
