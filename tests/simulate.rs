@@ -1314,3 +1314,56 @@ async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_telnyx() 
 async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_signalwire() {
     a_call_the_carrier_never_forwards(Provider::SignalWire).await;
 }
+
+/// The caller rules that fixtures do not show, and a destination's own ring
+/// timeout, as whole calls on every provider.
+#[tokio::test]
+async fn caller_rules_and_a_destinations_ring_timeout_as_whole_calls() {
+    let scenario = |rule: &str| {
+        format!(
+            r#"
+caller = "+12025550302"
+
+[subscriber]
+forwarding_number = "+12025550100"
+destinations = [
+  {{id = "desk", kind = "phone", address = "+12025550201", ring_timeout_secs = 40}},
+]
+caller_rules = [{rule}]
+
+[destinations.desk]
+answer = "after 2s"
+"#
+        )
+    };
+    for provider in [
+        Provider::Twilio,
+        Provider::Plivo,
+        Provider::Telnyx,
+        Provider::SignalWire,
+    ] {
+        let run = |toml: String| async move {
+            let mut scenario: Scenario = toml.parse().unwrap();
+            scenario.provider = provider;
+            simulate::run(scenario, Options::default())
+                .await
+                .unwrap_or_else(|e| panic!("{provider:?}: {e}"))
+        };
+        let voicemail = run(scenario(r#"{match = "+1202555*", action = "voicemail"}"#)).await;
+        assert_call(&voicemail, Outcome::Voicemail, None);
+        let phone = run(scenario(r#"{match = "+12025550302", action = "phone"}"#)).await;
+        assert_eq!(phone.outcome, Outcome::Ignored, "{provider:?}");
+        assert!(phone.webhooks.iter().all(|w| w.kind != "call.ringing"));
+        // A rule for another caller: the desk rings, for its own 40 s.
+        let rings = run(scenario(r#"{match = "+1415*", action = "block"}"#)).await;
+        assert_call(&rings, Outcome::Connected, Some("desk"));
+        assert!(
+            rings
+                .timeline
+                .iter()
+                .any(|e| e.party == "service" && e.event.contains("timeout 40 s")),
+            "{provider:?}: {:?}",
+            rings.timeline
+        );
+    }
+}
