@@ -18,7 +18,7 @@ use ringrelay::providers::plivo::signature::{self as plivo_signature, Method};
 use ringrelay::providers::twilio::signature as twilio_signature;
 use ringrelay::providers::twiml::render::Dialect;
 use ringrelay::providers::{CallScript, Dial, DialTarget, Step, plivo, twiml};
-use ringrelay::store::{MemoryStore, Store, SubscriberRecord};
+use ringrelay::store::{MemoryStore, SessionStore as _, SubscriberRecord, SubscriberStore as _};
 use serde_json::json;
 
 fn us() -> Region {
@@ -333,7 +333,7 @@ fn memory_store(c: &mut Criterion) {
     // clock: the session map stays the size of a busy instance's instead of
     // growing with the iteration count. (A claim does not read subscribers,
     // so these stores need not hold them.)
-    group.bench_function("put_session_then_claim", |b| {
+    group.bench_function("create_session_then_claim", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let sessions: Vec<Session> =
                 (0..iters).map(|_| awaiting(&subscriber, &caller)).collect();
@@ -345,7 +345,7 @@ fn memory_store(c: &mut Criterion) {
                     let start = Instant::now();
                     for session in round {
                         store
-                            .put_session(black_box(session), TTL)
+                            .create_session(black_box(session), TTL)
                             .await
                             .expect("written");
                         let claimed = store
@@ -377,7 +377,7 @@ fn memory_store(c: &mut Criterion) {
     });
 
     let session = awaiting(&subscriber, &caller);
-    rt.block_on(store.put_session(&session, TTL))
+    rt.block_on(store.create_session(&session, TTL))
         .expect("written");
     let read = rt.block_on(store.session(session.id())).expect("answers");
     assert_eq!(read.map(|s| s.id().clone()), Some(session.id().clone()));

@@ -294,11 +294,13 @@ impl Config {
         let redis_key_prefix = raw.redis_key_prefix.unwrap_or_else(|| "ringrelay".into());
         if redis_key_prefix
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
+            // Braces would make a Redis Cluster hash tag of the prefix,
+            // putting every key in one slot.
+            .any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}')
         {
             return Err(ConfigError::new(
                 "REDIS_KEY_PREFIX",
-                "must not contain spaces or control characters",
+                "must not contain spaces, control characters or braces",
             ));
         }
         let webhook_secret = raw
@@ -614,6 +616,7 @@ mod tests {
             ("LOG_FORMAT", "yaml", "text or json"),
             ("RUST_LOG", "info,[", "log filter"),
             ("REDIS_KEY_PREFIX", "two words", "spaces"),
+            ("REDIS_KEY_PREFIX", "ring{relay}", "braces"),
             ("ADMIN_TOKEN", "a", "at least 16"),
             ("ADMIN_TOKEN", "fifteen-chars-x", "at least 16"),
             ("HOST", "999.1.1.1", "IP address"),

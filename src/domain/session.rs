@@ -23,14 +23,71 @@ pub struct SessionId(String);
 
 const SESSION_PREFIX: &str = "ses_";
 
+/// The characters of a session id after its prefix, in the order of their
+/// values (URL-safe base64).
+const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// One of [`Shard::COUNT`] groups of subscribers. A subscriber's sessions
+/// carry its shard in their id, so that a store can keep a subscriber's
+/// sessions, and the indexes over them, together (one Redis Cluster slot),
+/// and still find a session from its id alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard(u8);
+
+impl Shard {
+    pub const COUNT: u8 = 64;
+
+    /// The shard of a subscriber: FNV-1a of its number, so every instance
+    /// and every release agrees.
+    pub fn of(subscriber: &PhoneNumber) -> Self {
+        let hash = subscriber
+            .as_str()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        Self((hash % u64::from(Self::COUNT)) as u8)
+    }
+
+    pub fn all() -> impl Iterator<Item = Self> {
+        (0..Self::COUNT).map(Self)
+    }
+
+    pub fn index(self) -> u8 {
+        self.0
+    }
+}
+
 impl SessionId {
+    /// A fresh id for no session in particular (examples, placeholders).
     pub fn generate() -> Self {
-        use base64::Engine as _;
-        let bytes: [u8; 16] = rand::random();
-        Self(format!(
-            "{SESSION_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        ))
+        Self::generate_in(Shard(rand::random::<u8>() % Shard::COUNT))
+    }
+
+    /// A fresh id for a session of `subscriber`: its first character names
+    /// the subscriber's shard, the other 21 are random (126 bits).
+    pub fn generate_for(subscriber: &PhoneNumber) -> Self {
+        Self::generate_in(Shard::of(subscriber))
+    }
+
+    fn generate_in(shard: Shard) -> Self {
+        let mut id = String::with_capacity(SESSION_PREFIX.len() + 22);
+        id.push_str(SESSION_PREFIX);
+        id.push(char::from(ID_ALPHABET[usize::from(shard.0)]));
+        let random: [u8; 21] = rand::random();
+        id.extend(
+            random
+                .iter()
+                .map(|b| char::from(ID_ALPHABET[usize::from(b % 64)])),
+        );
+        Self(id)
+    }
+
+    /// The shard named by the id's first character.
+    pub fn shard(&self) -> Shard {
+        let first = self.0.as_bytes()[SESSION_PREFIX.len()];
+        let value = ID_ALPHABET.iter().position(|&c| c == first).unwrap_or(0);
+        Shard(value as u8)
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -425,7 +482,7 @@ impl Session {
         now: Timestamp,
     ) -> Self {
         Self {
-            id: SessionId::generate(),
+            id: SessionId::generate_for(&subscriber),
             subscriber,
             caller,
             state: SessionState::Ringing,
@@ -1050,6 +1107,41 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sessions_id_names_its_subscribers_shard() {
+        let alice =
+            PhoneNumber::parse("+14155550100", crate::domain::phone::Region::default()).unwrap();
+        let bob =
+            PhoneNumber::parse("+14155550101", crate::domain::phone::Region::default()).unwrap();
+        for _ in 0..100 {
+            let id = SessionId::generate_for(&alice);
+            assert_eq!(id.shard(), Shard::of(&alice));
+            assert_eq!(SessionId::parse(id.as_str()).unwrap(), id);
+        }
+        assert_ne!(
+            SessionId::generate_for(&alice),
+            SessionId::generate_for(&alice)
+        );
+        // Neighbouring numbers land in different shards (FNV spreads them).
+        assert_ne!(Shard::of(&alice), Shard::of(&bob));
+        let spread: std::collections::HashSet<Shard> = (0..1000)
+            .map(|n| {
+                Shard::of(
+                    &PhoneNumber::parse(
+                        &format!("+1415555{n:04}"),
+                        crate::domain::phone::Region::default(),
+                    )
+                    .unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spread.len(),
+            usize::from(Shard::COUNT),
+            "every shard is used"
+        );
+    }
 
     #[test]
     fn generated_ids_parse_and_differ() {

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    HISTORY_CAP, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord, WindowCount,
+    HISTORY_CAP, RateLimits, SWEEP_GRACE, SessionCreated, SessionStore, Store, StoreError,
+    SubscriberRecord, SubscriberStore, WindowCount,
 };
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
@@ -77,6 +78,18 @@ impl StoredSession {
 const SWEEP_EVERY_WRITES: u32 = 1024;
 
 impl MemoryStore {
+    /// Every subscriber forwarding to `forwarding_number`, by number.
+    fn forwarding_to(&self, forwarding_number: &PhoneNumber) -> Vec<SubscriberRecord> {
+        let inner = self.lock();
+        let Some(numbers) = inner.by_forwarding_number.get(forwarding_number) else {
+            return Vec::new();
+        };
+        numbers
+            .iter()
+            .filter_map(|n| inner.subscribers.get(n).cloned())
+            .collect()
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -223,7 +236,10 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+#[async_trait]
+impl SubscriberStore for MemoryStore {
     async fn put_subscriber(&self, record: &SubscriberRecord) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let number = &record.subscriber.number;
@@ -292,20 +308,6 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn subscribers_forwarding_to(
-        &self,
-        forwarding_number: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError> {
-        let inner = self.lock();
-        let Some(numbers) = inner.by_forwarding_number.get(forwarding_number) else {
-            return Ok(Vec::new());
-        };
-        Ok(numbers
-            .iter()
-            .filter_map(|n| inner.subscribers.get(n).cloned())
-            .collect())
-    }
-
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError> {
         Ok(self.lock().tokens.get(hash).cloned())
     }
@@ -318,9 +320,12 @@ impl Store for MemoryStore {
         if let Some(record) = forwarded_from.and_then(|n| self.lock().subscribers.get(n).cloned()) {
             return Ok(vec![record]);
         }
-        self.subscribers_forwarding_to(to).await
+        Ok(self.forwarding_to(to))
     }
+}
 
+#[async_trait]
+impl SessionStore for MemoryStore {
     async fn create_session(
         &self,
         session: &Session,
@@ -343,11 +348,6 @@ impl Store for MemoryStore {
         }
         inner.write_session(session, ttl, now);
         Ok(SessionCreated::Created)
-    }
-
-    async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError> {
-        self.lock().write_session(session, ttl, Instant::now());
-        Ok(())
     }
 
     async fn update_session(
@@ -518,7 +518,10 @@ impl Store for MemoryStore {
     async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
         Ok(self.lock().calls.get(call_sid).cloned())
     }
+}
 
+#[async_trait]
+impl RateLimits for MemoryStore {
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();

@@ -1,6 +1,8 @@
-//! Where subscribers, tokens and sessions live. One trait, two backends: the
-//! embedded in-memory store (one instance) and Redis (several instances
-//! sharing one server). Both pass one conformance suite (`tests/api/store.rs`).
+//! Where subscribers, tokens and sessions live. Three traits by concern
+//! ([`SubscriberStore`], [`SessionStore`], [`RateLimits`]), joined in
+//! [`Store`]; two backends: the embedded in-memory store (one instance) and
+//! Redis (several instances sharing one server, a Sentinel-managed primary
+//! or a Redis Cluster). Both pass one conformance suite (`tests/api/store.rs`).
 
 pub(crate) mod connection;
 mod last_known;
@@ -39,11 +41,18 @@ pub enum StoreError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Everything the service keeps, by concern. A backend is chosen once, at
+/// start ([`crate::startup`]); nothing else knows which.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SubscriberStore + SessionStore + RateLimits {
     /// Answers when the backend answers; `/readyz` uses it.
     async fn ping(&self) -> Result<(), StoreError>;
+}
 
+/// Subscribers, and the indexes that find them: by forwarding number, by
+/// token, in number order.
+#[async_trait]
+pub trait SubscriberStore: Send + Sync + 'static {
     /// Creates or replaces a subscriber, with its forwarding-number and token
     /// indexes, in one atomic step. Returns whether it replaced one.
     async fn put_subscriber(&self, record: &SubscriberRecord) -> Result<bool, StoreError>;
@@ -74,13 +83,6 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a subscriber and its index entries. Returns whether it existed.
     async fn delete_subscriber(&self, number: &PhoneNumber) -> Result<bool, StoreError>;
 
-    /// Every subscriber whose forwarding number is `forwarding_number`,
-    /// ordered by subscriber number.
-    async fn subscribers_forwarding_to(
-        &self,
-        forwarding_number: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError>;
-
     /// Whom the token with this hash was issued to, if anyone. The caller
     /// still checks it against the owner's current credentials.
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError>;
@@ -93,7 +95,12 @@ pub trait Store: Send + Sync + 'static {
         forwarded_from: Option<&PhoneNumber>,
         to: &PhoneNumber,
     ) -> Result<Vec<SubscriberRecord>, StoreError>;
+}
 
+/// Sessions, and the indexes over them: awaiting a forwarded call, open,
+/// due, idle, each subscriber's history.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
     /// Writes a new session that lives `ttl` from now, unless the phone
     /// already reported this call (same subscriber and `device_call_id`):
     /// then nothing is written and that session is returned.
@@ -103,16 +110,12 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<SessionCreated, StoreError>;
 
-    /// Writes a session that lives `ttl` from now, and keeps the matching
-    /// index in step: a session is listed there while it
-    /// [awaits a forwarded call](Session::awaits_forwarded_call) and no claim
-    /// took it.
-    async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StoreError>;
-
     /// Writes a session read earlier, unless someone wrote it (or a
     /// forwarded call claimed it) since: then nothing is written and the
     /// answer is `false`, and the caller reads it again and decides again.
-    /// Otherwise as [`Store::put_session`]; `session.version` moves on.
+    /// Otherwise the session lives `ttl` from now, is listed in the matching
+    /// index while it [awaits a forwarded call](Session::awaits_forwarded_call)
+    /// and no claim took it, and `session.version` moves on.
     async fn update_session(
         &self,
         session: &mut Session,
@@ -176,7 +179,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The session the forwarded call `call_sid` took, if any.
     async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError>;
+}
 
+/// Fixed-window counters for rate limits.
+#[async_trait]
+pub trait RateLimits: Send + Sync + 'static {
     /// Counts one hit on `key` in a fixed window of `window`; returns the
     /// hits so far in this window and the time until it resets.
     async fn hit(&self, key: &str, window: Duration) -> Result<WindowCount, StoreError>;

@@ -8,12 +8,12 @@ use ringrelay::domain::dial::CallSid;
 use ringrelay::domain::phone::{Caller, PhoneNumber, Region};
 use ringrelay::domain::rules::Route;
 use ringrelay::domain::session::{
-    CancelReason, Claim, Instruction, Session, SessionId, SessionState, Timestamp,
+    CancelReason, Claim, Instruction, Session, SessionId, SessionState, Shard, Timestamp,
 };
 use ringrelay::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
 use ringrelay::store::{
-    HISTORY_CAP, MemoryStore, RedisStore, SWEEP_GRACE, SessionCreated, Store, StoreError,
-    SubscriberRecord, WindowCount,
+    HISTORY_CAP, MemoryStore, RateLimits as _, RedisStore, SWEEP_GRACE, SessionCreated,
+    SessionStore as _, Store, StoreError, SubscriberRecord, SubscriberStore as _, WindowCount,
 };
 use serde_json::json;
 
@@ -27,6 +27,51 @@ fn store_for(backend: &Backend) -> Arc<dyn Store> {
             Arc::new(RedisStore::connect(&redis.url(), &unique_prefix()).unwrap())
         }
     }
+}
+
+/// The key prefix of the shard a session of `subscriber` lives in (see the
+/// key table in `src/store/redis.rs`).
+fn shard_keys(prefix: &str, subscriber: &str) -> String {
+    format!(
+        "{prefix}:{{s{:02}}}",
+        Shard::of(&number(subscriber)).index()
+    )
+}
+
+/// How long the record of session `id` of `subscriber` is kept still, in
+/// ms, on Redis's clock.
+async fn session_life_ms(
+    conn: &mut ::redis::aio::MultiplexedConnection,
+    prefix: &str,
+    subscriber: &str,
+    id: &SessionId,
+) -> i64 {
+    let shard = shard_keys(prefix, subscriber);
+    let ends: f64 = ::redis::cmd("ZSCORE")
+        .arg(format!("{shard}:gone"))
+        .arg(id.as_str())
+        .query_async(conn)
+        .await
+        .unwrap();
+    let (secs, micros): (i64, i64) = ::redis::cmd("TIME").query_async(conn).await.unwrap();
+    ends as i64 - (secs * 1000 + micros / 1000)
+}
+
+/// Writes a new session, as a ring report does.
+pub(crate) async fn create(store: &dyn Store, session: &Session, ttl: Duration) {
+    assert_eq!(
+        store.create_session(session, ttl).await.unwrap(),
+        SessionCreated::Created
+    );
+}
+
+/// The subscribers forwarding to `number`, as a forwarded call without
+/// `ForwardedFrom` finds them.
+async fn forwarding_to(store: &dyn Store, number: &PhoneNumber) -> Vec<SubscriberRecord> {
+    store
+        .candidates_for_forwarded_call(None, number)
+        .await
+        .unwrap()
 }
 
 fn number(s: &str) -> PhoneNumber {
@@ -198,8 +243,8 @@ both_backends! {
         let alice = record(ALICE, SHARED_FWD, &["desk"]);
         store.put_subscriber(&bob).await.unwrap();
         store.put_subscriber(&alice).await.unwrap();
-        assert_eq!(store.subscribers_forwarding_to(&number(SHARED_FWD)).await.unwrap(), vec![alice, bob]);
-        assert_eq!(store.subscribers_forwarding_to(&number(OTHER_FWD)).await.unwrap(), vec![]);
+        assert_eq!(forwarding_to(&*store, &number(SHARED_FWD)).await, vec![alice, bob]);
+        assert_eq!(forwarding_to(&*store, &number(OTHER_FWD)).await, vec![]);
     };
 
     changing_the_forwarding_number_moves_the_index => |backend: Backend| async move {
@@ -207,8 +252,8 @@ both_backends! {
         store.put_subscriber(&record(ALICE, SHARED_FWD, &["desk"])).await.unwrap();
         let moved = record(ALICE, OTHER_FWD, &["desk"]);
         store.put_subscriber(&moved).await.unwrap();
-        assert_eq!(store.subscribers_forwarding_to(&number(SHARED_FWD)).await.unwrap(), vec![]);
-        assert_eq!(store.subscribers_forwarding_to(&number(OTHER_FWD)).await.unwrap(), vec![moved]);
+        assert_eq!(forwarding_to(&*store, &number(SHARED_FWD)).await, vec![]);
+        assert_eq!(forwarding_to(&*store, &number(OTHER_FWD)).await, vec![moved]);
     };
 
     tokens_lead_to_their_owner => |backend: Backend| async move {
@@ -248,7 +293,7 @@ both_backends! {
         assert!(store.delete_subscriber(&number(ALICE)).await.unwrap());
         assert_eq!(store.subscriber(&number(ALICE)).await.unwrap(), None);
         assert_eq!(store.token_owner(&alice.credentials.device).await.unwrap(), None);
-        assert_eq!(store.subscribers_forwarding_to(&number(SHARED_FWD)).await.unwrap(), vec![bob.clone()]);
+        assert_eq!(forwarding_to(&*store, &number(SHARED_FWD)).await, vec![bob.clone()]);
         assert!(!store.delete_subscriber(&number(ALICE)).await.unwrap(), "a second delete finds nothing");
         assert_eq!(store.subscriber(&number(BOB)).await.unwrap(), Some(bob));
     };
@@ -256,11 +301,11 @@ both_backends! {
     sessions_read_back_equal_until_unknown => |backend: Backend| async move {
         let store = store_for(&backend);
         let mut session = Session::ringing(number(ALICE), Caller::Withheld, Mode::Pick, Some("call-1".into()), Timestamp::now());
-        store.put_session(&session, Duration::from_secs(60)).await.unwrap();
+        create(&*store, &session, Duration::from_secs(60)).await;
         assert_eq!(store.session(session.id()).await.unwrap(), Some(session.clone()));
 
         session.notified(Timestamp::now());
-        store.put_session(&session, Duration::from_secs(60)).await.unwrap();
+        assert!(store.update_session(&mut session, Duration::from_secs(60)).await.unwrap());
         assert_eq!(store.session(session.id()).await.unwrap().unwrap().state(), SessionState::Notified);
 
         let other = Session::ringing(number(ALICE), Caller::Withheld, Mode::Auto, None, Timestamp::now());
@@ -318,7 +363,7 @@ both_backends! {
         let mut session = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()), Timestamp::now());
         store.create_session(&session, TTL).await.unwrap();
         session.instruct(Instruction::Reject, Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
+        assert!(store.update_session(&mut session, TTL).await.unwrap());
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
         let retry = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, Some("call-1".into()), Timestamp::now());
 
@@ -351,7 +396,7 @@ both_backends! {
         let mut ignored = notified.clone();
         ignored.instruct(Instruction::Ignore, now);
         for (what, session) in [("ringing", &ringing), ("notified", &notified), ("told to ignore", &ignored)] {
-            store.put_session(session, TTL).await.unwrap();
+            create(&*store, session, TTL).await;
 
             let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
@@ -360,7 +405,7 @@ both_backends! {
 
         let mut rejected = notified.clone();
         rejected.instruct(Instruction::Reject, now);
-        store.put_session(&rejected, TTL).await.unwrap();
+        create(&*store, &rejected, TTL).await;
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
         assert_eq!(claimed.map(|s| id_of(&s)), Some(id_of(&rejected)), "told to reject is claimable");
@@ -370,7 +415,7 @@ both_backends! {
         let store = store_for(&backend);
         let mut session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
         session.apply_claim(claim("CA0"));
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
 
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
@@ -380,9 +425,9 @@ both_backends! {
     claim_session_finds_nothing_when_an_awaiting_session_moved_on => |backend: Backend| async move {
         let store = store_for(&backend);
         let mut session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
         session.cancel(CancelReason::CallerHungUp, Timestamp::now()).unwrap();
-        store.put_session(&session, TTL).await.unwrap();
+        assert!(store.update_session(&mut session, TTL).await.unwrap());
 
         let claimed = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
@@ -396,7 +441,7 @@ both_backends! {
         let newest = awaiting(ALICE, caller(CALLER_A), at(t0, 2));
         let oldest = awaiting(ALICE, caller(CALLER_A), t0);
         for session in [&middle, &newest, &oldest] {
-            store.put_session(session, TTL).await.unwrap();
+            create(&*store, session, TTL).await;
         }
 
         let mut taken = Vec::new();
@@ -414,7 +459,7 @@ both_backends! {
         let oldest = awaiting(ALICE, Caller::Withheld, t0);
         let newest = awaiting(ALICE, Caller::Withheld, at(t0, 2));
         for session in [&middle, &oldest, &newest] {
-            store.put_session(session, TTL).await.unwrap();
+            create(&*store, session, TTL).await;
         }
 
         let mut taken = Vec::new();
@@ -428,7 +473,7 @@ both_backends! {
     claim_session_finds_nothing_when_only_another_caller_awaits => |backend: Backend| async move {
         let store = store_for(&backend);
         let from_a = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&from_a, TTL).await.unwrap();
+        create(&*store, &from_a, TTL).await;
 
         let for_b = claim_for(&*store, &[ALICE], &caller(CALLER_B), "CA1").await;
         let for_withheld = claim_for(&*store, &[ALICE], &Caller::Withheld, "CA2").await;
@@ -442,7 +487,7 @@ both_backends! {
     claim_session_finds_nothing_for_a_numbered_caller_when_only_a_withheld_one_awaits => |backend: Backend| async move {
         let store = store_for(&backend);
         let withheld = awaiting(ALICE, Caller::Withheld, Timestamp::now());
-        store.put_session(&withheld, TTL).await.unwrap();
+        create(&*store, &withheld, TTL).await;
 
         let for_a = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await;
 
@@ -458,7 +503,7 @@ both_backends! {
         let alices = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
         let carols = awaiting(CAROL, caller(CALLER_A), at(t0, 2));
         for session in [&alices, &carols, &bobs] {
-            store.put_session(session, TTL).await.unwrap();
+            create(&*store, session, TTL).await;
         }
 
         let mut taken = Vec::new();
@@ -475,7 +520,7 @@ both_backends! {
         let store = store_for(&backend);
         let now = Timestamp::now();
         let overdue = awaiting(ALICE, caller(CALLER_A), now.before(Duration::from_secs(31)));
-        store.put_session(&overdue, TTL).await.unwrap();
+        create(&*store, &overdue, TTL).await;
         let the_claim = claim("CA1");
         let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), Route::default(), the_claim.clone());
         let cutoff = now.before(Duration::from_secs(30));
@@ -503,7 +548,7 @@ both_backends! {
         let other_caller = awaiting(ALICE, caller(CALLER_B), t0);
         let other_subscriber = awaiting(BOB, caller(CALLER_A), t0);
         for session in [&first, &second, &other_caller, &other_subscriber] {
-            store.put_session(session, TTL).await.unwrap();
+            create(&*store, session, TTL).await;
         }
 
         let listed = store.awaiting_sessions(&number(ALICE), &caller(CALLER_A)).await.unwrap();
@@ -522,7 +567,7 @@ both_backends! {
         let overdue_but_claimed = awaiting(CAROL, caller(CALLER_A), now.before(Duration::from_secs(33)));
         let in_time = awaiting(ALICE, caller(CALLER_B), now.before(Duration::from_secs(5)));
         for session in [&overdue_a, &overdue_b, &overdue_but_claimed, &in_time] {
-            one.put_session(session, TTL).await.unwrap();
+            create(&*one, session, TTL).await;
         }
         claim_for(&*one, &[CAROL], &caller(CALLER_A), "CA1").await.expect("claimed");
         let cutoff = now.before(Duration::from_secs(30));
@@ -550,10 +595,10 @@ both_backends! {
         let busy = ringing(CALLER_A);
         let claimed = awaiting(BOB, caller(CALLER_B), Timestamp::now());
         for session in [&idle, &ended, &busy, &claimed] {
-            one.put_session(session, short).await.unwrap();
+            create(&*one, session, short).await;
         }
         // A later write starts a new lifetime; so does a claim.
-        one.put_session(&busy, TTL).await.unwrap();
+        create(&*one, &busy, TTL).await;
         claim_for(&*one, &[BOB], &caller(CALLER_B), "CA1").await.expect("claimed");
 
         let mut taken = Vec::new();
@@ -600,7 +645,7 @@ both_backends! {
     session_for_call_names_the_session_a_call_claimed => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
         let sid = |s: &str| CallSid::parse(s).unwrap();
         assert_eq!(store.session_for_call(&sid("CA1")).await.unwrap(), None);
 
@@ -624,7 +669,7 @@ both_backends! {
         let alices = awaiting(ALICE, Caller::Withheld, at(t0, 1));
         let carols = awaiting(CAROL, Caller::Withheld, at(t0, 2));
         for session in [&carols, &bobs, &alices] {
-            store.put_session(session, TTL).await.unwrap();
+            create(&*store, session, TTL).await;
         }
 
         let mut taken = Vec::new();
@@ -638,7 +683,7 @@ both_backends! {
     a_claimed_session_reads_back_forwarded_with_the_call_sid => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
         let the_claim = claim("CA1");
 
         let claimed = store
@@ -657,7 +702,7 @@ both_backends! {
     a_claimed_session_is_not_claimed_again => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
         claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("the first claim takes it");
 
         let second = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA2").await;
@@ -667,15 +712,16 @@ both_backends! {
         assert_eq!(read.call_sid().map(CallSid::as_str), Some("CA1"), "the first claim stands");
     };
 
-    a_stale_write_does_not_undo_a_claim => |backend: Backend| async move {
+    a_stale_update_does_not_undo_a_claim => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
         let stale = store.session(session.id()).await.unwrap().unwrap();
         assert!(stale.awaits_forwarded_call(), "read before the claim");
         claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
 
-        store.put_session(&stale, TTL).await.unwrap();
+        let mut stale = stale;
+        assert!(!store.update_session(&mut stale, TTL).await.unwrap(), "the claim moved the version on");
 
         let again = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA2").await;
         assert_eq!(again, None, "the stale copy did not make it claimable again");
@@ -691,9 +737,9 @@ both_backends! {
     // call_sid replaced the first. Redis (ZADD by id, HSETNX) lists it once.
     a_session_written_twice_is_claimed_only_once => |backend: Backend| async move {
         let store = store_for(&backend);
-        let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
-        store.put_session(&session, TTL).await.unwrap();
+        let mut session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
+        create(&*store, &session, TTL).await;
+        assert!(store.update_session(&mut session, TTL).await.unwrap());
         claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
 
         let again = claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA2").await;
@@ -706,7 +752,7 @@ both_backends! {
     exactly_one_of_concurrent_claims_gets_the_session => |backend: Backend| async move {
         let instances = two_instances(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        instances[0].put_session(&session, TTL).await.unwrap();
+        create(&*instances[0], &session, TTL).await;
 
         let tasks: Vec<_> = (0..20)
             .map(|i| {
@@ -729,6 +775,78 @@ both_backends! {
         assert_eq!(read.call_sid(), winners[0].call_sid(), "the winner's claim is the one stored");
     };
 
+    // Subscribers of different shards sharing a forwarding number: the
+    // Redis claim looks at every shard first, then claims shard by shard.
+    concurrent_claims_over_subscribers_of_several_shards_take_each_session_once => |backend: Backend| async move {
+        assert_ne!(Shard::of(&number(ALICE)), Shard::of(&number(BOB)), "the case needs two shards");
+        let instances = two_instances(&backend);
+        let t0 = Timestamp::now().before(Duration::from_secs(10));
+        let alices = awaiting(ALICE, caller(CALLER_A), t0);
+        let bobs = awaiting(BOB, caller(CALLER_A), at(t0, 1));
+        for session in [&alices, &bobs] {
+            create(&*instances[0], session, TTL).await;
+        }
+
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&instances[i % 2]);
+                tokio::spawn(async move {
+                    claim_for(&*store, &[ALICE, BOB], &caller(CALLER_A), &format!("CA{i}")).await
+                })
+            })
+            .collect();
+        let mut winners: Vec<SessionId> = Vec::new();
+        for task in tasks {
+            if let Some(claimed) = task.await.unwrap() {
+                winners.push(id_of(&claimed));
+            }
+        }
+
+        winners.sort();
+        let mut expected = vec![id_of(&alices), id_of(&bobs)];
+        expected.sort();
+        assert_eq!(winners, expected, "two claims won, one per session");
+    };
+
+    a_retried_claim_over_several_shards_gets_the_session_it_took => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let t0 = Timestamp::now().before(Duration::from_secs(10));
+        let alices = awaiting(ALICE, caller(CALLER_A), t0);
+        let bobs = awaiting(BOB, caller(CALLER_A), at(t0, 1));
+        for session in [&alices, &bobs] {
+            create(&*store, session, TTL).await;
+        }
+
+        let first = claim_for(&*store, &[ALICE, BOB], &caller(CALLER_A), "CA1").await.map(|s| id_of(&s));
+        let retried = claim_for(&*store, &[ALICE, BOB], &caller(CALLER_A), "CA1").await.map(|s| id_of(&s));
+
+        assert_eq!(first, Some(id_of(&bobs)), "the most recent");
+        assert_eq!(retried, first, "the same call gets the same session");
+        let other = claim_for(&*store, &[ALICE, BOB], &caller(CALLER_A), "CA2").await.map(|s| id_of(&s));
+        assert_eq!(other, Some(id_of(&alices)), "another call gets the other one");
+    };
+
+    a_claim_over_subscribers_of_one_shard_takes_the_most_recent => |backend: Backend| async move {
+        let alice_shard = Shard::of(&number(ALICE));
+        let neighbour = (0..10_000)
+            .map(|n| format!("+1202556{n:04}"))
+            .find(|n| Shard::of(&number(n)) == alice_shard)
+            .expect("a number in Alice's shard");
+        let store = store_for(&backend);
+        let t0 = Timestamp::now().before(Duration::from_secs(10));
+        let neighbours = awaiting(&neighbour, caller(CALLER_A), t0);
+        let alices = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
+        for session in [&neighbours, &alices] {
+            create(&*store, session, TTL).await;
+        }
+
+        let first = claim_for(&*store, &[ALICE, &neighbour], &caller(CALLER_A), "CA1").await.map(|s| id_of(&s));
+        let second = claim_for(&*store, &[ALICE, &neighbour], &caller(CALLER_A), "CA2").await.map(|s| id_of(&s));
+
+        assert_eq!(first, Some(id_of(&alices)));
+        assert_eq!(second, Some(id_of(&neighbours)));
+    };
+
     claim_session_stores_the_unreported_session_when_nothing_matches => |backend: Backend| async move {
         let store = store_for(&backend);
         let the_claim = claim("CA1");
@@ -748,7 +866,7 @@ both_backends! {
     claim_session_leaves_the_unreported_session_unstored_when_a_session_matches => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
         let the_claim = claim("CA1");
         let unreported = Session::forwarded_without_report(number(ALICE), caller(CALLER_A), Route::default(), the_claim.clone());
 
@@ -875,7 +993,7 @@ both_backends! {
         for i in 0..HISTORY_CAP as u64 + 5 {
             let mut session = Session::ringing(number(ALICE), caller(CALLER_A), Mode::Auto, None, at(base, i));
             session.cancel(CancelReason::CallerHungUp, at(base, i)).unwrap();
-            store.put_session(&session, TTL).await.unwrap();
+            create(&*store, &session, TTL).await;
             ids.push(id_of(&session));
         }
         let listed: Vec<SessionId> = store.session_history(&number(ALICE)).await.unwrap().iter().map(id_of).collect();
@@ -887,11 +1005,11 @@ both_backends! {
         }
         assert!(store.session(&ids[5]).await.unwrap().is_some());
         let open = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, None, at(base, 0));
-        store.put_session(&open, TTL).await.unwrap();
+        create(&*store, &open, TTL).await;
         for i in 1..=HISTORY_CAP as u64 {
             let mut session = Session::ringing(number(BOB), caller(CALLER_A), Mode::Auto, None, at(base, i));
             session.cancel(CancelReason::CallerHungUp, at(base, i)).unwrap();
-            store.put_session(&session, TTL).await.unwrap();
+            create(&*store, &session, TTL).await;
         }
         assert!(store.session(open.id()).await.unwrap().is_some(), "an open session is never dropped");
         assert_eq!(store.session_history(&number(BOB)).await.unwrap().len(), HISTORY_CAP);
@@ -933,17 +1051,11 @@ async fn memory_sessions_expire_after_their_ttl() {
         None,
         Timestamp::now(),
     );
-    store
-        .put_session(&session, Duration::from_secs(120))
-        .await
-        .unwrap();
+    create(&store, &session, Duration::from_secs(120)).await;
     tokio::time::advance(Duration::from_secs(119)).await;
     assert!(store.session(session.id()).await.unwrap().is_some());
     // A write renews the lifetime: the TTL counts from the last change.
-    store
-        .put_session(&session, Duration::from_secs(120))
-        .await
-        .unwrap();
+    create(&store, &session, Duration::from_secs(120)).await;
     tokio::time::advance(Duration::from_secs(119)).await;
     assert!(store.session(session.id()).await.unwrap().is_some());
     // One with no outcome is kept a little longer, for the sweep to end it.
@@ -966,10 +1078,7 @@ async fn memory_ended_sessions_expire_at_their_ttl() {
     session
         .cancel(CancelReason::CallerHungUp, Timestamp::now())
         .unwrap();
-    store
-        .put_session(&session, Duration::from_secs(120))
-        .await
-        .unwrap();
+    create(&store, &session, Duration::from_secs(120)).await;
     tokio::time::advance(Duration::from_secs(119)).await;
     assert!(store.session(session.id()).await.unwrap().is_some());
     tokio::time::advance(Duration::from_secs(2)).await;
@@ -989,21 +1098,14 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
         None,
         Timestamp::now(),
     );
-    store
-        .put_session(&session, Duration::from_secs(120))
-        .await
-        .unwrap();
+    create(&store, &session, Duration::from_secs(120)).await;
     store
         .put_subscriber(&record(ALICE, SHARED_FWD, &["desk"]))
         .await
         .unwrap();
 
     let mut conn = redis.connection().await;
-    let ttl_ms: i64 = ::redis::cmd("PTTL")
-        .arg(format!("{prefix}:ses:{}", session.id()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl_ms = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
     // Open: kept for the sweep past its lifetime.
     let kept = 120_000 + i64::try_from(SWEEP_GRACE.as_millis()).unwrap();
     assert!((kept - 1_000..=kept).contains(&ttl_ms), "PTTL {ttl_ms}");
@@ -1068,12 +1170,7 @@ async fn redis_stores_with_different_prefixes_do_not_see_each_other() {
         .await
         .unwrap();
     assert_eq!(b.subscriber(&number(ALICE)).await.unwrap(), None);
-    assert_eq!(
-        b.subscribers_forwarding_to(&number(SHARED_FWD))
-            .await
-            .unwrap(),
-        vec![]
-    );
+    assert_eq!(forwarding_to(&b, &number(SHARED_FWD)).await, vec![]);
 }
 
 #[tokio::test]
@@ -1099,15 +1196,9 @@ async fn memory_claims_skip_expired_sessions() {
     // it first if it did not skip it.
     let live = awaiting(ALICE, caller(CALLER_A), t0);
     let expired = awaiting(ALICE, caller(CALLER_A), at(t0, 1));
-    store
-        .put_session(&expired, Duration::from_secs(60))
-        .await
-        .unwrap();
+    create(&store, &expired, Duration::from_secs(60)).await;
     tokio::time::advance(Duration::from_secs(30)).await;
-    store
-        .put_session(&live, Duration::from_secs(60))
-        .await
-        .unwrap();
+    create(&store, &live, Duration::from_secs(60)).await;
     tokio::time::advance(Duration::from_secs(31) + SWEEP_GRACE).await;
 
     let first = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA1").await;
@@ -1125,10 +1216,7 @@ async fn memory_claims_skip_expired_sessions() {
 async fn memory_claims_store_the_unreported_session_when_every_awaiting_one_expired() {
     let store = MemoryStore::new();
     let expired = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-    store
-        .put_session(&expired, Duration::from_secs(60))
-        .await
-        .unwrap();
+    create(&store, &expired, Duration::from_secs(60)).await;
     tokio::time::advance(Duration::from_secs(61) + SWEEP_GRACE).await;
     let the_claim = claim("CA1");
     let unreported = Session::forwarded_without_report(
@@ -1158,10 +1246,7 @@ async fn memory_claims_store_the_unreported_session_when_every_awaiting_one_expi
 async fn memory_a_claimed_session_lives_the_claim_ttl_from_the_claim() {
     let store = MemoryStore::new();
     let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-    store
-        .put_session(&session, Duration::from_secs(60))
-        .await
-        .unwrap();
+    create(&store, &session, Duration::from_secs(60)).await;
     tokio::time::advance(Duration::from_secs(50)).await;
     store
         .claim_session(
@@ -1197,10 +1282,13 @@ async fn memory_a_retried_report_finds_its_session_for_as_long_as_the_session_li
         .await
         .unwrap();
     tokio::time::advance(Duration::from_secs(30)).await;
-    store
-        .put_session(&session, Duration::from_secs(600))
-        .await
-        .unwrap();
+    let mut session = session;
+    assert!(
+        store
+            .update_session(&mut session, Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
     tokio::time::advance(Duration::from_secs(100)).await;
     let retry = Session::ringing(
         number(ALICE),
@@ -1215,9 +1303,8 @@ async fn memory_a_retried_report_finds_its_session_for_as_long_as_the_session_li
         .await
         .unwrap();
 
-    let mut expected = session;
-    expected.set_version(1); // created, then written once more
-    assert_eq!(created, SessionCreated::Existing(Box::new(expected)));
+    // Created, then written once more (version 1).
+    assert_eq!(created, SessionCreated::Existing(Box::new(session)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -1248,8 +1335,8 @@ async fn memory_hit_windows_restart_after_they_pass() {
     );
 }
 
-// Regression: the device-call key (`P:dcid:...`) once kept the TTL of
-// create_session while put_session renewed the session, so a retried ring
+// Regression: the device-call key (`P:{sNN}:dcid:...`) once kept the TTL of
+// create_session while a later write renewed the session, so a retried ring
 // report for a session still alive created a duplicate, where the memory store
 // answers `Existing` for as long as the session lives (see
 // `memory_a_retried_report_finds_its_session_for_as_long_as_the_session_lives`).
@@ -1270,19 +1357,21 @@ async fn redis_the_device_call_key_lives_as_long_as_its_session() {
         .create_session(&session, Duration::from_secs(60))
         .await
         .unwrap();
-    store
-        .put_session(&session, Duration::from_secs(600))
-        .await
-        .unwrap();
+    let mut session = session;
+    assert!(
+        store
+            .update_session(&mut session, Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
 
     let mut conn = redis.connection().await;
-    let session_ttl_ms: i64 = ::redis::cmd("PTTL")
-        .arg(format!("{prefix}:ses:{}", session.id()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let session_ttl_ms = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
     let device_call_ttl_ms: i64 = ::redis::cmd("PTTL")
-        .arg(format!("{prefix}:dcid:{ALICE}:call-1"))
+        .arg(format!(
+            "{}:dcid:{ALICE}:call-1",
+            shard_keys(&prefix, ALICE)
+        ))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -1314,11 +1403,11 @@ async fn redis_a_claim_that_timed_out_while_redis_was_frozen_is_never_applied() 
     let backend = Backend::redis();
     let store = store_for(&backend);
     let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
-    store.put_session(&session, TTL).await.unwrap();
+    create(&*store, &session, TTL).await;
     // A claim for another caller first, so that Redis knows the script (a
     // frozen server must get the claim itself, not a request to load it).
     let other = awaiting(ALICE, caller(CALLER_B), Timestamp::now());
-    store.put_session(&other, TTL).await.unwrap();
+    create(&*store, &other, TTL).await;
     claim_for(&*store, &[ALICE], &caller(CALLER_B), "CA0")
         .await
         .expect("claimed");

@@ -15,6 +15,7 @@ use ringrelay::store::{MemoryStore, RedisStore, Store};
 
 use crate::both_backends;
 use crate::helpers::{Backend, unique_prefix};
+use crate::store::create;
 
 const TTL: Duration = Duration::from_secs(60);
 
@@ -64,7 +65,7 @@ both_backends! {
     an_update_of_the_latest_copy_is_written_and_a_stale_one_is_refused => |backend: Backend| async move {
         let store = store_for(&backend);
         let created = Session::ringing(number("+12025550199"), Caller::Withheld, Mode::Pick, None, Timestamp::now());
-        store.put_session(&created, TTL).await.unwrap();
+        create(&*store, &created, TTL).await;
 
         let mut first = store.session(created.id()).await.unwrap().unwrap();
         let mut stale = first.clone();
@@ -92,7 +93,7 @@ both_backends! {
     a_claim_makes_copies_read_before_it_stale => |backend: Backend| async move {
         let store = store_for(&backend);
         let session = awaiting("+12025550302");
-        store.put_session(&session, TTL).await.unwrap();
+        create(&*store, &session, TTL).await;
         let mut before_claim = store.session(session.id()).await.unwrap().unwrap();
 
         let claimed = store
@@ -116,9 +117,9 @@ both_backends! {
         let store = store_for(&backend);
         let t0 = Timestamp::now();
         let older = awaiting_since("+12025550302", t0);
-        store.put_session(&older, TTL).await.unwrap();
+        create(&*store, &older, TTL).await;
         let newer = awaiting_since("+12025550302", t0.after(Duration::from_secs(1)));
-        store.put_session(&newer, TTL).await.unwrap();
+        create(&*store, &newer, TTL).await;
         let subscribers = std::slice::from_ref(newer.subscriber());
         let caller = newer.caller();
 
