@@ -38,7 +38,7 @@
 //! stale (an old token key, a forwarding-set entry of a subscriber that
 //! moved) is ignored by the readers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -355,10 +355,10 @@ return {0, best}
     ))
 });
 
-/// KEYS: a sorted set of a shard (its forward deadlines or lifetimes).
-/// ARGV: ids. Takes those still there out of it and returns them: each is
-/// taken once, whichever instance asks.
-static TAKE_LISTED: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: a shard's forward deadlines. ARGV: ids. Takes those still listed
+/// out of them and returns them: each is taken once, whichever instance
+/// asks.
+static TAKE_DUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local taken = {}
@@ -389,19 +389,24 @@ return redis.call('ZRANGEBYSCORE', idle, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 
     ))
 });
 
-/// KEYS: a shard's sessions, gone. ARGV: ids. Returns {id, version, …} of
-/// those still kept.
-static VERSIONS: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: a shard's lifetimes, sessions, gone. ARGV: ids.
+/// Takes those still listed out of the lifetimes and returns {id, version,
+/// …} of those whose record is still kept: each is taken once, whichever
+/// instance asks, with its version at that moment (a change made later
+/// starts a new lifetime, and the sweep's write at the old version fails).
+static TAKE_IDLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{}{}",
         *SESSION_LUA,
         r"
 local now, out = now_ms(), {}
 for _, id in ipairs(ARGV) do
-  local s = live(KEYS[1], KEYS[2], id, now)
-  if s then
-    out[#out + 1] = id
-    out[#out + 1] = s[2]
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local s = live(KEYS[2], KEYS[3], id, now)
+    if s then
+      out[#out + 1] = id
+      out[#out + 1] = s[2]
+    end
   end
 end
 return out
@@ -708,44 +713,20 @@ impl RedisStore {
         Ok((taken == 1, (best >= 0).then_some(best)))
     }
 
-    /// Takes the oldest `limit` of what the shards listed (id and score),
-    /// each from its shard's sorted set at `key`: the ones this call took,
-    /// oldest first. Listing is a read, the take is atomic per shard, so an
-    /// entry is still handed out once when instances sweep together.
-    async fn take_oldest(
-        &self,
-        listed: Vec<(Shard, Vec<(String, f64)>)>,
-        limit: usize,
-        key: impl Fn(Shard) -> String,
-    ) -> Result<Vec<(Shard, String)>, StoreError> {
+    /// The oldest `limit` of what the shards listed (id and score), oldest
+    /// first. Listing is a read; the take that follows is atomic per shard,
+    /// so an entry is still handed out once when instances sweep together.
+    fn oldest(listed: Vec<(Shard, Vec<(String, f64)>)>, limit: usize) -> Vec<(Shard, String)> {
         let mut oldest: Vec<(f64, Shard, String)> = listed
             .into_iter()
             .flat_map(|(shard, entries)| entries.into_iter().map(move |(id, at)| (at, shard, id)))
             .collect();
         oldest.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
         oldest.truncate(limit);
-        let mut by_shard: BTreeMap<Shard, Vec<&str>> = BTreeMap::new();
-        for (_, shard, id) in &oldest {
-            by_shard.entry(*shard).or_default().push(id);
-        }
-        let takes = by_shard.into_iter().map(|(shard, ids)| {
-            let key = key(shard);
-            async move {
-                TAKE_LISTED
-                    .key(key)
-                    .arg(ids)
-                    .invoke_async::<Vec<String>>(&mut self.conn())
-                    .await
-                    .map_err(self.failed("taking listed sessions"))
-            }
-        });
-        let taken: std::collections::HashSet<String> =
-            try_join_all(takes).await?.into_iter().flatten().collect();
-        Ok(oldest
+        oldest
             .into_iter()
-            .filter(|(_, _, id)| taken.contains(id))
             .map(|(_, shard, id)| (shard, id))
-            .collect())
+            .collect()
     }
 
     async fn candidates(
@@ -794,6 +775,15 @@ struct ClaimRequest<'a> {
 /// (ids from [`SessionId::generate_for`]).
 fn session_shard(session: &Session) -> Shard {
     Shard::of(session.subscriber())
+}
+
+/// The ids of `entries`, by shard, in their order.
+fn by_shard(entries: &[(Shard, String)]) -> BTreeMap<Shard, Vec<&str>> {
+    let mut grouped: BTreeMap<Shard, Vec<&str>> = BTreeMap::new();
+    for (shard, id) in entries {
+        grouped.entry(*shard).or_default().push(id);
+    }
+    grouped
 }
 
 fn flag(on: bool) -> &'static str {
@@ -1225,12 +1215,21 @@ impl SessionStore for RedisStore {
                 Ok::<_, StoreError>((shard, entries))
             }
         });
-        let listed = try_join_all(listed).await?;
-        let taken = self
-            .take_oldest(listed, limit, |shard| self.keys.shard(shard).due())
-            .await?;
-        Ok(taken
+        let oldest = Self::oldest(try_join_all(listed).await?, limit);
+        let takes = by_shard(&oldest)
             .into_iter()
+            .map(|(shard, ids)| async move {
+                TAKE_DUE
+                    .key(self.keys.shard(shard).due())
+                    .arg(ids)
+                    .invoke_async::<Vec<String>>(&mut self.conn())
+                    .await
+                    .map_err(self.failed("taking due forwards"))
+            });
+        let taken: HashSet<String> = try_join_all(takes).await?.into_iter().flatten().collect();
+        Ok(oldest
+            .into_iter()
+            .filter(|(_, id)| taken.contains(id))
             .filter_map(|(_, id)| SessionId::parse(&id).ok())
             .collect())
     }
@@ -1248,25 +1247,21 @@ impl SessionStore for RedisStore {
                 .map_err(self.failed("taking idle sessions"))?;
             Ok::<_, StoreError>((shard, entries))
         });
-        let listed = try_join_all(listed).await?;
-        let taken = self
-            .take_oldest(listed, limit, |shard| self.keys.shard(shard).idle())
-            .await?;
-        let mut by_shard: BTreeMap<Shard, Vec<String>> = BTreeMap::new();
-        for (shard, id) in taken {
-            by_shard.entry(shard).or_default().push(id);
-        }
-        let versions = by_shard.into_iter().map(|(shard, ids)| async move {
-            let keys = self.keys.shard(shard);
-            VERSIONS
-                .key(keys.sessions())
-                .key(keys.gone())
-                .arg(ids)
-                .invoke_async::<Vec<(String, u64)>>(&mut self.conn())
-                .await
-                .map_err(self.failed("taking idle sessions"))
-        });
-        Ok(try_join_all(versions)
+        let oldest = Self::oldest(try_join_all(listed).await?, limit);
+        let takes = by_shard(&oldest)
+            .into_iter()
+            .map(|(shard, ids)| async move {
+                let keys = self.keys.shard(shard);
+                TAKE_IDLE
+                    .key(keys.idle())
+                    .key(keys.sessions())
+                    .key(keys.gone())
+                    .arg(ids)
+                    .invoke_async::<Vec<(String, u64)>>(&mut self.conn())
+                    .await
+                    .map_err(self.failed("taking idle sessions"))
+            });
+        Ok(try_join_all(takes)
             .await?
             .into_iter()
             .flatten()
