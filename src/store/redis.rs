@@ -28,11 +28,9 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use super::connection::RedisConnection;
 use anyhow::Context as _;
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
-use super::connection::RetryOnce;
 use redis::{AsyncCommands as _, RedisError, Script};
 
 use super::{
@@ -47,7 +45,7 @@ use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: RetryOnce,
+    connection: RedisConnection,
     prefix: String,
     metrics: Option<Arc<Metrics>>,
 }
@@ -434,24 +432,16 @@ fn decode_session(
 }
 
 impl RedisStore {
-    /// Prepares a connection to `url` with every key under `prefix`. The
-    /// connection is made lazily and remade in the background when it drops,
-    /// so the service starts, and keeps answering what it can, while Redis is
-    /// away; each command fails fast instead of hanging.
-    pub fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .context("configuring the Redis connection")?;
-        Ok(Self {
-            connection: RetryOnce::new(connection),
+    /// The store on `connection` (see [`RedisConnection::open`]: lazy, so
+    /// the service starts, and keeps answering what it can, while Redis is
+    /// away; each command fails fast instead of hanging), with every key
+    /// under `prefix`.
+    pub fn new(connection: RedisConnection, prefix: &str) -> Self {
+        Self {
+            connection,
             prefix: prefix.to_owned(),
             metrics: None,
-        })
+        }
     }
 
     /// Counts failed operations in `metrics`.
@@ -544,7 +534,7 @@ impl RedisStore {
         self.key("wait", &format!("{subscriber}:{}", caller.key()))
     }
 
-    fn conn(&self) -> RetryOnce {
+    fn conn(&self) -> RedisConnection {
         // Cloning shares the one multiplexed connection.
         self.connection.clone()
     }

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ringrelay::clock::WallClock;
-use ringrelay::config::Config;
+use ringrelay::config::{Config, RedisTarget};
 use ringrelay::domain::session::Timestamp;
 use ringrelay::startup::Application;
+use ringrelay::store::{RedisConnection, RedisStore};
 use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -159,6 +160,16 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The service's connection to the standalone Redis at `url`.
+pub fn redis_connection(url: &str) -> RedisConnection {
+    RedisConnection::open(&RedisTarget::standalone(url)).expect("a valid Redis URL")
+}
+
+/// A store on the standalone Redis at `url`, its keys under `prefix`.
+pub fn redis_store(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::new(redis_connection(url), prefix)
 }
 
 /// A key prefix no other test uses.

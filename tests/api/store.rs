@@ -12,8 +12,8 @@ use ringrelay::domain::session::{
 };
 use ringrelay::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
 use ringrelay::store::{
-    HISTORY_CAP, MemoryStore, RedisStore, SWEEP_GRACE, SessionCreated, Store, StoreError,
-    SubscriberRecord, WindowCount,
+    HISTORY_CAP, MemoryStore, SWEEP_GRACE, SessionCreated, Store, StoreError, SubscriberRecord,
+    WindowCount,
 };
 use serde_json::json;
 
@@ -24,7 +24,7 @@ fn store_for(backend: &Backend) -> Arc<dyn Store> {
     match backend {
         Backend::Memory => Arc::new(MemoryStore::new()),
         Backend::Redis(redis) => {
-            Arc::new(RedisStore::connect(&redis.url(), &unique_prefix()).unwrap())
+            Arc::new(crate::helpers::redis_store(&redis.url(), &unique_prefix()))
         }
     }
 }
@@ -73,7 +73,7 @@ fn two_instances(backend: &Backend) -> [Arc<dyn Store>; 2] {
         Backend::Redis(redis) => {
             let prefix = unique_prefix();
             let connect = || -> Arc<dyn Store> {
-                Arc::new(RedisStore::connect(&redis.url(), &prefix).unwrap())
+                Arc::new(crate::helpers::redis_store(&redis.url(), &prefix))
             };
             [connect(), connect()]
         }
@@ -981,7 +981,7 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
-    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
     let session = Session::ringing(
         number(ALICE),
         Caller::Withheld,
@@ -1024,7 +1024,7 @@ async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
-    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
     for who in [BOB, ALICE] {
         store
             .put_subscriber(&record(who, SHARED_FWD, &["desk"]))
@@ -1062,8 +1062,8 @@ async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed
 async fn redis_stores_with_different_prefixes_do_not_see_each_other() {
     let backend = Backend::redis();
     let url = backend.test_redis().url();
-    let a = RedisStore::connect(&url, &unique_prefix()).unwrap();
-    let b = RedisStore::connect(&url, &unique_prefix()).unwrap();
+    let a = crate::helpers::redis_store(&url, &unique_prefix());
+    let b = crate::helpers::redis_store(&url, &unique_prefix());
     a.put_subscriber(&record(ALICE, SHARED_FWD, &["desk"]))
         .await
         .unwrap();
@@ -1080,7 +1080,7 @@ async fn redis_stores_with_different_prefixes_do_not_see_each_other() {
 async fn a_stopped_redis_is_reported_unavailable() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
-    let store = RedisStore::connect(&redis.url(), &unique_prefix()).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &unique_prefix());
     store.ping().await.unwrap();
     redis.stop();
     let err = store.subscriber(&number(ALICE)).await.unwrap_err();
@@ -1258,7 +1258,7 @@ async fn redis_the_device_call_key_lives_as_long_as_its_session() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
-    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
     let session = Session::ringing(
         number(ALICE),
         caller(CALLER_A),
