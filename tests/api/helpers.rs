@@ -1,5 +1,6 @@
-//! Test harness: a real `redis-server` per test on a free port, the service on
-//! port 0 with its own key prefix, and request helpers.
+//! Test harness: a real `redis-server` per test on a free port (or the
+//! shared Redis Cluster, or a Sentinel deployment: see `servers`), the
+//! service on port 0 with its own key prefix, and request helpers.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +13,8 @@ use ringrelay::config::{Config, RedisTarget};
 use ringrelay::domain::session::Timestamp;
 use ringrelay::startup::Application;
 use ringrelay::store::{RedisConnection, RedisStore};
+
+use crate::servers::{SENTINEL_MASTER, TestRedisCluster, TestSentinel};
 use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -187,6 +190,10 @@ pub fn unique_prefix() -> String {
 pub enum Backend {
     Memory,
     Redis(Arc<TestRedis>),
+    /// The Redis Cluster every test of the binary shares.
+    Cluster(&'static TestRedisCluster),
+    /// A Sentinel-managed primary of this test's own.
+    Sentinel(Arc<TestSentinel>),
 }
 
 impl Backend {
@@ -194,10 +201,41 @@ impl Backend {
         Self::Redis(TestRedis::start())
     }
 
+    pub fn cluster() -> Self {
+        Self::Cluster(TestRedisCluster::shared())
+    }
+
+    pub fn sentinel() -> Self {
+        Self::Sentinel(TestSentinel::start())
+    }
+
+    /// What the service's configuration names for this backend.
+    pub fn redis_target(&self) -> Option<RedisTarget> {
+        let config = test_config(self, &[]).expect("test configuration is valid");
+        config.redis
+    }
+
+    /// A store of its own (a connection of its own, as another instance
+    /// would have) on this Redis backend, its keys under `prefix`.
+    pub fn redis_store(&self, prefix: &str) -> RedisStore {
+        let target = self.redis_target().expect("a Redis backend");
+        RedisStore::new(
+            RedisConnection::open(&target).expect("a valid target"),
+            prefix,
+        )
+    }
+
+    pub fn test_sentinel(&self) -> &TestSentinel {
+        match self {
+            Self::Sentinel(s) => s,
+            _ => panic!("this test needs the Sentinel backend"),
+        }
+    }
+
     pub fn test_redis(&self) -> &TestRedis {
         match self {
             Self::Redis(r) => r,
-            Self::Memory => panic!("this test needs the Redis backend"),
+            _ => panic!("this test needs the standalone Redis backend"),
         }
     }
 }
@@ -234,8 +272,16 @@ pub fn test_config(
         // The receivers of these tests listen on 127.0.0.1.
         ("ALLOW_PRIVATE_WEBHOOKS".into(), "true".into()),
     ];
-    if let Backend::Redis(redis) = backend {
-        vars.push(("REDIS_URL".into(), redis.url()));
+    match backend {
+        Backend::Memory => {}
+        Backend::Redis(redis) => vars.push(("REDIS_URL".into(), redis.url())),
+        Backend::Cluster(cluster) => vars.push(("REDIS_CLUSTER_URLS".into(), cluster.urls())),
+        Backend::Sentinel(sentinel) => {
+            vars.push(("REDIS_SENTINEL_URLS".into(), sentinel.urls()));
+            vars.push(("REDIS_SENTINEL_MASTER".into(), SENTINEL_MASTER.into()));
+        }
+    }
+    if !matches!(backend, Backend::Memory) {
         vars.push(("REDIS_KEY_PREFIX".into(), unique_prefix()));
     }
     for (name, value) in extra {
@@ -483,6 +529,20 @@ macro_rules! both_backends {
                 #[tokio::test]
                 async fn $name() {
                     ($body)($crate::helpers::Backend::redis()).await
+                }
+            )+
+        }
+        mod cluster {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    // Gated for now: see `cluster_tests_enabled`.
+                    if !$crate::servers::cluster_tests_enabled() {
+                        return;
+                    }
+                    ($body)($crate::helpers::Backend::cluster()).await
                 }
             )+
         }

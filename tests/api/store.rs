@@ -23,9 +23,7 @@ use crate::helpers::{Backend, unique_prefix};
 fn store_for(backend: &Backend) -> Arc<dyn Store> {
     match backend {
         Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(redis) => {
-            Arc::new(crate::helpers::redis_store(&redis.url(), &unique_prefix()))
-        }
+        redis => Arc::new(redis.redis_store(&unique_prefix())),
     }
 }
 
@@ -70,11 +68,9 @@ fn two_instances(backend: &Backend) -> [Arc<dyn Store>; 2] {
             let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
             [Arc::clone(&store), store]
         }
-        Backend::Redis(redis) => {
+        redis => {
             let prefix = unique_prefix();
-            let connect = || -> Arc<dyn Store> {
-                Arc::new(crate::helpers::redis_store(&redis.url(), &prefix))
-            };
+            let connect = || -> Arc<dyn Store> { Arc::new(redis.redis_store(&prefix)) };
             [connect(), connect()]
         }
     }

@@ -21,9 +21,7 @@ const TTL: Duration = Duration::from_secs(60);
 fn store_for(backend: &Backend) -> Arc<dyn Store> {
     match backend {
         Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(redis) => {
-            Arc::new(crate::helpers::redis_store(&redis.url(), &unique_prefix()))
-        }
+        redis => Arc::new(redis.redis_store(&unique_prefix())),
     }
 }
 
