@@ -142,7 +142,12 @@ impl RedisConnection {
                 Ok(DedicatedConnection::Cluster(connection))
             }
             Dedicated::Sentinel(follow) => {
-                let primary = follow.primary(None).await?;
+                // A dedicated connection is opened again after the last one
+                // failed, maybe because the primary moved; no shared command
+                // may have noticed yet (an idle instance sends none), so the
+                // sentinels are asked (at most every RESOLVE_INTERVAL).
+                let current = follow.current().map(|p| p.generation);
+                let primary = follow.primary(current).await?;
                 Ok(DedicatedConnection::Single(
                     primary
                         .client

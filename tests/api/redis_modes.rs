@@ -188,6 +188,12 @@ async fn the_service_follows_a_sentinel_failover_without_a_restart() {
     let deployment = app.backend.test_sentinel();
     let alice_reg = app.register(ALICE, &alice()).await;
     ring(&app, &alice_reg, Some(CALLER)).await;
+    // Two more instances' buses, to hear news across the failover.
+    let target = app.backend.redis_target().unwrap();
+    let prefix = unique_prefix();
+    let publisher = EventBus::redis(RedisConnection::open(&target).unwrap(), &prefix).await;
+    let listener = EventBus::redis(RedisConnection::open(&target).unwrap(), &prefix).await;
+    let mut watched = listener.watch_sessions();
     let old = deployment.primary();
     let old_port = old.port;
     // Every write so far reached the replica before the primary goes.
@@ -213,6 +219,32 @@ async fn the_service_follows_a_sentinel_failover_without_a_restart() {
         .ring(&alice_reg.device_token, &json!({"caller": CALLER}))
         .await;
     assert_eq!(response.status(), 201, "a ring report is taken again");
+
+    // The bus's reader found the new primary too: news crosses again. (News
+    // published while there was no primary is lost to the others; the
+    // publisher heard it itself.)
+    let started = Instant::now();
+    loop {
+        let id = SessionId::generate();
+        publisher.session_changed(&id).await;
+        let heard = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Ok(ping) = watched.recv().await {
+                if ping == id {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if heard {
+            break;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "news across instances again: not within {deadline:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
