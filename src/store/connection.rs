@@ -720,6 +720,33 @@ mod tests {
     }
 
     #[test]
+    fn the_primary_is_looked_for_again_only_when_it_may_have_moved() {
+        let lost = [
+            RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+            timed_out("a command"),
+            error(ErrorKind::Server(ServerErrorKind::ReadOnly)),
+            error(ErrorKind::Server(ServerErrorKind::MasterDown)),
+        ];
+        for err in &lost {
+            assert!(primary_lost(err), "{err}");
+        }
+        // As the crate reads a demoted primary's answer.
+        let readonly =
+            redis::parse_redis_value(b"-READONLY You can't write against a read only replica.\r\n")
+                .unwrap();
+        assert!(primary_lost(&failure(&Ok(readonly)).unwrap()));
+        let answers = [
+            error(ErrorKind::Server(ServerErrorKind::NoScript)),
+            error(ErrorKind::Server(ServerErrorKind::ResponseError)),
+            error(ErrorKind::Server(ServerErrorKind::CrossSlot)),
+        ];
+        for err in &answers {
+            assert!(!primary_lost(err), "{err}");
+        }
+    }
+
+    #[test]
     fn an_error_reply_handed_back_as_a_value_is_seen() {
         // The crate answers `LOADING` as an error value, not an `Err`.
         let loading =

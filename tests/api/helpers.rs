@@ -508,7 +508,9 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
 }
 
 /// Runs each listed test body once per store backend:
-/// `both_backends!(name => |backend| async move { ... })`.
+/// `both_backends!(name => |backend| async move { ... })`. The `cluster`
+/// runs are skipped unless `RINGRELAY_TEST_CLUSTER=1` (see
+/// `servers::cluster_tests_enabled`, a temporary gate).
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident => $body:expr;)+) => {
@@ -550,7 +552,8 @@ macro_rules! both_backends {
 }
 
 /// Runs each case once per provider: `on_both_backends` cases take
-/// `(Cpaas, Backend)` and run on the in-memory store and on Redis, `once`
+/// `(Cpaas, Backend)` and run on the in-memory store and on Redis (and on
+/// the shared cluster with `RINGRELAY_TEST_CLUSTER=1`), `once`
 /// cases take the provider only. Tests are named
 /// `cpaas::<provider>::[<backend>::]<case>`.
 #[macro_export]
@@ -584,6 +587,20 @@ macro_rules! for_each_provider {
                     #[tokio::test]
                     async fn $both() {
                         super::super::$both(Cpaas::$variant, Backend::redis()).await
+                    }
+                )*
+            }
+
+            mod cluster {
+                use super::{Backend, Cpaas};
+                $(
+                    #[tokio::test]
+                    async fn $both() {
+                        // Gated for now: see `cluster_tests_enabled`.
+                        if !$crate::servers::cluster_tests_enabled() {
+                            return;
+                        }
+                        super::super::$both(Cpaas::$variant, Backend::cluster()).await
                     }
                 )*
             }

@@ -169,8 +169,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Quietly: a test may have killed it already.
         let _ = Command::new("kill")
             .args(["-9", &self.pid.to_string()])
+            .stderr(Stdio::null())
             .status();
         if let Some(mut watcher) = self.watcher.lock().unwrap().take() {
             let _ = watcher.kill();
