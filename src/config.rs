@@ -24,9 +24,11 @@ pub struct Config {
     /// `PUBLIC_BASE_URL`: the URL the CPaaS calls, without a trailing slash;
     /// signatures are checked against it. Default `http://localhost:$PORT`.
     pub public_base_url: PublicBaseUrl,
-    /// `REDIS_URL`: unset → the embedded in-memory store (one instance only).
-    /// Secret because it may carry a password.
-    pub redis_url: Option<SecretString>,
+    /// `REDIS_URL`, `REDIS_CLUSTER_URLS` or `REDIS_SENTINEL_URLS` +
+    /// `REDIS_SENTINEL_MASTER` (at most one of them): the Redis every
+    /// instance shares; unset → the embedded in-memory store (one instance
+    /// only).
+    pub redis: Option<RedisTarget>,
     /// `REDIS_KEY_PREFIX`: namespace of every Redis key. Default `ringrelay`.
     pub redis_key_prefix: String,
     /// `ADMIN_TOKEN`: bearer of the admin API; unset → the admin API answers 503.
@@ -148,6 +150,43 @@ impl std::fmt::Debug for WebhookSecret {
     }
 }
 
+/// Where the shared Redis is, and how it is deployed. The URLs are secret
+/// because they may carry a password; `rediss://` is TLS, and a URL ending
+/// in `#insecure` skips the certificate check (Heroku's self-signed ones).
+#[derive(Debug, Clone)]
+pub enum RedisTarget {
+    /// `REDIS_URL`: one server (or a primary with replicas behind one name).
+    Standalone(SecretString),
+    /// `REDIS_CLUSTER_URLS`: the seed nodes of a Redis Cluster; the others
+    /// are found through them.
+    Cluster(Vec<SecretString>),
+    /// `REDIS_SENTINEL_URLS` + `REDIS_SENTINEL_MASTER`: the sentinels that
+    /// know which server is the primary of the service named `master`. The
+    /// credentials and TLS of the first sentinel URL are used for the
+    /// primary too.
+    Sentinel {
+        sentinels: Vec<SecretString>,
+        master: String,
+    },
+}
+
+impl RedisTarget {
+    /// One server at `url` (tests and tools; the service parses its
+    /// variables with [`Config::from_vars`]).
+    pub fn standalone(url: &str) -> Self {
+        Self::Standalone(SecretString::from(url.to_owned()))
+    }
+
+    /// How the log line at start names the store.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::Standalone(_) => "redis",
+            Self::Cluster(_) => "redis-cluster",
+            Self::Sentinel { .. } => "redis-sentinel",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -180,6 +219,9 @@ struct RawVars {
     host: Option<String>,
     public_base_url: Option<String>,
     redis_url: Option<String>,
+    redis_cluster_urls: Option<String>,
+    redis_sentinel_urls: Option<String>,
+    redis_sentinel_master: Option<String>,
     redis_key_prefix: Option<String>,
     admin_token: Option<String>,
     webhook_secret: Option<String>,
@@ -280,17 +322,12 @@ impl Config {
                 format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters long"),
             ));
         }
-        let redis_url = raw
-            .redis_url
-            .map(|u| {
-                // Parsing does not connect; the message never echoes the
-                // value, which may hold a password.
-                redis::Client::open(u.as_str()).map_err(|_| {
-                    ConfigError::new("REDIS_URL", "is not a valid redis:// or rediss:// URL")
-                })?;
-                Ok(SecretString::from(u))
-            })
-            .transpose()?;
+        let redis = redis_target(
+            raw.redis_url,
+            raw.redis_cluster_urls,
+            raw.redis_sentinel_urls,
+            raw.redis_sentinel_master,
+        )?;
         let redis_key_prefix = raw.redis_key_prefix.unwrap_or_else(|| "ringrelay".into());
         if redis_key_prefix
             .chars()
@@ -385,7 +422,7 @@ impl Config {
             host,
             port,
             public_base_url,
-            redis_url,
+            redis,
             redis_key_prefix,
             admin_token: raw.admin_token.map(SecretString::from),
             providers,
@@ -413,6 +450,9 @@ const KNOWN_VARIABLES: &[&str] = &[
     "HOST",
     "PUBLIC_BASE_URL",
     "REDIS_URL",
+    "REDIS_CLUSTER_URLS",
+    "REDIS_SENTINEL_URLS",
+    "REDIS_SENTINEL_MASTER",
     "REDIS_KEY_PREFIX",
     "ADMIN_TOKEN",
     "WEBHOOK_SECRET",
@@ -432,6 +472,123 @@ const KNOWN_VARIABLES: &[&str] = &[
     "FLY_APP_NAME",
     "HEROKU_APP_DEFAULT_DOMAIN_NAME",
 ];
+
+/// The Redis the variables name: at most one of `REDIS_URL`,
+/// `REDIS_CLUSTER_URLS` and `REDIS_SENTINEL_URLS`, since two would leave it
+/// to chance which one the instances share.
+fn redis_target(
+    url: Option<String>,
+    cluster_urls: Option<String>,
+    sentinel_urls: Option<String>,
+    sentinel_master: Option<String>,
+) -> Result<Option<RedisTarget>, ConfigError> {
+    let set: Vec<&'static str> = [
+        ("REDIS_URL", url.is_some()),
+        ("REDIS_CLUSTER_URLS", cluster_urls.is_some()),
+        ("REDIS_SENTINEL_URLS", sentinel_urls.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, is_set)| is_set.then_some(name))
+    .collect();
+    if let [first, second, ..] = set[..] {
+        return Err(ConfigError::new(
+            second,
+            format!("cannot be set together with {first}: set only one of them"),
+        ));
+    }
+    if sentinel_master.is_some() && sentinel_urls.is_none() {
+        return Err(ConfigError::new(
+            "REDIS_SENTINEL_MASTER",
+            "is only used with REDIS_SENTINEL_URLS, which is not set",
+        ));
+    }
+    if let Some(url) = url {
+        let url = redis_url("REDIS_URL", url.trim())?;
+        return Ok(Some(RedisTarget::Standalone(url)));
+    }
+    if let Some(urls) = cluster_urls {
+        let seeds = redis_urls("REDIS_CLUSTER_URLS", &urls, false)?;
+        return Ok(Some(RedisTarget::Cluster(seeds)));
+    }
+    if let Some(urls) = sentinel_urls {
+        let sentinels = redis_urls("REDIS_SENTINEL_URLS", &urls, true)?;
+        let master = sentinel_master
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "REDIS_SENTINEL_MASTER",
+                    "must name the primary's service (as in the sentinels' `sentinel monitor <name> ...`) when REDIS_SENTINEL_URLS is set",
+                )
+            })?;
+        if master.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::new(
+                "REDIS_SENTINEL_MASTER",
+                "must not contain spaces or control characters",
+            ));
+        }
+        return Ok(Some(RedisTarget::Sentinel { sentinels, master }));
+    }
+    Ok(None)
+}
+
+/// A `redis://` or `rediss://` URL. Parsing does not connect; the message
+/// never echoes the value, which may hold a password.
+fn redis_url(variable: &'static str, url: &str) -> Result<SecretString, ConfigError> {
+    let parsed = redis::Client::open(url)
+        .map_err(|_| ConfigError::new(variable, "is not a valid redis:// or rediss:// URL"))?;
+    if matches!(
+        parsed.get_connection_info().addr(),
+        redis::ConnectionAddr::Unix(_)
+    ) && variable != "REDIS_URL"
+    {
+        return Err(ConfigError::new(
+            variable,
+            "must list redis:// or rediss:// URLs, not sockets",
+        ));
+    }
+    Ok(SecretString::from(url.to_owned()))
+}
+
+/// A comma-separated list of URLs, all plain or all TLS (one connection
+/// setting serves every node). `bare_addresses`: `host:port` stands for
+/// `redis://host:port` (how sentinels are usually listed).
+fn redis_urls(
+    variable: &'static str,
+    list: &str,
+    bare_addresses: bool,
+) -> Result<Vec<SecretString>, ConfigError> {
+    let mut urls = Vec::new();
+    let mut schemes = Vec::new();
+    for (n, item) in list.split(',').map(str::trim).enumerate() {
+        if item.is_empty() {
+            continue;
+        }
+        let item = if bare_addresses && !item.contains("://") {
+            format!("redis://{item}")
+        } else {
+            item.to_owned()
+        };
+        let url = redis_url(variable, &item).map_err(|err| {
+            ConfigError::new(variable, format!("entry {} {}", n + 1, err.problem))
+        })?;
+        schemes.push(item.starts_with("rediss://"));
+        urls.push(url);
+    }
+    if urls.is_empty() {
+        return Err(ConfigError::new(
+            variable,
+            "must list at least one redis:// or rediss:// URL, comma-separated",
+        ));
+    }
+    if schemes.iter().any(|&tls| tls != schemes[0]) {
+        return Err(ConfigError::new(
+            variable,
+            "must be all redis:// or all rediss:// URLs",
+        ));
+    }
+    Ok(urls)
+}
 
 /// The longest `HISTORY_TTL_SECS`: 30 days.
 const MAX_HISTORY_TTL: Duration = Duration::from_secs(30 * 86_400);
@@ -510,7 +667,7 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.host, "0.0.0.0");
         assert_eq!(c.public_base_url.as_str(), "http://localhost:8080");
-        assert!(c.redis_url.is_none());
+        assert!(c.redis.is_none());
         assert_eq!(c.redis_key_prefix, "ringrelay");
         assert_eq!(c.default_region, Region::default());
         assert_eq!(c.session_ttl, Duration::from_secs(120));
@@ -660,5 +817,153 @@ mod tests {
     fn a_bad_redis_url_is_reported_without_its_password() {
         let err = config(&[("REDIS_URL", "mysql://:hunter2hunter2@db")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    fn urls(secrets: &[SecretString]) -> Vec<&str> {
+        secrets.iter().map(|s| s.expose_secret()).collect()
+    }
+
+    #[test]
+    fn redis_url_is_a_standalone_target() {
+        let c = config(&[("REDIS_URL", "rediss://:pw@redis.example.com:6380#insecure")]).unwrap();
+        let Some(RedisTarget::Standalone(url)) = &c.redis else {
+            panic!("{:?}", c.redis)
+        };
+        assert_eq!(
+            url.expose_secret(),
+            "rediss://:pw@redis.example.com:6380#insecure"
+        );
+    }
+
+    #[test]
+    fn cluster_urls_are_the_seed_nodes_in_order() {
+        let c = config(&[(
+            "REDIS_CLUSTER_URLS",
+            " rediss://a.example.com:7000, rediss://b.example.com:7001#insecure ,",
+        )])
+        .unwrap();
+        let Some(RedisTarget::Cluster(seeds)) = &c.redis else {
+            panic!("{:?}", c.redis)
+        };
+        assert_eq!(
+            urls(seeds),
+            [
+                "rediss://a.example.com:7000",
+                "rediss://b.example.com:7001#insecure"
+            ]
+        );
+    }
+
+    #[test]
+    fn sentinel_urls_take_bare_addresses_and_need_the_master() {
+        let c = config(&[
+            (
+                "REDIS_SENTINEL_URLS",
+                "10.0.0.1:26379,redis://:pw@10.0.0.2:26379",
+            ),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ])
+        .unwrap();
+        let Some(RedisTarget::Sentinel { sentinels, master }) = &c.redis else {
+            panic!("{:?}", c.redis)
+        };
+        assert_eq!(
+            urls(sentinels),
+            ["redis://10.0.0.1:26379", "redis://:pw@10.0.0.2:26379"]
+        );
+        assert_eq!(master, "mymaster");
+        let tls = config(&[
+            (
+                "REDIS_SENTINEL_URLS",
+                "rediss://s.example.com:26380#insecure",
+            ),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ])
+        .unwrap();
+        assert!(matches!(tls.redis, Some(RedisTarget::Sentinel { .. })));
+
+        let err = config(&[("REDIS_SENTINEL_URLS", "10.0.0.1:26379")]).unwrap_err();
+        assert_eq!(err.variable, "REDIS_SENTINEL_MASTER", "{err}");
+        let err = config(&[("REDIS_SENTINEL_MASTER", "mymaster")]).unwrap_err();
+        assert_eq!(err.variable, "REDIS_SENTINEL_MASTER", "{err}");
+        assert!(err.problem.contains("REDIS_SENTINEL_URLS"), "{err}");
+        let err = config(&[
+            ("REDIS_SENTINEL_URLS", "10.0.0.1:26379"),
+            ("REDIS_SENTINEL_MASTER", "my master"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "REDIS_SENTINEL_MASTER", "{err}");
+    }
+
+    #[test]
+    fn two_redis_variables_fail_naming_both() {
+        let url = ("REDIS_URL", "redis://localhost:6379");
+        let cluster = ("REDIS_CLUSTER_URLS", "redis://localhost:7000");
+        let sentinel = ("REDIS_SENTINEL_URLS", "localhost:26379");
+        let master = ("REDIS_SENTINEL_MASTER", "mymaster");
+        for vars in [
+            vec![url, cluster],
+            vec![url, sentinel, master],
+            vec![cluster, sentinel, master],
+            vec![url, cluster, sentinel, master],
+        ] {
+            let err = config(&vars).unwrap_err();
+            let named: Vec<&str> = [url.0, cluster.0, sentinel.0]
+                .into_iter()
+                .filter(|name| err.to_string().contains(name))
+                .collect();
+            assert!(named.len() >= 2, "{vars:?}: {err}");
+            assert!(err.problem.contains("only one"), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_cluster_and_sentinel_lists_are_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("REDIS_CLUSTER_URLS", ",,", "at least one"),
+            (
+                "REDIS_CLUSTER_URLS",
+                "redis://a:7000,postgres://b",
+                "entry 2",
+            ),
+            ("REDIS_CLUSTER_URLS", "a:7000", "entry 1"),
+            (
+                "REDIS_CLUSTER_URLS",
+                "redis://a:7000,rediss://b:7001",
+                "all redis:// or all rediss://",
+            ),
+            ("REDIS_SENTINEL_URLS", " , ", "at least one"),
+            ("REDIS_SENTINEL_URLS", "not an address", "entry 1"),
+        ];
+        for (variable, value, expected) in cases {
+            let mut vars = vec![(*variable, *value)];
+            if *variable == "REDIS_SENTINEL_URLS" {
+                vars.push(("REDIS_SENTINEL_MASTER", "m"));
+            }
+            let err = config(&vars).expect_err(&format!("{variable}={value} should fail"));
+            assert_eq!(&err.variable, variable, "{variable}={value}: {err}");
+            assert!(err.problem.contains(expected), "{variable}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn cluster_and_sentinel_passwords_never_print() {
+        for vars in [
+            vec![(
+                "REDIS_CLUSTER_URLS",
+                "redis://:hunter2hunter2@a:7000,mysql://:hunter2hunter2@b",
+            )],
+            vec![("REDIS_CLUSTER_URLS", "redis://:hunter2hunter2@a:7000")],
+            vec![
+                ("REDIS_SENTINEL_URLS", "redis://:hunter2hunter2@a:26379"),
+                ("REDIS_SENTINEL_MASTER", "mymaster"),
+            ],
+        ] {
+            let printed = match config(&vars) {
+                Ok(c) => format!("{c:?}"),
+                Err(err) => err.to_string(),
+            };
+            assert!(!printed.contains("hunter2"), "{printed}");
+        }
     }
 }

@@ -8,13 +8,12 @@ use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::AdminService;
-use crate::config::Config;
+use crate::config::{Config, RedisTarget};
 use crate::domain::subscriber::SpecRules;
 use crate::flow::{CallFlow, FlowSettings};
 use crate::http::state::{AppState, EdgeSettings};
@@ -23,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
 use crate::registry::Registry;
+use crate::store::connection::RedisConnection;
 use crate::store::{LastKnownSubscribers, MemoryStore, RedisStore, Store};
 use crate::telemetry::RequestSpan;
 use crate::templates::Templates;
@@ -79,10 +79,16 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let streams = CancellationToken::new();
         let deliveries = TaskTracker::new();
-        let store: Arc<dyn Store> = match &config.redis_url {
+        // One connection for the store and the bus, made here alone.
+        let redis = config
+            .redis
+            .as_ref()
+            .map(RedisConnection::open)
+            .transpose()?;
+        let store: Arc<dyn Store> = match &redis {
             None => Arc::new(MemoryStore::new()),
-            Some(url) => Arc::new(
-                RedisStore::connect(url.expose_secret(), &config.redis_key_prefix)?
+            Some(connection) => Arc::new(
+                RedisStore::new(connection.clone(), &config.redis_key_prefix)
                     .with_metrics(metrics.clone()),
             ),
         };
@@ -133,9 +139,9 @@ impl Application {
             metrics.clone(),
             deliveries.clone(),
         )?;
-        let bus = match &config.redis_url {
+        let bus = match redis {
             None => EventBus::in_process(),
-            Some(url) => EventBus::redis(url.expose_secret(), &config.redis_key_prefix).await?,
+            Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
         };
         let flow = Arc::new(CallFlow::new(
             store.clone(),
@@ -171,11 +177,10 @@ impl Application {
             .port();
         tracing::info!(
             port,
-            store = if config.redis_url.is_some() {
-                "redis"
-            } else {
-                "memory"
-            },
+            store = config
+                .redis
+                .as_ref()
+                .map_or("memory", RedisTarget::describe),
             public_base_url = config.public_base_url.as_str(),
             "ringrelay listening"
         );

@@ -16,9 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -27,7 +25,7 @@ use super::events::Event;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionId;
 use crate::domain::subscriber::DestinationId;
-use crate::store::connection::RetryOnce;
+use crate::store::connection::RedisConnection;
 
 /// An event as a live stream sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +97,8 @@ pub struct EventBus {
 
 #[derive(Clone)]
 struct RedisChannel {
-    publisher: RetryOnce,
+    /// The instance's shared connection: appending is quick.
+    publisher: RedisConnection,
     /// The Redis stream's key.
     stream: String,
 }
@@ -186,31 +185,29 @@ impl EventBus {
         }
     }
 
-    /// A bus shared by every instance on the Redis at `url`. Returns once
-    /// this instance listens, so that nothing published after is missed;
-    /// when Redis is down it returns at once and keeps trying to listen.
-    pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-        let publisher = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(Duration::from_secs(1))),
-        )
-        .context("configuring the Redis publisher")?;
+    /// A bus shared by every instance on the Redis of `connection` (the
+    /// store's), its stream under `prefix`. Returns once this instance
+    /// listens, so that nothing published after is missed; when Redis is
+    /// down it returns at once and keeps trying to listen.
+    pub async fn redis(connection: RedisConnection, prefix: &str) -> Self {
         let stream = format!("{prefix}:bus");
         let local = Arc::new(Local::new());
         let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(listen(client, stream.clone(), local.clone(), listening_tx));
+        tokio::spawn(listen(
+            connection.clone(),
+            stream.clone(),
+            local.clone(),
+            listening_tx,
+        ));
         // Bounded: a Redis that does not answer must not stop the start.
         let _ = tokio::time::timeout(Duration::from_secs(2), listening_rx).await;
-        Ok(Self {
+        Self {
             local,
             redis: Some(RedisChannel {
-                publisher: RetryOnce::new(publisher),
+                publisher: connection,
                 stream,
             }),
-        })
+        }
     }
 
     /// Sends `event` to the live streams of `destination` of `subscriber`
@@ -377,7 +374,7 @@ const MESSAGE_FIELD: &str = "m";
 /// Reads the bus stream for as long as the process lives, coming back after
 /// Redis goes away and going on after the last entry it read.
 async fn listen(
-    client: redis::Client,
+    connection: RedisConnection,
     stream: String,
     local: Arc<Local>,
     listening: tokio::sync::oneshot::Sender<()>,
@@ -388,7 +385,7 @@ async fn listen(
     let mut cursor: Option<String> = None;
     let mut delay = Duration::from_millis(100);
     loop {
-        let read = read_on(&client, &stream, &local, &mut cursor, &mut || {
+        let read = read_on(&connection, &stream, &local, &mut cursor, &mut || {
             if let Some(tx) = listening.take() {
                 let _ = tx.send(());
             }
@@ -410,19 +407,19 @@ async fn listen(
 /// on, until the connection fails. `listening` is called once the cursor is
 /// set, so that a caller knows nothing appended after is missed.
 async fn read_on(
-    client: &redis::Client,
+    shared: &RedisConnection,
     stream: &str,
     local: &Local,
     cursor: &mut Option<String>,
     listening: &mut impl FnMut(),
 ) -> redis::RedisResult<()> {
     // Its own connection: a blocking read would hold up everything else
-    // sharing a multiplexed one.
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(2)));
-    let mut connection = client
-        .get_multiplexed_async_connection_with_config(&config)
+    // sharing a multiplexed one. On a cluster the stream is one key, so the
+    // read goes to that key's node; on Sentinel, to the primary of the
+    // moment (a failover drops or stalls this connection, and the next one
+    // goes to the new primary).
+    let mut connection = shared
+        .dedicated(READ_BLOCK + Duration::from_secs(2))
         .await?;
     if cursor.is_none() {
         let newest: StreamRangeReply = connection.xrevrange_count(stream, "+", "-", 1).await?;

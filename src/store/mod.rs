@@ -4,7 +4,7 @@
 //! Redis (several instances sharing one server, a Sentinel-managed primary
 //! or a Redis Cluster). Both pass one conformance suite (`tests/api/store.rs`).
 
-pub(crate) mod connection;
+pub mod connection;
 mod last_known;
 mod memory;
 mod redis;
@@ -21,6 +21,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{Claim, Session, SessionId, Timestamp};
 use crate::domain::subscriber::Subscriber;
 
+pub use self::connection::RedisConnection;
 pub use self::last_known::LastKnownSubscribers;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;

@@ -42,13 +42,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use super::connection::RedisConnection;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use futures_util::future::{join_all, try_join_all};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, RedisError, Script};
 
-use super::connection::RetryOnce;
 use super::{
     HISTORY_CAP, RateLimits, SWEEP_GRACE, SessionCreated, SessionStore, Store, StoreError,
     SubscriberRecord, SubscriberStore, WindowCount,
@@ -62,7 +61,7 @@ use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: RetryOnce,
+    connection: RedisConnection,
     keys: Keys,
     metrics: Option<Arc<Metrics>>,
 }
@@ -580,7 +579,7 @@ impl RedisStore {
         }
     }
 
-    fn conn(&self) -> RetryOnce {
+    fn conn(&self) -> RedisConnection {
         // Cloning shares the one multiplexed connection.
         self.connection.clone()
     }
@@ -1303,26 +1302,18 @@ impl RateLimits for RedisStore {
 }
 
 impl RedisStore {
-    /// Prepares a connection to `url` with every key under `prefix`. The
-    /// connection is made lazily and remade in the background when it drops,
-    /// so the service starts, and keeps answering what it can, while Redis is
-    /// away; each command fails fast instead of hanging.
-    pub fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .context("configuring the Redis connection")?;
-        Ok(Self {
-            connection: RetryOnce::new(connection),
+    /// The store on `connection` (see [`RedisConnection::open`]: lazy, so
+    /// the service starts, and keeps answering what it can, while Redis is
+    /// away; each command fails fast instead of hanging), with every key
+    /// under `prefix`.
+    pub fn new(connection: RedisConnection, prefix: &str) -> Self {
+        Self {
+            connection,
             keys: Keys {
                 prefix: prefix.to_owned(),
             },
             metrics: None,
-        })
+        }
     }
 
     /// Counts failed operations in `metrics`.

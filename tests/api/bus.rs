@@ -8,7 +8,7 @@ use ringrelay::domain::session::SessionId;
 use ringrelay::notify::bus::EventBus;
 use tokio::sync::broadcast;
 
-use crate::helpers::{Backend, unique_prefix};
+use crate::helpers::{Backend, redis_connection, unique_prefix};
 
 /// The next `n` session pings `watched` hears; a bounded wait, so that a
 /// lost one fails the test instead of hanging it.
@@ -29,8 +29,8 @@ async fn news_published_right_after_a_redis_restart_reaches_the_other_instance()
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
-    let publisher = EventBus::redis(&redis.url(), &prefix).await.unwrap();
-    let listener = EventBus::redis(&redis.url(), &prefix).await.unwrap();
+    let publisher = EventBus::redis(redis_connection(&redis.url()), &prefix).await;
+    let listener = EventBus::redis(redis_connection(&redis.url()), &prefix).await;
     let mut watched = listener.watch_sessions();
     let before = SessionId::generate();
     publisher.session_changed(&before).await;
@@ -53,9 +53,11 @@ async fn news_published_right_after_a_redis_restart_reaches_the_other_instance()
 #[tokio::test]
 async fn an_instance_hears_its_own_news_once() {
     let backend = Backend::redis();
-    let bus = EventBus::redis(&backend.test_redis().url(), &unique_prefix())
-        .await
-        .unwrap();
+    let bus = EventBus::redis(
+        redis_connection(&backend.test_redis().url()),
+        &unique_prefix(),
+    )
+    .await;
     let mut watched = bus.watch_sessions();
     let ids: Vec<SessionId> = (0..2).map(|_| SessionId::generate()).collect();
     for id in &ids {

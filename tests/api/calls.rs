@@ -508,7 +508,7 @@ async fn a_rejected_call_that_is_never_forwarded_expires_with_call_missed(
     let first = spawn_app(backend).await;
     let second = match &first.backend {
         Backend::Memory => None,
-        Backend::Redis(_) => Some(
+        _ => Some(
             spawn_app_with(
                 first.backend.clone(),
                 &[("REDIS_KEY_PREFIX", &first.config.redis_key_prefix)],

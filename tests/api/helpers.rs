@@ -1,5 +1,6 @@
-//! Test harness: a real `redis-server` per test on a free port, the service on
-//! port 0 with its own key prefix, and request helpers.
+//! Test harness: a real `redis-server` per test on a free port (or the
+//! shared Redis Cluster, or a Sentinel deployment: see `servers`), the
+//! service on port 0 with its own key prefix, and request helpers.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -8,9 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ringrelay::clock::WallClock;
-use ringrelay::config::Config;
+use ringrelay::config::{Config, RedisTarget};
 use ringrelay::domain::session::Timestamp;
 use ringrelay::startup::Application;
+use ringrelay::store::{RedisConnection, RedisStore};
+
+use crate::servers::{SENTINEL_MASTER, TestRedisCluster, TestSentinel};
 use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -161,6 +165,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The service's connection to the standalone Redis at `url`.
+pub fn redis_connection(url: &str) -> RedisConnection {
+    RedisConnection::open(&RedisTarget::standalone(url)).expect("a valid Redis URL")
+}
+
+/// A store on the standalone Redis at `url`, its keys under `prefix`.
+pub fn redis_store(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::new(redis_connection(url), prefix)
+}
+
 /// A key prefix no other test uses.
 pub fn unique_prefix() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -176,6 +190,10 @@ pub fn unique_prefix() -> String {
 pub enum Backend {
     Memory,
     Redis(Arc<TestRedis>),
+    /// The Redis Cluster every test of the binary shares.
+    Cluster(&'static TestRedisCluster),
+    /// A Sentinel-managed primary of this test's own.
+    Sentinel(Arc<TestSentinel>),
 }
 
 impl Backend {
@@ -183,10 +201,41 @@ impl Backend {
         Self::Redis(TestRedis::start())
     }
 
+    pub fn cluster() -> Self {
+        Self::Cluster(TestRedisCluster::shared())
+    }
+
+    pub fn sentinel() -> Self {
+        Self::Sentinel(TestSentinel::start())
+    }
+
+    /// What the service's configuration names for this backend.
+    pub fn redis_target(&self) -> Option<RedisTarget> {
+        let config = test_config(self, &[]).expect("test configuration is valid");
+        config.redis
+    }
+
+    /// A store of its own (a connection of its own, as another instance
+    /// would have) on this Redis backend, its keys under `prefix`.
+    pub fn redis_store(&self, prefix: &str) -> RedisStore {
+        let target = self.redis_target().expect("a Redis backend");
+        RedisStore::new(
+            RedisConnection::open(&target).expect("a valid target"),
+            prefix,
+        )
+    }
+
+    pub fn test_sentinel(&self) -> &TestSentinel {
+        match self {
+            Self::Sentinel(s) => s,
+            _ => panic!("this test needs the Sentinel backend"),
+        }
+    }
+
     pub fn test_redis(&self) -> &TestRedis {
         match self {
             Self::Redis(r) => r,
-            Self::Memory => panic!("this test needs the Redis backend"),
+            _ => panic!("this test needs the standalone Redis backend"),
         }
     }
 }
@@ -223,8 +272,16 @@ pub fn test_config(
         // The receivers of these tests listen on 127.0.0.1.
         ("ALLOW_PRIVATE_WEBHOOKS".into(), "true".into()),
     ];
-    if let Backend::Redis(redis) = backend {
-        vars.push(("REDIS_URL".into(), redis.url()));
+    match backend {
+        Backend::Memory => {}
+        Backend::Redis(redis) => vars.push(("REDIS_URL".into(), redis.url())),
+        Backend::Cluster(cluster) => vars.push(("REDIS_CLUSTER_URLS".into(), cluster.urls())),
+        Backend::Sentinel(sentinel) => {
+            vars.push(("REDIS_SENTINEL_URLS".into(), sentinel.urls()));
+            vars.push(("REDIS_SENTINEL_MASTER".into(), SENTINEL_MASTER.into()));
+        }
+    }
+    if !matches!(backend, Backend::Memory) {
         vars.push(("REDIS_KEY_PREFIX".into(), unique_prefix()));
     }
     for (name, value) in extra {
@@ -451,7 +508,9 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
 }
 
 /// Runs each listed test body once per store backend:
-/// `both_backends!(name => |backend| async move { ... })`.
+/// `both_backends!(name => |backend| async move { ... })`. The `cluster`
+/// runs are skipped unless `RINGRELAY_TEST_CLUSTER=1` (see
+/// `servers::cluster_tests_enabled`, a temporary gate).
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident => $body:expr;)+) => {
@@ -475,11 +534,26 @@ macro_rules! both_backends {
                 }
             )+
         }
+        mod cluster {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    // Gated for now: see `cluster_tests_enabled`.
+                    if !$crate::servers::cluster_tests_enabled() {
+                        return;
+                    }
+                    ($body)($crate::helpers::Backend::cluster()).await
+                }
+            )+
+        }
     };
 }
 
 /// Runs each case once per provider: `on_both_backends` cases take
-/// `(Cpaas, Backend)` and run on the in-memory store and on Redis, `once`
+/// `(Cpaas, Backend)` and run on the in-memory store and on Redis (and on
+/// the shared cluster with `RINGRELAY_TEST_CLUSTER=1`), `once`
 /// cases take the provider only. Tests are named
 /// `cpaas::<provider>::[<backend>::]<case>`.
 #[macro_export]
@@ -513,6 +587,20 @@ macro_rules! for_each_provider {
                     #[tokio::test]
                     async fn $both() {
                         super::super::$both(Cpaas::$variant, Backend::redis()).await
+                    }
+                )*
+            }
+
+            mod cluster {
+                use super::{Backend, Cpaas};
+                $(
+                    #[tokio::test]
+                    async fn $both() {
+                        // Gated for now: see `cluster_tests_enabled`.
+                        if !$crate::servers::cluster_tests_enabled() {
+                            return;
+                        }
+                        super::super::$both(Cpaas::$variant, Backend::cluster()).await
                     }
                 )*
             }

@@ -1050,7 +1050,7 @@ async fn every_other_destination_hears_call_taken_when_one_accepts(backend: Back
     let a = spawn_app(backend).await;
     let second = match &a.backend {
         Backend::Memory => None,
-        Backend::Redis(_) => Some(
+        _ => Some(
             spawn_app_with(
                 a.backend.clone(),
                 &[("REDIS_KEY_PREFIX", &a.config.redis_key_prefix)],
@@ -1111,7 +1111,7 @@ async fn a_call_nobody_took_that_the_phone_never_reported_ends_expired_at_its_tt
     let a = spawn_app_with(backend, &short).await;
     let b = match &a.backend {
         Backend::Memory => None,
-        Backend::Redis(_) => {
+        _ => {
             let prefix = [("REDIS_KEY_PREFIX", a.config.redis_key_prefix.as_str())];
             Some(spawn_app_with(a.backend.clone(), &[short.as_slice(), &prefix].concat()).await)
         }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use ringrelay::domain::subscriber::SpecRules;
 use ringrelay::registry::Registry;
 use ringrelay::startup::Application;
-use ringrelay::store::RedisStore;
 use serde_json::Value;
 
 use crate::both_backends;
@@ -58,11 +57,10 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
     // A second instance on the same Redis and prefix loads the file again.
     Application::build(app.config.clone()).await.unwrap();
 
-    let store = RedisStore::connect(
+    let store = crate::helpers::redis_store(
         &app.backend.test_redis().url(),
         &app.config.redis_key_prefix,
-    )
-    .unwrap();
+    );
     let registry = Registry::new(
         Arc::new(store),
         SpecRules {

@@ -12,8 +12,8 @@ use ringrelay::domain::session::{
 };
 use ringrelay::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
 use ringrelay::store::{
-    HISTORY_CAP, MemoryStore, RateLimits as _, RedisStore, SWEEP_GRACE, SessionCreated,
-    SessionStore as _, Store, StoreError, SubscriberRecord, SubscriberStore as _, WindowCount,
+    HISTORY_CAP, MemoryStore, RateLimits as _, SWEEP_GRACE, SessionCreated, SessionStore as _,
+    Store, StoreError, SubscriberRecord, SubscriberStore as _, WindowCount,
 };
 use serde_json::json;
 
@@ -23,9 +23,7 @@ use crate::helpers::{Backend, unique_prefix};
 fn store_for(backend: &Backend) -> Arc<dyn Store> {
     match backend {
         Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(redis) => {
-            Arc::new(RedisStore::connect(&redis.url(), &unique_prefix()).unwrap())
-        }
+        redis => Arc::new(redis.redis_store(&unique_prefix())),
     }
 }
 
@@ -115,11 +113,9 @@ fn two_instances(backend: &Backend) -> [Arc<dyn Store>; 2] {
             let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
             [Arc::clone(&store), store]
         }
-        Backend::Redis(redis) => {
+        redis => {
             let prefix = unique_prefix();
-            let connect = || -> Arc<dyn Store> {
-                Arc::new(RedisStore::connect(&redis.url(), &prefix).unwrap())
-            };
+            let connect = || -> Arc<dyn Store> { Arc::new(redis.redis_store(&prefix)) };
             [connect(), connect()]
         }
     }
@@ -1090,7 +1086,7 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
-    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
     let session = Session::ringing(
         number(ALICE),
         Caller::Withheld,
@@ -1126,7 +1122,7 @@ async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
-    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
     for who in [BOB, ALICE] {
         store
             .put_subscriber(&record(who, SHARED_FWD, &["desk"]))
@@ -1164,8 +1160,8 @@ async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed
 async fn redis_stores_with_different_prefixes_do_not_see_each_other() {
     let backend = Backend::redis();
     let url = backend.test_redis().url();
-    let a = RedisStore::connect(&url, &unique_prefix()).unwrap();
-    let b = RedisStore::connect(&url, &unique_prefix()).unwrap();
+    let a = crate::helpers::redis_store(&url, &unique_prefix());
+    let b = crate::helpers::redis_store(&url, &unique_prefix());
     a.put_subscriber(&record(ALICE, SHARED_FWD, &["desk"]))
         .await
         .unwrap();
@@ -1177,7 +1173,7 @@ async fn redis_stores_with_different_prefixes_do_not_see_each_other() {
 async fn a_stopped_redis_is_reported_unavailable() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
-    let store = RedisStore::connect(&redis.url(), &unique_prefix()).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &unique_prefix());
     store.ping().await.unwrap();
     redis.stop();
     let err = store.subscriber(&number(ALICE)).await.unwrap_err();
@@ -1345,7 +1341,7 @@ async fn redis_the_device_call_key_lives_as_long_as_its_session() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
-    let store = RedisStore::connect(&redis.url(), &prefix).unwrap();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
     let session = Session::ringing(
         number(ALICE),
         caller(CALLER_A),

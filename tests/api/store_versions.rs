@@ -11,7 +11,7 @@ use ringrelay::domain::session::{
     CancelReason, Claim, Instruction, MissedReason, Session, SessionState, Timestamp,
 };
 use ringrelay::domain::subscriber::Mode;
-use ringrelay::store::{MemoryStore, RedisStore, Store};
+use ringrelay::store::{MemoryStore, Store};
 
 use crate::both_backends;
 use crate::helpers::{Backend, unique_prefix};
@@ -22,9 +22,7 @@ const TTL: Duration = Duration::from_secs(60);
 fn store_for(backend: &Backend) -> Arc<dyn Store> {
     match backend {
         Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(redis) => {
-            Arc::new(RedisStore::connect(&redis.url(), &unique_prefix()).unwrap())
-        }
+        redis => Arc::new(redis.redis_store(&unique_prefix())),
     }
 }
 
