@@ -508,9 +508,8 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
 }
 
 /// Runs each listed test body once per store backend:
-/// `both_backends!(name => |backend| async move { ... })`. The `cluster`
-/// runs are skipped unless `RINGRELAY_TEST_CLUSTER=1` (see
-/// `servers::cluster_tests_enabled`, a temporary gate).
+/// `both_backends!(name => |backend| async move { ... })`: the memory store,
+/// a standalone Redis of the test's own, and the shared local Redis Cluster.
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident => $body:expr;)+) => {
@@ -540,10 +539,6 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    // Gated for now: see `cluster_tests_enabled`.
-                    if !$crate::servers::cluster_tests_enabled() {
-                        return;
-                    }
                     ($body)($crate::helpers::Backend::cluster()).await
                 }
             )+
@@ -553,7 +548,7 @@ macro_rules! both_backends {
 
 /// Runs each case once per provider: `on_both_backends` cases take
 /// `(Cpaas, Backend)` and run on the in-memory store and on Redis (and on
-/// the shared cluster with `RINGRELAY_TEST_CLUSTER=1`), `once`
+/// the shared cluster), `once`
 /// cases take the provider only. Tests are named
 /// `cpaas::<provider>::[<backend>::]<case>`.
 #[macro_export]
@@ -596,10 +591,6 @@ macro_rules! for_each_provider {
                 $(
                     #[tokio::test]
                     async fn $both() {
-                        // Gated for now: see `cluster_tests_enabled`.
-                        if !$crate::servers::cluster_tests_enabled() {
-                            return;
-                        }
                         super::super::$both(Cpaas::$variant, Backend::cluster()).await
                     }
                 )*

@@ -14,7 +14,7 @@ use crate::cpaas::{ALICE, ALICE_DESK, CALLER, SHARED, alice, forwarded, nouns, o
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Cpaas, TestApp, assert_error, spawn_app, test_config, unique_prefix,
 };
-use crate::servers::{TestRedisCluster, cluster_tests_enabled};
+use crate::servers::TestRedisCluster;
 
 /// Twilio hangs up on a webhook after 15 s; the answer must come well before.
 const VOICE_DEADLINE: Duration = Duration::from_secs(5);
@@ -316,11 +316,7 @@ async fn a_hung_sentinel_deployment_heals() {
 
 #[tokio::test]
 async fn a_hung_cluster_heals() {
-    // Gated with the cluster's `both_backends!` runs: see
-    // `cluster_tests_enabled`. A cluster of its own, since it hangs.
-    if !cluster_tests_enabled() {
-        return;
-    }
+    // A cluster of its own, since it hangs.
     let cluster: &'static TestRedisCluster = Box::leak(Box::new(TestRedisCluster::start()));
     let app = spawn_app(Backend::Cluster(cluster)).await;
     a_hung_store_heals(
@@ -382,10 +378,7 @@ async fn a_service_started_while_the_sentinel_deployment_hangs_works_once_it_ans
 
 #[tokio::test]
 async fn a_service_started_while_the_cluster_hangs_works_once_it_answers() {
-    // Gated: see `cluster_tests_enabled`. A cluster of its own, since it hangs.
-    if !cluster_tests_enabled() {
-        return;
-    }
+    // A cluster of its own, since it hangs.
     let cluster: &'static TestRedisCluster = Box::leak(Box::new(TestRedisCluster::start()));
     cluster.nodes.iter().for_each(|n| n.freeze());
     let app = spawn_app(Backend::Cluster(cluster)).await;

@@ -17,15 +17,6 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 /// How long to wait between two looks at a condition.
 const POLL_STEP: Duration = Duration::from_millis(50);
 
-/// Whether the tests that run on the shared Redis Cluster are on:
-/// `RINGRELAY_TEST_CLUSTER=1`. Temporary: the store's scripts still build
-/// keys of several slots, so most store operations fail on a cluster until
-/// its key layout gives every script's keys one hash tag; then this gate
-/// goes and the cluster runs with every `both_backends!` test.
-pub fn cluster_tests_enabled() -> bool {
-    std::env::var("RINGRELAY_TEST_CLUSTER").is_ok_and(|v| v == "1")
-}
-
 /// Polls `condition` until it holds, panicking with `what` after `deadline`.
 pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
