@@ -3,6 +3,7 @@
 //! sharing one server). Both pass one conformance suite (`tests/api/store.rs`).
 
 pub(crate) mod connection;
+pub mod encoding;
 mod last_known;
 mod memory;
 mod redis;
