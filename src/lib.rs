@@ -21,5 +21,6 @@ pub mod registry;
 pub mod simulate;
 pub mod startup;
 pub mod store;
+pub mod subscriber_cache;
 pub mod telemetry;
 pub mod templates;

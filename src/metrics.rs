@@ -39,6 +39,37 @@ pub struct NotificationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+/// Where a voice webhook found the subscribers the call may belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupSource {
+    /// The subscriber cache, complete and fresh: no store read.
+    Cache,
+    /// The store (the cache could not vouch, or did not know the number).
+    Store,
+    /// What this process last knew, because the store failed.
+    LastKnown,
+}
+
+impl LookupSource {
+    const ALL: [Self; 3] = [Self::Cache, Self::Store, Self::LastKnown];
+
+    fn label(self) -> SourceLabels {
+        SourceLabels {
+            source: match self {
+                Self::Cache => "cache",
+                Self::Store => "store",
+                Self::LastKnown => "last_known",
+            }
+            .to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub operation: String,
 }
@@ -55,6 +86,8 @@ pub struct Metrics {
     notifications_pending: Gauge,
     forward_delay: Histogram,
     store_errors: Family<OperationLabels, Counter>,
+    subscriber_lookups: Family<SourceLabels, Counter>,
+    subscriber_cache_fresh: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -76,6 +109,12 @@ impl Default for Metrics {
         // Ring report to forwarded webhook: 0.25 s to about 64 s.
         let forward_delay = Histogram::new(exponential_buckets(0.25, 2.0, 9));
         let store_errors = Family::<OperationLabels, Counter>::default();
+        let subscriber_lookups = Family::<SourceLabels, Counter>::default();
+        // Shown at 0 from the start, so that a rate over them is defined.
+        for source in LookupSource::ALL {
+            let _ = subscriber_lookups.get_or_create(&source.label());
+        }
+        let subscriber_cache_fresh = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -112,6 +151,16 @@ impl Default for Metrics {
             "Failed store operations",
             store_errors.clone(),
         );
+        registry.register(
+            "forwarded_call_subscriber_lookups",
+            "Where voice webhooks found their subscribers: cache (no store read), store, last_known (the store failed)",
+            subscriber_lookups.clone(),
+        );
+        registry.register(
+            "subscriber_cache_fresh",
+            "1 while the subscriber cache vouches for being complete and current, else 0",
+            subscriber_cache_fresh.clone(),
+        );
         Self {
             registry,
             requests,
@@ -122,6 +171,8 @@ impl Default for Metrics {
             notifications_pending,
             forward_delay,
             store_errors,
+            subscriber_lookups,
+            subscriber_cache_fresh,
         }
     }
 }
@@ -177,6 +228,14 @@ impl Metrics {
 
     pub fn forward_delay(&self, delay: Duration) {
         self.forward_delay.observe(delay.as_secs_f64());
+    }
+
+    pub fn subscriber_lookup(&self, source: LookupSource) {
+        self.subscriber_lookups.get_or_create(&source.label()).inc();
+    }
+
+    pub fn subscriber_cache_fresh(&self, fresh: bool) {
+        self.subscriber_cache_fresh.set(i64::from(fresh));
     }
 
     pub fn store_error(&self, operation: &str) {

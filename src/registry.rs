@@ -15,13 +15,14 @@ use crate::domain::credentials::{
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::Timestamp;
 use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
-use crate::store::{LastKnownSubscribers, Store, StoreError, SubscriberRecord, WindowCount};
+use crate::store::{Store, StoreError, SubscriberRecord, WindowCount};
+use crate::subscriber_cache::SubscriberCache;
 
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
     rules: SpecRules,
-    last_known: Arc<LastKnownSubscribers>,
+    subscribers: Arc<SubscriberCache>,
 }
 
 /// The outcome of a registration.
@@ -42,15 +43,11 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    pub fn new(
-        store: Arc<dyn Store>,
-        rules: SpecRules,
-        last_known: Arc<LastKnownSubscribers>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, rules: SpecRules, subscribers: Arc<SubscriberCache>) -> Self {
         Self {
             store,
             rules,
-            last_known,
+            subscribers,
         }
     }
 
@@ -79,7 +76,7 @@ impl Registry {
             credentials,
         };
         let replaced = self.store.put_subscriber(&record).await?;
-        self.last_known.remember([&record.subscriber]);
+        self.subscribers.written(&record.subscriber).await;
         Ok(Registration {
             subscriber: record.subscriber,
             created: !replaced,
@@ -118,14 +115,14 @@ impl Registry {
         };
         record.subscriber.dnd_until = until;
         self.store.put_subscriber(&record).await?;
-        self.last_known.remember([&record.subscriber]);
+        self.subscribers.written(&record.subscriber).await;
         Ok(Some(record.subscriber))
     }
 
     /// Removes a subscriber. Returns whether it existed.
     pub async fn remove(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
         let removed = self.store.delete_subscriber(number).await?;
-        self.last_known.forget(number);
+        self.subscribers.removed(number).await;
         Ok(removed)
     }
 

@@ -23,7 +23,8 @@ use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
 use crate::registry::Registry;
 use crate::store::connection::RedisConnection;
-use crate::store::{LastKnownSubscribers, MemoryStore, RedisStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store};
+use crate::subscriber_cache::SubscriberCache;
 use crate::telemetry::RequestSpan;
 use crate::templates::Templates;
 
@@ -34,32 +35,6 @@ pub struct Application {
     streams: CancellationToken,
     /// Background webhook deliveries, drained on shutdown.
     deliveries: TaskTracker,
-}
-
-/// How many subscribers an instance reads into its memory at start, and
-/// how many times (a second apart) it tries while the store is down.
-const REMEMBERED_AT_START: usize = 10_000;
-const REMEMBER_TRIES: u32 = 60;
-
-/// Fills `last_known` from the store, so that an instance started just
-/// before the store goes away can still dial every subscriber (the voice
-/// routes dial from it when the store fails; later reads keep it current).
-/// Whether the store answered.
-async fn remember_subscribers(store: &dyn Store, last_known: &LastKnownSubscribers) -> bool {
-    match store.some_subscribers(REMEMBERED_AT_START).await {
-        Ok(records) => {
-            last_known.remember(records.iter().map(|r| &r.subscriber));
-            tracing::info!(subscribers = records.len(), "remembered the subscribers");
-            true
-        }
-        Err(err) => {
-            tracing::debug!(
-                error = format!("{err:#}"),
-                "cannot read the subscribers yet"
-            );
-            false
-        }
-    }
 }
 
 /// How long an idle keep-alive connection stays open.
@@ -92,34 +67,24 @@ impl Application {
                     .with_metrics(metrics.clone()),
             ),
         };
-        let last_known = Arc::new(LastKnownSubscribers::default());
-        // Once before serving, so that the first call finds them; in the
-        // background while the store is down.
-        if !remember_subscribers(&*store, &last_known).await {
-            let (store, last_known) = (store.clone(), last_known.clone());
-            tokio::spawn(async move {
-                for _ in 1..REMEMBER_TRIES {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    if remember_subscribers(&*store, &last_known).await {
-                        return;
-                    }
-                }
-            });
+        let bus = match redis {
+            None => EventBus::in_process(),
+            Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
+        };
+        // Every subscriber, kept fresh by the bus. Loaded once before
+        // serving, so that the first call finds them (and an instance
+        // started just before the store goes away can still dial them); in
+        // the background, retrying, while the store is down.
+        let subscribers = Arc::new(SubscriberCache::new(bus.clone(), metrics.clone()));
+        let mut keeper = subscribers.keeper(store.clone());
+        match keeper.load().await {
+            Ok(count) => tracing::info!(count, "subscribers cached"),
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                "cannot read the subscribers yet; the voice routes ask the store until they are cached"
+            ),
         }
-        // Subscribers written before the listing index existed join it; in
-        // the background, a store that is down must not hold up the start.
-        {
-            let store = store.clone();
-            tokio::spawn(async move {
-                match store.index_subscribers().await {
-                    Ok(count) => tracing::debug!(count, "subscribers indexed for listing"),
-                    Err(err) => tracing::warn!(
-                        error = format!("{err:#}"),
-                        "could not index the subscribers for listing; they are indexed when written"
-                    ),
-                }
-            });
-        }
+        tokio::spawn(keeper.run(streams.clone()));
         let registry = Registry::new(
             store.clone(),
             SpecRules {
@@ -127,7 +92,7 @@ impl Application {
                 webhooks_can_be_signed: config.webhook_secret.is_some(),
                 webhook_targets: config.webhook_targets,
             },
-            last_known.clone(),
+            subscribers.clone(),
         );
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("TEMPLATES_DIR")?;
@@ -139,13 +104,9 @@ impl Application {
             metrics.clone(),
             deliveries.clone(),
         )?;
-        let bus = match redis {
-            None => EventBus::in_process(),
-            Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
-        };
         let flow = Arc::new(CallFlow::new(
             store.clone(),
-            last_known,
+            subscribers,
             webhooks,
             bus,
             metrics.clone(),

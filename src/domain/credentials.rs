@@ -41,9 +41,33 @@ impl NewToken {
 }
 
 /// SHA-256 of a token; what the store keeps and indexes by.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
+
+/// Hex in JSON (and the API), the 32 bytes themselves in a binary format
+/// (the compact session encoding, `store::encoding`).
+impl Serialize for TokenHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            Self::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
+        } else {
+            let bytes = <serde_bytes::ByteBuf>::deserialize(d)?;
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map(Self)
+                .map_err(|_| serde::de::Error::invalid_length(bytes.len(), &"32 bytes"))
+        }
+    }
+}
 
 impl TokenHash {
     pub fn of(token: &str) -> Self {

@@ -208,9 +208,15 @@ impl Timestamp {
     }
 }
 
+/// RFC 3339 in JSON (and the API); milliseconds since the epoch in a
+/// binary format (the compact session encoding, `store::encoding`).
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_rfc3339())
+        } else {
+            s.serialize_i64(self.unix_millis())
+        }
     }
 }
 
@@ -231,6 +237,11 @@ impl utoipa::ToSchema for Timestamp {}
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            let millis = i64::deserialize(d)?;
+            return Self::from_unix_millis(millis)
+                .ok_or_else(|| serde::de::Error::custom("a time out of range"));
+        }
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         // Kept in UTC, as it is shown: `…+01:00` reads as the same instant.
         OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)

@@ -18,6 +18,7 @@ use crate::domain::session::{
     SessionState,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
+use crate::metrics::LookupSource;
 use crate::providers::{
     CallScript, Dial, DialTarget, InboundCall, ProviderRoutes, Screening, StatusReport, Step,
 };
@@ -41,22 +42,32 @@ impl CallFlow {
         let Some(to) = call.to.as_ref() else {
             return self.unknown_call();
         };
-        let candidates: Vec<Arc<Subscriber>> = match self
-            .store
-            .candidates_for_forwarded_call(call.forwarded_from.as_ref(), to)
-            .await
+        let forwarded_from = call.forwarded_from.as_ref();
+        // The cache first: when it vouches, the claim is the one round trip.
+        let candidates: Vec<Arc<Subscriber>> = if let Some(found) =
+            self.subscribers.candidates(forwarded_from, to)
         {
-            Ok(records) => {
-                self.last_known
-                    .remember(records.iter().map(|r| &r.subscriber));
-                records
-                    .into_iter()
-                    .map(|r| Arc::new(r.subscriber))
-                    .collect()
-            }
-            Err(err) => {
-                tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "store failed; using last known subscribers");
-                self.last_known.candidates(call.forwarded_from.as_ref(), to)
+            self.metrics.subscriber_lookup(LookupSource::Cache);
+            found
+        } else {
+            match self
+                .store
+                .candidates_for_forwarded_call(forwarded_from, to)
+                .await
+            {
+                Ok(records) => {
+                    self.metrics.subscriber_lookup(LookupSource::Store);
+                    self.subscribers.read(records.iter().map(|r| &r.subscriber));
+                    records
+                        .into_iter()
+                        .map(|r| Arc::new(r.subscriber))
+                        .collect()
+                }
+                Err(err) => {
+                    self.metrics.subscriber_lookup(LookupSource::LastKnown);
+                    tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "store failed; using last known subscribers");
+                    self.subscribers.last_known_candidates(forwarded_from, to)
+                }
             }
         };
         if candidates.is_empty() {

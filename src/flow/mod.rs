@@ -27,7 +27,8 @@ use crate::notify::events::{
     CallRef, Cancelled, Connected, Event, EventPayload, Missed, Taken, Voicemail,
 };
 use crate::notify::webhooks::WebhookSender;
-use crate::store::{LastKnownSubscribers, Store, StoreError};
+use crate::store::{Store, StoreError};
+use crate::subscriber_cache::SubscriberCache;
 use crate::templates::Templates;
 
 pub use self::callback::CallbackQuery;
@@ -44,7 +45,7 @@ pub const RING_REPORTS_PER_MINUTE: u64 = 30;
 
 pub struct CallFlow {
     store: Arc<dyn Store>,
-    last_known: Arc<LastKnownSubscribers>,
+    subscribers: Arc<SubscriberCache>,
     webhooks: WebhookSender,
     bus: EventBus,
     metrics: Arc<Metrics>,
@@ -96,7 +97,7 @@ impl From<SessionError> for FlowError {
 impl CallFlow {
     pub fn new(
         store: Arc<dyn Store>,
-        last_known: Arc<LastKnownSubscribers>,
+        subscribers: Arc<SubscriberCache>,
         webhooks: WebhookSender,
         bus: EventBus,
         metrics: Arc<Metrics>,
@@ -105,7 +106,7 @@ impl CallFlow {
     ) -> Self {
         Self {
             store,
-            last_known,
+            subscribers,
             webhooks,
             bus,
             metrics,
@@ -235,7 +236,7 @@ impl CallFlow {
     async fn current_subscriber(&self, number: &PhoneNumber) -> Option<Arc<Subscriber>> {
         match self.store.subscriber(number).await {
             Ok(Some(record)) => {
-                self.last_known.remember([&record.subscriber]);
+                self.subscribers.read([&record.subscriber]);
                 Some(Arc::new(record.subscriber))
             }
             Ok(None) => {
@@ -247,7 +248,7 @@ impl CallFlow {
                     error = format!("{err:#}"),
                     "store failed; using last known subscriber"
                 );
-                self.last_known.get(number)
+                self.subscribers.last_known(number)
             }
         }
     }

@@ -13,6 +13,7 @@
 //! before the subscription is back).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,22 @@ enum Message {
     CredentialsChanged {
         subscriber: PhoneNumber,
     },
+    /// A subscriber was written or removed: every instance reads it again
+    /// into its subscriber cache.
+    SubscriberChanged {
+        number: PhoneNumber,
+    },
+}
+
+/// What the subscriber cache (`crate::subscriber_cache`) hears from the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriberNews {
+    /// This subscriber changed: read it again.
+    Changed(PhoneNumber),
+    /// The bus reader (re)connected to Redis: what was published while it
+    /// was away (by an instance that could not reach Redis, then dispatched
+    /// only to itself) may be lost, so a cache reloads.
+    Resumed,
 }
 
 /// Events a stream may fall behind by before it misses some.
@@ -65,6 +82,9 @@ const ADMIN_STREAM_BUFFER: usize = 1024;
 /// Session pings the long-polls of one instance may fall behind by; a poll
 /// that falls behind reads its session again, so nothing is lost.
 const SESSION_BUFFER: usize = 1024;
+/// Subscriber news the cache may fall behind by; one that falls behind
+/// reloads every subscriber, so nothing is lost.
+const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// How many live streams one instance keeps open (`MAX_STREAMS`,
 /// `MAX_STREAMS_PER_DESTINATION`): each is a connection held open.
@@ -119,6 +139,10 @@ struct Local {
     /// The admin's streams: every event of every subscriber, once.
     admin: broadcast::Sender<Arc<StreamEvent>>,
     sessions: broadcast::Sender<SessionId>,
+    subscribers: broadcast::Sender<SubscriberNews>,
+    /// How many times the reader connected (1 for ever in process): a cache
+    /// loaded at one count cannot vouch for itself at another.
+    reader_connections: AtomicU64,
 }
 
 impl Local {
@@ -127,7 +151,15 @@ impl Local {
             streams: Mutex::new(HashMap::new()),
             admin: broadcast::channel(ADMIN_STREAM_BUFFER).0,
             sessions: broadcast::channel(SESSION_BUFFER).0,
+            subscribers: broadcast::channel(SUBSCRIBER_BUFFER).0,
+            reader_connections: AtomicU64::new(0),
         }
+    }
+
+    fn reader_connected(&self) {
+        self.reader_connections.fetch_add(1, Ordering::AcqRel);
+        // No receiver just means no cache listens.
+        let _ = self.subscribers.send(SubscriberNews::Resumed);
     }
 
     /// Every live stream open on this instance: the destinations' and the
@@ -145,6 +177,10 @@ impl Local {
             Message::SessionChanged { id } => {
                 // No receiver just means nobody is waiting.
                 let _ = self.sessions.send(id);
+            }
+            Message::SubscriberChanged { number } => {
+                // No receiver just means no cache listens.
+                let _ = self.subscribers.send(SubscriberNews::Changed(number));
             }
             Message::CredentialsChanged { subscriber } => {
                 // Dropping a sender ends its streams.
@@ -179,8 +215,11 @@ impl Local {
 impl EventBus {
     /// A bus for one instance (the memory store).
     pub fn in_process() -> Self {
+        let local = Local::new();
+        // Nothing in process can be missed: connected once, for ever.
+        local.reader_connected();
         Self {
-            local: Arc::new(Local::new()),
+            local: Arc::new(local),
             redis: None,
         }
     }
@@ -293,6 +332,26 @@ impl EventBus {
         .await;
     }
 
+    /// Tells every instance's subscriber cache that subscriber `number` was
+    /// written or removed.
+    pub async fn subscriber_changed(&self, number: &PhoneNumber) {
+        self.publish(Message::SubscriberChanged {
+            number: number.clone(),
+        })
+        .await;
+    }
+
+    /// News about subscribers, from now on.
+    pub fn watch_subscribers(&self) -> broadcast::Receiver<SubscriberNews> {
+        self.local.subscribers.subscribe()
+    }
+
+    /// How many times this instance's reader connected to the bus; 0 while
+    /// it never did (nothing published by others is heard yet).
+    pub fn reader_connections(&self) -> u64 {
+        self.local.reader_connections.load(Ordering::Acquire)
+    }
+
     /// The events for one destination's live stream, from now on.
     pub fn subscribe(
         &self,
@@ -386,6 +445,7 @@ async fn listen(
     let mut delay = Duration::from_millis(100);
     loop {
         let read = read_on(&connection, &stream, &local, &mut cursor, &mut || {
+            local.reader_connected();
             if let Some(tx) = listening.take() {
                 let _ = tx.send(());
             }

@@ -5,6 +5,7 @@
 //! or a Redis Cluster). Both pass one conformance suite (`tests/api/store.rs`).
 
 pub mod connection;
+pub mod encoding;
 mod last_known;
 mod memory;
 mod redis;

@@ -11,7 +11,7 @@
 //! | `P:tok:<token hash>` | the token's owner, `<number>` or `<number> <destination id>` | the key itself |
 //! | `P:subs` | sorted set of every subscriber's number (listing) | the key itself |
 //! | `P:rate:<key>` | a fixed-window counter | the key itself |
-//! | `P:{sNN}:ses` | hash of the shard's sessions: `<id>` (the session), `<id>:v` (its version), `<id>:c` (the claim of the forwarded call that took it) | shard `NN` |
+//! | `P:{sNN}:ses` | hash of the shard's sessions: `<id>` (the session, see `encoding`), `<id>:v` (its version), `<id>:c` (the claim of the forwarded call that took it) | shard `NN` |
 //! | `P:{sNN}:gone` | sorted set: when each session's record goes (a session's TTL) | shard |
 //! | `P:{sNN}:due` | sorted set of the sessions awaiting a forwarded call, by instruction time (forward deadlines) | shard |
 //! | `P:{sNN}:idle` | sorted set of the sessions not over yet, by the end of their lifetime on Redis's clock | shard |
@@ -43,6 +43,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use super::connection::RedisConnection;
+use super::encoding::encode_session;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use futures_util::future::{join_all, try_join_all};
@@ -451,7 +452,7 @@ fn decode_session(
     version: Option<&str>,
     claim: Option<&str>,
 ) -> Result<Session, StoreError> {
-    let mut session: Session = serde_json::from_slice(data)
+    let mut session = super::encoding::decode_session(data)
         .context("decoding a stored session")
         .map_err(StoreError::Unexpected)?;
     session.set_version(version.and_then(|v| v.parse().ok()).unwrap_or(0));
@@ -461,10 +462,6 @@ fn decode_session(
         session.apply_claim(decode::<Claim>(claim, "claim")?);
     }
     Ok(session)
-}
-
-fn encode_session(session: &Session) -> Result<Vec<u8>, StoreError> {
-    Ok(serde_json::to_vec(session).context("encoding a session")?)
 }
 
 fn stored_session((data, version, claim): StoredSession) -> Result<Session, StoreError> {
@@ -605,7 +602,7 @@ impl RedisStore {
             invocation.key(shard.device_call(subscriber, call_id));
         }
         invocation
-            .arg(encode_session(session)?)
+            .arg(encode_session(session))
             .arg(millis(ttl))
             .arg(flag(session.awaits_forwarded_call()))
             .arg(session.id().as_str())
@@ -675,7 +672,7 @@ impl RedisStore {
             invocation
                 .key(keys.history(session.subscriber()))
                 .arg(session.id().as_str())
-                .arg(encode_session(session)?)
+                .arg(encode_session(session))
                 .arg(session.began_at_millis());
         }
         let claimed: Option<StoredSession> = invocation

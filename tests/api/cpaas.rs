@@ -1426,9 +1426,31 @@ async fn an_instance_started_just_before_redis_goes_down_still_dials_every_subsc
 async fn voice_says_the_unknown_call_message_when_redis_is_down_and_the_subscriber_was_never_seen(
     cpaas: Cpaas,
 ) {
-    // B starts before Alice exists, and never reads her.
+    // B starts before Alice exists, and never reads her: she is written
+    // straight into the store, with no news on the bus (as by an instance
+    // whose publish was lost), so B's cache never hears of her.
     let (a, b) = two_instances().await;
-    let alice_reg = a.register(ALICE, &alice()).await;
+    let registry = ringrelay::registry::Registry::new(
+        std::sync::Arc::new(a.backend.redis_store(&a.config.redis_key_prefix)),
+        ringrelay::domain::subscriber::SpecRules {
+            region: a.config.default_region,
+            webhooks_can_be_signed: true,
+            webhook_targets: a.config.webhook_targets,
+        },
+        std::sync::Arc::default(),
+    );
+    let registration = registry
+        .register(
+            ringrelay::domain::phone::PhoneNumber::parse(ALICE, a.config.default_region).unwrap(),
+            serde_json::from_value(alice()).unwrap(),
+            ringrelay::domain::credentials::TokenPolicy::Rotate,
+        )
+        .await
+        .unwrap();
+    let alice_reg = Registered {
+        device_token: registration.tokens.device.unwrap().reveal().to_owned(),
+        destination_tokens: BTreeMap::new(),
+    };
     ring(&a, &alice_reg, Some(CALLER)).await;
     a.backend.test_redis().stop();
 

@@ -3,6 +3,7 @@
 mod admin;
 mod binary;
 mod bus;
+mod cache;
 mod call_rules;
 mod calls;
 mod cpaas;
