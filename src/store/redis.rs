@@ -587,7 +587,7 @@ impl RedisStore {
         invocation: &mut redis::ScriptInvocation<'_>,
         session: &Session,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
+    ) {
         let shard = self.keys.shard(session_shard(session));
         let subscriber = session.subscriber();
         invocation
@@ -615,10 +615,9 @@ impl RedisStore {
             .arg(flag(session.is_over()))
             .arg(millis(SWEEP_GRACE))
             .arg(session.began_at_millis());
-        Ok(())
     }
 
-    /// The subscriber records at these keys, those that exist.
+    /// The records of these subscriber numbers, those that exist.
     async fn records(&self, numbers: &[String]) -> Result<Vec<SubscriberRecord>, StoreError> {
         let reads = numbers.iter().map(|number| async move {
             let mut conn = self.conn();
@@ -1020,7 +1019,7 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> Result<SessionCreated, StoreError> {
         let mut invocation = CREATE_SESSION.prepare_invoke();
-        self.session_write(&mut invocation, session, ttl)?;
+        self.session_write(&mut invocation, session, ttl);
         let existing: Option<StoredSession> = invocation
             .invoke_async(&mut self.conn())
             .await
@@ -1037,7 +1036,7 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let mut invocation = UPDATE_SESSION.prepare_invoke();
-        self.session_write(&mut invocation, session, ttl)?;
+        self.session_write(&mut invocation, session, ttl);
         let written: i64 = invocation
             .arg(session.version())
             .invoke_async(&mut self.conn())
