@@ -34,6 +34,10 @@ pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
 /// A `redis-server` of this test's own, stopped when dropped.
 pub struct TestRedis {
     child: std::sync::Mutex<Option<Child>>,
+    /// While stopped: the port, bound but not listening, so that it refuses
+    /// connections as a stopped Redis does and no other test's server can
+    /// take it meanwhile (which once answered for the stopped one).
+    held_port: std::sync::Mutex<Option<socket2::Socket>>,
     port: u16,
 }
 
@@ -46,6 +50,7 @@ impl TestRedis {
                 Ok(child) => {
                     return Arc::new(Self {
                         child: std::sync::Mutex::new(Some(child)),
+                        held_port: std::sync::Mutex::new(None),
                         port,
                     });
                 }
@@ -59,6 +64,7 @@ impl TestRedis {
     /// Redis restart would.
     pub fn restart(&self) {
         self.stop();
+        self.held_port.lock().unwrap().take();
         let child = spawn_redis(self.port).unwrap_or_else(|out| panic!("restart: {out}"));
         *self.child.lock().unwrap() = Some(child);
     }
@@ -72,6 +78,7 @@ impl TestRedis {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
             let _ = child.wait();
+            *self.held_port.lock().unwrap() = Some(hold_port(self.port));
         }
     }
 
@@ -108,6 +115,19 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `port` bound without listening: connecting to it is refused.
+fn hold_port(port: u16) -> socket2::Socket {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    // The stopped server's connections may linger in TIME_WAIT.
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket
+        .bind(&address.into())
+        .unwrap_or_else(|err| panic!("holding port {port}: {err}"));
+    socket
 }
 
 /// A `redis-server` on `port`, once it says it accepts connections; what it
