@@ -12,7 +12,8 @@ use url::Url;
 use crate::clock::WallClock;
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
-use crate::providers::ProviderVars;
+use crate::providers::{ProviderVars, Providers};
+use crate::rotation::Rotating;
 
 /// The validated configuration of one process.
 #[derive(Debug, Clone)]
@@ -33,13 +34,15 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// `ADMIN_TOKEN`: bearer of the admin API; unset → the admin API answers 503.
     pub admin_token: Option<SecretString>,
-    /// The CPaaS providers' variables (`TWILIO_AUTH_TOKEN`,
-    /// `TELNYX_PUBLIC_KEY`, …: each provider's list in `providers::PROVIDERS`);
+    /// The CPaaS providers configured by their variables (`TWILIO_AUTH_TOKEN`,
+    /// `TELNYX_PUBLIC_KEY`, …: each provider's list in `providers::PROVIDERS`;
+    /// credentials take `current,next` while they rotate);
     /// a provider whose credential is unset answers 503 on its routes.
-    pub providers: ProviderVars,
-    /// `WEBHOOK_SECRET` (`whsec_<base64>`): signs outgoing webhooks; required
-    /// by any subscriber with a `webhook_url`.
-    pub webhook_secret: Option<WebhookSecret>,
+    pub providers: Providers,
+    /// `WEBHOOK_SECRET` (`whsec_<base64>`, or two separated by a comma while
+    /// it rotates): signs outgoing webhooks, with each secret; required by
+    /// any subscriber with a `webhook_url`.
+    pub webhook_secret: Option<Rotating<WebhookSecret>>,
     /// `DEFAULT_REGION`: region for national-format numbers. Default US.
     pub default_region: Region,
     /// `SESSION_TTL_SECS`: a session lives this long after its last change.
@@ -67,8 +70,9 @@ pub struct Config {
     /// `ALLOW_PRIVATE_WEBHOOKS`: whether a `webhook_url` may name a private,
     /// loopback or link-local host. Default false.
     pub webhook_targets: TargetPolicy,
-    /// `TRUST_PROXY`: whether the first hop of `X-Forwarded-For` is the
-    /// client (behind Heroku's and Fly's routers). Default false.
+    /// `TRUST_PROXY`: whether the platform's router says who the client is
+    /// (`Fly-Client-IP`, else the last `X-Forwarded-For` entry: behind
+    /// Heroku's and Fly's routers). Default false.
     pub trust_proxy: bool,
     /// `MAX_STREAMS`: live event streams one instance keeps open. Default 10000.
     pub max_streams: usize,
@@ -269,9 +273,7 @@ impl Config {
             if KNOWN_VARIABLES.contains(&name.as_str()) {
                 known.push((name, value));
             } else {
-                providers
-                    .insert(&name, value)
-                    .map_err(|(name, problem)| ConfigError::new(name, problem))?;
+                providers.insert(&name, value);
             }
         }
         // All fields are optional strings, so envy can only fail on a
@@ -282,6 +284,8 @@ impl Config {
     }
 
     fn from_raw(raw: RawVars, providers: ProviderVars) -> Result<Self, ConfigError> {
+        let providers = Providers::configure(&providers)
+            .map_err(|(name, problem)| ConfigError::new(name, problem))?;
         let port = match raw.port {
             None => 8080,
             Some(p) => p.trim().parse::<u16>().map_err(|_| {
@@ -342,7 +346,10 @@ impl Config {
         }
         let webhook_secret = raw
             .webhook_secret
-            .map(|s| WebhookSecret::parse(&s).map_err(|p| ConfigError::new("WEBHOOK_SECRET", p)))
+            .map(|s| {
+                Rotating::parse(&s, WebhookSecret::parse)
+                    .map_err(|p| ConfigError::new("WEBHOOK_SECRET", p))
+            })
             .transpose()?;
         let default_region = match raw.default_region {
             None => Region::default(),

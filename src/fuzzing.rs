@@ -61,8 +61,10 @@ fn verified<P: Provider>(
     vars.insert(
         P::VARIABLES[0],
         String::from_utf8(AUTH_TOKEN.to_vec()).expect("the token is text"),
-    )
-    .expect("a token is any text");
+    );
+    let config = P::configure(&vars)
+        .expect("a token is any text")
+        .expect("the credential is set");
     let request = WebhookRequest {
         method: &actix_web::http::Method::POST,
         url,
@@ -70,7 +72,7 @@ fn verified<P: Provider>(
         body,
         received_at: crate::domain::session::Timestamp::now(),
     };
-    P::verify(&vars, &request)
+    P::verify(&config, &request).map(|verified| verified.params)
 }
 
 /// Builds, before the fuzz loop, what the targets' code otherwise builds on

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod providers;
 pub mod registry;
+pub mod rotation;
 pub mod simulate;
 pub mod startup;
 pub mod store;

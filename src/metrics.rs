@@ -74,6 +74,27 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedWebhookLabels {
+    pub provider: &'static str,
+    /// `missing_signature`, `bad_signature`, `stale` or `not_configured`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignatureKeyLabels {
+    pub provider: &'static str,
+    /// `current` or `next` (the second value while a credential rotates).
+    pub key: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignatureVariantLabels {
+    pub provider: &'static str,
+    /// `default_port` or `without_added_parameters`.
+    pub variant: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -88,6 +109,9 @@ pub struct Metrics {
     store_errors: Family<OperationLabels, Counter>,
     subscriber_lookups: Family<SourceLabels, Counter>,
     subscriber_cache_fresh: Gauge,
+    webhooks_refused: Family<RefusedWebhookLabels, Counter>,
+    signature_matches: Family<SignatureKeyLabels, Counter>,
+    signature_variants: Family<SignatureVariantLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -115,6 +139,9 @@ impl Default for Metrics {
             let _ = subscriber_lookups.get_or_create(&source.label());
         }
         let subscriber_cache_fresh = Gauge::default();
+        let webhooks_refused = Family::<RefusedWebhookLabels, Counter>::default();
+        let signature_matches = Family::<SignatureKeyLabels, Counter>::default();
+        let signature_variants = Family::<SignatureVariantLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -161,6 +188,21 @@ impl Default for Metrics {
             "1 while the subscriber cache vouches for being complete and current, else 0",
             subscriber_cache_fresh.clone(),
         );
+        registry.register(
+            "webhooks_refused",
+            "CPaaS webhooks answered 403 or 503, by provider and reason (missing_signature, bad_signature, stale, not_configured)",
+            webhooks_refused.clone(),
+        );
+        registry.register(
+            "signature_matches",
+            "CPaaS webhooks whose signature verified, by provider and the credential value that matched (current, or next while it rotates)",
+            signature_matches.clone(),
+        );
+        registry.register(
+            "signature_variants",
+            "CPaaS webhooks whose signature verified over another form than the request as sent (default_port, without_added_parameters)",
+            signature_variants.clone(),
+        );
         Self {
             registry,
             requests,
@@ -173,6 +215,9 @@ impl Default for Metrics {
             store_errors,
             subscriber_lookups,
             subscriber_cache_fresh,
+            webhooks_refused,
+            signature_matches,
+            signature_variants,
         }
     }
 }
@@ -236,6 +281,31 @@ impl Metrics {
 
     pub fn subscriber_cache_fresh(&self, fresh: bool) {
         self.subscriber_cache_fresh.set(i64::from(fresh));
+    }
+
+    /// A CPaaS webhook refused (`reason` as in [`RefusedWebhookLabels`]).
+    pub fn webhook_refused(&self, provider: &'static str, reason: &'static str) {
+        self.webhooks_refused
+            .get_or_create(&RefusedWebhookLabels { provider, reason })
+            .inc();
+    }
+
+    /// A CPaaS webhook verified: with which credential value (`current` or
+    /// `next`), and over which form when not the request as sent.
+    pub fn signature_verified(
+        &self,
+        provider: &'static str,
+        key: &'static str,
+        variant: Option<&'static str>,
+    ) {
+        self.signature_matches
+            .get_or_create(&SignatureKeyLabels { provider, key })
+            .inc();
+        if let Some(variant) = variant {
+            self.signature_variants
+                .get_or_create(&SignatureVariantLabels { provider, variant })
+                .inc();
+        }
     }
 
     pub fn store_error(&self, operation: &str) {

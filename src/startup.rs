@@ -121,7 +121,7 @@ impl Application {
                     .max(config.forward_timeout + 4 * crate::flow::SWEEP_INTERVAL),
                 history_ttl: config.history_ttl,
                 forward_timeout: config.forward_timeout,
-                can_answer_forwarded_calls: config.providers.any_provider_configured(),
+                can_answer_forwarded_calls: config.providers.any_configured(),
                 clock: config.clock.clone(),
             },
         ));

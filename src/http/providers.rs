@@ -16,7 +16,9 @@ use super::state::AppState;
 use crate::domain::dial::CallSid;
 use crate::domain::session::{SessionId, Timestamp};
 use crate::flow::CallbackQuery;
-use crate::providers::{CallScript, Params, Provider, Step, WebhookRequest};
+use crate::providers::{
+    CallScript, Params, Provider, SignatureError, SignatureVariant, Step, WebhookRequest,
+};
 
 /// The routes of provider `P`.
 pub fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
@@ -46,18 +48,21 @@ impl<P: Provider> FromRequest for SignedForm<P> {
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
             let state = app_state(&req)?;
+            let refused = |reason: &'static str| state.metrics.webhook_refused(P::NAME, reason);
             // Fail closed: without the credential nothing can be checked.
-            let credential = P::VARIABLES[0];
-            if state.settings.providers.get(credential).is_none() {
-                return Err(ApiError::NotConfigured(credential));
-            }
+            let Some(config) = state.settings.providers.get::<P>() else {
+                refused("not_configured");
+                return Err(ApiError::NotConfigured(P::VARIABLES[0]));
+            };
             // Unsigned: refused before the body is read, so that unsigned
             // clients cannot hold connections open with slow bodies.
             if !P::SIGNATURE_HEADERS
                 .iter()
                 .any(|h| req.headers().contains_key(*h))
             {
-                tracing::warn!(provider = P::NAME, "refused a webhook without a signature");
+                refused(SignatureError::Missing.label());
+                // Logged once a minute per address by the edge's limiter.
+                tracing::debug!(provider = P::NAME, "refused a webhook without a signature");
                 return Err(ApiError::InvalidSignature);
             }
             let body = body.await.map_err(|err| {
@@ -83,22 +88,36 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                 body: &body,
                 received_at: Timestamp::now(),
             };
-            let params = P::verify(&state.settings.providers, &request).map_err(|err| {
-                tracing::warn!(provider = P::NAME, reason = %err, "refused a webhook with a bad signature");
+            let verified = P::verify(config, &request).map_err(|err| {
+                refused(err.label());
+                // Logged once a minute per address, with the URL it was
+                // checked against, by the edge's limiter.
+                tracing::debug!(provider = P::NAME, reason = %err, "refused a webhook with a bad signature");
                 ApiError::InvalidSignature
             })?;
+            let variant =
+                (verified.variant != SignatureVariant::AsSent).then(|| verified.variant.label());
+            state
+                .metrics
+                .signature_verified(P::NAME, verified.key.label(), variant);
             Ok(SignedForm {
-                params,
+                params: verified.params,
                 provider: PhantomData,
             })
         })
     }
 }
 
+/// Markup of provider `P`: only its routes render it, and they answer only
+/// once `P` is configured (a [`SignedForm`] was extracted).
 fn markup<P: Provider>(state: &AppState, script: &CallScript) -> HttpResponse {
+    let body = match state.settings.providers.get::<P>() {
+        Some(config) => P::render(config, script),
+        None => String::new(),
+    };
     HttpResponse::Ok()
         .content_type(P::MARKUP_CONTENT_TYPE)
-        .body(P::render(&state.settings.providers, script))
+        .body(body)
 }
 
 async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) -> HttpResponse {

@@ -11,7 +11,7 @@ use crate::domain::phone::Region;
 use crate::flow::CallFlow;
 use crate::metrics::Metrics;
 use crate::notify::bus::StreamLimits;
-use crate::providers::ProviderVars;
+use crate::providers::Providers;
 use crate::registry::Registry;
 
 pub struct AppState {
@@ -30,8 +30,9 @@ pub struct AppState {
 pub struct EdgeSettings {
     /// `ADMIN_TOKEN`; unset, the admin routes answer 503.
     pub admin_token: Option<SecretString>,
-    /// The providers' credentials: their routes check signatures with them.
-    pub providers: ProviderVars,
+    /// The configured providers: their routes check signatures with their
+    /// credentials.
+    pub providers: Providers,
     /// What signatures are checked against.
     pub public_base_url: PublicBaseUrl,
     /// How national numbers in paths and bodies are read.

@@ -20,6 +20,7 @@ use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::config::WebhookSecret;
+use crate::rotation::Rotating;
 
 /// The version prefix of the symmetric (HMAC-SHA256) signature scheme.
 const V1_PREFIX: &str = "v1,";
@@ -32,18 +33,29 @@ pub struct SignedHeaders {
     pub id: String,
     /// `webhook-timestamp`: unix seconds of this attempt.
     pub timestamp: i64,
-    /// `webhook-signature`: `v1,<base64>`.
+    /// `webhook-signature`: `v1,<base64>`, one per secret, space-separated.
     pub signature: String,
 }
 
 /// The three headers for one delivery of `body`. Retries reuse `id` but sign
 /// again with a fresh `timestamp`, so that receivers' replay window holds.
-pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> SignedHeaders {
+/// While the secret rotates, the body is signed with each value (the
+/// current first), so that a receiver holding either verifies it.
+pub fn sign(
+    secrets: &Rotating<WebhookSecret>,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> SignedHeaders {
     let timestamp_text = timestamp.to_string();
-    let mac = mac(secret, id, &timestamp_text, body);
-    let mut signature = String::with_capacity(V1_PREFIX.len() + 44);
-    signature.push_str(V1_PREFIX);
-    BASE64.encode_string(mac, &mut signature);
+    let mut signature = String::with_capacity(2 * (V1_PREFIX.len() + 45));
+    for (_, secret) in secrets.values() {
+        if !signature.is_empty() {
+            signature.push(' ');
+        }
+        signature.push_str(V1_PREFIX);
+        BASE64.encode_string(mac(secret, id, &timestamp_text, body), &mut signature);
+    }
     SignedHeaders {
         id: id.to_owned(),
         timestamp,
@@ -175,7 +187,7 @@ mod tests {
     fn signing_reproduces_the_reference_vector() {
         // Interoperability, not just self-consistency: a round trip through
         // our own verify would pass with the separator or key decoding wrong.
-        let headers = sign(&secret(), ID, TIMESTAMP, BODY);
+        let headers = sign(&Rotating::single(secret()), ID, TIMESTAMP, BODY);
         assert_eq!(
             headers,
             SignedHeaders {
@@ -194,7 +206,7 @@ mod tests {
     #[test]
     fn what_we_sign_verifies_within_the_tolerance() {
         let body = br#"{"type":"call.ringing","data":{}}"#;
-        let headers = sign(&secret(), "msg_1", 1_700_000_000, body);
+        let headers = sign(&Rotating::single(secret()), "msg_1", 1_700_000_000, body);
         let timestamp = headers.timestamp.to_string();
         for now in [
             1_700_000_000 - TOLERANCE,
@@ -306,6 +318,34 @@ mod tests {
             verify(&s, ID, &ts, "  ", BODY, TIMESTAMP, TOLERANCE),
             Err(VerifyError::MissingHeader("webhook-signature"))
         );
+    }
+
+    #[test]
+    fn a_rotating_secret_signs_with_each_value_and_either_verifies() {
+        let other = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let both = Rotating::parse(&format!("{SECRET},{other}"), WebhookSecret::parse).unwrap();
+        let headers = sign(&both, ID, TIMESTAMP, BODY);
+        let entries: Vec<&str> = headers.signature.split(' ').collect();
+        assert_eq!(entries.len(), 2, "{}", headers.signature);
+        // The current secret's signature first: the reference vector's.
+        assert_eq!(entries[0], SIGNATURE);
+        assert!(entries[1].starts_with(V1_PREFIX) && entries[1] != SIGNATURE);
+        for receiver_secret in [SECRET, other] {
+            let receiver_secret = WebhookSecret::parse(receiver_secret).unwrap();
+            let ts = TIMESTAMP.to_string();
+            assert_eq!(
+                verify(
+                    &receiver_secret,
+                    ID,
+                    &ts,
+                    &headers.signature,
+                    BODY,
+                    TIMESTAMP,
+                    TOLERANCE
+                ),
+                Ok(())
+            );
+        }
     }
 
     #[test]

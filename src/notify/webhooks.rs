@@ -24,6 +24,7 @@ use super::signing;
 use crate::config::WebhookSecret;
 use crate::domain::webhook_target::{TargetPolicy, address_allowed};
 use crate::metrics::Metrics;
+use crate::rotation::Rotating;
 use tokio_util::task::TaskTracker;
 
 /// Retries for events other than `call.ringing`.
@@ -79,7 +80,7 @@ pub struct WebhookSender {
     /// Background deliveries, so that shutdown can wait for them.
     background: TaskTracker,
     client: reqwest::Client,
-    secret: Option<WebhookSecret>,
+    secret: Option<Rotating<WebhookSecret>>,
     targets: TargetPolicy,
     ringing_deadline: Duration,
     retry: RetryPolicy,
@@ -87,7 +88,7 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     pub fn new(
-        secret: Option<WebhookSecret>,
+        secret: Option<Rotating<WebhookSecret>>,
         targets: TargetPolicy,
         ringing_deadline: Duration,
         retry: RetryPolicy,

@@ -17,17 +17,20 @@ pub mod twilio;
 pub mod twiml;
 mod xml;
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::http::header::HeaderMap;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::domain::dial::{CallSid, DialResult};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 use crate::domain::rules::RingTone;
 use crate::domain::session::Timestamp;
 use crate::domain::subscriber::Target;
+pub use crate::rotation::{Rotating, Slot};
 
 /// Every provider the service speaks, once: its routes are registered and
 /// its variables read from this table.
@@ -44,8 +47,8 @@ pub struct ProviderEntry {
     pub name: &'static str,
     /// Its variables; the first is the credential that turns its routes on.
     pub variables: &'static [&'static str],
-    /// Checks a variable's value at start: the problem, to name with it.
-    pub check_variable: fn(name: &str, value: &str) -> Result<(), String>,
+    /// Reads its variables into its configuration, at start.
+    pub configure: fn(&ProviderVars) -> Result<Option<AnyConfig>, VariableProblem>,
     /// Its routes' paths, and the type of its markup (for the API document).
     pub paths: ProviderRoutes,
     pub markup_content_type: &'static str,
@@ -58,7 +61,7 @@ impl ProviderEntry {
         Self {
             name: P::NAME,
             variables: P::VARIABLES,
-            check_variable: P::check_variable,
+            configure: configure_erased::<P>,
             paths: P::ROUTES,
             markup_content_type: P::MARKUP_CONTENT_TYPE,
             routes: crate::http::provider_routes::<P>,
@@ -66,36 +69,93 @@ impl ProviderEntry {
     }
 }
 
-/// The providers' variables that are set, by name. Values are secrets
-/// (tokens, keys) or settings; none is ever printed.
+/// A provider's configuration with its type erased, so that one table
+/// holds every provider's ([`Providers::get`] gives the type back).
+type AnyConfig = Arc<dyn Any + Send + Sync>;
+
+fn configure_erased<P: Provider>(
+    vars: &ProviderVars,
+) -> Result<Option<AnyConfig>, VariableProblem> {
+    Ok(P::configure(vars)?.map(|config| Arc::new(config) as AnyConfig))
+}
+
+/// A variable that cannot be used, and why: `(name, problem)`.
+pub type VariableProblem = (&'static str, String);
+
+/// The providers' variables that are set, by name, as the environment gave
+/// them. Values are secrets (tokens, keys) or settings; none is ever printed.
 #[derive(Debug, Clone, Default)]
 pub struct ProviderVars(BTreeMap<&'static str, SecretString>);
 
 impl ProviderVars {
-    /// Takes `value` for `name` if it is a provider's variable (others are
-    /// ignored); its provider's check must pass.
-    pub fn insert(&mut self, name: &str, value: String) -> Result<(), (&'static str, String)> {
-        let Some((entry, name)) = PROVIDERS
+    /// Takes `value` for `name` if it is a provider's variable; says whether
+    /// it was one.
+    pub fn insert(&mut self, name: &str, value: String) -> bool {
+        let Some(name) = PROVIDERS
             .iter()
-            .find_map(|p| p.variables.iter().find(|v| **v == name).map(|v| (p, *v)))
+            .find_map(|p| p.variables.iter().find(|v| **v == name))
         else {
-            return Ok(());
+            return false;
         };
-        (entry.check_variable)(name, &value).map_err(|problem| (name, problem))?;
         self.0.insert(name, SecretString::from(value));
-        Ok(())
+        true
     }
 
     pub fn get(&self, name: &str) -> Option<&SecretString> {
         self.0.get(name)
     }
 
-    /// Whether some provider's credential is set: some route can answer a
+    /// The secret of variable `name` (`current` or `current,next` while it
+    /// rotates), each value read by `parse`; `None` when unset.
+    pub fn rotating<K>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<K, String>,
+    ) -> Result<Option<Rotating<K>>, VariableProblem> {
+        self.get(name)
+            .map(|raw| Rotating::parse(raw.expose_secret(), parse).map_err(|p| (name, p)))
+            .transpose()
+    }
+}
+
+/// The providers whose credential is set, each with its configuration read
+/// once, at start.
+#[derive(Clone, Default)]
+pub struct Providers(BTreeMap<&'static str, AnyConfig>);
+
+impl Providers {
+    /// Reads every provider's variables; the first problem stops the start.
+    pub fn configure(vars: &ProviderVars) -> Result<Self, VariableProblem> {
+        let mut configured = BTreeMap::new();
+        for entry in PROVIDERS {
+            if let Some(config) = (entry.configure)(vars)? {
+                configured.insert(entry.name, config);
+            }
+        }
+        Ok(Self(configured))
+    }
+
+    /// Provider `P`'s configuration; `None` when its credential is unset.
+    pub fn get<P: Provider>(&self) -> Option<&P::Config> {
+        self.0.get(P::NAME).and_then(|config| config.downcast_ref())
+    }
+
+    /// Whether some provider is configured: some route can answer a
     /// forwarded call.
-    pub fn any_provider_configured(&self) -> bool {
-        PROVIDERS
-            .iter()
-            .any(|p| p.variables.first().is_some_and(|v| self.0.contains_key(v)))
+    pub fn any_configured(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The names of the configured providers.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.keys().copied()
+    }
+}
+
+/// Names only: configurations hold secrets.
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
     }
 }
 
@@ -130,6 +190,51 @@ pub enum SignatureError {
     Stale,
 }
 
+/// A request whose signature checked out: its parameters, and how it
+/// verified (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub params: Params,
+    /// Which value of the rotating credential matched.
+    pub key: Slot,
+    pub variant: SignatureVariant,
+}
+
+/// Which form of a request its signature was computed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureVariant {
+    /// The request exactly as received.
+    AsSent,
+    /// The URL with the scheme's default port added or removed (Twilio's
+    /// family signs either way).
+    DefaultPort,
+    /// The form without parameters the provider adds after signing
+    /// (Twilio's `StirVerstat`, `CallToken`).
+    WithoutAddedParameters,
+}
+
+impl SignatureVariant {
+    /// Its label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AsSent => "as_sent",
+            Self::DefaultPort => "default_port",
+            Self::WithoutAddedParameters => "without_added_parameters",
+        }
+    }
+}
+
+impl SignatureError {
+    /// Its label in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_signature",
+            Self::Mismatch => "bad_signature",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 /// What each provider supplies; the routes and the call flow are shared.
 pub trait Provider: Send + Sync + 'static {
     /// The first segment of its routes (`/twilio/...`), and its label in
@@ -148,14 +253,18 @@ pub trait Provider: Send + Sync + 'static {
     /// How it lets a screening destination take the call.
     const SCREENING: Screening;
 
-    /// Checks the value of one of its variables at start.
-    fn check_variable(_name: &str, _value: &str) -> Result<(), String> {
-        Ok(())
-    }
+    /// What its routes need, read from its variables once at start: its
+    /// credential (both values while it rotates) and settings.
+    type Config: Send + Sync + 'static;
 
-    /// Checks the request's signature with its credential (from `vars`,
-    /// where it is set) and reads the parameters it carries.
-    fn verify(vars: &ProviderVars, request: &WebhookRequest<'_>) -> Result<Params, SignatureError>;
+    /// Reads its variables; `None` when its credential is unset.
+    fn configure(vars: &ProviderVars) -> Result<Option<Self::Config>, VariableProblem>;
+
+    /// Checks the request's signature and reads the parameters it carries.
+    fn verify(
+        config: &Self::Config,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Verified, SignatureError>;
 
     // Reading the parameters. Twilio's names are the providers' lingua
     // franca (the TwiML family posts them), so they are the default; a
@@ -200,7 +309,7 @@ pub trait Provider: Send + Sync + 'static {
         twiml::finished_recording(params)
     }
 
-    fn render(vars: &ProviderVars, script: &CallScript) -> String;
+    fn render(config: &Self::Config, script: &CallScript) -> String;
 }
 
 /// How a provider screens a call on the callee's leg.

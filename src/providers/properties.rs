@@ -9,8 +9,9 @@ use proptest::prelude::*;
 use super::parsed_markup::parse;
 use super::signalwire::SignalWire;
 use super::telnyx::Telnyx;
+use super::testing::configured;
 use super::twilio::Twilio;
-use super::{CallScript, Dial, DialTarget, Provider, ProviderVars, Step, plivo, twilio};
+use super::{CallScript, Dial, DialTarget, Provider, Step, plivo, twilio};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::rules::RingTone;
 use crate::domain::subscriber::Target;
@@ -91,8 +92,13 @@ proptest! {
     #[test]
     fn twiml_is_well_formed_and_reads_back_the_same(say in text(), url in text()) {
         // The TwiML family: Twilio, Telnyx's TeXML, SignalWire's cXML.
-        for render in [Twilio::render, Telnyx::render, SignalWire::render] {
-            twiml_reads_back(&render(&ProviderVars::default(), &script(say.clone(), url.clone())), &say, &url)?;
+        let script = script(say.clone(), url.clone());
+        for markup in [
+            Twilio::render(&configured::<Twilio>(), &script),
+            Telnyx::render(&configured::<Telnyx>(), &script),
+            SignalWire::render(&configured::<SignalWire>(), &script),
+        ] {
+            twiml_reads_back(&markup, &say, &url)?;
         }
     }
 

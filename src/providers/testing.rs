@@ -1,6 +1,6 @@
 //! What the providers' unit tests build their inputs from.
 
-use super::{DialTarget, Params};
+use super::{DialTarget, Params, Provider, ProviderVars};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::subscriber::Target;
 
@@ -25,4 +25,20 @@ pub fn phone(s: &str) -> DialTarget {
         pickup_url: None,
         screened: false,
     }
+}
+
+/// `P` configured with a credential of the right shape (a token, or for
+/// Telnyx a public key), for tests that render markup.
+pub fn configured<P: Provider>() -> P::Config {
+    let mut vars = ProviderVars::default();
+    let credential = if P::NAME == "telnyx" {
+        // Any valid Ed25519 public key.
+        "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+    } else {
+        "12345"
+    };
+    vars.insert(P::VARIABLES[0], credential.into());
+    P::configure(&vars)
+        .expect("the credential has its shape")
+        .expect("the credential is set")
 }

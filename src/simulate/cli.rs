@@ -115,14 +115,26 @@ fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| url.to_owned()),
         admin_token: SecretString::from(var("ADMIN_TOKEN")?),
-        provider_token: SecretString::from(var(provider.signing_secret_variable())?),
-        webhook_secret: WebhookSecret::parse(&var("WEBHOOK_SECRET")?).map_err(|problem| {
-            Error::Scenario(super::ScenarioError {
-                key: "WEBHOOK_SECRET".into(),
-                problem,
-            })
-        })?,
+        // While a credential rotates its variable holds `current,next`: the
+        // simulator plays the provider with the current value, and checks
+        // webhooks with the current secret (they carry a signature by each).
+        provider_token: SecretString::from(current_value(
+            &var(provider.signing_secret_variable())?,
+        )),
+        webhook_secret: WebhookSecret::parse(current_value(&var("WEBHOOK_SECRET")?)).map_err(
+            |problem| {
+                Error::Scenario(super::ScenarioError {
+                    key: "WEBHOOK_SECRET".into(),
+                    problem,
+                })
+            },
+        )?,
     })
+}
+
+/// The current value of a variable that may hold `current,next`.
+fn current_value(value: &str) -> &str {
+    value.split(',').next().unwrap_or(value).trim()
 }
 
 fn missing(variable: &str) -> Error {

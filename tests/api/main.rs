@@ -7,6 +7,7 @@ mod cache;
 mod call_rules;
 mod calls;
 mod cpaas;
+mod defences;
 mod health;
 mod helpers;
 mod lists;

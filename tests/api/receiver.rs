@@ -43,6 +43,8 @@ pub enum Behaviour {
 }
 
 struct Shared {
+    /// The `whsec_` secret deliveries are checked with.
+    secret: WebhookSecret,
     behaviour: Mutex<Behaviour>,
     arrivals: mpsc::UnboundedSender<Received>,
     released: watch::Receiver<bool>,
@@ -57,10 +59,17 @@ pub struct WebhookReceiver {
 }
 
 impl WebhookReceiver {
+    /// A receiver holding the tests' `WEBHOOK_SECRET`.
     pub async fn start(behaviour: Behaviour) -> Self {
+        Self::start_with_secret(behaviour, WEBHOOK_SECRET).await
+    }
+
+    /// A receiver that checks signatures with `secret` (`whsec_…`).
+    pub async fn start_with_secret(behaviour: Behaviour, secret: &str) -> Self {
         let (arrivals_tx, arrivals_rx) = mpsc::unbounded_channel();
         let (release_tx, release_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
+            secret: WebhookSecret::parse(secret).expect("a whsec_ secret"),
             behaviour: Mutex::new(behaviour),
             arrivals: arrivals_tx,
             released: release_rx,
@@ -145,10 +154,9 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
             .unwrap_or_default()
             .to_owned()
     };
-    let secret = WebhookSecret::parse(WEBHOOK_SECRET).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let signature_valid = signing::verify(
-        &secret,
+        &shared.secret,
         &header("webhook-id"),
         &header("webhook-timestamp"),
         &header("webhook-signature"),

@@ -5,11 +5,12 @@ pub mod xml;
 
 use std::borrow::Cow;
 
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::{
-    CallScript, InboundCall, Params, Provider, ProviderRoutes, ProviderVars, Recording, Screening,
-    SignatureError, StatusReport, WebhookRequest, twiml,
+    CallScript, InboundCall, Params, Provider, ProviderRoutes, ProviderVars, Recording, Rotating,
+    Screening, SignatureError, SignatureVariant, StatusReport, VariableProblem, Verified,
+    WebhookRequest, twiml,
 };
 use crate::domain::dial::{CallSid, DialResult, DialStatus};
 use crate::domain::phone::{Caller, PhoneNumber, Region};
@@ -35,20 +36,35 @@ impl Provider for Plivo {
     };
     const SCREENING: Screening = Screening::ConfirmKey;
 
-    fn verify(vars: &ProviderVars, request: &WebhookRequest<'_>) -> Result<Params, SignatureError> {
-        let token = vars.get(AUTH_TOKEN).ok_or(SignatureError::Missing)?;
+    /// The auth token: the current one, and the next while it rotates.
+    type Config = Rotating<SecretString>;
+
+    fn configure(vars: &ProviderVars) -> Result<Option<Self::Config>, VariableProblem> {
+        vars.rotating(AUTH_TOKEN, |token| Ok(SecretString::from(token)))
+    }
+
+    fn verify(
+        token: &Self::Config,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Verified, SignatureError> {
         let params = Params::from_form(request.body);
         // Our Plivo routes take POST only (the README says to configure
         // them so), which fixes the V3 rule to use.
-        signature::verify_v3(
-            token.expose_secret().as_bytes(),
-            signature::Method::Post,
-            request.url,
-            params.pairs(),
-            request.header("x-plivo-signature-v3-nonce"),
-            request.header("x-plivo-signature-v3"),
-        )?;
-        Ok(params)
+        let ((), key) = token.verify(|token| {
+            signature::verify_v3(
+                token.expose_secret().as_bytes(),
+                signature::Method::Post,
+                request.url,
+                params.pairs(),
+                request.header("x-plivo-signature-v3-nonce"),
+                request.header("x-plivo-signature-v3"),
+            )
+        })?;
+        Ok(Verified {
+            params,
+            key,
+            variant: SignatureVariant::AsSent,
+        })
     }
 
     fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
@@ -131,7 +147,7 @@ impl Provider for Plivo {
             .or_else(|| twiml::recording(params, "record_url", "recording_duration"))
     }
 
-    fn render(_vars: &ProviderVars, script: &CallScript) -> String {
+    fn render(_token: &Self::Config, script: &CallScript) -> String {
         xml::render(script)
     }
 }

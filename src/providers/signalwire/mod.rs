@@ -3,16 +3,24 @@
 //! read), Twilio's parameter names, and cXML: softphones are Verto clients
 //! (`<Verto>alice@<your SIP domain>.verto.signalwire.com</Verto>`).
 
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::twilio::signature;
 use super::twiml::render::{ClientNoun, Dialect, render};
 use super::{
-    CallScript, Params, Provider, ProviderRoutes, ProviderVars, Screening, SignatureError,
-    WebhookRequest,
+    CallScript, Provider, ProviderRoutes, ProviderVars, Rotating, Screening, SignatureError,
+    VariableProblem, Verified, WebhookRequest,
 };
 
 pub struct SignalWire;
+
+/// What SignalWire's routes need.
+pub struct SignalWireConfig {
+    /// The project's signing key, and the next one while it rotates.
+    signing_key: Rotating<SecretString>,
+    /// Where Verto addresses live: `<space>.verto.signalwire.com`.
+    verto_domain: Option<String>,
+}
 
 const SIGNING_KEY: &str = "SIGNALWIRE_SIGNING_KEY";
 /// Optional: the space's SIP domain (`example` in
@@ -36,37 +44,69 @@ impl Provider for SignalWire {
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
-    fn check_variable(name: &str, value: &str) -> Result<(), String> {
-        let label = |c: char| c.is_ascii_alphanumeric() || c == '-';
-        if name == SIP_DOMAIN && !(value.chars().all(label) && value.len() <= 63) {
-            return Err(format!(
-                "must be your space's SIP domain name (letters, digits and '-', as in \
-                 <name>.verto.signalwire.com), got {value:?}"
-            ));
-        }
-        Ok(())
+    type Config = SignalWireConfig;
+
+    fn configure(vars: &ProviderVars) -> Result<Option<Self::Config>, VariableProblem> {
+        let verto_domain = match vars.get(SIP_DOMAIN).map(|d| d.expose_secret().trim()) {
+            None => None,
+            Some(domain) => Some(format!(
+                "{}.verto.signalwire.com",
+                sip_domain(domain).map_err(|p| (SIP_DOMAIN, p))?
+            )),
+        };
+        Ok(vars
+            .rotating(SIGNING_KEY, |key| Ok(SecretString::from(key)))?
+            .map(|signing_key| SignalWireConfig {
+                signing_key,
+                verto_domain,
+            }))
     }
 
-    fn verify(vars: &ProviderVars, request: &WebhookRequest<'_>) -> Result<Params, SignatureError> {
-        let key = vars.get(SIGNING_KEY).ok_or(SignatureError::Missing)?;
+    fn verify(
+        config: &Self::Config,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Verified, SignatureError> {
+        let params = signature::request_params(request);
         let header = request
             .header("x-signalwire-signature")
             .or_else(|| request.header("x-twilio-signature"));
-        signature::verify_request(key.expose_secret().as_bytes(), request, header)
+        let (variant, key) = config.signing_key.verify(|key| {
+            signature::verify_request(
+                key.expose_secret().as_bytes(),
+                request,
+                &params,
+                header,
+                &[],
+            )
+        })?;
+        Ok(Verified {
+            params,
+            key,
+            variant,
+        })
     }
 
-    fn render(vars: &ProviderVars, script: &CallScript) -> String {
-        let domain = vars
-            .get(SIP_DOMAIN)
-            .map(|d| format!("{}.verto.signalwire.com", d.expose_secret()));
+    fn render(config: &Self::Config, script: &CallScript) -> String {
+        let domain = config.verto_domain.as_deref();
         let dialect = Dialect {
-            client: ClientNoun::Verto {
-                domain: domain.as_deref(),
-            },
+            client: ClientNoun::Verto { domain },
             answer_on_bridge: true,
             record_attributes: &[],
         };
         render(script, &dialect)
+    }
+}
+
+/// The space's SIP domain name (`example` of `example.verto.signalwire.com`).
+fn sip_domain(value: &str) -> Result<&str, String> {
+    let label = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    if value.chars().all(label) && value.len() <= 63 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be your space's SIP domain name (letters, digits and '-', as in \
+             <name>.verto.signalwire.com), got {value:?}"
+        ))
     }
 }
 
@@ -100,11 +140,21 @@ mod tests {
         })])
     }
 
+    /// SignalWire configured with `vars` (its signing key is `12345` unless
+    /// given).
+    fn configured(vars: &[(&str, &str)]) -> SignalWireConfig {
+        let mut set = ProviderVars::default();
+        set.insert(SIGNING_KEY, "12345".into());
+        for (name, value) in vars {
+            assert!(set.insert(name, (*value).into()), "{name}");
+        }
+        SignalWire::configure(&set).unwrap().unwrap()
+    }
+
     #[test]
     fn cxml_dials_softphones_as_verto_clients_of_the_space_with_no_attributes() {
-        let mut vars = ProviderVars::default();
-        vars.insert(SIP_DOMAIN, "example".into()).unwrap();
-        let dial = &parse(&SignalWire::render(&vars, &script())).children[0];
+        let config = configured(&[(SIP_DOMAIN, "example")]);
+        let dial = &parse(&SignalWire::render(&config, &script())).children[0];
         assert_eq!(dial.attr("answerOnBridge"), Some("true"));
         assert_eq!(dial.child_names(), ["Number", "Verto"]);
         assert_eq!(dial.children[1].text, "alice@example.verto.signalwire.com");
@@ -117,14 +167,21 @@ mod tests {
 
     #[test]
     fn without_the_sip_domain_a_verto_client_is_its_bare_identity() {
-        let dial = &parse(&SignalWire::render(&ProviderVars::default(), &script())).children[0];
+        let dial = &parse(&SignalWire::render(&configured(&[]), &script())).children[0];
         assert_eq!(dial.children[1].text, "alice");
     }
 
     #[test]
     fn the_sip_domain_must_be_a_domain_label() {
-        assert!(SignalWire::check_variable(SIP_DOMAIN, "my-space").is_ok());
-        assert!(SignalWire::check_variable(SIP_DOMAIN, "my space.com").is_err());
+        let mut vars = ProviderVars::default();
+        vars.insert(SIGNING_KEY, "12345".into());
+        vars.insert(SIP_DOMAIN, "my-space".into());
+        assert!(SignalWire::configure(&vars).is_ok());
+        vars.insert(SIP_DOMAIN, "my space.com".into());
+        let Err((variable, _)) = SignalWire::configure(&vars) else {
+            panic!("a SIP domain with a space was taken");
+        };
+        assert_eq!(variable, SIP_DOMAIN);
     }
 
     #[test]
@@ -141,8 +198,7 @@ mod tests {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params)
             .finish();
-        let mut vars = ProviderVars::default();
-        vars.insert(SIGNING_KEY, "12345".into()).unwrap();
+        let config = configured(&[]);
         for header in ["x-signalwire-signature", "x-twilio-signature"] {
             let mut headers = actix_web::http::header::HeaderMap::new();
             headers.insert(
@@ -156,14 +212,14 @@ mod tests {
                 body: body.as_bytes(),
                 received_at: crate::domain::session::Timestamp::now(),
             };
-            let read = SignalWire::verify(&vars, &request).unwrap();
-            assert_eq!(read.get("Digits"), Some("1234"), "{header}");
+            let read = SignalWire::verify(&config, &request).unwrap();
+            assert_eq!(read.params.get("Digits"), Some("1234"), "{header}");
             let forged = WebhookRequest {
                 body: b"CallSid=CA1",
                 ..request
             };
             assert_eq!(
-                SignalWire::verify(&vars, &forged),
+                SignalWire::verify(&config, &forged),
                 Err(SignatureError::Mismatch)
             );
         }
@@ -183,11 +239,24 @@ mod tests {
         };
         let genuine = request(br#"{"event":"call.state"}"#);
         assert!(
-            signature::verify_request(key, &genuine, Some("dfO9ek8mxyFtn2nMz24plPmPfIY=")).is_ok()
+            signature::verify_request(
+                key,
+                &genuine,
+                &signature::request_params(&genuine),
+                Some("dfO9ek8mxyFtn2nMz24plPmPfIY="),
+                &[]
+            )
+            .is_ok()
         );
         let tampered = request(br#"{"event":"call.ended"}"#);
         assert_eq!(
-            signature::verify_request(key, &tampered, Some("dfO9ek8mxyFtn2nMz24plPmPfIY=")),
+            signature::verify_request(
+                key,
+                &tampered,
+                &signature::request_params(&tampered),
+                Some("dfO9ek8mxyFtn2nMz24plPmPfIY="),
+                &[]
+            ),
             Err(SignatureError::Mismatch)
         );
     }

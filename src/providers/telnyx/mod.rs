@@ -6,12 +6,12 @@
 
 pub mod signature;
 
-use secrecy::ExposeSecret as _;
+use ed25519_dalek::VerifyingKey;
 
 use super::twiml::render::{ClientNoun, Dialect, render};
 use super::{
-    CallScript, Params, Provider, ProviderRoutes, ProviderVars, Screening, SignatureError,
-    WebhookRequest,
+    CallScript, Params, Provider, ProviderRoutes, ProviderVars, Rotating, Screening,
+    SignatureError, SignatureVariant, VariableProblem, Verified, WebhookRequest,
 };
 
 pub struct Telnyx;
@@ -44,27 +44,35 @@ impl Provider for Telnyx {
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
-    fn check_variable(_name: &str, value: &str) -> Result<(), String> {
-        signature::parse_public_key(value).map(|_| ())
+    /// The account's public key, and the next one while keys rotate.
+    type Config = Rotating<VerifyingKey>;
+
+    fn configure(vars: &ProviderVars) -> Result<Option<Self::Config>, VariableProblem> {
+        vars.rotating(PUBLIC_KEY, signature::parse_public_key)
     }
 
-    fn verify(vars: &ProviderVars, request: &WebhookRequest<'_>) -> Result<Params, SignatureError> {
-        let key = vars.get(PUBLIC_KEY).ok_or(SignatureError::Missing)?;
-        // Checked at start, so this only fails if the check was skipped.
-        let key = signature::parse_public_key(key.expose_secret())
-            .map_err(|_| SignatureError::Mismatch)?;
+    fn verify(
+        keys: &Self::Config,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Verified, SignatureError> {
         // The raw bytes are what was signed; the form is read after.
-        signature::verify(
-            &key,
-            request.header("telnyx-timestamp"),
-            request.header("telnyx-signature-ed25519"),
-            request.body,
-            request.received_at,
-        )?;
-        Ok(Params::from_form(request.body))
+        let ((), key) = keys.verify(|key| {
+            signature::verify(
+                key,
+                request.header("telnyx-timestamp"),
+                request.header("telnyx-signature-ed25519"),
+                request.body,
+                request.received_at,
+            )
+        })?;
+        Ok(Verified {
+            params: Params::from_form(request.body),
+            key,
+            variant: SignatureVariant::AsSent,
+        })
     }
 
-    fn render(_vars: &ProviderVars, script: &CallScript) -> String {
+    fn render(_keys: &Self::Config, script: &CallScript) -> String {
         render(script, &DIALECT)
     }
 }
@@ -76,6 +84,11 @@ mod tests {
     use crate::domain::subscriber::{ClientIdentity, Target};
     use crate::providers::parsed_markup::parse;
     use crate::providers::{Dial, DialTarget, Step};
+
+    /// Rendering needs no key; any will do.
+    fn any_keys() -> Rotating<VerifyingKey> {
+        Rotating::single(ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key())
+    }
 
     fn target(target: Target) -> DialTarget {
         DialTarget {
@@ -101,7 +114,7 @@ mod tests {
             record_url: None,
             ring_tone: None,
         })]);
-        let dial = &parse(&Telnyx::render(&ProviderVars::default(), &script)).children[0];
+        let dial = &parse(&Telnyx::render(&any_keys(), &script)).children[0];
         assert_eq!(dial.attr("answerOnBridge"), None);
         assert_eq!(dial.child_names(), ["Number", "Sip"]);
         assert_eq!(dial.children[1].text, "sip:alice@sip.telnyx.com");
@@ -117,7 +130,7 @@ mod tests {
             action_url: "https://relay.example.com/telnyx/voicemail".into(),
             max_length_secs: 120,
         }]);
-        let record = &parse(&Telnyx::render(&ProviderVars::default(), &script)).children[0];
+        let record = &parse(&Telnyx::render(&any_keys(), &script)).children[0];
         assert_eq!(record.attr("channels"), Some("single"));
         assert_eq!(record.attr("maxLength"), Some("120"));
     }

@@ -2,17 +2,21 @@
 
 pub mod signature;
 
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::twiml::render::{Dialect, render};
 use super::{
-    CallScript, Params, Provider, ProviderRoutes, ProviderVars, Screening, SignatureError,
-    WebhookRequest,
+    CallScript, Provider, ProviderRoutes, ProviderVars, Rotating, Screening, SignatureError,
+    VariableProblem, Verified, WebhookRequest,
 };
 
 pub struct Twilio;
 
 const AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
+
+/// Parameters Twilio adds to some voice webhooks after computing their
+/// signature (the STIR/SHAKEN verdict and the call's token).
+const ADDED_AFTER_SIGNING: &[&str] = &["StirVerstat", "CallToken"];
 
 impl Provider for Twilio {
     const NAME: &'static str = "twilio";
@@ -30,16 +34,31 @@ impl Provider for Twilio {
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
-    fn verify(vars: &ProviderVars, request: &WebhookRequest<'_>) -> Result<Params, SignatureError> {
-        let token = vars.get(AUTH_TOKEN).ok_or(SignatureError::Missing)?;
-        signature::verify_request(
-            token.expose_secret().as_bytes(),
-            request,
-            request.header("x-twilio-signature"),
-        )
+    /// The auth token: the current one, and the secondary while it rotates.
+    type Config = Rotating<SecretString>;
+
+    fn configure(vars: &ProviderVars) -> Result<Option<Self::Config>, VariableProblem> {
+        vars.rotating(AUTH_TOKEN, |token| Ok(SecretString::from(token)))
     }
 
-    fn render(_vars: &ProviderVars, script: &CallScript) -> String {
+    fn verify(
+        token: &Self::Config,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Verified, SignatureError> {
+        let params = signature::request_params(request);
+        let header = request.header("x-twilio-signature");
+        let (variant, key) = token.verify(|token| {
+            let token = token.expose_secret().as_bytes();
+            signature::verify_request(token, request, &params, header, ADDED_AFTER_SIGNING)
+        })?;
+        Ok(Verified {
+            params,
+            key,
+            variant,
+        })
+    }
+
+    fn render(_token: &Self::Config, script: &CallScript) -> String {
         render(script, &Dialect::TWILIO)
     }
 }

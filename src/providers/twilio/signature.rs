@@ -14,7 +14,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::providers::{Params, SignatureError, WebhookRequest};
+use crate::providers::{Params, SignatureError, SignatureVariant, WebhookRequest};
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -51,12 +51,36 @@ pub fn verify(
     params: &[(String, String)],
     signature: Option<&str>,
 ) -> Result<(), SignatureError> {
+    verify_form(auth_token, url, params, signature, &[]).map(|_| ())
+}
+
+/// [`verify`], saying which form matched; when neither URL variant matches
+/// and the form holds parameters named in `added_after_signing` (which the
+/// provider adds after computing the signature), the form without them is
+/// tried too. Nothing else is relaxed.
+pub fn verify_form(
+    auth_token: &[u8],
+    url: &str,
+    params: &[(String, String)],
+    signature: Option<&str>,
+    added_after_signing: &[&str],
+) -> Result<SignatureVariant, SignatureError> {
     let given = present(signature)?;
-    if bool::from(url_signature_matches(auth_token, url, params, given)) {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
+    if let Some(variant) = matching_url_variant(auth_token, url, params, given) {
+        return Ok(variant);
     }
+    let is_added = |name: &str| added_after_signing.contains(&name);
+    if params.iter().any(|(name, _)| is_added(name)) {
+        let signed: Vec<(String, String)> = params
+            .iter()
+            .filter(|(name, _)| !is_added(name))
+            .cloned()
+            .collect();
+        if matching_url_variant(auth_token, url, &signed, given).is_some() {
+            return Ok(SignatureVariant::WithoutAddedParameters);
+        }
+    }
+    Err(SignatureError::Mismatch)
 }
 
 /// For JSON bodies: the URL carries `bodySHA256=<hex sha256 of raw body>`;
@@ -67,33 +91,47 @@ pub fn verify_json(
     url: &str,
     body: &[u8],
     signature: Option<&str>,
-) -> Result<(), SignatureError> {
+) -> Result<SignatureVariant, SignatureError> {
     let given = present(signature)?;
-    let signature_ok = url_signature_matches(auth_token, url, &[], given);
+    let variant = matching_url_variant(auth_token, url, &[], given);
     // Both checks always run, so timing does not tell which one failed.
     let body_ok = body_hash_matches(url, body);
-    if bool::from(signature_ok & body_ok) {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
+    match variant {
+        Some(variant) if bool::from(body_ok) => Ok(variant),
+        _ => Err(SignatureError::Mismatch),
     }
 }
 
 /// Checks a whole request signed with `key` (`signature` is the header's
-/// value) and reads its form: JSON bodies are signed through a hash in the
-/// URL instead of the parameters.
+/// value) whose form is `params`: JSON bodies are signed through a hash in
+/// the URL instead of the parameters.
 pub fn verify_request(
     key: &[u8],
     request: &WebhookRequest<'_>,
+    params: &Params,
     signature: Option<&str>,
-) -> Result<Params, SignatureError> {
+    added_after_signing: &[&str],
+) -> Result<SignatureVariant, SignatureError> {
     if request.url.contains("bodySHA256=") {
-        verify_json(key, request.url, request.body, signature)?;
-        Ok(Params::default())
+        verify_json(key, request.url, request.body, signature)
     } else {
-        let params = Params::from_form(request.body);
-        verify(key, request.url, params.pairs(), signature)?;
-        Ok(params)
+        verify_form(
+            key,
+            request.url,
+            params.pairs(),
+            signature,
+            added_after_signing,
+        )
+    }
+}
+
+/// The form of a request as the Twilio family posts it: JSON bodies carry
+/// no parameters (their URL signs a hash of the body).
+pub fn request_params(request: &WebhookRequest<'_>) -> Params {
+    if request.url.contains("bodySHA256=") {
+        Params::default()
+    } else {
+        Params::from_form(request.body)
     }
 }
 
@@ -125,23 +163,29 @@ fn canonical_params(params: &[(String, String)]) -> Vec<(&str, &str)> {
     pairs
 }
 
-/// Whether `given` is the signature of the URL as given or of its
+/// Which URL `given` is the signature of: the URL as given, or its
 /// default-port variant. Both candidates are always computed and compared.
-fn url_signature_matches(
+fn matching_url_variant(
     auth_token: &[u8],
     url: &str,
     params: &[(String, String)],
     given: &str,
-) -> Choice {
-    let mut ok = sign(auth_token, url, params)
+) -> Option<SignatureVariant> {
+    let as_sent = sign(auth_token, url, params)
         .as_bytes()
         .ct_eq(given.as_bytes());
-    if let Some(variant) = default_port_variant(url) {
-        ok |= sign(auth_token, &variant, params)
+    let default_port = default_port_variant(url).map_or(Choice::from(0), |variant| {
+        sign(auth_token, &variant, params)
             .as_bytes()
-            .ct_eq(given.as_bytes());
+            .ct_eq(given.as_bytes())
+    });
+    if bool::from(as_sent) {
+        Some(SignatureVariant::AsSent)
+    } else if bool::from(default_port) {
+        Some(SignatureVariant::DefaultPort)
+    } else {
+        None
     }
-    ok
 }
 
 /// The URL with the scheme's default port toggled: added when the authority
@@ -427,7 +471,7 @@ mod tests {
         assert_eq!(sign(TOKEN, &url, &[]), "a9nBmqA0ju/hNViExpshrM61xv4=");
         assert_eq!(
             verify_json(TOKEN, &url, BODY, Some("a9nBmqA0ju/hNViExpshrM61xv4=")),
-            Ok(())
+            Ok(SignatureVariant::AsSent)
         );
     }
 
@@ -490,7 +534,72 @@ mod tests {
     fn json_default_port_variant_is_accepted() {
         let url = url_with_body_hash();
         let signature = sign(TOKEN, &with_port(&url, "443"), &[]);
-        assert_eq!(verify_json(TOKEN, &url, BODY, Some(&signature)), Ok(()));
+        assert_eq!(
+            verify_json(TOKEN, &url, BODY, Some(&signature)),
+            Ok(SignatureVariant::DefaultPort)
+        );
+    }
+
+    /// Twilio adds these to some voice webhooks after signing them.
+    const ADDED: &[&str] = &["StirVerstat", "CallToken"];
+
+    fn with_stir(params: &[(String, String)]) -> Vec<(String, String)> {
+        let mut params = params.to_vec();
+        params.push(("StirVerstat".into(), "TN-Validation-Passed-A".into()));
+        params.push(("CallToken".into(), "%7B%22a%22%3A1%7D".into()));
+        params
+    }
+
+    #[test]
+    fn a_form_signed_before_stir_parameters_were_added_verifies_as_that_variant() {
+        let signature = sign(TOKEN, URL, &base_params());
+        let received = with_stir(&base_params());
+        assert_eq!(
+            verify_form(TOKEN, URL, &received, Some(&signature), ADDED),
+            Ok(SignatureVariant::WithoutAddedParameters)
+        );
+        // The default-port URL combines with it.
+        let signature = sign(TOKEN, &with_port(URL, "443"), &base_params());
+        assert_eq!(
+            verify_form(TOKEN, URL, &received, Some(&signature), ADDED),
+            Ok(SignatureVariant::WithoutAddedParameters)
+        );
+        // Signed over everything: the form as sent.
+        let signature = sign(TOKEN, URL, &received);
+        assert_eq!(
+            verify_form(TOKEN, URL, &received, Some(&signature), ADDED),
+            Ok(SignatureVariant::AsSent)
+        );
+    }
+
+    #[test]
+    fn only_the_named_parameters_may_have_been_added_and_the_rest_stays_signed() {
+        let signature = sign(TOKEN, URL, &base_params());
+        let received = with_stir(&base_params());
+        // Without the list, nothing is relaxed.
+        assert_eq!(
+            verify_form(TOKEN, URL, &received, Some(&signature), &[]),
+            Err(SignatureError::Mismatch)
+        );
+        // A tampered From is refused, with or without the added parameters.
+        let tampered: Vec<(String, String)> = received
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "From" => (k.clone(), "+15005550006".to_owned()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
+        assert_eq!(
+            verify_form(TOKEN, URL, &tampered, Some(&signature), ADDED),
+            Err(SignatureError::Mismatch)
+        );
+        // Another parameter added after signing is not forgiven.
+        let mut other = base_params();
+        other.push(("Digits".into(), "9".into()));
+        assert_eq!(
+            verify_form(TOKEN, URL, &other, Some(&signature), ADDED),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
