@@ -50,8 +50,10 @@ const REMEMBERED_ADDRESSES: usize = 10_000;
 pub struct Guessers {
     /// Addresses blocked, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
-    /// Addresses whose failures were logged, until when they may be again.
-    logged: Mutex<HashMap<IpAddr, Instant>>,
+    /// Addresses whose failures of a kind (a provider's webhooks, or
+    /// bearer tokens and capabilities) were logged, until when they may be
+    /// again.
+    logged: Mutex<HashMap<(IpAddr, FailureKind), Instant>>,
 }
 
 impl Guessers {
@@ -71,14 +73,33 @@ impl Guessers {
         remember(&mut lock(&self.blocked), client, until);
     }
 
-    /// Whether a failure of `client` should be logged now: once a window.
-    fn should_log(&self, client: IpAddr, now: Instant) -> bool {
+    /// Whether a failure of `client` should be logged now: once a window
+    /// for each kind, so that guessed tokens do not hide a provider that
+    /// signs for another URL.
+    fn should_log(&self, client: IpAddr, kind: FailureKind, now: Instant) -> bool {
         let mut logged = lock(&self.logged);
-        if logged.get(&client).is_some_and(|until| *until > now) {
+        if logged
+            .get(&(client, kind))
+            .is_some_and(|until| *until > now)
+        {
             return false;
         }
-        remember(&mut logged, client, now + WINDOW);
+        remember(&mut logged, (client, kind), now + WINDOW);
         true
+    }
+}
+
+/// What failed: a provider's webhook signature, or a bearer token or
+/// capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum FailureKind {
+    Webhook(&'static str),
+    Credential,
+}
+
+impl FailureKind {
+    fn of(path: &str) -> Self {
+        provider_of(path).map_or(Self::Credential, Self::Webhook)
     }
 }
 
@@ -88,12 +109,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Entries end with their window; the ended ones are dropped now and then
 /// so that a map stays as small as the addresses it is about.
-fn remember(map: &mut HashMap<IpAddr, Instant>, client: IpAddr, until: Instant) {
+fn remember<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Instant>, key: K, until: Instant) {
     if map.len() >= REMEMBERED_ADDRESSES {
         let now = Instant::now();
         map.retain(|_, until| *until > now);
     }
-    map.insert(client, until);
+    map.insert(key, until);
 }
 
 /// The client's address. Without `TRUST_PROXY` it is the socket's peer, and
@@ -170,8 +191,9 @@ pub async fn limit_guessing(
         return Ok(response.map_into_left_body());
     };
     let now = Instant::now();
-    if state.guessers.should_log(client, now) {
-        log_failure(&state, client, &path, status);
+    let kind = FailureKind::of(&path);
+    if state.guessers.should_log(client, kind, now) {
+        log_failure(&state, client, kind, &path, status);
     }
     if !may_refuse(&path) {
         return Ok(response.map_into_left_body());
@@ -196,15 +218,21 @@ pub async fn limit_guessing(
 /// webhook it names the URL the signature was checked against: a provider
 /// configured with another URL (or a wrong `PUBLIC_BASE_URL`) fails every
 /// request, and that URL is what the operator must compare.
-fn log_failure(state: &AppState, client: IpAddr, path: &str, status: StatusCode) {
-    match provider_of(path) {
-        Some(provider) => tracing::warn!(
+fn log_failure(
+    state: &AppState,
+    client: IpAddr,
+    kind: FailureKind,
+    path: &str,
+    status: StatusCode,
+) {
+    match kind {
+        FailureKind::Webhook(provider) => tracing::warn!(
             client = %client,
             provider,
             checked_against = %state.settings.public_base_url.join(path),
             "refused a webhook whose signature did not verify (logged once a minute per address; see ringrelay_webhooks_refused_total)"
         ),
-        None => tracing::warn!(
+        FailureKind::Credential => tracing::warn!(
             client = %client,
             status = status.as_u16(),
             "a credential check failed (logged once a minute per address)"
@@ -324,13 +352,16 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_logged_once_a_window_per_address() {
+    fn failures_are_logged_once_a_window_per_address_and_kind() {
         let guessers = Guessers::default();
         let start = Instant::now();
         let (one, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        assert!(guessers.should_log(one, start));
-        assert!(!guessers.should_log(one, start + Duration::from_secs(59)));
-        assert!(guessers.should_log(other, start));
-        assert!(guessers.should_log(one, start + WINDOW + Duration::from_millis(1)));
+        let token = FailureKind::of("/v1/ring");
+        assert!(guessers.should_log(one, token, start));
+        assert!(!guessers.should_log(one, token, start + Duration::from_secs(59)));
+        assert!(guessers.should_log(other, token, start));
+        assert!(guessers.should_log(one, FailureKind::of("/twilio/voice"), start));
+        assert!(guessers.should_log(one, FailureKind::of("/plivo/answer"), start));
+        assert!(guessers.should_log(one, token, start + WINDOW + Duration::from_millis(1)));
     }
 }

@@ -388,6 +388,65 @@ async fn json_logs_carry_the_call_sid_and_never_a_secret() {
 }
 
 #[tokio::test]
+async fn a_flood_of_forged_webhooks_and_guessed_tokens_is_logged_once_naming_the_url_checked() {
+    let dir = temp_dir("flood-logs");
+    let service = RunningService::start(
+        &dir,
+        &[
+            ("LOG_FORMAT", "json"),
+            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
+            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let params = [
+        ("CallSid", "CAflood0001"),
+        ("From", "+12025550302"),
+        ("To", "+12025550100"),
+    ];
+    for _ in 0..40 {
+        let forged = client
+            .post(service.url("/twilio/voice?attempt=1"))
+            .header("X-Twilio-Signature", "Zm9yZ2VkLXNpZ25hdHVyZQ==")
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+        let guessed = client
+            .get(service.url("/v1/subscribers/+12025550199"))
+            .bearer_auth("guessed-admin-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(guessed.status(), 401);
+    }
+    let voice_url = service.url("/twilio/voice");
+    service.terminate();
+    let (status, lines) = service.exit_status(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    let warnings: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["level"] == "WARN")
+        .collect();
+    let webhook_lines: Vec<_> = warnings
+        .iter()
+        .filter(|w| w["provider"] == "twilio")
+        .collect();
+    assert_eq!(webhook_lines.len(), 1, "{warnings:#?}");
+    // The URL the signature was checked against, without the query.
+    assert_eq!(
+        webhook_lines[0]["checked_against"], voice_url,
+        "{warnings:#?}"
+    );
+    let token_lines = warnings.iter().filter(|w| w["status"] == 401).count();
+    assert_eq!(token_lines, 1, "{warnings:#?}");
+    assert_eq!(warnings.len(), 2, "nothing else warns: {warnings:#?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     ring_report_in_flight_during_sigterm("sigterm", &[], Duration::ZERO).await;
 }
