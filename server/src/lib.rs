@@ -1,0 +1,25 @@
+//! ringrelay: lets a mobile subscriber take calls on other devices.
+//!
+//! A phone app reports a ringing call; the service notifies the subscriber's
+//! secondary destinations, tells the phone to reject, and answers the call
+//! the carrier forwards to a CPaaS number with markup that dials the chosen
+//! destination. See README.md for the whole flow.
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod http;
+pub mod listing;
+pub mod metrics;
+pub mod notify;
+pub mod providers;
+pub mod registry;
+pub mod startup;
+pub mod store;
+pub mod subscriber_cache;
+pub mod telemetry;
+pub mod templates;
