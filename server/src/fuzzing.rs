@@ -1,9 +1,10 @@
 //! Fuzz targets (issue 12, item 6; FUZZING.md says how to run them). Each
 //! `pub fn` here is one target of the AFL harness in `fuzz/`: it hands the
 //! bytes it is given to one path that reads untrusted input, and panics when
-//! an invariant breaks. They live in the library, always compiled, so that CI
-//! keeps them building and `cargo test` runs them over the seed corpora; the
-//! harness is a crate of its own that neither CI nor `cargo test` builds.
+//! an invariant breaks. They live in the library behind the `fuzzing` feature
+//! (which the harness turns on) and in its test build, so that CI keeps them
+//! building and `cargo test` runs them over the seed corpora; the harness is a
+//! crate of its own that neither CI nor `cargo test` builds.
 //!
 //! The invariants are those the property tests check in CI
 //! (`providers::properties`, `flow::callback`, `http::json`); the fuzzer

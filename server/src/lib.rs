@@ -10,6 +10,9 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod flow;
+// The fuzz targets: for the AFL harness (feature `fuzzing`) and for this
+// library's unit tests, which run them over their seeds; not in the server.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

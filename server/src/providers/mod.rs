@@ -5,6 +5,7 @@
 //! neutral model. Adding a provider is one module implementing [`Provider`]
 //! and one line in [`PROVIDERS`].
 
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod parsed_markup;
 pub mod plivo;
 #[cfg(test)]
