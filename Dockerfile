@@ -3,10 +3,12 @@ FROM rust:1-bookworm AS build
 WORKDIR /app
 COPY Cargo.toml Cargo.lock ./
 COPY src src
-COPY templates templates
-COPY console console
-# Declared in Cargo.toml: cargo reads the manifest's targets even to build one.
-COPY benches benches
+# Every member of the workspace, whole: cargo reads each manifest and its
+# targets (tests, benches, examples) even to build one binary; the server
+# embeds console/ and templates/.
+COPY server server
+COPY simulator simulator
+COPY testkit testkit
 RUN cargo build --release --locked --bin ringrelay
 
 FROM debian:bookworm-slim

@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
-use ringrelay::config::Config;
-use ringrelay::startup::Application;
-use ringrelay::telemetry;
+use ringrelay_server::config::Config;
+use ringrelay_server::startup::Application;
+use ringrelay_server::telemetry;
 
 const USAGE: &str = "usage: ringrelay\n       ringrelay simulate SCENARIO.toml [--json] [--target URL]\n\nServes the ringrelay HTTP API. Configuration is read from the environment\n(and a .env file when present); see README.md. `simulate` plays a whole call\nagainst the service (see `ringrelay simulate --help`).";
 
@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
                 println!("{USAGE}");
                 ExitCode::SUCCESS
             }
-            "simulate" => ringrelay::simulate::cli::main(std::env::args().skip(2)).await,
+            "simulate" => ringrelay_simulator::cli::main(std::env::args().skip(2)).await,
             "-V" | "--version" => {
                 println!("ringrelay {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS

@@ -1,4 +1,4 @@
 fn main() {
-    ringrelay::fuzzing::warm_up();
-    afl::fuzz!(|data: &[u8]| ringrelay::fuzzing::twiml_render(data));
+    ringrelay_server::fuzzing::warm_up();
+    afl::fuzz!(|data: &[u8]| ringrelay_server::fuzzing::twiml_render(data));
 }

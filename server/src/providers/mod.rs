@@ -1,0 +1,495 @@
+//! CPaaS providers (Twilio, Plivo, Telnyx, SignalWire). Each provider module
+//! is the only place that knows its wire format: it checks the signature of
+//! a whole request, reads its parameters into the neutral model here, and
+//! renders a [`CallScript`] into its markup. The call flow speaks only this
+//! neutral model. Adding a provider is one module implementing [`Provider`]
+//! and one line in [`PROVIDERS`].
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod parsed_markup;
+pub mod plivo;
+#[cfg(test)]
+mod properties;
+pub mod signalwire;
+pub mod telnyx;
+#[cfg(test)]
+mod testing;
+pub mod twilio;
+pub mod twiml;
+mod xml;
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::http::Method;
+use actix_web::http::header::HeaderMap;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::domain::dial::{CallSid, DialResult};
+use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::rules::RingTone;
+use crate::domain::session::Timestamp;
+use crate::domain::subscriber::Target;
+pub use crate::rotation::{Rotating, Slot};
+
+/// Every provider the service speaks, once: its routes are registered and
+/// its variables read from this table.
+pub const PROVIDERS: &[ProviderEntry] = &[
+    ProviderEntry::of::<twilio::Twilio>(),
+    ProviderEntry::of::<plivo::Plivo>(),
+    ProviderEntry::of::<telnyx::Telnyx>(),
+    ProviderEntry::of::<signalwire::SignalWire>(),
+];
+
+/// One line of [`PROVIDERS`]: what the configuration and the HTTP edge need
+/// to know of a provider without naming its type.
+pub struct ProviderEntry {
+    pub name: &'static str,
+    /// Its variables; the first is the credential that turns its routes on.
+    pub variables: &'static [&'static str],
+    /// Reads its variables into its configuration, at start.
+    pub configure: fn(&ProviderVars) -> Result<Option<AnyConfig>, VariableProblem>,
+    /// Its routes' paths, and the type of its markup (for the API document).
+    pub paths: ProviderRoutes,
+    pub markup_content_type: &'static str,
+    /// Registers its routes.
+    pub routes: fn(&mut actix_web::web::ServiceConfig),
+}
+
+impl ProviderEntry {
+    pub const fn of<P: Provider>() -> Self {
+        Self {
+            name: P::NAME,
+            variables: P::VARIABLES,
+            configure: configure_erased::<P>,
+            paths: P::ROUTES,
+            markup_content_type: P::MARKUP_CONTENT_TYPE,
+            routes: crate::http::provider_routes::<P>,
+        }
+    }
+}
+
+/// A provider's configuration with its type erased, so that one table
+/// holds every provider's ([`Providers::get`] gives the type back).
+type AnyConfig = Arc<dyn Any + Send + Sync>;
+
+fn configure_erased<P: Provider>(
+    vars: &ProviderVars,
+) -> Result<Option<AnyConfig>, VariableProblem> {
+    Ok(P::configure(vars)?.map(|config| Arc::new(config) as AnyConfig))
+}
+
+/// A variable that cannot be used, and why: `(name, problem)`.
+pub type VariableProblem = (&'static str, String);
+
+/// The providers' variables that are set, by name, as the environment gave
+/// them. Values are secrets (tokens, keys) or settings; none is ever printed.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderVars(BTreeMap<&'static str, SecretString>);
+
+impl ProviderVars {
+    /// Takes `value` for `name` if it is a provider's variable; says whether
+    /// it was one.
+    pub fn insert(&mut self, name: &str, value: String) -> bool {
+        let Some(name) = PROVIDERS
+            .iter()
+            .find_map(|p| p.variables.iter().find(|v| **v == name))
+        else {
+            return false;
+        };
+        self.0.insert(name, SecretString::from(value));
+        true
+    }
+
+    pub fn get(&self, name: &str) -> Option<&SecretString> {
+        self.0.get(name)
+    }
+
+    /// The secret of variable `name` (`current` or `current,next` while it
+    /// rotates), each value read by `parse`; `None` when unset.
+    pub fn rotating<K>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<K, String>,
+    ) -> Result<Option<Rotating<K>>, VariableProblem> {
+        self.get(name)
+            .map(|raw| Rotating::parse(raw.expose_secret(), parse).map_err(|p| (name, p)))
+            .transpose()
+    }
+}
+
+/// The providers whose credential is set, each with its configuration read
+/// once, at start.
+#[derive(Clone, Default)]
+pub struct Providers(BTreeMap<&'static str, AnyConfig>);
+
+impl Providers {
+    /// Reads every provider's variables; the first problem stops the start.
+    pub fn configure(vars: &ProviderVars) -> Result<Self, VariableProblem> {
+        let mut configured = BTreeMap::new();
+        for entry in PROVIDERS {
+            if let Some(config) = (entry.configure)(vars)? {
+                configured.insert(entry.name, config);
+            }
+        }
+        Ok(Self(configured))
+    }
+
+    /// Provider `P`'s configuration; `None` when its credential is unset.
+    pub fn get<P: Provider>(&self) -> Option<&P::Config> {
+        self.0.get(P::NAME).and_then(|config| config.downcast_ref())
+    }
+
+    /// Whether some provider is configured: some route can answer a
+    /// forwarded call.
+    pub fn any_configured(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The names of the configured providers.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.keys().copied()
+    }
+}
+
+/// Names only: configurations hold secrets.
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// A request to one of a provider's routes, whole and as received.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    pub method: &'a Method,
+    /// The URL the provider called: `PUBLIC_BASE_URL` plus the raw path
+    /// and query, never rebuilt from proxy headers.
+    pub url: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// When it arrived (signatures with a timestamp are checked against it).
+    pub received_at: Timestamp,
+}
+
+impl WebhookRequest<'_> {
+    /// The value of header `name`, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Why a request's signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature header is missing")]
+    Missing,
+    #[error("the signature does not match")]
+    Mismatch,
+    #[error("the signature's timestamp is too far from now")]
+    Stale,
+}
+
+/// A request whose signature checked out: its parameters, and how it
+/// verified (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub params: Params,
+    /// Which value of the rotating credential matched.
+    pub key: Slot,
+    pub variant: SignatureVariant,
+}
+
+/// Which form of a request its signature was computed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureVariant {
+    /// The request exactly as received.
+    AsSent,
+    /// The URL with the scheme's default port added or removed (Twilio's
+    /// family signs either way).
+    DefaultPort,
+    /// The form without parameters the provider adds after signing
+    /// (Twilio's `StirVerstat`, `CallToken`).
+    WithoutAddedParameters,
+}
+
+impl SignatureVariant {
+    /// Its label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AsSent => "as_sent",
+            Self::DefaultPort => "default_port",
+            Self::WithoutAddedParameters => "without_added_parameters",
+        }
+    }
+}
+
+impl SignatureError {
+    /// Its label in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_signature",
+            Self::Mismatch => "bad_signature",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// What each provider supplies; the routes and the call flow are shared.
+pub trait Provider: Send + Sync + 'static {
+    /// The first segment of its routes (`/twilio/...`), and its label in
+    /// logs and metrics.
+    const NAME: &'static str;
+    /// Its variables; the first is its credential: unset → its routes
+    /// answer 503 naming it.
+    const VARIABLES: &'static [&'static str];
+    /// The headers its signature may come in: a request with none of them
+    /// is refused before its body is read.
+    const SIGNATURE_HEADERS: &'static [&'static str];
+    /// The `Content-Type` of its markup.
+    const MARKUP_CONTENT_TYPE: &'static str;
+    /// Its callback routes, for the URLs the markup points back at.
+    const ROUTES: ProviderRoutes;
+    /// How it lets a screening destination take the call.
+    const SCREENING: Screening;
+
+    /// What its routes need, read from its variables once at start: its
+    /// credential (both values while it rotates) and settings.
+    type Config: Send + Sync + 'static;
+
+    /// Reads its variables; `None` when its credential is unset.
+    fn configure(vars: &ProviderVars) -> Result<Option<Self::Config>, VariableProblem>;
+
+    /// Checks the request's signature and reads the parameters it carries.
+    fn verify(
+        config: &Self::Config,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Verified, SignatureError>;
+
+    // Reading the parameters. Twilio's names are the providers' lingua
+    // franca (the TwiML family posts them), so they are the default; a
+    // provider that names them otherwise says so.
+
+    /// The call reaching a forwarding number; `None` when the request does
+    /// not describe one (no call id).
+    fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
+        twiml::inbound_call(params, region)
+    }
+
+    /// The id of the call a callback is about.
+    fn call_id(params: &Params) -> Option<CallSid> {
+        twiml::call_id(params)
+    }
+
+    /// How a `<Dial>` we returned ended.
+    fn dial_result(params: &Params) -> DialResult {
+        twiml::dial_result(params)
+    }
+
+    /// The keys a screened callee pressed.
+    fn digits(params: &Params) -> Option<&str> {
+        twiml::digits(params)
+    }
+
+    /// What a request to the status route reports.
+    fn status_report(params: &Params, _region: Region) -> StatusReport {
+        twiml::status_report(params)
+    }
+
+    /// The recording a `<Record>` we returned made; `None` when nothing was
+    /// recorded.
+    fn recording_url(params: &Params) -> Option<String> {
+        twiml::recording_url(params)
+    }
+
+    /// The recording of a Dial's legs ([`Dial::record_url`]) that the
+    /// provider says is ready; `None` while it is not, or when nothing was
+    /// recorded.
+    fn finished_recording(params: &Params) -> Option<Recording> {
+        twiml::finished_recording(params)
+    }
+
+    fn render(config: &Self::Config, script: &CallScript) -> String;
+}
+
+/// How a provider screens a call on the callee's leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screening {
+    /// The whisper markup gathers the key itself and posts it to
+    /// `screen_result` (Twilio `<Number url>` + `<Gather>`).
+    GatherOnLeg,
+    /// The Dial asks for the key (Plivo `confirmKey`); the whisper markup
+    /// only speaks.
+    ConfirmKey,
+}
+
+/// The paths of a provider's callback routes.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderRoutes {
+    /// The number's voice (answer) URL.
+    pub answer: &'static str,
+    /// The call status (hangup) callback.
+    pub status: &'static str,
+    pub dial_status: &'static str,
+    pub voicemail: &'static str,
+    pub screen: &'static str,
+    pub screen_result: &'static str,
+    /// A recording of a Dial's legs is ready.
+    pub recording: &'static str,
+}
+
+impl ProviderRoutes {
+    /// Every path, with what calls it.
+    pub fn described(&self) -> [(&'static str, &'static str); 7] {
+        [
+            (
+                self.answer,
+                "a call reaches the forwarding number (the number's voice URL)",
+            ),
+            (self.dial_status, "a Dial we returned ended (its action)"),
+            (
+                self.screen,
+                "a dialed leg picked up: the whisper (a noun's url or confirmSound)",
+            ),
+            (self.screen_result, "the key a screened callee pressed"),
+            (self.voicemail, "a Record we returned ended"),
+            (
+                self.recording,
+                "the recording of a Dial's legs is ready (subscribers with record: answer)",
+            ),
+            (
+                self.status,
+                "the call's status changed (set on the number), or a Dial's leg events",
+            ),
+        ]
+    }
+}
+
+/// Form parameters as received: decoded, in order, repeated names kept
+/// (signatures depend on all three).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn from_form(body: &[u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+/// A call reaching a forwarding number, in no provider's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundCall {
+    /// The provider's id of the call (Twilio `CallSid`, Plivo `CallUUID`).
+    pub call_id: CallSid,
+    pub from: Caller,
+    /// The forwarding number called; `None` when it is not a phone number.
+    pub to: Option<PhoneNumber>,
+    /// The subscriber the carrier forwarded from, when it says so.
+    pub forwarded_from: Option<PhoneNumber>,
+}
+
+/// A finished recording, in no provider's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// Where the provider keeps it.
+    pub url: String,
+    pub duration_secs: u32,
+}
+
+/// What the status route hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusReport {
+    /// The forwarded call ended (its final status).
+    CallEnded,
+    /// A leg of a Dial of ours picked up, or was bridged to the caller
+    /// (providers that report leg events per Dial, Plivo's `callbackUrl`);
+    /// `to` is the dialed target as far as it can be read back.
+    Leg { to: Option<Target>, bridged: bool },
+    /// Anything else (a call still in progress): nothing to do.
+    Progress,
+}
+
+/// What we tell the CPaaS to do with a call, in no provider's words. An
+/// empty script is an empty response (on a whisper leg: bridge the call).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallScript(pub Vec<Step>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Speak a text to the caller.
+    Say(String),
+    /// Ring one or more targets; several targets ring at once and the first
+    /// to answer wins.
+    Dial(Dial),
+    /// Record a message, then post the result to `action_url`.
+    Record {
+        action_url: String,
+        max_length_secs: u32,
+    },
+    /// Speak `prompt` while waiting for up to `num_digits` keypresses, then
+    /// post them to `action_url`. Without input the script goes on with the
+    /// next step.
+    Gather {
+        action_url: String,
+        num_digits: u8,
+        timeout_secs: u32,
+        prompt: String,
+    },
+    Hangup,
+    /// Refuse the call with a busy signal (a blocked caller), without
+    /// answering it where the provider can.
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    pub targets: Vec<DialTarget>,
+    /// Shown to the dialed leg: the original caller, never a withheld marker.
+    /// `None` leaves the provider's default (the called number).
+    pub caller_id: Option<PhoneNumber>,
+    /// Seconds to ring before giving up (the subscriber's `ring_timeout_secs`).
+    pub timeout_secs: u32,
+    /// Where the provider posts the outcome of the Dial (our `dial-status`).
+    pub action_url: String,
+    /// For providers that screen per Dial (Plivo `confirmSound`): the
+    /// whisper every answering leg hears when any target is screened.
+    pub screen_url: Option<String>,
+    /// For providers that report leg events per Dial (Plivo `callbackUrl`):
+    /// where they go, so that we learn which leg answered.
+    pub leg_events_url: Option<String>,
+    /// Record both parties from the moment a leg answers, and post the
+    /// finished recording here (our `recording` route); `None` records
+    /// nothing.
+    pub record_url: Option<String>,
+    /// The ringback the caller hears meanwhile, where the provider can
+    /// choose it; `None` leaves the provider's.
+    pub ring_tone: Option<RingTone>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialTarget {
+    pub target: Target,
+    /// For providers that run markup per leg (Twilio `<Number url>`): fetched
+    /// when this leg picks up and run on it before the bridge; it tells us
+    /// who answered, and screens when `screened`.
+    pub pickup_url: Option<String>,
+    /// Whether the person who answers must press 1 first.
+    pub screened: bool,
+}

@@ -1,0 +1,1175 @@
+//! Test harness: a real `redis-server` per test on a free port (or the
+//! shared Redis Cluster, or a Sentinel deployment: see
+//! `ringrelay_testkit::servers`), the service on port 0 with its own key
+//! prefix, and request helpers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ringrelay_server::clock::WallClock;
+use ringrelay_server::config::{Config, RedisTarget};
+use ringrelay_server::domain::session::Timestamp;
+use ringrelay_server::startup::Application;
+use ringrelay_server::store::{RedisConnection, RedisStore};
+
+use crate::servers::{SENTINEL_MASTER, TestRedis, TestRedisCluster, TestSentinel};
+use serde_json::{Value, json};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub use ringrelay_testkit::WEBHOOK_SECRET;
+pub const TWILIO_AUTH_TOKEN: &str = "test-twilio-auth-token";
+pub const PLIVO_AUTH_TOKEN: &str = "test-plivo-auth-token";
+/// The seed of the Ed25519 key these tests sign as Telnyx with; the app
+/// verifies with its public half (`TELNYX_PUBLIC_KEY`). Not RFC 8032's key,
+/// so that a signature from the published vector is one by another key.
+pub const TELNYX_SECRET_SEED: [u8; 32] = *b"ringrelay-test-telnyx-signing-k!";
+pub const SIGNALWIRE_SIGNING_KEY: &str = "PSKtest-ringrelay-signalwire-key";
+/// The test space's SIP domain: softphones are dialed as
+/// `<Verto>alice@example.verto.signalwire.com</Verto>`.
+pub const SIGNALWIRE_SIP_DOMAIN: &str = "example";
+pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
+
+/// The service's connection to the standalone Redis at `url`.
+pub fn redis_connection(url: &str) -> RedisConnection {
+    RedisConnection::open(&RedisTarget::standalone(url)).expect("a valid Redis URL")
+}
+
+/// A store on the standalone Redis at `url`, its keys under `prefix`.
+pub fn redis_store(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::new(redis_connection(url), prefix)
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Which store an app under test runs on.
+#[derive(Clone)]
+pub enum Backend {
+    Memory,
+    Redis(Arc<TestRedis>),
+    /// The Redis Cluster every test of the binary shares.
+    Cluster(&'static TestRedisCluster),
+    /// A Sentinel-managed primary of this test's own.
+    Sentinel(Arc<TestSentinel>),
+}
+
+impl Backend {
+    pub fn redis() -> Self {
+        Self::Redis(TestRedis::start())
+    }
+
+    pub fn cluster() -> Self {
+        Self::Cluster(TestRedisCluster::shared())
+    }
+
+    pub fn sentinel() -> Self {
+        Self::Sentinel(TestSentinel::start())
+    }
+
+    /// What the service's configuration names for this backend.
+    pub fn redis_target(&self) -> Option<RedisTarget> {
+        let config = test_config(self, &[]).expect("test configuration is valid");
+        config.redis
+    }
+
+    /// A store of its own (a connection of its own, as another instance
+    /// would have) on this Redis backend, its keys under `prefix`.
+    pub fn redis_store(&self, prefix: &str) -> RedisStore {
+        let target = self.redis_target().expect("a Redis backend");
+        RedisStore::new(
+            RedisConnection::open(&target).expect("a valid target"),
+            prefix,
+        )
+    }
+
+    pub fn test_sentinel(&self) -> &TestSentinel {
+        match self {
+            Self::Sentinel(s) => s,
+            _ => panic!("this test needs the Sentinel backend"),
+        }
+    }
+
+    pub fn test_redis(&self) -> &TestRedis {
+        match self {
+            Self::Redis(r) => r,
+            _ => panic!("this test needs the standalone Redis backend"),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// The configuration the app runs with (its key prefix, for one).
+    pub config: Config,
+    /// The store's backend; holding it keeps the test's redis-server alive.
+    pub backend: Backend,
+}
+
+/// The configuration tests run with, plus `extra` (which wins; an empty value
+/// unsets a variable).
+pub fn test_config(
+    backend: &Backend,
+    extra: &[(&str, &str)],
+) -> Result<Config, ringrelay_server::config::ConfigError> {
+    let mut vars: Vec<(String, String)> = vec![
+        ("HOST".into(), "127.0.0.1".into()),
+        ("PORT".into(), "0".into()),
+        ("PUBLIC_BASE_URL".into(), PUBLIC_BASE_URL.into()),
+        ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        ("TWILIO_AUTH_TOKEN".into(), TWILIO_AUTH_TOKEN.into()),
+        ("PLIVO_AUTH_TOKEN".into(), PLIVO_AUTH_TOKEN.into()),
+        ("TELNYX_PUBLIC_KEY".into(), telnyx_public_key()),
+        (
+            "SIGNALWIRE_SIGNING_KEY".into(),
+            SIGNALWIRE_SIGNING_KEY.into(),
+        ),
+        ("SIGNALWIRE_SIP_DOMAIN".into(), SIGNALWIRE_SIP_DOMAIN.into()),
+        ("WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
+        // The receivers of these tests listen on 127.0.0.1.
+        ("ALLOW_PRIVATE_WEBHOOKS".into(), "true".into()),
+    ];
+    match backend {
+        Backend::Memory => {}
+        Backend::Redis(redis) => vars.push(("REDIS_URL".into(), redis.url())),
+        Backend::Cluster(cluster) => vars.push(("REDIS_CLUSTER_URLS".into(), cluster.urls())),
+        Backend::Sentinel(sentinel) => {
+            vars.push(("REDIS_SENTINEL_URLS".into(), sentinel.urls()));
+            vars.push(("REDIS_SENTINEL_MASTER".into(), SENTINEL_MASTER.into()));
+        }
+    }
+    if !matches!(backend, Backend::Memory) {
+        vars.push(("REDIS_KEY_PREFIX".into(), unique_prefix()));
+    }
+    for (name, value) in extra {
+        vars.retain(|(n, _)| n != name);
+        vars.push((name.to_string(), value.to_string()));
+    }
+    // A clock the test can move on (`app.config.clock.advance`) instead of
+    // waiting for deadlines.
+    Config::from_vars(vars).map(|config| Config {
+        clock: WallClock::starting_at(Timestamp::now()),
+        ..config
+    })
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let config = test_config(&backend, extra).expect("test configuration is valid");
+    start(config, backend).await
+}
+
+/// An app whose subscriber rules read a clock set to `at` (RFC 3339); the
+/// test moves it on with `app.config.clock.advance`.
+pub async fn spawn_app_at(backend: Backend, at: &str) -> TestApp {
+    let mut config = test_config(&backend, &[]).expect("test configuration is valid");
+    config.clock = WallClock::starting_at(
+        serde_json::from_value(Value::String(at.to_owned())).expect("an RFC 3339 time"),
+    );
+    start(config, backend).await
+}
+
+async fn start(config: Config, backend: Backend) -> TestApp {
+    let app = Application::build(config.clone())
+        .await
+        .expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        config,
+        backend,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn put_subscriber(&self, number: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/v1/subscribers/{number}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_subscriber(&self, number: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/v1/subscribers/{number}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_subscriber(&self, number: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(&format!("/v1/subscribers/{number}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The tokens a registration showed.
+pub struct Registered {
+    pub device_token: String,
+    pub destination_tokens: std::collections::BTreeMap<String, String>,
+}
+
+impl TestApp {
+    /// Registers a subscriber; fails the test unless it is created.
+    pub async fn register(&self, number: &str, body: &Value) -> Registered {
+        let response = self.put_subscriber(number, body).await;
+        assert_eq!(response.status(), 201, "registering {number}");
+        let created: Value = response.json().await.unwrap();
+        Registered {
+            device_token: created["device_token"].as_str().unwrap().to_owned(),
+            destination_tokens: serde_json::from_value(created["destination_tokens"].clone())
+                .unwrap(),
+        }
+    }
+
+    /// This instance's metrics, as `/metrics` shows them.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
+    /// Waits until every webhook delivery this instance queued so far has
+    /// finished (its `notifications_pending` gauge is back at 0): a
+    /// delivery that has not arrived by then never will.
+    pub async fn deliveries_settled(&self) {
+        for _ in 0..1000 {
+            if self
+                .metrics()
+                .await
+                .lines()
+                .any(|l| l == "ringrelay_notifications_pending 0")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("webhook deliveries still pending after 10 s");
+    }
+
+    pub async fn put_dnd(&self, device_token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url("/v1/dnd"))
+            .bearer_auth(device_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn ring(&self, device_token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/ring"))
+            .bearer_auth(device_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_session(&self, token: &str, session_id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/v1/sessions/{session_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a form to a Twilio route, signed as Twilio signs it with the
+    /// app's auth token over `PUBLIC_BASE_URL` + `path_and_query`.
+    pub async fn twilio(&self, path_and_query: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        Cpaas::Twilio
+            .sign_and_post(self, path_and_query, &pairs(params))
+            .await
+    }
+
+    /// A signed Twilio webhook answered 200 with TwiML; its parsed tree.
+    pub async fn twiml(
+        &self,
+        path_and_query: &str,
+        params: &[(&str, &str)],
+    ) -> crate::markup::Node {
+        let response = self.twilio(path_and_query, params).await;
+        Cpaas::Twilio.read_markup(path_and_query, response).await
+    }
+}
+
+/// The path and query of an absolute URL of ours (a Dial `action`).
+pub fn local_path(absolute: &str) -> String {
+    absolute
+        .strip_prefix(PUBLIC_BASE_URL)
+        .unwrap_or_else(|| panic!("{absolute} is not under {PUBLIC_BASE_URL}"))
+        .to_owned()
+}
+
+/// The contract's example subscriber.
+pub fn example_subscriber() -> Value {
+    json!({
+        "forwarding_number": "+12025550100",
+        "mode": "auto",
+        "strategy": "sequential",
+        "ring_timeout_secs": 20,
+        "pick_timeout_secs": 15,
+        "destinations": [
+            {"id": "desk", "kind": "phone", "address": "+12025550201",
+             "webhook_url": "https://crm.example.com/hooks/calls", "screening": false},
+            {"id": "laptop", "kind": "client", "address": "alice"},
+            {"id": "pbx", "kind": "sip", "address": "sip:alice@pbx.example.com"}
+        ],
+        "fallback": {"kind": "voicemail"}
+    })
+}
+
+/// Asserts the contract's error shape and returns the body.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .is_some_and(|ct| ct.to_str().unwrap().starts_with("application/json")),
+        "error bodies are JSON"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "exactly error and message: {body}"
+    );
+    body
+}
+
+/// Runs each listed test body once per store backend:
+/// `both_backends!(name => |backend| async move { ... })`: the memory store,
+/// a standalone Redis of the test's own, and the shared local Redis Cluster.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident => $body:expr;)+) => {
+        mod memory {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    ($body)($crate::helpers::Backend::Memory).await
+                }
+            )+
+        }
+        mod redis {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    ($body)($crate::helpers::Backend::redis()).await
+                }
+            )+
+        }
+        mod cluster {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    ($body)($crate::helpers::Backend::cluster()).await
+                }
+            )+
+        }
+    };
+}
+
+/// Runs each case once per provider: `on_both_backends` cases take
+/// `(Cpaas, Backend)` and run on the in-memory store and on Redis (and on
+/// the shared cluster), `once`
+/// cases take the provider only. Tests are named
+/// `cpaas::<provider>::[<backend>::]<case>`.
+#[macro_export]
+macro_rules! for_each_provider {
+    (
+        on_both_backends: [$($both:ident),* $(,)?],
+        once: [$($once:ident),* $(,)?] $(,)?
+    ) => {
+        $crate::for_each_provider!(@provider twilio, Twilio, [$($both),*], [$($once),*]);
+        $crate::for_each_provider!(@provider plivo, Plivo, [$($both),*], [$($once),*]);
+        $crate::for_each_provider!(@provider telnyx, Telnyx, [$($both),*], [$($once),*]);
+        $crate::for_each_provider!(@provider signalwire, SignalWire, [$($both),*], [$($once),*]);
+    };
+    (@provider $module:ident, $variant:ident, [$($both:ident),*], [$($once:ident),*]) => {
+        mod $module {
+            use $crate::helpers::{Backend, Cpaas};
+
+            mod memory {
+                use super::{Backend, Cpaas};
+                $(
+                    #[tokio::test]
+                    async fn $both() {
+                        super::super::$both(Cpaas::$variant, Backend::Memory).await
+                    }
+                )*
+            }
+
+            mod redis {
+                use super::{Backend, Cpaas};
+                $(
+                    #[tokio::test]
+                    async fn $both() {
+                        super::super::$both(Cpaas::$variant, Backend::redis()).await
+                    }
+                )*
+            }
+
+            mod cluster {
+                use super::{Backend, Cpaas};
+                $(
+                    #[tokio::test]
+                    async fn $both() {
+                        super::super::$both(Cpaas::$variant, Backend::cluster()).await
+                    }
+                )*
+            }
+
+            $(
+                #[tokio::test]
+                async fn $once() {
+                    super::$once(Cpaas::$variant).await
+                }
+            )*
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// CPaaS providers: what a test needs to speak to either one
+
+/// Owned form pairs.
+pub fn pairs(params: &[(&str, &str)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The CPaaS providers whose webhooks the service answers (contract §7), in
+/// the words a test needs: routes, parameter names and formats, signatures,
+/// and how their markup spells each verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cpaas {
+    Twilio,
+    Plivo,
+    Telnyx,
+    SignalWire,
+}
+
+/// The Telnyx key these tests sign with (from [`TELNYX_SECRET_SEED`]).
+pub fn telnyx_signing_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&TELNYX_SECRET_SEED)
+}
+
+/// Its public half as Telnyx shows it (base64 of 32 bytes): the app's
+/// `TELNYX_PUBLIC_KEY`.
+pub fn telnyx_public_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(telnyx_signing_key().verifying_key().as_bytes())
+}
+
+/// The Unix seconds of now, as Telnyx writes `telnyx-timestamp`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        .try_into()
+        .expect("seconds fit in i64")
+}
+
+/// A provider's webhook routes.
+#[derive(Debug, Clone, Copy)]
+pub struct CpaasRoutes {
+    /// The number's voice (answer) URL.
+    pub answer: &'static str,
+    pub dial_status: &'static str,
+    pub voicemail: &'static str,
+    pub screen: &'static str,
+    pub screen_result: &'static str,
+    /// The call status callback (Plivo's hangup URL).
+    pub status: &'static str,
+    /// A recording of a Dial's legs is ready.
+    pub recording: &'static str,
+}
+
+impl CpaasRoutes {
+    pub fn all(&self) -> [&'static str; 7] {
+        [
+            self.answer,
+            self.dial_status,
+            self.voicemail,
+            self.screen,
+            self.screen_result,
+            self.status,
+            self.recording,
+        ]
+    }
+}
+
+/// How a dialed leg ended, in no provider's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialEnd {
+    Answered,
+    Busy,
+    NoAnswer,
+    Failed,
+}
+
+/// How a provider lets a screening destination take the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screening {
+    /// The TwiML family (Twilio, Telnyx, SignalWire): `<Number url>` runs the
+    /// whisper on the callee's leg; it gathers the key itself and posts it to
+    /// `screen-result`.
+    WhisperOnTheNoun,
+    /// Plivo: the Dial's `confirmSound` (the whisper, which only speaks) and
+    /// `confirmKey`.
+    ConfirmKey,
+}
+
+impl Cpaas {
+    pub const ALL: [Self; 4] = [Self::Twilio, Self::Plivo, Self::Telnyx, Self::SignalWire];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Twilio => "twilio",
+            Self::Plivo => "plivo",
+            Self::Telnyx => "telnyx",
+            Self::SignalWire => "signalwire",
+        }
+    }
+
+    /// Another provider (the next in [`Cpaas::ALL`], cycling).
+    pub fn other(self) -> Self {
+        let index = Self::ALL.iter().position(|c| *c == self).unwrap();
+        Self::ALL[(index + 1) % Self::ALL.len()]
+    }
+
+    /// Whether its signature covers the URL requested (Twilio's and
+    /// SignalWire's HMAC, Plivo's V3). Telnyx signs the timestamp and the
+    /// body only: a request replayed to another URL of ours verifies.
+    pub fn signs_the_url(self) -> bool {
+        !matches!(self, Self::Telnyx)
+    }
+
+    pub fn routes(self) -> CpaasRoutes {
+        match self {
+            Self::Twilio => CpaasRoutes {
+                answer: "/twilio/voice",
+                dial_status: "/twilio/dial-status",
+                voicemail: "/twilio/voicemail",
+                screen: "/twilio/screen",
+                screen_result: "/twilio/screen-result",
+                status: "/twilio/status",
+                recording: "/twilio/recording",
+            },
+            Self::Plivo => CpaasRoutes {
+                answer: "/plivo/answer",
+                dial_status: "/plivo/dial-status",
+                voicemail: "/plivo/voicemail",
+                screen: "/plivo/screen",
+                screen_result: "/plivo/screen-result",
+                status: "/plivo/hangup",
+                recording: "/plivo/recording",
+            },
+            Self::Telnyx => CpaasRoutes {
+                answer: "/telnyx/voice",
+                dial_status: "/telnyx/dial-status",
+                voicemail: "/telnyx/voicemail",
+                screen: "/telnyx/screen",
+                screen_result: "/telnyx/screen-result",
+                status: "/telnyx/status",
+                recording: "/telnyx/recording",
+            },
+            Self::SignalWire => CpaasRoutes {
+                answer: "/signalwire/voice",
+                dial_status: "/signalwire/dial-status",
+                voicemail: "/signalwire/voicemail",
+                screen: "/signalwire/screen",
+                screen_result: "/signalwire/screen-result",
+                status: "/signalwire/status",
+                recording: "/signalwire/recording",
+            },
+        }
+    }
+
+    /// The variable holding its credential (unset: its routes answer 503).
+    pub fn auth_token_variable(self) -> &'static str {
+        match self {
+            Self::Twilio => "TWILIO_AUTH_TOKEN",
+            Self::Plivo => "PLIVO_AUTH_TOKEN",
+            Self::Telnyx => "TELNYX_PUBLIC_KEY",
+            Self::SignalWire => "SIGNALWIRE_SIGNING_KEY",
+        }
+    }
+
+    /// The secret its HMAC signatures are keyed with. Telnyx signs with a
+    /// private key instead ([`telnyx_signing_key`]).
+    pub fn auth_token(self) -> &'static str {
+        match self {
+            Self::Twilio => TWILIO_AUTH_TOKEN,
+            Self::Plivo => PLIVO_AUTH_TOKEN,
+            Self::SignalWire => SIGNALWIRE_SIGNING_KEY,
+            Self::Telnyx => panic!("Telnyx signs with an Ed25519 key, not a shared secret"),
+        }
+    }
+
+    /// What the `Content-Type` of its markup starts with.
+    pub fn markup_content_type(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "text/xml",
+            Self::Plivo => "application/xml",
+        }
+    }
+
+    /// The header carrying the signature (Plivo's nonce and Telnyx's
+    /// timestamp come in another).
+    pub fn signature_header(self) -> &'static str {
+        match self {
+            Self::Twilio => "X-Twilio-Signature",
+            Self::Plivo => "X-Plivo-Signature-V3",
+            Self::Telnyx => "telnyx-signature-ed25519",
+            Self::SignalWire => "X-SignalWire-Signature",
+        }
+    }
+
+    // -- parameters ----------------------------------------------------------
+
+    /// The parameter naming the call.
+    pub fn call_id_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "CallSid",
+            Self::Plivo => "CallUUID",
+        }
+    }
+
+    /// Every parameter that repeats the (A leg's) call id.
+    fn call_id_params(self) -> &'static [&'static str] {
+        match self {
+            Self::Twilio | Self::SignalWire => &["CallSid"],
+            // Telnyx repeats the id for older integrations.
+            Self::Telnyx => &["CallSid", "CallSidLegacy"],
+            Self::Plivo => &[
+                "CallUUID",
+                "ALegUUID",
+                "ALegRequestUUID",
+                "RequestUUID",
+                "DialALegUUID",
+            ],
+        }
+    }
+
+    /// A call id no other call of this test run has, shaped as the provider
+    /// shapes them.
+    pub fn new_call_id(self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let uuid = || {
+            format!(
+                "{pid:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                (n >> 24) & 0xffff,
+                (n >> 12) & 0xfff,
+                n & 0xfff,
+                n
+            )
+        };
+        match self {
+            Self::Twilio => format!("CA{pid:016x}{n:016x}"),
+            Self::Plivo | Self::SignalWire => uuid(),
+            // A call control id: `v3:` and URL-safe base64, with `-` and
+            // `_` in it as real ones have.
+            Self::Telnyx => {
+                use base64::Engine as _;
+                let mut bytes = [0xfb_u8; 39];
+                bytes[..4].copy_from_slice(&pid.to_be_bytes());
+                bytes[4..12].copy_from_slice(&n.to_be_bytes());
+                format!(
+                    "v3:{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+                )
+            }
+        }
+    }
+
+    /// The parameter of the Dial action callback holding how the leg ended.
+    pub fn dial_status_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "DialCallStatus",
+            Self::Plivo => "DialStatus",
+        }
+    }
+
+    /// How the provider says a leg ended.
+    pub fn dial_status(self, end: DialEnd) -> &'static str {
+        match end {
+            DialEnd::Answered => "completed",
+            DialEnd::Busy => "busy",
+            DialEnd::NoAnswer => "no-answer",
+            DialEnd::Failed => "failed",
+        }
+    }
+
+    /// Every dial status meaning that the callee answered.
+    pub fn answered_statuses(self) -> &'static [&'static str] {
+        match self {
+            // `answered` is Twilio's word for a conference leg; SignalWire
+            // documents Twilio's values.
+            Self::Twilio | Self::SignalWire => &["completed", "answered"],
+            Self::Plivo | Self::Telnyx => &["completed"],
+        }
+    }
+
+    /// The parameter of the Record action callback holding the recording.
+    pub fn recording_url_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "RecordingUrl",
+            Self::Plivo => "RecordUrl",
+        }
+    }
+
+    /// An E.164 number (or a withheld marker) as the provider writes it in
+    /// its parameters: Plivo drops the `+`.
+    pub fn number(self, number: &str) -> String {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => number.to_owned(),
+            Self::Plivo => number.strip_prefix('+').unwrap_or(number).to_owned(),
+        }
+    }
+
+    /// A `To` that is no phone number (a call to a softphone).
+    pub fn to_not_a_number(self) -> &'static str {
+        match self {
+            Self::Twilio => "client:alice",
+            Self::Plivo => "sip:alice@phone.plivo.com",
+            Self::Telnyx => "sip:alice@sip.telnyx.com",
+            Self::SignalWire => "sip:alice@example.sip.signalwire.com",
+        }
+    }
+
+    // -- markup --------------------------------------------------------------
+
+    /// The verb that speaks.
+    pub fn say(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Say",
+            Self::Plivo => "Speak",
+        }
+    }
+
+    /// The verb that collects keypresses.
+    pub fn gather(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Gather",
+            Self::Plivo => "GetInput",
+        }
+    }
+
+    /// An E.164 number as the markup writes it (in a noun or `callerId`).
+    pub fn rendered_number(self, e164: &str) -> String {
+        self.number(e164)
+    }
+
+    /// The noun dialing a phone, as (element, text).
+    pub fn phone_noun(self, e164: &str) -> (String, String) {
+        ("Number".into(), self.rendered_number(e164))
+    }
+
+    /// The noun dialing a softphone identity.
+    pub fn client_noun(self, identity: &str) -> (String, String) {
+        match self {
+            Self::Twilio => ("Client".into(), identity.into()),
+            Self::Plivo => ("User".into(), format!("sip:{identity}@phone.plivo.com")),
+            // A Telnyx SIP credential.
+            Self::Telnyx => ("Sip".into(), format!("sip:{identity}@sip.telnyx.com")),
+            // A Verto client of the test space (SIGNALWIRE_SIP_DOMAIN).
+            Self::SignalWire => (
+                "Verto".into(),
+                format!("{identity}@{SIGNALWIRE_SIP_DOMAIN}.verto.signalwire.com"),
+            ),
+        }
+    }
+
+    /// The noun dialing a SIP URI.
+    pub fn sip_noun(self, uri: &str) -> (String, String) {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => ("Sip".into(), uri.into()),
+            Self::Plivo => ("User".into(), uri.into()),
+        }
+    }
+
+    /// Attributes every `<Dial>` of ours carries on this provider.
+    pub fn dial_attributes(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            // The caller hears ringback until a callee answers.
+            Self::Twilio | Self::SignalWire => &[("answerOnBridge", "true")],
+            // Plivo runs the XML our action answers.
+            Self::Plivo => &[("redirect", "true")],
+            // TeXML has no answerOnBridge: Telnyx answers the call before it
+            // fetches our markup.
+            Self::Telnyx => &[],
+        }
+    }
+
+    pub fn screening(self) -> Screening {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => Screening::WhisperOnTheNoun,
+            Self::Plivo => Screening::ConfirmKey,
+        }
+    }
+
+    /// The whisper URL a `<Dial>` makes the provider fetch when a callee
+    /// answers, if any: the TwiML family's first `<Number url>`, Plivo's
+    /// `confirmSound`.
+    pub fn whisper_url(self, dial: &crate::markup::Node) -> Option<&str> {
+        match self.screening() {
+            Screening::WhisperOnTheNoun => dial.children.iter().find_map(|noun| noun.attr("url")),
+            Screening::ConfirmKey => dial.attr("confirmSound"),
+        }
+    }
+
+    /// Where a forwarded call's recording is posted once ready, if the
+    /// markup records it: the TwiML family's `<Dial recordingStatusCallback>`,
+    /// Plivo's `<Record startOnDialAnswer callbackUrl>` just before the Dial.
+    pub fn recording_callback(self, response: &crate::markup::Node) -> Option<&str> {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => response
+                .children
+                .iter()
+                .find(|verb| verb.name == "Dial")?
+                .attr("recordingStatusCallback"),
+            Self::Plivo => response
+                .children
+                .iter()
+                .find(|verb| verb.name == "Record" && verb.attr("startOnDialAnswer").is_some())?
+                .attr("callbackUrl"),
+        }
+    }
+
+    /// The parameters of the recording callback holding the recording and
+    /// its length.
+    pub fn recording_params(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => ("RecordingUrl", "RecordingDuration"),
+            Self::Plivo => ("RecordUrl", "RecordingDuration"),
+        }
+    }
+
+    // -- requests ------------------------------------------------------------
+
+    /// The recorded example request `kind` (`fixtures/requests/<provider>/
+    /// <kind>.json`): `inbound_call`, `dial_busy`, `dial_completed`,
+    /// `record`, `screen`, `screen_result`, `recording` (a Dial's recording is
+    /// ready), and the status callback's [`Cpaas::status_kind`].
+    pub fn request(self, kind: &str) -> Request {
+        #[derive(serde::Deserialize)]
+        struct Fixture {
+            path: String,
+            params: Vec<(String, String)>,
+        }
+        let file = format!(
+            "{}/../fixtures/requests/{}/{kind}.json",
+            env!("CARGO_MANIFEST_DIR"),
+            self.name()
+        );
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let fixture: Fixture =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        Request {
+            cpaas: self,
+            path: fixture.path,
+            params: fixture.params,
+        }
+    }
+
+    /// The kind of the recorded call-status callback: Plivo's `hangup`,
+    /// everyone else's `status`.
+    pub fn status_kind(self) -> &'static str {
+        match self {
+            Self::Plivo => "hangup",
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "status",
+        }
+    }
+
+    /// The request of the call-status callback.
+    pub fn status_request(self) -> Request {
+        self.request(self.status_kind())
+    }
+
+    /// The recorded forwarded call, as call `call_id` from `from` to `to`
+    /// (E.164 numbers or withheld markers), with `ForwardedFrom` only when
+    /// given.
+    pub fn inbound_call(
+        self,
+        call_id: &str,
+        from: &str,
+        to: &str,
+        forwarded_from: Option<&str>,
+    ) -> Request {
+        let request = self
+            .request("inbound_call")
+            .with_call_id(call_id)
+            .with_parties(from, to);
+        match forwarded_from {
+            Some(subscriber) => request.with("ForwardedFrom", &self.number(subscriber)),
+            None => request.without("ForwardedFrom"),
+        }
+    }
+
+    /// The headers signing a POST of `params` to `url` (its body as
+    /// [`form_body`] writes it), as the provider signs it with its test
+    /// credential (the service's own signing code).
+    pub fn signature_headers(
+        self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Twilio | Self::SignalWire => vec![(
+                self.signature_header(),
+                ringrelay_server::providers::twilio::signature::sign(
+                    self.auth_token().as_bytes(),
+                    url,
+                    params,
+                ),
+            )],
+            Self::Telnyx => {
+                let timestamp = unix_now().to_string();
+                let signature = ringrelay_server::providers::telnyx::signature::sign(
+                    &telnyx_signing_key(),
+                    &timestamp,
+                    form_body(params).as_bytes(),
+                );
+                vec![
+                    ("telnyx-signature-ed25519", signature),
+                    ("telnyx-timestamp", timestamp),
+                ]
+            }
+            Self::Plivo => {
+                let nonce = plivo_nonce();
+                let signature = ringrelay_server::providers::plivo::signature::sign_v3(
+                    PLIVO_AUTH_TOKEN.as_bytes(),
+                    ringrelay_server::providers::plivo::signature::Method::Post,
+                    url,
+                    params,
+                    &nonce,
+                );
+                vec![
+                    ("X-Plivo-Signature-V3", signature),
+                    ("X-Plivo-Signature-V3-Nonce", nonce),
+                ]
+            }
+        }
+    }
+
+    /// Posts a form to one of the provider's routes, signed as the provider
+    /// signs it over `PUBLIC_BASE_URL` + `path_and_query`.
+    pub async fn sign_and_post(
+        self,
+        app: &TestApp,
+        path_and_query: &str,
+        params: &[(String, String)],
+    ) -> reqwest::Response {
+        let headers = self.signature_headers(&format!("{PUBLIC_BASE_URL}{path_and_query}"), params);
+        post_form(app, path_and_query, params, &headers).await
+    }
+
+    /// A signed webhook answered 200 with the provider's markup; its parsed
+    /// tree.
+    pub async fn markup(
+        self,
+        app: &TestApp,
+        path_and_query: &str,
+        params: &[(String, String)],
+    ) -> crate::markup::Node {
+        let response = self.sign_and_post(app, path_and_query, params).await;
+        self.read_markup(path_and_query, response).await
+    }
+
+    /// The answer to a webhook to `path_and_query`, asserted 200 with the
+    /// provider's markup; its parsed tree.
+    pub async fn read_markup(
+        self,
+        path_and_query: &str,
+        response: reqwest::Response,
+    ) -> crate::markup::Node {
+        assert_eq!(response.status(), 200, "{} {path_and_query}", self.name());
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with(self.markup_content_type()),
+            "{} markup is {}, not {content_type}",
+            self.name(),
+            self.markup_content_type()
+        );
+        let root = crate::markup::parse(&response.text().await.unwrap());
+        assert_eq!(root.name, "Response");
+        root
+    }
+}
+
+/// A Plivo nonce: 20 digits, never the same twice in a test run.
+fn plivo_nonce() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{:010}{:010}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The urlencoded body of `params`, in order: the bytes [`post_form`]
+/// sends, and so the bytes a Telnyx signature is over.
+pub fn form_body(params: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
+}
+
+/// A form posted to `path_and_query` with exactly these headers (a
+/// signature, or none, or a wrong one), its body exactly [`form_body`].
+pub async fn post_form(
+    app: &TestApp,
+    path_and_query: &str,
+    params: &[(String, String)],
+    headers: &[(&str, String)],
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(path_and_query))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(params));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap()
+}
+
+/// A webhook request of one provider: where it goes and its form, in order.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub cpaas: Cpaas,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The same request posted to `path_and_query` (an action URL of ours).
+    pub fn at(mut self, path_and_query: &str) -> Self {
+        self.path = path_and_query.to_owned();
+        self
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `name` set to `value`, where it was (other values of it dropped), or
+    /// added.
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        let mut seen = false;
+        self.params.retain_mut(|(n, v)| {
+            if n != name {
+                return true;
+            }
+            let first = !seen;
+            if first {
+                *v = value.to_owned();
+                seen = true;
+            }
+            first
+        });
+        if !seen {
+            self.params.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.params.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// Call `call_id` wherever the provider repeats the call's id.
+    pub fn with_call_id(mut self, call_id: &str) -> Self {
+        let cpaas = self.cpaas;
+        self = self.with(cpaas.call_id_param(), call_id);
+        for name in cpaas.call_id_params() {
+            if self.get(name).is_some() {
+                self = self.with(name, call_id);
+            }
+        }
+        self
+    }
+
+    /// A call from `from` to `to` (E.164 numbers, or any other `From`/`To`),
+    /// in the provider's format, aliases included (Twilio's and SignalWire's
+    /// `Caller`, `Called`; Telnyx's `CallerId`).
+    pub fn with_parties(mut self, from: &str, to: &str) -> Self {
+        let cpaas = self.cpaas;
+        let (from, to) = (cpaas.number(from), cpaas.number(to));
+        self = self.with("From", &from).with("To", &to);
+        if matches!(cpaas, Cpaas::Twilio | Cpaas::SignalWire) {
+            self = self.with("Caller", &from).with("Called", &to);
+        }
+        // Telnyx's caller id shows the caller's number when no name came.
+        if cpaas == Cpaas::Telnyx && self.get("CallerId").is_some() {
+            self = self.with("CallerId", &from);
+        }
+        self
+    }
+
+    /// Signs and posts it.
+    pub async fn post(&self, app: &TestApp) -> reqwest::Response {
+        self.cpaas
+            .sign_and_post(app, &self.path, &self.params)
+            .await
+    }
+
+    /// Signs and posts it; the markup answered (200, the provider's type).
+    pub async fn markup(&self, app: &TestApp) -> crate::markup::Node {
+        self.cpaas.markup(app, &self.path, &self.params).await
+    }
+}

@@ -1,0 +1,603 @@
+//! The web console (contract §13) in a real headless Chromium, driven over
+//! WebDriver: a destination takes a call, a call cancelled on the phone goes
+//! away, the admin creates a subscriber and sees a 422 at its field.
+
+#[path = "console/harness.rs"]
+mod harness;
+
+use fantoccini::Locator;
+use harness::{ADMIN_TOKEN, TestApp, button, field, sign_in, spawn_app, wait_until, with_browser};
+use serde_json::{Value, json};
+
+const SUBSCRIBER: &str = "+12025550199";
+const FORWARDING: &str = "+12025550100";
+const CALLER: &str = "+12025550302";
+
+/// A pick-mode subscriber: the phone waits until a destination accepts.
+async fn pick_subscriber(app: &TestApp) -> Value {
+    app.register(
+        SUBSCRIBER,
+        &json!({
+            "forwarding_number": FORWARDING,
+            "mode": "pick",
+            "destinations": [
+                {"id": "desk", "kind": "phone", "address": "+12025550201"},
+                {"id": "laptop", "kind": "client", "address": "alice"},
+            ],
+        }),
+    )
+    .await
+}
+
+/// Signs in as `desk` and waits for its live stream to be open.
+async fn sign_in_as_desk(client: &fantoccini::Client, app: &TestApp, registered: &Value) {
+    let token = registered["destination_tokens"]["desk"].as_str().unwrap();
+    sign_in(client, app, token, Some("desk")).await;
+    wait_until(
+        client,
+        "the destination's stream is open",
+        "document.getElementById('stream-status').textContent === 'Live: connected.'",
+    )
+    .await;
+}
+
+async fn ring(app: &TestApp, registered: &Value) -> String {
+    let device = registered["device_token"].as_str().unwrap();
+    let response = app
+        .post_json("/v1/ring", device, &json!({"caller": CALLER}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["instruction"], "wait");
+    answer["session_id"].as_str().unwrap().to_owned()
+}
+
+const A_CALL_SHOWS: &str = "[...document.querySelectorAll('#calls .call')].some(li => \
+     li.querySelector('.caller').textContent === '+12025550302' \
+     && li.textContent.includes('+12025550199'))";
+
+#[tokio::test]
+async fn the_page_is_served_with_a_strict_policy() {
+    let app = spawn_app().await;
+    for (path, kind) in [
+        ("/console", "text/html"),
+        ("/console/console.js", "javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(
+            header("content-type").contains(kind),
+            "{path}: {}",
+            header("content-type")
+        );
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "no-referrer");
+    }
+    let missing = app
+        .http
+        .get(app.url("/console/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_destination_accepts_a_ringing_call_and_the_forwarded_call_dials_it() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let device = registered["device_token"].as_str().unwrap().to_owned();
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        // The token is kept in sessionStorage, never in the URL.
+        let url = client.current_url().await.unwrap();
+        assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
+        // Notifications allowed: a stand-in records what the page shows.
+        client
+            .execute(
+                "window.__notes = []; window.Notification = class { \
+                   static permission = 'granted'; \
+                   constructor(title, options) { window.__notes.push([title, options.body]); } };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let session = ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        let notes = client
+            .execute("return window.__notes;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            notes,
+            json!([["Incoming call", "+12025550302 → +12025550199"]])
+        );
+
+        button(client, "//li[contains(@class,'call')]", "Accept")
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "the outcome shows",
+            "document.querySelector('#calls .call .outcome')?.textContent === 'accepted'",
+        )
+        .await;
+        let (status, instruction) = app
+            .get_json(
+                &format!("/v1/sessions/{session}/instruction?wait=5"),
+                &device,
+            )
+            .await;
+        assert_eq!(
+            (status, instruction),
+            (200, json!({"instruction": "reject"}))
+        );
+
+        // The carrier forwards; Twilio asks what to do: dial the desk.
+        let response = app
+            .twilio(
+                "/twilio/voice",
+                &[
+                    ("CallSid", "CA00000000000000000000000000000001"),
+                    ("From", CALLER),
+                    ("To", FORWARDING),
+                    ("CallStatus", "ringing"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let twiml = response.text().await.unwrap();
+        let dial = twiml.split("<Dial").nth(1).expect("a Dial");
+        let first_noun = dial.split("</Dial>").next().unwrap();
+        assert!(first_noun.contains(">+12025550201</Number>"), "{twiml}");
+        assert!(
+            !first_noun.contains("<Client"),
+            "only the accepting destination first: {twiml}"
+        );
+
+        // The second button press is refused by the page: it works once.
+        let disabled = client
+            .execute(
+                "return document.querySelector('#calls .call button').disabled;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(disabled, json!(true));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_call_cancelled_on_the_phone_disappears() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let device = registered["device_token"].as_str().unwrap().to_owned();
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        let session = ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+
+        let response = app
+            .post_json(
+                &format!("/v1/sessions/{session}/events"),
+                &device,
+                &json!({"event": "answered"}),
+            )
+            .await;
+        assert_eq!(response.status(), 204);
+        wait_until(
+            client,
+            "the call is gone, and listed as cancelled",
+            "document.querySelectorAll('#calls .call').length === 0 \
+             && document.getElementById('recent').textContent.includes('cancelled')",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_declined_call_shows_its_outcome_among_recent_calls() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        button(client, "//li[contains(@class,'call')]", "Decline")
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "the call is listed as declined",
+            "document.querySelectorAll('#calls .call').length === 0 \
+             && document.getElementById('recent').textContent.includes('declined')",
+        )
+        .await;
+    })
+    .await;
+}
+
+/// WebDriver's keys: Tab and Enter.
+const TAB: &str = "\u{e004}";
+const ENTER: &str = "\u{e007}";
+
+#[tokio::test]
+async fn the_keyboard_alone_signs_in_and_accepts() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let token = registered["destination_tokens"]["desk"].as_str().unwrap();
+    with_browser(async |client| {
+        client.goto(&app.url("/console")).await.unwrap();
+        // Token, Tab, Destination, Enter.
+        field(client, "Token").await.click().await.unwrap();
+        let typing = client.active_element().await.unwrap();
+        typing
+            .send_keys(&format!("{token}{TAB}desk{ENTER}"))
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "the destination's stream is open",
+            "document.getElementById('stream-status').textContent === 'Live: connected.'",
+        )
+        .await;
+        ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        // Tab reaches Accept; Enter presses it.
+        for _ in 0..10 {
+            let focused = client.active_element().await.unwrap();
+            if focused.text().await.unwrap() == "Accept" {
+                focused.send_keys(ENTER).await.unwrap();
+                break;
+            }
+            focused.send_keys(TAB).await.unwrap();
+        }
+        wait_until(
+            client,
+            "the call is accepted",
+            "document.querySelector('#calls .call .outcome')?.textContent === 'accepted'",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_at_sign_in() {
+    let app = spawn_app().await;
+    with_browser(async |client| {
+        sign_in(client, &app, "rrt_not-a-real-token", Some("desk")).await;
+        wait_until(
+            client,
+            "the sign-in says why",
+            "document.getElementById('signin-error').textContent === 'This token is not valid.'",
+        )
+        .await;
+        // Without a destination it must be the admin token.
+        sign_in(client, &app, "rrt_not-a-real-token", None).await;
+        wait_until(
+            client,
+            "the sign-in says it is not the admin token",
+            "document.getElementById('signin-error').textContent.startsWith('This is not the admin token')",
+        )
+        .await;
+        let kept = client
+            .execute("return sessionStorage.length;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(kept, json!(0), "a refused token is not kept");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
+    let app = spawn_app().await;
+    with_browser(async |client| {
+        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        wait_until(
+            client,
+            "the admin view shows",
+            "!document.getElementById('admin-view').hidden",
+        )
+        .await;
+        button(client, "", "New subscriber").await.click().await.unwrap();
+        field(client, "Number").await.send_keys(SUBSCRIBER).await.unwrap();
+        field(client, "Forwarding number")
+            .await
+            .send_keys(FORWARDING)
+            .await
+            .unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is created",
+            "document.getElementById('form-status').textContent === 'Created +12025550199.'",
+        )
+        .await;
+        let (status, stored) = app
+            .get_json(&format!("/v1/subscribers/{SUBSCRIBER}"), ADMIN_TOKEN)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(stored["forwarding_number"], FORWARDING);
+        assert_eq!(stored["destinations"][0]["id"], "desk");
+        // Its forwarding codes, with copy buttons.
+        wait_until(
+            client,
+            "the forwarding codes show",
+            "document.getElementById('codes').textContent.includes('**67*+12025550100#')",
+        )
+        .await;
+        client
+            .find(Locator::Css("#codes button[aria-label='Copy gsm busy activate code']"))
+            .await
+            .unwrap();
+
+        let codes_from_the_api = codes_text(client).await;
+
+        // Signed in still after a reload (sessionStorage); Load opens a
+        // subscriber by number, and the page's own forwarding codes are the API's.
+        client.refresh().await.unwrap();
+        wait_until(
+            client,
+            "the admin view is back",
+            "!document.getElementById('admin-view').hidden",
+        )
+        .await;
+        field(client, "Number").await.send_keys(SUBSCRIBER).await.unwrap();
+        button(client, "", "Load").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is loaded",
+            "document.getElementById('form-status').textContent === 'Loaded +12025550199.'",
+        )
+        .await;
+        assert_eq!(codes_text(client).await, codes_from_the_api);
+        let shown = field(client, "Forwarding number").await.prop("value").await.unwrap();
+        assert_eq!(shown.as_deref(), Some(FORWARDING));
+
+        // A number that is none: 422, shown next to its field.
+        let forwarding = field(client, "Forwarding number").await;
+        forwarding.clear().await.unwrap();
+        forwarding.send_keys("not a number").await.unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the field error shows next to the field",
+            "document.getElementById('err-forwarding_number').textContent.startsWith('forwarding_number')",
+        )
+        .await;
+        let invalid = forwarding.attr("aria-invalid").await.unwrap();
+        assert_eq!(invalid.as_deref(), Some("true"));
+        // And a nested one, next to the destinations editor.
+        let destinations = field(client, "Destinations (JSON)").await;
+        destinations.clear().await.unwrap();
+        destinations
+            .send_keys(r#"[{"id": "pbx", "kind": "sip", "address": "alice@pbx"}]"#)
+            .await
+            .unwrap();
+        let forwarding = field(client, "Forwarding number").await;
+        forwarding.clear().await.unwrap();
+        forwarding.send_keys(FORWARDING).await.unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the destination's error shows at the destinations",
+            "document.getElementById('err-destinations').textContent.startsWith('destinations[0].address')",
+        )
+        .await;
+        // Delete, once confirmed.
+        button(client, "", "Delete").await.click().await.unwrap();
+        client.accept_alert().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is deleted",
+            "document.getElementById('form-status').textContent === 'Deleted +12025550199.'",
+        )
+        .await;
+        let (status, _) = app
+            .get_json(&format!("/v1/subscribers/{SUBSCRIBER}"), ADMIN_TOKEN)
+            .await;
+        assert_eq!(status, 404);
+        // Readiness is shown.
+        wait_until(
+            client,
+            "readiness shows",
+            "document.getElementById('readiness').textContent === 'Readiness: ready'",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_admin_lists_subscribers_and_watches_a_call_live() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    with_browser(async |client| {
+        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        wait_until(
+            client,
+            "the subscriber is listed",
+            "document.querySelector('#subscribers tbody').textContent.includes('+12025550199')",
+        )
+        .await;
+        wait_until(
+            client,
+            "the admin stream is open",
+            "document.getElementById('sessions-notice').textContent === ''",
+        )
+        .await;
+        client
+            .find(Locator::Css("button[aria-label='Edit +12025550199']"))
+            .await
+            .expect("an Edit button named for the subscriber")
+            .click()
+            .await
+            .unwrap();
+        let shown = field(client, "Forwarding number")
+            .await
+            .prop("value")
+            .await
+            .unwrap();
+        assert_eq!(shown.as_deref(), Some(FORWARDING));
+
+        let session = ring(&app, &registered).await;
+        let row = format!("#sessions li[data-session='{session}']");
+        wait_until(
+            client,
+            "the live session shows, ringing for the subscriber",
+            &format!("document.querySelector(\"{row}\")?.textContent.includes('+12025550302')"),
+        )
+        .await;
+        client
+            .find(Locator::Css(&format!("{row} button")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "its timeline shows",
+            &format!(
+                "!document.querySelector(\"{row} .timeline\").hidden \
+                 && document.querySelector(\"{row} .timeline\").textContent.includes('reported_at')"
+            ),
+        )
+        .await;
+        let device = registered["device_token"].as_str().unwrap();
+        app.post_json(
+            &format!("/v1/sessions/{session}/events"),
+            device,
+            &json!({"event": "ended"}),
+        )
+        .await;
+        wait_until(
+            client,
+            "the session's state follows",
+            &format!("document.querySelector(\"{row} .state\")?.textContent === 'cancelled'"),
+        )
+        .await;
+    })
+    .await;
+}
+
+async fn codes_text(client: &fantoccini::Client) -> String {
+    let text = client
+        .execute(
+            "return document.getElementById('codes').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    text.as_str().unwrap().to_owned()
+}
+
+/// Not a test: `scripts/screenshots` runs it to take the README's pictures
+/// of both views, from the same browser the tests drive.
+#[tokio::test]
+#[ignore = "takes the screenshots of docs/; run by scripts/screenshots"]
+async fn screenshots() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    let device = registered["device_token"].as_str().unwrap().to_owned();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    with_browser(async |client| {
+        client.set_window_size(1000, 760).await.unwrap();
+        sign_in_as_desk(client, &app, &registered).await;
+        // One earlier call, taken on the phone, among recent calls.
+        let earlier = ring(&app, &registered).await;
+        wait_until(client, "the first call shows", A_CALL_SHOWS).await;
+        app.post_json(
+            &format!("/v1/sessions/{earlier}/events"),
+            &device,
+            &json!({"event": "answered"}),
+        )
+        .await;
+        wait_until(
+            client,
+            "the first call is over",
+            "document.querySelectorAll('#calls .call').length === 0",
+        )
+        .await;
+        ring(&app, &registered).await;
+        wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(docs.join("console-destination.png"), png).unwrap();
+    })
+    .await;
+    with_browser(async |client| {
+        client.set_window_size(1000, 1900).await.unwrap();
+        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        wait_until(
+            client,
+            "the admin view shows",
+            "!document.getElementById('admin-view').hidden \
+             && document.getElementById('readiness').textContent === 'Readiness: ready'",
+        )
+        .await;
+        button(client, "", "New subscriber")
+            .await
+            .click()
+            .await
+            .unwrap();
+        field(client, "Number")
+            .await
+            .send_keys("+12025550123")
+            .await
+            .unwrap();
+        field(client, "Forwarding number")
+            .await
+            .send_keys(FORWARDING)
+            .await
+            .unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the subscriber is created",
+            "document.getElementById('form-status').textContent === 'Created +12025550123.'",
+        )
+        .await;
+        let forwarding = field(client, "Forwarding number").await;
+        forwarding.clear().await.unwrap();
+        forwarding.send_keys("12345").await.unwrap();
+        button(client, "", "Save").await.click().await.unwrap();
+        wait_until(
+            client,
+            "the field error shows",
+            "document.getElementById('err-forwarding_number').textContent !== ''",
+        )
+        .await;
+        client
+            .execute(
+                "window.scrollTo(0, 0); document.activeElement.blur();",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(docs.join("console-admin.png"), png).unwrap();
+    })
+    .await;
+}

@@ -1,0 +1,1152 @@
+//! The simulator (`ringrelay simulate`, CONTRACT §10) as its users see it:
+//! every fixture scenario on every provider through the library API, bad
+//! scenarios and a service that breaks the contract. (The binary driving a
+//! separately started deployment on Redis with `--target` is tested at the
+//! repository's root, tests/simulate_command.rs.)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use ringrelay_server::config::WebhookSecret;
+use ringrelay_simulator::scenario::Provider;
+use ringrelay_simulator::{self as simulate, Error, Options, Outcome, Report, Scenario, Target};
+use serde_json::{Value, json};
+
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn fixture(name: &str) -> String {
+    let file = format!(
+        "{}/../fixtures/scenarios/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Runs fixture `name` on `provider` against an in-process service.
+async fn simulate_fixture(name: &str, provider: Provider) -> Report {
+    let mut scenario: Scenario = fixture(name).parse().unwrap();
+    scenario.provider = provider;
+    simulate::run(scenario, Options::default())
+        .await
+        .unwrap_or_else(|e| panic!("{name} on {provider:?}: {e}"))
+}
+
+/// The call ended as expected, and the service agrees: the session's state
+/// and selected destination, and the webhook every destination got last.
+fn assert_call(report: &Report, outcome: Outcome, connected_to: Option<&str>) {
+    let timeline: String = report
+        .timeline
+        .iter()
+        .map(|e| format!("\n{:>7} {:8} {}", e.at_ms, e.party, e.event))
+        .collect();
+    assert_eq!(report.outcome, outcome, "{timeline}");
+    assert_eq!(report.connected_to.as_deref(), connected_to, "{timeline}");
+    assert!(report.webhooks.iter().all(|w| w.verified));
+    assert!(!report.markup.is_empty() || outcome == Outcome::Cancelled);
+    let session = &report.session;
+    assert_eq!(session["state"], outcome.as_str(), "{session}{timeline}");
+    if outcome == Outcome::Connected {
+        assert_eq!(
+            session["selected_destination"].as_str(),
+            connected_to,
+            "{session}{timeline}"
+        );
+    }
+    let last = match outcome {
+        Outcome::Connected => "call.connected",
+        Outcome::Voicemail => "call.voicemail",
+        Outcome::Missed => "call.missed",
+        Outcome::Cancelled => "call.cancelled",
+        Outcome::Ignored => return,
+    };
+    let mut destinations: Vec<&str> = report
+        .webhooks
+        .iter()
+        .map(|w| w.destination_id.as_str())
+        .collect();
+    destinations.dedup();
+    assert!(!destinations.is_empty(), "{timeline}");
+    for id in destinations {
+        assert!(
+            report
+                .webhooks
+                .iter()
+                .any(|w| w.destination_id == id && w.kind == last),
+            "{id} got no {last}: {:?}{timeline}",
+            report.webhooks
+        );
+    }
+}
+
+/// One test per fixture on each of the four providers, in a module per
+/// provider: `name: "fixture" => Outcome, connected_to;`.
+macro_rules! fixtures_on_every_provider {
+    ($($name:ident: $file:literal => $outcome:ident, $to:expr;)+) => {
+        fixtures_on_every_provider!(@on twilio Twilio; $($name $file $outcome $to;)+);
+        fixtures_on_every_provider!(@on plivo Plivo; $($name $file $outcome $to;)+);
+        fixtures_on_every_provider!(@on telnyx Telnyx; $($name $file $outcome $to;)+);
+        fixtures_on_every_provider!(@on signalwire SignalWire; $($name $file $outcome $to;)+);
+    };
+    (@on $module:ident $provider:ident; $($name:ident $file:literal $outcome:ident $to:expr;)+) => {
+        mod $module {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let report = simulate_fixture($file, Provider::$provider).await;
+                    assert_call(&report, Outcome::$outcome, $to);
+                }
+            )+
+        }
+    };
+}
+
+fixtures_on_every_provider! {
+    sequential_hunt_connects_the_laptop_after_the_busy_desk:
+        "sequential-hunt" => Connected, Some("laptop");
+    simultaneous_ring_connects_the_first_to_pick_up:
+        "simultaneous-ring" => Connected, Some("pbx");
+    screened_voicemail_that_picks_up_first_does_not_swallow_the_call:
+        "screened-voicemail-picks-up" => Connected, Some("laptop");
+    plivo_screening_scenario_connects_the_one_who_pressed_1:
+        "plivo-screened" => Connected, Some("mobile");
+    pick_mode_connects_the_destination_that_accepted:
+        "pick-mode" => Connected, Some("laptop");
+    a_call_taken_on_the_phone_is_cancelled:
+        "taken-on-the-phone" => Cancelled, None;
+    a_caller_who_gives_up_while_it_rings_is_missed:
+        "caller-gives-up" => Missed, None;
+    all_busy_ends_in_a_voicemail:
+        "all-busy-voicemail" => Voicemail, None;
+    plivo_scenario_connects_the_laptop:
+        "plivo" => Connected, Some("laptop");
+    after_hours_goes_straight_to_voicemail:
+        "after-hours" => Voicemail, None;
+    do_not_disturb_goes_straight_to_voicemail:
+        "do-not-disturb" => Voicemail, None;
+    a_blocked_caller_hears_busy_and_is_missed:
+        "blocked-caller" => Missed, None;
+    a_vip_rings_through_do_not_disturb:
+        "vip-through-dnd" => Connected, Some("desk");
+    a_recorded_call_connects_the_desk:
+        "recorded-call" => Connected, Some("desk");
+}
+
+/// The recording the CPaaS made of the bridged leg reaches the destination
+/// once, on every provider that records.
+#[tokio::test]
+async fn a_recorded_call_sends_its_recording_once_on_every_provider() {
+    for provider in [
+        Provider::Twilio,
+        Provider::Plivo,
+        Provider::Telnyx,
+        Provider::SignalWire,
+    ] {
+        let report = simulate_fixture("recorded-call", provider).await;
+        let recordings: Vec<_> = report
+            .webhooks
+            .iter()
+            .filter(|w| w.kind == "call.recording")
+            .collect();
+        assert_eq!(recordings.len(), 1, "{provider:?}: {:?}", report.webhooks);
+        assert_eq!(recordings[0].destination_id, "desk");
+        let dial = report
+            .markup
+            .iter()
+            .find(|m| m.contains("<Dial"))
+            .expect("a Dial");
+        let ring_tone = dial.contains(r#"ringTone="uk""#);
+        assert_eq!(
+            ring_tone,
+            provider != Provider::Plivo,
+            "{provider:?}: {dial}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_markup_gist_and_every_party_appear_in_the_timeline() {
+    let report = simulate_fixture("simultaneous-ring", Provider::Twilio).await;
+    let events: Vec<(&str, &str)> = report
+        .timeline
+        .iter()
+        .map(|e| (e.party.as_str(), e.event.as_str()))
+        .collect();
+    for expected in [
+        ("phone", "told reject"),
+        ("service", "Dial desk, laptop, pbx together, timeout 20 s"),
+        ("pbx", "picks up"),
+        ("cpaas", "hangs up desk, laptop"),
+        ("cpaas", "bridges the caller to pbx"),
+    ] {
+        assert!(events.contains(&expected), "{expected:?} in {events:?}");
+    }
+    assert!(
+        report.timeline.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "the clock never goes back"
+    );
+    assert!(report.markup[0].contains("<Dial"), "{:?}", report.markup);
+}
+
+#[tokio::test]
+async fn a_phone_that_is_off_sends_no_ring_report_and_the_call_is_forwarded_anyway() {
+    let text = fixture("sequential-hunt").replace("phone = \"rejects\"", "phone = \"off\"");
+    let report = simulate::run(text.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_call(&report, Outcome::Connected, Some("laptop"));
+    assert!(
+        !report.webhooks.iter().any(|w| w.kind == "call.ringing"),
+        "nobody is notified of a call that never rang the phone: {:?}",
+        report.webhooks
+    );
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_at_the_greeting_leaves_no_voicemail() {
+    let text = fixture("all-busy-voicemail").replace(
+        "forwarded_from = true",
+        "forwarded_from = true\ncaller_leaves_voicemail = false",
+    );
+    let report = simulate::run(text.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Missed);
+    assert!(
+        !report.webhooks.iter().any(|w| w.kind == "call.voicemail"),
+        "{:?}",
+        report.webhooks
+    );
+}
+
+#[tokio::test]
+async fn the_rules_decision_is_in_the_timeline_and_nobody_is_offered_the_call() {
+    for (name, rules) in [
+        (
+            "after-hours",
+            "rules: outside the schedule → straight to voicemail, nobody is notified",
+        ),
+        (
+            "do-not-disturb",
+            "rules: do-not-disturb is on → straight to voicemail, nobody is notified",
+        ),
+        (
+            "blocked-caller",
+            "rules: caller_rules[0] (block) matches the caller → the caller hears busy, nobody is notified",
+        ),
+    ] {
+        let report = simulate_fixture(name, Provider::Twilio).await;
+        assert!(
+            report
+                .timeline
+                .iter()
+                .any(|e| e.party == "service" && e.event == rules),
+            "{name}: {:?}",
+            report.timeline
+        );
+        assert!(
+            !report.webhooks.iter().any(|w| w.kind == "call.ringing"),
+            "{name}: {:?}",
+            report.webhooks
+        );
+    }
+    let blocked = simulate_fixture("blocked-caller", Provider::Plivo).await;
+    assert!(
+        blocked
+            .timeline
+            .iter()
+            .any(|e| e.event == "call ends busy: POST /plivo/hangup"),
+        "{:?}",
+        blocked.timeline
+    );
+}
+
+#[tokio::test]
+async fn a_destination_outside_its_hours_is_neither_offered_nor_dialed() {
+    let scenario = r#"
+        clock = "2026-11-28T11:00:00Z"   # a Saturday
+        [subscriber]
+        forwarding_number = "+12025550100"
+        strategy = "simultaneous"
+        destinations = [
+          {id = "desk", kind = "phone", address = "+12025550201",
+           hours = [{days = ["mon", "tue", "wed", "thu", "fri"], from = "09:00", to = "17:00"}]},
+          {id = "laptop", kind = "client", address = "alice", ring_timeout_secs = 10},
+        ]
+        # Destination hours are read in the schedule's time zone.
+        [subscriber.schedule]
+        timezone = "America/New_York"
+        outside = "phone"
+        hours = [{days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], from = "00:00", to = "24:00"}]
+        [destinations.desk]
+        answer = "after 1s"
+        [destinations.laptop]
+        answer = "after 4s"
+    "#;
+    let report = simulate::run(scenario.parse().unwrap(), Options::default())
+        .await
+        .unwrap();
+    assert_call(&report, Outcome::Connected, Some("laptop"));
+    let events: Vec<&str> = report.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert!(
+        events.contains(
+            &"rules: no rule applies → the destinations ring but desk (outside its hours)"
+        ),
+        "{events:?}"
+    );
+    assert!(
+        !report
+            .webhooks
+            .iter()
+            .any(|w| w.destination_id == "desk" && w.kind == "call.ringing"),
+        "{:?}",
+        report.webhooks
+    );
+    assert!(events.contains(&"Dial laptop, timeout 10 s"), "{events:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Bad scenarios
+
+const MINIMAL: &str = r#"
+[subscriber]
+forwarding_number = "+12025550100"
+destinations = [{id = "desk", kind = "phone", address = "+12025550201"}]
+"#;
+
+#[test]
+fn bad_scenarios_are_refused_with_one_line_naming_the_key() {
+    // (top-level keys, tables after [subscriber], the error line)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "",
+            "[destinations.desk]\nanswer = \"sometimes\"",
+            r#"destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#,
+        ),
+        (
+            "",
+            "[destinations.desk]\nanswer = \"after 4\"",
+            r#"destinations.desk.answer: expected "after Ns""#,
+        ),
+        (
+            "",
+            "[destinations.desk]\noffer = \"maybe\"",
+            r#"destinations.desk.offer: expected "accept after Ns", "decline" or "ignore""#,
+        ),
+        (
+            "",
+            "[destinations.desk]\npress = \"12\"",
+            "destinations.desk.press: expected one key",
+        ),
+        (
+            "",
+            "[destinations.desk]\nvolume = 11",
+            "destinations.desk.volume: unknown field `volume`",
+        ),
+        (
+            "",
+            "[destinations.kitchen]\nanswer = \"busy\"",
+            "destinations.kitchen: no destination \"kitchen\"",
+        ),
+        (
+            "provider = \"vonage\"",
+            "",
+            "provider: unknown variant `vonage`",
+        ),
+        ("phone = \"broken\"", "", "phone: unknown variant `broken`"),
+        (
+            "caller_hangs_up_after_secs = \"ten\"",
+            "",
+            "caller_hangs_up_after_secs: invalid type",
+        ),
+        (
+            "forward_delay_ms = -5",
+            "",
+            "forward_delay_ms: invalid value",
+        ),
+        ("colour = \"blue\"", "", "colour: unknown field `colour`"),
+        ("provider = ", "", "line 1: "),
+    ];
+    for (top, tables, expected) in cases {
+        let text = format!("{top}\n{MINIMAL}\n{tables}\n");
+        let err = text
+            .parse::<Scenario>()
+            .expect_err(&format!("{top} {tables} is refused"));
+        let line = err.to_string();
+        assert!(line.starts_with(expected), "{top} {tables}: {line}");
+        assert_eq!(line.lines().count(), 1, "{line}");
+    }
+    let err = "provider = \"twilio\"".parse::<Scenario>().unwrap_err();
+    assert!(
+        err.to_string().contains("missing field `subscriber`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_the_service_refuses_is_a_bad_scenario_naming_the_field() {
+    let text = MINIMAL.replace("id = \"desk\"", "id = \"Desk Phone\"");
+    let err = simulate::run(text.parse().unwrap(), Options::default())
+        .await
+        .expect_err("422 from the service");
+    assert!(matches!(err, Error::Scenario(_)), "{err}");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("destinations[0].id"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// A service that breaks the contract
+
+/// A stand-in for the service that answers the admin and device routes
+/// plausibly and each route of `answers` as told, so that one broken rule
+/// at a time can be shown to the simulator. It keeps every CPaaS request,
+/// with whether its signature verifies.
+struct FakeService {
+    url: String,
+    state: Arc<FakeState>,
+    server: actix_web::dev::ServerHandle,
+}
+
+/// The (status, markup) answered on a path.
+type Answers = HashMap<&'static str, (u16, &'static str)>;
+type Route = (&'static str, (u16, &'static str));
+
+const FAKE_AUTH_TOKEN: &str = "fake-auth-token";
+
+struct FakeState {
+    answers: Answers,
+    forged_webhook: bool,
+    requests: std::sync::Mutex<Vec<CpaasRequest>>,
+}
+
+/// One request the simulated CPaaS made.
+#[derive(Debug, Clone)]
+struct CpaasRequest {
+    path: String,
+    params: Vec<(String, String)>,
+    signed: bool,
+}
+
+impl CpaasRequest {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl FakeService {
+    async fn start(answers: Answers, forged_webhook: bool) -> Self {
+        let state = Arc::new(FakeState {
+            answers,
+            forged_webhook,
+            requests: Default::default(),
+        });
+        let shared = state.clone();
+        let server = HttpServer::new(move || {
+            let state = shared.clone();
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let state = state.clone();
+                async move { fake_answer(&req, &body, &state).await }
+            }))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let url = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url,
+            state,
+            server: handle,
+        }
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            url: self.url.clone(),
+            public_base_url: self.url.clone(),
+            admin_token: "fake-admin-token".to_owned().into(),
+            provider_token: FAKE_AUTH_TOKEN.to_owned().into(),
+            webhook_secret: WebhookSecret::parse(WEBHOOK_SECRET).unwrap(),
+        }
+    }
+
+    fn requests(&self) -> Vec<CpaasRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The requests to `path`, in order.
+    fn requests_to(&self, path: &str) -> Vec<CpaasRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+}
+
+impl Drop for FakeService {
+    fn drop(&mut self) {
+        let handle = self.server.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
+/// Keeps a request to a provider route, checking its signature as the
+/// service would.
+fn record_cpaas_request(req: &HttpRequest, body: &[u8], state: &FakeState) {
+    use ringrelay_server::providers::{plivo, twilio};
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let url = format!("http://{}{}", req.connection_info().host(), req.uri());
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let token = FAKE_AUTH_TOKEN.as_bytes();
+    let signed = if req.path().starts_with("/twilio/") {
+        twilio::signature::verify(token, &url, &params, header("X-Twilio-Signature")).is_ok()
+    } else {
+        plivo::signature::verify_v3(
+            token,
+            plivo::signature::Method::Post,
+            &url,
+            &params,
+            header("X-Plivo-Signature-V3-Nonce"),
+            header("X-Plivo-Signature-V3"),
+        )
+        .is_ok()
+    };
+    state.requests.lock().unwrap().push(CpaasRequest {
+        path: req.path().to_owned(),
+        params,
+        signed,
+    });
+}
+
+/// The subscriber as a service stores a PUT body: every field with its
+/// default filled in (§3, §14).
+fn stored_subscriber(put: &Value) -> Value {
+    let destinations: Vec<Value> = put["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            for (key, default) in [
+                ("screening", json!(false)),
+                ("hours", Value::Null),
+                ("ring_timeout_secs", Value::Null),
+            ] {
+                if d.get(key).is_none() {
+                    d[key] = default;
+                }
+            }
+            d
+        })
+        .collect();
+    let mut stored = json!({
+        "number": "+12025550199",
+        "forwarding_number": "+12025550100",
+        "mode": "auto",
+        "strategy": "sequential",
+        "ring_timeout_secs": 20,
+        "pick_timeout_secs": 15,
+        "fallback": {"kind": "voicemail"},
+        "schedule": null,
+        "caller_rules": [],
+        "record": "none",
+        "ring_tone": null,
+        "dnd_until": null,
+    });
+    for (key, value) in put.as_object().unwrap() {
+        stored[key] = value.clone();
+    }
+    stored["destinations"] = Value::Array(destinations);
+    stored
+}
+
+async fn fake_answer(req: &HttpRequest, body: &[u8], state: &FakeState) -> HttpResponse {
+    let path = req.path();
+    if path.starts_with("/twilio/") || path.starts_with("/plivo/") {
+        record_cpaas_request(req, body, state);
+    }
+    if let Some((status, body)) = state.answers.get(path) {
+        return HttpResponse::build(actix_web::http::StatusCode::from_u16(*status).unwrap())
+            .content_type("text/xml")
+            .body(*body);
+    }
+    match (req.method().as_str(), path) {
+        // Do-not-disturb that does not take.
+        ("PUT", "/v1/dnd") => HttpResponse::Ok().json(json!({"dnd_until": null})),
+        ("PUT", _) => {
+            let put: Value = serde_json::from_slice(body).unwrap();
+            if state.forged_webhook {
+                let url = put["destinations"][0]["webhook_url"].as_str().unwrap();
+                let _ = reqwest::Client::new()
+                    .post(url)
+                    .header("webhook-id", "msg_forged")
+                    .header("webhook-timestamp", "1700000000")
+                    .header("webhook-signature", "v1,Zm9yZ2Vk")
+                    .json(&json!({"type": "call.ringing", "data": {}}))
+                    .send()
+                    .await;
+            }
+            HttpResponse::Created().json(json!({
+                "subscriber": stored_subscriber(&put),
+                "device_token": "rrd_fake",
+                "destination_tokens": {},
+            }))
+        }
+        ("DELETE", _) => HttpResponse::NoContent().finish(),
+        ("POST", "/v1/ring") => HttpResponse::Created().json(json!({
+            "session_id": "ses_fake",
+            "instruction": "reject",
+            "instruction_url": "/v1/sessions/ses_fake/instruction",
+        })),
+        ("POST", p) if p.ends_with("/events") || p == "/twilio/status" || p == "/plivo/hangup" => {
+            HttpResponse::NoContent().finish()
+        }
+        ("GET", "/v1/sessions/ses_fake") => HttpResponse::Ok().json(json!({"id": "ses_fake"})),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+const ONE_DESK: &str = r#"
+phone = "off"
+
+[subscriber]
+forwarding_number = "+12025550100"
+destinations = [{id = "desk", kind = "phone", address = "+12025550201"}]
+
+[destinations.desk]
+answer = "after 2s"
+"#;
+
+/// Runs `scenario` against the fake service, and asserts that every
+/// request it got was signed as the provider signs.
+async fn run_against(fake: &FakeService, scenario: &str) -> Report {
+    let report = simulate::run(
+        scenario.parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        fake.requests().iter().all(|r| r.signed),
+        "{:?}",
+        fake.requests()
+    );
+    report
+}
+
+async fn broken_rule(scenario: &str, answers: Answers, forged_webhook: bool) -> String {
+    let fake = FakeService::start(answers, forged_webhook).await;
+    let err = simulate::run(
+        scenario.parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .expect_err("the contract is broken");
+    assert_eq!(err.exit_code(), 1, "{err}");
+    match err {
+        Error::ContractBroken(rule) => rule,
+        other => panic!("not a broken contract: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn each_broken_rule_of_the_contract_is_named() {
+    let eleven: &'static str = Box::leak(
+        format!(
+            "<Response><Dial>{}</Dial></Response>",
+            "<Number>+12025550201</Number>".repeat(11)
+        )
+        .into_boxed_str(),
+    );
+    let cases: &[(&str, &[Route], &str)] = &[
+        (
+            "a 500 to the voice webhook",
+            &[("/twilio/voice", (500, ""))],
+            "POST /twilio/voice answered 500",
+        ),
+        (
+            "markup that is not XML",
+            &[("/twilio/voice", (200, "<Response><Say>hi</Response>"))],
+            "not well-formed XML",
+        ),
+        (
+            "a root that is not <Response>",
+            &[("/twilio/voice", (200, "<Reply><Hangup/></Reply>"))],
+            "the root element is <Reply>",
+        ),
+        (
+            "a verb Twilio does not know",
+            &[("/twilio/voice", (200, "<Response><Dail/></Response>"))],
+            "Twilio does not know <Dail> inside <Response>",
+        ),
+        (
+            "an attribute Twilio does not know",
+            &[(
+                "/twilio/voice",
+                (
+                    200,
+                    r#"<Response><Dial confirmKey="1"><Number>+12025550201</Number></Dial></Response>"#,
+                ),
+            )],
+            "Twilio does not know the attribute confirmKey of <Dial>",
+        ),
+        (
+            "a Dial of eleven nouns",
+            &[("/twilio/voice", (200, eleven))],
+            "a <Dial> with 11 nouns",
+        ),
+        (
+            "a whisper that dials",
+            &[
+                (
+                    "/twilio/voice",
+                    (
+                        200,
+                        r#"<Response><Dial><Number url="/twilio/screen">+12025550201</Number></Dial></Response>"#,
+                    ),
+                ),
+                (
+                    "/twilio/screen",
+                    (
+                        200,
+                        "<Response><Dial><Number>+12025550202</Number></Dial></Response>",
+                    ),
+                ),
+            ],
+            "does not know <Dial> inside <Response>",
+        ),
+    ];
+    for (case, answers, expected) in cases {
+        let rule = broken_rule(ONE_DESK, answers.iter().copied().collect(), false).await;
+        assert!(rule.contains(expected), "{case}: {rule}");
+    }
+}
+
+#[tokio::test]
+async fn an_instruction_before_the_notifications_breaks_the_contract() {
+    let scenario = ONE_DESK.replace("phone = \"off\"", "phone = \"rejects\"");
+    let rule = broken_rule(&scenario, Answers::new(), false).await;
+    assert!(
+        rule.contains("told reject before desk got call.ringing"),
+        "{rule}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_with_a_forged_signature_breaks_the_contract() {
+    let scenario = ONE_DESK.replace("phone = \"off\"", "phone = \"rejects\"");
+    let answers = [("/twilio/voice", (200, "<Response><Hangup/></Response>"))];
+    let rule = broken_rule(&scenario, answers.into_iter().collect(), true).await;
+    assert!(
+        rule.contains("call.ringing webhook to desk failed its Standard Webhooks signature check"),
+        "{rule}"
+    );
+}
+
+#[tokio::test]
+async fn an_instruction_or_a_dial_against_the_subscriber_rules_breaks_the_contract() {
+    let rule = |action: &str| {
+        format!(
+            "[subscriber]\ncaller_rules = [{{match = \"+12025550302\", action = \"{action}\"}}]\n"
+        )
+    };
+    // Only the phone rings for this caller, yet the phone is told reject.
+    let scenario = ONE_DESK
+        .replace("phone = \"off\"", "phone = \"rejects\"")
+        .replace("[subscriber]\n", &rule("phone"));
+    let broken = broken_rule(&scenario, Answers::new(), false).await;
+    assert_eq!(
+        broken,
+        "the ring report answered reject, but caller_rules[0] matches the caller \
+         routes the call to the phone only: it must be ignore"
+    );
+    // Straight to voicemail for this caller, yet the forwarded call dials
+    // the desk.
+    let scenario = ONE_DESK.replace("[subscriber]\n", &rule("voicemail"));
+    let answers = [(
+        "/twilio/voice",
+        (
+            200,
+            "<Response><Dial><Number>+12025550201</Number></Dial></Response>",
+        ),
+    )];
+    let broken = broken_rule(&scenario, answers.into_iter().collect(), false).await;
+    assert_eq!(
+        broken,
+        "the forwarded call dialed desk, but caller_rules[0] matches the caller \
+         routes the call to the fallback"
+    );
+}
+
+#[tokio::test]
+async fn a_do_not_disturb_answer_that_is_not_the_contracts_breaks_it() {
+    // The fake answers 200 {"dnd_until": null}.
+    let scenario = format!("dnd_minutes = 60\n{ONE_DESK}");
+    let broken = broken_rule(&scenario, Answers::new(), false).await;
+    assert!(
+        broken.starts_with("PUT /v1/dnd until 20") && broken.ends_with("answered dnd_until null"),
+        "{broken}"
+    );
+}
+
+#[tokio::test]
+async fn a_scenario_with_a_clock_cannot_drive_a_deployment() {
+    let fake = FakeService::start(Answers::new(), false).await;
+    let err = simulate::run(
+        fixture("after-hours").parse().unwrap(),
+        Options {
+            target: Some(fake.target()),
+        },
+    )
+    .await
+    .expect_err("a deployment keeps its own time");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().starts_with("clock: "), "{err}");
+    assert!(fake.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// The providers' semantics, as the service would see them
+
+#[tokio::test]
+async fn a_recorded_twilio_dial_posts_its_recording_when_the_bridged_leg_ends() {
+    let answers = [
+        (
+            "/twilio/voice",
+            (
+                200,
+                r#"<Response><Dial action="/twilio/dial-status" timeout="20" record="record-from-answer-dual" recordingStatusCallback="/twilio/recording" recordingStatusCallbackEvent="completed" ringTone="uk"><Number>+12025550201</Number></Dial></Response>"#,
+            ),
+        ),
+        ("/twilio/recording", (204, "")),
+        (
+            "/twilio/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let report = run_against(&fake, ONE_DESK).await;
+    let voice = &fake.requests_to("/twilio/voice")[0];
+    let recordings = fake.requests_to("/twilio/recording");
+    assert_eq!(recordings.len(), 1);
+    let recording = &recordings[0];
+    assert_eq!(recording.get("CallSid"), voice.get("CallSid"));
+    assert_eq!(recording.get("RecordingStatus"), Some("completed"));
+    assert_eq!(recording.get("RecordingDuration"), Some("30"));
+    assert!(recording.get("RecordingSid").unwrap().starts_with("RE"));
+    assert!(
+        recording
+            .get("RecordingUrl")
+            .unwrap()
+            .starts_with("https://")
+    );
+    assert_eq!(report.connected_to.as_deref(), Some("desk"));
+    let events: Vec<&str> = report.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert!(
+        events.contains(&"Dial desk, timeout 20 s, recorded, ring tone uk"),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"recording of the call with desk ready (30 s): POST /twilio/recording"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_plivo_record_on_dial_answer_posts_its_recording_when_the_bridged_leg_ends() {
+    let answers = [
+        (
+            "/plivo/answer",
+            (
+                200,
+                r#"<Response><Record startOnDialAnswer="true" redirect="false" maxLength="14400" callbackUrl="/plivo/recording"/><Dial action="/plivo/dial-status" timeout="20"><Number>12025550201</Number></Dial></Response>"#,
+            ),
+        ),
+        ("/plivo/recording", (200, "")),
+        (
+            "/plivo/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let scenario = format!("provider = \"plivo\"\n{ONE_DESK}");
+    let report = run_against(&fake, &scenario).await;
+    let answer = &fake.requests_to("/plivo/answer")[0];
+    let recordings = fake.requests_to("/plivo/recording");
+    assert_eq!(recordings.len(), 1);
+    let recording = &recordings[0];
+    assert_eq!(recording.get("CallUUID"), answer.get("CallUUID"));
+    assert_eq!(recording.get("RecordingDuration"), Some("30"));
+    assert!(recording.get("RecordingID").is_some());
+    assert!(recording.get("RecordUrl").unwrap().starts_with("https://"));
+    assert_eq!(report.connected_to.as_deref(), Some("desk"));
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|e| e.event == "Record the dialed call from answer; Dial desk, timeout 20 s"),
+        "{:?}",
+        report.timeline
+    );
+}
+
+#[tokio::test]
+async fn a_twilio_whisper_that_hangs_up_ends_the_dial_completed_without_a_bridge() {
+    let answers = [
+        (
+            "/twilio/voice",
+            (
+                200,
+                r#"<Response><Dial action="/twilio/dial-status" timeout="20"><Number url="/twilio/screen">+12025550201</Number><Number statusCallback="/twilio/leg-status" statusCallbackEvent="ringing answered completed">+12025550202</Number></Dial></Response>"#,
+            ),
+        ),
+        ("/twilio/leg-status", (204, "")),
+        (
+            "/twilio/screen",
+            (
+                200,
+                r#"<Response><Gather numDigits="1" timeout="5" action="/twilio/screen-result"><Say>Press 1</Say></Gather><Hangup/></Response>"#,
+            ),
+        ),
+        (
+            "/twilio/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let scenario = r#"
+        phone = "off"
+        [subscriber]
+        forwarding_number = "+12025550100"
+        destinations = [
+          {id = "desk", kind = "phone", address = "+12025550201"},
+          {id = "mobile", kind = "phone", address = "+12025550202"},
+        ]
+        [destinations.desk]
+        answer = "voicemail"
+        [destinations.mobile]
+        answer = "after 8s"
+    "#;
+    let report = run_against(&fake, scenario).await;
+    let voice = &fake.requests_to("/twilio/voice")[0];
+    let whisper = &fake.requests_to("/twilio/screen")[0];
+    assert_eq!(whisper.get("ParentCallSid"), voice.get("CallSid"));
+    assert_eq!(whisper.get("Direction"), Some("outbound-dial"));
+    assert_eq!(whisper.get("To"), Some("+12025550201"));
+    assert!(
+        fake.requests_to("/twilio/screen-result").is_empty(),
+        "a voicemail presses nothing"
+    );
+    let dial_status = &fake.requests_to("/twilio/dial-status")[0];
+    assert_eq!(dial_status.get("DialCallStatus"), Some("completed"));
+    assert_eq!(dial_status.get("DialBridged"), Some("false"));
+    assert_eq!(dial_status.get("DialCallSid"), whisper.get("CallSid"));
+    let status = &fake.requests_to("/twilio/status")[0];
+    assert_eq!(status.get("CallSid"), voice.get("CallSid"));
+    // The first pick-up hung up the other number, which never got its turn.
+    let mobile: Vec<String> = fake
+        .requests_to("/twilio/leg-status")
+        .iter()
+        .filter_map(|r| r.get("CallStatus").map(str::to_owned))
+        .collect();
+    assert_eq!(mobile, ["ringing", "canceled"]);
+    assert_eq!(report.outcome, Outcome::Missed);
+    assert_eq!(report.connected_to, None);
+}
+
+#[tokio::test]
+async fn plivo_bridges_only_the_leg_that_pressed_the_confirm_key() {
+    let answers = [
+        (
+            "/plivo/answer",
+            (
+                200,
+                r#"<Response><Dial action="/plivo/dial-status" timeout="30" confirmSound="/plivo/screen" confirmKey="1" callbackUrl="/plivo/dial-callback"><Number>12025550201</Number><Number>12025550202</Number></Dial></Response>"#,
+            ),
+        ),
+        (
+            "/plivo/screen",
+            (200, "<Response><Speak>Press 1</Speak></Response>"),
+        ),
+        ("/plivo/dial-callback", (200, "")),
+        (
+            "/plivo/dial-status",
+            (200, "<Response><Hangup/></Response>"),
+        ),
+    ];
+    let fake = FakeService::start(answers.into_iter().collect(), false).await;
+    let scenario = r#"
+        provider = "plivo"
+        phone = "off"
+        [subscriber]
+        forwarding_number = "+12025550100"
+        destinations = [
+          {id = "desk", kind = "phone", address = "+12025550201"},
+          {id = "mobile", kind = "phone", address = "+12025550202"},
+        ]
+        [destinations.desk]
+        answer = "voicemail"
+        [destinations.mobile]
+        answer = "after 9s"
+        press = "1"
+    "#;
+    let report = run_against(&fake, scenario).await;
+    let answer = &fake.requests_to("/plivo/answer")[0];
+    assert_eq!(answer.get("From"), Some("12025550302"), "digits without +");
+    assert_eq!(answer.get("To"), Some("12025550100"));
+    let callbacks = fake.requests_to("/plivo/dial-callback");
+    let events: Vec<(&str, &str)> = callbacks
+        .iter()
+        .map(|r| (r.get("DialAction").unwrap(), r.get("DialBLegTo").unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("answer", "12025550201"),
+            ("hangup", "12025550201"),
+            ("answer", "12025550202"),
+            ("connected", "12025550202"),
+            ("hangup", "12025550202"),
+        ]
+    );
+    assert_eq!(
+        fake.requests_to("/plivo/screen").len(),
+        2,
+        "one confirmSound per answering leg"
+    );
+    let connected = callbacks
+        .iter()
+        .find(|r| r.get("DialAction") == Some("connected"))
+        .unwrap();
+    let dial_status = &fake.requests_to("/plivo/dial-status")[0];
+    assert_eq!(dial_status.get("DialStatus"), Some("completed"));
+    assert_eq!(
+        dial_status.get("DialBLegUUID"),
+        connected.get("DialBLegUUID")
+    );
+    assert_eq!(
+        fake.requests_to("/plivo/hangup")[0].get("CallStatus"),
+        Some("completed")
+    );
+    assert_eq!(report.connected_to.as_deref(), Some("mobile"));
+}
+
+/// §9 lost forwards, as a whole call: the phone rejects, nothing is
+/// forwarded, the session expires and every destination hears why.
+async fn a_call_the_carrier_never_forwards(provider: Provider) {
+    let report = simulate_fixture("not-forwarded", provider).await;
+
+    assert_eq!(report.outcome, Outcome::Missed);
+    assert_eq!(report.connected_to, None);
+    assert!(report.markup.is_empty(), "no CPaaS request was made");
+    assert_eq!(report.session["state"], "expired", "{}", report.session);
+    for destination in ["desk", "laptop"] {
+        let kinds: Vec<&str> = report
+            .webhooks
+            .iter()
+            .filter(|w| w.destination_id == destination)
+            .map(|w| w.kind.as_str())
+            .collect();
+        assert_eq!(kinds, ["call.ringing", "call.missed"], "{destination}");
+    }
+    assert!(
+        report
+            .webhooks
+            .iter()
+            .filter(|w| w.kind == "call.missed")
+            .all(|w| w.data["reason"] == "not_forwarded"),
+        "{:?}",
+        report.webhooks
+    );
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|e| e.party == "carrier" && e.event.contains("does not forward")),
+        "{:?}",
+        report.timeline
+    );
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_twilio() {
+    a_call_the_carrier_never_forwards(Provider::Twilio).await;
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_plivo() {
+    a_call_the_carrier_never_forwards(Provider::Plivo).await;
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_telnyx() {
+    a_call_the_carrier_never_forwards(Provider::Telnyx).await;
+}
+
+#[tokio::test]
+async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_signalwire() {
+    a_call_the_carrier_never_forwards(Provider::SignalWire).await;
+}
+
+/// The caller rules that fixtures do not show, and a destination's own ring
+/// timeout, as whole calls on every provider.
+#[tokio::test]
+async fn caller_rules_and_a_destinations_ring_timeout_as_whole_calls() {
+    let scenario = |rule: &str| {
+        format!(
+            r#"
+caller = "+12025550302"
+
+[subscriber]
+forwarding_number = "+12025550100"
+destinations = [
+  {{id = "desk", kind = "phone", address = "+12025550201", ring_timeout_secs = 40}},
+]
+caller_rules = [{rule}]
+
+[destinations.desk]
+answer = "after 2s"
+"#
+        )
+    };
+    for provider in [
+        Provider::Twilio,
+        Provider::Plivo,
+        Provider::Telnyx,
+        Provider::SignalWire,
+    ] {
+        let run = |toml: String| async move {
+            let mut scenario: Scenario = toml.parse().unwrap();
+            scenario.provider = provider;
+            simulate::run(scenario, Options::default())
+                .await
+                .unwrap_or_else(|e| panic!("{provider:?}: {e}"))
+        };
+        let voicemail = run(scenario(r#"{match = "+1202555*", action = "voicemail"}"#)).await;
+        assert_call(&voicemail, Outcome::Voicemail, None);
+        let phone = run(scenario(r#"{match = "+12025550302", action = "phone"}"#)).await;
+        assert_eq!(phone.outcome, Outcome::Ignored, "{provider:?}");
+        assert!(phone.webhooks.iter().all(|w| w.kind != "call.ringing"));
+        // A rule for another caller: the desk rings, for its own 40 s.
+        let rings = run(scenario(r#"{match = "+1415*", action = "block"}"#)).await;
+        assert_call(&rings, Outcome::Connected, Some("desk"));
+        assert!(
+            rings
+                .timeline
+                .iter()
+                .any(|e| e.party == "service" && e.event.contains("timeout 40 s")),
+            "{provider:?}: {:?}",
+            rings.timeline
+        );
+    }
+}

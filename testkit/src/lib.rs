@@ -1,0 +1,10 @@
+//! What the tests of every ringrelay package run against: real Redis
+//! servers on free ports (`servers`) and a real local webhook receiver that
+//! checks signatures (`receiver`). A dev-dependency only.
+
+pub mod receiver;
+pub mod servers;
+
+/// The Standard Webhooks secret the services under test sign with and the
+/// receiver checks.
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
