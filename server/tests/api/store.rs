@@ -28,7 +28,7 @@ fn store_for(backend: &Backend) -> Arc<dyn Store> {
 }
 
 /// The key prefix of the shard a session of `subscriber` lives in (see the
-/// key table in `src/store/redis.rs`).
+/// key table in `src/store/redis/mod.rs`).
 fn shard_keys(prefix: &str, subscriber: &str) -> String {
     format!(
         "{prefix}:{{s{:02}}}",

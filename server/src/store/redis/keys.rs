@@ -1,0 +1,102 @@
+//! The names of the Redis store's keys (see the table in `mod.rs`).
+
+use crate::domain::dial::CallSid;
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::Shard;
+
+/// The names of the keys (see the module's table).
+#[derive(Clone)]
+pub(super) struct Keys {
+    pub(super) prefix: String,
+}
+
+impl Keys {
+    pub(super) fn plain(&self, kind: &str, id: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + kind.len() + id.len() + 2);
+        key.push_str(&self.prefix);
+        key.push(':');
+        key.push_str(kind);
+        key.push(':');
+        key.push_str(id);
+        key
+    }
+
+    pub(super) fn subscriber(&self, number: &PhoneNumber) -> String {
+        self.plain("sub", number.as_str())
+    }
+
+    pub(super) fn forwarding(&self, forwarding_number: &PhoneNumber) -> String {
+        self.plain("fwd", forwarding_number.as_str())
+    }
+
+    pub(super) fn token(&self, hash_hex: &str) -> String {
+        self.plain("tok", hash_hex)
+    }
+
+    /// The sorted set of every subscriber's number (score 0: by number).
+    pub(super) fn subscribers(&self) -> String {
+        format!("{}:subs", self.prefix)
+    }
+
+    pub(super) fn rate(&self, key: &str) -> String {
+        self.plain("rate", key)
+    }
+
+    pub(super) fn shard(&self, shard: Shard) -> ShardKeys {
+        ShardKeys {
+            base: format!("{}:{{s{:02}}}", self.prefix, shard.index()),
+        }
+    }
+}
+
+/// The keys of one shard; they share its hash tag.
+pub(super) struct ShardKeys {
+    base: String,
+}
+
+impl ShardKeys {
+    pub(super) fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.base.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    pub(super) fn sessions(&self) -> String {
+        self.key(&["ses"])
+    }
+
+    pub(super) fn gone(&self) -> String {
+        self.key(&["gone"])
+    }
+
+    pub(super) fn due(&self) -> String {
+        self.key(&["due"])
+    }
+
+    pub(super) fn idle(&self) -> String {
+        self.key(&["idle"])
+    }
+
+    pub(super) fn awaiting(&self, subscriber: &PhoneNumber, caller: &Caller) -> String {
+        self.key(&["wait", subscriber.as_str(), caller.key()])
+    }
+
+    pub(super) fn open(&self, subscriber: &PhoneNumber) -> String {
+        self.key(&["open", subscriber.as_str()])
+    }
+
+    pub(super) fn history(&self, subscriber: &PhoneNumber) -> String {
+        self.key(&["hist", subscriber.as_str()])
+    }
+
+    pub(super) fn device_call(&self, subscriber: &PhoneNumber, call_id: &str) -> String {
+        self.key(&["dcid", subscriber.as_str(), call_id])
+    }
+
+    pub(super) fn call(&self, call_sid: &CallSid) -> String {
+        self.key(&["call", call_sid.as_str()])
+    }
+}

@@ -1,0 +1,1 @@
+return live(KEYS[1], KEYS[2], ARGV[1], now_ms())

@@ -1,0 +1,143 @@
+//! The Redis store, shared by every instance of the service: one server, a
+//! Sentinel-managed primary, or a Redis Cluster.
+//!
+//! Keys (all under `REDIS_KEY_PREFIX`, written `P` here). A key in braces
+//! is a Redis Cluster hash tag: keys with the same tag share a slot.
+//!
+//! | key | what | tag |
+//! |---|---|---|
+//! | `P:sub:<number>` | hash: `record` (the subscriber as JSON), `fwd` (its forwarding number), `tokens` (its token hashes) | the key itself |
+//! | `P:fwd:<forwarding number>` | set of the subscribers forwarding there | the key itself |
+//! | `P:tok:<token hash>` | the token's owner, `<number>` or `<number> <destination id>` | the key itself |
+//! | `P:subs` | sorted set of every subscriber's number (listing) | the key itself |
+//! | `P:rate:<key>` | a fixed-window counter | the key itself |
+//! | `P:{sNN}:ses` | hash of the shard's sessions: `<id>` (the session, see `encoding`), `<id>:v` (its version), `<id>:c` (the claim of the forwarded call that took it) | shard `NN` |
+//! | `P:{sNN}:gone` | sorted set: when each session's record goes (a session's TTL) | shard |
+//! | `P:{sNN}:due` | sorted set of the sessions awaiting a forwarded call, by instruction time (forward deadlines) | shard |
+//! | `P:{sNN}:idle` | sorted set of the sessions not over yet, by the end of their lifetime on Redis's clock | shard |
+//! | `P:{sNN}:wait:<subscriber>:<caller>` | sorted set of the sessions awaiting a forwarded call from that caller (`withheld`), by instruction time | shard |
+//! | `P:{sNN}:open:<subscriber>` | set of the subscriber's sessions not over yet | shard |
+//! | `P:{sNN}:hist:<subscriber>` | sorted set of the subscriber's listed sessions, by when they began | shard |
+//! | `P:{sNN}:dcid:<subscriber>:<device call id>` | the session of a ring report, so that a retried report finds it | shard |
+//! | `P:{sNN}:call:<call id>` | the session a forwarded call took, for retries and its end | shard |
+//! | `P:bus` | the event bus's stream (see `notify::bus`) | the key itself |
+//!
+//! `NN` is the subscriber's [`Shard`] (64 of them), which every id of its
+//! sessions names. So everything one session-writing script or a claim
+//! touches shares one slot, and is passed in `KEYS`: a session is a field of
+//! its shard's hash rather than a key of its own, so that a script that
+//! finds a session id in an index can read and write it without building a
+//! key name. A shard's load is 1/64 of the call traffic, so no single slot
+//! is hot; subscribers and tokens, read one key at a time, spread over every
+//! slot. The sweeps visit the 64 shards concurrently.
+//!
+//! A subscriber's keys are written one after the other (they live in
+//! different slots), in an order that keeps every reader right: new token
+//! keys before the record (a token is checked against the record's
+//! credentials anyway), the record, then the indexes; what a write leaves
+//! stale (an old token key, a forwarding-set entry of a subscriber that
+//! moved) is ignored by the readers.
+
+mod keys;
+mod rate;
+mod scripts;
+mod sessions;
+mod subscribers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use redis::RedisError;
+
+use self::keys::Keys;
+use super::connection::RedisConnection;
+use super::{Store, StoreError};
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: RedisConnection,
+    keys: Keys,
+    metrics: Option<Arc<Metrics>>,
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(self.failed("PING"))
+    }
+}
+
+impl RedisStore {
+    /// The store on `connection` (see [`RedisConnection::open`]: lazy, so
+    /// the service starts, and keeps answering what it can, while Redis is
+    /// away; each command fails fast instead of hanging), with every key
+    /// under `prefix`.
+    pub fn new(connection: RedisConnection, prefix: &str) -> Self {
+        Self {
+            connection,
+            keys: Keys {
+                prefix: prefix.to_owned(),
+            },
+            metrics: None,
+        }
+    }
+
+    /// Counts failed operations in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+}
+
+impl RedisStore {
+    /// Turns a Redis error into a store error, counting it.
+    fn failed(&self, context: &'static str) -> impl Fn(RedisError) -> StoreError + '_ {
+        move |err| {
+            if let Some(metrics) = &self.metrics {
+                metrics.store_error(context);
+            }
+            redis_error(context)(err)
+        }
+    }
+
+    fn conn(&self) -> RedisConnection {
+        // Cloning shares the one multiplexed connection.
+        self.connection.clone()
+    }
+}
+
+fn redis_error(context: &'static str) -> impl FnOnce(RedisError) -> StoreError {
+    move |err| {
+        let unavailable = err.is_io_error()
+            || err.is_timeout()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_unrecoverable_error()
+            // Still loading, or failing over, after the retries gave up.
+            || super::connection::says_wait(&err);
+        let err = anyhow::Error::new(err).context(context);
+        if unavailable {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Unexpected(err)
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(json: &str, what: &'static str) -> Result<T, StoreError> {
+    serde_json::from_str(json)
+        .with_context(|| format!("decoding a stored {what}"))
+        .map_err(StoreError::Unexpected)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}

@@ -1,0 +1,123 @@
+//! The Lua scripts of the Redis store, one `.lua` file each (in `lua/`).
+//! The session scripts share `session.lua` (Redis's clock, how a session is
+//! kept in its shard) and the writes `write_session.lua`; each script's
+//! KEYS and ARGV are documented here.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use crate::store::HISTORY_CAP;
+
+/// KEYS: subscriber hash. ARGV: record JSON, forwarding number, token
+/// hashes (space-separated).
+/// Writes the record; returns the forwarding number and token hashes it
+/// replaced ({} when there was none).
+pub(super) static SWAP_SUBSCRIBER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/swap_subscriber.lua")));
+
+/// KEYS: subscriber hash. Deletes it; returns the forwarding number and
+/// token hashes it had ({} when there was none).
+pub(super) static TAKE_SUBSCRIBER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/take_subscriber.lua")));
+
+/// Shared by the session scripts: Redis's clock, and how a session is kept
+/// in its shard (`sessions` the shard's hash, `gone` when each record goes).
+static SESSION_LUA: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "local HISTORY_CAP = {HISTORY_CAP}\n{}",
+        include_str!("lua/session.lua")
+    )
+});
+
+/// A session script: the shared functions, then `body`.
+fn session_script(body: &str) -> Script {
+    Script::new(&format!("{}{body}", *SESSION_LUA))
+}
+
+/// Writing a session: its data, version and lifetime, its entry in the
+/// matching index (listed while it awaits a forwarded call, unless a claim
+/// took it), the forward deadlines, the subscriber's open sessions and
+/// history, and its device-call key. KEYS (shared by the three scripts
+/// below): sessions, gone, matching index, open set, due, idle, history,
+/// device-call key (optional). ARGV: data, TTL in ms, '1' when it awaits a
+/// forwarded call, id, instruction time (ms), '1' when it is over, grace in
+/// ms, when it began (ms), then what each script adds.
+fn write_session_script(body: &str) -> Script {
+    session_script(&format!("{}{body}", include_str!("lua/write_session.lua")))
+}
+
+/// KEYS and ARGV: as for writing one.
+/// Returns nothing when written, or the earlier session's {data, version,
+/// claim} when the device-call key names a live one.
+pub(super) static CREATE_SESSION: LazyLock<Script> =
+    LazyLock::new(|| write_session_script(include_str!("lua/create_session.lua")));
+
+/// KEYS and ARGV: as for writing one, then the version the session was read
+/// at. Returns 0, writing nothing, when the stored version differs (or the
+/// session is gone).
+pub(super) static UPDATE_SESSION: LazyLock<Script> =
+    LazyLock::new(|| write_session_script(include_str!("lua/update_session.lua")));
+
+/// KEYS: sessions, gone. ARGV: id. Returns {data, version, claim} or false.
+pub(super) static READ_SESSION: LazyLock<Script> =
+    LazyLock::new(|| session_script(include_str!("lua/read_session.lua")));
+
+/// KEYS: a subscriber's history, sessions, gone.
+/// Returns {data, version, claim or '', …} of its listed sessions, newest
+/// first; entries whose session went are dropped from the history.
+pub(super) static SESSION_HISTORY: LazyLock<Script> =
+    LazyLock::new(|| session_script(include_str!("lua/session_history.lua")));
+
+/// The claim of a forwarded call within one shard.
+/// KEYS: sessions, gone, due, idle, the call's key, then the matching
+/// indexes of the candidate subscribers of this shard for this caller, then
+/// (with a session to store when none is found) its subscriber's history.
+/// ARGV: how many matching indexes, the earliest instruction time (ms)
+/// still claimable, claim JSON, TTL in ms, the time (ms) after which the
+/// caller has given up waiting, grace in ms, then optionally the id, data
+/// and start (ms) of a session to store when none is found.
+/// Returns {data, version, claim} of the session taken, or false.
+///
+/// Taking an entry out of its index is the claim: Redis runs one script at
+/// a time, and every index a session is listed in lives in the session's
+/// shard, so two webhooks can never take the same entry, across instances.
+/// The most recently instructed entry wins; one older than the cutoff is
+/// never claimed (its call was not forwarded, and the sweep expires it).
+/// The call's key remembers the session it took, so that a retried webhook
+/// for the same call gets the same session.
+pub(super) static CLAIM_SESSION: LazyLock<Script> =
+    LazyLock::new(|| session_script(include_str!("lua/claim_session.lua")));
+
+/// What a claim spanning shards looks at first, in one shard.
+/// KEYS: sessions, gone, the call's key, then matching indexes.
+/// ARGV: the earliest instruction time (ms) still claimable.
+/// Returns {1 when the call already took a live session of this shard,
+/// else 0; the instruction time of the best claimable entry, or -1}.
+pub(super) static PEEK_CLAIM: LazyLock<Script> =
+    LazyLock::new(|| session_script(include_str!("lua/peek_claim.lua")));
+
+/// KEYS: a shard's forward deadlines. ARGV: ids. Takes those still listed
+/// out of them and returns them: each is taken once, whichever instance
+/// asks.
+pub(super) static TAKE_DUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/take_due.lua")));
+
+/// KEYS: a shard's lifetimes, sessions, gone. ARGV: how many.
+/// Drops the records whose time has come (the sessions' TTL), and returns
+/// {id, end of lifetime, …} of up to that many sessions whose lifetime ran
+/// out, on Redis's clock, oldest first.
+pub(super) static IDLE_SESSIONS: LazyLock<Script> =
+    LazyLock::new(|| session_script(include_str!("lua/idle_sessions.lua")));
+
+/// KEYS: a shard's lifetimes, sessions, gone. ARGV: ids.
+/// Takes those still listed out of the lifetimes and returns {id, version,
+/// …} of those whose record is still kept: each is taken once, whichever
+/// instance asks, with its version at that moment (a change made later
+/// starts a new lifetime, and the sweep's write at the old version fails).
+pub(super) static TAKE_IDLE: LazyLock<Script> =
+    LazyLock::new(|| session_script(include_str!("lua/take_idle.lua")));
+
+/// KEYS: counter. ARGV: window in ms. Returns {hits, ms until reset}.
+pub(super) static HIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/hit.lua")));

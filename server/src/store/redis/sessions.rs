@@ -1,0 +1,489 @@
+//! Sessions in Redis: each a field of its shard's hash, with the shard's
+//! indexes, written and claimed by one script in the shard's slot.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use futures_util::future::{join_all, try_join_all};
+use redis::AsyncCommands as _;
+
+use super::scripts::{
+    CLAIM_SESSION, CREATE_SESSION, IDLE_SESSIONS, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY,
+    TAKE_DUE, TAKE_IDLE, UPDATE_SESSION,
+};
+use super::{RedisStore, decode, millis};
+use crate::domain::dial::CallSid;
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::{Claim, Session, SessionId, Shard, Timestamp};
+use crate::store::encoding::encode_session;
+use crate::store::{SWEEP_GRACE, SessionCreated, SessionStore, StoreError};
+
+/// How long a command may take before the caller gives up on it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How far this host's clock and Redis's may disagree: a claim's deadline
+/// is read on Redis's clock. (A claim applied late within this margin is
+/// still harmless: the call's final status callback ends its session.)
+const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(4);
+
+/// A stored session as the scripts hand it back: data, version, claim.
+type StoredSession = (Vec<u8>, Option<String>, Option<String>);
+
+/// A session from its stored `data`, `version` and `claim`.
+fn decode_session(
+    data: &[u8],
+    version: Option<&str>,
+    claim: Option<&str>,
+) -> Result<Session, StoreError> {
+    let mut session = crate::store::encoding::decode_session(data)
+        .context("decoding a stored session")
+        .map_err(StoreError::Unexpected)?;
+    session.set_version(version.and_then(|v| v.parse().ok()).unwrap_or(0));
+    if let Some(claim) = claim
+        && session.call_sid().is_none()
+    {
+        session.apply_claim(decode::<Claim>(claim, "claim")?);
+    }
+    Ok(session)
+}
+
+fn stored_session((data, version, claim): StoredSession) -> Result<Session, StoreError> {
+    decode_session(&data, version.as_deref(), claim.as_deref())
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<SessionCreated, StoreError> {
+        let mut invocation = CREATE_SESSION.prepare_invoke();
+        self.session_write(&mut invocation, session, ttl);
+        let existing: Option<StoredSession> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("creating a session"))?;
+        match existing {
+            None => Ok(SessionCreated::Created),
+            Some(stored) => Ok(SessionCreated::Existing(Box::new(stored_session(stored)?))),
+        }
+    }
+
+    async fn update_session(
+        &self,
+        session: &mut Session,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = UPDATE_SESSION.prepare_invoke();
+        self.session_write(&mut invocation, session, ttl);
+        let written: i64 = invocation
+            .arg(session.version())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("updating a session"))?;
+        if written == 1 {
+            session.set_version(session.version() + 1);
+        }
+        Ok(written == 1)
+    }
+
+    async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .smembers(self.keys.shard(Shard::of(subscriber)).open(subscriber))
+            .await
+            .map_err(self.failed("reading open sessions"))?;
+        // Entries of sessions that expired meanwhile are harmless: reading
+        // such a session finds nothing.
+        Ok(ids
+            .iter()
+            .filter_map(|id| SessionId::parse(id).ok())
+            .collect())
+    }
+
+    async fn session_history(&self, subscriber: &PhoneNumber) -> Result<Vec<Session>, StoreError> {
+        let shard = self.keys.shard(Shard::of(subscriber));
+        let raw: Vec<Vec<u8>> = SESSION_HISTORY
+            .key(shard.history(subscriber))
+            .key(shard.sessions())
+            .key(shard.gone())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("reading a history"))?;
+        let text = |v: &Vec<u8>| (!v.is_empty()).then(|| String::from_utf8_lossy(v).into_owned());
+        raw.chunks_exact(3)
+            .map(|s| decode_session(&s[0], text(&s[1]).as_deref(), text(&s[2]).as_deref()))
+            .collect()
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let shard = self.keys.shard(id.shard());
+        let stored: Option<StoredSession> = READ_SESSION
+            .key(shard.sessions())
+            .key(shard.gone())
+            .arg(id.as_str())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("reading a session"))?;
+        stored.map(stored_session).transpose()
+    }
+
+    async fn claim_session(
+        &self,
+        subscribers: &[PhoneNumber],
+        caller: &Caller,
+        claim: &Claim,
+        not_instructed_before: Timestamp,
+        unreported: Option<&Session>,
+        ttl: Duration,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut by_shard: BTreeMap<Shard, Vec<&PhoneNumber>> = BTreeMap::new();
+        for subscriber in subscribers {
+            by_shard
+                .entry(Shard::of(subscriber))
+                .or_default()
+                .push(subscriber);
+        }
+        if let Some(session) = unreported {
+            by_shard.entry(session_shard(session)).or_default();
+        }
+        let request = ClaimRequest {
+            caller,
+            claim,
+            not_instructed_before,
+            ttl,
+        };
+        // With `store_unreported`, stores the unreported session when the
+        // shard has nothing to claim.
+        let claim_in = |shard: Shard, store_unreported: bool| {
+            let subscribers = by_shard.get(&shard).cloned().unwrap_or_default();
+            let request = &request;
+            let unreported = unreported.filter(|_| store_unreported);
+            async move {
+                self.claim_in_shard(shard, &subscribers, request, unreported)
+                    .await
+            }
+        };
+        // The usual case, a dedicated forwarding number (or subscribers
+        // sharing one that share a shard): one script, one round trip.
+        if by_shard.len() == 1 {
+            let shard = *by_shard.keys().next().expect("one shard");
+            return claim_in(shard, true).await;
+        }
+        // Subscribers of several shards share the forwarding number: no
+        // script may span shards, so look first, then claim shard by shard,
+        // best entry first. A session is still claimed once: its entries
+        // live in its own shard, and only a claim there can take them.
+        // (Only an unambiguous subscriber gets an unreported session, so
+        // there is none to store here but in the degenerate case above.)
+        let peeks = join_all(by_shard.iter().map(|(shard, subscribers)| async move {
+            let peek = self
+                .peek_claim(
+                    *shard,
+                    subscribers,
+                    caller,
+                    &claim.call_sid,
+                    not_instructed_before,
+                )
+                .await;
+            (*shard, peek)
+        }))
+        .await;
+        let mut ranked = Vec::new();
+        for (shard, peek) in peeks {
+            match peek? {
+                // A retried webhook: that shard hands its session back.
+                (true, _) => return claim_in(shard, false).await,
+                (false, Some(best)) => ranked.push((best, shard)),
+                (false, None) => {}
+            }
+        }
+        ranked.sort_by(|a, b| b.cmp(a));
+        for (_, shard) in ranked {
+            if let Some(session) = claim_in(shard, false).await? {
+                return Ok(Some(session));
+            }
+        }
+        match unreported {
+            Some(session) => claim_in(session_shard(session), true).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn awaiting_sessions(
+        &self,
+        subscriber: &PhoneNumber,
+        caller: &Caller,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .zrange(
+                self.keys
+                    .shard(Shard::of(subscriber))
+                    .awaiting(subscriber, caller),
+                0,
+                -1,
+            )
+            .await
+            .map_err(self.failed("reading awaiting sessions"))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| SessionId::parse(id).ok())
+            .collect())
+    }
+
+    async fn take_due_forwards(
+        &self,
+        instructed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let cutoff = format!("({}", instructed_before.unix_millis());
+        let listed = Shard::all().map(|shard| {
+            let cutoff = &cutoff;
+            async move {
+                let entries: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.shard(shard).due())
+                    .arg("-inf")
+                    .arg(cutoff)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(self.failed("taking due forwards"))?;
+                Ok::<_, StoreError>((shard, entries))
+            }
+        });
+        let oldest = Self::oldest(try_join_all(listed).await?, limit);
+        let takes = by_shard(&oldest)
+            .into_iter()
+            .map(|(shard, ids)| async move {
+                TAKE_DUE
+                    .key(self.keys.shard(shard).due())
+                    .arg(ids)
+                    .invoke_async::<Vec<String>>(&mut self.conn())
+                    .await
+                    .map_err(self.failed("taking due forwards"))
+            });
+        let taken: HashSet<String> = try_join_all(takes).await?.into_iter().flatten().collect();
+        Ok(oldest
+            .into_iter()
+            .filter(|(_, id)| taken.contains(id))
+            .filter_map(|(_, id)| SessionId::parse(&id).ok())
+            .collect())
+    }
+
+    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError> {
+        let listed = Shard::all().map(|shard| async move {
+            let keys = self.keys.shard(shard);
+            let entries: Vec<(String, f64)> = IDLE_SESSIONS
+                .key(keys.idle())
+                .key(keys.sessions())
+                .key(keys.gone())
+                .arg(limit)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(self.failed("taking idle sessions"))?;
+            Ok::<_, StoreError>((shard, entries))
+        });
+        let oldest = Self::oldest(try_join_all(listed).await?, limit);
+        let takes = by_shard(&oldest)
+            .into_iter()
+            .map(|(shard, ids)| async move {
+                let keys = self.keys.shard(shard);
+                TAKE_IDLE
+                    .key(keys.idle())
+                    .key(keys.sessions())
+                    .key(keys.gone())
+                    .arg(ids)
+                    .invoke_async::<Vec<(String, u64)>>(&mut self.conn())
+                    .await
+                    .map_err(self.failed("taking idle sessions"))
+            });
+        Ok(try_join_all(takes)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, version)| Some((SessionId::parse(&id).ok()?, version)))
+            .collect())
+    }
+
+    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
+        // Once per forwarded call (its final status), which names no
+        // subscriber: ask every shard, at once.
+        let reads = Shard::all().map(|shard| async move {
+            self.conn()
+                .get::<_, Option<String>>(self.keys.shard(shard).call(call_sid))
+                .await
+                .map_err(self.failed("reading the session of a call"))
+        });
+        Ok(try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .find_map(|id| SessionId::parse(&id).ok()))
+    }
+}
+
+impl RedisStore {
+    /// The keys and arguments shared by the session-writing scripts.
+    fn session_write(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        session: &Session,
+        ttl: Duration,
+    ) {
+        let shard = self.keys.shard(session_shard(session));
+        let subscriber = session.subscriber();
+        invocation
+            .key(shard.sessions())
+            .key(shard.gone())
+            .key(shard.awaiting(subscriber, session.caller()))
+            .key(shard.open(subscriber))
+            .key(shard.due())
+            .key(shard.idle())
+            .key(shard.history(subscriber));
+        if let Some(call_id) = session.device_call_id() {
+            invocation.key(shard.device_call(subscriber, call_id));
+        }
+        invocation
+            .arg(encode_session(session))
+            .arg(millis(ttl))
+            .arg(flag(session.awaits_forwarded_call()))
+            .arg(session.id().as_str())
+            .arg(
+                session
+                    .timeline()
+                    .instructed_at
+                    .map_or(0, |t| t.unix_millis()),
+            )
+            .arg(flag(session.is_over()))
+            .arg(millis(SWEEP_GRACE))
+            .arg(session.began_at_millis());
+    }
+
+    /// One shard's claim (see [`CLAIM_SESSION`]).
+    async fn claim_in_shard(
+        &self,
+        shard: Shard,
+        subscribers: &[&PhoneNumber],
+        request: &ClaimRequest<'_>,
+        unreported: Option<&Session>,
+    ) -> Result<Option<Session>, StoreError> {
+        let ClaimRequest {
+            caller,
+            claim,
+            not_instructed_before,
+            ttl,
+        } = *request;
+        let keys = self.keys.shard(shard);
+        let mut invocation = CLAIM_SESSION.prepare_invoke();
+        invocation
+            .key(keys.sessions())
+            .key(keys.gone())
+            .key(keys.due())
+            .key(keys.idle())
+            .key(keys.call(&claim.call_sid));
+        for subscriber in subscribers {
+            invocation.key(keys.awaiting(subscriber, caller));
+        }
+        invocation
+            .arg(subscribers.len())
+            .arg(not_instructed_before.unix_millis())
+            .arg(serde_json::to_string(claim).context("encoding a claim")?)
+            .arg(millis(ttl))
+            .arg(
+                Timestamp::now()
+                    .after(RESPONSE_TIMEOUT + CLOCK_SKEW_ALLOWANCE)
+                    .unix_millis(),
+            )
+            .arg(millis(SWEEP_GRACE));
+        if let Some(session) = unreported {
+            invocation
+                .key(keys.history(session.subscriber()))
+                .arg(session.id().as_str())
+                .arg(encode_session(session))
+                .arg(session.began_at_millis());
+        }
+        let claimed: Option<StoredSession> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("claiming a session"))?;
+        claimed.map(stored_session).transpose()
+    }
+
+    /// What [`PEEK_CLAIM`] sees in one shard: whether the call took one of
+    /// its sessions already, and the best claimable entry's time.
+    async fn peek_claim(
+        &self,
+        shard: Shard,
+        subscribers: &[&PhoneNumber],
+        caller: &Caller,
+        call_sid: &CallSid,
+        not_instructed_before: Timestamp,
+    ) -> Result<(bool, Option<i64>), StoreError> {
+        let keys = self.keys.shard(shard);
+        let mut invocation = PEEK_CLAIM.prepare_invoke();
+        invocation
+            .key(keys.sessions())
+            .key(keys.gone())
+            .key(keys.call(call_sid));
+        for subscriber in subscribers {
+            invocation.key(keys.awaiting(subscriber, caller));
+        }
+        let (taken, best): (i64, i64) = invocation
+            .arg(not_instructed_before.unix_millis())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.failed("claiming a session"))?;
+        Ok((taken == 1, (best >= 0).then_some(best)))
+    }
+
+    /// The oldest `limit` of what the shards listed (id and score), oldest
+    /// first. Listing is a read; the take that follows is atomic per shard,
+    /// so an entry is still handed out once when instances sweep together.
+    fn oldest(listed: Vec<(Shard, Vec<(String, f64)>)>, limit: usize) -> Vec<(Shard, String)> {
+        let mut oldest: Vec<(f64, Shard, String)> = listed
+            .into_iter()
+            .flat_map(|(shard, entries)| entries.into_iter().map(move |(id, at)| (at, shard, id)))
+            .collect();
+        oldest.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+        oldest.truncate(limit);
+        oldest
+            .into_iter()
+            .map(|(_, shard, id)| (shard, id))
+            .collect()
+    }
+}
+
+/// What a forwarded call claims with, in every shard it tries.
+#[derive(Clone, Copy)]
+struct ClaimRequest<'a> {
+    caller: &'a Caller,
+    claim: &'a Claim,
+    not_instructed_before: Timestamp,
+    ttl: Duration,
+}
+
+/// The shard a session is kept in: its subscriber's, which its id names
+/// (ids from [`SessionId::generate_for`]).
+fn session_shard(session: &Session) -> Shard {
+    Shard::of(session.subscriber())
+}
+
+/// The ids of `entries`, by shard, in their order.
+fn by_shard(entries: &[(Shard, String)]) -> BTreeMap<Shard, Vec<&str>> {
+    let mut grouped: BTreeMap<Shard, Vec<&str>> = BTreeMap::new();
+    for (shard, id) in entries {
+        grouped.entry(*shard).or_default().push(id);
+    }
+    grouped
+}
+
+fn flag(on: bool) -> &'static str {
+    if on { "1" } else { "0" }
+}
