@@ -32,6 +32,9 @@ pub struct Config {
     pub redis: Option<RedisTarget>,
     /// `REDIS_KEY_PREFIX`: namespace of every Redis key. Default `ringrelay`.
     pub redis_key_prefix: String,
+    /// `REDIS_TLS_INSECURE`: `rediss://` connections accept any certificate
+    /// (Heroku Redis's are self-signed). Default false.
+    pub redis_tls_insecure: bool,
     /// `ADMIN_TOKEN`: bearer of the admin API; unset → the admin API answers 503.
     pub admin_token: Option<SecretString>,
     /// The CPaaS providers configured by their variables (`TWILIO_AUTH_TOKEN`,
@@ -227,6 +230,7 @@ struct RawVars {
     redis_sentinel_urls: Option<String>,
     redis_sentinel_master: Option<String>,
     redis_key_prefix: Option<String>,
+    redis_tls_insecure: Option<String>,
     admin_token: Option<String>,
     webhook_secret: Option<String>,
     default_region: Option<String>,
@@ -388,6 +392,7 @@ impl Config {
             TargetPolicy::PublicOnly
         };
         let trust_proxy = flag("TRUST_PROXY", raw.trust_proxy)?;
+        let redis_tls_insecure = flag("REDIS_TLS_INSECURE", raw.redis_tls_insecure)?;
         let max_streams = usize::try_from(positive("MAX_STREAMS", raw.max_streams, 10_000)?)
             .unwrap_or(usize::MAX);
         let max_streams_per_destination = usize::try_from(positive(
@@ -431,6 +436,7 @@ impl Config {
             public_base_url,
             redis,
             redis_key_prefix,
+            redis_tls_insecure,
             admin_token: raw.admin_token.map(SecretString::from),
             providers,
             webhook_secret,
@@ -461,6 +467,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "REDIS_SENTINEL_URLS",
     "REDIS_SENTINEL_MASTER",
     "REDIS_KEY_PREFIX",
+    "REDIS_TLS_INSECURE",
     "ADMIN_TOKEN",
     "WEBHOOK_SECRET",
     "DEFAULT_REGION",

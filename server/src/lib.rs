@@ -20,6 +20,7 @@ pub mod listing;
 pub mod metrics;
 pub mod notify;
 pub mod providers;
+pub mod redis;
 pub mod registry;
 pub mod rotation;
 pub mod startup;

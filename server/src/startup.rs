@@ -21,8 +21,8 @@ use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
+use crate::redis::{Certificates, RedisConnection};
 use crate::registry::Registry;
-use crate::store::connection::RedisConnection;
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::subscriber_cache::SubscriberCache;
 use crate::telemetry::RequestSpan;
@@ -55,10 +55,15 @@ impl Application {
         let streams = CancellationToken::new();
         let deliveries = TaskTracker::new();
         // One connection for the store and the bus, made here alone.
+        let certificates = if config.redis_tls_insecure {
+            Certificates::AcceptAny
+        } else {
+            Certificates::Verify
+        };
         let redis = config
             .redis
             .as_ref()
-            .map(RedisConnection::open)
+            .map(|target| RedisConnection::open(target, certificates))
             .transpose()?;
         let store: Arc<dyn Store> = match &redis {
             None => Arc::new(MemoryStore::new()),

@@ -26,7 +26,7 @@ use super::events::Event;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionId;
 use crate::domain::subscriber::DestinationId;
-use crate::store::connection::RedisConnection;
+use crate::redis::RedisConnection;
 
 /// An event as a live stream sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,6 @@
 //! Redis (several instances sharing one server, a Sentinel-managed primary
 //! or a Redis Cluster). Both pass one conformance suite (`tests/api/store.rs`).
 
-pub mod connection;
 pub mod encoding;
 mod last_known;
 mod memory;
@@ -22,7 +21,6 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{Claim, Session, SessionId, Timestamp};
 use crate::domain::subscriber::Subscriber;
 
-pub use self::connection::RedisConnection;
 pub use self::last_known::LastKnownSubscribers;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;

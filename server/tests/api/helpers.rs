@@ -10,8 +10,9 @@ use std::time::Duration;
 use ringrelay_server::clock::WallClock;
 use ringrelay_server::config::{Config, RedisTarget};
 use ringrelay_server::domain::session::Timestamp;
+use ringrelay_server::redis::{Certificates, RedisConnection};
 use ringrelay_server::startup::Application;
-use ringrelay_server::store::{RedisConnection, RedisStore};
+use ringrelay_server::store::RedisStore;
 
 use crate::servers::{SENTINEL_MASTER, TestRedis, TestRedisCluster, TestSentinel};
 use serde_json::{Value, json};
@@ -32,7 +33,8 @@ pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
 
 /// The service's connection to the standalone Redis at `url`.
 pub fn redis_connection(url: &str) -> RedisConnection {
-    RedisConnection::open(&RedisTarget::standalone(url)).expect("a valid Redis URL")
+    RedisConnection::open(&RedisTarget::standalone(url), Certificates::Verify)
+        .expect("a valid Redis URL")
 }
 
 /// A store on the standalone Redis at `url`, its keys under `prefix`.
@@ -85,7 +87,7 @@ impl Backend {
     pub fn redis_store(&self, prefix: &str) -> RedisStore {
         let target = self.redis_target().expect("a Redis backend");
         RedisStore::new(
-            RedisConnection::open(&target).expect("a valid target"),
+            RedisConnection::open(&target, Certificates::Verify).expect("a valid target"),
             prefix,
         )
     }

@@ -52,9 +52,9 @@ use async_trait::async_trait;
 use redis::RedisError;
 
 use self::keys::Keys;
-use super::connection::RedisConnection;
 use super::{Store, StoreError};
 use crate::metrics::Metrics;
+use crate::redis::RedisConnection;
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -120,7 +120,7 @@ fn redis_error(context: &'static str) -> impl FnOnce(RedisError) -> StoreError {
             || err.is_connection_refusal()
             || err.is_unrecoverable_error()
             // Still loading, or failing over, after the retries gave up.
-            || super::connection::says_wait(&err);
+            || crate::redis::says_wait(&err);
         let err = anyhow::Error::new(err).context(context);
         if unavailable {
             StoreError::Unavailable(err)

@@ -17,11 +17,9 @@ use super::{RedisStore, decode, millis};
 use crate::domain::dial::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{Claim, Session, SessionId, Shard, Timestamp};
+use crate::redis::RESPONSE_TIMEOUT;
 use crate::store::encoding::encode_session;
 use crate::store::{SWEEP_GRACE, SessionCreated, SessionStore, StoreError};
-
-/// How long a command may take before the caller gives up on it.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How far this host's clock and Redis's may disagree: a claim's deadline
 /// is read on Redis's clock. (A claim applied late within this margin is
