@@ -79,6 +79,9 @@ pub struct Config {
     pub trust_proxy: bool,
     /// `MAX_STREAMS`: live event streams one instance keeps open. Default 10000.
     pub max_streams: usize,
+    /// `SUBSCRIBER_CACHE_ENTRIES`: subscribers one instance keeps in memory,
+    /// the most recently used. Default 50000.
+    pub subscriber_cache_entries: usize,
     /// `MAX_STREAMS_PER_DESTINATION`: live streams per destination. Default 8.
     pub max_streams_per_destination: usize,
     /// Not a variable: the call flow's clock. The system's, but where a
@@ -245,6 +248,7 @@ struct RawVars {
     allow_private_webhooks: Option<String>,
     trust_proxy: Option<String>,
     max_streams: Option<String>,
+    subscriber_cache_entries: Option<String>,
     max_streams_per_destination: Option<String>,
     fly_app_name: Option<String>,
     heroku_app_default_domain_name: Option<String>,
@@ -395,6 +399,12 @@ impl Config {
         let redis_tls_insecure = flag("REDIS_TLS_INSECURE", raw.redis_tls_insecure)?;
         let max_streams = usize::try_from(positive("MAX_STREAMS", raw.max_streams, 10_000)?)
             .unwrap_or(usize::MAX);
+        let subscriber_cache_entries = usize::try_from(positive(
+            "SUBSCRIBER_CACHE_ENTRIES",
+            raw.subscriber_cache_entries,
+            crate::subscribers::cache::DEFAULT_ENTRIES as u64,
+        )?)
+        .unwrap_or(usize::MAX);
         let max_streams_per_destination = usize::try_from(positive(
             "MAX_STREAMS_PER_DESTINATION",
             raw.max_streams_per_destination,
@@ -452,6 +462,7 @@ impl Config {
             webhook_targets,
             trust_proxy,
             max_streams,
+            subscriber_cache_entries,
             max_streams_per_destination,
             clock: WallClock::System,
         })
@@ -482,6 +493,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "ALLOW_PRIVATE_WEBHOOKS",
     "TRUST_PROXY",
     "MAX_STREAMS",
+    "SUBSCRIBER_CACHE_ENTRIES",
     "MAX_STREAMS_PER_DESTINATION",
     "FLY_APP_NAME",
     "HEROKU_APP_DEFAULT_DOMAIN_NAME",

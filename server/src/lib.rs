@@ -5,7 +5,6 @@
 //! the carrier forwards to a CPaaS number with markup that dials the chosen
 //! destination. See README.md for the whole flow.
 
-pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -16,15 +15,13 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-pub mod listing;
 pub mod metrics;
 pub mod notify;
 pub mod providers;
 pub mod redis;
-pub mod registry;
 pub mod rotation;
 pub mod startup;
 pub mod store;
-pub mod subscriber_cache;
+pub mod subscribers;
 pub mod telemetry;
 pub mod templates;

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
-use crate::admin::AdminService;
 use crate::config::{Config, RedisTarget};
 use crate::domain::subscriber::SpecRules;
 use crate::flow::{CallFlow, FlowSettings};
@@ -22,9 +21,8 @@ use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::webhooks::{RetryPolicy, WebhookSender};
 use crate::redis::{Certificates, RedisConnection};
-use crate::registry::Registry;
 use crate::store::{MemoryStore, RedisStore, Store};
-use crate::subscriber_cache::SubscriberCache;
+use crate::subscribers::{AdminService, Registry, Subscribers};
 use crate::telemetry::RequestSpan;
 use crate::templates::Templates;
 
@@ -41,6 +39,10 @@ pub struct Application {
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a new connection has to send a request's head.
 const REQUEST_HEAD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long the start waits for the subscribers' warm-up (it goes on in
+/// the background past that): `/healthz` answers within 2 s of start.
+const WARM_UP_WAIT: Duration = Duration::from_secs(1);
 
 /// How long in-flight requests may take to finish on shutdown.
 const DRAIN_REQUESTS: Duration = Duration::from_secs(5);
@@ -76,28 +78,27 @@ impl Application {
             None => EventBus::in_process(),
             Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
         };
-        // Every subscriber, kept fresh by the bus. Loaded once before
-        // serving, so that the first call finds them (and an instance
-        // started just before the store goes away can still dial them); in
-        // the background, retrying, while the store is down.
-        let subscribers = Arc::new(SubscriberCache::new(bus.clone(), metrics.clone()));
-        let mut keeper = subscribers.keeper(store.clone());
-        match keeper.load().await {
-            Ok(count) => tracing::info!(count, "subscribers cached"),
-            Err(err) => tracing::warn!(
-                error = format!("{err:#}"),
-                "cannot read the subscribers yet; the voice routes ask the store until they are cached"
-            ),
-        }
-        tokio::spawn(keeper.run(streams.clone()));
-        let registry = Registry::new(
+        // The subscribers, the most recently used cached and kept current
+        // by the bus (in the background: nothing is loaded before serving).
+        let subscribers = Arc::new(Subscribers::new(
             store.clone(),
+            bus.clone(),
+            metrics.clone(),
+            config.subscriber_cache_entries,
+        ));
+        tokio::spawn(subscribers.clone().keep(streams.clone()));
+        // A few before serving when they come quickly (an instance started
+        // just before Redis goes away can dial them); never holding up the
+        // start for long, whatever the number of subscribers.
+        let mut warming = tokio::spawn(subscribers.clone().warm_up());
+        let _ = tokio::time::timeout(WARM_UP_WAIT, &mut warming).await;
+        let registry = Registry::new(
+            subscribers.clone(),
             SpecRules {
                 region: config.default_region,
                 webhooks_can_be_signed: config.webhook_secret.is_some(),
                 webhook_targets: config.webhook_targets,
             },
-            subscribers.clone(),
         );
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("TEMPLATES_DIR")?;

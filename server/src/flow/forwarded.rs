@@ -18,7 +18,6 @@ use crate::domain::session::{
     SessionState,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
-use crate::metrics::LookupSource;
 use crate::providers::{
     CallScript, Dial, DialTarget, InboundCall, ProviderRoutes, Screening, StatusReport, Step,
 };
@@ -44,32 +43,11 @@ impl CallFlow {
         };
         let forwarded_from = call.forwarded_from.as_ref();
         // The cache first: when it vouches, the claim is the one round trip.
-        let candidates: Vec<Arc<Subscriber>> = if let Some(found) =
-            self.subscribers.candidates(forwarded_from, to)
-        {
-            self.metrics.subscriber_lookup(LookupSource::Cache);
-            found
-        } else {
-            match self
-                .store
-                .candidates_for_forwarded_call(forwarded_from, to)
-                .await
-            {
-                Ok(records) => {
-                    self.metrics.subscriber_lookup(LookupSource::Store);
-                    self.subscribers.read(records.iter().map(|r| &r.subscriber));
-                    records
-                        .into_iter()
-                        .map(|r| Arc::new(r.subscriber))
-                        .collect()
-                }
-                Err(err) => {
-                    self.metrics.subscriber_lookup(LookupSource::LastKnown);
-                    tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "store failed; using last known subscribers");
-                    self.subscribers.last_known_candidates(forwarded_from, to)
-                }
-            }
-        };
+        let candidates: Vec<Arc<Subscriber>> = self
+            .subscribers
+            .for_forwarded_call(forwarded_from, to)
+            .await
+            .subscribers;
         if candidates.is_empty() {
             tracing::info!(call_sid = %call.call_id, to = %to, "forwarded call matches no subscriber");
             return self.unknown_call();

@@ -9,8 +9,8 @@ use super::{CallFlow, FlowError};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{CancelReason, Instruction, Session, SessionId, SessionState};
 use crate::domain::subscriber::Subscriber;
-use crate::listing::{Page, SessionCursor};
 use crate::store::StoreError;
+use crate::subscribers::listing::{Page, SessionCursor};
 
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

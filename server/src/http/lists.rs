@@ -13,7 +13,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionState;
 use crate::domain::subscriber::{FieldError, Subscriber};
 use crate::flow::SessionFilter;
-use crate::listing::{SessionCursor, SubscriberCursor, parse_limit};
+use crate::subscribers::listing::{SessionCursor, SubscriberCursor, parse_limit};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

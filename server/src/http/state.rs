@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::admin::AdminService;
 use crate::config::{Config, PublicBaseUrl};
 use crate::domain::phone::Region;
 use crate::flow::CallFlow;
 use crate::metrics::Metrics;
 use crate::notify::bus::StreamLimits;
 use crate::providers::Providers;
-use crate::registry::Registry;
+use crate::subscribers::{AdminService, Registry};
 
 pub struct AppState {
     pub settings: EdgeSettings,

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    HISTORY_CAP, RateLimits, SWEEP_GRACE, SessionCreated, SessionStore, Store, StoreError,
-    SubscriberRecord, SubscriberStore, WindowCount,
+    ForwardedCallSubscribers, HISTORY_CAP, RateLimits, SWEEP_GRACE, SessionCreated, SessionStore,
+    Store, StoreError, SubscriberRecord, SubscriberStore, WindowCount,
 };
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
@@ -316,11 +316,11 @@ impl SubscriberStore for MemoryStore {
         &self,
         forwarded_from: Option<&PhoneNumber>,
         to: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError> {
-        if let Some(record) = forwarded_from.and_then(|n| self.lock().subscribers.get(n).cloned()) {
-            return Ok(vec![record]);
-        }
-        Ok(self.forwarding_to(to))
+    ) -> Result<ForwardedCallSubscribers, StoreError> {
+        Ok(ForwardedCallSubscribers {
+            forwarded_from: forwarded_from.and_then(|n| self.lock().subscribers.get(n).cloned()),
+            forwarding_to: Some(self.forwarding_to(to)),
+        })
     }
 }
 

@@ -5,7 +5,6 @@
 //! or a Redis Cluster). Both pass one conformance suite (`tests/api/store.rs`).
 
 pub mod encoding;
-mod last_known;
 mod memory;
 mod redis;
 
@@ -21,7 +20,6 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{Claim, Session, SessionId, Timestamp};
 use crate::domain::subscriber::Subscriber;
 
-pub use self::last_known::LastKnownSubscribers;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
@@ -87,14 +85,36 @@ pub trait SubscriberStore: Send + Sync + 'static {
     /// still checks it against the owner's current credentials.
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError>;
 
-    /// The subscribers a forwarded call may belong to: `forwarded_from` when
-    /// that is a known subscriber, otherwise every subscriber forwarding to
-    /// `to`. One round trip.
+    /// What a forwarded call's subscribers are found from: subscriber
+    /// `forwarded_from` (when given), and every subscriber forwarding to
+    /// `to`; [`ForwardedCallSubscribers::candidates`] applies the rule. One
+    /// round trip.
     async fn candidates_for_forwarded_call(
         &self,
         forwarded_from: Option<&PhoneNumber>,
         to: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError>;
+    ) -> Result<ForwardedCallSubscribers, StoreError>;
+}
+
+/// The subscribers read for a forwarded call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedCallSubscribers {
+    /// Subscriber `forwarded_from`, when one was named and is stored.
+    pub forwarded_from: Option<SubscriberRecord>,
+    /// Every subscriber forwarding to the called number, in number order;
+    /// `None` when not read (`forwarded_from` was found).
+    pub forwarding_to: Option<Vec<SubscriberRecord>>,
+}
+
+impl ForwardedCallSubscribers {
+    /// The subscribers the call may belong to: `forwarded_from` when it is
+    /// a subscriber, otherwise every subscriber forwarding to the number.
+    pub fn candidates(self) -> Vec<SubscriberRecord> {
+        match self.forwarded_from {
+            Some(record) => vec![record],
+            None => self.forwarding_to.unwrap_or_default(),
+        }
+    }
 }
 
 /// Sessions, and the indexes over them: awaiting a forwarded call, open,

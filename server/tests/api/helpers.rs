@@ -42,6 +42,28 @@ pub fn redis_store(url: &str, prefix: &str) -> RedisStore {
     RedisStore::new(redis_connection(url), prefix)
 }
 
+/// A registry of its own on `store` (as another instance's would be),
+/// with `config`'s rules, caching nothing it is not asked for.
+pub fn registry_on(
+    store: Arc<dyn ringrelay_server::store::Store>,
+    config: &Config,
+) -> ringrelay_server::subscribers::Registry {
+    use ringrelay_server::subscribers::{Registry, Subscribers};
+    Registry::new(
+        Arc::new(Subscribers::new(
+            store,
+            ringrelay_server::notify::bus::EventBus::in_process(),
+            Arc::default(),
+            16,
+        )),
+        ringrelay_server::domain::subscriber::SpecRules {
+            region: config.default_region,
+            webhooks_can_be_signed: true,
+            webhook_targets: config.webhook_targets,
+        },
+    )
+}
+
 /// A key prefix no other test uses.
 pub fn unique_prefix() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use ringrelay_server::domain::subscriber::SpecRules;
-use ringrelay_server::registry::Registry;
 use ringrelay_server::startup::Application;
 use serde_json::Value;
 
@@ -61,15 +59,7 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
         &app.backend.test_redis().url(),
         &app.config.redis_key_prefix,
     );
-    let registry = Registry::new(
-        Arc::new(store),
-        SpecRules {
-            region: app.config.default_region,
-            webhooks_can_be_signed: true,
-            webhook_targets: app.config.webhook_targets,
-        },
-        Arc::default(),
-    );
+    let registry = crate::helpers::registry_on(Arc::new(store), &app.config);
     let (owner, _) = registry
         .authenticate(&device_token)
         .await

@@ -70,6 +70,7 @@ async fn forwarding_to(store: &dyn Store, number: &PhoneNumber) -> Vec<Subscribe
         .candidates_for_forwarded_call(None, number)
         .await
         .unwrap()
+        .candidates()
 }
 
 fn number(s: &str) -> PhoneNumber {
@@ -886,8 +887,8 @@ both_backends! {
             store.put_subscriber(r).await.unwrap();
         }
 
-        let from_bob = store.candidates_for_forwarded_call(Some(&number(BOB)), &number(SHARED_FWD)).await.unwrap();
-        let from_carol = store.candidates_for_forwarded_call(Some(&number(CAROL)), &number(SHARED_FWD)).await.unwrap();
+        let from_bob = store.candidates_for_forwarded_call(Some(&number(BOB)), &number(SHARED_FWD)).await.unwrap().candidates();
+        let from_carol = store.candidates_for_forwarded_call(Some(&number(CAROL)), &number(SHARED_FWD)).await.unwrap().candidates();
 
         assert_eq!(from_bob, vec![bob]);
         assert_eq!(from_carol, vec![carol], "a known ForwardedFrom wins even off its forwarding number");
@@ -904,8 +905,8 @@ both_backends! {
         }
         let unknown = number("+12025550199");
 
-        let without = store.candidates_for_forwarded_call(None, &number(SHARED_FWD)).await.unwrap();
-        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(SHARED_FWD)).await.unwrap();
+        let without = store.candidates_for_forwarded_call(None, &number(SHARED_FWD)).await.unwrap().candidates();
+        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(SHARED_FWD)).await.unwrap().candidates();
 
         assert_eq!(without, vec![alice.clone(), bob.clone(), carol.clone()]);
         assert_eq!(from_unknown, vec![alice, bob, carol]);
@@ -916,8 +917,8 @@ both_backends! {
         store.put_subscriber(&record(ALICE, SHARED_FWD, &["desk"])).await.unwrap();
         let unknown = number("+12025550199");
 
-        let without = store.candidates_for_forwarded_call(None, &number(OTHER_FWD)).await.unwrap();
-        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(OTHER_FWD)).await.unwrap();
+        let without = store.candidates_for_forwarded_call(None, &number(OTHER_FWD)).await.unwrap().candidates();
+        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(OTHER_FWD)).await.unwrap().candidates();
 
         assert_eq!(without, vec![]);
         assert_eq!(from_unknown, vec![]);

@@ -11,7 +11,7 @@ use super::{RedisStore, decode};
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::DestinationId;
-use crate::store::{StoreError, SubscriberRecord, SubscriberStore};
+use crate::store::{ForwardedCallSubscribers, StoreError, SubscriberRecord, SubscriberStore};
 
 #[async_trait]
 impl SubscriberStore for RedisStore {
@@ -224,7 +224,7 @@ impl SubscriberStore for RedisStore {
         &self,
         forwarded_from: Option<&PhoneNumber>,
         to: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+    ) -> Result<ForwardedCallSubscribers, StoreError> {
         self.candidates(forwarded_from, to).await
     }
 }
@@ -248,7 +248,7 @@ impl RedisStore {
         &self,
         prefer: Option<&PhoneNumber>,
         forwarding_number: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+    ) -> Result<ForwardedCallSubscribers, StoreError> {
         let preferred = async {
             match prefer {
                 Some(number) => self.subscriber(number).await,
@@ -263,7 +263,10 @@ impl RedisStore {
         };
         let (preferred, members) = futures_util::future::try_join(preferred, members).await?;
         if let Some(record) = preferred {
-            return Ok(vec![record]);
+            return Ok(ForwardedCallSubscribers {
+                forwarded_from: Some(record),
+                forwarding_to: None,
+            });
         }
         let mut records: Vec<SubscriberRecord> = self
             .records(&members)
@@ -273,7 +276,10 @@ impl RedisStore {
             .filter(|r| r.subscriber.forwarding_number == *forwarding_number)
             .collect();
         records.sort_by(|a, b| a.subscriber.number.cmp(&b.subscriber.number));
-        Ok(records)
+        Ok(ForwardedCallSubscribers {
+            forwarded_from: None,
+            forwarding_to: Some(records),
+        })
     }
 }
 

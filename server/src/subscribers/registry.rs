@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow};
 use serde::Deserialize;
 
+use super::Subscribers;
 use crate::domain::credentials::{
     Credentials, IssuedTokens, NewToken, TokenHash, TokenOwner, TokenPolicy,
 };
@@ -16,13 +17,12 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::session::Timestamp;
 use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
 use crate::store::{Store, StoreError, SubscriberRecord, WindowCount};
-use crate::subscriber_cache::SubscriberCache;
 
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
     rules: SpecRules,
-    subscribers: Arc<SubscriberCache>,
+    subscribers: Arc<Subscribers>,
 }
 
 /// The outcome of a registration.
@@ -43,9 +43,9 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>, rules: SpecRules, subscribers: Arc<SubscriberCache>) -> Self {
+    pub fn new(subscribers: Arc<Subscribers>, rules: SpecRules) -> Self {
         Self {
-            store,
+            store: subscribers.store().clone(),
             rules,
             subscribers,
         }
@@ -76,7 +76,12 @@ impl Registry {
             credentials,
         };
         let replaced = self.store.put_subscriber(&record).await?;
-        self.subscribers.written(&record.subscriber).await;
+        self.subscribers
+            .written(
+                &record.subscriber,
+                previous.as_ref().map(|p| &p.subscriber.forwarding_number),
+            )
+            .await;
         Ok(Registration {
             subscriber: record.subscriber,
             created: !replaced,
@@ -115,14 +120,19 @@ impl Registry {
         };
         record.subscriber.dnd_until = until;
         self.store.put_subscriber(&record).await?;
-        self.subscribers.written(&record.subscriber).await;
+        self.subscribers.written(&record.subscriber, None).await;
         Ok(Some(record.subscriber))
     }
 
     /// Removes a subscriber. Returns whether it existed.
     pub async fn remove(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
+        let forwarding = self
+            .store
+            .subscriber(number)
+            .await?
+            .map(|r| r.subscriber.forwarding_number);
         let removed = self.store.delete_subscriber(number).await?;
-        self.subscribers.removed(number).await;
+        self.subscribers.removed(number, forwarding.as_ref()).await;
         Ok(removed)
     }
 
@@ -262,13 +272,17 @@ mod tests {
 
     fn registry() -> Registry {
         Registry::new(
-            Arc::new(MemoryStore::new()),
+            Arc::new(Subscribers::new(
+                Arc::new(MemoryStore::new()),
+                crate::notify::bus::EventBus::in_process(),
+                Arc::default(),
+                10,
+            )),
             SpecRules {
                 region: Region::default(),
                 webhooks_can_be_signed: false,
                 webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
             },
-            Arc::default(),
         )
     }
 
