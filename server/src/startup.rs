@@ -33,6 +33,9 @@ pub struct Application {
     streams: CancellationToken,
     /// Background webhook deliveries, drained on shutdown.
     deliveries: TaskTracker,
+    /// The import of `SUBSCRIBERS_FILE`, when one runs: a failed one stops
+    /// the service.
+    import: Option<tokio::task::JoinHandle<anyhow::Result<u64>>>,
 }
 
 /// How long an idle keep-alive connection stays open.
@@ -71,6 +74,7 @@ impl Application {
             None => Arc::new(MemoryStore::new()),
             Some(connection) => Arc::new(
                 RedisStore::new(connection.clone(), &config.redis_key_prefix)
+                    .with_forward_timeout(config.forward_timeout)
                     .with_metrics(metrics.clone()),
             ),
         };
@@ -131,10 +135,14 @@ impl Application {
                 clock: config.clock.clone(),
             },
         ));
-        if let Some(path) = &config.subscribers_file {
-            let count = registry.load_file(path).await.context("SUBSCRIBERS_FILE")?;
-            tracing::info!(count, file = %path.display(), "subscribers loaded");
-        }
+        // In the background: the listener opens now, whatever its size.
+        let import = config
+            .subscribers_file
+            .as_deref()
+            .map(|path| registry.import(path))
+            .transpose()
+            .context("SUBSCRIBERS_FILE")?
+            .map(|import| import.done);
 
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
@@ -193,6 +201,7 @@ impl Application {
             server,
             streams,
             deliveries,
+            import,
         })
     }
 
@@ -207,11 +216,25 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops gracefully: no new
     /// connections, live streams closed, in-flight requests finished (up to
-    /// 5 s), queued notifications delivered (up to 5 s more).
+    /// 5 s), queued notifications delivered (up to 5 s more). A failed
+    /// import of `SUBSCRIBERS_FILE` stops it the same way, and is the error.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        shutdown.await;
+        let import_failed = async {
+            match self.import {
+                Some(import) => match import.await {
+                    Ok(Err(err)) => format!("SUBSCRIBERS_FILE: {err:#}"),
+                    Err(err) => format!("SUBSCRIBERS_FILE: the import stopped: {err}"),
+                    Ok(Ok(_)) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let failed = tokio::select! {
+            () = shutdown => None,
+            why = import_failed => Some(why),
+        };
         tracing::info!("shutting down");
         self.streams.cancel();
         handle.stop(true).await;
@@ -225,8 +248,12 @@ impl Application {
                 "shutdown left notifications undelivered"
             );
         }
-        server
+        let served = server
             .await
-            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        match failed {
+            Some(why) => Err(std::io::Error::other(why)),
+            None => served,
+        }
     }
 }

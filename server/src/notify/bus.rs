@@ -142,8 +142,9 @@ struct RedisChannel {
 /// About how many messages the Redis stream keeps: enough for a reader to
 /// catch up after a reconnect (seconds), few enough to stay small (a few MB).
 const BUS_BACKLOG: usize = 10_000;
-/// How long one read waits for news before it asks again.
-const READ_BLOCK: Duration = Duration::from_secs(5);
+/// How long one read waits for news before it asks again: an idle
+/// instance's reads cost Redis 3 commands a minute.
+const READ_BLOCK: Duration = Duration::from_secs(20);
 /// How many messages one read takes at most.
 const READ_BATCH: usize = 256;
 

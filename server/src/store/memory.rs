@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     ForwardedCallSubscribers, HISTORY_CAP, RateLimits, SWEEP_GRACE, SessionCreated, SessionStore,
-    Store, StoreError, SubscriberRecord, SubscriberStore, WindowCount,
+    Store, StoreError, SubscriberRecord, SubscriberStore, Swept, WindowCount,
 };
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::dial::CallSid;
@@ -474,11 +474,20 @@ impl SessionStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn take_due_forwards(
-        &self,
-        instructed_before: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError> {
+    async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError> {
+        Ok(Swept {
+            overdue: self.take_due_forwards(instructed_before, limit),
+            idle: self.take_idle_sessions(limit),
+        })
+    }
+
+    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
+        Ok(self.lock().calls.get(call_sid).cloned())
+    }
+}
+
+impl MemoryStore {
+    fn take_due_forwards(&self, instructed_before: Timestamp, limit: usize) -> Vec<SessionId> {
         let cutoff = instructed_before.unix_millis();
         let mut inner = self.lock();
         let due: Vec<_> = inner
@@ -491,10 +500,10 @@ impl SessionStore for MemoryStore {
         for entry in &due {
             inner.due.remove(entry);
         }
-        Ok(due.into_iter().map(|(_, id)| id).collect())
+        due.into_iter().map(|(_, id)| id).collect()
     }
 
-    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError> {
+    fn take_idle_sessions(&self, limit: usize) -> Vec<(SessionId, u64)> {
         let now = Instant::now();
         let mut inner = self.lock();
         let due: Vec<_> = inner
@@ -512,11 +521,7 @@ impl SessionStore for MemoryStore {
                 taken.push((entry.1, stored.version));
             }
         }
-        Ok(taken)
-    }
-
-    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
-        Ok(self.lock().calls.get(call_sid).cloned())
+        taken
     }
 }
 

@@ -60,6 +60,29 @@ pub trait SubscriberStore: Send + Sync + 'static {
         number: &PhoneNumber,
     ) -> Result<Option<SubscriberRecord>, StoreError>;
 
+    /// Creates or replaces many subscribers, as [`SubscriberStore::put_subscriber`]
+    /// does each (an import): on Redis all at once, in the round trips of
+    /// one.
+    async fn put_subscribers(&self, records: &[SubscriberRecord]) -> Result<(), StoreError> {
+        for record in records {
+            self.put_subscriber(record).await?;
+        }
+        Ok(())
+    }
+
+    /// Many subscribers at once, each when it exists: on Redis one round
+    /// trip (the reads share the connection).
+    async fn subscribers(
+        &self,
+        numbers: &[PhoneNumber],
+    ) -> Result<Vec<Option<SubscriberRecord>>, StoreError> {
+        let mut found = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            found.push(self.subscriber(number).await?);
+        }
+        Ok(found)
+    }
+
     /// Up to `limit` subscribers, in no particular order: what an instance
     /// remembers at start, so that it can dial them while the store is down.
     async fn some_subscribers(&self, limit: usize) -> Result<Vec<SubscriberRecord>, StoreError>;
@@ -182,20 +205,14 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Vec<SessionId>, StoreError>;
 
     /// Takes up to `limit` sessions that await a forwarded call since before
-    /// `instructed_before`: each is handed out once, to one caller, across
-    /// instances.
-    async fn take_due_forwards(
-        &self,
-        instructed_before: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError>;
-
-    /// Takes up to `limit` sessions whose lifetime ran out with no outcome,
-    /// each with its version then: each is handed out once, to one caller,
-    /// across instances. A write of a session that is not over lists it until
-    /// `ttl` after that write, and keeps its record [`SWEEP_GRACE`] longer,
-    /// so that a sweep can still end it.
-    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError>;
+    /// `instructed_before` (oldest first), and up to `limit` sessions whose
+    /// lifetime ran out with no outcome, each with its version then; drops
+    /// the records whose time came. Each session is handed out once, to one
+    /// caller, across instances. A write of a session that is not over lists
+    /// it as idle `ttl` after that write, and keeps its record
+    /// [`SWEEP_GRACE`] longer, so that a sweep can still end it. On Redis an
+    /// idle deployment's sweep is one command, whatever the number of shards.
+    async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError>;
 
     /// The session the forwarded call `call_sid` took, if any.
     async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError>;
@@ -217,6 +234,15 @@ pub const SWEEP_GRACE: Duration = Duration::from_secs(60);
 
 /// How many sessions of one subscriber [`Store::session_history`] keeps.
 pub const HISTORY_CAP: usize = 200;
+
+/// What a sweep took (see [`SessionStore::sweep`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Sessions whose forwarded call is overdue.
+    pub overdue: Vec<SessionId>,
+    /// Sessions whose lifetime ran out, with their version when taken.
+    pub idle: Vec<(SessionId, u64)>,
+}
 
 /// The outcome of [`Store::create_session`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -362,6 +362,24 @@ impl Cache {
         }
     }
 
+    /// News of a change to `number` that could not be read again (the
+    /// store failed): no longer vouched for, kept as last known (the store
+    /// is down: it may be what a call needs).
+    pub fn unsure(&self, number: &PhoneNumber, forwarding: &[PhoneNumber]) {
+        let mut state = self.lock();
+        state.news += 1;
+        if let Some(entry) = state.subscribers.entries.get_mut(number) {
+            entry.0.epoch = 0;
+            let held = entry.0.subscriber.forwarding_number.clone();
+            state.complete.remove(&held);
+        }
+        state.absent.remove(&Absent::Subscriber(number.clone()));
+        for f in forwarding {
+            state.complete.remove(f);
+            state.absent.remove(&Absent::Forwarding(f.clone()));
+        }
+    }
+
     /// Whether it vouches for subscriber `number`: news of it is then
     /// worth reading again rather than just dropping.
     pub fn holds(&self, number: &PhoneNumber) -> bool {

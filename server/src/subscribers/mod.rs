@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod import;
 pub mod listing;
 pub mod registry;
 
@@ -17,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use self::cache::{Cache, Cached};
+use self::import::{ImportProgress, ImportStatus};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::Subscriber;
 use crate::metrics::{LookupSource, Metrics};
@@ -43,6 +45,8 @@ pub struct Subscribers {
     cache: Cache,
     bus: EventBus,
     metrics: Arc<Metrics>,
+    /// The import of `SUBSCRIBERS_FILE`, when one was started.
+    import: std::sync::Mutex<Option<Arc<ImportProgress>>>,
 }
 
 impl Subscribers {
@@ -59,6 +63,7 @@ impl Subscribers {
             cache: Cache::new(cache_entries),
             bus,
             metrics,
+            import: std::sync::Mutex::default(),
         };
         subscribers
             .cache
@@ -203,6 +208,32 @@ impl Subscribers {
             .await;
     }
 
+    pub(crate) fn importing(&self, progress: Arc<ImportProgress>) {
+        *self.import.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+    }
+
+    /// How the import of `SUBSCRIBERS_FILE` is going, when there is one.
+    pub fn import_status(&self) -> Option<ImportStatus> {
+        self.import
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|p| p.status())
+    }
+
+    /// This instance imported `numbers` (which forwarded, before and after,
+    /// to `forwarding`): dropped here, and one piece of news for every
+    /// instance.
+    pub(crate) async fn imported(&self, numbers: Vec<PhoneNumber>, forwarding: Vec<PhoneNumber>) {
+        self.cache.dropped(&numbers, &forwarding);
+        self.bus
+            .subscribers_changed(SubscriberChange {
+                numbers,
+                forwarding,
+            })
+            .await;
+    }
+
     /// How many subscribers the cache holds.
     pub fn cached(&self) -> usize {
         self.cache.len()
@@ -294,9 +325,8 @@ impl Subscribers {
                     .cache
                     .changed(number, record.as_ref().map(|r| &r.subscriber)),
                 Err(err) => {
-                    tracing::debug!(error = format!("{err:#}"), subscriber = %number, "could not read a changed subscriber; dropped from the cache");
-                    self.cache
-                        .dropped(std::slice::from_ref(number), &change.forwarding);
+                    tracing::debug!(error = format!("{err:#}"), subscriber = %number, "could not read a changed subscriber; no longer vouched for");
+                    self.cache.unsure(number, &change.forwarding);
                 }
             }
         }

@@ -2,20 +2,13 @@
 //! with their tokens, telling whom a bearer token belongs to, and loading
 //! `SUBSCRIBERS_FILE` at start. The admin API and the file share this path.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow};
-use serde::Deserialize;
-
 use super::Subscribers;
-use crate::domain::credentials::{
-    Credentials, IssuedTokens, NewToken, TokenHash, TokenOwner, TokenPolicy,
-};
+use crate::domain::credentials::{Credentials, IssuedTokens, TokenHash, TokenOwner, TokenPolicy};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::Timestamp;
-use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
+use crate::domain::subscriber::{FieldError, SpecRules, Subscriber, SubscriberSpec};
 use crate::store::{Store, StoreError, SubscriberRecord, WindowCount};
 
 #[derive(Clone)]
@@ -53,6 +46,15 @@ impl Registry {
 
     pub fn rules(&self) -> SpecRules {
         self.rules
+    }
+
+    pub(super) fn subscribers(&self) -> &Arc<Subscribers> {
+        &self.subscribers
+    }
+
+    /// How the import of `SUBSCRIBERS_FILE` is going, when there is one.
+    pub fn import_status(&self) -> Option<super::import::ImportStatus> {
+        self.subscribers.import_status()
     }
 
     /// Creates or replaces the subscriber `number` from `spec`.
@@ -169,99 +171,6 @@ impl Registry {
             .authenticates(&owner, &presented)
             .then_some((owner, record.subscriber)))
     }
-
-    /// Upserts every subscriber of `SUBSCRIBERS_FILE`. Tokens the file sets
-    /// replace the stored ones; the others are kept, or made for new
-    /// subscribers (and obtained later with `?rotate_tokens=true`).
-    pub async fn load_file(&self, path: &Path) -> anyhow::Result<usize> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let entries = parse_subscribers_file(path, &text)?;
-        let count = entries.len();
-        for (i, entry) in entries.into_iter().enumerate() {
-            let at = format!("subscribers[{i}]");
-            let number = PhoneNumber::parse(&entry.number, self.rules.region)
-                .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
-            let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
-            self.register(number, entry.spec, policy)
-                .await
-                .map_err(|e| match e {
-                    RegistryError::Invalid(field) => anyhow!("{at}.{field}"),
-                    RegistryError::Store(store) => {
-                        anyhow::Error::new(store).context(format!("storing {at}"))
-                    }
-                })?;
-        }
-        Ok(count)
-    }
-}
-
-/// One entry of `SUBSCRIBERS_FILE`: the PUT body plus the number and
-/// optional fixed tokens.
-#[derive(Deserialize)]
-struct FileEntry {
-    number: String,
-    device_token: Option<String>,
-    #[serde(default)]
-    destination_tokens: BTreeMap<String, String>,
-    #[serde(flatten)]
-    spec: SubscriberSpec,
-}
-
-/// Tokens chosen by an operator must be long enough not to be guessed.
-const MIN_CHOSEN_TOKEN_LEN: usize = 16;
-
-impl FileEntry {
-    fn token_policy(&self) -> Result<TokenPolicy, String> {
-        let chosen = |field: String, token: &str| {
-            if token.len() < MIN_CHOSEN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
-                Err(format!(
-                    "{field}: must be at least {MIN_CHOSEN_TOKEN_LEN} characters without spaces"
-                ))
-            } else {
-                Ok(NewToken::chosen(token.to_owned()))
-            }
-        };
-        let device = self
-            .device_token
-            .as_deref()
-            .map(|t| chosen("device_token".into(), t))
-            .transpose()?;
-        let mut destinations = BTreeMap::new();
-        for (id, token) in &self.destination_tokens {
-            let field = format!("destination_tokens.{id}");
-            let parsed = DestinationId::parse(id).map_err(|m| format!("{field}: {m}"))?;
-            if !self.spec.destinations.iter().any(|d| d.id == *id) {
-                return Err(format!("{field}: names no destination of this subscriber"));
-            }
-            destinations.insert(parsed, chosen(field, token)?);
-        }
-        Ok(TokenPolicy::Chosen {
-            device,
-            destinations,
-        })
-    }
-}
-
-/// A TOML file (by its `.toml` extension) holds `[[subscribers]]`; anything
-/// else is read as a JSON array.
-fn parse_subscribers_file(path: &Path, text: &str) -> anyhow::Result<Vec<FileEntry>> {
-    #[derive(Deserialize)]
-    struct TomlFile {
-        #[serde(default)]
-        subscribers: Vec<FileEntry>,
-    }
-    let is_toml = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    if is_toml {
-        let file: TomlFile =
-            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().replace('\n', " ")))?;
-        Ok(file.subscribers)
-    } else {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| anyhow!("{}: {}", e.path(), e.inner()))
-    }
 }
 
 #[cfg(test)]
@@ -363,8 +272,14 @@ destinations = [{ id = "laptop", kind = "client", address = "alice" }]
         .unwrap();
 
         let registry = registry();
-        assert_eq!(registry.load_file(&json).await.unwrap(), 1);
-        assert_eq!(registry.load_file(&toml).await.unwrap(), 1);
+        assert_eq!(
+            registry.import(&json).unwrap().done.await.unwrap().unwrap(),
+            1
+        );
+        assert_eq!(
+            registry.import(&toml).unwrap().done.await.unwrap().unwrap(),
+            1
+        );
         let (owner, _) = registry
             .authenticate("device-token-0123456789")
             .await
@@ -385,7 +300,14 @@ destinations = [{ id = "laptop", kind = "client", address = "alice" }]
                  "destinations": [{"id": "desk", "kind": "phone", "address": "oops"}]}]"#,
         )
         .unwrap();
-        let err = registry.load_file(&json).await.unwrap_err().to_string();
+        let err = registry
+            .import(&json)
+            .unwrap()
+            .done
+            .await
+            .unwrap()
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("subscribers[0].destinations[0].address:"),
             "{err}"

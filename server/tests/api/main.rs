@@ -11,6 +11,7 @@ mod cpaas;
 mod defences;
 mod health;
 mod helpers;
+mod idle;
 mod lists;
 mod markup;
 mod operations;

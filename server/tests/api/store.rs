@@ -556,7 +556,7 @@ both_backends! {
         assert_eq!(listed, vec![id_of(&first)], "the claimed one is no longer listed");
     };
 
-    take_due_forwards_hands_each_overdue_session_out_once => |backend: Backend| async move {
+    a_sweep_hands_each_overdue_session_out_once => |backend: Backend| async move {
         let [one, other] = two_instances(&backend);
         let now = Timestamp::now();
         let overdue_a = awaiting(ALICE, caller(CALLER_A), now.before(Duration::from_secs(40)));
@@ -569,18 +569,18 @@ both_backends! {
         claim_for(&*one, &[CAROL], &caller(CALLER_A), "CA1").await.expect("claimed");
         let cutoff = now.before(Duration::from_secs(30));
 
-        let first = one.take_due_forwards(cutoff, 1).await.unwrap();
-        let rest = other.take_due_forwards(cutoff, 10).await.unwrap();
-        let again = other.take_due_forwards(cutoff, 10).await.unwrap();
+        let first = one.sweep(cutoff, 1).await.unwrap().overdue;
+        let rest = other.sweep(cutoff, 10).await.unwrap().overdue;
+        let again = other.sweep(cutoff, 10).await.unwrap().overdue;
 
         assert_eq!(first, vec![id_of(&overdue_a)], "the oldest first, up to the limit");
         assert_eq!(rest, vec![id_of(&overdue_b)], "the other instance takes what is left");
         assert_eq!(again, Vec::<SessionId>::new(), "each is handed out once");
-        let later = one.take_due_forwards(now.after(Duration::from_secs(1)), 10).await.unwrap();
+        let later = one.sweep(now.after(Duration::from_secs(1)), 10).await.unwrap().overdue;
         assert_eq!(later, vec![id_of(&in_time)], "a claimed session is never due");
     };
 
-    take_idle_sessions_hands_out_each_session_whose_lifetime_ran_out_once => |backend: Backend| async move {
+    a_sweep_hands_out_each_session_whose_lifetime_ran_out_once => |backend: Backend| async move {
         let [one, other] = two_instances(&backend);
         let short = Duration::from_millis(20);
         let ringing = |caller_number: &str| {
@@ -600,7 +600,7 @@ both_backends! {
 
         let mut taken = Vec::new();
         for _ in 0..500 {
-            taken.extend(one.take_idle_sessions(10).await.unwrap());
+            taken.extend(one.sweep(an_hour_ago(), 10).await.unwrap().idle);
             if !taken.is_empty() {
                 break;
             }
@@ -608,7 +608,7 @@ both_backends! {
         }
         let stored = one.session(&id_of(&idle)).await.unwrap().expect("kept for the sweep to end it");
         assert_eq!(taken, vec![(id_of(&idle), stored.version())], "only the idle one, with its version");
-        assert!(other.take_idle_sessions(10).await.unwrap().is_empty(), "each is handed out once");
+        assert!(other.sweep(an_hour_ago(), 10).await.unwrap().idle.is_empty(), "each is handed out once");
     };
 
     creating_the_same_session_again_is_not_a_retried_report => |backend: Backend| async move {

@@ -38,6 +38,12 @@ impl Keys {
         format!("{}:subs", self.prefix)
     }
 
+    /// The sweep index: a sorted set of the shards (`NN`) that have work,
+    /// by when they next have it.
+    pub(super) fn sweep(&self) -> String {
+        format!("{}:sweep", self.prefix)
+    }
+
     pub(super) fn rate(&self, key: &str) -> String {
         self.plain("rate", key)
     }
@@ -74,6 +80,11 @@ impl ShardKeys {
 
     pub(super) fn due(&self) -> String {
         self.key(&["due"])
+    }
+
+    /// When the shard next has work, as last told to the sweep index.
+    pub(super) fn next(&self) -> String {
+        self.key(&["next"])
     }
 
     pub(super) fn idle(&self) -> String {

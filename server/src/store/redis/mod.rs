@@ -20,6 +20,8 @@
 //! | `P:{sNN}:hist:<subscriber>` | sorted set of the subscriber's listed sessions, by when they began | shard |
 //! | `P:{sNN}:dcid:<subscriber>:<device call id>` | the session of a ring report, so that a retried report finds it | shard |
 //! | `P:{sNN}:call:<call id>` | the session a forwarded call took, for retries and its end | shard |
+//! | `P:sweep` | sorted set of the shards (`NN`) that have work for the sweep, by when they next have it | the key itself |
+//! | `P:{sNN}:next` | when the shard next has work, as `P:sweep` was last told | shard |
 //! | `P:bus` | the event bus's stream (see `notify::bus`) | the key itself |
 //!
 //! `NN` is the subscriber's [`Shard`] (64 of them), which every id of its
@@ -29,7 +31,8 @@
 //! finds a session id in an index can read and write it without building a
 //! key name. A shard's load is 1/64 of the call traffic, so no single slot
 //! is hot; subscribers and tokens, read one key at a time, spread over every
-//! slot. The sweeps visit the 64 shards concurrently.
+//! slot. The sweep reads `P:sweep` and visits only the shards whose work
+//! is due, so an idle deployment costs one command a second.
 //!
 //! A subscriber's keys are written one after the other (they live in
 //! different slots), in an order that keeps every reader right: new token
@@ -56,11 +59,19 @@ use super::{Store, StoreError};
 use crate::metrics::Metrics;
 use crate::redis::RedisConnection;
 
+/// `FORWARD_TIMEOUT_SECS`'s default.
+const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct RedisStore {
     connection: RedisConnection,
     keys: Keys,
     metrics: Option<Arc<Metrics>>,
+    /// How long a session told to reject waits for its forwarded call: when
+    /// a shard's next forward is due, for the sweep index.
+    forward_timeout: Duration,
+    /// When this instance last had the sweep look at every shard.
+    visited_all: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 #[async_trait]
@@ -85,7 +96,16 @@ impl RedisStore {
                 prefix: prefix.to_owned(),
             },
             metrics: None,
+            forward_timeout: DEFAULT_FORWARD_TIMEOUT,
+            visited_all: Arc::default(),
         }
+    }
+
+    /// Sessions told to reject wait `forward_timeout` for their forwarded
+    /// call (`FORWARD_TIMEOUT_SECS`): when the sweep looks at their shard.
+    pub fn with_forward_timeout(mut self, forward_timeout: Duration) -> Self {
+        self.forward_timeout = forward_timeout;
+        self
     }
 
     /// Counts failed operations in `metrics`.

@@ -40,22 +40,25 @@ fn session_script(body: &str) -> Script {
 /// took it), the forward deadlines, the subscriber's open sessions and
 /// history, and its device-call key. KEYS (shared by the three scripts
 /// below): sessions, gone, matching index, open set, due, idle, history,
-/// device-call key (optional). ARGV: data, TTL in ms, '1' when it awaits a
-/// forwarded call, id, instruction time (ms), '1' when it is over, grace in
-/// ms, when it began (ms), then what each script adds.
+/// the shard's `next` (what the sweep index was told), device-call key
+/// (optional). ARGV: data, TTL in ms, '1' when it awaits a forwarded call,
+/// id, instruction time (ms), '1' when it is over, grace in ms, when it
+/// began (ms), the forward timeout (ms), then what each script adds. Each answers first the time to
+/// tell the sweep index (`P:sweep`) for the shard, or -1: when the write
+/// gave the shard work earlier than it was told of.
 fn write_session_script(body: &str) -> Script {
     session_script(&format!("{}{body}", include_str!("lua/write_session.lua")))
 }
 
 /// KEYS and ARGV: as for writing one.
-/// Returns nothing when written, or the earlier session's {data, version,
-/// claim} when the device-call key names a live one.
+/// Returns {announce} when written, or {-1, data, version, claim} of the
+/// earlier session when the device-call key names a live one.
 pub(super) static CREATE_SESSION: LazyLock<Script> =
     LazyLock::new(|| write_session_script(include_str!("lua/create_session.lua")));
 
 /// KEYS and ARGV: as for writing one, then the version the session was read
-/// at. Returns 0, writing nothing, when the stored version differs (or the
-/// session is gone).
+/// at. Returns {announce, 1}, or {-1, 0} writing nothing when the stored
+/// version differs (or the session is gone).
 pub(super) static UPDATE_SESSION: LazyLock<Script> =
     LazyLock::new(|| write_session_script(include_str!("lua/update_session.lua")));
 
@@ -70,14 +73,17 @@ pub(super) static SESSION_HISTORY: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/session_history.lua")));
 
 /// The claim of a forwarded call within one shard.
-/// KEYS: sessions, gone, due, idle, the call's key, then the matching
+/// KEYS: sessions, gone, due, idle, the call's key, the shard's `next`,
+/// then the matching
 /// indexes of the candidate subscribers of this shard for this caller, then
 /// (with a session to store when none is found) its subscriber's history.
 /// ARGV: how many matching indexes, the earliest instruction time (ms)
 /// still claimable, claim JSON, TTL in ms, the time (ms) after which the
-/// caller has given up waiting, grace in ms, then optionally the id, data
-/// and start (ms) of a session to store when none is found.
-/// Returns {data, version, claim} of the session taken, or false.
+/// caller has given up waiting, grace in ms, the forward timeout (ms), then
+/// optionally the id, data and start (ms) of a session to store when none
+/// is found.
+/// Returns {announce, data, version, claim} of the session taken, or
+/// {-1}.
 ///
 /// Taking an entry out of its index is the claim: Redis runs one script at
 /// a time, and every index a session is listed in lives in the session's
@@ -97,26 +103,20 @@ pub(super) static CLAIM_SESSION: LazyLock<Script> =
 pub(super) static PEEK_CLAIM: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/peek_claim.lua")));
 
-/// KEYS: a shard's forward deadlines. ARGV: ids. Takes those still listed
-/// out of them and returns them: each is taken once, whichever instance
-/// asks.
-pub(super) static TAKE_DUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/take_due.lua")));
-
-/// KEYS: a shard's lifetimes, sessions, gone. ARGV: how many.
-/// Drops the records whose time has come (the sessions' TTL), and returns
-/// {id, end of lifetime, …} of up to that many sessions whose lifetime ran
-/// out, on Redis's clock, oldest first.
-pub(super) static IDLE_SESSIONS: LazyLock<Script> =
-    LazyLock::new(|| session_script(include_str!("lua/idle_sessions.lua")));
-
-/// KEYS: a shard's lifetimes, sessions, gone. ARGV: ids.
-/// Takes those still listed out of the lifetimes and returns {id, version,
-/// …} of those whose record is still kept: each is taken once, whichever
-/// instance asks, with its version at that moment (a change made later
-/// starts a new lifetime, and the sweep's write at the old version fails).
-pub(super) static TAKE_IDLE: LazyLock<Script> =
-    LazyLock::new(|| session_script(include_str!("lua/take_idle.lua")));
+/// One shard's sweep. KEYS: due, idle, sessions, gone, the shard's
+/// `next`. ARGV: the instruction time (ms) before which a forward is
+/// overdue, how many overdue and how many idle sessions to take at most,
+/// the forward timeout (ms).
+/// Drops the records whose time has come (the sessions' TTL); takes the
+/// overdue ones out of `due`, and the ones whose lifetime ran out (on
+/// Redis's clock) out of `idle`, oldest first: each is taken once,
+/// whichever instance asks, the idle ones with their version at that
+/// moment (a change made later starts a new lifetime, and the sweep's write
+/// at the old version fails). Keeps in `next` when the shard next has work.
+/// Returns {overdue ids, {id, version, …}, when the shard next has work
+/// (ms) or -1}.
+pub(super) static SWEEP_SHARD: LazyLock<Script> =
+    LazyLock::new(|| session_script(include_str!("lua/sweep_shard.lua")));
 
 /// KEYS: counter. ARGV: window in ms. Returns {hits, ms until reset}.
 pub(super) static HIT: LazyLock<Script> =

@@ -1,7 +1,7 @@
 //! Sessions in Redis: each a field of its shard's hash, with the shard's
 //! indexes, written and claimed by one script in the shard's slot.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,8 +10,8 @@ use futures_util::future::{join_all, try_join_all};
 use redis::AsyncCommands as _;
 
 use super::scripts::{
-    CLAIM_SESSION, CREATE_SESSION, IDLE_SESSIONS, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY,
-    TAKE_DUE, TAKE_IDLE, UPDATE_SESSION,
+    CLAIM_SESSION, CREATE_SESSION, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY, SWEEP_SHARD,
+    UPDATE_SESSION,
 };
 use super::{RedisStore, decode, millis};
 use crate::domain::dial::CallSid;
@@ -19,7 +19,7 @@ use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{Claim, Session, SessionId, Shard, Timestamp};
 use crate::redis::RESPONSE_TIMEOUT;
 use crate::store::encoding::encode_session;
-use crate::store::{SWEEP_GRACE, SessionCreated, SessionStore, StoreError};
+use crate::store::{SWEEP_GRACE, SessionCreated, SessionStore, StoreError, Swept};
 
 /// How far this host's clock and Redis's may disagree: a claim's deadline
 /// is read on Redis's clock. (A claim applied late within this margin is
@@ -60,10 +60,11 @@ impl SessionStore for RedisStore {
     ) -> Result<SessionCreated, StoreError> {
         let mut invocation = CREATE_SESSION.prepare_invoke();
         self.session_write(&mut invocation, session, ttl);
-        let existing: Option<StoredSession> = invocation
+        let answer: Vec<redis::Value> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("creating a session"))?;
+        let existing = self.announced(session_shard(session), answer).await?;
         match existing {
             None => Ok(SessionCreated::Created),
             Some(stored) => Ok(SessionCreated::Existing(Box::new(stored_session(stored)?))),
@@ -77,11 +78,12 @@ impl SessionStore for RedisStore {
     ) -> Result<bool, StoreError> {
         let mut invocation = UPDATE_SESSION.prepare_invoke();
         self.session_write(&mut invocation, session, ttl);
-        let written: i64 = invocation
+        let (announce, written): (i64, i64) = invocation
             .arg(session.version())
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("updating a session"))?;
+        self.announce(session_shard(session), announce).await?;
         if written == 1 {
             session.set_version(session.version() + 1);
         }
@@ -233,81 +235,51 @@ impl SessionStore for RedisStore {
             .collect())
     }
 
-    async fn take_due_forwards(
-        &self,
-        instructed_before: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        let cutoff = format!("({}", instructed_before.unix_millis());
-        let listed = Shard::all().map(|shard| {
-            let cutoff = &cutoff;
-            async move {
-                let entries: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.keys.shard(shard).due())
-                    .arg("-inf")
-                    .arg(cutoff)
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit)
-                    .query_async(&mut self.conn())
-                    .await
-                    .map_err(self.failed("taking due forwards"))?;
-                Ok::<_, StoreError>((shard, entries))
-            }
-        });
-        let oldest = Self::oldest(try_join_all(listed).await?, limit);
-        let takes = by_shard(&oldest)
-            .into_iter()
-            .map(|(shard, ids)| async move {
-                TAKE_DUE
-                    .key(self.keys.shard(shard).due())
-                    .arg(ids)
-                    .invoke_async::<Vec<String>>(&mut self.conn())
-                    .await
-                    .map_err(self.failed("taking due forwards"))
-            });
-        let taken: HashSet<String> = try_join_all(takes).await?.into_iter().flatten().collect();
-        Ok(oldest
-            .into_iter()
-            .filter(|(_, id)| taken.contains(id))
-            .filter_map(|(_, id)| SessionId::parse(&id).ok())
-            .collect())
-    }
-
-    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError> {
-        let listed = Shard::all().map(|shard| async move {
+    async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError> {
+        self.visit_every_shard_now_and_then().await?;
+        // Only the shards the index says have work: an idle deployment
+        // costs this one command a sweep, whatever the number of shards.
+        let bound = instructed_before
+            .after(self.forward_timeout)
+            .max(Timestamp::now())
+            .unix_millis();
+        let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.sweep())
+            .arg("-inf")
+            .arg(bound)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(Shard::COUNT)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.failed("sweeping"))?;
+        let mut swept = Swept::default();
+        // Earliest first, up to `limit` of each kind.
+        for shard in due.iter().filter_map(|s| shard_numbered(s.parse().ok()?)) {
             let keys = self.keys.shard(shard);
-            let entries: Vec<(String, f64)> = IDLE_SESSIONS
+            let (overdue, idle, next): (Vec<String>, Vec<(String, u64)>, i64) = SWEEP_SHARD
+                .key(keys.due())
                 .key(keys.idle())
                 .key(keys.sessions())
                 .key(keys.gone())
-                .arg(limit)
+                .key(keys.next())
+                .arg(instructed_before.unix_millis())
+                .arg(limit - swept.overdue.len().min(limit))
+                .arg(limit - swept.idle.len().min(limit))
+                .arg(millis(self.forward_timeout))
                 .invoke_async(&mut self.conn())
                 .await
-                .map_err(self.failed("taking idle sessions"))?;
-            Ok::<_, StoreError>((shard, entries))
-        });
-        let oldest = Self::oldest(try_join_all(listed).await?, limit);
-        let takes = by_shard(&oldest)
-            .into_iter()
-            .map(|(shard, ids)| async move {
-                let keys = self.keys.shard(shard);
-                TAKE_IDLE
-                    .key(keys.idle())
-                    .key(keys.sessions())
-                    .key(keys.gone())
-                    .arg(ids)
-                    .invoke_async::<Vec<(String, u64)>>(&mut self.conn())
-                    .await
-                    .map_err(self.failed("taking idle sessions"))
-            });
-        Ok(try_join_all(takes)
-            .await?
-            .into_iter()
-            .flatten()
-            .filter_map(|(id, version)| Some((SessionId::parse(&id).ok()?, version)))
-            .collect())
+                .map_err(self.failed("sweeping"))?;
+            swept
+                .overdue
+                .extend(overdue.iter().filter_map(|id| SessionId::parse(id).ok()));
+            swept.idle.extend(
+                idle.into_iter()
+                    .filter_map(|(id, version)| Some((SessionId::parse(&id).ok()?, version))),
+            );
+            self.told_index(shard, next).await?;
+        }
+        Ok(swept)
     }
 
     async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
@@ -344,7 +316,8 @@ impl RedisStore {
             .key(shard.open(subscriber))
             .key(shard.due())
             .key(shard.idle())
-            .key(shard.history(subscriber));
+            .key(shard.history(subscriber))
+            .key(shard.next());
         if let Some(call_id) = session.device_call_id() {
             invocation.key(shard.device_call(subscriber, call_id));
         }
@@ -361,7 +334,106 @@ impl RedisStore {
             )
             .arg(flag(session.is_over()))
             .arg(millis(SWEEP_GRACE))
-            .arg(session.began_at_millis());
+            .arg(session.began_at_millis())
+            .arg(millis(self.forward_timeout));
+    }
+
+    /// A write's answer: tells the sweep index what it says to, and hands
+    /// back the rest (a session's {data, version, claim}, when there is one).
+    async fn announced(
+        &self,
+        shard: Shard,
+        answer: Vec<redis::Value>,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        let mut answer = answer.into_iter();
+        let announce: i64 = answer
+            .next()
+            .map(redis::from_redis_value)
+            .transpose()
+            .ok()
+            .flatten()
+            .unwrap_or(-1);
+        self.announce(shard, announce).await?;
+        let rest: Vec<redis::Value> = answer.collect();
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        redis::from_redis_value(redis::Value::Array(rest))
+            .map(Some)
+            .map_err(|err| {
+                StoreError::Unexpected(anyhow::anyhow!("a session script's answer: {err}"))
+            })
+    }
+
+    /// Tells the sweep index that `shard` has work at `at` (ms), unless it
+    /// knows of earlier work (-1: nothing to tell).
+    async fn announce(&self, shard: Shard, at: i64) -> Result<(), StoreError> {
+        if at < 0 {
+            return Ok(());
+        }
+        redis::cmd("ZADD")
+            .arg(self.keys.sweep())
+            .arg("LT")
+            .arg(at)
+            .arg(shard.index())
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(self.failed("indexing the sweep"))
+    }
+
+    /// After sweeping `shard`, which next has work at `next` (ms, or -1 for
+    /// none): puts that in the index. A write in between that told the
+    /// shard's `next` of earlier work (and the index, maybe before this
+    /// instance's update landed) is read back and told again.
+    async fn told_index(&self, shard: Shard, next: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        if next >= 0 {
+            redis::cmd("ZADD")
+                .arg(self.keys.sweep())
+                .arg(next)
+                .arg(shard.index())
+                .query_async::<()>(&mut conn)
+                .await
+        } else {
+            conn.zrem::<_, _, ()>(self.keys.sweep(), shard.index())
+                .await
+        }
+        .map_err(self.failed("indexing the sweep"))?;
+        let told: Option<i64> = conn
+            .get(self.keys.shard(shard).next())
+            .await
+            .map_err(self.failed("indexing the sweep"))?;
+        match told {
+            Some(at) if next < 0 || at < next => self.announce(shard, at).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Every [`VISIT_EVERY_SHARD`], marks every shard due, so that the next
+    /// sweep looks at each once: what a write could not tell the index (the
+    /// process died between the two) waits that long at most, and shards
+    /// written by a release without the index are found.
+    async fn visit_every_shard_now_and_then(&self) -> Result<(), StoreError> {
+        let due = {
+            let mut last = self.visited_all.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= VISIT_EVERY_SHARD);
+            if due {
+                *last = Some(tokio::time::Instant::now());
+            }
+            due
+        };
+        if !due {
+            return Ok(());
+        }
+        let now = Timestamp::now().unix_millis();
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(self.keys.sweep()).arg("LT");
+        for shard in Shard::all() {
+            zadd.arg(now).arg(shard.index());
+        }
+        zadd.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(self.failed("indexing the sweep"))
     }
 
     /// One shard's claim (see [`CLAIM_SESSION`]).
@@ -385,7 +457,8 @@ impl RedisStore {
             .key(keys.gone())
             .key(keys.due())
             .key(keys.idle())
-            .key(keys.call(&claim.call_sid));
+            .key(keys.call(&claim.call_sid))
+            .key(keys.next());
         for subscriber in subscribers {
             invocation.key(keys.awaiting(subscriber, caller));
         }
@@ -399,7 +472,8 @@ impl RedisStore {
                     .after(RESPONSE_TIMEOUT + CLOCK_SKEW_ALLOWANCE)
                     .unix_millis(),
             )
-            .arg(millis(SWEEP_GRACE));
+            .arg(millis(SWEEP_GRACE))
+            .arg(millis(self.forward_timeout));
         if let Some(session) = unreported {
             invocation
                 .key(keys.history(session.subscriber()))
@@ -407,11 +481,14 @@ impl RedisStore {
                 .arg(encode_session(session))
                 .arg(session.began_at_millis());
         }
-        let claimed: Option<StoredSession> = invocation
+        let answer: Vec<redis::Value> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("claiming a session"))?;
-        claimed.map(stored_session).transpose()
+        self.announced(shard, answer)
+            .await?
+            .map(stored_session)
+            .transpose()
     }
 
     /// What [`PEEK_CLAIM`] sees in one shard: whether the call took one of
@@ -440,23 +517,15 @@ impl RedisStore {
             .map_err(self.failed("claiming a session"))?;
         Ok((taken == 1, (best >= 0).then_some(best)))
     }
-
-    /// The oldest `limit` of what the shards listed (id and score), oldest
-    /// first. Listing is a read; the take that follows is atomic per shard,
-    /// so an entry is still handed out once when instances sweep together.
-    fn oldest(listed: Vec<(Shard, Vec<(String, f64)>)>, limit: usize) -> Vec<(Shard, String)> {
-        let mut oldest: Vec<(f64, Shard, String)> = listed
-            .into_iter()
-            .flat_map(|(shard, entries)| entries.into_iter().map(move |(id, at)| (at, shard, id)))
-            .collect();
-        oldest.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
-        oldest.truncate(limit);
-        oldest
-            .into_iter()
-            .map(|(_, shard, id)| (shard, id))
-            .collect()
-    }
 }
+
+/// The shard numbered `index`.
+fn shard_numbered(index: u8) -> Option<Shard> {
+    Shard::all().find(|s| s.index() == index)
+}
+
+/// How often the sweep looks at every shard, whatever the index says.
+const VISIT_EVERY_SHARD: Duration = Duration::from_secs(600);
 
 /// What a forwarded call claims with, in every shard it tries.
 #[derive(Clone, Copy)]
@@ -471,15 +540,6 @@ struct ClaimRequest<'a> {
 /// (ids from [`SessionId::generate_for`]).
 fn session_shard(session: &Session) -> Shard {
     Shard::of(session.subscriber())
-}
-
-/// The ids of `entries`, by shard, in their order.
-fn by_shard(entries: &[(Shard, String)]) -> BTreeMap<Shard, Vec<&str>> {
-    let mut grouped: BTreeMap<Shard, Vec<&str>> = BTreeMap::new();
-    for (shard, id) in entries {
-        grouped.entry(*shard).or_default().push(id);
-    }
-    grouped
 }
 
 fn flag(on: bool) -> &'static str {

@@ -80,6 +80,20 @@ impl SubscriberStore for RedisStore {
         Ok(true)
     }
 
+    async fn put_subscribers(&self, records: &[SubscriberRecord]) -> Result<(), StoreError> {
+        // Each as one write, all at once: the commands share the connection
+        // (to each node), so the batch takes the round trips of one write.
+        try_join_all(records.iter().map(|record| self.put_subscriber(record))).await?;
+        Ok(())
+    }
+
+    async fn subscribers(
+        &self,
+        numbers: &[PhoneNumber],
+    ) -> Result<Vec<Option<SubscriberRecord>>, StoreError> {
+        try_join_all(numbers.iter().map(|number| self.subscriber(number))).await
+    }
+
     async fn subscriber(
         &self,
         number: &PhoneNumber,

@@ -31,3 +31,29 @@ local function list_session(history, idle, sessions, gone, id, began, kept)
   redis.call('ZREMRANGEBYRANK', history, 0, -(HISTORY_CAP + 1))
   if redis.call('PTTL', history) < tonumber(kept) then redis.call('PEXPIRE', history, kept) end
 end
+-- The earliest time the shard has work for the sweep: the first forward
+-- to be overdue (its instruction time plus the forward timeout), the first
+-- lifetime or record to end.
+local function earliest(due, idle, gone, forward_ms)
+  local e = false
+  for _, key in ipairs({due, idle, gone}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local at = tonumber(first[2])
+      if key == due then at = at + forward_ms end
+      if not e or at < e then e = at end
+    end
+  end
+  return e
+end
+-- After a write: the time to tell the sweep index (`P:sweep`) when the
+-- shard now has work before what it was told last (kept in `next`), else
+-- -1. The caller tells it (another slot).
+local function announce(next, due, idle, gone, forward_ms)
+  local e = earliest(due, idle, gone, forward_ms)
+  if not e then return -1 end
+  local told = redis.call('GET', next)
+  if told and tonumber(told) <= e then return -1 end
+  redis.call('SET', next, e)
+  return e
+end

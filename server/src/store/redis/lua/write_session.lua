@@ -1,6 +1,6 @@
 local function write_session(now)
-  local sessions, gone, index, open, due, idle, history, device_call = unpack(KEYS, 1, 8)
-  local data, ttl, awaiting, id, instructed, over, grace, began = unpack(ARGV, 1, 8)
+  local sessions, gone, index, open, due, idle, history, next, device_call = unpack(KEYS, 1, 9)
+  local data, ttl, awaiting, id, instructed, over, grace, began, forward_ms = unpack(ARGV, 1, 9)
   if live(sessions, gone, id, now) then
     redis.call('HINCRBY', sessions, id .. ':v', 1)
   else
@@ -28,4 +28,5 @@ local function write_session(now)
   end
   if device_call then redis.call('SET', device_call, id, 'PX', kept) end
   list_session(history, idle, sessions, gone, id, began, kept)
+  return announce(next, due, idle, gone, tonumber(forward_ms))
 end
