@@ -393,6 +393,31 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
+    async fn recent_sessions(
+        &self,
+        after: Option<(i64, &SessionId)>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let mut listed: Vec<&(i64, SessionId)> = inner
+            .history
+            .values()
+            .flatten()
+            .filter(|(began, id)| {
+                after.is_none_or(|(b, a)| (*began, id.as_str()) < (b, a.as_str()))
+            })
+            .collect();
+        listed.sort_unstable_by(|a, b| (b.0, b.1.as_str()).cmp(&(a.0, a.1.as_str())));
+        Ok(listed
+            .into_iter()
+            .filter_map(|(_, id)| inner.sessions.get(id))
+            .filter(|s| s.deadline > now)
+            .take(limit)
+            .map(StoredSession::view)
+            .collect())
+    }
+
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         Ok(self
             .lock()

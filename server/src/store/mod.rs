@@ -172,6 +172,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// write of a session lists it, and drops the oldest past the cap.
     async fn session_history(&self, subscriber: &PhoneNumber) -> Result<Vec<Session>, StoreError>;
 
+    /// Up to `limit` sessions of every subscriber still kept, newest first
+    /// (by [`Session::began_at_millis`], then by id, both descending),
+    /// after `after` (a session's start and id) when given. Redis keeps one
+    /// global index for it, so its cost does not depend on the number of
+    /// subscribers.
+    async fn recent_sessions(
+        &self,
+        after: Option<(i64, &SessionId)>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError>;
+
     /// The sessions of `subscriber` that are not over yet.
     async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError>;
 

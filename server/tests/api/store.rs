@@ -1024,6 +1024,23 @@ both_backends! {
         assert_eq!(listed, vec![id_of(&stored)]);
     };
 
+    the_global_listing_pages_through_every_subscribers_sessions_newest_first => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let base = Timestamp::now();
+        let sessions: Vec<Session> = [(ALICE, 1), (BOB, 3), (CAROL, 2), (ALICE, 4)]
+            .into_iter()
+            .map(|(subscriber, secs)| Session::ringing(number(subscriber), caller(CALLER_A), Mode::Auto, None, at(base, secs)))
+            .collect();
+        for session in &sessions {
+            create(&*store, session, TTL).await;
+        }
+        let first = store.recent_sessions(None, 2).await.unwrap();
+        assert_eq!(first.iter().map(id_of).collect::<Vec<_>>(), vec![id_of(&sessions[3]), id_of(&sessions[1])]);
+        let last = &first[1];
+        let rest = store.recent_sessions(Some((last.began_at_millis(), last.id())), 10).await.unwrap();
+        assert_eq!(rest.iter().map(id_of).collect::<Vec<_>>(), vec![id_of(&sessions[2]), id_of(&sessions[0])]);
+    };
+
     hits_on_separate_keys_count_separately => |backend: Backend| async move {
         let store = store_for(&backend);
         let window = Duration::from_secs(60);

@@ -38,6 +38,11 @@ impl Keys {
         format!("{}:subs", self.prefix)
     }
 
+    /// Every session still listed, by when it began: `GET /v1/sessions`.
+    pub(super) fn sessions(&self) -> String {
+        format!("{}:sessions", self.prefix)
+    }
+
     /// The sweep index: a sorted set of the shards (`NN`) that have work,
     /// by when they next have it.
     pub(super) fn sweep(&self) -> String {

@@ -20,6 +20,7 @@
 //! | `P:{sNN}:hist:<subscriber>` | sorted set of the subscriber's listed sessions, by when they began | shard |
 //! | `P:{sNN}:dcid:<subscriber>:<device call id>` | the session of a ring report, so that a retried report finds it | shard |
 //! | `P:{sNN}:call:<call id>` | the session a forwarded call took, for retries and its end | shard |
+//! | `P:sessions` | sorted set of every listed session's id, by when it began (`GET /v1/sessions`) | the key itself |
 //! | `P:sweep` | sorted set of the shards (`NN`) that have work for the sweep, by when they next have it | the key itself |
 //! | `P:{sNN}:next` | when the shard next has work, as `P:sweep` was last told | shard |
 //! | `P:bus` | the event bus's stream (see `notify::bus`) | the key itself |

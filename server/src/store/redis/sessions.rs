@@ -66,7 +66,10 @@ impl SessionStore for RedisStore {
             .map_err(self.failed("creating a session"))?;
         let existing = self.announced(session_shard(session), answer).await?;
         match existing {
-            None => Ok(SessionCreated::Created),
+            None => {
+                self.list_globally(session).await?;
+                Ok(SessionCreated::Created)
+            }
             Some(stored) => Ok(SessionCreated::Existing(Box::new(stored_session(stored)?))),
         }
     }
@@ -117,6 +120,83 @@ impl SessionStore for RedisStore {
         raw.chunks_exact(3)
             .map(|s| decode_session(&s[0], text(&s[1]).as_deref(), text(&s[2]).as_deref()))
             .collect()
+    }
+
+    async fn recent_sessions(
+        &self,
+        after: Option<(i64, &SessionId)>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut found = Vec::with_capacity(limit);
+        let mut from = after.map(|(began, id)| (began, id.clone()));
+        // Entries of sessions that went are skipped (and dropped): a few
+        // pages at most, read a page of ids and its sessions at a time.
+        while found.len() < limit {
+            let want = (limit - found.len()).max(16);
+            let max = from
+                .as_ref()
+                .map_or_else(|| "+inf".to_owned(), |(began, _)| began.to_string());
+            let listed: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(self.keys.sessions())
+                .arg(max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                // Entries sharing the cursor's start, up to the cursor, are
+                // read again and skipped: a few at most.
+                .arg(want + 8)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(self.failed("listing sessions"))?;
+            let page: Vec<(i64, SessionId)> = listed
+                .iter()
+                .filter_map(|(id, began)| Some((*began as i64, SessionId::parse(id).ok()?)))
+                .filter(|(began, id)| {
+                    from.as_ref()
+                        .is_none_or(|(b, a)| (*began, id.as_str()) < (*b, a.as_str()))
+                })
+                .take(want)
+                .collect();
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            // A session is listed while its subscriber's history lists it
+            // (the newest HISTORY_CAP of each).
+            let reads = page.iter().map(|(_, id)| async move {
+                let Some(session) = self.session(id).await? else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let listed: Option<f64> = self
+                    .conn()
+                    .zscore(
+                        self.keys
+                            .shard(session_shard(&session))
+                            .history(session.subscriber()),
+                        id.as_str(),
+                    )
+                    .await
+                    .map_err(self.failed("listing sessions"))?;
+                Ok(listed.map(|_| session))
+            });
+            let sessions = try_join_all(reads).await?;
+            let gone: Vec<&str> = page
+                .iter()
+                .zip(&sessions)
+                .filter(|(_, s)| s.is_none())
+                .map(|((_, id), _)| id.as_str())
+                .collect();
+            if !gone.is_empty() {
+                self.conn()
+                    .zrem::<_, _, ()>(self.keys.sessions(), gone)
+                    .await
+                    .map_err(self.failed("listing sessions"))?;
+            }
+            found.extend(sessions.into_iter().flatten());
+            from = Some(last);
+        }
+        found.truncate(limit);
+        Ok(found)
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -425,6 +505,7 @@ impl RedisStore {
         if !due {
             return Ok(());
         }
+        self.trim_global_listing().await?;
         let now = Timestamp::now().unix_millis();
         let mut zadd = redis::cmd("ZADD");
         zadd.arg(self.keys.sweep()).arg("LT");
@@ -434,6 +515,27 @@ impl RedisStore {
         zadd.query_async::<()>(&mut self.conn())
             .await
             .map_err(self.failed("indexing the sweep"))
+    }
+
+    /// Lists a new session in the global index (`GET /v1/sessions`); the
+    /// index keeps the newest [`GLOBAL_LISTING_CAP`].
+    async fn list_globally(&self, session: &Session) -> Result<(), StoreError> {
+        redis::cmd("ZADD")
+            .arg(self.keys.sessions())
+            .arg(session.began_at_millis())
+            .arg(session.id().as_str())
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(self.failed("listing a session"))
+    }
+
+    /// Drops the global index's entries past its cap (those of sessions
+    /// that went are dropped as listing meets them).
+    pub(super) async fn trim_global_listing(&self) -> Result<(), StoreError> {
+        self.conn()
+            .zremrangebyrank::<_, ()>(self.keys.sessions(), 0, -(GLOBAL_LISTING_CAP + 1))
+            .await
+            .map_err(self.failed("listing sessions"))
     }
 
     /// One shard's claim (see [`CLAIM_SESSION`]).
@@ -485,10 +587,18 @@ impl RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("claiming a session"))?;
-        self.announced(shard, answer)
+        let claimed = self
+            .announced(shard, answer)
             .await?
             .map(stored_session)
-            .transpose()
+            .transpose()?;
+        // A session stored for a call no ring report announced is new.
+        if let (Some(claimed), Some(stored)) = (&claimed, unreported)
+            && claimed.id() == stored.id()
+        {
+            self.list_globally(claimed).await?;
+        }
+        Ok(claimed)
     }
 
     /// What [`PEEK_CLAIM`] sees in one shard: whether the call took one of
@@ -523,6 +633,9 @@ impl RedisStore {
 fn shard_numbered(index: u8) -> Option<Shard> {
     Shard::all().find(|s| s.index() == index)
 }
+
+/// How many sessions the global listing index keeps at most: the newest.
+const GLOBAL_LISTING_CAP: isize = 1_000_000;
 
 /// How often the sweep looks at every shard, whatever the index says.
 const VISIT_EVERY_SHARD: Duration = Duration::from_secs(600);
