@@ -108,6 +108,21 @@ pub trait SubscriberStore: Send + Sync + 'static {
     /// still checks it against the owner's current credentials.
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError>;
 
+    /// [`SubscriberStore::token_owner`] and the owner's record, when both
+    /// are there: on Redis in two round trips.
+    async fn token_subscriber(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenOwner, SubscriberRecord)>, StoreError> {
+        let Some(owner) = self.token_owner(hash).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .subscriber(owner.subscriber())
+            .await?
+            .map(|record| (owner, record)))
+    }
+
     /// What a forwarded call's subscribers are found from: subscriber
     /// `forwarded_from` (when given), and every subscriber forwarding to
     /// `to`; [`ForwardedCallSubscribers::candidates`] applies the rule. One

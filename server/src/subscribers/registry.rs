@@ -160,10 +160,7 @@ impl Registry {
         token: &str,
     ) -> Result<Option<(TokenOwner, Subscriber)>, StoreError> {
         let presented = TokenHash::of(token);
-        let Some(owner) = self.store.token_owner(&presented).await? else {
-            return Ok(None);
-        };
-        let Some(record) = self.store.subscriber(owner.subscriber()).await? else {
+        let Some((owner, record)) = self.store.token_subscriber(&presented).await? else {
             return Ok(None);
         };
         Ok(record

@@ -63,6 +63,7 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
     // the first start must survive the next one.
     let file = fixture("subscribers.json");
     let app = spawn_app_with(Backend::redis(), &[("SUBSCRIBERS_FILE", &file)]).await;
+    until_imported(&app.address).await;
     let rotated: Value = app
         .client
         .put(app.url("/v1/subscribers/+12025550198?rotate_tokens=true"))

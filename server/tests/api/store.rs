@@ -1136,42 +1136,110 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
 }
 
 #[tokio::test]
-async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed() {
+async fn redis_subscribers_of_the_layout_before_are_served_and_moved_with_their_tokens() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
-    for who in [BOB, ALICE] {
-        store
-            .put_subscriber(&record(who, SHARED_FWD, &["desk"]))
+    let (alice, bob) = (
+        record(ALICE, SHARED_FWD, &["desk"]),
+        record(BOB, SHARED_FWD, &["desk"]),
+    );
+    // As the release before wrote them: Alice listed, Bob from before the
+    // listing index.
+    let mut raw = redis.connection().await;
+    for (r, listed) in [(&alice, true), (&bob, false)] {
+        let number = r.subscriber.number.as_str();
+        let hashes: Vec<String> = r
+            .credentials
+            .owners(&r.subscriber.number)
+            .map(|(h, _)| h.to_hex())
+            .collect();
+        ::redis::cmd("HSET")
+            .arg(format!("{prefix}:sub:{number}"))
+            .arg("record")
+            .arg(serde_json::to_string(r).unwrap())
+            .arg("fwd")
+            .arg(SHARED_FWD)
+            .arg("tokens")
+            .arg(hashes.join(" "))
+            .query_async::<()>(&mut raw)
             .await
             .unwrap();
+        for (hash, owner) in r.credentials.owners(&r.subscriber.number) {
+            let value = match owner {
+                TokenOwner::Device { .. } => number.to_owned(),
+                TokenOwner::Destination { destination, .. } => format!("{number} {destination}"),
+            };
+            ::redis::cmd("SET")
+                .arg(format!("{prefix}:tok:{}", hash.to_hex()))
+                .arg(value)
+                .query_async::<()>(&mut raw)
+                .await
+                .unwrap();
+        }
+        ::redis::cmd("SADD")
+            .arg(format!("{prefix}:fwd:{SHARED_FWD}"))
+            .arg(number)
+            .query_async::<()>(&mut raw)
+            .await
+            .unwrap();
+        if listed {
+            ::redis::cmd("ZADD")
+                .arg(format!("{prefix}:subs"))
+                .arg(0)
+                .arg(number)
+                .query_async::<()>(&mut raw)
+                .await
+                .unwrap();
+        }
     }
-    // As an older version left them: no index; and an entry whose
-    // subscriber is gone.
-    let mut raw = redis.connection().await;
-    ::redis::cmd("DEL")
-        .arg(format!("{prefix}:subs"))
-        .query_async::<()>(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(store.list_subscribers(None, 10).await.unwrap(), vec![]);
+
+    // Served before they are moved.
+    assert_eq!(
+        store.subscriber(&number(ALICE)).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        forwarding_to(&store, &number(SHARED_FWD)).await,
+        vec![alice.clone(), bob.clone()]
+    );
+    assert!(
+        store
+            .token_owner(&bob.credentials.device)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
     assert_eq!(store.index_subscribers().await.unwrap(), 2);
-    ::redis::cmd("ZADD")
-        .arg(format!("{prefix}:subs"))
-        .arg(0)
-        .arg("+12025550190")
-        .query_async::<()>(&mut raw)
+
+    assert_eq!(
+        store.list_subscribers(None, 10).await.unwrap(),
+        vec![alice.clone(), bob.clone()]
+    );
+    assert_eq!(
+        forwarding_to(&store, &number(SHARED_FWD)).await,
+        vec![alice.clone(), bob.clone()]
+    );
+    for r in [&alice, &bob] {
+        assert_eq!(
+            store
+                .token_subscriber(&r.credentials.device)
+                .await
+                .unwrap()
+                .map(|(_, r)| r),
+            Some(r.clone()),
+            "its tokens still work"
+        );
+    }
+    let old: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{prefix}:s[u]b*"))
+        .query_async(&mut raw)
         .await
         .unwrap();
-    let listed: Vec<PhoneNumber> = store
-        .list_subscribers(None, 2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.subscriber.number)
-        .collect();
-    assert_eq!(listed, vec![number(ALICE), number(BOB)]);
+    assert_eq!(old, Vec::<String>::new(), "the old keys are gone");
+    assert_eq!(store.index_subscribers().await.unwrap(), 0, "once");
 }
 
 #[tokio::test]

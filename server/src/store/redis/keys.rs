@@ -21,6 +21,28 @@ impl Keys {
         key
     }
 
+    /// The subscribers forwarding to `forwarding_number`: a hash of their
+    /// records by number, where each subscriber's record lives.
+    pub(super) fn records(&self, forwarding_number: &str) -> String {
+        self.plain("fw", forwarding_number)
+    }
+
+    /// Every subscriber as `<number> <forwarding number>`, in number order:
+    /// where a subscriber's record is, and the listing.
+    pub(super) fn numbers(&self) -> String {
+        format!("{}:numbers", self.prefix)
+    }
+
+    /// The bucket of the token index a token hash (hex) is in, and its
+    /// field there: 4096 hashes, so that each stays small (Redis keeps a
+    /// small hash compact) and a key's own overhead is shared.
+    pub(super) fn token_entry(&self, hash_hex: &str) -> (String, Vec<u8>) {
+        let bucket = self.plain("tk", &hash_hex[..3]);
+        let field = hex::decode(&hash_hex[3..35]).expect("a token hash is hex");
+        (bucket, field)
+    }
+
+    /// A release before 0.2's keys, read while they are moved.
     pub(super) fn subscriber(&self, number: &PhoneNumber) -> String {
         self.plain("sub", number.as_str())
     }

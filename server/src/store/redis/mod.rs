@@ -71,6 +71,9 @@ pub struct RedisStore {
     /// How long a session told to reject waits for its forwarded call: when
     /// a shard's next forward is due, for the sweep index.
     forward_timeout: Duration,
+    /// Whether subscribers of the layout before may still be there (until
+    /// `index_subscribers` moved them).
+    migrating: Arc<std::sync::atomic::AtomicBool>,
     /// When this instance last had the sweep look at every shard.
     visited_all: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
@@ -98,6 +101,7 @@ impl RedisStore {
             },
             metrics: None,
             forward_timeout: DEFAULT_FORWARD_TIMEOUT,
+            migrating: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             visited_all: Arc::default(),
         }
     }

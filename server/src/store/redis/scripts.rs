@@ -9,17 +9,26 @@ use redis::Script;
 
 use crate::store::HISTORY_CAP;
 
-/// KEYS: subscriber hash. ARGV: record JSON, forwarding number, token
-/// hashes (space-separated).
-/// Writes the record; returns the forwarding number and token hashes it
-/// replaced ({} when there was none).
-pub(super) static SWAP_SUBSCRIBER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/swap_subscriber.lua")));
+/// KEYS: the subscriber locator (`P:numbers`). ARGV: a number, its
+/// forwarding number ('' to remove it). Replaces the number's entry;
+/// returns the forwarding number it had, or false.
+pub(super) static LOCATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/locate.lua")));
 
-/// KEYS: subscriber hash. Deletes it; returns the forwarding number and
-/// token hashes it had ({} when there was none).
-pub(super) static TAKE_SUBSCRIBER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/take_subscriber.lua")));
+/// KEYS: a hash. ARGV: field, value. Sets it; returns what it replaced.
+pub(super) static SWAP_FIELD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/swap_field.lua")));
+
+/// KEYS: a hash. ARGV: field. Removes it; returns what it held.
+pub(super) static TAKE_FIELD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/take_field.lua")));
+
+/// KEYS: the records of one forwarding number. ARGV: a subscriber number
+/// ('' for none), how many records at most. Returns {1, record} when that
+/// subscriber is there, {2, count} when more than that many are, else
+/// {0, number, record, …}: everyone forwarding there, in one round trip.
+pub(super) static FORWARDED_TO: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/forwarded_to.lua")));
 
 /// Shared by the session scripts: Redis's clock, and how a session is kept
 /// in its shard (`sessions` the shard's hash, `gone` when each record goes).
