@@ -1423,44 +1423,67 @@ async fn memory_hit_windows_restart_after_they_pass() {
 // answers `Existing` for as long as the session lives (see
 // `memory_a_retried_report_finds_its_session_for_as_long_as_the_session_lives`).
 #[tokio::test]
-async fn redis_the_device_call_key_lives_as_long_as_its_session() {
+async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
-    let session = Session::ringing(
-        number(ALICE),
-        caller(CALLER_A),
-        Mode::Auto,
-        Some("call-1".into()),
-        Timestamp::now(),
-    );
-    store
-        .create_session(&session, Duration::from_secs(60))
+    let reported = awaiting_with(ALICE, caller(CALLER_A), Timestamp::now(), Some("call-1"));
+    create(&store, &reported, Duration::from_millis(300)).await;
+    let mut claimed = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA1")
         .await
-        .unwrap();
-    let mut session = session;
+        .expect("claimed");
+    claimed
+        .end_missed(
+            ringrelay_server::domain::session::MissedReason::CallerHungUp,
+            Timestamp::now(),
+        )
+        .expect("ended");
     assert!(
         store
-            .update_session(&mut session, Duration::from_secs(600))
+            .update_session(&mut claimed, Duration::from_millis(300))
             .await
             .unwrap()
     );
 
+    let fields = |conn: &mut ::redis::aio::MultiplexedConnection| {
+        let key = format!("{}:ses", shard_keys(&prefix, ALICE));
+        let mut conn = conn.clone();
+        async move {
+            let mut names: Vec<String> = ::redis::cmd("HKEYS")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            names.sort();
+            names
+        }
+    };
     let mut conn = redis.connection().await;
-    let session_ttl_ms = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
-    let device_call_ttl_ms: i64 = ::redis::cmd("PTTL")
-        .arg(format!(
-            "{}:dcid:{ALICE}:call-1",
-            shard_keys(&prefix, ALICE)
-        ))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(session_ttl_ms > 590_000, "session PTTL {session_ttl_ms}");
-    assert!(
-        device_call_ttl_ms >= session_ttl_ms - 1_000,
-        "device-call key PTTL {device_call_ttl_ms}, session PTTL {session_ttl_ms}"
+    let listed = fields(&mut conn).await;
+    assert_eq!(
+        listed.len(),
+        3,
+        "the session, its device call's and its call's fields: {listed:?}"
+    );
+    assert_eq!(
+        store
+            .session_for_call(&CallSid::parse("CA1").unwrap())
+            .await
+            .unwrap(),
+        Some(id_of(&reported))
+    );
+
+    // Once its record's time came, the sweep drops all three.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store.sweep(an_hour_ago(), 10).await.unwrap();
+    assert_eq!(fields(&mut conn).await, Vec::<String>::new());
+    assert_eq!(
+        store
+            .session_for_call(&CallSid::parse("CA1").unwrap())
+            .await
+            .unwrap(),
+        None
     );
 }
 

@@ -129,12 +129,18 @@ impl ShardKeys {
     pub(super) fn history(&self, subscriber: &PhoneNumber) -> String {
         self.key(&["hist", subscriber.as_str()])
     }
+}
 
-    pub(super) fn device_call(&self, subscriber: &PhoneNumber, call_id: &str) -> String {
-        self.key(&["dcid", subscriber.as_str(), call_id])
-    }
+/// The field of a shard's sessions hash naming the session of a ring
+/// report's device call id (base64url: the phone's id may hold anything).
+pub(super) fn device_call_field(subscriber: &PhoneNumber, call_id: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(call_id);
+    format!("d:{subscriber}:{encoded}")
+}
 
-    pub(super) fn call(&self, call_sid: &CallSid) -> String {
-        self.key(&["call", call_sid.as_str()])
-    }
+/// The field of a shard's sessions hash naming the session a forwarded call
+/// took (the scripts find it again from the claim's `call_sid`).
+pub(super) fn call_field(call_sid: &CallSid) -> String {
+    format!("c:{call_sid}")
 }

@@ -6,20 +6,17 @@
 //!
 //! | key | what | tag |
 //! |---|---|---|
-//! | `P:sub:<number>` | hash: `record` (the subscriber as JSON), `fwd` (its forwarding number), `tokens` (its token hashes) | the key itself |
-//! | `P:fwd:<forwarding number>` | set of the subscribers forwarding there | the key itself |
-//! | `P:tok:<token hash>` | the token's owner, `<number>` or `<number> <destination id>` | the key itself |
-//! | `P:subs` | sorted set of every subscriber's number (listing) | the key itself |
+//! | `P:fw:<forwarding number>` | hash of the records of the subscribers forwarding there, by number (see `subscribers.rs`) | the key itself |
+//! | `P:numbers` | sorted set of `<number> <forwarding number>` (listing, and where a record is) | the key itself |
+//! | `P:tk:<3 hex digits>` | hash: a token's owner, and where its record is, by 16 bytes of its hash | the key itself |
 //! | `P:rate:<key>` | a fixed-window counter | the key itself |
-//! | `P:{sNN}:ses` | hash of the shard's sessions: `<id>` (the session, see `encoding`), `<id>:v` (its version), `<id>:c` (the claim of the forwarded call that took it) | shard `NN` |
+//! | `P:{sNN}:ses` | hash of the shard's sessions: `<id>` (its version, the claim of the forwarded call that took it, its device call's field, then the session, see `encoding`), `d:<subscriber>:<device call id>` (the session of a ring report, so that a retried report finds it), `c:<call id>` (the session a forwarded call took, for retries and its end); the latter two go with their session | shard `NN` |
 //! | `P:{sNN}:gone` | sorted set: when each session's record goes (a session's TTL) | shard |
 //! | `P:{sNN}:due` | sorted set of the sessions awaiting a forwarded call, by instruction time (forward deadlines) | shard |
 //! | `P:{sNN}:idle` | sorted set of the sessions not over yet, by the end of their lifetime on Redis's clock | shard |
 //! | `P:{sNN}:wait:<subscriber>:<caller>` | sorted set of the sessions awaiting a forwarded call from that caller (`withheld`), by instruction time | shard |
 //! | `P:{sNN}:open:<subscriber>` | set of the subscriber's sessions not over yet | shard |
 //! | `P:{sNN}:hist:<subscriber>` | sorted set of the subscriber's listed sessions, by when they began | shard |
-//! | `P:{sNN}:dcid:<subscriber>:<device call id>` | the session of a ring report, so that a retried report finds it | shard |
-//! | `P:{sNN}:call:<call id>` | the session a forwarded call took, for retries and its end | shard |
 //! | `P:sessions` | sorted set of every listed session's id, by when it began (`GET /v1/sessions`) | the key itself |
 //! | `P:sweep` | sorted set of the shards (`NN`) that have work for the sweep, by when they next have it | the key itself |
 //! | `P:{sNN}:next` | when the shard next has work, as `P:sweep` was last told | shard |
@@ -36,11 +33,8 @@
 //! is due, so an idle deployment costs one command a second.
 //!
 //! A subscriber's keys are written one after the other (they live in
-//! different slots), in an order that keeps every reader right: new token
-//! keys before the record (a token is checked against the record's
-//! credentials anyway), the record, then the indexes; what a write leaves
-//! stale (an old token key, a forwarding-set entry of a subscriber that
-//! moved) is ignored by the readers.
+//! different slots), in an order that keeps every reader right: see
+//! `subscribers.rs`.
 
 mod keys;
 mod rate;

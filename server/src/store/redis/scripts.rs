@@ -49,10 +49,11 @@ fn session_script(body: &str) -> Script {
 /// took it), the forward deadlines, the subscriber's open sessions and
 /// history, and its device-call key. KEYS (shared by the three scripts
 /// below): sessions, gone, matching index, open set, due, idle, history,
-/// the shard's `next` (what the sweep index was told), device-call key
-/// (optional). ARGV: data, TTL in ms, '1' when it awaits a forwarded call,
-/// id, instruction time (ms), '1' when it is over, grace in ms, when it
-/// began (ms), the forward timeout (ms), then what each script adds. Each answers first the time to
+/// the shard's `next` (what the sweep index was told). ARGV: data, TTL in
+/// ms, '1' when it awaits a forwarded call, id, instruction time (ms), '1'
+/// when it is over, grace in ms, when it began (ms), the forward timeout
+/// (ms), the field of its device call id ('' for none), then what each
+/// script adds. Each answers first the time to
 /// tell the sweep index (`P:sweep`) for the shard, or -1: when the write
 /// gave the shard work earlier than it was told of.
 fn write_session_script(body: &str) -> Script {
@@ -82,15 +83,14 @@ pub(super) static SESSION_HISTORY: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/session_history.lua")));
 
 /// The claim of a forwarded call within one shard.
-/// KEYS: sessions, gone, due, idle, the call's key, the shard's `next`,
-/// then the matching
+/// KEYS: sessions, gone, due, idle, the shard's `next`, then the matching
 /// indexes of the candidate subscribers of this shard for this caller, then
 /// (with a session to store when none is found) its subscriber's history.
 /// ARGV: how many matching indexes, the earliest instruction time (ms)
 /// still claimable, claim JSON, TTL in ms, the time (ms) after which the
-/// caller has given up waiting, grace in ms, the forward timeout (ms), then
-/// optionally the id, data and start (ms) of a session to store when none
-/// is found.
+/// caller has given up waiting, grace in ms, the forward timeout (ms), the
+/// call's field, then optionally the id, data and start (ms) of a session
+/// to store when none is found.
 /// Returns {announce, data, version, claim} of the session taken, or
 /// {-1}.
 ///
@@ -99,14 +99,15 @@ pub(super) static SESSION_HISTORY: LazyLock<Script> =
 /// shard, so two webhooks can never take the same entry, across instances.
 /// The most recently instructed entry wins; one older than the cutoff is
 /// never claimed (its call was not forwarded, and the sweep expires it).
-/// The call's key remembers the session it took, so that a retried webhook
+/// The call's field remembers the session it took, so that a retried webhook
 /// for the same call gets the same session.
 pub(super) static CLAIM_SESSION: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/claim_session.lua")));
 
 /// What a claim spanning shards looks at first, in one shard.
-/// KEYS: sessions, gone, the call's key, then matching indexes.
-/// ARGV: the earliest instruction time (ms) still claimable.
+/// KEYS: sessions, gone, then matching indexes.
+/// ARGV: the earliest instruction time (ms) still claimable, the call's
+/// field.
 /// Returns {1 when the call already took a live session of this shard,
 /// else 0; the instruction time of the best claimable entry, or -1}.
 pub(super) static PEEK_CLAIM: LazyLock<Script> =

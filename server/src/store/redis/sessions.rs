@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use futures_util::future::{join_all, try_join_all};
 use redis::AsyncCommands as _;
 
+use super::keys::{call_field, device_call_field};
 use super::scripts::{
     CLAIM_SESSION, CREATE_SESSION, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY, SWEEP_SHARD,
     UPDATE_SESSION,
@@ -367,7 +368,10 @@ impl SessionStore for RedisStore {
         // subscriber: ask every shard, at once.
         let reads = Shard::all().map(|shard| async move {
             self.conn()
-                .get::<_, Option<String>>(self.keys.shard(shard).call(call_sid))
+                .hget::<_, _, Option<String>>(
+                    self.keys.shard(shard).sessions(),
+                    call_field(call_sid),
+                )
                 .await
                 .map_err(self.failed("reading the session of a call"))
         });
@@ -398,9 +402,7 @@ impl RedisStore {
             .key(shard.idle())
             .key(shard.history(subscriber))
             .key(shard.next());
-        if let Some(call_id) = session.device_call_id() {
-            invocation.key(shard.device_call(subscriber, call_id));
-        }
+
         invocation
             .arg(encode_session(session))
             .arg(millis(ttl))
@@ -415,7 +417,13 @@ impl RedisStore {
             .arg(flag(session.is_over()))
             .arg(millis(SWEEP_GRACE))
             .arg(session.began_at_millis())
-            .arg(millis(self.forward_timeout));
+            .arg(millis(self.forward_timeout))
+            .arg(
+                session
+                    .device_call_id()
+                    .map(|call_id| device_call_field(subscriber, call_id))
+                    .unwrap_or_default(),
+            );
     }
 
     /// A write's answer: tells the sweep index what it says to, and hands
@@ -559,7 +567,6 @@ impl RedisStore {
             .key(keys.gone())
             .key(keys.due())
             .key(keys.idle())
-            .key(keys.call(&claim.call_sid))
             .key(keys.next());
         for subscriber in subscribers {
             invocation.key(keys.awaiting(subscriber, caller));
@@ -575,7 +582,8 @@ impl RedisStore {
                     .unix_millis(),
             )
             .arg(millis(SWEEP_GRACE))
-            .arg(millis(self.forward_timeout));
+            .arg(millis(self.forward_timeout))
+            .arg(call_field(&claim.call_sid));
         if let Some(session) = unreported {
             invocation
                 .key(keys.history(session.subscriber()))
@@ -613,15 +621,13 @@ impl RedisStore {
     ) -> Result<(bool, Option<i64>), StoreError> {
         let keys = self.keys.shard(shard);
         let mut invocation = PEEK_CLAIM.prepare_invoke();
-        invocation
-            .key(keys.sessions())
-            .key(keys.gone())
-            .key(keys.call(call_sid));
+        invocation.key(keys.sessions()).key(keys.gone());
         for subscriber in subscribers {
             invocation.key(keys.awaiting(subscriber, caller));
         }
         let (taken, best): (i64, i64) = invocation
             .arg(not_instructed_before.unix_millis())
+            .arg(call_field(call_sid))
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("claiming a session"))?;

@@ -1,7 +1,8 @@
 local now = now_ms()
-if KEYS[9] then
-  local existing = redis.call('GET', KEYS[9])
-  -- The key naming this very session is this script's own earlier write
+local device_call = ARGV[10]
+if device_call ~= '' then
+  local existing = redis.call('HGET', KEYS[1], device_call)
+  -- The field naming this very session is this script's own earlier write
   -- (resent after the connection dropped): not a retried report.
   if existing == ARGV[4] then return {-1} end
   if existing then

@@ -2,15 +2,48 @@ local function now_ms()
   local clock = redis.call('TIME')
   return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 end
--- {data, version, claim} of a session whose record has not gone, or false.
+-- A session's record is one field of its shard's hash: its version, the
+-- claim of the forwarded call that took it (JSON, or empty), the field of
+-- its ring report's device call id (or empty), a newline after each, then
+-- its data.
+local function pack_record(version, claim, device_call, data)
+  return version .. '\n' .. (claim or '') .. '\n' .. (device_call or '') .. '\n' .. data
+end
+local function unpack_record(raw)
+  return string.match(raw, '^(%d+)\n([^\n]*)\n([^\n]*)\n(.*)$')
+end
+-- {data, version, claim or false} of a session whose record has not gone
+-- (and the field of its device call id), or false.
 local function live(sessions, gone, id, now)
   local ends = redis.call('ZSCORE', gone, id)
   if not ends or tonumber(ends) <= now then return false end
+  local raw = redis.call('HGET', sessions, id)
+  if not raw then return false end
+  local version, claim, device_call, data = unpack_record(raw)
+  if version then
+    if claim == '' then claim = false end
+    return {data, version, claim}, device_call
+  end
+  -- As the release before kept it: version and claim in fields of their own.
   local s = redis.call('HMGET', sessions, id, id .. ':v', id .. ':c')
-  if not s[1] then return false end
-  return s
+  return s, ''
+end
+-- The field a call's key is kept in, from a claim's JSON.
+local function call_field(claim)
+  local sid = claim and string.match(claim, '"call_sid":"([^"]*)"')
+  return sid and ('c:' .. sid)
 end
 local function forget(sessions, gone, id)
+  local raw = redis.call('HGET', sessions, id)
+  if raw then
+    local version, claim, device_call = unpack_record(raw)
+    -- The fields naming it, unless they name another session since.
+    for _, field in ipairs({device_call or '', call_field(claim) or ''}) do
+      if field ~= '' and redis.call('HGET', sessions, field) == id then
+        redis.call('HDEL', sessions, field)
+      end
+    end
+  end
   redis.call('HDEL', sessions, id, id .. ':v', id .. ':c')
   redis.call('ZREM', gone, id)
 end

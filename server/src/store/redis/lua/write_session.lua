@@ -1,13 +1,16 @@
 local function write_session(now)
-  local sessions, gone, index, open, due, idle, history, next, device_call = unpack(KEYS, 1, 9)
-  local data, ttl, awaiting, id, instructed, over, grace, began, forward_ms = unpack(ARGV, 1, 9)
-  if live(sessions, gone, id, now) then
-    redis.call('HINCRBY', sessions, id .. ':v', 1)
-  else
-    redis.call('HSET', sessions, id .. ':v', 0)
+  local sessions, gone, index, open, due, idle, history, next = unpack(KEYS, 1, 8)
+  local data, ttl, awaiting, id, instructed, over, grace, began, forward_ms, device_call =
+    unpack(ARGV, 1, 10)
+  local version, claim = 0, false
+  local current = live(sessions, gone, id, now)
+  if current then
+    version = tonumber(current[2] or 0) + 1
+    claim = current[3]
   end
-  redis.call('HSET', sessions, id, data)
-  if awaiting == '1' and redis.call('HEXISTS', sessions, id .. ':c') == 0 then
+  redis.call('HSET', sessions, id, pack_record(version, claim, device_call, data))
+  redis.call('HDEL', sessions, id .. ':v', id .. ':c')
+  if awaiting == '1' and not claim then
     redis.call('ZADD', index, instructed, id)
     redis.call('PEXPIRE', index, ttl)
     redis.call('ZADD', due, instructed, id)
@@ -26,7 +29,7 @@ local function write_session(now)
     redis.call('PEXPIRE', open, kept)
     keep_open(gone, idle, id, ttl, grace, now)
   end
-  if device_call then redis.call('SET', device_call, id, 'PX', kept) end
+  if device_call ~= '' then redis.call('HSET', sessions, device_call, id) end
   list_session(history, idle, sessions, gone, id, began, kept)
   return announce(next, due, idle, gone, tonumber(forward_ms))
 end
