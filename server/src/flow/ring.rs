@@ -8,7 +8,7 @@ use url::Url;
 use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref};
 use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
 use crate::domain::phone::Caller;
-use crate::domain::rules::Route;
+use crate::domain::rules::{IgnoreReason, Reason, Route};
 use crate::domain::session::{Instruction, Offer, Session, SessionId};
 use crate::domain::subscriber::{Destination, Mode, Subscriber};
 use crate::notify::events::{Event, EventPayload, Ringing};
@@ -24,6 +24,8 @@ pub struct RingReport {
 pub struct RingOutcome {
     pub session_id: SessionId,
     pub instruction: Instruction,
+    /// Why, when the instruction is `ignore`.
+    pub ignore_reason: Option<IgnoreReason>,
 }
 
 impl CallFlow {
@@ -46,7 +48,7 @@ impl CallFlow {
         }
 
         let now = self.now();
-        let decision = subscriber.route(&report.caller, self.now());
+        let decision = subscriber.route(&report.caller, now);
         let ringing: Vec<&Destination> = subscriber
             .destinations
             .iter()
@@ -82,10 +84,15 @@ impl CallFlow {
             .create_session(&session, self.lifetime(&session))
             .await?
         {
-            // A retried report: the same session, as it stands now.
+            // A retried report: the same session, as it stands now. Its
+            // route was decided by the rules at the first report; deciding
+            // again at that moment says which rule it was.
+            let reported = existing.timeline().reported_at.unwrap_or(now);
+            let first = subscriber.route(existing.caller(), reported);
             return Ok(RingOutcome {
                 session_id: existing.id().clone(),
                 instruction: existing.instruction(),
+                ignore_reason: self.ignore_reason(existing.instruction(), first.reason),
             });
         }
         tracing::info!(
@@ -114,7 +121,20 @@ impl CallFlow {
         Ok(RingOutcome {
             session_id: session.id().clone(),
             instruction: session.instruction(),
+            ignore_reason: self.ignore_reason(session.instruction(), decision.reason),
         })
+    }
+
+    /// Why a phone told `instruction` lets its call ring, the rules having
+    /// decided for `reason`.
+    fn ignore_reason(&self, instruction: Instruction, reason: Reason) -> Option<IgnoreReason> {
+        if instruction != Instruction::Ignore {
+            return None;
+        }
+        if !self.settings.can_answer_forwarded_calls {
+            return Some(IgnoreReason::NoProviderConfigured);
+        }
+        reason.ignore_reason()
     }
 
     /// A new ring report from a caller ends that caller's older sessions

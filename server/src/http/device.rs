@@ -10,12 +10,14 @@ use super::error::{ApiError, doc};
 use super::json::parse_json_body;
 use super::state::AppState;
 use crate::domain::phone::Caller;
+use crate::domain::rules::IgnoreReason;
 use crate::domain::session::{Instruction, SessionId, Timestamp};
 use crate::domain::subscriber::FieldError;
 use crate::flow::{DeviceEvent, RingReport};
 
 /// A ring report: a call rings on the subscriber's phone.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"caller": "+12025550302", "device_call_id": "a1b2c3"}))]
 struct RingBody {
     /// The calling number as the phone shows it (E.164 or national). `null`,
@@ -39,13 +41,17 @@ struct RingResponse {
     /// Where to long-poll the instruction while it is `wait`.
     #[schema(example = "/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/instruction")]
     instruction_url: String,
+    /// Why, when the instruction is `ignore` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<IgnoreReason>,
 }
 
 /// Reports a call ringing on the subscriber's phone.
 ///
 /// Answers once every destination was notified (or its notification timed
-/// out): `reject` in `auto` mode, `wait` in `pick` mode, `ignore` when the
-/// subscriber has no reachable destination. A retried report (same
+/// out): `reject` in `auto` mode, `wait` in `pick` mode, `ignore` (with a
+/// `reason`) when only the phone should ring: no provider is configured, or
+/// a rule keeps the destinations out of this call. A retried report (same
 /// `device_call_id`) answers the existing session at once with its current
 /// instruction. At most 30 reports a minute per device.
 #[utoipa::path(
@@ -89,6 +95,7 @@ pub async fn ring(
         session_id: outcome.session_id,
         instruction: outcome.instruction,
         instruction_url,
+        reason: outcome.ignore_reason,
     }))
 }
 
