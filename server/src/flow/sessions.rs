@@ -13,7 +13,7 @@ use crate::listing::{Page, SessionCursor};
 use crate::store::StoreError;
 
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceEvent {
     /// Taken on the phone itself.

@@ -16,8 +16,7 @@ use crate::domain::subscriber::FieldError;
 use crate::flow::{DeviceEvent, RingReport};
 
 /// A ring report: a call rings on the subscriber's phone.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"caller": "+12025550302", "device_call_id": "a1b2c3"}))]
 struct RingBody {
     /// The calling number as the phone shows it (E.164 or national). `null`,
@@ -100,8 +99,7 @@ pub async fn ring(
 }
 
 /// Do-not-disturb for the subscriber.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"until": "2026-12-02T07:00:00Z"}))]
 struct DndBody {
     /// Until when (RFC 3339, in the future); `null` turns it off.
@@ -241,7 +239,7 @@ pub async fn instruction(
 }
 
 /// What happened to the call on the phone.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"event": "rejected"}))]
 struct EventBody {
     event: DeviceEvent,
