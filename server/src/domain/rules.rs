@@ -437,6 +437,10 @@ pub enum IgnoreReason {
     OutsideSchedule,
     /// Every destination is outside its own hours.
     NoDestinationInHours,
+    /// Pick mode: every destination declined.
+    AllDeclined,
+    /// Pick mode: no destination accepted within `pick_timeout_secs`.
+    PickTimeout,
 }
 
 impl fmt::Display for Reason {

@@ -92,9 +92,9 @@ pub async fn ring(
     let instruction_url = format!("/v1/sessions/{}/instruction", outcome.session_id);
     Ok(HttpResponse::Created().json(RingResponse {
         session_id: outcome.session_id,
-        instruction: outcome.instruction,
+        instruction: outcome.instructed.instruction,
         instruction_url,
-        reason: outcome.ignore_reason,
+        reason: outcome.instructed.ignore_reason,
     }))
 }
 
@@ -164,6 +164,9 @@ pub async fn put_dnd(
 #[derive(Serialize, utoipa::ToSchema)]
 struct InstructionResponse {
     instruction: Instruction,
+    /// Why, when the instruction is `ignore` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<IgnoreReason>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -225,17 +228,20 @@ pub async fn instruction(
         )
         .into());
     }
-    let subscriber = &device.subscriber.number;
+    let subscriber = &device.subscriber;
     tracing::debug!(session_id = %id, wait = query.wait, "instruction long-poll waiting");
-    let instruction = tokio::select! {
-        instruction = state.flow.instruction(subscriber, &id, Duration::from_secs(query.wait)) => instruction?,
+    let instructed = tokio::select! {
+        instructed = state.flow.instruction(subscriber, &id, Duration::from_secs(query.wait)) => instructed?,
         // A deploy: answer what is known now rather than be cut off; the
         // phone polls again, reaching another instance.
         () = state.shutdown.cancelled() => {
             state.flow.instruction(subscriber, &id, Duration::ZERO).await?
         }
     };
-    Ok(HttpResponse::Ok().json(InstructionResponse { instruction }))
+    Ok(HttpResponse::Ok().json(InstructionResponse {
+        instruction: instructed.instruction,
+        reason: instructed.ignore_reason,
+    }))
 }
 
 /// What happened to the call on the phone.
