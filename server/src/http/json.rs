@@ -9,8 +9,13 @@ use super::error::ApiError;
 use crate::domain::subscriber::FieldError;
 
 pub fn parse_json_body<T: DeserializeOwned + Serialize>(body: &[u8]) -> Result<T, ApiError> {
-    let input: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|err| ApiError::MalformedBody(format!("the body is not valid JSON: {err}")))?;
+    let input: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
+        ApiError::MalformedBody(format!(
+            "the body is not valid JSON (it stops making sense at line {}, column {})",
+            err.line(),
+            err.column()
+        ))
+    })?;
     let parsed: T = serde_path_to_error::deserialize(&input).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
