@@ -306,11 +306,19 @@ async fn a_body_over_64_kib_is_413() {
 }
 
 #[tokio::test]
-async fn unknown_fields_are_ignored() {
+async fn an_unknown_field_is_refused_and_nothing_is_stored() {
     let app = spawn_app(Backend::Memory).await;
     let mut body = example_subscriber();
     body["nickname"] = json!("alice");
-    assert_eq!(app.put_subscriber(NUMBER, &body).await.status(), 201);
+    let error = assert_error(app.put_subscriber(NUMBER, &body).await, 422, "invalid_field").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("nickname: is not a known field"),
+        "{error}"
+    );
+    assert_eq!(app.get_subscriber(NUMBER).await.status(), 404);
 }
 
 #[tokio::test]
