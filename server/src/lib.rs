@@ -15,6 +15,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod input;
 pub mod metrics;
 pub mod notify;
 pub mod providers;

@@ -34,7 +34,7 @@ use crate::templates::Templates;
 pub use self::callback::CallbackQuery;
 pub use self::expiry::SWEEP_INTERVAL;
 pub use self::offers::Answerer;
-pub use self::ring::{RingOutcome, RingReport};
+pub use self::ring::{Instructed, RingOutcome, RingReport};
 pub use self::sessions::{DeviceEvent, SessionFilter};
 
 /// How often `update` reads again when another writer got there first.

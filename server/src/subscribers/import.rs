@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow};
-use serde::Deserialize;
 use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::registry::Registry;
@@ -163,8 +163,14 @@ impl Registry {
         let mut parsed = Vec::with_capacity(batch.len());
         for (i, value) in batch {
             let at = format!("subscribers[{i}]");
-            let entry: FileEntry = serde_path_to_error::deserialize(value)
+            let entry: FileEntry = serde_path_to_error::deserialize(&value)
                 .map_err(|e| anyhow!("{at}.{}: {}", e.path(), e.inner()))?;
+            // A field nobody reads is an error naming it, as in a request
+            // body (`crate::input`).
+            let understood = serde_json::to_value(&entry).context("reading an entry back")?;
+            if let Some(unknown) = crate::input::unknown_field(&value, &understood) {
+                return Err(anyhow!("{at}.{unknown}"));
+            }
             let number = PhoneNumber::parse(&entry.number, self.rules().region)
                 .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
             let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
@@ -300,7 +306,7 @@ impl<'de> Visitor<'de> for EachEntry<'_> {
 
 /// One entry of `SUBSCRIBERS_FILE`: the PUT body plus the number and
 /// optional fixed tokens.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct FileEntry {
     number: String,
     device_token: Option<String>,

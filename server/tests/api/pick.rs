@@ -108,11 +108,21 @@ async fn instruction(app: &TestApp, device_token: &str, id: &str, wait: u64) -> 
 async fn read_instruction(response: reqwest::Response) -> String {
     assert_eq!(response.status(), 200, "instruction");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
-    body["instruction"]
+    let instruction = body["instruction"]
         .as_str()
-        .unwrap_or_else(|| panic!("no instruction in {body}"))
-        .to_owned()
+        .unwrap_or_else(|| panic!("no instruction in {body}"));
+    // `ignore` says why; nothing else carries anything more.
+    match (instruction, &body["reason"]) {
+        ("ignore", Value::String(reason)) => {
+            assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+            format!("ignore: {reason}")
+        }
+        (_, Value::Null) => {
+            assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+            instruction.to_owned()
+        }
+        _ => panic!("a reason goes with ignore only: {body}"),
+    }
 }
 
 /// The `wait` of long-polls left running: the longest allowed.
@@ -612,10 +622,10 @@ async fn instruction_becomes_ignore_when_every_destination_declines() {
         "instructed",
     )
     .await;
-    assert_eq!(long_poll_result(long_poll).await, "ignore");
+    assert_eq!(long_poll_result(long_poll).await, "ignore: all_declined");
     assert_eq!(
         instruction(&app, &alice.device_token, &id, 0).await,
-        "ignore"
+        "ignore: all_declined"
     );
     let s = session(&app, &id).await;
     assert_eq!(s["state"], "instructed", "{s}");
@@ -636,7 +646,7 @@ async fn instruction_becomes_ignore_when_every_destination_declines() {
     .await;
     assert_eq!(
         instruction(&app, &alice.device_token, &id, 0).await,
-        "ignore"
+        "ignore: all_declined"
     );
 }
 
@@ -653,7 +663,7 @@ async fn instruction_becomes_ignore_when_the_pick_timeout_passes_without_an_acce
     // The product's own 3 s timeout passes inside the long-poll's wait.
     let long_poll = spawn_long_poll(&app, &alice.device_token, &polled);
     app.config.clock.advance(Duration::from_secs(4));
-    assert_eq!(long_poll_result(long_poll).await, "ignore");
+    assert_eq!(long_poll_result(long_poll).await, "ignore: pick_timeout");
     let s = session(&app, &polled).await;
     assert_eq!(s["state"], "instructed", "{s}");
     assert_error(
@@ -672,7 +682,7 @@ async fn instruction_becomes_ignore_when_the_pick_timeout_passes_without_an_acce
     .await;
     assert_eq!(
         instruction(&app, &alice.device_token, &unpolled, 0).await,
-        "ignore"
+        "ignore: pick_timeout"
     );
     assert_eq!(
         session(&app, &unpolled).await["selected_destination"],
