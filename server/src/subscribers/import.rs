@@ -27,6 +27,9 @@ use crate::store::SubscriberRecord;
 
 /// Entries written per batch: two pipelined round trips each.
 const BATCH: usize = 1000;
+/// Batches written at once. A number listed twice in the file, in batches
+/// written at the same time, may end as either entry.
+const BATCHES_AT_ONCE: usize = 2;
 /// Entries read ahead of the writes.
 const READ_AHEAD: usize = 4 * BATCH;
 
@@ -140,16 +143,32 @@ impl Registry {
         let mut batch: Vec<(usize, serde_json::Value)> = Vec::with_capacity(BATCH);
         let mut index = 0;
         let mut imported = 0u64;
-        while let Some(entry) = received.recv().await {
-            batch.push((index, entry?));
-            index += 1;
-            if batch.len() == BATCH {
-                imported += self.import_batch(std::mem::take(&mut batch)).await?;
-                progress.imported.store(imported, Ordering::Relaxed);
+        // A few batches at once: one is parsed while others are written.
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut done = |written: u64| {
+            imported += written;
+            progress.imported.store(imported, Ordering::Relaxed);
+        };
+        loop {
+            let entry = received.recv().await;
+            let last = entry.is_none();
+            if let Some(entry) = entry {
+                batch.push((index, entry?));
+                index += 1;
+            }
+            if batch.len() == BATCH || (last && !batch.is_empty()) {
+                let registry = self.clone();
+                let batch = std::mem::take(&mut batch);
+                in_flight.spawn(async move { registry.import_batch(batch).await });
+            }
+            while in_flight.len() >= BATCHES_AT_ONCE || (last && !in_flight.is_empty()) {
+                let written = in_flight.join_next().await.expect("a batch in flight");
+                done(written.context("a batch of the import")??);
+            }
+            if last {
+                break;
             }
         }
-        imported += self.import_batch(batch).await?;
-        progress.imported.store(imported, Ordering::Relaxed);
         reader.await.context("reading the file")??;
         Ok(imported)
     }

@@ -122,10 +122,6 @@ impl ShardKeys {
         self.key(&["wait", subscriber.as_str(), caller.key()])
     }
 
-    pub(super) fn open(&self, subscriber: &PhoneNumber) -> String {
-        self.key(&["open", subscriber.as_str()])
-    }
-
     pub(super) fn history(&self, subscriber: &PhoneNumber) -> String {
         self.key(&["hist", subscriber.as_str()])
     }

@@ -15,7 +15,6 @@
 //! | `P:{sNN}:due` | sorted set of the sessions awaiting a forwarded call, by instruction time (forward deadlines) | shard |
 //! | `P:{sNN}:idle` | sorted set of the sessions not over yet, by the end of their lifetime on Redis's clock | shard |
 //! | `P:{sNN}:wait:<subscriber>:<caller>` | sorted set of the sessions awaiting a forwarded call from that caller (`withheld`), by instruction time | shard |
-//! | `P:{sNN}:open:<subscriber>` | set of the subscriber's sessions not over yet | shard |
 //! | `P:{sNN}:hist:<subscriber>` | sorted set of the subscriber's listed sessions, by when they began | shard |
 //! | `P:sessions` | sorted set of every listed session's id, by when it began (`GET /v1/sessions`) | the key itself |
 //! | `P:sweep` | sorted set of the shards (`NN`) that have work for the sweep, by when they next have it | the key itself |

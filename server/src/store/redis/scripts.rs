@@ -48,7 +48,7 @@ fn session_script(body: &str) -> Script {
 /// matching index (listed while it awaits a forwarded call, unless a claim
 /// took it), the forward deadlines, the subscriber's open sessions and
 /// history, and its device-call key. KEYS (shared by the three scripts
-/// below): sessions, gone, matching index, open set, due, idle, history,
+/// below): sessions, gone, matching index, due, idle, history,
 /// the shard's `next` (what the sweep index was told). ARGV: data, TTL in
 /// ms, '1' when it awaits a forwarded call, id, instruction time (ms), '1'
 /// when it is over, grace in ms, when it began (ms), the forward timeout
@@ -71,6 +71,11 @@ pub(super) static CREATE_SESSION: LazyLock<Script> =
 /// version differs (or the session is gone).
 pub(super) static UPDATE_SESSION: LazyLock<Script> =
     LazyLock::new(|| write_session_script(include_str!("lua/update_session.lua")));
+
+/// KEYS: a subscriber's history, its shard's lifetimes. Returns the ids of
+/// its sessions not over yet (those listed in both).
+pub(super) static OPEN_SESSIONS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/open_sessions.lua")));
 
 /// KEYS: sessions, gone. ARGV: id. Returns {data, version, claim} or false.
 pub(super) static READ_SESSION: LazyLock<Script> =

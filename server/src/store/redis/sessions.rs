@@ -11,8 +11,8 @@ use redis::AsyncCommands as _;
 
 use super::keys::{call_field, device_call_field};
 use super::scripts::{
-    CLAIM_SESSION, CREATE_SESSION, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY, SWEEP_SHARD,
-    UPDATE_SESSION,
+    CLAIM_SESSION, CREATE_SESSION, OPEN_SESSIONS, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY,
+    SWEEP_SHARD, UPDATE_SESSION,
 };
 use super::{RedisStore, decode, millis};
 use crate::domain::dial::CallSid;
@@ -95,9 +95,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError> {
-        let ids: Vec<String> = self
-            .conn()
-            .smembers(self.keys.shard(Shard::of(subscriber)).open(subscriber))
+        let shard = self.keys.shard(Shard::of(subscriber));
+        let ids: Vec<String> = OPEN_SESSIONS
+            .key(shard.history(subscriber))
+            .key(shard.idle())
+            .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("reading open sessions"))?;
         // Entries of sessions that expired meanwhile are harmless: reading
@@ -397,7 +399,6 @@ impl RedisStore {
             .key(shard.sessions())
             .key(shard.gone())
             .key(shard.awaiting(subscriber, session.caller()))
-            .key(shard.open(subscriber))
             .key(shard.due())
             .key(shard.idle())
             .key(shard.history(subscriber))

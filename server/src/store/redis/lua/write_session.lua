@@ -1,5 +1,5 @@
 local function write_session(now)
-  local sessions, gone, index, open, due, idle, history, next = unpack(KEYS, 1, 8)
+  local sessions, gone, index, due, idle, history, next = unpack(KEYS, 1, 7)
   local data, ttl, awaiting, id, instructed, over, grace, began, forward_ms, device_call =
     unpack(ARGV, 1, 10)
   local version, claim = 0, false
@@ -20,13 +20,10 @@ local function write_session(now)
   end
   local kept = tonumber(ttl)
   if over == '1' then
-    redis.call('SREM', open, id)
     redis.call('ZREM', idle, id)
     redis.call('ZADD', gone, now + kept, id)
   else
     kept = kept + tonumber(grace)
-    redis.call('SADD', open, id)
-    redis.call('PEXPIRE', open, kept)
     keep_open(gone, idle, id, ttl, grace, now)
   end
   if device_call ~= '' then redis.call('HSET', sessions, device_call, id) end
