@@ -190,11 +190,17 @@ impl Cache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The state, when the cache vouches for it: the bus reader is on the
+    /// connection (`reader_connections`) this epoch began with.
+    fn vouching(&self, reader_connections: u64) -> Option<MutexGuard<'_, State>> {
+        let state = self.lock();
+        (state.reader_at != 0 && state.reader_at == reader_connections).then_some(state)
+    }
+
     /// Whether it vouches for what it holds: the bus reader is on the
     /// connection (`reader_connections`) this epoch began with.
     pub fn is_fresh(&self, reader_connections: u64) -> bool {
-        let state = self.lock();
-        state.reader_at != 0 && state.reader_at == reader_connections
+        self.vouching(reader_connections).is_some()
     }
 
     /// Drops what it vouched for (kept as last known) and the negative
@@ -227,10 +233,9 @@ impl Cache {
         to: &PhoneNumber,
         reader_connections: u64,
     ) -> Cached<Vec<Arc<Subscriber>>> {
-        let mut state = self.lock();
-        if state.reader_at == 0 || state.reader_at != reader_connections {
+        let Some(mut state) = self.vouching(reader_connections) else {
             return Cached::Unknown;
-        }
+        };
         let now = Instant::now();
         if let Some(number) = forwarded_from {
             match state.vouched(number, now) {
@@ -249,11 +254,10 @@ impl Cache {
         number: &PhoneNumber,
         reader_connections: u64,
     ) -> Cached<Option<Arc<Subscriber>>> {
-        let mut state = self.lock();
-        if state.reader_at == 0 || state.reader_at != reader_connections {
-            return Cached::Unknown;
+        match self.vouching(reader_connections) {
+            Some(mut state) => state.vouched(number, Instant::now()),
+            None => Cached::Unknown,
         }
-        state.vouched(number, Instant::now())
     }
 
     /// What a store read begun at `ticket` found for a forwarded call:

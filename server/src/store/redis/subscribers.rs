@@ -199,12 +199,7 @@ impl SubscriberStore for RedisStore {
         hash: &TokenHash,
     ) -> Result<Option<(TokenOwner, SubscriberRecord)>, StoreError> {
         // Two round trips: the token's entry names where the record is.
-        let (bucket, field) = self.keys.token_entry(&hash.to_hex());
-        let entry: Option<String> = self
-            .conn()
-            .hget(bucket, field)
-            .await
-            .map_err(self.failed("reading a token"))?;
+        let entry = self.token_entry(hash).await?;
         let Some((owner, forwarding)) = entry.as_deref().map(decode_owner).transpose()? else {
             return match self.token_owner(hash).await? {
                 Some(owner) => Ok(self
@@ -226,13 +221,7 @@ impl SubscriberStore for RedisStore {
     }
 
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError> {
-        let (bucket, field) = self.keys.token_entry(&hash.to_hex());
-        let owner: Option<String> = self
-            .conn()
-            .hget(bucket, field)
-            .await
-            .map_err(self.failed("reading a token"))?;
-        if let Some(owner) = owner {
+        if let Some(owner) = self.token_entry(hash).await? {
             return decode_owner(&owner).map(|(owner, _)| Some(owner));
         }
         if !self.migrating.load(Ordering::Relaxed) {
@@ -317,6 +306,15 @@ impl SubscriberStore for RedisStore {
 }
 
 impl RedisStore {
+    /// The entry of the token with this hash, if any.
+    async fn token_entry(&self, hash: &TokenHash) -> Result<Option<String>, StoreError> {
+        let (bucket, field) = self.keys.token_entry(&hash.to_hex());
+        self.conn()
+            .hget(bucket, field)
+            .await
+            .map_err(self.failed("reading a token"))
+    }
+
     /// The forwarding number under which subscriber `number`'s record is.
     async fn locate(&self, number: &PhoneNumber) -> Result<Option<String>, StoreError> {
         let prefix = format!("{number} ");
