@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::domain::session::Timestamp;
+use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Default)]
 pub enum WallClock {

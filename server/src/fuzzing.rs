@@ -71,7 +71,7 @@ fn verified<P: Provider>(
         url,
         headers,
         body,
-        received_at: crate::domain::session::Timestamp::now(),
+        received_at: crate::domain::time::Timestamp::now(),
     };
     P::verify(&config, &request).map(|verified| verified.params)
 }
@@ -165,7 +165,7 @@ pub fn telnyx_webhook(data: &[u8]) {
     let params = read_form(body);
     read_every_field::<Telnyx>(&params);
     let key = ed25519_dalek::SigningKey::from_bytes(&TELNYX_SEED);
-    let now = crate::domain::session::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000)
+    let now = crate::domain::time::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000)
         .expect("a valid time");
     let text = |raw: &[u8]| std::str::from_utf8(raw).ok().map(str::to_owned);
     let (timestamp, signature) = (text(timestamp), text(signature));
@@ -864,7 +864,7 @@ mod tests {
         for (path, input) in signed("telnyx_webhook") {
             let [timestamp, signature, body] = webhook_request(&input);
             let key = ed25519_dalek::SigningKey::from_bytes(&TELNYX_SEED);
-            let now = crate::domain::session::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000);
+            let now = crate::domain::time::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000);
             let text = |raw| std::str::from_utf8(raw).ok();
             assert_eq!(
                 crate::providers::telnyx::signature::verify(

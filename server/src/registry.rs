@@ -12,9 +12,11 @@ use serde::Deserialize;
 use crate::domain::credentials::{
     Credentials, IssuedTokens, NewToken, TokenHash, TokenOwner, TokenPolicy,
 };
+use crate::domain::error::FieldError;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::Timestamp;
-use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, Subscriber, SubscriberSpec};
+use crate::domain::subscriber::{SpecRules, Subscriber, SubscriberSpec};
+use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError, SubscriberRecord, WindowCount};
 use crate::subscriber_cache::SubscriberCache;
 

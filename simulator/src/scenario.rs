@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use ringrelay_server::domain::session::Timestamp;
+use ringrelay_server::domain::time::Timestamp;
 
 /// The number the simulated subscriber gets when the scenario names none.
 pub const DEFAULT_SUBSCRIBER_NUMBER: &str = "+12025550199";

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ids::DestinationId;
 use super::phone::PhoneNumber;
-use super::subscriber::{DestinationId, Subscriber};
+use super::subscriber::Subscriber;
 
 /// A freshly made bearer token, shown to the admin once.
 pub struct NewToken(SecretString);

@@ -1,14 +1,15 @@
 //! A subscriber's rules (contract §14): when the destinations ring, who gets
-//! through, and how the call is recorded. [`Subscriber::route`] decides them
-//! once per call; everything else follows its [`Route`].
+//! through, and how the call is recorded. [`decide`] applies them once per
+//! call (as `Subscriber::route`); everything else follows its [`Route`].
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::FieldError;
+use super::ids::DestinationId;
 use super::phone::Caller;
-use super::session::Timestamp;
-use super::subscriber::{DestinationId, FieldError, Subscriber};
+use super::time::Timestamp;
 
 /// Most windows a schedule (or a destination's `hours`) may list.
 pub const MAX_WINDOWS: usize = 28;
@@ -424,66 +425,66 @@ impl fmt::Display for Reason {
     }
 }
 
-impl Subscriber {
-    /// Decides what a call from `caller` at `at` does. The first caller rule
-    /// that matches wins (a `vip` rings every destination whatever the
-    /// hours and do-not-disturb say); then do-not-disturb; then the
-    /// schedule; then each destination's own hours. With no destination
-    /// left, only the phone rings.
-    pub fn route(&self, caller: &Caller, at: Timestamp) -> Decision {
-        let decided = |route, reason| Decision { route, reason };
-        if let Some((index, rule)) = self
-            .caller_rules
-            .iter()
-            .enumerate()
-            .find(|(_, rule)| rule.pattern.matches(caller))
-        {
-            let route = match rule.action {
-                CallerAction::Block => Route::Block,
-                CallerAction::Voicemail => Route::Voicemail,
-                CallerAction::Phone => Route::Phone,
-                CallerAction::Vip => Route::default(),
-            };
-            return decided(route, Reason::CallerRule(index));
-        }
-        if self.dnd_until.is_some_and(|until| at < until) {
-            return decided(Route::Voicemail, Reason::DoNotDisturb);
-        }
-        // Local time in the schedule's zone (UTC without a schedule: then
-        // only destinations' own hours can apply).
-        let zone = self
-            .schedule
-            .as_ref()
-            .map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.zone());
-        let local = jiff::Timestamp::from_millisecond(at.unix_millis())
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            .to_zoned(zone);
-        let (day, minute) = (
-            Day::of(local.weekday()),
-            u16::try_from(local.hour()).unwrap_or(0) * 60
-                + u16::try_from(local.minute()).unwrap_or(0),
-        );
-        let open = |hours: &[Window]| hours.iter().any(|w| w.contains(day, minute));
-        if let Some(schedule) = &self.schedule
-            && !open(&schedule.hours)
-        {
-            let route = match schedule.outside {
-                Outside::Phone => Route::Phone,
-                Outside::Voicemail => Route::Voicemail,
-            };
-            return decided(route, Reason::OutsideSchedule);
-        }
-        let skipped: Vec<DestinationId> = self
-            .destinations
-            .iter()
-            .filter(|d| d.hours.as_deref().is_some_and(|hours| !open(hours)))
-            .map(|d| d.id.clone())
-            .collect();
-        if skipped.len() == self.destinations.len() {
-            return decided(Route::Phone, Reason::NoDestinationInHours);
-        }
-        decided(Route::Destinations { skipped }, Reason::Default)
+/// Decides what a call from `caller` at `at` does, by a subscriber's
+/// rules and its destinations' own hours (as `(id, hours)`, in order). The
+/// first caller rule that matches wins (a `vip` rings every destination
+/// whatever the hours and do-not-disturb say); then do-not-disturb; then
+/// the schedule; then each destination's own hours. With no destination
+/// left, only the phone rings.
+pub fn decide<'a>(
+    caller_rules: &[CallerRule],
+    dnd_until: Option<Timestamp>,
+    schedule: Option<&Schedule>,
+    destination_hours: impl ExactSizeIterator<Item = (&'a DestinationId, Option<&'a [Window]>)>,
+    caller: &Caller,
+    at: Timestamp,
+) -> Decision {
+    let decided = |route, reason| Decision { route, reason };
+    if let Some((index, rule)) = caller_rules
+        .iter()
+        .enumerate()
+        .find(|(_, rule)| rule.pattern.matches(caller))
+    {
+        let route = match rule.action {
+            CallerAction::Block => Route::Block,
+            CallerAction::Voicemail => Route::Voicemail,
+            CallerAction::Phone => Route::Phone,
+            CallerAction::Vip => Route::default(),
+        };
+        return decided(route, Reason::CallerRule(index));
     }
+    if dnd_until.is_some_and(|until| at < until) {
+        return decided(Route::Voicemail, Reason::DoNotDisturb);
+    }
+    // Local time in the schedule's zone (UTC without a schedule: then
+    // only destinations' own hours can apply).
+    let zone = schedule.map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.zone());
+    let local = jiff::Timestamp::from_millisecond(at.unix_millis())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(zone);
+    let (day, minute) = (
+        Day::of(local.weekday()),
+        u16::try_from(local.hour()).unwrap_or(0) * 60 + u16::try_from(local.minute()).unwrap_or(0),
+    );
+    let open = |hours: &[Window]| hours.iter().any(|w| w.contains(day, minute));
+    if let Some(schedule) = schedule
+        && !open(&schedule.hours)
+    {
+        let route = match schedule.outside {
+            Outside::Phone => Route::Phone,
+            Outside::Voicemail => Route::Voicemail,
+        };
+        return decided(route, Reason::OutsideSchedule);
+    }
+    let destinations = destination_hours.len();
+    let skipped: Vec<DestinationId> = destination_hours
+        .filter(|(_, hours)| hours.is_some_and(|hours| !open(hours)))
+        .map(|(id, _)| id.clone())
+        .collect();
+    if skipped.len() == destinations {
+        return decided(Route::Phone, Reason::NoDestinationInHours);
+    }
+    decided(Route::Destinations { skipped }, Reason::Default)
 }
 
 /// The `hours` of a schedule or a destination, checked: 1 to
@@ -530,7 +531,7 @@ fn clip(s: &str) -> &str {
 mod tests {
     use super::*;
     use crate::domain::phone::{PhoneNumber, Region};
-    use crate::domain::subscriber::{SpecRules, SubscriberSpec};
+    use crate::domain::subscriber::{SpecRules, Subscriber, SubscriberSpec};
     use crate::domain::webhook_target::TargetPolicy;
     use serde_json::json;
 

@@ -4,14 +4,17 @@
 //! that is wrong.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::phone::{PhoneNumber, Region};
-use super::rules::{self, CallerRule, MAX_CALLER_RULES, Record, RingTone, Schedule, Window};
-use super::session::Timestamp;
+use super::error::FieldError;
+use super::ids::DestinationId;
+use super::phone::{Caller, PhoneNumber, Region};
+use super::rules::{
+    self, CallerRule, Decision, MAX_CALLER_RULES, Record, RingTone, Schedule, Window,
+};
+use super::time::Timestamp;
 use super::webhook_target::{TargetPolicy, parse_webhook_url};
 
 pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
@@ -56,6 +59,21 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// Decides what a call from `caller` at `at` does, by this subscriber's
+    /// rules (see [`rules::decide`]).
+    pub fn route(&self, caller: &Caller, at: Timestamp) -> Decision {
+        rules::decide(
+            &self.caller_rules,
+            self.dnd_until,
+            self.schedule.as_ref(),
+            self.destinations
+                .iter()
+                .map(|d| (&d.id, d.hours.as_deref())),
+            caller,
+            at,
+        )
+    }
+
     pub fn destination(&self, id: &DestinationId) -> Option<&Destination> {
         self.destinations.iter().find(|d| &d.id == id)
     }
@@ -133,44 +151,6 @@ pub enum Fallback {
         address: PhoneNumber,
     },
     Hangup,
-}
-
-/// A destination's id: `[a-z0-9_-]{1,32}`, unique per subscriber.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(try_from = "String")]
-#[schema(pattern = "^[a-z0-9_-]{1,32}$", example = "desk")]
-pub struct DestinationId(String);
-
-impl DestinationId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = (1..=32).contains(&s.len())
-            && s.bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!("must match [a-z0-9_-]{{1,32}}, got {s:?}"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for DestinationId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl fmt::Display for DestinationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A `sip:` or `sips:` URI with a host part.
@@ -378,23 +358,6 @@ pub struct SpecRules {
     pub webhooks_can_be_signed: bool,
     /// Which hosts a `webhook_url` may name (`ALLOW_PRIVATE_WEBHOOKS`).
     pub webhook_targets: TargetPolicy,
-}
-
-/// A field of the body that breaks a rule; `field` is its JSON path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
 }
 
 impl SubscriberSpec {

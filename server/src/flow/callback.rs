@@ -5,10 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::dial::DialAttempt;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::SessionId;
-use crate::domain::subscriber::DestinationId;
+use crate::domain::session::{DialAttempt, SessionId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackQuery {

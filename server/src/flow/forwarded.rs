@@ -10,12 +10,12 @@ use std::sync::Arc;
 use super::callback::CallbackQuery;
 use super::plan::{DialPlan, PlanStep};
 use super::{CallFlow, FlowError};
-use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::{Record, Route};
 use crate::domain::session::{
-    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionError, SessionId,
-    SessionState,
+    Claim, DialAttempt, DialResult, DialStatus, DialVerdict, DialedLeg, MissedReason, Notice,
+    Session, SessionError, SessionId, SessionState,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
 use crate::metrics::LookupSource;

@@ -18,9 +18,11 @@ use url::Url;
 
 use crate::clock::WallClock;
 use crate::config::PublicBaseUrl;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::domain::session::{Notice, Session, SessionError, SessionId, Timestamp};
-use crate::domain::subscriber::{Destination, DestinationId, Subscriber};
+use crate::domain::session::{Notice, Session, SessionError, SessionId};
+use crate::domain::subscriber::{Destination, Subscriber};
+use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::events::{

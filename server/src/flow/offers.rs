@@ -5,11 +5,11 @@
 
 use super::{CallFlow, FlowError};
 use crate::domain::credentials::TokenHash;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{
     OfferAnswered, OfferKey, OfferResponse, SessionError, SessionId, SessionState,
 };
-use crate::domain::subscriber::DestinationId;
 
 /// Who answers the offer.
 pub enum Answerer<'a> {

@@ -3,9 +3,10 @@
 //! Dial, so that hunting needs no state beyond the subscriber and the route
 //! its rules chose.
 
+use crate::domain::ids::DestinationId;
 use crate::domain::rules::Route;
 use crate::domain::session::Session;
-use crate::domain::subscriber::{Destination, DestinationId, Fallback, Mode, Strategy, Subscriber};
+use crate::domain::subscriber::{Destination, Fallback, Mode, Strategy, Subscriber};
 
 /// What one step of the plan does.
 #[derive(Debug, PartialEq, Eq)]

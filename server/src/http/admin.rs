@@ -9,9 +9,11 @@ use super::auth::AdminAuth;
 use super::error::{ApiError, doc};
 use super::json::parse_json_body;
 use super::state::AppState;
+use crate::domain::error::FieldError;
 use crate::domain::forwarding::ForwardingCodes;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::subscriber::{DestinationId, FieldError, Subscriber, SubscriberSpec};
+use crate::domain::subscriber::{Subscriber, SubscriberSpec};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

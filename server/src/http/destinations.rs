@@ -16,8 +16,8 @@ use super::device::parse_session_id;
 use super::error::{ApiError, doc};
 use super::state::AppState;
 use crate::domain::credentials::TokenOwner;
+use crate::domain::ids::DestinationId;
 use crate::domain::session::{OfferResponse, SessionId, SessionState};
-use crate::domain::subscriber::DestinationId;
 use crate::flow::Answerer;
 use crate::notify::bus::StreamEvent;
 

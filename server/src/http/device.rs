@@ -9,9 +9,10 @@ use super::auth::DeviceAuth;
 use super::error::{ApiError, doc};
 use super::json::parse_json_body;
 use super::state::AppState;
+use crate::domain::error::FieldError;
 use crate::domain::phone::Caller;
-use crate::domain::session::{Instruction, SessionId, Timestamp};
-use crate::domain::subscriber::FieldError;
+use crate::domain::session::{Instruction, SessionId};
+use crate::domain::time::Timestamp;
 use crate::flow::{DeviceEvent, RingReport};
 
 /// A ring report: a call rings on the subscriber's phone.

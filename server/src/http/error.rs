@@ -9,8 +9,8 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::domain::error::FieldError;
 use crate::domain::session::SessionError;
-use crate::domain::subscriber::FieldError;
 use crate::flow::FlowError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;

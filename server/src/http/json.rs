@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::domain::subscriber::FieldError;
+use crate::domain::error::FieldError;
 
 pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);

@@ -22,7 +22,7 @@ use actix_web::web;
 pub use self::body_deadline::read_body_within_deadline;
 use self::error::{ApiError, MAX_BODY_BYTES};
 pub use self::guessing::{Guessers, limit_guessing};
-use crate::domain::subscriber::FieldError;
+use crate::domain::error::FieldError;
 use crate::providers::PROVIDERS;
 
 pub use self::providers::provider_routes;

@@ -79,7 +79,7 @@ struct CallRecordingEvent {
     #[schema(pattern = r"^call\.recording$", example = "call.recording")]
     kind: String,
     data: crate::notify::events::Recording,
-    timestamp: crate::domain::session::Timestamp,
+    timestamp: crate::domain::time::Timestamp,
 }
 
 /// The bearer tokens of the three kinds of caller, and the capability of the
@@ -219,10 +219,13 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::domain::error::FieldError;
     use crate::domain::forwarding::ForwardingCodes;
+    use crate::domain::ids::DestinationId;
     use crate::domain::phone::{Caller, PhoneNumber, Region};
-    use crate::domain::session::{Instruction, SessionId, SessionState, Timeline, Timestamp};
-    use crate::domain::subscriber::{DestinationId, FieldError, SpecRules, SubscriberSpec};
+    use crate::domain::session::{Instruction, SessionId, SessionState, Timeline};
+    use crate::domain::subscriber::{SpecRules, SubscriberSpec};
+    use crate::domain::time::Timestamp;
     use crate::flow::{DeviceEvent, FlowError};
     use crate::http::error::ApiError;
 

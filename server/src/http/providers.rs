@@ -13,8 +13,9 @@ use tracing::Instrument as _;
 use super::auth::app_state;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::domain::dial::CallSid;
-use crate::domain::session::{SessionId, Timestamp};
+use crate::domain::ids::CallSid;
+use crate::domain::session::SessionId;
+use crate::domain::time::Timestamp;
 use crate::flow::CallbackQuery;
 use crate::providers::{
     CallScript, Params, Provider, SignatureError, SignatureVariant, Step, WebhookRequest,

@@ -7,10 +7,10 @@ use super::auth::SessionReader;
 use super::device::parse_session_id;
 use super::error::{ApiError, doc};
 use super::state::AppState;
-use crate::domain::dial::{CallSid, LegStatus};
+use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Session, SessionId, SessionState, Timeline};
-use crate::domain::subscriber::{DestinationId, Mode};
+use crate::domain::session::{LegStatus, Session, SessionId, SessionState, Timeline};
+use crate::domain::subscriber::Mode;
 
 /// A session as the contract shows it: no capabilities, no internals.
 #[derive(Serialize, utoipa::ToSchema)]

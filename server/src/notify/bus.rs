@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::events::Event;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionId;
-use crate::domain::subscriber::DestinationId;
 use crate::store::connection::RedisConnection;
 
 /// An event as a live stream sends it.

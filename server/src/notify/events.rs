@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::SessionId;
 pub use crate::domain::session::{CancelReason, MissedReason};
-use crate::domain::session::{SessionId, Timestamp};
-use crate::domain::subscriber::DestinationId;
+use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {

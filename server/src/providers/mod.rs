@@ -26,11 +26,12 @@ use actix_web::http::Method;
 use actix_web::http::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::domain::dial::{CallSid, DialResult};
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 use crate::domain::rules::RingTone;
-use crate::domain::session::Timestamp;
+use crate::domain::session::DialResult;
 use crate::domain::subscriber::Target;
+use crate::domain::time::Timestamp;
 pub use crate::rotation::{Rotating, Slot};
 
 /// Every provider the service speaks, once: its routes are registered and

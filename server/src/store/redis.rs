@@ -54,10 +54,10 @@ use super::{
     SubscriberRecord, SubscriberStore, WindowCount,
 };
 use crate::domain::credentials::{TokenHash, TokenOwner};
-use crate::domain::dial::CallSid;
+use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Claim, Session, SessionId, Shard, Timestamp};
-use crate::domain::subscriber::DestinationId;
+use crate::domain::session::{Claim, Session, SessionId, Shard};
+use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]

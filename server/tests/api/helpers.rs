@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ringrelay_server::clock::WallClock;
 use ringrelay_server::config::{Config, RedisTarget};
-use ringrelay_server::domain::session::Timestamp;
+use ringrelay_server::domain::time::Timestamp;
 use ringrelay_server::startup::Application;
 use ringrelay_server::store::{RedisConnection, RedisStore};
 

@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringrelay_server::domain::credentials::{Credentials, TokenOwner, TokenPolicy};
-use ringrelay_server::domain::dial::CallSid;
+use ringrelay_server::domain::ids::{CallSid, DestinationId};
 use ringrelay_server::domain::phone::{Caller, PhoneNumber, Region};
 use ringrelay_server::domain::rules::Route;
 use ringrelay_server::domain::session::{
-    CancelReason, Claim, Instruction, Session, SessionId, SessionState, Shard, Timestamp,
+    CancelReason, Claim, Instruction, Session, SessionId, SessionState, Shard,
 };
-use ringrelay_server::domain::subscriber::{DestinationId, Mode, SpecRules, SubscriberSpec};
+use ringrelay_server::domain::subscriber::{Mode, SpecRules, SubscriberSpec};
+use ringrelay_server::domain::time::Timestamp;
 use ringrelay_server::store::{
     HISTORY_CAP, MemoryStore, RateLimits as _, SWEEP_GRACE, SessionCreated, SessionStore as _,
     Store, StoreError, SubscriberRecord, SubscriberStore as _, WindowCount,

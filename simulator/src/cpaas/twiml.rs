@@ -120,7 +120,7 @@ pub static TELNYX: Flavour = Flavour {
             return Vec::new();
         };
         let timestamp =
-            (ringrelay_server::domain::session::Timestamp::now().unix_millis() / 1000).to_string();
+            (ringrelay_server::domain::time::Timestamp::now().unix_millis() / 1000).to_string();
         let signature = telnyx_signature::sign(&key, &timestamp, body);
         vec![
             ("telnyx-signature-ed25519", signature),

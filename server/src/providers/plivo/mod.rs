@@ -12,8 +12,9 @@ use super::{
     Screening, SignatureError, SignatureVariant, StatusReport, VariableProblem, Verified,
     WebhookRequest, twiml,
 };
-use crate::domain::dial::{CallSid, DialResult, DialStatus};
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::session::{DialResult, DialStatus};
 use crate::domain::subscriber::{ClientIdentity, SipUri, Target};
 
 pub struct Plivo;

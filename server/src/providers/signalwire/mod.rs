@@ -210,7 +210,7 @@ mod tests {
                 url,
                 headers: &headers,
                 body: body.as_bytes(),
-                received_at: crate::domain::session::Timestamp::now(),
+                received_at: crate::domain::time::Timestamp::now(),
             };
             let read = SignalWire::verify(&config, &request).unwrap();
             assert_eq!(read.params.get("Digits"), Some("1234"), "{header}");
@@ -235,7 +235,7 @@ mod tests {
             url,
             headers: &headers,
             body,
-            received_at: crate::domain::session::Timestamp::now(),
+            received_at: crate::domain::time::Timestamp::now(),
         };
         let genuine = request(br#"{"event":"call.state"}"#);
         assert!(

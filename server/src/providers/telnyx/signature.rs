@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
-use crate::domain::session::Timestamp;
+use crate::domain::time::Timestamp;
 use crate::providers::SignatureError;
 
 /// How far a request's timestamp may be from now, either way.

@@ -6,8 +6,9 @@
 pub mod render;
 
 use super::{InboundCall, Params, Recording, StatusReport};
-use crate::domain::dial::{CallSid, DialResult, DialStatus};
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::session::{DialResult, DialStatus};
 
 /// The call reaching a forwarding number: `CallSid`, `From`, `To`, and
 /// `ForwardedFrom` where the provider sends it.
