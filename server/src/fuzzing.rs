@@ -19,14 +19,12 @@ use crate::domain::rules::RingTone;
 use crate::domain::subscriber::{ClientIdentity, SipUri, SpecRules, SubscriberSpec, Target};
 use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::CallbackQuery;
+use crate::flow::model::{CallScript, Dial, DialTarget, Step};
 use crate::http::json::parse_json_body;
 use crate::providers::parsed_markup::{self, Node};
 use crate::providers::plivo::{self, Plivo};
 use crate::providers::twilio::{self, Twilio};
-use crate::providers::{
-    CallScript, Dial, DialTarget, Params, Provider, ProviderVars, SignatureError, Step,
-    WebhookRequest, twiml,
-};
+use crate::providers::{Params, Provider, ProviderVars, SignatureError, WebhookRequest, twiml};
 
 /// A fuzz target: takes any bytes, panics when an invariant breaks.
 pub type FuzzTarget = fn(&[u8]);

@@ -18,10 +18,10 @@ use crate::domain::session::{
     Session, SessionError, SessionId, SessionState,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
-use crate::metrics::LookupSource;
-use crate::providers::{
+use crate::flow::model::{
     CallScript, Dial, DialTarget, InboundCall, ProviderRoutes, Screening, StatusReport, Step,
 };
+use crate::metrics::LookupSource;
 use crate::templates::spoken_digits;
 
 /// What comes after a Dial ended without a person taking the call.

@@ -5,6 +5,7 @@
 mod callback;
 mod expiry;
 mod forwarded;
+pub mod model;
 mod offers;
 pub mod plan;
 mod recording;

@@ -17,12 +17,24 @@ use crate::domain::ids::CallSid;
 use crate::domain::session::SessionId;
 use crate::domain::time::Timestamp;
 use crate::flow::CallbackQuery;
+use crate::flow::model::{CallScript, Step};
 use crate::providers::{
-    CallScript, Params, Provider, SignatureError, SignatureVariant, Step, WebhookRequest,
+    EachProvider, Params, Provider, SignatureError, SignatureVariant, WebhookRequest, each_provider,
 };
 
+/// Registers the routes of every provider.
+pub(super) fn every_providers_routes(cfg: &mut web::ServiceConfig) {
+    struct Register<'a>(&'a mut web::ServiceConfig);
+    impl EachProvider for Register<'_> {
+        fn visit<P: Provider>(&mut self) {
+            provider_routes::<P>(self.0);
+        }
+    }
+    each_provider(&mut Register(cfg));
+}
+
 /// The routes of provider `P`.
-pub fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
+fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
     let routes = P::ROUTES;
     // One resource a path, so that another method is 405, not 404.
     cfg.service(web::resource(routes.answer).post(answer::<P>))

@@ -1,8 +1,9 @@
 //! What the providers' unit tests build their inputs from.
 
-use super::{DialTarget, Params, Provider, ProviderVars};
+use super::{Params, Provider, ProviderVars};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::subscriber::Target;
+use crate::flow::model::DialTarget;
 
 /// A form of these pairs, in order.
 pub fn params(pairs: &[(&str, &str)]) -> Params {

@@ -2,8 +2,8 @@
 //! to the forwarded call's outcome (contract §6). The state machine lives
 //! here: `Session`'s fields are private, and each method checks the current
 //! state and says what changed (a [`Notice`] the flow turns into events).
-//! By concern: [`id`] the session's id and shard, [`offers`] pick mode's
-//! offers, [`dial`] the forwarded call's claim, Dials and legs, [`outcome`]
+//! By concern: `id` the session's id and shard, `offers` pick mode's
+//! offers, `dial` the forwarded call's claim, Dials and legs, `outcome`
 //! how a session ends.
 
 mod dial;

@@ -8,9 +8,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::twilio::signature;
 use super::twiml::render::{ClientNoun, Dialect, render};
 use super::{
-    CallScript, Provider, ProviderRoutes, ProviderVars, Rotating, Screening, SignatureError,
-    VariableProblem, Verified, WebhookRequest,
+    Provider, ProviderVars, Rotating, SignatureError, VariableProblem, Verified, WebhookRequest,
 };
+use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
 pub struct SignalWire;
 
@@ -115,8 +115,8 @@ mod tests {
     use super::*;
     use crate::domain::phone::{PhoneNumber, Region};
     use crate::domain::subscriber::{ClientIdentity, Target};
+    use crate::flow::model::{Dial, DialTarget, Step};
     use crate::providers::parsed_markup::parse;
-    use crate::providers::{Dial, DialTarget, Step};
 
     fn script() -> CallScript {
         let number = PhoneNumber::parse("+12025550201", Region::default()).unwrap();

@@ -6,9 +6,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::twiml::render::{Dialect, render};
 use super::{
-    CallScript, Provider, ProviderRoutes, ProviderVars, Rotating, Screening, SignatureError,
-    VariableProblem, Verified, WebhookRequest,
+    Provider, ProviderVars, Rotating, SignatureError, VariableProblem, Verified, WebhookRequest,
 };
+use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
 pub struct Twilio;
 

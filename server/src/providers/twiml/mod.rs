@@ -5,10 +5,11 @@
 
 pub mod render;
 
-use super::{InboundCall, Params, Recording, StatusReport};
+use super::Params;
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 use crate::domain::session::{DialResult, DialStatus};
+use crate::flow::model::{InboundCall, Recording, StatusReport};
 
 /// The call reaching a forwarding number: `CallSid`, `From`, `To`, and
 /// `ForwardedFrom` where the provider sends it.
