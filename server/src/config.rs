@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
-use url::Url;
 
 use crate::clock::WallClock;
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
+use crate::flow::PublicBaseUrl;
+use crate::notify::signing::WebhookSecret;
 use crate::providers::{ProviderVars, Providers};
 use crate::rotation::Rotating;
 
@@ -81,77 +82,6 @@ pub struct Config {
     /// Not a variable: the call flow's clock. The system's, but where a
     /// test or the simulator sets another.
     pub clock: WallClock,
-}
-
-/// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
-/// kept without a trailing slash so that `base + path` is the URL the
-/// provider requested.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicBaseUrl(String);
-
-impl PublicBaseUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("must start with http:// or https://".into());
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err("has no host".into());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("must not carry a query or a fragment".into());
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("must not carry credentials".into());
-        }
-        // Keep the text as written (minus a trailing slash): re-serialising
-        // through `Url` would drop an explicit default port, and the signature
-        // is computed over what the provider was told to call.
-        Ok(Self(raw.trim_end_matches('/').to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The absolute URL of one of our routes (`path` starts with `/`).
-    pub fn join(&self, path: &str) -> String {
-        let mut url = String::with_capacity(self.0.len() + path.len());
-        url.push_str(&self.0);
-        url.push_str(path);
-        url
-    }
-}
-
-/// The decoded key of `WEBHOOK_SECRET` (`whsec_<base64>`).
-#[derive(Clone)]
-pub struct WebhookSecret(std::sync::Arc<SecretBox<Vec<u8>>>);
-
-impl WebhookSecret {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        use base64::Engine as _;
-        let encoded = raw
-            .strip_prefix("whsec_")
-            .ok_or("must be in the form whsec_<base64>")?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| "must be in the form whsec_<base64> (the part after whsec_ is not valid base64)")?;
-        if key.len() < 16 {
-            return Err("must hold a key of at least 16 bytes".into());
-        }
-        Ok(Self(std::sync::Arc::new(SecretBox::new(Box::new(key)))))
-    }
-
-    /// The raw HMAC key.
-    pub fn key(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret([REDACTED])")
-    }
 }
 
 /// Where the shared Redis is, and how it is deployed. The URLs are secret
@@ -312,7 +242,7 @@ impl Config {
                     .map_err(|p| ConfigError::new("FLY_APP_NAME", p))?,
                 (None, Some(domain)) => PublicBaseUrl::parse(&format!("https://{domain}"))
                     .map_err(|p| ConfigError::new("HEROKU_APP_DEFAULT_DOMAIN_NAME", p))?,
-                (None, None) => PublicBaseUrl(format!("http://localhost:{port}")),
+                (None, None) => PublicBaseUrl::localhost(port),
             },
             Some(u) => PublicBaseUrl::parse(&u).map_err(|p| {
                 ConfigError::new("PUBLIC_BASE_URL", format!("{p}, got {:?}", clip(&u)))
@@ -662,6 +592,8 @@ fn positive(variable: &'static str, raw: Option<String>, default: u64) -> Result
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret as _;
+
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 use super::scenario::{Provider, Scenario};
 use super::{Error, Options, Target};
-use ringrelay_server::config::WebhookSecret;
+use ringrelay_server::notify::signing::WebhookSecret;
 
 const USAGE: &str = "usage: ringrelay simulate SCENARIO.toml [--json] [--target URL]
 

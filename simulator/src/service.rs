@@ -17,7 +17,8 @@ use super::Error;
 use super::receiver::Receiver;
 use super::scenario::{Provider, Scenario, ScenarioError};
 use ringrelay_server::clock::WallClock;
-use ringrelay_server::config::{Config, WebhookSecret};
+use ringrelay_server::config::Config;
+use ringrelay_server::notify::signing::WebhookSecret;
 use ringrelay_server::startup::Application;
 
 /// A running deployment to drive, and its secrets.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use ringrelay_server::config::WebhookSecret;
+use ringrelay_server::notify::signing::WebhookSecret;
 use ringrelay_simulator::scenario::Provider;
 use ringrelay_simulator::{self as simulate, Error, Options, Outcome, Report, Scenario, Target};
 use serde_json::{Value, json};

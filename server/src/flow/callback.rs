@@ -1,14 +1,62 @@
-//! What ringrelay puts in the query of the URLs it hands a provider (Dial
-//! `action`, whisper, `<Record>` action, leg events), and reads back when
-//! the provider calls them. The provider signs the whole URL, so the query
-//! comes back as we wrote it.
+//! The URLs ringrelay hands a provider (Dial `action`, whisper, `<Record>`
+//! action, leg events): our public base, and what we put in their query and
+//! read back when the provider calls them. The provider signs the whole
+//! URL, so the query comes back as we wrote it.
 
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{DialAttempt, SessionId};
 
+/// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
+/// kept without a trailing slash so that `base + path` is the URL the
+/// provider requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicBaseUrl(String);
+
+impl PublicBaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must start with http:// or https://".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no host".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not carry a query or a fragment".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        // Keep the text as written (minus a trailing slash): re-serialising
+        // through `Url` would drop an explicit default port, and the signature
+        // is computed over what the provider was told to call.
+        Ok(Self(raw.trim_end_matches('/').to_owned()))
+    }
+
+    /// `http://localhost:{port}`: where a service that is told nothing
+    /// else is reached.
+    pub fn localhost(port: u16) -> Self {
+        Self(format!("http://localhost:{port}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The absolute URL of one of our routes (`path` starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        let mut url = String::with_capacity(self.0.len() + path.len());
+        url.push_str(&self.0);
+        url.push_str(path);
+        url
+    }
+}
+
+/// Our context in the query of a callback URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackQuery {
     pub subscriber: PhoneNumber,

@@ -18,7 +18,6 @@ use std::time::Duration;
 use url::Url;
 
 use crate::clock::WallClock;
-use crate::config::PublicBaseUrl;
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::session::{Notice, Session, SessionError, SessionId};
@@ -34,7 +33,7 @@ use crate::store::{Store, StoreError};
 use crate::subscriber_cache::SubscriberCache;
 use crate::templates::Templates;
 
-pub use self::callback::CallbackQuery;
+pub use self::callback::{CallbackQuery, PublicBaseUrl};
 pub use self::expiry::SWEEP_INTERVAL;
 pub use self::offers::Answerer;
 pub use self::ring::{RingOutcome, RingReport};

@@ -21,7 +21,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::events::Event;
 use super::signing;
-use crate::config::WebhookSecret;
+use super::signing::WebhookSecret;
 use crate::domain::webhook_target::{TargetPolicy, address_allowed};
 use crate::metrics::Metrics;
 use crate::rotation::Rotating;
