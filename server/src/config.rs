@@ -8,7 +8,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::clock::WallClock;
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::PublicBaseUrl;
@@ -79,9 +78,6 @@ pub struct Config {
     pub max_streams: usize,
     /// `MAX_STREAMS_PER_DESTINATION`: live streams per destination. Default 8.
     pub max_streams_per_destination: usize,
-    /// Not a variable: the call flow's clock. The system's, but where a
-    /// test or the simulator sets another.
-    pub clock: WallClock,
 }
 
 /// Where the shared Redis is, and how it is deployed. The URLs are secret
@@ -377,7 +373,6 @@ impl Config {
             trust_proxy,
             max_streams,
             max_streams_per_destination,
-            clock: WallClock::System,
         })
     }
 }

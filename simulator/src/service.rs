@@ -19,7 +19,7 @@ use super::scenario::{Provider, Scenario, ScenarioError};
 use ringrelay_server::clock::WallClock;
 use ringrelay_server::config::Config;
 use ringrelay_server::notify::signing::WebhookSecret;
-use ringrelay_server::startup::Application;
+use ringrelay_server::startup::{Application, Inputs};
 
 /// A running deployment to drive, and its secrets.
 #[derive(Debug, Clone)]
@@ -118,10 +118,13 @@ impl Service {
             ("FORWARD_TIMEOUT_SECS", "2"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let mut config = Config::from_vars(vars.into_iter().chain(provider_vars))
+        let config = Config::from_vars(vars.into_iter().chain(provider_vars))
             .context("configuring the service")?;
-        config.clock = clock.clone();
-        let app = Application::build(config)
+        let inputs = Inputs {
+            clock: clock.clone(),
+            ..Inputs::default()
+        };
+        let app = Application::build_with(config, inputs)
             .await
             .context("starting the service")?;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::{CallFlow, FlowError};
 use crate::domain::session::{Notice, Session, SessionId, SessionState};
 
-/// How often the deadlines are swept: an expiry is reported at most this
-/// late.
+/// How often a deployment sweeps the deadlines: an expiry is reported at
+/// most this late.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How many due sessions one sweep takes at most, of each kind.
@@ -33,7 +33,7 @@ const LONGEST_VOICEMAIL: Duration = Duration::from_secs(LONGEST_VOICEMAIL_SECS a
 impl CallFlow {
     /// Sweeps the deadlines until `stop` is cancelled.
     pub async fn sweep_deadlines(&self, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        let mut tick = tokio::time::interval(self.settings.sweep_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

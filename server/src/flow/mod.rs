@@ -71,6 +71,9 @@ pub struct FlowSettings {
     pub can_answer_forwarded_calls: bool,
     /// What the flow takes for now.
     pub clock: WallClock,
+    /// How often the deadlines are swept ([`SWEEP_INTERVAL`] in a
+    /// deployment).
+    pub sweep_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

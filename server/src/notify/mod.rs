@@ -3,5 +3,6 @@
 
 pub mod bus;
 pub mod events;
+pub mod retry;
 pub mod signing;
 pub mod webhooks;

@@ -532,7 +532,7 @@ async fn a_rejected_call_that_is_never_forwarded_expires_with_call_missed(
     // dialled): past FORWARD_TIMEOUT_SECS (30 s) on both instances' clocks,
     // the destinations hear that the call was missed, once.
     for app in std::iter::once(&first).chain(second.as_ref()) {
-        app.config.clock.advance(Duration::from_secs(31));
+        app.clock.advance(Duration::from_secs(31));
     }
     let missed = next_event(&receiver, "call.missed").await;
     assert_eq!(
@@ -795,7 +795,7 @@ async fn a_forward_deadline_outlives_the_instance_that_wrote_it(cpaas: Cpaas, ba
     )
     .await;
     // Past the later instance's FORWARD_TIMEOUT_SECS (30 s), not the first's.
-    later.config.clock.advance(Duration::from_secs(31));
+    later.clock.advance(Duration::from_secs(31));
     let missed = next_event(&receiver, "call.missed").await;
     assert_eq!(missed.body["data"]["reason"], "not_forwarded");
     assert_eq!(session(&later, &id).await["state"], "expired");

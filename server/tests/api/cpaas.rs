@@ -161,7 +161,7 @@ pub async fn ring(app: &TestApp, registered: &Registered, caller: Option<&str>) 
 /// Moves the app's clock on, so that the next session is reported strictly
 /// later (sessions are ordered by report time, to the millisecond).
 pub fn next_millisecond(app: &TestApp) {
-    app.config.clock.advance(Duration::from_millis(1));
+    app.clock.advance(Duration::from_millis(1));
 }
 
 /// The session as the admin API shows it.

@@ -10,7 +10,8 @@ use std::time::Duration;
 use ringrelay_server::clock::WallClock;
 use ringrelay_server::config::{Config, RedisTarget};
 use ringrelay_server::domain::time::Timestamp;
-use ringrelay_server::startup::Application;
+use ringrelay_server::notify::retry::RetryPolicy;
+use ringrelay_server::startup::{Application, Inputs};
 use ringrelay_server::store::{RedisConnection, RedisStore};
 
 use crate::servers::{SENTINEL_MASTER, TestRedis, TestRedisCluster, TestSentinel};
@@ -110,6 +111,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The configuration the app runs with (its key prefix, for one).
     pub config: Config,
+    /// The clock of its call flow and rules.
+    pub clock: WallClock,
     /// The store's backend; holding it keeps the test's redis-server alive.
     pub backend: Backend,
 }
@@ -153,13 +156,24 @@ pub fn test_config(
         vars.retain(|(n, _)| n != name);
         vars.push((name.to_string(), value.to_string()));
     }
-    // A clock the test can move on (`app.config.clock.advance`) instead of
-    // waiting for deadlines.
-    Config::from_vars(vars).map(|config| Config {
-        clock: WallClock::starting_at(Timestamp::now()),
-        ..config
-    })
+    Config::from_vars(vars)
 }
+
+/// How often the apps under test sweep their deadlines: an expiry shows
+/// this soon after the test moved the clock past it. A live session lives
+/// four sweeps past its forward deadline.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Retries that keep no test waiting: 4 attempts, 10, 50 and 250 ms apart,
+/// whatever a receiver's `Retry-After` says.
+pub const FAST_RETRIES: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    first_delay: Duration::from_millis(10),
+    backoff: 5,
+    min_retry_after: Duration::from_millis(10),
+    max_retry_after: Duration::from_millis(10),
+    attempt_timeout: Duration::from_secs(10),
+};
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
@@ -167,21 +181,28 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let config = test_config(&backend, extra).expect("test configuration is valid");
-    start(config, backend).await
+    start(config, backend, Timestamp::now()).await
 }
 
 /// An app whose subscriber rules read a clock set to `at` (RFC 3339); the
-/// test moves it on with `app.config.clock.advance`.
+/// test moves it on with `app.clock.advance`.
 pub async fn spawn_app_at(backend: Backend, at: &str) -> TestApp {
-    let mut config = test_config(&backend, &[]).expect("test configuration is valid");
-    config.clock = WallClock::starting_at(
-        serde_json::from_value(Value::String(at.to_owned())).expect("an RFC 3339 time"),
-    );
-    start(config, backend).await
+    let config = test_config(&backend, &[]).expect("test configuration is valid");
+    let at = serde_json::from_value(Value::String(at.to_owned())).expect("an RFC 3339 time");
+    start(config, backend, at).await
 }
 
-async fn start(config: Config, backend: Backend) -> TestApp {
-    let app = Application::build(config.clone())
+/// The app on its own clock, set to `now`, which the test moves on
+/// (`app.clock.advance`) instead of waiting for deadlines; with
+/// [`FAST_RETRIES`], and deadlines swept every [`SWEEP_INTERVAL`].
+async fn start(config: Config, backend: Backend, now: Timestamp) -> TestApp {
+    let clock = WallClock::starting_at(now);
+    let inputs = Inputs {
+        clock: clock.clone(),
+        retry: FAST_RETRIES,
+        sweep_interval: SWEEP_INTERVAL,
+    };
+    let app = Application::build_with(config.clone(), inputs)
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -193,6 +214,7 @@ async fn start(config: Config, backend: Backend) -> TestApp {
             .build()
             .unwrap(),
         config,
+        clock,
         backend,
     }
 }
@@ -301,6 +323,29 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Waits until session `session_id` is in `state` (a sweep, another
+    /// instance or a background task gets it there); fails the test after
+    /// 10 s.
+    pub async fn wait_for_state(&self, token: &str, session_id: &str, state: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let session: Value = self
+                .get_session(token, session_id)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if session["state"] == state {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session {session_id} never became {state}: {session}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Posts a form to a Twilio route, signed as Twilio signs it with the

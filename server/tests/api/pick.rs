@@ -652,7 +652,7 @@ async fn instruction_becomes_ignore_when_the_pick_timeout_passes_without_an_acce
 
     // The product's own 3 s timeout passes inside the long-poll's wait.
     let long_poll = spawn_long_poll(&app, &alice.device_token, &polled);
-    app.config.clock.advance(Duration::from_secs(4));
+    app.clock.advance(Duration::from_secs(4));
     assert_eq!(long_poll_result(long_poll).await, "ignore");
     let s = session(&app, &polled).await;
     assert_eq!(s["state"], "instructed", "{s}");
@@ -854,7 +854,7 @@ async fn cancelled_session_stays_cancelled_when_the_pick_timeout_passes_under_a_
 
     // Whatever the phone is told now, it is never to reject the call.
     let long_poll = spawn_long_poll(&app, &alice.device_token, &id);
-    app.config.clock.advance(Duration::from_secs(4));
+    app.clock.advance(Duration::from_secs(4));
     assert_ne!(long_poll_result(long_poll).await, "reject");
 
     let s = session(&app, &id).await;

@@ -127,7 +127,7 @@ async fn outside_the_schedule_only_the_phone_rings_and_a_forwarded_call_reaches_
     assert_voicemail(cpaas, &forwarded(&app, cpaas, CALLER, SHARED).await);
 
     // Monday morning in Berlin: both ring.
-    app.config.clock.advance(Duration::from_secs(
+    app.clock.advance(Duration::from_secs(
         (2 * 24 * 60 - 150) as u64 * 60, // Saturday 12:00 → Monday 09:30
     ));
     let (instruction, _) = ring_from(&app, &alice, Some(CALLER)).await;
@@ -243,7 +243,7 @@ async fn do_not_disturb_sends_calls_to_voicemail_until_it_ends_by_itself(
     assert_eq!(session(&app, &id).await["state"], "forwarded");
 
     // An hour later it is over, without anyone turning it off.
-    app.config.clock.advance(Duration::from_secs(3600));
+    app.clock.advance(Duration::from_secs(3600));
     let (instruction, _) = ring_from(&app, &alice, Some(OTHER_CALLER)).await;
     assert_eq!(instruction, "reject");
     assert_eq!(notified(&receiver).await, ["/desk", "/laptop"]);
