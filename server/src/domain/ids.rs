@@ -1,7 +1,8 @@
 //! The ids more than one part of the domain names: a destination's (a
 //! subscriber lists it, rules skip it, tokens and offers belong to it, legs
-//! ring it) and a provider's id of a call (a session is claimed by it, the
-//! providers read it from their requests).
+//! ring it), a provider's id of a call (a session is claimed by it, the
+//! providers read it from their requests), and the phone app's own id of a
+//! call (a retried ring report finds its session by it).
 
 use std::fmt;
 
@@ -92,6 +93,47 @@ impl fmt::Debug for CallSid {
     }
 }
 
+/// The phone app's own id for a ringing call (`device_call_id`): a repeated
+/// ring report with the same id is the same call. 1 to 128 bytes, no
+/// control characters.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeviceCallId(String);
+
+const MAX_DEVICE_CALL_ID_LEN: usize = 128;
+
+impl DeviceCallId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > MAX_DEVICE_CALL_ID_LEN || s.chars().any(char::is_control) {
+            return Err("must be 1 to 128 printable characters".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DeviceCallId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<DeviceCallId> for String {
+    fn from(id: DeviceCallId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Debug for DeviceCallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceCallId({})", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +144,14 @@ mod tests {
         assert!(CallSid::parse("").is_err());
         assert!(CallSid::parse("a\nb").is_err());
         assert!(CallSid::parse(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn device_call_ids_are_1_to_128_printable_characters() {
+        assert_eq!(DeviceCallId::parse("a1b2c3").unwrap().as_str(), "a1b2c3");
+        assert!(DeviceCallId::parse(&"x".repeat(128)).is_ok());
+        for bad in [String::new(), "x".repeat(129), "a\nb".into()] {
+            assert!(DeviceCallId::parse(&bad).is_err(), "{bad:?}");
+        }
     }
 }

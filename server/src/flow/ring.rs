@@ -7,6 +7,7 @@ use url::Url;
 
 use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref};
 use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
+use crate::domain::ids::DeviceCallId;
 use crate::domain::phone::Caller;
 use crate::domain::rules::Route;
 use crate::domain::session::{Instruction, Offer, Session, SessionId};
@@ -17,7 +18,7 @@ use crate::store::SessionCreated;
 
 pub struct RingReport {
     pub caller: Caller,
-    pub device_call_id: Option<String>,
+    pub device_call_id: Option<DeviceCallId>,
 }
 
 #[derive(Debug)]
@@ -72,7 +73,7 @@ impl CallFlow {
             subscriber.number.clone(),
             report.caller,
             subscriber.mode,
-            report.device_call_id,
+            report.device_call_id.map(String::from),
             now,
         )
         .with_route(decision.route)

@@ -8,6 +8,7 @@ mod console;
 mod destinations;
 mod device;
 pub mod error;
+mod extract;
 mod guessing;
 mod health;
 pub(crate) mod json;
