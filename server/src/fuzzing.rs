@@ -21,7 +21,7 @@ use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::CallbackQuery;
 use crate::flow::model::{CallScript, Dial, DialTarget, Step};
 use crate::http::json::parse_json_body;
-use crate::providers::parsed_markup::{self, Node};
+use crate::providers::parsed_markup::{self, Element};
 use crate::providers::plivo::{self, Plivo};
 use crate::providers::twilio::{self, Twilio};
 use crate::providers::{Params, Provider, ProviderVars, SignatureError, WebhookRequest, twiml};
@@ -571,7 +571,7 @@ impl Carried {
 
     /// An element as parsed back, keeping only the attributes named in
     /// `carrying`.
-    fn read(node: &Node, carrying: &[&str]) -> Self {
+    fn read(node: &Element, carrying: &[&str]) -> Self {
         let mut attrs: Vec<_> = node
             .attrs
             .iter()

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use secrecy::SecretString;
 
-use super::scenario::{Provider, Scenario};
+use super::cpaas::kit::Cpaas;
+use super::scenario::Scenario;
 use super::{Error, Options, Target};
 use ringrelay_server::notify::signing::WebhookSecret;
 
@@ -101,7 +102,7 @@ async fn simulate(args: &Args) -> Result<(), Error> {
 }
 
 /// The deployment's secrets, from the environment.
-fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
+fn target_from_env(url: &str, provider: Cpaas) -> Result<Target, Error> {
     let var = |name: &'static str| {
         std::env::var(name)
             .ok()
@@ -118,9 +119,7 @@ fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
         // While a credential rotates its variable holds `current,next`: the
         // simulator plays the provider with the current value, and checks
         // webhooks with the current secret (they carry a signature by each).
-        provider_token: SecretString::from(current_value(
-            &var(provider.signing_secret_variable())?,
-        )),
+        provider_token: SecretString::from(current_value(&var(signing_secret_variable(provider))?)),
         webhook_secret: WebhookSecret::parse(current_value(&var("WEBHOOK_SECRET")?)).map_err(
             |problem| {
                 Error::Scenario(super::ScenarioError {
@@ -130,6 +129,18 @@ fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
             },
         )?,
     })
+}
+
+/// The variable holding the secret the simulator signs with to drive a
+/// `--target`: the provider's auth token or signing key, shared with the
+/// deployment; for Telnyx, which signs with a private key of its own, the
+/// base64 seed of a test key pair whose public key the deployment has as
+/// `TELNYX_PUBLIC_KEY`.
+fn signing_secret_variable(provider: Cpaas) -> &'static str {
+    match provider {
+        Cpaas::Telnyx => "TELNYX_SIMULATOR_PRIVATE_KEY",
+        Cpaas::Twilio | Cpaas::Plivo | Cpaas::SignalWire => provider.credential_variable(),
+    }
 }
 
 /// The current value of a variable that may hold `current,next`.

@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::helpers::CpaasTest as _;
+use crate::helpers::Element;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Cpaas, DialEnd, PUBLIC_BASE_URL, Registered, Request, Screening, TestApp,
     assert_error, local_path, post_form, spawn_app, spawn_app_with,
 };
-use crate::markup::Node;
 use crate::receiver::{Behaviour, Received, WebhookReceiver};
 
 pub const ALICE: &str = "+12025550199";
@@ -183,7 +184,7 @@ pub async fn assert_unclaimed(app: &TestApp, id: &str) {
 // The provider's side
 
 /// A forwarded call from `from` reaching `to`: the markup answered.
-pub async fn forwarded(app: &TestApp, cpaas: Cpaas, from: &str, to: &str) -> Node {
+pub async fn forwarded(app: &TestApp, cpaas: Cpaas, from: &str, to: &str) -> Element {
     forwarded_as(app, cpaas, &cpaas.new_call_id(), from, to, None).await
 }
 
@@ -196,7 +197,7 @@ pub async fn forwarded_as(
     from: &str,
     to: &str,
     forwarded_from: Option<&str>,
-) -> Node {
+) -> Element {
     cpaas
         .inbound_call(call_id, from, to, forwarded_from)
         .markup(app)
@@ -206,7 +207,7 @@ pub async fn forwarded_as(
 /// The provider posting the outcome of `dial` to its `action`: the markup
 /// answered. Every call hunted in these tests comes from `CALLER` to
 /// `SHARED`, and the callback repeats that.
-pub async fn dial_ended(app: &TestApp, cpaas: Cpaas, dial: &Node, end: DialEnd) -> Node {
+pub async fn dial_ended(app: &TestApp, cpaas: Cpaas, dial: &Element, end: DialEnd) -> Element {
     dial_ended_with_status(app, cpaas, dial, cpaas.dial_status(end)).await
 }
 
@@ -214,9 +215,9 @@ pub async fn dial_ended(app: &TestApp, cpaas: Cpaas, dial: &Node, end: DialEnd) 
 pub async fn dial_ended_with_status(
     app: &TestApp,
     cpaas: Cpaas,
-    dial: &Node,
+    dial: &Element,
     status: &str,
-) -> Node {
+) -> Element {
     let action = dial.attr("action").expect("the Dial has an action");
     let recorded = if cpaas.answered_statuses().contains(&status) {
         "dial_completed"
@@ -234,7 +235,7 @@ pub async fn dial_ended_with_status(
 
 /// The provider posting the end of `record` to its `action`, with the
 /// recorded example's recording: the markup answered, and that recording.
-pub async fn recording_ended(app: &TestApp, cpaas: Cpaas, record: &Node) -> (Node, String) {
+pub async fn recording_ended(app: &TestApp, cpaas: Cpaas, record: &Element) -> (Element, String) {
     let action = record.attr("action").expect("the Record has an action");
     let request = cpaas
         .request("record")
@@ -369,13 +370,13 @@ pub async fn assert_refused(response: reqwest::Response) {
 // The markup
 
 /// The response's only verb, a `<Dial>`.
-pub fn only_dial(response: &Node) -> &Node {
+pub fn only_dial(response: &Element) -> &Element {
     assert_eq!(response.child_names(), ["Dial"], "{response:?}");
     &response.children[0]
 }
 
 /// What a `<Dial>` rings, as (noun, address) pairs.
-pub fn nouns(dial: &Node) -> Vec<(String, String)> {
+pub fn nouns(dial: &Element) -> Vec<(String, String)> {
     dial.children
         .iter()
         .map(|n| (n.name.clone(), n.text.clone()))
@@ -392,12 +393,12 @@ pub fn query_of(url: &str) -> BTreeMap<String, String> {
 }
 
 /// The session a Dial's or Record's `action` carries.
-pub fn session_in(node: &Node) -> Option<String> {
+pub fn session_in(node: &Element) -> Option<String> {
     query_of(node.attr("action").expect("an action")).remove("session")
 }
 
 /// Asserts `node`'s action posts back to our `path` with `session`.
-pub fn assert_callback(node: &Node, path: &str, session: &str) {
+pub fn assert_callback(node: &Element, path: &str, session: &str) {
     let action = node.attr("action").expect("an action");
     assert!(
         action.starts_with(&format!("{PUBLIC_BASE_URL}{path}?")),
@@ -409,9 +410,9 @@ pub fn assert_callback(node: &Node, path: &str, session: &str) {
 
 /// Asserts a Dial as the contract shapes it for Alice's call from `caller`
 /// (`None`: no callerId at all).
-pub fn assert_alice_dial(cpaas: Cpaas, dial: &Node, caller_id: Option<&str>, session: &str) {
+pub fn assert_alice_dial(cpaas: Cpaas, dial: &Element, caller_id: Option<&str>, session: &str) {
     assert_eq!(dial.attr("timeout"), Some(ALICE_RING_TIMEOUT), "{dial:?}");
-    let caller_id = caller_id.map(|c| cpaas.rendered_number(c));
+    let caller_id = caller_id.map(|c| cpaas.number(c));
     assert_eq!(dial.attr("callerId"), caller_id.as_deref(), "{dial:?}");
     for (name, value) in cpaas.dial_attributes() {
         assert_eq!(dial.attr(name), Some(*value), "{dial:?}");
@@ -423,7 +424,7 @@ pub fn assert_alice_dial(cpaas: Cpaas, dial: &Node, caller_id: Option<&str>, ses
 /// TwiML family each noun's whisper (which tells who answered) bridges at once
 /// when the provider fetches it, as the provider would on a pick-up; Plivo
 /// asks for no confirm key.
-pub async fn assert_not_screened(app: &TestApp, cpaas: Cpaas, dial: &Node) {
+pub async fn assert_not_screened(app: &TestApp, cpaas: Cpaas, dial: &Element) {
     match cpaas.screening() {
         Screening::WhisperOnTheNoun => {
             // SignalWire's <Verto> takes no attributes, so no whisper.
@@ -451,12 +452,12 @@ pub async fn assert_not_screened(app: &TestApp, cpaas: Cpaas, dial: &Node) {
     }
 }
 
-pub fn assert_hangup(response: &Node) {
+pub fn assert_hangup(response: &Element) {
     assert_eq!(response.child_names(), ["Hangup"], "{response:?}");
 }
 
 /// The unknown-call answer: a short spoken message, then hang up.
-pub fn assert_unknown_call(cpaas: Cpaas, response: &Node) {
+pub fn assert_unknown_call(cpaas: Cpaas, response: &Element) {
     assert_eq!(
         response.child_names(),
         [cpaas.say(), "Hangup"],
@@ -466,14 +467,14 @@ pub fn assert_unknown_call(cpaas: Cpaas, response: &Node) {
 }
 
 /// The voicemail fallback: a greeting, then `<Record>`; the Record.
-pub fn assert_voicemail(cpaas: Cpaas, response: &Node) -> &Node {
+pub fn assert_voicemail(cpaas: Cpaas, response: &Element) -> &Element {
     assert_eq!(
         response.child_names(),
         [cpaas.say(), "Record"],
         "{response:?}"
     );
     assert!(!response.children[0].text.trim().is_empty(), "a greeting");
-    let record = response.child("Record");
+    let record = response.child("Record").unwrap();
     assert_eq!(record.attr("maxLength"), Some("120"), "{record:?}");
     record
 }
@@ -1158,7 +1159,7 @@ async fn voice_refuses_with_403_and_changes_nothing_when_the_signature_is_missin
     // The genuine request, signed independently of the service, claims it.
     let response = post_form(&app, path, params, &genuine).await;
     assert_eq!(response.status(), 200);
-    let markup = crate::markup::parse(&response.text().await.unwrap());
+    let markup = crate::helpers::parse_markup(&response.text().await.unwrap());
     assert_callback(only_dial(&markup), cpaas.routes().dial_status, &alices);
     assert_eq!(session(&app, &alices).await["call_sid"], call_id.as_str());
 }
@@ -1224,7 +1225,7 @@ async fn callbacks_refuse_with_403_and_change_nothing_when_the_signature_is_wron
 }
 
 async fn routes_answer_503_when_the_providers_auth_token_is_unset(cpaas: Cpaas) {
-    let app = spawn_app_with(Backend::Memory, &[(cpaas.auth_token_variable(), "")]).await;
+    let app = spawn_app_with(Backend::Memory, &[(cpaas.credential_variable(), "")]).await;
     app.register(ALICE, &alice()).await;
     let request = cpaas.inbound_call(&cpaas.new_call_id(), CALLER, SHARED, None);
     let some_signature = independent_signature_headers(
@@ -1243,7 +1244,7 @@ async fn routes_answer_503_when_the_providers_auth_token_is_unset(cpaas: Cpaas) 
                     body["message"]
                         .as_str()
                         .unwrap()
-                        .contains(cpaas.auth_token_variable()),
+                        .contains(cpaas.credential_variable()),
                     "{path}: {body}"
                 );
             }
@@ -1369,20 +1370,14 @@ async fn voice_and_dial_status_still_dial_from_the_last_known_subscriber_when_re
     let first = forwarded(&app, cpaas, CALLER, SHARED).await;
     let desk = only_dial(&first);
     assert_eq!(nouns(desk), [cpaas.phone_noun(ALICE_DESK)]);
-    assert_eq!(
-        desk.attr("callerId"),
-        Some(cpaas.rendered_number(CALLER).as_str())
-    );
+    assert_eq!(desk.attr("callerId"), Some(cpaas.number(CALLER).as_str()));
     assert_eq!(desk.attr("timeout"), Some(ALICE_RING_TIMEOUT));
 
     let second = dial_ended(&app, cpaas, desk, DialEnd::Busy).await;
     let laptop = only_dial(&second);
     assert_eq!(nouns(laptop), [cpaas.client_noun("alice")]);
     // Without the session, the caller comes from the callback's `From`.
-    assert_eq!(
-        laptop.attr("callerId"),
-        Some(cpaas.rendered_number(CALLER).as_str())
-    );
+    assert_eq!(laptop.attr("callerId"), Some(cpaas.number(CALLER).as_str()));
 }
 
 /// The store fails mid-hunt: the next Dial still names the session, so
@@ -1579,7 +1574,7 @@ async fn voice_screens_a_screening_destination_before_bridging(cpaas: Cpaas) {
                 [cpaas.gather(), "Hangup"],
                 "{screen:?}"
             );
-            let gather = screen.child(cpaas.gather());
+            let gather = screen.child(cpaas.gather()).unwrap();
             assert_eq!(gather.attr("numDigits"), Some("1"), "{gather:?}");
             assert_eq!(gather.attr("method"), Some("POST"), "{gather:?}");
             let action = gather.attr("action").expect("a Gather action");
@@ -1595,7 +1590,7 @@ async fn voice_screens_a_screening_destination_before_bridging(cpaas: Cpaas) {
             assert_hangup(&refused);
             let taken = pressed.with("Digits", "1").markup(&app).await;
             assert!(taken.children.is_empty(), "{taken:?}");
-            gather.child(cpaas.say()).text.clone()
+            gather.child(cpaas.say()).unwrap().text.clone()
         }
         // Plivo asks for the confirm key itself: the whisper only speaks.
         Screening::ConfirmKey => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::helpers::CpaasTest as _;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Cpaas, Registered, SWEEP_INTERVAL, TestApp, assert_error, spawn_app,
     spawn_app_with,

@@ -12,7 +12,6 @@ mod defences;
 mod health;
 mod helpers;
 mod lists;
-mod markup;
 mod operations;
 mod pick;
 mod plivo;

@@ -13,11 +13,11 @@ use futures_util::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use crate::helpers::Element;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, PUBLIC_BASE_URL, Registered, TestApp, assert_error, local_path,
     spawn_app, spawn_app_with,
 };
-use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
 const ALICE: &str = "+12025550199";
@@ -380,7 +380,7 @@ fn leg_params(digits: Option<&str>) -> Vec<(&str, &str)> {
 }
 
 /// What a `<Dial>` rings, as (noun, address) pairs.
-fn nouns(dial: &Node) -> Vec<(&str, &str)> {
+fn nouns(dial: &Element) -> Vec<(&str, &str)> {
     dial.children
         .iter()
         .map(|n| (n.name.as_str(), n.text.as_str()))
@@ -396,7 +396,7 @@ fn query_of(url: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn first_dial(response: &Node) -> &Node {
+fn first_dial(response: &Element) -> &Element {
     assert_eq!(response.child_names(), ["Dial"], "{response:?}");
     &response.children[0]
 }
@@ -1002,7 +1002,7 @@ async fn screen_asks_the_destination_to_press_1_when_the_destination_screens() {
 
     let screen = app.twiml(&local_path(whisper), &leg_params(None)).await;
     assert_eq!(screen.child_names(), ["Gather", "Hangup"], "{screen:?}");
-    let gather = screen.child("Gather");
+    let gather = screen.child("Gather").unwrap();
     assert_eq!(gather.attr("numDigits"), Some("1"), "{gather:?}");
     assert_eq!(gather.attr("method"), Some("POST"), "{gather:?}");
     let action = gather.attr("action").expect("a Gather action");
@@ -1010,7 +1010,7 @@ async fn screen_asks_the_destination_to_press_1_when_the_destination_screens() {
         action.starts_with(&format!("{PUBLIC_BASE_URL}/twilio/screen-result?")),
         "{action}"
     );
-    let prompt = &gather.child("Say").text;
+    let prompt = &gather.child("Say").unwrap().text;
     assert!(prompt.contains("2 0 2 5 5 5 0 3 0 2"), "{prompt}");
 
     // The press of 1 bridges the call: an empty answer.

@@ -11,11 +11,11 @@ use crate::cpaas::{
     ALICE, ALICE_DESK, CALLER, OTHER_CALLER, SHARED, alice_with, assert_voicemail, forwarded,
     next_event, nouns, only_dial, session,
 };
+use crate::helpers::Element;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Cpaas, DialEnd, Registered, TestApp, assert_error, spawn_app,
     spawn_app_at,
 };
-use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
 crate::for_each_provider! {
@@ -94,14 +94,14 @@ async fn notified(receiver: &WebhookReceiver) -> Vec<String> {
 }
 
 /// The provider's busy reject, for a blocked caller.
-fn assert_busy(cpaas: Cpaas, response: &Node) {
+fn assert_busy(cpaas: Cpaas, response: &Element) {
     let verb = match cpaas {
         Cpaas::Plivo => "Hangup",
         Cpaas::Twilio | Cpaas::Telnyx | Cpaas::SignalWire => "Reject",
     };
     assert_eq!(response.child_names(), [verb], "{response:?}");
     assert_eq!(
-        response.child(verb).attr("reason"),
+        response.child(verb).unwrap().attr("reason"),
         Some("busy"),
         "{response:?}"
     );
