@@ -65,7 +65,6 @@ fn verified<P: Provider>(
         .expect("a token is any text")
         .expect("the credential is set");
     let request = WebhookRequest {
-        method: &actix_web::http::Method::POST,
         url,
         headers,
         body,

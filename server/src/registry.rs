@@ -53,10 +53,6 @@ impl Registry {
         }
     }
 
-    pub fn rules(&self) -> SpecRules {
-        self.rules
-    }
-
     /// Creates or replaces the subscriber `number` from `spec`.
     pub async fn register(
         &self,

@@ -98,7 +98,7 @@ impl fmt::Debug for CallSid {
 /// control characters.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct DeviceCallId(String);
+pub(crate) struct DeviceCallId(String);
 
 const MAX_DEVICE_CALL_ID_LEN: usize = 128;
 
@@ -108,10 +108,6 @@ impl DeviceCallId {
             return Err("must be 1 to 128 printable characters".into());
         }
         Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -148,7 +144,10 @@ mod tests {
 
     #[test]
     fn device_call_ids_are_1_to_128_printable_characters() {
-        assert_eq!(DeviceCallId::parse("a1b2c3").unwrap().as_str(), "a1b2c3");
+        assert_eq!(
+            String::from(DeviceCallId::parse("a1b2c3").unwrap()),
+            "a1b2c3"
+        );
         assert!(DeviceCallId::parse(&"x".repeat(128)).is_ok());
         for bad in [String::new(), "x".repeat(129), "a\nb".into()] {
             assert!(DeviceCallId::parse(&bad).is_err(), "{bad:?}");

@@ -6,8 +6,8 @@
 //! of them.
 
 pub mod credentials;
-pub mod error;
-pub mod forwarding;
+pub(crate) mod error;
+pub(crate) mod forwarding;
 pub mod ids;
 pub mod phone;
 pub mod rules;

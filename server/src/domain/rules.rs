@@ -1,5 +1,5 @@
 //! A subscriber's rules (contract §14): when the destinations ring, who gets
-//! through, and how the call is recorded. [`decide`] applies them once per
+//! through, and how the call is recorded. `decide` applies them once per
 //! call (as `Subscriber::route`); everything else follows its [`Route`].
 
 use std::fmt;
@@ -12,9 +12,9 @@ use super::phone::Caller;
 use super::time::Timestamp;
 
 /// Most windows a schedule (or a destination's `hours`) may list.
-pub const MAX_WINDOWS: usize = 28;
+pub(crate) const MAX_WINDOWS: usize = 28;
 /// Most caller rules a subscriber may have.
-pub const MAX_CALLER_RULES: usize = 100;
+pub(crate) const MAX_CALLER_RULES: usize = 100;
 
 /// When the destinations ring, in the subscriber's own time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -313,7 +313,7 @@ pub struct RingTone(String);
 
 impl RingTone {
     /// Twilio's `<Dial ringTone>` values.
-    pub const CODES: &'static [&'static str] = &[
+    pub(crate) const CODES: &'static [&'static str] = &[
         "at", "au", "bg", "br", "be", "ch", "cl", "cn", "cz", "de", "dk", "ee", "es", "fi", "fr",
         "gr", "hu", "il", "in", "it", "lt", "jp", "mx", "my", "nl", "no", "nz", "ph", "pl", "pt",
         "ru", "se", "sg", "th", "uk", "us", "us-old", "tw", "ve", "za",
@@ -331,7 +331,7 @@ impl RingTone {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -383,7 +383,7 @@ impl Default for Route {
 
 impl Route {
     /// Whether it rings every destination (no rule held one back).
-    pub fn is_every_destination(&self) -> bool {
+    pub(crate) fn is_every_destination(&self) -> bool {
         matches!(self, Self::Destinations { skipped } if skipped.is_empty())
     }
 
@@ -431,7 +431,7 @@ impl fmt::Display for Reason {
 /// whatever the hours and do-not-disturb say); then do-not-disturb; then
 /// the schedule; then each destination's own hours. With no destination
 /// left, only the phone rings.
-pub fn decide<'a>(
+pub(crate) fn decide<'a>(
     caller_rules: &[CallerRule],
     dnd_until: Option<Timestamp>,
     schedule: Option<&Schedule>,
@@ -489,7 +489,7 @@ pub fn decide<'a>(
 
 /// The `hours` of a schedule or a destination, checked: 1 to
 /// [`MAX_WINDOWS`] windows, each with days and a range that is not empty.
-pub fn check_hours(field: &str, hours: &[Window]) -> Result<(), FieldError> {
+pub(crate) fn check_hours(field: &str, hours: &[Window]) -> Result<(), FieldError> {
     if hours.is_empty() || hours.len() > MAX_WINDOWS {
         return Err(FieldError::new(
             field,

@@ -17,9 +17,9 @@ use super::rules::{
 use super::time::Timestamp;
 use super::webhook_target::{TargetPolicy, parse_webhook_url};
 
-pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
-pub const PICK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=60;
-pub const MAX_DESTINATIONS: usize = 10;
+pub(crate) const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
+pub(crate) const PICK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=60;
+pub(crate) const MAX_DESTINATIONS: usize = 10;
 
 /// A validated subscriber, as stored and as shown by the admin API: every
 /// field with its default filled in, numbers in E.164, no secrets.
@@ -60,7 +60,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Decides what a call from `caller` at `at` does, by this subscriber's
-    /// rules (see [`rules::decide`]).
+    /// rules (see `rules::decide`).
     pub fn route(&self, caller: &Caller, at: Timestamp) -> Decision {
         rules::decide(
             &self.caller_rules,
@@ -74,7 +74,7 @@ impl Subscriber {
         )
     }
 
-    pub fn destination(&self, id: &DestinationId) -> Option<&Destination> {
+    pub(crate) fn destination(&self, id: &DestinationId) -> Option<&Destination> {
         self.destinations.iter().find(|d| &d.id == id)
     }
 }
@@ -126,7 +126,7 @@ pub struct Destination {
 
 impl Destination {
     /// How long its legs ring: its own timeout, else the subscriber's.
-    pub fn ring_timeout_secs(&self, subscriber: &Subscriber) -> u32 {
+    pub(crate) fn ring_timeout_secs(&self, subscriber: &Subscriber) -> u32 {
         self.ring_timeout_secs
             .unwrap_or(subscriber.ring_timeout_secs)
     }
@@ -183,7 +183,7 @@ impl SipUri {
         Ok(Self(s.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -216,7 +216,7 @@ impl ClientIdentity {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

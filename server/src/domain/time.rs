@@ -41,7 +41,7 @@ impl Timestamp {
     }
 
     /// How long from `self` until `later` (zero when `later` is past).
-    pub fn until(self, later: Timestamp) -> std::time::Duration {
+    pub(crate) fn until(self, later: Timestamp) -> std::time::Duration {
         (later.0 - self.0).try_into().unwrap_or_default()
     }
 

@@ -39,16 +39,16 @@ impl PublicBaseUrl {
 
     /// `http://localhost:{port}`: where a service that is told nothing
     /// else is reached.
-    pub fn localhost(port: u16) -> Self {
+    pub(crate) fn localhost(port: u16) -> Self {
         Self(format!("http://localhost:{port}"))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The absolute URL of one of our routes (`path` starts with `/`).
-    pub fn join(&self, path: &str) -> String {
+    pub(crate) fn join(&self, path: &str) -> String {
         let mut url = String::with_capacity(self.0.len() + path.len());
         url.push_str(&self.0);
         url.push_str(path);
@@ -58,7 +58,7 @@ impl PublicBaseUrl {
 
 /// Our context in the query of a callback URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallbackQuery {
+pub(crate) struct CallbackQuery {
     pub subscriber: PhoneNumber,
     /// `None` when the store could not give the call a session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,28 +110,29 @@ impl CallbackQuery {
 
     /// Reads our query back; `None` when it is not one of ours. (The HTTP
     /// edge reads it with `web::Query`, which decodes the same way.)
-    pub fn parse(query: &str) -> Option<Self> {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn parse(query: &str) -> Option<Self> {
         serde_urlencoded::from_str(query).ok()
     }
 
-    pub fn for_destination(mut self, destination: &DestinationId) -> Self {
+    pub(crate) fn for_destination(mut self, destination: &DestinationId) -> Self {
         self.destination = Some(destination.clone());
         self
     }
 
-    pub fn attempt(&self) -> DialAttempt {
+    pub(crate) fn attempt(&self) -> DialAttempt {
         DialAttempt {
             step: self.step,
             round: self.round.unwrap_or(0),
         }
     }
 
-    pub fn caller(&self) -> Caller {
+    pub(crate) fn caller(&self) -> Caller {
         self.caller.clone().map_or(Caller::Withheld, Caller::Number)
     }
 
     /// The query string, encoded.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         serde_urlencoded::to_string(self).expect("a flat struct of strings always encodes")
     }
 }

@@ -19,7 +19,7 @@ use crate::domain::session::{Notice, Session, SessionId, SessionState};
 
 /// How often a deployment sweeps the deadlines: an expiry is reported at
 /// most this late.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How many due sessions one sweep takes at most, of each kind.
 const SWEEP_BATCH: usize = 100;
@@ -27,12 +27,12 @@ const SWEEP_BATCH: usize = 100;
 /// The longest voicemail a caller may leave (the `<Record>` limit). A
 /// forwarded session lives this much longer than `SESSION_TTL_SECS` after its
 /// last change, so that a message recorded to the end still finds it.
-pub const LONGEST_VOICEMAIL_SECS: u32 = 120;
+pub(crate) const LONGEST_VOICEMAIL_SECS: u32 = 120;
 const LONGEST_VOICEMAIL: Duration = Duration::from_secs(LONGEST_VOICEMAIL_SECS as u64);
 
 impl CallFlow {
     /// Sweeps the deadlines until `stop` is cancelled.
-    pub async fn sweep_deadlines(&self, stop: CancellationToken) {
+    pub(crate) async fn sweep_deadlines(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.settings.sweep_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -63,7 +63,7 @@ impl CallFlow {
     }
 
     /// Ends every session whose forwarded call is overdue.
-    pub async fn expire_due_sessions(&self) {
+    pub(crate) async fn expire_due_sessions(&self) {
         let cutoff = self.now().before(self.settings.forward_timeout);
         let due = match self.store.take_due_forwards(cutoff, SWEEP_BATCH).await {
             Ok(due) => due,
@@ -85,7 +85,7 @@ impl CallFlow {
     }
 
     /// Ends every session whose lifetime ran out with no outcome.
-    pub async fn end_idle_sessions(&self) {
+    pub(crate) async fn end_idle_sessions(&self) {
         let idle = match self.store.take_idle_sessions(SWEEP_BATCH).await {
             Ok(idle) => idle,
             Err(err) => {

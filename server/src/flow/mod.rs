@@ -7,7 +7,7 @@ mod expiry;
 mod forwarded;
 pub mod model;
 mod offers;
-pub mod plan;
+pub(crate) mod plan;
 mod recording;
 mod ring;
 mod sessions;
@@ -33,17 +33,18 @@ use crate::store::{Store, StoreError};
 use crate::subscriber_cache::SubscriberCache;
 use crate::templates::Templates;
 
-pub use self::callback::{CallbackQuery, PublicBaseUrl};
-pub use self::expiry::SWEEP_INTERVAL;
-pub use self::offers::Answerer;
-pub use self::ring::{RingOutcome, RingReport};
-pub use self::sessions::{DeviceEvent, SessionFilter};
+pub(crate) use self::callback::CallbackQuery;
+pub use self::callback::PublicBaseUrl;
+pub(crate) use self::expiry::SWEEP_INTERVAL;
+pub(crate) use self::offers::Answerer;
+pub(crate) use self::ring::RingReport;
+pub(crate) use self::sessions::{DeviceEvent, SessionFilter};
 
 /// How often `update` reads again when another writer got there first.
 const UPDATE_ATTEMPTS: usize = 8;
 
 /// Ring reports a device may send in a minute (contract §4).
-pub const RING_REPORTS_PER_MINUTE: u64 = 30;
+pub(crate) const RING_REPORTS_PER_MINUTE: u64 = 30;
 
 pub struct CallFlow {
     store: Arc<dyn Store>,
@@ -71,7 +72,7 @@ pub struct FlowSettings {
     pub can_answer_forwarded_calls: bool,
     /// What the flow takes for now.
     pub clock: WallClock,
-    /// How often the deadlines are swept ([`SWEEP_INTERVAL`] in a
+    /// How often the deadlines are swept (`SWEEP_INTERVAL` in a
     /// deployment).
     pub sweep_interval: Duration,
 }
@@ -125,7 +126,7 @@ impl CallFlow {
     }
 
     /// Now, on the flow's clock.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.settings.clock.now()
     }
 

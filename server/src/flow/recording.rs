@@ -31,7 +31,7 @@ impl CallFlow {
     /// provider but an empty document, so this only announces: once per
     /// recording, and never for a session of another subscriber than the
     /// query's.
-    pub async fn recording_ready(&self, query: CallbackQuery, recording: Recording) {
+    pub(crate) async fn recording_ready(&self, query: CallbackQuery, recording: Recording) {
         let (Some(subscriber), Some(id)) = (
             self.current_subscriber(&query.subscriber).await,
             query.session.as_ref(),

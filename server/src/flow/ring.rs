@@ -16,19 +16,19 @@ use crate::notify::events::{Event, EventPayload, Ringing};
 use crate::notify::webhooks::Delivery;
 use crate::store::SessionCreated;
 
-pub struct RingReport {
+pub(crate) struct RingReport {
     pub caller: Caller,
     pub device_call_id: Option<DeviceCallId>,
 }
 
 #[derive(Debug)]
-pub struct RingOutcome {
+pub(crate) struct RingOutcome {
     pub session_id: SessionId,
     pub instruction: Instruction,
 }
 
 impl CallFlow {
-    pub async fn ring(
+    pub(crate) async fn ring(
         &self,
         subscriber: &Subscriber,
         report: RingReport,

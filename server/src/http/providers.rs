@@ -95,7 +95,6 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                 .map_or(req.path(), |pq| pq.as_str());
             let url = state.settings.public_base_url.join(path_and_query);
             let request = WebhookRequest {
-                method: req.method(),
                 url: &url,
                 headers: req.headers(),
                 body: &body,

@@ -30,7 +30,7 @@ use crate::store::connection::RedisConnection;
 
 /// An event as a live stream sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamEvent {
+pub(crate) struct StreamEvent {
     /// The SSE `event:` name (`call.ringing`, …).
     pub kind: String,
     /// The SSE `data:`, the same JSON as the webhook body.
@@ -66,7 +66,7 @@ enum Message {
 
 /// What the subscriber cache (`crate::subscriber_cache`) hears from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubscriberNews {
+pub(crate) enum SubscriberNews {
     /// This subscriber changed: read it again.
     Changed(PhoneNumber),
     /// The bus reader (re)connected to Redis: what was published while it
@@ -94,15 +94,8 @@ pub struct StreamLimits {
     pub per_destination: usize,
 }
 
-impl StreamLimits {
-    const NONE: Self = Self {
-        per_instance: usize::MAX,
-        per_destination: usize::MAX,
-    };
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StreamLimitReached {
+pub(crate) enum StreamLimitReached {
     #[error("this instance holds as many live streams as it may")]
     Instance,
     #[error("this destination has as many live streams open as it may")]
@@ -214,7 +207,7 @@ impl Local {
 
 impl EventBus {
     /// A bus for one instance (the memory store).
-    pub fn in_process() -> Self {
+    pub(crate) fn in_process() -> Self {
         let local = Local::new();
         // Nothing in process can be missed: connected once, for ever.
         local.reader_connected();
@@ -251,7 +244,7 @@ impl EventBus {
 
     /// Sends `event` to the live streams of `destination` of `subscriber`
     /// (all its destinations when `None`), on every instance.
-    pub async fn publish_event(
+    pub(crate) async fn publish_event(
         &self,
         subscriber: &PhoneNumber,
         destination: Option<&DestinationId>,
@@ -279,7 +272,7 @@ impl EventBus {
     /// Sends `event` to the live streams of every destination of
     /// `subscriber` but `except`, on every instance. The admin's streams get
     /// it once, as every event.
-    pub async fn publish_event_except(
+    pub(crate) async fn publish_event_except(
         &self,
         subscriber: &PhoneNumber,
         except: &DestinationId,
@@ -307,7 +300,7 @@ impl EventBus {
     /// Every event of every subscriber, from now on, for the admin's live
     /// stream; counted against `limits.per_instance` with the destinations'
     /// streams (the per-destination limit does not apply).
-    pub fn subscribe_admin_within(
+    pub(crate) fn subscribe_admin_within(
         &self,
         limits: StreamLimits,
     ) -> Result<broadcast::Receiver<Arc<StreamEvent>>, StreamLimitReached> {
@@ -325,7 +318,7 @@ impl EventBus {
     }
 
     /// Ends the open streams of `subscriber`, on every instance.
-    pub async fn credentials_changed(&self, subscriber: &PhoneNumber) {
+    pub(crate) async fn credentials_changed(&self, subscriber: &PhoneNumber) {
         self.publish(Message::CredentialsChanged {
             subscriber: subscriber.clone(),
         })
@@ -334,7 +327,7 @@ impl EventBus {
 
     /// Tells every instance's subscriber cache that subscriber `number` was
     /// written or removed.
-    pub async fn subscriber_changed(&self, number: &PhoneNumber) {
+    pub(crate) async fn subscriber_changed(&self, number: &PhoneNumber) {
         self.publish(Message::SubscriberChanged {
             number: number.clone(),
         })
@@ -342,30 +335,21 @@ impl EventBus {
     }
 
     /// News about subscribers, from now on.
-    pub fn watch_subscribers(&self) -> broadcast::Receiver<SubscriberNews> {
+    pub(crate) fn watch_subscribers(&self) -> broadcast::Receiver<SubscriberNews> {
         self.local.subscribers.subscribe()
     }
 
     /// How many times this instance's reader connected to the bus; 0 while
     /// it never did (nothing published by others is heard yet).
-    pub fn reader_connections(&self) -> u64 {
+    pub(crate) fn reader_connections(&self) -> u64 {
         self.local.reader_connections.load(Ordering::Acquire)
     }
 
-    /// The events for one destination's live stream, from now on.
-    pub fn subscribe(
-        &self,
-        subscriber: &PhoneNumber,
-        destination: &DestinationId,
-    ) -> broadcast::Receiver<Arc<StreamEvent>> {
-        self.subscribe_within(subscriber, destination, StreamLimits::NONE)
-            .expect("no limit refuses a stream")
-    }
-
-    /// [`EventBus::subscribe`], unless this instance already holds as many
-    /// streams as `limits` allow, for the destination or in all. Checked
+    /// The events for one destination's live stream, from now on, unless
+    /// this instance already holds as many streams as `limits` allow, for
+    /// the destination or in all. Checked
     /// and opened under one lock, so that concurrent opens cannot overshoot.
-    pub fn subscribe_within(
+    pub(crate) fn subscribe_within(
         &self,
         subscriber: &PhoneNumber,
         destination: &DestinationId,
@@ -387,14 +371,6 @@ impl EventBus {
     /// Pings of changed sessions, from now on.
     pub fn watch_sessions(&self) -> broadcast::Receiver<SessionId> {
         self.local.sessions.subscribe()
-    }
-
-    /// Whether a live stream of `destination` is open on this instance.
-    pub fn has_stream(&self, subscriber: &PhoneNumber, destination: &DestinationId) -> bool {
-        let streams = self.local.streams.lock().unwrap_or_else(|p| p.into_inner());
-        streams
-            .get(&(subscriber.clone(), destination.clone()))
-            .is_some_and(|s| s.receiver_count() > 0)
     }
 
     async fn publish(&self, message: Message) {

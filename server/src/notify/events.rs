@@ -10,7 +10,7 @@ pub use crate::domain::session::{CancelReason, MissedReason};
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Event {
+pub(crate) struct Event {
     #[serde(flatten)]
     pub payload: EventPayload,
     pub timestamp: Timestamp,
@@ -18,7 +18,7 @@ pub struct Event {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "data")]
-pub enum EventPayload {
+pub(crate) enum EventPayload {
     #[serde(rename = "call.ringing")]
     Ringing(Ringing),
     #[serde(rename = "call.cancelled")]
@@ -37,7 +37,7 @@ pub enum EventPayload {
 
 /// What every event says of the call.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct CallRef {
+pub(crate) struct CallRef {
     pub session_id: SessionId,
     pub subscriber: PhoneNumber,
     /// The caller's number, `null` when withheld.
@@ -45,7 +45,7 @@ pub struct CallRef {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Ringing {
+pub(crate) struct Ringing {
     #[serde(flatten)]
     pub call: CallRef,
     pub destination_id: DestinationId,
@@ -58,7 +58,7 @@ pub struct Ringing {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Cancelled {
+pub(crate) struct Cancelled {
     #[serde(flatten)]
     pub call: CallRef,
     /// `answered_on_phone`, `caller_hung_up`, `subscriber_deleted`,
@@ -67,7 +67,7 @@ pub struct Cancelled {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Connected {
+pub(crate) struct Connected {
     #[serde(flatten)]
     pub call: CallRef,
     /// Who took it; `null` when several rang at once and the provider does
@@ -76,7 +76,7 @@ pub struct Connected {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Missed {
+pub(crate) struct Missed {
     #[serde(flatten)]
     pub call: CallRef,
     /// `not_forwarded` (the phone rejected but no forwarded call came:
@@ -89,7 +89,7 @@ pub struct Missed {
 /// Another destination accepted the call (pick mode): this one's offer is
 /// closed.
 #[derive(Debug, Clone, Serialize)]
-pub struct Taken {
+pub(crate) struct Taken {
     #[serde(flatten)]
     pub call: CallRef,
     /// Who accepted.
@@ -97,7 +97,7 @@ pub struct Taken {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Voicemail {
+pub(crate) struct Voicemail {
     #[serde(flatten)]
     pub call: CallRef,
     pub recording_url: String,
@@ -106,7 +106,7 @@ pub struct Voicemail {
 /// The recording of the call's legs (subscribers with `record: answer`)
 /// is ready.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Recording {
+pub(crate) struct Recording {
     #[serde(flatten)]
     pub call: CallRef,
     /// Where the provider keeps it (Telnyx's links last 10 minutes).
@@ -117,7 +117,7 @@ pub struct Recording {
 }
 
 impl Event {
-    pub fn now(payload: EventPayload) -> Self {
+    pub(crate) fn now(payload: EventPayload) -> Self {
         Self {
             payload,
             timestamp: Timestamp::now(),
@@ -125,7 +125,7 @@ impl Event {
     }
 
     /// The `type` string (`call.ringing`, …), also the SSE `event:` name.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self.payload {
             EventPayload::Ringing(_) => "call.ringing",
             EventPayload::Cancelled(_) => "call.cancelled",

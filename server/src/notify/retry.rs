@@ -44,7 +44,7 @@ impl RetryPolicy {
     /// The pause before retry number `retry` (1 for the first), given the
     /// receiver's `Retry-After` if it sent one that could be read; jitter
     /// not included (see [`jittered`]).
-    pub fn pause(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn pause(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         match retry_after {
             Some(asked) => asked.clamp(self.min_retry_after, self.max_retry_after),
             None => self
@@ -58,7 +58,7 @@ impl RetryPolicy {
 /// HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`, and the two obsolete forms
 /// HTTP still asks recipients to read). A date already past is no pause;
 /// anything else is `None` (the backoff applies).
-pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // More seconds than fit are still "a long time": the ceiling.
@@ -69,7 +69,7 @@ pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 }
 
 /// `pause` plus up to a fifth of it, at random.
-pub fn jittered(pause: Duration) -> Duration {
+pub(crate) fn jittered(pause: Duration) -> Duration {
     let fifth = u64::try_from(pause.as_millis() / 5).unwrap_or(u64::MAX);
     if fifth == 0 {
         return pause;

@@ -42,7 +42,7 @@ impl WebhookSecret {
     }
 
     /// The raw HMAC key.
-    pub fn key(&self) -> &[u8] {
+    pub(crate) fn key(&self) -> &[u8] {
         self.0.expose_secret()
     }
 }

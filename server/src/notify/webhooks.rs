@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 impl Delivery {
     /// The metric label of this outcome.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Failed(_) => "failed",
@@ -41,7 +41,7 @@ impl Delivery {
 
 /// What came of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// The receiver answered 2xx.
     Delivered,
     /// The receiver answered otherwise, or could not be reached.
@@ -91,7 +91,7 @@ impl WebhookSender {
 
     /// Delivers each event once, all at once, and returns when every one was
     /// answered, failed or hit the ringing deadline.
-    pub async fn deliver_now(&self, deliveries: Vec<(Url, Event)>) -> Vec<Delivery> {
+    pub(crate) async fn deliver_now(&self, deliveries: Vec<(Url, Event)>) -> Vec<Delivery> {
         join_all(deliveries.into_iter().map(|(url, event)| async move {
             let id = message_id();
             let body = match serde_json::to_vec(&event) {
@@ -117,7 +117,7 @@ impl WebhookSender {
     }
 
     /// Delivers each event in the background, retrying by the policy.
-    pub fn deliver_later(&self, deliveries: Vec<(Url, Event)>) {
+    pub(crate) fn deliver_later(&self, deliveries: Vec<(Url, Event)>) {
         for (url, event) in deliveries {
             let sender = self.clone();
             // Counted before the task starts, so that whoever sees a
@@ -139,7 +139,7 @@ impl WebhookSender {
     }
 
     /// One event to one receiver, retried by the policy.
-    pub async fn deliver_with_retries(&self, url: &Url, event: &Event) -> Delivery {
+    pub(crate) async fn deliver_with_retries(&self, url: &Url, event: &Event) -> Delivery {
         let id = message_id();
         let body = match serde_json::to_vec(event) {
             Ok(body) => body,

@@ -3,7 +3,7 @@
 //! a whole request, reads its parameters into the flow's neutral call model
 //! (`crate::flow::model`), and renders a [`CallScript`] into its markup. The
 //! call flow speaks only that model, and the HTTP edge registers the routes.
-//! Adding a provider is one module implementing [`Provider`] and one line in
+//! Adding a provider is one module implementing `Provider` and one line in
 //! the list below.
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -11,7 +11,7 @@ pub(crate) mod parsed_markup;
 pub mod plivo;
 #[cfg(test)]
 mod properties;
-pub mod signalwire;
+pub(crate) mod signalwire;
 pub mod telnyx;
 #[cfg(test)]
 mod testing;
@@ -23,7 +23,6 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix_web::http::Method;
 use actix_web::http::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -42,11 +41,11 @@ pub use crate::rotation::{Rotating, Slot};
 macro_rules! every_provider {
     ($($provider:ty),+ $(,)?) => {
         /// Every provider, by what can be known of it without its type.
-        pub const PROVIDERS: &[ProviderEntry] = &[$(ProviderEntry::of::<$provider>()),+];
+        pub(crate) const PROVIDERS: &[ProviderEntry] = &[$(ProviderEntry::of::<$provider>()),+];
 
         /// Calls `visitor` with the type of every provider, in the order of
         /// [`PROVIDERS`].
-        pub fn each_provider(visitor: &mut impl EachProvider) {
+        pub(crate) fn each_provider(visitor: &mut impl EachProvider) {
             $(visitor.visit::<$provider>();)+
         }
     };
@@ -60,13 +59,13 @@ every_provider![
 ];
 
 /// What is done with each provider's type: see [`each_provider`].
-pub trait EachProvider {
+pub(crate) trait EachProvider {
     fn visit<P: Provider>(&mut self);
 }
 
 /// One line of [`PROVIDERS`]: what the configuration and the API document
 /// need to know of a provider without naming its type.
-pub struct ProviderEntry {
+pub(crate) struct ProviderEntry {
     pub name: &'static str,
     /// Its variables; the first is the credential that turns its routes on.
     pub variables: &'static [&'static str],
@@ -78,7 +77,7 @@ pub struct ProviderEntry {
 }
 
 impl ProviderEntry {
-    pub const fn of<P: Provider>() -> Self {
+    pub(crate) const fn of<P: Provider>() -> Self {
         Self {
             name: P::NAME,
             variables: P::VARIABLES,
@@ -100,17 +99,17 @@ fn configure_erased<P: Provider>(
 }
 
 /// A variable that cannot be used, and why: `(name, problem)`.
-pub type VariableProblem = (&'static str, String);
+pub(crate) type VariableProblem = (&'static str, String);
 
 /// The providers' variables that are set, by name, as the environment gave
 /// them. Values are secrets (tokens, keys) or settings; none is ever printed.
 #[derive(Debug, Clone, Default)]
-pub struct ProviderVars(BTreeMap<&'static str, SecretString>);
+pub(crate) struct ProviderVars(BTreeMap<&'static str, SecretString>);
 
 impl ProviderVars {
     /// Takes `value` for `name` if it is a provider's variable; says whether
     /// it was one.
-    pub fn insert(&mut self, name: &str, value: String) -> bool {
+    pub(crate) fn insert(&mut self, name: &str, value: String) -> bool {
         let Some(name) = PROVIDERS
             .iter()
             .find_map(|p| p.variables.iter().find(|v| **v == name))
@@ -121,13 +120,13 @@ impl ProviderVars {
         true
     }
 
-    pub fn get(&self, name: &str) -> Option<&SecretString> {
+    pub(crate) fn get(&self, name: &str) -> Option<&SecretString> {
         self.0.get(name)
     }
 
     /// The secret of variable `name` (`current` or `current,next` while it
     /// rotates), each value read by `parse`; `None` when unset.
-    pub fn rotating<K>(
+    pub(crate) fn rotating<K>(
         &self,
         name: &'static str,
         parse: impl Fn(&str) -> Result<K, String>,
@@ -145,7 +144,7 @@ pub struct Providers(BTreeMap<&'static str, AnyConfig>);
 
 impl Providers {
     /// Reads every provider's variables; the first problem stops the start.
-    pub fn configure(vars: &ProviderVars) -> Result<Self, VariableProblem> {
+    pub(crate) fn configure(vars: &ProviderVars) -> Result<Self, VariableProblem> {
         let mut configured = BTreeMap::new();
         for entry in PROVIDERS {
             if let Some(config) = (entry.configure)(vars)? {
@@ -156,18 +155,18 @@ impl Providers {
     }
 
     /// Provider `P`'s configuration; `None` when its credential is unset.
-    pub fn get<P: Provider>(&self) -> Option<&P::Config> {
+    pub(crate) fn get<P: Provider>(&self) -> Option<&P::Config> {
         self.0.get(P::NAME).and_then(|config| config.downcast_ref())
     }
 
     /// Whether some provider is configured: some route can answer a
     /// forwarded call.
-    pub fn any_configured(&self) -> bool {
+    pub(crate) fn any_configured(&self) -> bool {
         !self.0.is_empty()
     }
 
     /// The names of the configured providers.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.0.keys().copied()
     }
 }
@@ -181,8 +180,7 @@ impl std::fmt::Debug for Providers {
 
 /// A request to one of a provider's routes, whole and as received.
 #[derive(Debug, Clone, Copy)]
-pub struct WebhookRequest<'a> {
-    pub method: &'a Method,
+pub(crate) struct WebhookRequest<'a> {
     /// The URL the provider called: `PUBLIC_BASE_URL` plus the raw path
     /// and query, never rebuilt from proxy headers.
     pub url: &'a str,
@@ -194,7 +192,7 @@ pub struct WebhookRequest<'a> {
 
 impl WebhookRequest<'_> {
     /// The value of header `name`, when it is text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
@@ -213,7 +211,7 @@ pub enum SignatureError {
 /// A request whose signature checked out: its parameters, and how it
 /// verified (for metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
+pub(crate) struct Verified {
     pub params: Params,
     /// Which value of the rotating credential matched.
     pub key: Slot,
@@ -222,7 +220,7 @@ pub struct Verified {
 
 /// Which form of a request its signature was computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureVariant {
+pub(crate) enum SignatureVariant {
     /// The request exactly as received.
     AsSent,
     /// The URL with the scheme's default port added or removed (Twilio's
@@ -235,7 +233,7 @@ pub enum SignatureVariant {
 
 impl SignatureVariant {
     /// Its label in metrics.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::AsSent => "as_sent",
             Self::DefaultPort => "default_port",
@@ -246,7 +244,7 @@ impl SignatureVariant {
 
 impl SignatureError {
     /// Its label in metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Missing => "missing_signature",
             Self::Mismatch => "bad_signature",
@@ -256,7 +254,7 @@ impl SignatureError {
 }
 
 /// What each provider supplies; the routes and the call flow are shared.
-pub trait Provider: Send + Sync + 'static {
+pub(crate) trait Provider: Send + Sync + 'static {
     /// The first segment of its routes (`/twilio/...`), and its label in
     /// logs and metrics.
     const NAME: &'static str;
@@ -335,26 +333,27 @@ pub trait Provider: Send + Sync + 'static {
 /// Form parameters as received: decoded, in order, repeated names kept
 /// (signatures depend on all three).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    pub fn from_form(body: &[u8]) -> Self {
+    pub(crate) fn from_form(body: &[u8]) -> Self {
         Self(url::form_urlencoded::parse(body).into_owned().collect())
     }
 
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
         Self(pairs)
     }
 
     /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn pairs(&self) -> &[(String, String)] {
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
         &self.0
     }
 }

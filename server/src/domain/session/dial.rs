@@ -14,16 +14,16 @@ use crate::domain::time::Timestamp;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
 )]
-pub struct DialAttempt {
+pub(crate) struct DialAttempt {
     pub step: u16,
     pub round: u16,
 }
 
 impl DialAttempt {
-    pub const FIRST: Self = Self { step: 0, round: 0 };
+    pub(crate) const FIRST: Self = Self { step: 0, round: 0 };
 
     /// The same step rung again.
-    pub fn again(self) -> Self {
+    pub(crate) fn again(self) -> Self {
         Self {
             round: self.round.saturating_add(1),
             ..self
@@ -31,7 +31,7 @@ impl DialAttempt {
     }
 
     /// The first round of the next step.
-    pub fn next_step(self) -> Self {
+    pub(crate) fn next_step(self) -> Self {
         Self {
             step: self.step.saturating_add(1),
             round: 0,
@@ -42,7 +42,7 @@ impl DialAttempt {
 /// How a Dial ended, as the provider reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum DialStatus {
+pub(crate) enum DialStatus {
     /// A leg picked up. Not proof that a person took the call: a mobile's
     /// voicemail picking up, or a whisper that hung up, is `completed` too.
     Completed,
@@ -56,7 +56,7 @@ pub enum DialStatus {
 /// A Dial's outcome: its status, and whether the provider says the caller
 /// was bridged to a leg (`None` when it does not say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DialResult {
+pub(crate) struct DialResult {
     pub status: DialStatus,
     pub bridged: Option<bool>,
 }
@@ -64,7 +64,7 @@ pub struct DialResult {
 /// What became of one leg of a Dial (contract §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum LegStatus {
+pub(crate) enum LegStatus {
     Ringing,
     /// Bridged to the caller: a person took the call.
     Connected,
@@ -75,12 +75,6 @@ pub enum LegStatus {
     Failed,
     /// Hung up by the provider (another leg won) or by the caller.
     Canceled,
-}
-
-impl LegStatus {
-    pub fn is_final(self) -> bool {
-        self != Self::Ringing
-    }
 }
 
 impl From<DialStatus> for LegStatus {
@@ -97,7 +91,7 @@ impl From<DialStatus> for LegStatus {
 
 /// One leg of a Dial: a destination rung in one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Leg {
+pub(crate) struct Leg {
     pub destination_id: DestinationId,
     pub status: LegStatus,
     /// The Dial it belongs to: makes a repeated callback recognisable.
@@ -125,14 +119,14 @@ pub(super) struct Pickup {
 
 /// A leg of the Dial whose outcome is being recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialedLeg {
+pub(crate) struct DialedLeg {
     pub destination_id: DestinationId,
     pub screened: bool,
 }
 
 /// What a Dial's outcome did to the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DialVerdict {
+pub(crate) enum DialVerdict {
     /// A person took the call; the notice is `None` when that was already
     /// known (from the leg's whisper or screening).
     Connected(Option<Notice>),
@@ -169,7 +163,7 @@ impl Session {
     }
 
     /// Legs that ring in `attempt` (the Dial just returned).
-    pub fn start_ringing<'a>(
+    pub(crate) fn start_ringing<'a>(
         &mut self,
         attempt: DialAttempt,
         destinations: impl IntoIterator<Item = &'a DestinationId>,
@@ -195,7 +189,7 @@ impl Session {
     /// Whether a leg to `destination` that picks up (or presses its key)
     /// may still be bridged: while the call has no outcome, or when it is
     /// this destination's own (a retried request gets the same answer).
-    pub fn may_bridge(&self, destination: &DestinationId) -> bool {
+    pub(crate) fn may_bridge(&self, destination: &DestinationId) -> bool {
         !self.is_over()
             || (self.state == SessionState::Connected
                 && self.selected_destination.as_ref() == Some(destination))
@@ -204,7 +198,7 @@ impl Session {
     /// The leg to `destination` in `attempt` picked up and ran its whisper:
     /// an unscreened leg is bridged now (the call is connected to it); a
     /// screened one waits for its key press.
-    pub fn leg_picked_up(
+    pub(crate) fn leg_picked_up(
         &mut self,
         attempt: DialAttempt,
         destination: &DestinationId,
@@ -220,7 +214,7 @@ impl Session {
 
     /// A leg of `attempt` picked up (its whisper was fetched). The first
     /// pick-up of an attempt is the one the provider bridges or declines.
-    pub fn record_pickup(&mut self, attempt: DialAttempt, destination: &DestinationId) {
+    pub(crate) fn record_pickup(&mut self, attempt: DialAttempt, destination: &DestinationId) {
         if self.is_over() || self.pickup(attempt, destination).is_some() {
             return;
         }
@@ -233,7 +227,7 @@ impl Session {
 
     /// A screened leg's key press: 1 takes the call, anything else (or
     /// nothing) declines it. The first answer of a leg counts.
-    pub fn record_screening(
+    pub(crate) fn record_screening(
         &mut self,
         attempt: DialAttempt,
         destination: &DestinationId,
@@ -259,7 +253,7 @@ impl Session {
 
     /// A leg of `attempt` was bridged to the caller: the call is connected
     /// to `destination` (when known). `None` when it already had an outcome.
-    pub fn connect(
+    pub(crate) fn connect(
         &mut self,
         attempt: DialAttempt,
         destination: Option<&DestinationId>,
@@ -282,7 +276,7 @@ impl Session {
     /// Records how the Dial of `attempt`, which rang `dialed`, ended.
     /// Answered means bridged: a leg that picked up without being bridged
     /// (a voicemail, a screened person who did not press 1) is `declined`.
-    pub fn record_dial_result(
+    pub(crate) fn record_dial_result(
         &mut self,
         attempt: DialAttempt,
         dialed: &[DialedLeg],
@@ -367,7 +361,7 @@ impl Session {
     /// Whether `attempt`'s Dial ended because a leg declined: the provider
     /// hung up the others, which never had their full ring, so the same
     /// step rings them again. (When the others rang out, they had it.)
-    pub fn ended_on_decline(&self, attempt: DialAttempt) -> bool {
+    pub(crate) fn ended_on_decline(&self, attempt: DialAttempt) -> bool {
         let mut legs = self.legs.iter().filter(|l| l.attempt == attempt);
         let declined = legs.clone().any(|l| l.status == LegStatus::Declined);
         declined && legs.all(|l| matches!(l.status, LegStatus::Declined | LegStatus::Canceled))
@@ -375,7 +369,10 @@ impl Session {
 
     /// The destinations that declined in an earlier round of `attempt`'s
     /// step: that round rings without them.
-    pub fn declined_before(&self, attempt: DialAttempt) -> impl Iterator<Item = &DestinationId> {
+    pub(crate) fn declined_before(
+        &self,
+        attempt: DialAttempt,
+    ) -> impl Iterator<Item = &DestinationId> {
         self.legs
             .iter()
             .filter(move |l| {

@@ -21,7 +21,7 @@ const SESSION_PREFIX: &str = "ses_";
 /// values (URL-safe base64).
 const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// One of [`Shard::COUNT`] groups of subscribers. A subscriber's sessions
+/// One of `Shard::COUNT` groups of subscribers. A subscriber's sessions
 /// carry its shard in their id, so that a store can keep a subscriber's
 /// sessions, and the indexes over them, together (one Redis Cluster slot),
 /// and still find a session from its id alone.
@@ -29,7 +29,7 @@ const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 pub struct Shard(u8);
 
 impl Shard {
-    pub const COUNT: u8 = 64;
+    pub(crate) const COUNT: u8 = 64;
 
     /// The shard of a subscriber: FNV-1a of its number, so every instance
     /// and every release agrees.
@@ -43,7 +43,7 @@ impl Shard {
         Self((hash % u64::from(Self::COUNT)) as u8)
     }
 
-    pub fn all() -> impl Iterator<Item = Self> {
+    pub(crate) fn all() -> impl Iterator<Item = Self> {
         (0..Self::COUNT).map(Self)
     }
 
@@ -60,7 +60,7 @@ impl SessionId {
 
     /// A fresh id for a session of `subscriber`: its first character names
     /// the subscriber's shard, the other 21 are random (126 bits).
-    pub fn generate_for(subscriber: &PhoneNumber) -> Self {
+    pub(crate) fn generate_for(subscriber: &PhoneNumber) -> Self {
         Self::generate_in(Shard::of(subscriber))
     }
 
@@ -78,7 +78,7 @@ impl SessionId {
     }
 
     /// The shard named by the id's first character.
-    pub fn shard(&self) -> Shard {
+    pub(crate) fn shard(&self) -> Shard {
         let first = self.0.as_bytes()[SESSION_PREFIX.len()];
         let value = ID_ALPHABET.iter().position(|&c| c == first).unwrap_or(0);
         Shard(value as u8)

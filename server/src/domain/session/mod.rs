@@ -13,13 +13,14 @@ mod outcome;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::dial::Claim;
 use self::dial::Pickup;
-pub use self::dial::{
-    Claim, DialAttempt, DialResult, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
+pub(crate) use self::dial::{
+    DialAttempt, DialResult, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
 };
 pub use self::id::{SessionId, Shard};
-pub use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
-pub use self::outcome::{CancelReason, MAX_RECORDINGS, MissedReason};
+pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
+pub use self::outcome::{CancelReason, MissedReason};
 use super::ids::{CallSid, DestinationId};
 use super::phone::{Caller, PhoneNumber};
 use super::rules::Route;
@@ -45,7 +46,7 @@ pub enum SessionState {
 
 impl SessionState {
     /// Whether the session has reached an outcome and takes no more changes.
-    pub fn is_over(self) -> bool {
+    pub(crate) fn is_over(self) -> bool {
         matches!(
             self,
             Self::Connected | Self::Voicemail | Self::Missed | Self::Cancelled | Self::Expired
@@ -194,7 +195,7 @@ impl Session {
 
     /// Where the subscriber's rules sent the call (see
     /// [`Subscriber::route`](crate::domain::subscriber::Subscriber::route)).
-    pub fn with_route(mut self, route: Route) -> Self {
+    pub(crate) fn with_route(mut self, route: Route) -> Self {
         self.route = route;
         self
     }
@@ -231,21 +232,21 @@ impl Session {
         self.state
     }
 
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         self.mode
     }
 
-    pub fn route(&self) -> &Route {
+    pub(crate) fn route(&self) -> &Route {
         &self.route
     }
 
-    pub fn instruction(&self) -> Instruction {
+    pub(crate) fn instruction(&self) -> Instruction {
         self.instruction
     }
 
     /// The destination that accepted (pick mode), then the one that took
     /// the call.
-    pub fn selected_destination(&self) -> Option<&DestinationId> {
+    pub(crate) fn selected_destination(&self) -> Option<&DestinationId> {
         self.selected_destination.as_ref()
     }
 
@@ -257,19 +258,19 @@ impl Session {
         &self.timeline
     }
 
-    pub fn legs(&self) -> &[Leg] {
+    pub(crate) fn legs(&self) -> &[Leg] {
         &self.legs
     }
 
-    pub fn device_call_id(&self) -> Option<&str> {
+    pub(crate) fn device_call_id(&self) -> Option<&str> {
         self.device_call_id.as_deref()
     }
 
-    pub fn wait_until(&self) -> Option<Timestamp> {
+    pub(crate) fn wait_until(&self) -> Option<Timestamp> {
         self.wait_until
     }
 
-    pub fn is_over(&self) -> bool {
+    pub(crate) fn is_over(&self) -> bool {
         self.state.is_over()
     }
 
@@ -320,7 +321,7 @@ impl Session {
     }
 
     /// The phone says it rejected the call.
-    pub fn record_phone_rejected(&mut self) -> Result<(), SessionError> {
+    pub(crate) fn record_phone_rejected(&mut self) -> Result<(), SessionError> {
         if self.is_over() {
             return Err(SessionError::Over);
         }

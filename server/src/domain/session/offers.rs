@@ -11,7 +11,7 @@ use crate::domain::time::Timestamp;
 /// A destination's answer to the offer of a call (pick mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OfferResponse {
+pub(crate) enum OfferResponse {
     Accepted,
     Declined,
 }
@@ -19,7 +19,7 @@ pub enum OfferResponse {
 /// The call as offered to one destination: the hash of the capability in its
 /// `accept_url` / `decline_url`, and its answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Offer {
+pub(crate) struct Offer {
     pub destination_id: DestinationId,
     pub capability: TokenHash,
     pub response: Option<OfferResponse>,
@@ -27,7 +27,7 @@ pub struct Offer {
 
 /// Which offer an answer is for.
 #[derive(Debug, Clone, Copy)]
-pub enum OfferKey<'a> {
+pub(crate) enum OfferKey<'a> {
     /// A destination by its bearer token.
     Destination(&'a DestinationId),
     /// Whoever holds the capability of an `accept_url` / `decline_url`.
@@ -36,7 +36,7 @@ pub enum OfferKey<'a> {
 
 /// The outcome of [`Session::answer_offer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OfferAnswered {
+pub(crate) enum OfferAnswered {
     /// Recorded; an accept closes the others' offers.
     Recorded(Option<Notice>),
     /// Pick mode's wait had run out: the phone is told to ignore instead,
@@ -47,26 +47,26 @@ pub enum OfferAnswered {
 impl Session {
     /// The offers made to the destinations, and (pick mode) until when an
     /// accept is waited for.
-    pub fn with_offers(mut self, offers: Vec<Offer>, wait_until: Option<Timestamp>) -> Self {
+    pub(crate) fn with_offers(mut self, offers: Vec<Offer>, wait_until: Option<Timestamp>) -> Self {
         self.offers = offers;
         self.wait_until = wait_until;
         self
     }
 
     /// Whether pick mode's wait for an accept is over without one.
-    pub fn wait_expired(&self, now: Timestamp) -> bool {
+    pub(crate) fn wait_expired(&self, now: Timestamp) -> bool {
         !self.is_over()
             && self.instruction == Instruction::Wait
             && self.wait_until.is_some_and(|until| now >= until)
     }
 
     /// Ends pick mode's wait when it ran out: the phone lets the call ring.
-    pub fn end_wait_if_expired(&mut self, now: Timestamp) -> bool {
+    pub(crate) fn end_wait_if_expired(&mut self, now: Timestamp) -> bool {
         self.wait_expired(now) && self.instruct(Instruction::Ignore, now)
     }
 
     /// A destination's answer to the offer of the call.
-    pub fn answer_offer(
+    pub(crate) fn answer_offer(
         &mut self,
         key: OfferKey<'_>,
         response: OfferResponse,
@@ -116,7 +116,7 @@ impl Session {
 
     /// Makes every capability of this session's offers useless (the
     /// subscriber's tokens were rotated); tokens still answer offers.
-    pub fn revoke_capabilities(&mut self) {
+    pub(crate) fn revoke_capabilities(&mut self) {
         for offer in &mut self.offers {
             offer.capability = TokenHash::of(SessionId::generate().as_str());
         }

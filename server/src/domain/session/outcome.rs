@@ -44,7 +44,7 @@ pub enum MissedReason {
 /// Most recordings a session announces: one per Dial is at most a few
 /// dozen (ten destinations, each step rung again after a decline, and the
 /// fallback).
-pub const MAX_RECORDINGS: usize = 32;
+pub(crate) const MAX_RECORDINGS: usize = 32;
 
 impl Session {
     /// Ends a session that was not forwarded yet as `cancelled`: the call
@@ -62,7 +62,7 @@ impl Session {
 
     /// Ends a session that was told to reject but that no forwarded call
     /// claimed (in time, or before a newer call from the same caller).
-    pub fn expire_unforwarded(&mut self, now: Timestamp) -> Option<Notice> {
+    pub(crate) fn expire_unforwarded(&mut self, now: Timestamp) -> Option<Notice> {
         if !self.awaits_forwarded_call() {
             return None;
         }
@@ -74,7 +74,7 @@ impl Session {
     /// so that every session gets one: before it was forwarded it ends
     /// `expired` (a rejected call as [not forwarded](Self::expire_unforwarded),
     /// any other with its offer withdrawn); a forwarded one ends `missed`.
-    pub fn expire_idle(&mut self, now: Timestamp) -> Option<Notice> {
+    pub(crate) fn expire_idle(&mut self, now: Timestamp) -> Option<Notice> {
         if self.is_over() {
             return None;
         }
@@ -99,7 +99,7 @@ impl Session {
     }
 
     /// The voicemail `<Record>` ended, with a message or without.
-    pub fn record_voicemail(&mut self, recorded: bool, now: Timestamp) -> Option<Notice> {
+    pub(crate) fn record_voicemail(&mut self, recorded: bool, now: Timestamp) -> Option<Notice> {
         if self.is_over() {
             return None;
         }
@@ -115,7 +115,7 @@ impl Session {
     /// usually over by then): whether it is new, and so to be announced. A
     /// session remembers [`MAX_RECORDINGS`]; past them, nothing more is
     /// announced rather than something twice.
-    pub fn add_recording(&mut self, url: &str) -> bool {
+    pub(crate) fn add_recording(&mut self, url: &str) -> bool {
         if self.recordings.iter().any(|known| known == url) {
             return false;
         }
@@ -129,7 +129,7 @@ impl Session {
 
     /// The forwarded call ended (the provider's final status callback): a
     /// session with no outcome yet was missed.
-    pub fn forwarded_call_ended(&mut self, now: Timestamp) -> Option<Notice> {
+    pub(crate) fn forwarded_call_ended(&mut self, now: Timestamp) -> Option<Notice> {
         if self.state != SessionState::Forwarded {
             return None;
         }
@@ -142,6 +142,7 @@ impl Session {
 mod tests {
     use super::super::fixtures::*;
     use super::super::*;
+    use super::MAX_RECORDINGS;
 
     #[test]
     fn a_phone_event_cancels_only_before_the_call_was_forwarded() {

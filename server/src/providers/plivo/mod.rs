@@ -19,7 +19,7 @@ use crate::flow::model::{
     CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport,
 };
 
-pub struct Plivo;
+pub(crate) struct Plivo;
 
 const AUTH_TOKEN: &str = "PLIVO_AUTH_TOKEN";
 

@@ -12,10 +12,10 @@ use super::{
 };
 use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
-pub struct SignalWire;
+pub(crate) struct SignalWire;
 
 /// What SignalWire's routes need.
-pub struct SignalWireConfig {
+pub(crate) struct SignalWireConfig {
     /// The project's signing key, and the next one while it rotates.
     signing_key: Rotating<SecretString>,
     /// Where Verto addresses live: `<space>.verto.signalwire.com`.
@@ -206,7 +206,6 @@ mod tests {
                 actix_web::http::header::HeaderValue::from_static("RSOYDt4T1cUTdK1PDd93/VVr8B8="),
             );
             let request = WebhookRequest {
-                method: &actix_web::http::Method::POST,
                 url,
                 headers: &headers,
                 body: body.as_bytes(),
@@ -231,7 +230,6 @@ mod tests {
         let key = b"PSKtest1234567890abcdef";
         let headers = actix_web::http::header::HeaderMap::new();
         let request = |body: &'static [u8]| WebhookRequest {
-            method: &actix_web::http::Method::POST,
             url,
             headers: &headers,
             body,

@@ -15,12 +15,12 @@ use super::{
 };
 use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
-pub struct Telnyx;
+pub(crate) struct Telnyx;
 
 const PUBLIC_KEY: &str = "TELNYX_PUBLIC_KEY";
 
 /// The domain Telnyx SIP credentials register under.
-pub const SIP_DOMAIN: &str = "sip.telnyx.com";
+pub(crate) const SIP_DOMAIN: &str = "sip.telnyx.com";
 
 const DIALECT: Dialect<'static> = Dialect {
     client: ClientNoun::SipUser { domain: SIP_DOMAIN },

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
-pub struct Twilio;
+pub(crate) struct Twilio;
 
 const AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
 
