@@ -453,10 +453,9 @@ macro_rules! both_backends {
 }
 
 /// Runs each case once per provider: `on_both_backends` cases take
-/// `(Cpaas, Backend)` and run on the in-memory store and on Redis (and on
-/// the shared cluster), `once`
-/// cases take the provider only. Tests are named
-/// `cpaas::<provider>::[<backend>::]<case>`.
+/// `(Cpaas, Backend)` and run on the in-memory store, on Redis and on the
+/// shared cluster; `once` cases take the provider only. Tests are named
+/// `<file>::<provider>::[<backend>::]<case>`.
 #[macro_export]
 macro_rules! for_each_provider {
     (
@@ -470,34 +469,41 @@ macro_rules! for_each_provider {
     };
     (@provider $module:ident, $variant:ident, [$($both:ident),*], [$($once:ident),*]) => {
         mod $module {
-            use $crate::helpers::{Backend, Cpaas};
-
             mod memory {
-                use super::{Backend, Cpaas};
                 $(
                     #[tokio::test]
                     async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::Memory).await
+                        super::super::$both(
+                            $crate::helpers::Cpaas::$variant,
+                            $crate::helpers::Backend::Memory,
+                        )
+                        .await
                     }
                 )*
             }
 
             mod redis {
-                use super::{Backend, Cpaas};
                 $(
                     #[tokio::test]
                     async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::redis()).await
+                        super::super::$both(
+                            $crate::helpers::Cpaas::$variant,
+                            $crate::helpers::Backend::redis(),
+                        )
+                        .await
                     }
                 )*
             }
 
             mod cluster {
-                use super::{Backend, Cpaas};
                 $(
                     #[tokio::test]
                     async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::cluster()).await
+                        super::super::$both(
+                            $crate::helpers::Cpaas::$variant,
+                            $crate::helpers::Backend::cluster(),
+                        )
+                        .await
                     }
                 )*
             }
@@ -505,7 +511,7 @@ macro_rules! for_each_provider {
             $(
                 #[tokio::test]
                 async fn $once() {
-                    super::$once(Cpaas::$variant).await
+                    super::$once($crate::helpers::Cpaas::$variant).await
                 }
             )*
         }
