@@ -279,6 +279,35 @@ const LOG_TWILIO_TOKEN: &str = "twilio-secret-2b8d1e";
 const LOG_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 #[tokio::test]
+async fn a_first_run_that_can_only_ignore_calls_says_why_at_start() {
+    let dir = temp_dir("first-run");
+    let bare = RunningService::start(&dir, &[]);
+    bare.terminate();
+    let (_, lines) = bare.exit_status(Duration::from_secs(15));
+    let all = lines.join("\n");
+    assert!(all.contains("no CPaaS provider is configured"), "{all}");
+    assert!(all.contains("TWILIO_AUTH_TOKEN, PLIVO_AUTH_TOKEN"), "{all}");
+    assert!(
+        all.contains("no subscriber can be registered: set ADMIN_TOKEN"),
+        "{all}"
+    );
+
+    let configured = RunningService::start(
+        &dir,
+        &[
+            ("TWILIO_AUTH_TOKEN", LOG_TWILIO_TOKEN),
+            ("ADMIN_TOKEN", LOG_ADMIN_TOKEN),
+        ],
+    );
+    configured.terminate();
+    let (_, lines) = configured.exit_status(Duration::from_secs(15));
+    let all = lines.join("\n");
+    assert!(!all.contains("no CPaaS provider"), "{all}");
+    assert!(!all.contains("no subscriber can be registered"), "{all}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn json_logs_carry_the_call_sid_and_never_a_secret() {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
     let dir = temp_dir("logs");

@@ -16,6 +16,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod input;
 pub mod listing;
 pub mod metrics;
 pub mod notify;

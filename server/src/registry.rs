@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::credentials::{
     Credentials, IssuedTokens, NewToken, TokenHash, TokenOwner, TokenPolicy,
@@ -186,7 +186,7 @@ impl Registry {
 
 /// One entry of `SUBSCRIBERS_FILE`: the PUT body plus the number and
 /// optional fixed tokens.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct FileEntry {
     number: String,
     device_token: Option<String>,
@@ -232,23 +232,31 @@ impl FileEntry {
 }
 
 /// A TOML file (by its `.toml` extension) holds `[[subscribers]]`; anything
-/// else is read as a JSON array.
+/// else is read as a JSON array. Either way a field nobody reads is an
+/// error naming it (`crate::input`), as in a request body.
 fn parse_subscribers_file(path: &Path, text: &str) -> anyhow::Result<Vec<FileEntry>> {
-    #[derive(Deserialize)]
-    struct TomlFile {
+    #[derive(Serialize, Deserialize)]
+    struct File {
         #[serde(default)]
         subscribers: Vec<FileEntry>,
     }
     let is_toml = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    if is_toml {
-        let file: TomlFile =
-            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().replace('\n', " ")))?;
-        Ok(file.subscribers)
+    // Both formats as one tree, the JSON array under `subscribers` as in
+    // TOML, so that errors name `subscribers[i]…` either way.
+    let input: serde_json::Value = if is_toml {
+        toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().replace('\n', " ")))?
     } else {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| anyhow!("{}: {}", e.path(), e.inner()))
+        let entries: serde_json::Value = serde_json::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        serde_json::json!({ "subscribers": entries })
+    };
+    let file: File = serde_path_to_error::deserialize(&input)
+        .map_err(|e| anyhow!("{}: {}", e.path(), e.inner()))?;
+    let understood = serde_json::to_value(&file)?;
+    match crate::input::unknown_field(&input, &understood) {
+        Some(unknown) => Err(anyhow!("{unknown}")),
+        None => Ok(file.subscribers),
     }
 }
 

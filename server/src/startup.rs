@@ -76,6 +76,30 @@ const DRAIN_REQUESTS: Duration = Duration::from_secs(5);
 /// How long queued notifications may take after that.
 const DRAIN_NOTIFICATIONS: Duration = Duration::from_secs(5);
 
+/// A first run that answers `ignore` to every ring report must say why at
+/// start, naming what to set.
+fn warn_about_what_makes_calls_ring_only_the_phone(config: &Config) {
+    use crate::config::variables as v;
+    if !config.providers.any_configured() {
+        let credentials: Vec<&str> = crate::providers::PROVIDERS
+            .iter()
+            .filter_map(|p| p.variables.first().copied())
+            .collect();
+        tracing::warn!(
+            "no CPaaS provider is configured: ring reports answer `ignore` (only the phone rings), \
+             since a rejected call would reach nothing; set one of {}",
+            credentials.join(", ")
+        );
+    }
+    if config.admin_token.is_none() && config.subscribers_file.is_none() {
+        tracing::warn!(
+            "no subscriber can be registered: set {} (the admin API) or {}",
+            v::ADMIN_TOKEN.name,
+            v::SUBSCRIBERS_FILE.name
+        );
+    }
+}
+
 impl Application {
     /// Connects the store, loads `SUBSCRIBERS_FILE`, and binds the listener
     /// (`PORT=0` binds a free port, see [`Application::port`]), with a
@@ -179,8 +203,10 @@ impl Application {
                 .as_ref()
                 .map_or("memory", RedisTarget::describe),
             public_base_url = config.public_base_url.as_str(),
+            providers = ?config.providers,
             "ringrelay listening"
         );
+        warn_about_what_makes_calls_ring_only_the_phone(&config);
 
         let state = web::Data::new(AppState {
             settings: EdgeSettings::from_config(&config),

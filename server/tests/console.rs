@@ -63,6 +63,9 @@ async fn the_page_is_served_with_a_strict_policy() {
         ("/console", "text/html"),
         ("/console/console.js", "javascript"),
         ("/console/console.css", "text/css"),
+        ("/docs", "text/html"),
+        ("/console/docs.js", "javascript"),
+        ("/console/docs.css", "text/css"),
     ] {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -93,6 +96,52 @@ async fn the_page_is_served_with_a_strict_policy() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn the_api_reference_renders_from_the_binary_under_the_strict_policy() {
+    let app = spawn_app().await;
+    // A browser that opens the bare address lands on the console.
+    let root = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), 302);
+    assert_eq!(root.headers()["location"], "/console");
+    with_browser(async |client| {
+        client.goto(&app.url("/docs")).await.unwrap();
+        wait_until(
+            client,
+            "the reference is rendered",
+            "document.getElementById('docs').getAttribute('aria-busy') === 'false'",
+        )
+        .await;
+        let rendered = client
+            .execute(
+                "const text = (selector) => [...document.querySelectorAll(selector)].map(e => e.textContent);\
+                 return { operations: text('.operation h3'), sections: text('main > section > h2') };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let operations: Vec<String> =
+            serde_json::from_value(rendered["operations"].clone()).unwrap();
+        for expected in ["post/v1/ring", "put/v1/subscribers/{number}", "post/twilio/voice", "getreadyz", "postcall.ringing", "SubscriberSpec", "CallRingingEvent"] {
+            assert!(
+                operations.iter().any(|o| o.replace(['/', ' '], "").contains(&expected.replace('/', ""))),
+                "{expected} is not on the page: {operations:?}"
+            );
+        }
+        let sections = rendered["sections"].to_string();
+        for expected in ["admin", "device", "cpaas", "operations", "Events (webhooks and live streams)", "Schemas"] {
+            assert!(sections.contains(expected), "{expected}: {sections}");
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -413,6 +413,37 @@ pub enum Reason {
     NoDestinationInHours,
 }
 
+impl Reason {
+    /// Why only the phone rings, when that is what this reason decided.
+    pub fn ignore_reason(self) -> Option<IgnoreReason> {
+        match self {
+            Self::CallerRule(_) => Some(IgnoreReason::CallerRule),
+            Self::OutsideSchedule => Some(IgnoreReason::OutsideSchedule),
+            Self::NoDestinationInHours => Some(IgnoreReason::NoDestinationInHours),
+            Self::Default | Self::DoNotDisturb => None,
+        }
+    }
+}
+
+/// Why a phone is told `ignore`: it lets its call ring, and nothing is
+/// forwarded on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IgnoreReason {
+    /// No CPaaS provider is configured: a rejected call would reach nothing.
+    NoProviderConfigured,
+    /// A caller rule with `action: phone` matched the caller.
+    CallerRule,
+    /// Outside the subscriber's schedule, whose `outside` is `phone`.
+    OutsideSchedule,
+    /// Every destination is outside its own hours.
+    NoDestinationInHours,
+    /// Pick mode: every destination declined.
+    AllDeclined,
+    /// Pick mode: no destination accepted within `pick_timeout_secs`.
+    PickTimeout,
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -230,7 +230,7 @@ impl TryFrom<String> for ClientIdentity {
 
 /// The admin API's `PUT /v1/subscribers/{number}` body as received: free-form
 /// strings, defaults still missing. Unknown fields are ignored.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "forwarding_number": "+12025550100",
     "mode": "auto",
@@ -291,10 +291,17 @@ pub struct SubscriberSpec {
     pub record: Record,
     /// A Twilio `ringTone` country code (`us`, `uk`, `de`, …).
     pub ring_tone: Option<RingTone>,
+    /// As `GET` shows it, so that a subscriber read can be sent back: when
+    /// present it must be the number in the path.
+    #[schema(example = "+12025550199")]
+    pub number: Option<String>,
+    /// As `GET` shows it, read-only: do-not-disturb is set by the phone
+    /// (`PUT /v1/dnd`), and a replaced subscriber keeps it.
+    pub dnd_until: Option<Timestamp>,
 }
 
 /// A destination as received.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DestinationSpec {
     /// Unique per subscriber.
     #[schema(pattern = "^[a-z0-9_-]{1,32}$", example = "desk")]
@@ -324,7 +331,7 @@ pub struct DestinationSpec {
 }
 
 /// What a destination's `address` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Phone,
@@ -333,7 +340,7 @@ pub enum TargetKind {
 }
 
 /// The fallback as received.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FallbackSpec {
     pub kind: FallbackKind,
     /// The number to dial; required when `kind` is `phone`.
@@ -341,7 +348,7 @@ pub struct FallbackSpec {
     pub address: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FallbackKind {
     Voicemail,
@@ -366,6 +373,14 @@ impl SubscriberSpec {
             PhoneNumber::parse(raw, rules.region)
                 .map_err(|e| FieldError::new(field, format!("{e}: {raw:?}")))
         };
+        if let Some(given) = &self.number
+            && phone("number", given)? != number
+        {
+            return Err(FieldError::new(
+                "number",
+                "must be the subscriber's number in the path (or left out)",
+            ));
+        }
         let forwarding_number = phone("forwarding_number", &self.forwarding_number)?;
         if forwarding_number == number {
             return Err(FieldError::new(

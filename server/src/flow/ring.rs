@@ -9,7 +9,7 @@ use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref};
 use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
 use crate::domain::ids::DeviceCallId;
 use crate::domain::phone::Caller;
-use crate::domain::rules::Route;
+use crate::domain::rules::{IgnoreReason, Route};
 use crate::domain::session::{Instruction, Offer, Session, SessionId};
 use crate::domain::subscriber::{Destination, Mode, Subscriber};
 use crate::notify::events::{Event, EventPayload, Ringing};
@@ -24,7 +24,14 @@ pub(crate) struct RingReport {
 #[derive(Debug)]
 pub(crate) struct RingOutcome {
     pub session_id: SessionId,
+    pub instructed: Instructed,
+}
+
+/// What the phone is told, and why when it is told `ignore`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instructed {
     pub instruction: Instruction,
+    pub ignore_reason: Option<IgnoreReason>,
 }
 
 impl CallFlow {
@@ -47,7 +54,7 @@ impl CallFlow {
         }
 
         let now = self.now();
-        let decision = subscriber.route(&report.caller, self.now());
+        let decision = subscriber.route(&report.caller, now);
         let ringing: Vec<&Destination> = subscriber
             .destinations
             .iter()
@@ -86,7 +93,7 @@ impl CallFlow {
             // A retried report: the same session, as it stands now.
             return Ok(RingOutcome {
                 session_id: existing.id().clone(),
-                instruction: existing.instruction(),
+                instructed: self.instructed(subscriber, &existing),
             });
         }
         tracing::info!(
@@ -114,8 +121,39 @@ impl CallFlow {
         self.bus.session_changed(session.id()).await;
         Ok(RingOutcome {
             session_id: session.id().clone(),
-            instruction: session.instruction(),
+            instructed: self.instructed(subscriber, &session),
         })
+    }
+
+    /// What `session`'s phone is told, and why when it lets the call ring.
+    pub(super) fn instructed(&self, subscriber: &Subscriber, session: &Session) -> Instructed {
+        let instruction = session.instruction();
+        let ignore_reason = (instruction == Instruction::Ignore).then(|| {
+            if !self.settings.can_answer_forwarded_calls {
+                return IgnoreReason::NoProviderConfigured;
+            }
+            if *session.route() == Route::Phone {
+                // The rules decided at the report; deciding again for that
+                // moment says which rule it was.
+                let reported = session.timeline().reported_at.unwrap_or_else(|| self.now());
+                if let Some(reason) = subscriber
+                    .route(session.caller(), reported)
+                    .reason
+                    .ignore_reason()
+                {
+                    return reason;
+                }
+            }
+            // Pick mode, and nobody accepted.
+            match session.wait_until() {
+                Some(until) if self.now() < until => IgnoreReason::AllDeclined,
+                _ => IgnoreReason::PickTimeout,
+            }
+        });
+        Instructed {
+            instruction,
+            ignore_reason,
+        }
     }
 
     /// A new ring report from a caller ends that caller's older sessions

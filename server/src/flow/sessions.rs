@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::broadcast;
 
+use super::ring::Instructed;
 use super::{CallFlow, FlowError};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{CancelReason, Instruction, Session, SessionId, SessionState};
@@ -13,7 +14,7 @@ use crate::listing::{Page, SessionCursor};
 use crate::store::StoreError;
 
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum DeviceEvent {
     /// Taken on the phone itself.
@@ -141,18 +142,18 @@ impl CallFlow {
     /// on any instance, wakes it.
     pub(crate) async fn instruction(
         &self,
-        subscriber: &PhoneNumber,
+        subscriber: &Subscriber,
         id: &SessionId,
         wait: Duration,
-    ) -> Result<Instruction, FlowError> {
+    ) -> Result<Instructed, FlowError> {
         // Listen before reading, so that a change between the two is heard.
         let mut changes = self.bus.watch_sessions();
         let mut clock_moves = self.settings.clock.moves();
         let give_up = tokio::time::Instant::now() + wait;
         loop {
-            let session = self.session_of(subscriber, id).await?;
+            let session = self.session_of(&subscriber.number, id).await?;
             if session.instruction() != Instruction::Wait {
-                return Ok(session.instruction());
+                return Ok(self.instructed(subscriber, &session));
             }
             let now = self.now();
             if session.wait_expired(now) {
@@ -160,14 +161,17 @@ impl CallFlow {
                     .update(id, |session| Ok(session.end_wait_if_expired(self.now())))
                     .await?;
                 self.bus.session_changed(id).await;
-                return Ok(session.instruction());
+                return Ok(self.instructed(subscriber, &session));
             }
             let mut wake = give_up;
             if let Some(until) = session.wait_until() {
                 wake = wake.min(tokio::time::Instant::now() + now.until(until));
             }
             if tokio::time::Instant::now() >= give_up {
-                return Ok(Instruction::Wait);
+                return Ok(Instructed {
+                    instruction: Instruction::Wait,
+                    ignore_reason: None,
+                });
             }
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}

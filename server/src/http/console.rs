@@ -1,6 +1,8 @@
-//! The web console (contract §13): a small hand-written page in `console/`,
-//! embedded in the binary at build time and served with a strict
-//! Content-Security-Policy (no inline script or style, same origin only).
+//! The web console and the API reference page: small hand-written pages in
+//! `console/`, embedded in the binary at build time and served with a
+//! strict Content-Security-Policy (no inline script or style, same origin
+//! only). The reference page renders `/openapi.json` itself, so it needs no
+//! CDN and works offline.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
@@ -22,7 +24,20 @@ pub async fn page() -> Result<HttpResponse, ApiError> {
     serve("index.html")
 }
 
-/// `GET /console/{file}`: its script and style sheet.
+/// `GET /docs`: the API reference, rendered from `/openapi.json`.
+pub async fn docs_page() -> Result<HttpResponse, ApiError> {
+    serve("docs.html")
+}
+
+/// `GET /`: a browser that opens the service's address lands on the
+/// console.
+pub async fn root() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/console"))
+        .finish()
+}
+
+/// `GET /console/{file}`: the pages' scripts and style sheets.
 pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     serve(&file)
 }
@@ -53,32 +68,43 @@ mod tests {
 
     #[test]
     fn the_page_and_its_assets_are_embedded() {
-        for name in ["index.html", "console.js", "console.css"] {
+        for name in [
+            "index.html",
+            "console.js",
+            "console.css",
+            "docs.html",
+            "docs.js",
+            "docs.css",
+        ] {
             assert!(Assets::get(name).is_some(), "{name}");
         }
     }
 
-    /// Values reach the page as text only: the script never parses markup.
+    /// Values reach the pages as text only: the scripts never parse markup.
     #[test]
-    fn the_script_never_writes_markup() {
-        let script = Assets::get("console.js").unwrap();
-        let script = std::str::from_utf8(&script.data).unwrap();
-        for sink in [
-            "innerHTML",
-            "outerHTML",
-            "insertAdjacentHTML",
-            "document.write",
-            "eval(",
-            "new Function",
-        ] {
-            assert!(!script.contains(sink), "console.js uses {sink}");
+    fn the_scripts_never_write_markup() {
+        for name in ["console.js", "docs.js"] {
+            let script = Assets::get(name).unwrap();
+            let script = std::str::from_utf8(&script.data).unwrap();
+            for sink in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+            ] {
+                assert!(!script.contains(sink), "{name} uses {sink}");
+            }
         }
-        let page = Assets::get("index.html").unwrap();
-        let page = std::str::from_utf8(&page.data).unwrap();
-        assert!(
-            !page.contains("<script>") && !page.contains("style="),
-            "inline code in index.html"
-        );
+        for name in ["index.html", "docs.html"] {
+            let page = Assets::get(name).unwrap();
+            let page = std::str::from_utf8(&page.data).unwrap();
+            assert!(
+                !page.contains("<script>") && !page.contains("style="),
+                "inline code in {name}"
+            );
+        }
     }
 
     #[test]

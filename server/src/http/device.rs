@@ -12,12 +12,13 @@ use super::state::AppState;
 use crate::domain::error::FieldError;
 use crate::domain::ids::DeviceCallId;
 use crate::domain::phone::Caller;
+use crate::domain::rules::IgnoreReason;
 use crate::domain::session::{Instruction, SessionId};
 use crate::domain::time::Timestamp;
 use crate::flow::{DeviceEvent, RingReport};
 
 /// A ring report: a call rings on the subscriber's phone.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"caller": "+12025550302", "device_call_id": "a1b2c3"}))]
 pub(super) struct RingBody {
     /// The calling number as the phone shows it (E.164 or national). `null`,
@@ -41,13 +42,17 @@ struct RingResponse {
     /// Where to long-poll the instruction while it is `wait`.
     #[schema(example = "/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/instruction")]
     instruction_url: String,
+    /// Why, when the instruction is `ignore` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<IgnoreReason>,
 }
 
 /// Reports a call ringing on the subscriber's phone.
 ///
 /// Answers once every destination was notified (or its notification timed
-/// out): `reject` in `auto` mode, `wait` in `pick` mode, `ignore` when the
-/// subscriber has no reachable destination. A retried report (same
+/// out): `reject` in `auto` mode, `wait` in `pick` mode, `ignore` (with a
+/// `reason`) when only the phone should ring: no provider is configured, or
+/// a rule keeps the destinations out of this call. A retried report (same
 /// `device_call_id`) answers the existing session at once with its current
 /// instruction. At most 30 reports a minute per device.
 #[utoipa::path(
@@ -76,14 +81,14 @@ pub async fn ring(
     let instruction_url = format!("/v1/sessions/{}/instruction", outcome.session_id);
     Ok(HttpResponse::Created().json(RingResponse {
         session_id: outcome.session_id,
-        instruction: outcome.instruction,
+        instruction: outcome.instructed.instruction,
         instruction_url,
+        reason: outcome.instructed.ignore_reason,
     }))
 }
 
 /// Do-not-disturb for the subscriber.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"until": "2026-12-02T07:00:00Z"}))]
 pub(super) struct DndBody {
     /// Until when (RFC 3339, in the future); `null` turns it off.
@@ -142,6 +147,9 @@ pub async fn put_dnd(
 #[derive(Serialize, utoipa::ToSchema)]
 struct InstructionResponse {
     instruction: Instruction,
+    /// Why, when the instruction is `ignore` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<IgnoreReason>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -201,21 +209,24 @@ pub async fn instruction(
         )
         .into());
     }
-    let subscriber = &device.subscriber.number;
+    let subscriber = &device.subscriber;
     tracing::debug!(session_id = %id, wait = query.wait, "instruction long-poll waiting");
-    let instruction = tokio::select! {
-        instruction = state.flow.instruction(subscriber, &id, Duration::from_secs(query.wait)) => instruction?,
+    let instructed = tokio::select! {
+        instructed = state.flow.instruction(subscriber, &id, Duration::from_secs(query.wait)) => instructed?,
         // A deploy: answer what is known now rather than be cut off; the
         // phone polls again, reaching another instance.
         () = state.shutdown.cancelled() => {
             state.flow.instruction(subscriber, &id, Duration::ZERO).await?
         }
     };
-    Ok(HttpResponse::Ok().json(InstructionResponse { instruction }))
+    Ok(HttpResponse::Ok().json(InstructionResponse {
+        instruction: instructed.instruction,
+        reason: instructed.ignore_reason,
+    }))
 }
 
 /// What happened to the call on the phone.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"event": "rejected"}))]
 pub(super) struct EventBody {
     event: DeviceEvent,

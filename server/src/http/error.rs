@@ -368,7 +368,7 @@ pub mod doc {
         MalformedBody => error_response(
             "The body is not JSON.",
             &[("malformed_body", ApiError::MalformedBody(
-                "the body is not valid JSON: EOF while parsing a value at line 1 column 0".into(),
+                "the body is not valid JSON (it stops making sense at line 1, column 0)".into(),
             ))],
         );
         /// 401: missing or wrong bearer token.

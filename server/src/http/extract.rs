@@ -8,6 +8,7 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -34,11 +35,11 @@ impl FromRequest for SessionPath {
 }
 
 /// A JSON body read into `T` by [`parse_json_body`]: 400 when it is not
-/// JSON, 422 naming the field when it does not fit. Reading the body fails
-/// as the framework says (413 past the size limit).
+/// JSON, 422 naming the field when it does not fit or is one nobody reads.
+/// Reading the body fails as the framework says (413 past the size limit).
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+impl<T: DeserializeOwned + Serialize + 'static> FromRequest for ApiJson<T> {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
 

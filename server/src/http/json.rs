@@ -1,24 +1,35 @@
 //! JSON request bodies: a body that is not JSON is 400; JSON of the wrong
-//! shape is 422 naming the field, as the contract's §2 asks.
+//! shape is 422 naming the field, and so is a field nobody reads (with the
+//! one it most likely meant: `crate::input`).
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::domain::error::FieldError;
 
-pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+pub fn parse_json_body<T: DeserializeOwned + Serialize>(body: &[u8]) -> Result<T, ApiError> {
+    let input: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
+        ApiError::MalformedBody(format!(
+            "the body is not valid JSON (it stops making sense at line {}, column {})",
+            err.line(),
+            err.column()
+        ))
+    })?;
+    let parsed: T = serde_path_to_error::deserialize(&input).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                FieldError::new(field, strip_position(&inner.to_string())).into()
-            }
-            _ => ApiError::MalformedBody(format!("the body is not valid JSON: {inner}")),
-        }
-    })
+        let field = if path == "." { "body".to_owned() } else { path };
+        FieldError::new(field, strip_position(&err.into_inner().to_string()))
+    })?;
+    // What was read, written back: a field of the input that is not there
+    // was dropped.
+    let understood = serde_json::to_value(&parsed).map_err(|err| {
+        ApiError::Unexpected(anyhow::Error::new(err).context("re-reading a body"))
+    })?;
+    match crate::input::unknown_field(&input, &understood) {
+        Some(unknown) => Err(unknown.into()),
+        None => Ok(parsed),
+    }
 }
 
 /// serde_json ends data errors with "at line L column C", which says
@@ -35,13 +46,13 @@ mod tests {
     use super::*;
     use actix_web::ResponseError as _;
 
-    #[derive(serde::Deserialize, Debug)]
+    #[derive(serde::Serialize, serde::Deserialize, Debug)]
     #[allow(dead_code)]
     struct Body {
         items: Vec<Item>,
     }
 
-    #[derive(serde::Deserialize, Debug)]
+    #[derive(serde::Serialize, serde::Deserialize, Debug)]
     #[allow(dead_code)]
     struct Item {
         n: u32,

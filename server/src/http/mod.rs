@@ -31,10 +31,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
             ApiError::from(FieldError::new("query", err.to_string())).into()
         }))
+        .service(web::resource("/").route(web::get().to(console::root)))
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+        .service(web::resource("/docs").route(web::get().to(console::docs_page)))
         .service(web::resource("/console").route(web::get().to(console::page)))
         .service(web::resource("/console/{file}").route(web::get().to(console::asset)))
         .service(web::resource("/v1/subscribers").route(web::get().to(lists::list_subscribers)))

@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, doc};
 use super::{admin, destinations, device, lists, sessions};
+use crate::notify::events;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,7 +41,16 @@ use super::{admin, destinations, device, lists, sessions};
         destinations::events,
     ),
     components(
-        schemas(ErrorBody, CallRecordingEvent),
+        schemas(
+            ErrorBody,
+            events::Ringing,
+            events::Cancelled,
+            events::Connected,
+            events::Missed,
+            events::Voicemail,
+            events::Taken,
+            events::Recording,
+        ),
         responses(
             doc::MalformedBody,
             doc::Unauthorized,
@@ -60,27 +70,17 @@ use super::{admin, destinations, device, lists, sessions};
             doc::InternalError,
         ),
     ),
-    modifiers(&SecuritySchemes, &ProviderWebhooks),
+    modifiers(&SecuritySchemes, &ProviderWebhooks, &EventWebhooks, &OperationalRoutes),
     tags(
         (name = "admin", description = "Subscribers (`Authorization: Bearer $ADMIN_TOKEN`)."),
         (name = "device", description = "The subscriber's phone (`Authorization: Bearer <device_token>`)."),
         (name = "destinations", description = "A subscriber's other devices: live events, accept and decline."),
         (name = "sessions", description = "One ringing call, from the ring report to its outcome."),
         (name = "cpaas", description = "The providers' voice webhooks: signed by the provider (403 otherwise), answered with its markup; 503 while its credential is unset."),
+        (name = "operations", description = "Health, readiness, metrics, this document and the web console: no credential, never rate limited."),
     ),
 )]
 struct ApiDoc;
-
-/// `call.recording` (contract §14), as a destination's webhook and live
-/// stream receive it: the recording of a call's legs is ready.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-struct CallRecordingEvent {
-    #[serde(rename = "type")]
-    #[schema(pattern = r"^call\.recording$", example = "call.recording")]
-    kind: String,
-    data: crate::notify::events::Recording,
-    timestamp: crate::domain::time::Timestamp,
-}
 
 /// The bearer tokens of the three kinds of caller, and the capability of the
 /// `accept_url` / `decline_url` in `call.ringing`.
@@ -189,6 +189,211 @@ impl Modify for ProviderWebhooks {
                     .paths
                     .add_path_operation(path, vec![HttpMethod::Post], operation);
             }
+        }
+    }
+}
+
+/// The events a destination receives, as `webhooks`: each one's envelope
+/// (`{"type", "timestamp", "data"}`) as a component schema
+/// (`CallRingingEvent`, …) and the signed `POST` that carries it to a
+/// `webhook_url`. The live streams carry the same JSON.
+struct EventWebhooks;
+
+impl EventWebhooks {
+    /// `call.ringing` → `CallRingingEvent`.
+    fn schema_name(kind: &str) -> String {
+        kind.split(['.', '_'])
+            .map(|word| {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect::<String>()
+            + "Event"
+    }
+}
+
+impl Modify for EventWebhooks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, PathsBuilder, Ref, Required, ResponseBuilder};
+
+        let header = |name: &str, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        let mut webhooks = PathsBuilder::new();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (kind, meaning, data) in crate::notify::events::EventPayload::KINDS {
+            let name = Self::schema_name(kind);
+            let envelope = ObjectBuilder::new()
+                .description(Some(meaning))
+                .property(
+                    "type",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([kind])),
+                )
+                .required("type")
+                .property("timestamp", Ref::from_schema_name("Timestamp"))
+                .required("timestamp")
+                .property("data", Ref::from_schema_name(data))
+                .required("data")
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ));
+            components.schemas.insert(name.clone(), envelope.into());
+            let operation = OperationBuilder::new()
+                .tag("destinations")
+                .operation_id(Some(kind.replace('.', "_")))
+                .summary(Some(meaning))
+                .description(Some(
+                    "Sent to each `webhook_url` of the destinations it concerns, signed per                      Standard Webhooks with `WEBHOOK_SECRET` (one `v1,` signature per secret                      while it rotates); retried with the same `webhook-id` on 429, 5xx or no                      answer. The live streams carry the same JSON as `data:`, with the type as                      `event:`.",
+                ))
+                .parameter(header("webhook-id", "The same for every retry of one event."))
+                .parameter(header("webhook-timestamp", "Unix seconds of this attempt."))
+                .parameter(header(
+                    "webhook-signature",
+                    "`v1,<base64 HMAC-SHA256 of \"id.timestamp.body\">`, space-separated when there are several.",
+                ))
+                .request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(name)))
+                                .build(),
+                        )
+                        .required(Some(Required::True))
+                        .build(),
+                ))
+                .response(
+                    "2XX",
+                    ResponseBuilder::new()
+                        .description("Received; any other answer is retried.")
+                        .build(),
+                )
+                .build();
+            webhooks = webhooks.path(
+                kind,
+                utoipa::openapi::PathItem::new(HttpMethod::Post, operation),
+            );
+        }
+        openapi.webhooks = Some(webhooks.build());
+    }
+}
+
+/// The routes platforms, monitoring and browsers call: no credential.
+struct OperationalRoutes;
+
+impl OperationalRoutes {
+    /// `(path, summary, status, content type, description of the answer)`.
+    const ROUTES: [(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    ); 8] = [
+        (
+            "/",
+            "Redirects a browser to the console.",
+            "302",
+            "",
+            "`Location: /console`.",
+        ),
+        (
+            "/healthz",
+            "Alive: answers without touching anything (route traffic on it).",
+            "200",
+            "text/plain",
+            "`ok`.",
+        ),
+        (
+            "/readyz",
+            "Ready: the store answers (monitor it; 503 while the store is away, when the voice routes still answer).",
+            "200",
+            "text/plain",
+            "`ok`.",
+        ),
+        (
+            "/metrics",
+            "Prometheus / OpenMetrics text of this instance.",
+            "200",
+            "application/openmetrics-text",
+            "The metrics.",
+        ),
+        (
+            "/openapi.json",
+            "This document.",
+            "200",
+            "application/json",
+            "The OpenAPI document.",
+        ),
+        (
+            "/docs",
+            "This document, rendered as a page (embedded, no CDN).",
+            "200",
+            "text/html",
+            "The page.",
+        ),
+        (
+            "/console",
+            "The web console.",
+            "200",
+            "text/html",
+            "The page.",
+        ),
+        (
+            "/console/{file}",
+            "The console's and the docs page's script and style sheets.",
+            "200",
+            "",
+            "The file; 404 when there is none.",
+        ),
+    ];
+}
+
+impl Modify for OperationalRoutes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+        use utoipa::openapi::{Content, ResponseBuilder};
+
+        for (path, summary, status, content_type, answer) in Self::ROUTES {
+            let mut answer = ResponseBuilder::new().description(answer);
+            if !content_type.is_empty() {
+                answer =
+                    answer.content(content_type, Content::new(None::<utoipa::openapi::Schema>));
+            }
+            let mut operation = OperationBuilder::new()
+                .tag("operations")
+                .operation_id(Some(match path {
+                    "/" => "root".to_owned(),
+                    _ => path
+                        .trim_start_matches('/')
+                        .replace(['/', '.', '{', '}'], "_")
+                        .trim_end_matches('_')
+                        .to_owned(),
+                }))
+                .summary(Some(summary))
+                .response(status, answer.build());
+            if path == "/readyz" {
+                operation = operation.response(
+                    "503",
+                    utoipa::openapi::Ref::from_response_name("StoreUnavailable"),
+                );
+            }
+            openapi
+                .paths
+                .add_path_operation(path, vec![HttpMethod::Get], operation.build());
         }
     }
 }
@@ -394,7 +599,10 @@ mod tests {
             .operations()
             .map(|(path, method, _)| (path, method.as_str().to_ascii_lowercase()))
             .collect();
-        assert_eq!(operations.len(), ROUTES.len() + provider_routes().len());
+        assert_eq!(
+            operations.len(),
+            ROUTES.len() + provider_routes().len() + OperationalRoutes::ROUTES.len()
+        );
         // Every parameter, body and response the parser can resolve resolves.
         for (path, method, operation) in spec.operations() {
             for parameter in &operation.parameters {
@@ -471,6 +679,11 @@ mod tests {
             .iter()
             .map(|(path, method, ..)| (*path, *method))
             .chain(provider_routes().into_iter().map(|path| (path, "post")))
+            .chain(
+                OperationalRoutes::ROUTES
+                    .iter()
+                    .map(|route| (route.0, "get")),
+            )
             .collect();
         assert_eq!(documented, expected);
 
@@ -556,6 +769,11 @@ mod tests {
             }));
             let sent = serde_json::to_value(&event).unwrap();
             assert_valid(&doc, "CallRecordingEvent", &sent);
+            assert_eq!(
+                doc["webhooks"]["call.recording"]["post"]["requestBody"]["content"]["application/json"]
+                    ["schema"]["$ref"],
+                "#/components/schemas/CallRecordingEvent"
+            );
         }
         let mut other = json!({"type": "call.voicemail", "timestamp": "2026-11-26T15:49:10.123Z",
             "data": {"session_id": "ses_q7Xb2mN4pR8sT1vW3yZ5aB", "subscriber": "+12025550199",
@@ -577,6 +795,85 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn every_event_is_a_webhook_documented_as_it_is_sent() {
+        use crate::notify::events::*;
+        let doc = json_document();
+        let call = || CallRef {
+            session_id: SessionId::generate(),
+            subscriber: us("+12025550199"),
+            caller: Caller::parse(Some("+12025550302"), Region::default()),
+        };
+        let desk = DestinationId::parse("desk").unwrap();
+        let payloads = [
+            EventPayload::Ringing(Ringing {
+                call: call(),
+                destination_id: desk.clone(),
+                accept_url: "https://relay.example.com/v1/sessions/x/accept?capability=rrc_1"
+                    .into(),
+                decline_url: "https://relay.example.com/v1/sessions/x/decline?capability=rrc_1"
+                    .into(),
+                expires_at: Timestamp::now(),
+            }),
+            EventPayload::Cancelled(Cancelled {
+                call: call(),
+                reason: CancelReason::CallerHungUp,
+            }),
+            EventPayload::Connected(Connected {
+                call: call(),
+                destination_id: Some(desk.clone()),
+            }),
+            EventPayload::Connected(Connected {
+                call: call(),
+                destination_id: None,
+            }),
+            EventPayload::Missed(Missed {
+                call: call(),
+                reason: MissedReason::NotForwarded,
+            }),
+            EventPayload::Voicemail(Voicemail {
+                call: call(),
+                recording_url: "https://r.example.com/1".into(),
+            }),
+            EventPayload::Taken(Taken {
+                call: call(),
+                destination_id: desk,
+            }),
+            EventPayload::Recording(Recording {
+                call: call(),
+                recording_url: "https://r.example.com/2".into(),
+                duration_secs: 4,
+            }),
+        ];
+        let documented: BTreeSet<&str> = doc["webhooks"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut sent_kinds = BTreeSet::new();
+        for payload in payloads {
+            let event = Event::now(payload);
+            let sent = serde_json::to_value(&event).unwrap();
+            let kind = event.kind();
+            sent_kinds.insert(kind);
+            let schema = doc["webhooks"][kind]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind} is not a documented webhook"))
+                .trim_start_matches("#/components/schemas/")
+                .to_owned();
+            assert_valid(&doc, &schema, &sent);
+            // Another event's envelope does not fit it.
+            let mut other = sent.clone();
+            other["type"] = json!("call.other");
+            assert_invalid(&doc, &schema, &other);
+        }
+        assert_eq!(
+            documented, sent_kinds,
+            "every kind is documented, and nothing else"
+        );
     }
 
     #[test]
@@ -951,8 +1248,38 @@ mod tests {
                 "{method} {path} is not routed: {status}"
             );
         }
+        for (path, ..) in OperationalRoutes::ROUTES {
+            // Readiness and metrics read the service's state, which this
+            // app has none of: routed is all that is asked here.
+            let path = path.replace("{file}", "docs.js");
+            let request = test::TestRequest::get().uri(&path).to_request();
+            let status = test::call_service(&app, request).await.status();
+            assert!(
+                status != 404 && status != 405,
+                "GET {path} is not routed: {status}"
+            );
+        }
         let request = test::TestRequest::get().uri("/v1/nothing").to_request();
         assert_eq!(test::call_service(&app, request).await.status(), 404);
+    }
+
+    /// `docs/openapi.json` is this document, for readers of the repository
+    /// and for generating clients without running the service;
+    /// `RINGRELAY_BLESS=1 cargo test -p ringrelay-server --lib openapi`
+    /// writes it anew.
+    #[test]
+    fn the_repositorys_copy_is_this_document() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let generated = document().to_pretty_json().unwrap() + "\n";
+        if std::env::var_os("RINGRELAY_BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let copy = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            copy == generated,
+            "docs/openapi.json differs from the code's document; run \
+             RINGRELAY_BLESS=1 cargo test -p ringrelay-server --lib openapi"
+        );
     }
 
     #[actix_web::test]

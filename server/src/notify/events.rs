@@ -44,30 +44,33 @@ pub(crate) struct CallRef {
     pub caller: Caller,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Ringing {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Ringing {
     #[serde(flatten)]
     pub call: CallRef,
     pub destination_id: DestinationId,
     /// A plain POST accepts the call (once); no header needed.
+    #[schema(format = Uri, example = "https://relay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/accept?capability=rrc_…")]
     pub accept_url: String,
     /// A plain POST declines the call (once); no header needed.
+    #[schema(format = Uri, example = "https://relay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/decline?capability=rrc_…")]
     pub decline_url: String,
     /// When an accept stops being useful.
     pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Cancelled {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Cancelled {
     #[serde(flatten)]
     pub call: CallRef,
     /// `answered_on_phone`, `caller_hung_up`, `subscriber_deleted`,
     /// `expired` (nothing more was heard of the call).
+    #[schema(value_type = String, example = "caller_hung_up")]
     pub reason: CancelReason,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Connected {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Connected {
     #[serde(flatten)]
     pub call: CallRef,
     /// Who took it; `null` when several rang at once and the provider does
@@ -75,31 +78,35 @@ pub(crate) struct Connected {
     pub destination_id: Option<DestinationId>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Missed {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Missed {
     #[serde(flatten)]
     pub call: CallRef,
     /// `not_forwarded` (the phone rejected but no forwarded call came:
     /// check the carrier's forwarding), `caller_hung_up`, `nobody_answered`,
     /// `no_outcome` (the provider never said how the forwarded call ended),
     /// `blocked` (a caller rule blocks the caller: the call heard busy).
+    #[schema(value_type = String, example = "nobody_answered")]
     pub reason: MissedReason,
 }
 
 /// Another destination accepted the call (pick mode): this one's offer is
 /// closed.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Taken {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Taken {
     #[serde(flatten)]
     pub call: CallRef,
     /// Who accepted.
     pub destination_id: DestinationId,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Voicemail {
+/// The caller left a voicemail.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Voicemail {
     #[serde(flatten)]
     pub call: CallRef,
+    /// Where the provider keeps the recording.
+    #[schema(format = Uri)]
     pub recording_url: String,
 }
 
@@ -114,6 +121,44 @@ pub(crate) struct Recording {
     pub recording_url: String,
     /// Its length, in seconds.
     pub duration_secs: u32,
+}
+
+impl EventPayload {
+    /// Every kind of event: its `type`, what it says, and the schema of
+    /// its `data` (for the API document).
+    pub const KINDS: [(&'static str, &'static str, &'static str); 7] = [
+        (
+            "call.ringing",
+            "A call rings: it is offered to this destination until it expires.",
+            "Ringing",
+        ),
+        (
+            "call.cancelled",
+            "The call ended before it was forwarded (taken on the phone, the caller hung up, …).",
+            "Cancelled",
+        ),
+        (
+            "call.connected",
+            "A destination took the call.",
+            "Connected",
+        ),
+        ("call.missed", "Nobody took the call.", "Missed"),
+        (
+            "call.voicemail",
+            "The caller left a voicemail.",
+            "Voicemail",
+        ),
+        (
+            "call.taken",
+            "Another destination accepted the call (pick mode): this offer is closed.",
+            "Taken",
+        ),
+        (
+            "call.recording",
+            "The recording of the call's legs is ready (subscribers with `record: answer`).",
+            "Recording",
+        ),
+    ];
 }
 
 impl Event {

@@ -41,7 +41,7 @@ pub use crate::rotation::{Rotating, Slot};
 macro_rules! every_provider {
     ($($provider:ty),+ $(,)?) => {
         /// Every provider, by what can be known of it without its type.
-        pub(crate) const PROVIDERS: &[ProviderEntry] = &[$(ProviderEntry::of::<$provider>()),+];
+        pub const PROVIDERS: &[ProviderEntry] = &[$(ProviderEntry::of::<$provider>()),+];
 
         /// Calls `visitor` with the type of every provider, in the order of
         /// [`PROVIDERS`].
@@ -65,15 +65,15 @@ pub(crate) trait EachProvider {
 
 /// One line of [`PROVIDERS`]: what the configuration and the API document
 /// need to know of a provider without naming its type.
-pub(crate) struct ProviderEntry {
+pub struct ProviderEntry {
     pub name: &'static str,
     /// Its variables; the first is the credential that turns its routes on.
     pub variables: &'static [&'static str],
     /// Reads its variables into its configuration, at start.
-    pub configure: fn(&ProviderVars) -> Result<Option<AnyConfig>, VariableProblem>,
+    pub(crate) configure: fn(&ProviderVars) -> Result<Option<AnyConfig>, VariableProblem>,
     /// Its routes' paths, and the type of its markup (for the API document).
-    pub paths: ProviderRoutes,
-    pub markup_content_type: &'static str,
+    pub(crate) paths: ProviderRoutes,
+    pub(crate) markup_content_type: &'static str,
 }
 
 impl ProviderEntry {

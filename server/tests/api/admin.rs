@@ -306,11 +306,24 @@ async fn a_body_over_64_kib_is_413() {
 }
 
 #[tokio::test]
-async fn unknown_fields_are_ignored() {
+async fn an_unknown_field_is_refused_and_nothing_is_stored() {
     let app = spawn_app(Backend::Memory).await;
     let mut body = example_subscriber();
     body["nickname"] = json!("alice");
-    assert_eq!(app.put_subscriber(NUMBER, &body).await.status(), 201);
+    let error = assert_error(
+        app.put_subscriber(NUMBER, &body).await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("nickname: is not a known field"),
+        "{error}"
+    );
+    assert_eq!(app.get_subscriber(NUMBER).await.status(), 404);
 }
 
 #[tokio::test]
@@ -439,4 +452,130 @@ async fn guessing_tokens_is_rate_limited_per_client_across_instances() {
         .await
         .unwrap();
     assert_error(with_the_admin_token, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_misspelt_field_in_any_body_is_422_naming_it_with_the_field_it_meant() {
+    let app = spawn_app(Backend::Memory).await;
+    let registered = app
+        .register(
+            "+12025550199",
+            &json!({
+                "forwarding_number": "+12025550100",
+                "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]
+            }),
+        )
+        .await;
+    let subscriber_with = |field: &str, value: Value| {
+        let mut body = json!({
+            "forwarding_number": "+12025550100",
+            "caller_rules": [{"match": "withheld", "action": "block"}],
+            "schedule": {"timezone": "Europe/Berlin", "hours": [{"days": ["mon"], "from": "09:00", "to": "17:00"}]},
+            "fallback": {"kind": "voicemail"},
+            "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]
+        });
+        let mut at = &mut body;
+        let path: Vec<&str> = field.split('.').collect();
+        for segment in &path[..path.len() - 1] {
+            at = match segment.parse::<usize>() {
+                Ok(index) => &mut at[index],
+                Err(_) => &mut at[*segment],
+            };
+        }
+        at[path[path.len() - 1]] = value;
+        body
+    };
+    let cases: Vec<(&str, &str, Value, &str, &str)> = vec![
+        (
+            "PUT",
+            "/v1/subscribers/+12025550199",
+            subscriber_with(
+                "caller_rule",
+                json!([{"match": "withheld", "action": "block"}]),
+            ),
+            "caller_rule",
+            "did you mean `caller_rules`?",
+        ),
+        (
+            "PUT",
+            "/v1/subscribers/+12025550199",
+            subscriber_with("stratgy", json!("simultaneous")),
+            "stratgy",
+            "did you mean `strategy`?",
+        ),
+        (
+            "PUT",
+            "/v1/subscribers/+12025550199",
+            subscriber_with("destinations.0.screenning", json!(true)),
+            "destinations[0].screenning",
+            "did you mean `screening`?",
+        ),
+        (
+            "PUT",
+            "/v1/subscribers/+12025550199",
+            subscriber_with("schedule.outsde", json!("voicemail")),
+            "schedule.outsde",
+            "did you mean `outside`?",
+        ),
+        (
+            "PUT",
+            "/v1/subscribers/+12025550199",
+            subscriber_with("fallback.adress", json!("+12025550333")),
+            "fallback.adress",
+            "did you mean `address`?",
+        ),
+        (
+            "PUT",
+            "/v1/subscribers/+12025550199",
+            subscriber_with("caller_rules.0.note", json!("spam")),
+            "caller_rules[0].note",
+            "the fields here are match, action",
+        ),
+        (
+            "POST",
+            "/v1/ring",
+            json!({"caler": "+12025550302"}),
+            "caler",
+            "did you mean `caller`?",
+        ),
+        (
+            "PUT",
+            "/v1/dnd",
+            json!({"until": null, "untill": "2030-01-01T00:00:00Z"}),
+            "untill",
+            "did you mean `until`?",
+        ),
+    ];
+    for (method, path, body, field, hint) in cases {
+        let token = if path.starts_with("/v1/subscribers") {
+            ADMIN_TOKEN.to_owned()
+        } else {
+            registered.device_token.clone()
+        };
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let error = assert_error(response, 422, "invalid_field").await;
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{field}: ")),
+            "{path}: {message}"
+        );
+        assert!(message.contains(hint), "{path}: {message}");
+    }
+    // Nothing was changed by the refused bodies: the stored subscriber is
+    // still the first one.
+    let stored: Value = app
+        .get_subscriber("+12025550199")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["caller_rules"], json!([]));
+    assert_eq!(stored["dnd_until"], Value::Null);
 }

@@ -9,6 +9,7 @@ mod call_rules;
 mod calls;
 mod cpaas;
 mod defences;
+mod deploy_files;
 mod health;
 mod helpers;
 mod lists;

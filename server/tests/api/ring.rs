@@ -334,15 +334,33 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_no_provider_could_
             .collect();
         let app = spawn_app_with(Backend::Memory, &unset).await;
         let tokens = app.register(ALICE, &without_webhooks()).await;
+        let report = json!({"caller": CALLER, "device_call_id": "call-1"});
         let ring: Value = app
-            .ring(&tokens.device_token, &json!({"caller": CALLER}))
+            .ring(&tokens.device_token, &report)
             .await
             .json()
             .await
             .unwrap();
-        ring["instruction"].clone()
+        // A retried report answers the same, reason included.
+        let retried: Value = app
+            .ring(&tokens.device_token, &report)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(retried, ring);
+        match ring["reason"].as_str() {
+            Some(reason) => json!(format!(
+                "{}: {reason}",
+                ring["instruction"].as_str().unwrap()
+            )),
+            None => ring["instruction"].clone(),
+        }
     };
-    assert_eq!(instruction_with_only(None).await, "ignore");
+    assert_eq!(
+        instruction_with_only(None).await,
+        "ignore: no_provider_configured"
+    );
     for cpaas in Cpaas::ALL {
         assert_eq!(
             instruction_with_only(Some(cpaas)).await,

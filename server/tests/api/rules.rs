@@ -73,10 +73,14 @@ async fn ring_from(
         .await;
     assert_eq!(response.status(), 201, "ring report");
     let body: Value = response.json().await.unwrap();
-    (
-        body["instruction"].as_str().unwrap().to_owned(),
-        body["session_id"].as_str().unwrap().to_owned(),
-    )
+    let instruction = body["instruction"].as_str().unwrap();
+    // `ignore` says why; nothing else carries a reason.
+    let instruction = match (instruction, &body["reason"]) {
+        ("ignore", Value::String(reason)) => format!("ignore: {reason}"),
+        (_, Value::Null) => instruction.to_owned(),
+        _ => panic!("a reason goes with ignore only: {body}"),
+    };
+    (instruction, body["session_id"].as_str().unwrap().to_owned())
 }
 
 /// The paths that heard `call.ringing` so far. The ring report answers
@@ -120,7 +124,10 @@ async fn outside_the_schedule_only_the_phone_rings_and_a_forwarded_call_reaches_
     let alice = app.register(ALICE, &body).await;
 
     let (instruction, _) = ring_from(&app, &alice, Some(CALLER)).await;
-    assert_eq!(instruction, "ignore", "outside = phone by default");
+    assert_eq!(
+        instruction, "ignore: outside_schedule",
+        "outside = phone by default"
+    );
     assert!(notified(&receiver).await.is_empty());
     // The phone rang on unanswered: the carrier forwards on no reply, and
     // the call reaches the fallback without ringing anyone.
@@ -179,7 +186,7 @@ async fn a_destination_outside_its_hours_is_neither_notified_nor_dialed(
     body["destinations"][1]["hours"] = office_hours();
     assert_eq!(app.put_subscriber(ALICE, &body).await.status(), 200);
     let (instruction, _) = ring_from(&app, &alice, Some(OTHER_CALLER)).await;
-    assert_eq!(instruction, "ignore");
+    assert_eq!(instruction, "ignore: no_destination_in_hours");
     assert!(notified(&receiver).await.is_empty());
 }
 
@@ -324,7 +331,7 @@ async fn caller_rules_block_send_to_voicemail_or_let_a_vip_through_first_match_f
 
     // Only the phone for one prefix; voicemail for withheld callers.
     let (instruction, _) = ring_from(&app, &alice, Some(PHONE_ONLY)).await;
-    assert_eq!(instruction, "ignore");
+    assert_eq!(instruction, "ignore: caller_rule");
     let (instruction, _) = ring_from(&app, &alice, None).await;
     assert_eq!(instruction, "reject");
     assert!(notified(&receiver).await.is_empty());

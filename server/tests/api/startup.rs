@@ -126,6 +126,16 @@ async fn an_invalid_subscribers_file_stops_the_start_naming_the_field() {
             r#"[{"number": "+12025550199", "forwarding_number": "+12025550100", "device_token": "short", "destinations": [{"id": "a", "kind": "client", "address": "a"}]}]"#,
             "SUBSCRIBERS_FILE: subscribers[0].device_token: ",
         ),
+        (
+            "misspelt.json",
+            r#"[{"number": "+12025550199", "forwarding_number": "+12025550100", "caller_rule": [], "destinations": [{"id": "a", "kind": "client", "address": "a"}]}]"#,
+            "SUBSCRIBERS_FILE: subscribers[0].caller_rule: is not a known field (did you mean `caller_rules`?)",
+        ),
+        (
+            "misspelt.toml",
+            "[[subscribers]]\nnumber = \"+12025550199\"\nforwarding_number = \"+12025550100\"\nstratgy = \"simultaneous\"\ndestinations = [{id = \"a\", kind = \"client\", address = \"a\"}]\n",
+            "SUBSCRIBERS_FILE: subscribers[0].stratgy: is not a known field (did you mean `strategy`?)",
+        ),
         ("missing.json", "", "SUBSCRIBERS_FILE: reading"),
     ];
     for (name, text, expected) in cases {

@@ -29,10 +29,10 @@ async fn instruction_becomes_ignore_when_every_destination_declines() {
         "instructed",
     )
     .await;
-    assert_eq!(long_poll_result(long_poll).await, "ignore");
+    assert_eq!(long_poll_result(long_poll).await, "ignore: all_declined");
     assert_eq!(
         instruction(&app, &alice.device_token, &id, 0).await,
-        "ignore"
+        "ignore: all_declined"
     );
     let s = session(&app, &id).await;
     assert_eq!(s["state"], "instructed", "{s}");
@@ -53,7 +53,7 @@ async fn instruction_becomes_ignore_when_every_destination_declines() {
     .await;
     assert_eq!(
         instruction(&app, &alice.device_token, &id, 0).await,
-        "ignore"
+        "ignore: all_declined"
     );
 }
 
@@ -70,7 +70,7 @@ async fn instruction_becomes_ignore_when_the_pick_timeout_passes_without_an_acce
     // The product's own 3 s timeout passes inside the long-poll's wait.
     let long_poll = spawn_long_poll(&app, &alice.device_token, &polled);
     app.clock.advance(Duration::from_secs(4));
-    assert_eq!(long_poll_result(long_poll).await, "ignore");
+    assert_eq!(long_poll_result(long_poll).await, "ignore: pick_timeout");
     let s = session(&app, &polled).await;
     assert_eq!(s["state"], "instructed", "{s}");
     assert_error(
@@ -89,7 +89,7 @@ async fn instruction_becomes_ignore_when_the_pick_timeout_passes_without_an_acce
     .await;
     assert_eq!(
         instruction(&app, &alice.device_token, &unpolled, 0).await,
-        "ignore"
+        "ignore: pick_timeout"
     );
     assert_eq!(
         session(&app, &unpolled).await["selected_destination"],

@@ -114,11 +114,21 @@ async fn instruction(app: &TestApp, device_token: &str, id: &str, wait: u64) -> 
 async fn read_instruction(response: reqwest::Response) -> String {
     assert_eq!(response.status(), 200, "instruction");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
-    body["instruction"]
+    let instruction = body["instruction"]
         .as_str()
-        .unwrap_or_else(|| panic!("no instruction in {body}"))
-        .to_owned()
+        .unwrap_or_else(|| panic!("no instruction in {body}"));
+    // `ignore` says why; nothing else carries anything more.
+    match (instruction, &body["reason"]) {
+        ("ignore", Value::String(reason)) => {
+            assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+            format!("ignore: {reason}")
+        }
+        (_, Value::Null) => {
+            assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+            instruction.to_owned()
+        }
+        _ => panic!("a reason goes with ignore only: {body}"),
+    }
 }
 
 /// The `wait` of long-polls left running: the longest allowed.

@@ -2,17 +2,20 @@
 //! validated before anything starts. Every variable of the contract's §8 lives
 //! here with its default; secrets are held in types that never print.
 
+pub mod variables;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
 
+use self::variables::{self as v, Variable};
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::PublicBaseUrl;
 use crate::notify::signing::WebhookSecret;
-use crate::providers::{ProviderVars, Providers};
+use crate::providers::{PROVIDERS, ProviderVars, Providers};
 use crate::rotation::Rotating;
 
 /// The validated configuration of one process.
@@ -30,6 +33,9 @@ pub struct Config {
     /// instance shares; unset → the embedded in-memory store (one instance
     /// only).
     pub redis: Option<RedisTarget>,
+    /// `REDIS_TLS_INSECURE`: `rediss://` connections accept the server's
+    /// certificate unverified (Heroku's self-signed ones). Default false.
+    pub redis_tls_insecure: bool,
     /// `REDIS_KEY_PREFIX`: namespace of every Redis key. Default `ringrelay`.
     pub redis_key_prefix: String,
     /// `ADMIN_TOKEN`: bearer of the admin API; unset → the admin API answers 503.
@@ -140,36 +146,70 @@ impl ConfigError {
     }
 }
 
-/// The variables as the environment spells them. Everything is a string
-/// here so that each one is parsed below with an error that names it;
-/// empty values count as unset (a `.env` line `ADMIN_TOKEN=` means "not set").
-#[derive(Deserialize, Default)]
-struct RawVars {
-    port: Option<String>,
-    host: Option<String>,
-    public_base_url: Option<String>,
-    redis_url: Option<String>,
-    redis_cluster_urls: Option<String>,
-    redis_sentinel_urls: Option<String>,
-    redis_sentinel_master: Option<String>,
-    redis_key_prefix: Option<String>,
-    admin_token: Option<String>,
-    webhook_secret: Option<String>,
-    default_region: Option<String>,
-    session_ttl_secs: Option<String>,
-    history_ttl_secs: Option<String>,
-    notify_timeout_ms: Option<String>,
-    forward_timeout_secs: Option<String>,
-    subscribers_file: Option<String>,
-    templates_dir: Option<String>,
-    log_format: Option<String>,
-    rust_log: Option<String>,
-    allow_private_webhooks: Option<String>,
-    trust_proxy: Option<String>,
-    max_streams: Option<String>,
-    max_streams_per_destination: Option<String>,
-    fly_app_name: Option<String>,
-    heroku_app_default_domain_name: Option<String>,
+/// The variables that are set, by their declaration. Values are as given;
+/// empty ones count as unset (a `.env` line `ADMIN_TOKEN=` means "not set"),
+/// and names the service does not read are left out.
+struct Env(BTreeMap<&'static str, String>);
+
+impl Env {
+    fn new(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self(
+            vars.into_iter()
+                .filter(|(_, value)| !value.is_empty())
+                .filter_map(|(name, value)| variables::named(&name).map(|v| (v.name, value)))
+                .collect(),
+        )
+    }
+
+    /// The value set for `variable`.
+    fn set(&self, variable: &Variable) -> Option<&str> {
+        self.0.get(variable.name).map(String::as_str)
+    }
+
+    /// The value set for `variable`, else its declared literal default.
+    fn value(&self, variable: &Variable) -> Option<&str> {
+        self.set(variable).or(match variable.when_unset {
+            variables::WhenUnset::Value(default) => Some(default),
+            _ => None,
+        })
+    }
+
+    /// `variable`'s value (or literal default) read by `parse`; the problem
+    /// is named with the variable.
+    fn parse<T>(
+        &self,
+        variable: &Variable,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.value(variable)
+            .map(|raw| parse(raw).map_err(|problem| ConfigError::new(variable.name, problem)))
+            .transpose()
+    }
+
+    /// [`Env::parse`] for a variable with a literal default: always a value.
+    fn parse_or_default<T>(
+        &self,
+        variable: &Variable,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        self.parse(variable, parse)?.ok_or_else(|| {
+            ConfigError::new(
+                variable.name,
+                "has no default (a bug: its declaration lacks one)",
+            )
+        })
+    }
+
+    /// The providers' variables that are set, as their table lists them.
+    fn provider_vars(&self) -> ProviderVars {
+        let mut vars = ProviderVars::default();
+        for name in PROVIDERS.iter().flat_map(|p| p.variables) {
+            if let Some(value) = self.0.get(name) {
+                vars.insert(name, value.clone());
+            }
+        }
+        vars
+    }
 }
 
 impl Config {
@@ -184,180 +224,119 @@ impl Config {
         Self::from_vars(std::env::vars())
     }
 
-    /// Builds the configuration from explicit `(NAME, value)` pairs; names not
-    /// in §8 are ignored.
+    /// Builds the configuration from explicit `(NAME, value)` pairs; names
+    /// the service does not read ([`variables::ALL`]) are ignored.
     pub fn from_vars<I>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let mut providers = ProviderVars::default();
-        let mut known = Vec::new();
-        for (name, value) in vars {
-            if value.is_empty() {
-                continue;
-            }
-            if KNOWN_VARIABLES.contains(&name.as_str()) {
-                known.push((name, value));
-            } else {
-                providers.insert(&name, value);
-            }
-        }
-        // All fields are optional strings, so envy can only fail on a
-        // variable given twice; report that rather than guess.
-        let raw: RawVars =
-            envy::from_iter(known).map_err(|e| ConfigError::new("environment", e.to_string()))?;
-        Self::from_raw(raw, providers)
-    }
-
-    fn from_raw(raw: RawVars, providers: ProviderVars) -> Result<Self, ConfigError> {
-        let providers = Providers::configure(&providers)
+        let env = Env::new(vars);
+        let providers = Providers::configure(&env.provider_vars())
             .map_err(|(name, problem)| ConfigError::new(name, problem))?;
-        let port = match raw.port {
-            None => 8080,
-            Some(p) => p.trim().parse::<u16>().map_err(|_| {
-                ConfigError::new(
-                    "PORT",
-                    format!("must be a whole number from 0 to 65535, got {p:?}"),
-                )
-            })?,
-        };
-        let host = raw.host.unwrap_or_else(|| "0.0.0.0".to_owned());
-        if !is_listen_address(&host) {
-            return Err(ConfigError::new(
-                "HOST",
-                format!(
+        let port = env.parse_or_default(&v::PORT, |p| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("must be a whole number from 0 to 65535, got {p:?}"))
+        })?;
+        let host = env.parse_or_default(&v::HOST, |host| {
+            if is_listen_address(host) {
+                Ok(host.to_owned())
+            } else {
+                Err(format!(
                     "must be an IP address or a host name, got {:?}",
-                    clip(&host)
-                ),
-            ));
-        }
-        let public_base_url = match raw.public_base_url {
+                    clip(host)
+                ))
+            }
+        })?;
+        let public_base_url = match env.set(&v::PUBLIC_BASE_URL) {
+            Some(url) => PublicBaseUrl::parse(url).map_err(|p| {
+                ConfigError::new(v::PUBLIC_BASE_URL.name, format!("{p}, got {:?}", clip(url)))
+            })?,
             // The platform says where it serves the app, when it does.
-            None => match (&raw.fly_app_name, &raw.heroku_app_default_domain_name) {
+            None => match (
+                env.set(&v::FLY_APP_NAME),
+                env.set(&v::HEROKU_APP_DEFAULT_DOMAIN_NAME),
+            ) {
                 (Some(app), _) => PublicBaseUrl::parse(&format!("https://{app}.fly.dev"))
-                    .map_err(|p| ConfigError::new("FLY_APP_NAME", p))?,
+                    .map_err(|p| ConfigError::new(v::FLY_APP_NAME.name, p))?,
                 (None, Some(domain)) => PublicBaseUrl::parse(&format!("https://{domain}"))
-                    .map_err(|p| ConfigError::new("HEROKU_APP_DEFAULT_DOMAIN_NAME", p))?,
+                    .map_err(|p| ConfigError::new(v::HEROKU_APP_DEFAULT_DOMAIN_NAME.name, p))?,
                 (None, None) => PublicBaseUrl::localhost(port),
             },
-            Some(u) => PublicBaseUrl::parse(&u).map_err(|p| {
-                ConfigError::new("PUBLIC_BASE_URL", format!("{p}, got {:?}", clip(&u)))
-            })?,
         };
-        if let Some(token) = &raw.admin_token
-            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
-        {
-            return Err(ConfigError::new(
-                "ADMIN_TOKEN",
-                format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters long"),
-            ));
-        }
-        let redis = redis_target(
-            raw.redis_url,
-            raw.redis_cluster_urls,
-            raw.redis_sentinel_urls,
-            raw.redis_sentinel_master,
-        )?;
-        let redis_key_prefix = raw.redis_key_prefix.unwrap_or_else(|| "ringrelay".into());
-        if redis_key_prefix
-            .chars()
+        let admin_token = env.parse(&v::ADMIN_TOKEN, |token| {
+            if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                Err(format!(
+                    "must be at least {MIN_ADMIN_TOKEN_CHARS} characters long"
+                ))
+            } else {
+                Ok(SecretString::from(token))
+            }
+        })?;
+        let redis = redis_target(&env)?;
+        let redis_key_prefix = env.parse_or_default(&v::REDIS_KEY_PREFIX, |prefix| {
             // Braces would make a Redis Cluster hash tag of the prefix,
             // putting every key in one slot.
-            .any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}')
-        {
-            return Err(ConfigError::new(
-                "REDIS_KEY_PREFIX",
-                "must not contain spaces, control characters or braces",
-            ));
-        }
-        let webhook_secret = raw
-            .webhook_secret
-            .map(|s| {
-                Rotating::parse(&s, WebhookSecret::parse)
-                    .map_err(|p| ConfigError::new("WEBHOOK_SECRET", p))
-            })
-            .transpose()?;
-        let default_region = match raw.default_region {
-            None => Region::default(),
-            Some(r) => Region::parse(&r).map_err(|p| ConfigError::new("DEFAULT_REGION", p))?,
-        };
+            if prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}')
+            {
+                Err("must not contain spaces, control characters or braces".into())
+            } else {
+                Ok(prefix.to_owned())
+            }
+        })?;
+        let webhook_secret = env.parse(&v::WEBHOOK_SECRET, |s| {
+            Rotating::parse(s, WebhookSecret::parse)
+        })?;
+        let default_region = env.parse_or_default(&v::DEFAULT_REGION, Region::parse)?;
         let session_ttl =
-            Duration::from_secs(positive("SESSION_TTL_SECS", raw.session_ttl_secs, 120)?);
+            Duration::from_secs(env.parse_or_default(&v::SESSION_TTL_SECS, positive)?);
         let history_ttl =
-            Duration::from_secs(positive("HISTORY_TTL_SECS", raw.history_ttl_secs, 86_400)?);
-        if history_ttl > MAX_HISTORY_TTL {
-            return Err(ConfigError::new(
-                "HISTORY_TTL_SECS",
-                format!("must be at most {}", MAX_HISTORY_TTL.as_secs()),
-            ));
-        }
+            Duration::from_secs(env.parse_or_default(&v::HISTORY_TTL_SECS, |raw| {
+                at_most(positive(raw)?, MAX_HISTORY_TTL.as_secs(), "")
+            })?);
         let notify_timeout =
-            Duration::from_millis(positive("NOTIFY_TIMEOUT_MS", raw.notify_timeout_ms, 2000)?);
-        if notify_timeout > MAX_NOTIFY_TIMEOUT {
-            return Err(ConfigError::new(
-                "NOTIFY_TIMEOUT_MS",
-                format!("must be at most {} ms", MAX_NOTIFY_TIMEOUT.as_millis()),
-            ));
-        }
-        let templates_dir = raw.templates_dir.map(PathBuf::from);
-        if let Some(dir) = &templates_dir
-            && !dir.is_dir()
-        {
-            return Err(ConfigError::new(
-                "TEMPLATES_DIR",
-                "is not a folder that exists",
-            ));
-        }
-        let webhook_targets = if flag("ALLOW_PRIVATE_WEBHOOKS", raw.allow_private_webhooks)? {
+            Duration::from_millis(env.parse_or_default(&v::NOTIFY_TIMEOUT_MS, |raw| {
+                at_most(positive(raw)?, MAX_NOTIFY_TIMEOUT_MS, " ms")
+            })?);
+        let forward_timeout =
+            Duration::from_secs(env.parse_or_default(&v::FORWARD_TIMEOUT_SECS, |raw| {
+                at_most(positive(raw)?, MAX_FORWARD_TIMEOUT_SECS, " seconds")
+            })?);
+        let templates_dir = env.parse(&v::TEMPLATES_DIR, |dir| {
+            let dir = PathBuf::from(dir);
+            if dir.is_dir() {
+                Ok(dir)
+            } else {
+                Err("is not a folder that exists".into())
+            }
+        })?;
+        let webhook_targets = if env.parse_or_default(&v::ALLOW_PRIVATE_WEBHOOKS, flag)? {
             TargetPolicy::AllowPrivate
         } else {
             TargetPolicy::PublicOnly
         };
-        let trust_proxy = flag("TRUST_PROXY", raw.trust_proxy)?;
-        let max_streams = usize::try_from(positive("MAX_STREAMS", raw.max_streams, 10_000)?)
-            .unwrap_or(usize::MAX);
-        let max_streams_per_destination = usize::try_from(positive(
-            "MAX_STREAMS_PER_DESTINATION",
-            raw.max_streams_per_destination,
-            8,
-        )?)
-        .unwrap_or(usize::MAX);
-        let forward_timeout = Duration::from_secs(positive(
-            "FORWARD_TIMEOUT_SECS",
-            raw.forward_timeout_secs,
-            30,
-        )?);
-        if forward_timeout > MAX_FORWARD_TIMEOUT {
-            return Err(ConfigError::new(
-                "FORWARD_TIMEOUT_SECS",
-                format!("must be at most {} seconds", MAX_FORWARD_TIMEOUT.as_secs()),
-            ));
-        }
-        let log_format = match raw.log_format.as_deref().map(str::trim) {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "LOG_FORMAT",
-                    format!("must be text or json, got {other:?}"),
-                ));
-            }
-        };
-        let log_filter = raw.rust_log.unwrap_or_else(|| "info".into());
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_filter) {
-            return Err(ConfigError::new(
-                "RUST_LOG",
-                format!("is not a valid log filter ({e})"),
-            ));
-        }
-
+        let log_format = env.parse_or_default(&v::LOG_FORMAT, |format| match format.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("must be text or json, got {other:?}")),
+        })?;
+        let log_filter = env.parse_or_default(&v::RUST_LOG, |filter| {
+            tracing_subscriber::EnvFilter::builder()
+                .parse(filter)
+                .map(|_| filter.to_owned())
+                .map_err(|e| format!("is not a valid log filter ({e})"))
+        })?;
+        let count = |raw: &str| positive(raw).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok(Self {
             host,
             port,
             public_base_url,
             redis,
+            redis_tls_insecure: env.parse_or_default(&v::REDIS_TLS_INSECURE, flag)?,
             redis_key_prefix,
-            admin_token: raw.admin_token.map(SecretString::from),
+            admin_token,
             providers,
             webhook_secret,
             default_region,
@@ -365,59 +344,31 @@ impl Config {
             history_ttl,
             notify_timeout,
             forward_timeout,
-            subscribers_file: raw.subscribers_file.map(PathBuf::from),
+            subscribers_file: env.parse(&v::SUBSCRIBERS_FILE, |path| Ok(PathBuf::from(path)))?,
             templates_dir,
             log_format,
             log_filter,
             webhook_targets,
-            trust_proxy,
-            max_streams,
-            max_streams_per_destination,
+            trust_proxy: env.parse_or_default(&v::TRUST_PROXY, flag)?,
+            max_streams: env.parse_or_default(&v::MAX_STREAMS, count)?,
+            max_streams_per_destination: env
+                .parse_or_default(&v::MAX_STREAMS_PER_DESTINATION, count)?,
         })
     }
 }
 
-const KNOWN_VARIABLES: &[&str] = &[
-    "PORT",
-    "HOST",
-    "PUBLIC_BASE_URL",
-    "REDIS_URL",
-    "REDIS_CLUSTER_URLS",
-    "REDIS_SENTINEL_URLS",
-    "REDIS_SENTINEL_MASTER",
-    "REDIS_KEY_PREFIX",
-    "ADMIN_TOKEN",
-    "WEBHOOK_SECRET",
-    "DEFAULT_REGION",
-    "SESSION_TTL_SECS",
-    "HISTORY_TTL_SECS",
-    "NOTIFY_TIMEOUT_MS",
-    "FORWARD_TIMEOUT_SECS",
-    "SUBSCRIBERS_FILE",
-    "TEMPLATES_DIR",
-    "LOG_FORMAT",
-    "RUST_LOG",
-    "ALLOW_PRIVATE_WEBHOOKS",
-    "TRUST_PROXY",
-    "MAX_STREAMS",
-    "MAX_STREAMS_PER_DESTINATION",
-    "FLY_APP_NAME",
-    "HEROKU_APP_DEFAULT_DOMAIN_NAME",
-];
-
 /// The Redis the variables name: at most one of `REDIS_URL`,
 /// `REDIS_CLUSTER_URLS` and `REDIS_SENTINEL_URLS`, since two would leave it
 /// to chance which one the instances share.
-fn redis_target(
-    url: Option<String>,
-    cluster_urls: Option<String>,
-    sentinel_urls: Option<String>,
-    sentinel_master: Option<String>,
-) -> Result<Option<RedisTarget>, ConfigError> {
+fn redis_target(env: &Env) -> Result<Option<RedisTarget>, ConfigError> {
+    let url = env.set(&v::REDIS_URL);
+    let cluster_urls = env.set(&v::REDIS_CLUSTER_URLS);
+    let sentinel_urls = env.set(&v::REDIS_SENTINEL_URLS);
+    let sentinel_master = env.set(&v::REDIS_SENTINEL_MASTER);
     let set: Vec<&'static str> = [
-        ("REDIS_URL", url.is_some()),
-        ("REDIS_CLUSTER_URLS", cluster_urls.is_some()),
-        ("REDIS_SENTINEL_URLS", sentinel_urls.is_some()),
+        (v::REDIS_URL.name, url.is_some()),
+        (v::REDIS_CLUSTER_URLS.name, cluster_urls.is_some()),
+        (v::REDIS_SENTINEL_URLS.name, sentinel_urls.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, is_set)| is_set.then_some(name))
@@ -430,32 +381,32 @@ fn redis_target(
     }
     if sentinel_master.is_some() && sentinel_urls.is_none() {
         return Err(ConfigError::new(
-            "REDIS_SENTINEL_MASTER",
+            v::REDIS_SENTINEL_MASTER.name,
             "is only used with REDIS_SENTINEL_URLS, which is not set",
         ));
     }
     if let Some(url) = url {
-        let url = redis_url("REDIS_URL", url.trim())?;
+        let url = redis_url(v::REDIS_URL.name, url.trim())?;
         return Ok(Some(RedisTarget::Standalone(url)));
     }
     if let Some(urls) = cluster_urls {
-        let seeds = redis_urls("REDIS_CLUSTER_URLS", &urls, false)?;
+        let seeds = redis_urls(v::REDIS_CLUSTER_URLS.name, urls, false)?;
         return Ok(Some(RedisTarget::Cluster(seeds)));
     }
     if let Some(urls) = sentinel_urls {
-        let sentinels = redis_urls("REDIS_SENTINEL_URLS", &urls, true)?;
+        let sentinels = redis_urls(v::REDIS_SENTINEL_URLS.name, urls, true)?;
         let master = sentinel_master
             .map(|m| m.trim().to_owned())
             .filter(|m| !m.is_empty())
             .ok_or_else(|| {
                 ConfigError::new(
-                    "REDIS_SENTINEL_MASTER",
+                    v::REDIS_SENTINEL_MASTER.name,
                     "must name the primary's service (as in the sentinels' `sentinel monitor <name> ...`) when REDIS_SENTINEL_URLS is set",
                 )
             })?;
         if master.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ConfigError::new(
-                "REDIS_SENTINEL_MASTER",
+                v::REDIS_SENTINEL_MASTER.name,
                 "must not contain spaces or control characters",
             ));
         }
@@ -530,19 +481,14 @@ const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 /// The longest `NOTIFY_TIMEOUT_MS`: the phone rings meanwhile, and the
 /// carrier's no-reply timer (5 to 30 s) must not run out before it rejects.
-const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_NOTIFY_TIMEOUT_MS: u64 = 10_000;
 
 /// `true` or `false` (also `1`/`0`, `yes`/`no`).
-fn flag(variable: &'static str, raw: Option<String>) -> Result<bool, ConfigError> {
-    match raw
-        .as_deref()
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None => Ok(false),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(_) => Err(ConfigError::new(variable, "must be true or false")),
+fn flag(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("must be true or false".into()),
     }
 }
 
@@ -571,17 +517,25 @@ fn clip(value: &str) -> String {
     value.chars().take(64).collect()
 }
 
-/// The longest `FORWARD_TIMEOUT_SECS` (contract §8).
-const MAX_FORWARD_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest `FORWARD_TIMEOUT_SECS`.
+const MAX_FORWARD_TIMEOUT_SECS: u64 = 600;
 
-fn positive(variable: &'static str, raw: Option<String>, default: u64) -> Result<u64, ConfigError> {
-    let Some(raw) = raw else { return Ok(default) };
+/// A whole number greater than 0.
+fn positive(raw: &str) -> Result<u64, String> {
     match raw.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(ConfigError::new(
-            variable,
-            format!("must be a whole number greater than 0, got {raw:?}"),
+        _ => Err(format!(
+            "must be a whole number greater than 0, got {raw:?}"
         )),
+    }
+}
+
+/// `n`, unless it is over `max` (`unit` follows the number in the message).
+fn at_most(n: u64, max: u64, unit: &str) -> Result<u64, String> {
+    if n > max {
+        Err(format!("must be at most {max}{unit}"))
+    } else {
+        Ok(n)
     }
 }
 
