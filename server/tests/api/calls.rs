@@ -107,7 +107,7 @@ async fn dial_ends(
 /// markup the leg runs.
 async fn leg_picks_up(app: &TestApp, cpaas: Cpaas, dial: &Element, address: &str) -> Element {
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             let noun = dial
                 .children
                 .iter()
@@ -172,7 +172,7 @@ async fn leg_takes_the_call(
     address: &str,
 ) {
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             if let Some(gather) = whisper.children.iter().find(|c| c.name == cpaas.gather()) {
                 let action = gather.attr("action").expect("a Gather action");
                 let taken = cpaas
@@ -199,7 +199,7 @@ async fn leg_takes_the_call(
 /// on.
 fn assert_screening_prompt(cpaas: Cpaas, whisper: &Element) {
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             assert_eq!(
                 whisper.child_names(),
                 [cpaas.gather(), "Hangup"],
@@ -236,7 +236,7 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
         // whisper hung the voicemail up: completed, not bridged (Twilio says
         // so; on Telnyx and SignalWire the missing key press tells). The rest
         // of the group rings again.
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             let next = dial_ends(&app, cpaas, group, "completed", Some(false)).await;
             let again = only_dial(&next);
             assert_eq!(
@@ -332,7 +332,7 @@ async fn a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hun
         Cpaas::Telnyx | Cpaas::SignalWire | Cpaas::Plivo => &[None],
     };
     let status = match cpaas.screening() {
-        Screening::WhisperOnTheNoun => "completed",
+        Screening::GatherOnLeg => "completed",
         Screening::ConfirmKey => "no-answer",
     };
     for (n, bridged) in bridged_flags.iter().enumerate() {
@@ -692,7 +692,7 @@ async fn a_leg_picking_up_after_the_call_is_over_is_hung_up(cpaas: Cpaas, backen
     let cell = cpaas.number(CELL);
     match cpaas.screening() {
         // The TwiML family runs the noun's whisper on the late leg.
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             assert_hangup(&leg_picks_up(&app, cpaas, group, &cell).await);
             let whisper_url = group
                 .children
@@ -736,7 +736,7 @@ async fn whispers_key_presses_and_voicemails_naming_another_subscriber_change_no
         path
     };
     let whisper_url = match cpaas.screening() {
-        Screening::WhisperOnTheNoun => dial.children[0].attr("url"),
+        Screening::GatherOnLeg => dial.children[0].attr("url"),
         Screening::ConfirmKey => dial.attr("confirmSound"),
     }
     .expect("a screened leg has a whisper");
@@ -745,7 +745,7 @@ async fn whispers_key_presses_and_voicemails_naming_another_subscriber_change_no
         .at(&as_bob(whisper_url))
         .markup(&app)
         .await;
-    if cpaas.screening() == Screening::WhisperOnTheNoun {
+    if cpaas.screening() == Screening::GatherOnLeg {
         assert_hangup(&whisper);
         let pressed = cpaas
             .request("screen_result")

@@ -555,9 +555,19 @@ pub fn telnyx_public_key() -> String {
 /// credential, its recorded requests (`fixtures/requests/<provider>/`), and
 /// requests to the app under test signed with that credential.
 pub trait CpaasTest: Copy {
+    /// The provider, in the kit's words.
+    fn kit(self) -> Cpaas;
+
     /// The secret its HMAC signatures are keyed with. Telnyx signs with a
     /// private key instead ([`telnyx_signing_key`]).
-    fn auth_token(self) -> &'static str;
+    fn auth_token(self) -> &'static str {
+        match self.kit() {
+            Cpaas::Twilio => TWILIO_AUTH_TOKEN,
+            Cpaas::Plivo => PLIVO_AUTH_TOKEN,
+            Cpaas::SignalWire => SIGNALWIRE_SIGNING_KEY,
+            Cpaas::Telnyx => panic!("Telnyx signs with an Ed25519 key, not a shared secret"),
+        }
+    }
 
     /// The headers signing a POST of `params` to `url` (its body as
     /// [`form_body`] writes it), as the provider signs it with its test
@@ -566,17 +576,47 @@ pub trait CpaasTest: Copy {
         self,
         url: &str,
         params: &[(String, String)],
-    ) -> Vec<(&'static str, String)>;
+    ) -> Vec<(&'static str, String)> {
+        let secret: &[u8] = match self.kit() {
+            Cpaas::Telnyx => &TELNYX_SECRET_SEED,
+            _ => self.auth_token().as_bytes(),
+        };
+        self.kit().sign(secret, url, params)
+    }
 
     /// The recorded example request `kind`: `inbound_call`, `dial_busy`,
     /// `dial_completed`, `record`, `screen`, `screen_result`, `recording` (a
     /// Dial's recording is ready), and the status callback's
     /// [`CpaasTest::status_kind`].
-    fn request(self, kind: &str) -> Request;
+    fn request(self, kind: &str) -> Request {
+        #[derive(serde::Deserialize)]
+        struct Fixture {
+            path: String,
+            params: Vec<(String, String)>,
+        }
+        let file = format!(
+            "{}/../fixtures/requests/{}/{kind}.json",
+            env!("CARGO_MANIFEST_DIR"),
+            self.kit().name()
+        );
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let fixture: Fixture =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        Request {
+            cpaas: self.kit(),
+            path: fixture.path,
+            params: fixture.params,
+        }
+    }
 
     /// The kind of the recorded call-status callback: Plivo's `hangup`,
     /// everyone else's `status`.
-    fn status_kind(self) -> &'static str;
+    fn status_kind(self) -> &'static str {
+        match self.kit() {
+            Cpaas::Plivo => "hangup",
+            Cpaas::Twilio | Cpaas::Telnyx | Cpaas::SignalWire => "status",
+        }
+    }
 
     /// The request of the call-status callback.
     fn status_request(self) -> Request {
@@ -592,98 +632,19 @@ pub trait CpaasTest: Copy {
         from: &str,
         to: &str,
         forwarded_from: Option<&str>,
-    ) -> Request;
-
-    /// Posts a form to one of the provider's routes, signed as the provider
-    /// signs it over `PUBLIC_BASE_URL` + `path_and_query`.
-    async fn sign_and_post(
-        self,
-        app: &TestApp,
-        path_and_query: &str,
-        params: &[(String, String)],
-    ) -> reqwest::Response;
-
-    /// A signed webhook answered 200 with the provider's markup; its parsed
-    /// tree.
-    async fn markup(
-        self,
-        app: &TestApp,
-        path_and_query: &str,
-        params: &[(String, String)],
-    ) -> Element;
-
-    /// The answer to a webhook to `path_and_query`, asserted 200 with the
-    /// provider's markup; its parsed tree.
-    async fn read_markup(self, path_and_query: &str, response: reqwest::Response) -> Element;
-}
-
-impl CpaasTest for Cpaas {
-    fn auth_token(self) -> &'static str {
-        match self {
-            Self::Twilio => TWILIO_AUTH_TOKEN,
-            Self::Plivo => PLIVO_AUTH_TOKEN,
-            Self::SignalWire => SIGNALWIRE_SIGNING_KEY,
-            Self::Telnyx => panic!("Telnyx signs with an Ed25519 key, not a shared secret"),
-        }
-    }
-
-    fn signature_headers(
-        self,
-        url: &str,
-        params: &[(String, String)],
-    ) -> Vec<(&'static str, String)> {
-        let secret: &[u8] = match self {
-            Self::Telnyx => &TELNYX_SECRET_SEED,
-            _ => self.auth_token().as_bytes(),
-        };
-        self.sign(secret, url, params)
-    }
-
-    fn request(self, kind: &str) -> Request {
-        #[derive(serde::Deserialize)]
-        struct Fixture {
-            path: String,
-            params: Vec<(String, String)>,
-        }
-        let file = format!(
-            "{}/../fixtures/requests/{}/{kind}.json",
-            env!("CARGO_MANIFEST_DIR"),
-            self.name()
-        );
-        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let fixture: Fixture =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        Request {
-            cpaas: self,
-            path: fixture.path,
-            params: fixture.params,
-        }
-    }
-
-    fn status_kind(self) -> &'static str {
-        match self {
-            Self::Plivo => "hangup",
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "status",
-        }
-    }
-
-    fn inbound_call(
-        self,
-        call_id: &str,
-        from: &str,
-        to: &str,
-        forwarded_from: Option<&str>,
     ) -> Request {
         let request = self
             .request("inbound_call")
             .with_call_id(call_id)
             .with_parties(from, to);
         match forwarded_from {
-            Some(subscriber) => request.with("ForwardedFrom", &self.number(subscriber)),
+            Some(subscriber) => request.with("ForwardedFrom", &self.kit().number(subscriber)),
             None => request.without("ForwardedFrom"),
         }
     }
 
+    /// Posts a form to one of the provider's routes, signed as the provider
+    /// signs it over `PUBLIC_BASE_URL` + `path_and_query`.
     async fn sign_and_post(
         self,
         app: &TestApp,
@@ -694,6 +655,8 @@ impl CpaasTest for Cpaas {
         post_form(app, path_and_query, params, &headers).await
     }
 
+    /// A signed webhook answered 200 with the provider's markup; its parsed
+    /// tree.
     async fn markup(
         self,
         app: &TestApp,
@@ -704,18 +667,27 @@ impl CpaasTest for Cpaas {
         self.read_markup(path_and_query, response).await
     }
 
+    /// The answer to a webhook to `path_and_query`, asserted 200 with the
+    /// provider's markup; its parsed tree.
     async fn read_markup(self, path_and_query: &str, response: reqwest::Response) -> Element {
-        assert_eq!(response.status(), 200, "{} {path_and_query}", self.name());
+        let cpaas = self.kit();
+        assert_eq!(response.status(), 200, "{} {path_and_query}", cpaas.name());
         let content_type = response.headers()["content-type"].to_str().unwrap();
         assert!(
-            content_type.starts_with(self.markup_content_type()),
+            content_type.starts_with(cpaas.markup_content_type()),
             "{} markup is {}, not {content_type}",
-            self.name(),
-            self.markup_content_type()
+            cpaas.name(),
+            cpaas.markup_content_type()
         );
         let root = parse_markup(&response.text().await.unwrap());
         assert_eq!(root.name, "Response");
         root
+    }
+}
+
+impl CpaasTest for Cpaas {
+    fn kit(self) -> Cpaas {
+        self
     }
 }
 

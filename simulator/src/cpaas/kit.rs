@@ -16,6 +16,9 @@ use ringrelay_server::providers::twilio::signature as twilio_signature;
 use serde::Deserialize;
 
 pub use ringrelay_markup::{Element, parse};
+/// The shapes of a provider's routes and of its screening are the service's
+/// own; their values here are the contract's, written independently.
+pub use ringrelay_server::flow::model::{ProviderRoutes, Screening};
 
 /// The SignalWire space of the simulator and the tests: Verto clients are
 /// `<identity>@example.verto.signalwire.com` (`SIGNALWIRE_SIP_DOMAIN`).
@@ -38,35 +41,6 @@ pub enum Cpaas {
     SignalWire,
 }
 
-/// A provider's webhook routes on the service.
-#[derive(Debug, Clone, Copy)]
-pub struct Routes {
-    /// The number's voice (answer) URL.
-    pub answer: &'static str,
-    pub dial_status: &'static str,
-    pub voicemail: &'static str,
-    pub screen: &'static str,
-    pub screen_result: &'static str,
-    /// The call status callback (Plivo's hangup URL).
-    pub status: &'static str,
-    /// A recording of a Dial's legs is ready.
-    pub recording: &'static str,
-}
-
-impl Routes {
-    pub fn all(&self) -> [&'static str; 7] {
-        [
-            self.answer,
-            self.dial_status,
-            self.voicemail,
-            self.screen,
-            self.screen_result,
-            self.status,
-            self.recording,
-        ]
-    }
-}
-
 /// How a dialed leg ended, in no provider's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DialEnd {
@@ -74,18 +48,6 @@ pub enum DialEnd {
     Busy,
     NoAnswer,
     Failed,
-}
-
-/// How a provider lets a screening destination take the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screening {
-    /// The TwiML family (Twilio, Telnyx, SignalWire): `<Number url>` runs the
-    /// whisper on the callee's leg; it gathers the key itself and posts it to
-    /// `screen-result`.
-    WhisperOnTheNoun,
-    /// Plivo: the Dial's `confirmSound` (the whisper, which only speaks) and
-    /// `confirmKey`.
-    ConfirmKey,
 }
 
 impl Cpaas {
@@ -107,9 +69,10 @@ impl Cpaas {
         Self::ALL[(index + 1) % Self::ALL.len()]
     }
 
-    pub fn routes(self) -> Routes {
+    /// Its webhook routes on the service.
+    pub fn routes(self) -> ProviderRoutes {
         match self {
-            Self::Twilio => Routes {
+            Self::Twilio => ProviderRoutes {
                 answer: "/twilio/voice",
                 dial_status: "/twilio/dial-status",
                 voicemail: "/twilio/voicemail",
@@ -118,7 +81,7 @@ impl Cpaas {
                 status: "/twilio/status",
                 recording: "/twilio/recording",
             },
-            Self::Plivo => Routes {
+            Self::Plivo => ProviderRoutes {
                 answer: "/plivo/answer",
                 dial_status: "/plivo/dial-status",
                 voicemail: "/plivo/voicemail",
@@ -127,7 +90,7 @@ impl Cpaas {
                 status: "/plivo/hangup",
                 recording: "/plivo/recording",
             },
-            Self::Telnyx => Routes {
+            Self::Telnyx => ProviderRoutes {
                 answer: "/telnyx/voice",
                 dial_status: "/telnyx/dial-status",
                 voicemail: "/telnyx/voicemail",
@@ -136,7 +99,7 @@ impl Cpaas {
                 status: "/telnyx/status",
                 recording: "/telnyx/recording",
             },
-            Self::SignalWire => Routes {
+            Self::SignalWire => ProviderRoutes {
                 answer: "/signalwire/voice",
                 dial_status: "/signalwire/dial-status",
                 voicemail: "/signalwire/voicemail",
@@ -433,7 +396,7 @@ impl Cpaas {
 
     pub fn screening(self) -> Screening {
         match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => Screening::WhisperOnTheNoun,
+            Self::Twilio | Self::Telnyx | Self::SignalWire => Screening::GatherOnLeg,
             Self::Plivo => Screening::ConfirmKey,
         }
     }
@@ -443,7 +406,7 @@ impl Cpaas {
     /// `confirmSound`.
     pub fn whisper_url(self, dial: &Element) -> Option<&str> {
         match self.screening() {
-            Screening::WhisperOnTheNoun => dial.children.iter().find_map(|noun| noun.attr("url")),
+            Screening::GatherOnLeg => dial.children.iter().find_map(|noun| noun.attr("url")),
             Screening::ConfirmKey => dial.attr("confirmSound"),
         }
     }

@@ -385,7 +385,7 @@ pub fn assert_alice_dial(cpaas: Cpaas, dial: &Element, caller_id: Option<&str>, 
 /// asks for no confirm key.
 pub async fn assert_not_screened(app: &TestApp, cpaas: Cpaas, dial: &Element) {
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             // SignalWire's <Verto> takes no attributes, so no whisper.
             for noun in dial.children.iter().filter(|n| n.name != "Verto") {
                 let url = noun

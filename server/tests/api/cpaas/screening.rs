@@ -41,7 +41,7 @@ async fn voice_screens_a_screening_destination_before_bridging(cpaas: Cpaas) {
     assert_eq!(context.get("subscriber").map(String::as_str), Some(ALICE));
     assert_eq!(context.get("caller").map(String::as_str), Some(CALLER));
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             assert_eq!(desk.children[0].attr("method"), Some("POST"), "{desk:?}")
         }
         Screening::ConfirmKey => assert_eq!(desk.attr("confirmKey"), Some("1"), "{desk:?}"),
@@ -54,7 +54,7 @@ async fn voice_screens_a_screening_destination_before_bridging(cpaas: Cpaas) {
         .markup(&app)
         .await;
     let prompt = match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             assert_eq!(
                 screen.child_names(),
                 [cpaas.gather(), "Hangup"],

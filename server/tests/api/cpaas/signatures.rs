@@ -140,7 +140,7 @@ async fn routes_answer_503_when_the_providers_auth_token_is_unset(cpaas: Cpaas) 
     );
     let context = "?subscriber=%2B12025550199&step=0";
 
-    for route in cpaas.routes().all() {
+    for (route, _) in cpaas.routes().described() {
         for path in [route.to_owned(), format!("{route}{context}")] {
             for headers in [Vec::new(), some_signature.clone()] {
                 let response = post_form(&app, &path, &request.params, &headers).await;
