@@ -98,6 +98,8 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                 url: &url,
                 headers: req.headers(),
                 body: &body,
+                // The system's time, not the flow's clock: a signature's
+                // timestamp is the provider's real one.
                 received_at: Timestamp::now(),
             };
             let verified = P::verify(config, &request).map_err(|err| {
