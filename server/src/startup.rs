@@ -196,6 +196,9 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
+        // Before "listening": whoever waits for that line (a test, a
+        // supervisor) has every warning of the start by then.
+        warn_about_what_makes_calls_ring_only_the_phone(&config);
         tracing::info!(
             port,
             store = config
@@ -206,7 +209,6 @@ impl Application {
             providers = ?config.providers,
             "ringrelay listening"
         );
-        warn_about_what_makes_calls_ring_only_the_phone(&config);
 
         let state = web::Data::new(AppState {
             settings: EdgeSettings::from_config(&config),
