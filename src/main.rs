@@ -34,6 +34,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&config);
     raise_open_files_limit();
+    let shutdown = shutdown_signal();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
@@ -41,7 +42,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app.run_until(shutdown_signal()).await {
+    match app.run_until(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ringrelay: server error: {err}");
@@ -66,25 +67,32 @@ fn raise_open_files_limit() {
     }
 }
 
-/// SIGTERM (platforms stopping the process) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGTERM (platforms stopping the process) or SIGINT (Ctrl-C), listened
+/// for from the moment this is called: before the service says it listens,
+/// so that a stop sent right after that line still drains gracefully.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(err) => {
-                    eprintln!("ringrelay: cannot listen for SIGTERM: {err}");
-                    let _ = interrupt.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+                (Err(err), _) | (_, Err(err)) => {
+                    eprintln!("ringrelay: cannot listen for SIGTERM or SIGINT: {err}");
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -8,16 +8,18 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringrelay_server::domain::credentials::{Credentials, TokenPolicy};
-use ringrelay_server::domain::dial::CallSid;
+use ringrelay_server::domain::ids::CallSid;
 use ringrelay_server::domain::phone::{Caller, PhoneNumber, Region};
-use ringrelay_server::domain::session::{Claim, Instruction, Session, Timestamp};
+use ringrelay_server::domain::session::{Claim, Instruction, Session};
 use ringrelay_server::domain::subscriber::{
     ClientIdentity, Mode, SipUri, SpecRules, SubscriberSpec, Target,
 };
+use ringrelay_server::domain::time::Timestamp;
+use ringrelay_server::flow::model::{CallScript, Dial, DialTarget, Step};
 use ringrelay_server::providers::plivo::signature::{self as plivo_signature, Method};
 use ringrelay_server::providers::twilio::signature as twilio_signature;
 use ringrelay_server::providers::twiml::render::Dialect;
-use ringrelay_server::providers::{CallScript, Dial, DialTarget, Step, plivo, twiml};
+use ringrelay_server::providers::{plivo, twiml};
 use ringrelay_server::store::{
     MemoryStore, SessionStore as _, SubscriberRecord, SubscriberStore as _,
 };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::domain::session::Timestamp;
+use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Default)]
 pub enum WallClock {
@@ -50,7 +50,7 @@ impl WallClock {
 
     /// Moves of this clock from now on, for whoever sleeps until a time on
     /// it (the system clock never jumps: it never resolves).
-    pub fn moves(&self) -> ClockMoves {
+    pub(crate) fn moves(&self) -> ClockMoves {
         ClockMoves(match self {
             Self::System => None,
             Self::Shifted(shift) => Some(shift.subscribe()),
@@ -59,11 +59,11 @@ impl WallClock {
 }
 
 /// See [`WallClock::moves`].
-pub struct ClockMoves(Option<watch::Receiver<i64>>);
+pub(crate) struct ClockMoves(Option<watch::Receiver<i64>>);
 
 impl ClockMoves {
     /// Resolves at the next move of the clock.
-    pub async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         if let Some(moves) = &mut self.0
             && moves.changed().await.is_ok()
         {

@@ -19,14 +19,12 @@ use crate::domain::rules::RingTone;
 use crate::domain::subscriber::{ClientIdentity, SipUri, SpecRules, SubscriberSpec, Target};
 use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::CallbackQuery;
+use crate::flow::model::{CallScript, Dial, DialTarget, Step};
 use crate::http::json::parse_json_body;
-use crate::providers::parsed_markup::{self, Node};
+use crate::providers::parsed_markup::{self, Element};
 use crate::providers::plivo::{self, Plivo};
 use crate::providers::twilio::{self, Twilio};
-use crate::providers::{
-    CallScript, Dial, DialTarget, Params, Provider, ProviderVars, SignatureError, Step,
-    WebhookRequest, twiml,
-};
+use crate::providers::{Params, Provider, ProviderVars, SignatureError, WebhookRequest, twiml};
 
 /// A fuzz target: takes any bytes, panics when an invariant breaks.
 pub type FuzzTarget = fn(&[u8]);
@@ -67,11 +65,10 @@ fn verified<P: Provider>(
         .expect("a token is any text")
         .expect("the credential is set");
     let request = WebhookRequest {
-        method: &actix_web::http::Method::POST,
         url,
         headers,
         body,
-        received_at: crate::domain::session::Timestamp::now(),
+        received_at: crate::domain::time::Timestamp::now(),
     };
     P::verify(&config, &request).map(|verified| verified.params)
 }
@@ -165,7 +162,7 @@ pub fn telnyx_webhook(data: &[u8]) {
     let params = read_form(body);
     read_every_field::<Telnyx>(&params);
     let key = ed25519_dalek::SigningKey::from_bytes(&TELNYX_SEED);
-    let now = crate::domain::session::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000)
+    let now = crate::domain::time::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000)
         .expect("a valid time");
     let text = |raw: &[u8]| std::str::from_utf8(raw).ok().map(str::to_owned);
     let (timestamp, signature) = (text(timestamp), text(signature));
@@ -573,7 +570,7 @@ impl Carried {
 
     /// An element as parsed back, keeping only the attributes named in
     /// `carrying`.
-    fn read(node: &Node, carrying: &[&str]) -> Self {
+    fn read(node: &Element, carrying: &[&str]) -> Self {
         let mut attrs: Vec<_> = node
             .attrs
             .iter()
@@ -864,7 +861,7 @@ mod tests {
         for (path, input) in signed("telnyx_webhook") {
             let [timestamp, signature, body] = webhook_request(&input);
             let key = ed25519_dalek::SigningKey::from_bytes(&TELNYX_SEED);
-            let now = crate::domain::session::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000);
+            let now = crate::domain::time::Timestamp::from_unix_millis(TELNYX_NOW_SECS * 1000);
             let text = |raw| std::str::from_utf8(raw).ok();
             assert_eq!(
                 crate::providers::telnyx::signature::verify(

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::domain::subscriber::FieldError;
+use crate::domain::error::FieldError;
 
 /// How far (in edits) a misspelling may be from the name it suggests.
 const MAX_SUGGESTION_DISTANCE: usize = 3;

@@ -12,19 +12,48 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
+use crate::clock::WallClock;
 use crate::config::{Config, RedisTarget};
 use crate::domain::subscriber::SpecRules;
-use crate::flow::{CallFlow, FlowSettings};
+use crate::flow::{CallFlow, FlowSettings, SWEEP_INTERVAL};
 use crate::http::state::{AppState, EdgeSettings};
 use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
-use crate::notify::webhooks::{RetryPolicy, WebhookSender};
+use crate::notify::retry::RetryPolicy;
+use crate::notify::webhooks::WebhookSender;
 use crate::redis::{Certificates, RedisConnection};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::subscribers::{AdminService, Registry, Subscribers};
 use crate::telemetry::RequestSpan;
 use crate::templates::Templates;
+
+/// What the service takes from where it runs rather than from its
+/// variables. [`Inputs::default`] is a deployment's: the system clock, the
+/// standard retry policy, a sweep a second; a test or a simulation sets a
+/// clock it moves itself, and retries and sweeps that keep it waiting for
+/// nothing.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// The call flow's clock: when sessions reach each step, their
+    /// deadlines, and the time the subscribers' rules read.
+    pub clock: WallClock,
+    /// How failed webhook deliveries are retried.
+    pub retry: RetryPolicy,
+    /// How often the sessions' deadlines are swept (on the system's time):
+    /// an expiry is reported at most this late.
+    pub sweep_interval: Duration,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Self {
+            clock: WallClock::System,
+            retry: RetryPolicy::default(),
+            sweep_interval: SWEEP_INTERVAL,
+        }
+    }
+}
 
 pub struct Application {
     port: u16,
@@ -78,8 +107,14 @@ fn warn_about_what_makes_calls_ring_only_the_phone(config: &Config) {
 
 impl Application {
     /// Connects the store, loads `SUBSCRIBERS_FILE`, and binds the listener
-    /// (`PORT=0` binds a free port, see [`Application::port`]).
+    /// (`PORT=0` binds a free port, see [`Application::port`]), with a
+    /// deployment's [`Inputs`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Inputs::default()).await
+    }
+
+    /// [`Application::build`], with these [`Inputs`].
+    pub async fn build_with(config: Config, inputs: Inputs) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::default());
         let streams = CancellationToken::new();
         let deliveries = TaskTracker::new();
@@ -134,7 +169,7 @@ impl Application {
             config.webhook_secret.clone(),
             config.webhook_targets,
             config.notify_timeout,
-            RetryPolicy::default(),
+            inputs.retry,
             metrics.clone(),
             deliveries.clone(),
         )?;
@@ -152,11 +187,12 @@ impl Application {
                 // expiry can be recorded and shown.
                 session_ttl: config
                     .session_ttl
-                    .max(config.forward_timeout + 4 * crate::flow::SWEEP_INTERVAL),
+                    .max(config.forward_timeout + 4 * inputs.sweep_interval),
                 history_ttl: config.history_ttl,
                 forward_timeout: config.forward_timeout,
                 can_answer_forwarded_calls: config.providers.any_configured(),
-                clock: config.clock.clone(),
+                clock: inputs.clock,
+                sweep_interval: inputs.sweep_interval,
             },
         ));
         // In the background: the listener opens now, whatever its size.
@@ -174,6 +210,9 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
+        // Before "listening": whoever waits for that line (a test, a
+        // supervisor) has every warning of the start by then.
+        warn_about_what_makes_calls_ring_only_the_phone(&config);
         tracing::info!(
             port,
             store = config
@@ -184,7 +223,6 @@ impl Application {
             providers = ?config.providers,
             "ringrelay listening"
         );
-        warn_about_what_makes_calls_ring_only_the_phone(&config);
 
         let state = web::Data::new(AppState {
             settings: EdgeSettings::from_config(&config),

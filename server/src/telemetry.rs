@@ -26,7 +26,7 @@ pub fn init(config: &Config) {
 /// The span every request runs in: its id, method and route pattern. Not
 /// the raw target: its query may hold a capability (`accept_url`), and
 /// paths hold phone numbers.
-pub struct RequestSpan;
+pub(crate) struct RequestSpan;
 
 impl tracing_actix_web::RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {

@@ -4,17 +4,23 @@ use std::process::ExitCode;
 
 use secrecy::SecretString;
 
-use super::scenario::{Provider, Scenario};
+use super::cpaas::kit::Cpaas;
+use super::scenario::Scenario;
 use super::{Error, Options, Target};
-use ringrelay_server::config::WebhookSecret;
+use ringrelay_server::notify::signing::WebhookSecret;
 
 const USAGE: &str = "usage: ringrelay simulate SCENARIO.toml [--json] [--target URL]
 
 Plays a whole call (phone, carrier, CPaaS, destinations, caller) against the
-service and prints what happened. Without --target it starts the service
-in-process; with --target it drives that deployment, with ADMIN_TOKEN,
-TWILIO_AUTH_TOKEN or PLIVO_AUTH_TOKEN, WEBHOOK_SECRET and PUBLIC_BASE_URL
-(default: the target URL) from the environment.
+service and prints what happened, on the scenario's provider: Twilio, Plivo,
+Telnyx or SignalWire. Without --target it starts the service in-process;
+with --target it drives that deployment, with these from the environment:
+ADMIN_TOKEN, WEBHOOK_SECRET, PUBLIC_BASE_URL (default: the target URL), and
+the provider's secret: TWILIO_AUTH_TOKEN, PLIVO_AUTH_TOKEN,
+SIGNALWIRE_SIGNING_KEY, or for Telnyx TELNYX_SIMULATOR_PRIVATE_KEY (a test key
+whose public half the target has as TELNYX_PUBLIC_KEY). The destinations'
+webhooks go to the simulator's own receiver on this machine, so the target
+needs ALLOW_PRIVATE_WEBHOOKS=true.
 
 Exit status: 0 the call ran, 1 the service broke the contract, 2 bad scenario.";
 
@@ -65,6 +71,11 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     };
     match simulate(&args).await {
         Ok(()) => ExitCode::SUCCESS,
+        // Which file, then which key of it.
+        Err(err @ Error::Scenario(_)) => {
+            eprintln!("{}: {err}", args.scenario);
+            ExitCode::from(err.exit_code())
+        }
         Err(err) => {
             eprintln!("{err}");
             ExitCode::from(err.exit_code())
@@ -75,7 +86,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
 async fn simulate(args: &Args) -> Result<(), Error> {
     let text = std::fs::read_to_string(&args.scenario).map_err(|e| {
         Error::Scenario(super::ScenarioError {
-            key: args.scenario.clone(),
+            key: "file".into(),
             problem: format!("cannot be read: {e}"),
         })
     })?;
@@ -101,7 +112,7 @@ async fn simulate(args: &Args) -> Result<(), Error> {
 }
 
 /// The deployment's secrets, from the environment.
-fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
+fn target_from_env(url: &str, provider: Cpaas) -> Result<Target, Error> {
     let var = |name: &'static str| {
         std::env::var(name)
             .ok()
@@ -118,9 +129,7 @@ fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
         // While a credential rotates its variable holds `current,next`: the
         // simulator plays the provider with the current value, and checks
         // webhooks with the current secret (they carry a signature by each).
-        provider_token: SecretString::from(current_value(
-            &var(provider.signing_secret_variable())?,
-        )),
+        provider_token: SecretString::from(current_value(&var(signing_secret_variable(provider))?)),
         webhook_secret: WebhookSecret::parse(current_value(&var("WEBHOOK_SECRET")?)).map_err(
             |problem| {
                 Error::Scenario(super::ScenarioError {
@@ -130,6 +139,18 @@ fn target_from_env(url: &str, provider: Provider) -> Result<Target, Error> {
             },
         )?,
     })
+}
+
+/// The variable holding the secret the simulator signs with to drive a
+/// `--target`: the provider's auth token or signing key, shared with the
+/// deployment; for Telnyx, which signs with a private key of its own, the
+/// base64 seed of a test key pair whose public key the deployment has as
+/// `TELNYX_PUBLIC_KEY`.
+fn signing_secret_variable(provider: Cpaas) -> &'static str {
+    match provider {
+        Cpaas::Telnyx => "TELNYX_SIMULATOR_PRIVATE_KEY",
+        Cpaas::Twilio | Cpaas::Plivo | Cpaas::SignalWire => provider.credential_variable(),
+    }
 }
 
 /// The current value of a variable that may hold `current,next`.

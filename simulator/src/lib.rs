@@ -7,7 +7,7 @@
 mod caller;
 mod carrier;
 pub mod cli;
-mod cpaas;
+pub mod cpaas;
 mod destination;
 mod phone;
 mod receiver;
@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use self::caller::Caller;
 use self::carrier::Carrier;
-use self::cpaas::{CallEnd, Cpaas};
+use self::cpaas::{CallEnd, CallSetup};
 use self::destination::Directory;
 use self::phone::{Instruction, Phone};
 use self::receiver::Receiver;
@@ -328,7 +328,7 @@ async fn forward_and_run(
     else {
         return Ok((CallEnd::default(), Vec::new()));
     };
-    let cpaas = Cpaas {
+    let setup = CallSetup {
         client: &service.client,
         service_url: &service.target.url,
         public_base_url: service.target.public_base_url.trim_end_matches('/'),
@@ -338,7 +338,7 @@ async fn forward_and_run(
         caller,
         decision,
     };
-    cpaas::run(scenario.provider, cpaas, forwarded).await
+    cpaas::run(scenario.provider, setup, forwarded).await
 }
 
 /// Auto mode's order (§1 step 4): the phone is told `reject` only once

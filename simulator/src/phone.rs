@@ -13,7 +13,7 @@ use super::Error;
 use super::caller::Caller;
 use super::service::Service;
 use super::timeline::Timeline;
-use ringrelay_server::domain::session::Timestamp;
+use ringrelay_server::domain::time::Timestamp;
 
 const PARTY: &str = "phone";
 

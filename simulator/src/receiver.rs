@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use ringrelay_server::config::WebhookSecret;
 use ringrelay_server::notify::signing;
+use ringrelay_server::notify::signing::WebhookSecret;
 
 /// How far `webhook-timestamp` may be from now (the standard's default).
 const TOLERANCE_SECS: i64 = 300;

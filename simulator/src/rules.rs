@@ -9,8 +9,9 @@ use serde_json::Value;
 use super::Error;
 use super::phone::Instruction;
 use super::receiver::Delivery;
+use ringrelay_server::domain::ids::DestinationId;
 use ringrelay_server::domain::rules::{Decision, Reason, Route};
-use ringrelay_server::domain::subscriber::{DestinationId, Fallback, Subscriber};
+use ringrelay_server::domain::subscriber::{Fallback, Subscriber};
 
 /// The subscriber as the service stored it (the PUT answer's `subscriber`),
 /// every field with its default filled in.

@@ -9,7 +9,8 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use ringrelay_server::domain::session::Timestamp;
+use crate::cpaas::kit::Cpaas;
+use ringrelay_server::domain::time::Timestamp;
 
 /// The number the simulated subscriber gets when the scenario names none.
 pub const DEFAULT_SUBSCRIBER_NUMBER: &str = "+12025550199";
@@ -18,8 +19,9 @@ pub const DEFAULT_SUBSCRIBER_NUMBER: &str = "+12025550199";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// The CPaaS the forwarding number lives on.
     #[serde(default)]
-    pub provider: Provider,
+    pub provider: Cpaas,
     /// `From` of the call: an E.164 number or a withheld marker.
     #[serde(default = "default_caller")]
     pub caller: String,
@@ -103,43 +105,6 @@ impl TryFrom<i64> for DndMinutes {
             .filter(|m| (1..=MAX_DND_MINUTES).contains(m))
             .map(Self)
             .ok_or_else(|| format!("expected whole minutes from 1 to {MAX_DND_MINUTES}, got {raw}"))
-    }
-}
-
-/// The CPaaS the forwarding number lives on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    #[default]
-    Twilio,
-    Plivo,
-    Telnyx,
-    #[serde(rename = "signalwire")]
-    SignalWire,
-}
-
-impl Provider {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Twilio => "twilio",
-            Self::Plivo => "plivo",
-            Self::Telnyx => "telnyx",
-            Self::SignalWire => "signalwire",
-        }
-    }
-
-    /// The variable holding the secret the simulator signs with to drive a
-    /// `--target`: the provider's auth token or signing key, shared with the
-    /// deployment; for Telnyx, which signs with a private key of its own,
-    /// the base64 seed of a test key pair whose public key the deployment
-    /// has as `TELNYX_PUBLIC_KEY`.
-    pub fn signing_secret_variable(self) -> &'static str {
-        match self {
-            Self::Twilio => "TWILIO_AUTH_TOKEN",
-            Self::Plivo => "PLIVO_AUTH_TOKEN",
-            Self::Telnyx => "TELNYX_SIMULATOR_PRIVATE_KEY",
-            Self::SignalWire => "SIGNALWIRE_SIGNING_KEY",
-        }
     }
 }
 
@@ -365,7 +330,7 @@ mod tests {
     #[test]
     fn every_key_but_the_subscriber_has_a_default() {
         let s: Scenario = MINIMAL.parse().unwrap();
-        assert_eq!(s.provider, Provider::Twilio);
+        assert_eq!(s.provider, Cpaas::Twilio);
         assert_eq!(s.caller, "+12025550302");
         assert_eq!(s.phone, Phone::Rejects);
         assert!(!s.forwarded_from && s.caller_leaves_voicemail);

@@ -14,11 +14,13 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::Error;
+use super::cpaas::kit::{Cpaas, SIGNALWIRE_SPACE, telnyx_public_key};
 use super::receiver::Receiver;
-use super::scenario::{Provider, Scenario, ScenarioError};
+use super::scenario::{Scenario, ScenarioError};
 use ringrelay_server::clock::WallClock;
-use ringrelay_server::config::{Config, WebhookSecret};
-use ringrelay_server::startup::Application;
+use ringrelay_server::config::Config;
+use ringrelay_server::notify::signing::WebhookSecret;
+use ringrelay_server::startup::{Application, Inputs};
 
 /// A running deployment to drive, and its secrets.
 #[derive(Debug, Clone)]
@@ -56,33 +58,33 @@ pub struct Registration {
 /// Longer than the longest instruction long-poll (30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// The secret the simulator signs with for `provider`, and the variables
-/// that give the in-process service its side of it.
-fn provider_secrets(provider: Provider) -> (String, Vec<(String, String)>) {
+/// The secret the simulator signs with for `provider` (for Telnyx, the
+/// base64 seed of its key pair), and the variables that give the
+/// in-process service its side of it.
+fn provider_secrets(provider: Cpaas) -> (String, Vec<(String, String)>) {
     let var = |name: &str, value: &str| (name.to_owned(), value.to_owned());
     match provider {
-        Provider::Twilio | Provider::Plivo => {
+        Cpaas::Twilio | Cpaas::Plivo => {
             let token = random_token();
-            let vars = vec![var(provider.signing_secret_variable(), &token)];
+            let vars = vec![var(provider.credential_variable(), &token)];
             (token, vars)
         }
-        Provider::SignalWire => {
+        Cpaas::SignalWire => {
             let key = random_token();
             let vars = vec![
-                var("SIGNALWIRE_SIGNING_KEY", &key),
-                var(
-                    "SIGNALWIRE_SIP_DOMAIN",
-                    super::cpaas::twiml::SIGNALWIRE_SIP_DOMAIN,
-                ),
+                var(provider.credential_variable(), &key),
+                var("SIGNALWIRE_SIP_DOMAIN", SIGNALWIRE_SPACE),
             ];
             (key, vars)
         }
         // Telnyx signs with its private key: the simulator holds a fresh
         // pair, the service its public half.
-        Provider::Telnyx => {
+        Cpaas::Telnyx => {
             let seed = rand::random::<[u8; 32]>();
-            let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
-            let vars = vec![var("TELNYX_PUBLIC_KEY", &BASE64.encode(public.to_bytes()))];
+            let vars = vec![var(
+                provider.credential_variable(),
+                &telnyx_public_key(&seed),
+            )];
             (BASE64.encode(seed), vars)
         }
     }
@@ -92,7 +94,7 @@ impl Service {
     /// Starts the service here: memory store, random secrets, a free port on
     /// 127.0.0.1 that is also its `PUBLIC_BASE_URL`, and `clock` for its
     /// rules.
-    pub async fn in_process(provider: Provider, clock: WallClock) -> anyhow::Result<Self> {
+    pub async fn in_process(provider: Cpaas, clock: WallClock) -> anyhow::Result<Self> {
         let admin_token = random_token();
         let (provider_token, provider_vars) = provider_secrets(provider);
         let webhook_secret = format!("whsec_{}", BASE64.encode(rand::random::<[u8; 32]>()));
@@ -117,10 +119,13 @@ impl Service {
             ("FORWARD_TIMEOUT_SECS", "2"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let mut config = Config::from_vars(vars.into_iter().chain(provider_vars))
+        let config = Config::from_vars(vars.into_iter().chain(provider_vars))
             .context("configuring the service")?;
-        config.clock = clock.clone();
-        let app = Application::build(config)
+        let inputs = Inputs {
+            clock: clock.clone(),
+            ..Inputs::default()
+        };
+        let app = Application::build_with(config, inputs)
             .await
             .context("starting the service")?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -233,9 +238,18 @@ impl Service {
                 stored: answer["subscriber"].clone(),
             }),
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                let message = answer["message"].as_str().unwrap_or("refused");
+                // The receiver the webhooks go to listens on this machine: a
+                // deployment must allow private targets to be driven.
+                let hint = if self.is_remote() && message.contains("ALLOW_PRIVATE_WEBHOOKS") {
+                    " (the destinations' webhooks go to the simulator's receiver on this \
+                     machine: set ALLOW_PRIVATE_WEBHOOKS=true on the target)"
+                } else {
+                    ""
+                };
                 Err(Error::Scenario(ScenarioError {
                     key: "subscriber".into(),
-                    problem: answer["message"].as_str().unwrap_or("refused").to_owned(),
+                    problem: format!("the service refused it: {message}{hint}"),
                 }))
             }
             other => Err(Error::broken(format!(

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use ringrelay_server::config::WebhookSecret;
-use ringrelay_simulator::scenario::Provider;
+use ringrelay_server::notify::signing::WebhookSecret;
+use ringrelay_simulator::cpaas::kit::Cpaas;
 use ringrelay_simulator::{self as simulate, Error, Options, Outcome, Report, Scenario, Target};
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ fn fixture(name: &str) -> String {
 }
 
 /// Runs fixture `name` on `provider` against an in-process service.
-async fn simulate_fixture(name: &str, provider: Provider) -> Report {
+async fn simulate_fixture(name: &str, provider: Cpaas) -> Report {
     let mut scenario: Scenario = fixture(name).parse().unwrap();
     scenario.provider = provider;
     simulate::run(scenario, Options::default())
@@ -94,7 +94,7 @@ macro_rules! fixtures_on_every_provider {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let report = simulate_fixture($file, Provider::$provider).await;
+                    let report = simulate_fixture($file, Cpaas::$provider).await;
                     assert_call(&report, Outcome::$outcome, $to);
                 }
             )+
@@ -131,6 +131,10 @@ fixtures_on_every_provider! {
         "vip-through-dnd" => Connected, Some("desk");
     a_recorded_call_connects_the_desk:
         "recorded-call" => Connected, Some("desk");
+    telnyx_scenario_connects_the_first_to_pick_up:
+        "telnyx" => Connected, Some("desk");
+    signalwire_scenario_connects_the_screened_desk_after_the_busy_softphone:
+        "signalwire" => Connected, Some("desk");
 }
 
 /// The recording the CPaaS made of the bridged leg reaches the destination
@@ -138,10 +142,10 @@ fixtures_on_every_provider! {
 #[tokio::test]
 async fn a_recorded_call_sends_its_recording_once_on_every_provider() {
     for provider in [
-        Provider::Twilio,
-        Provider::Plivo,
-        Provider::Telnyx,
-        Provider::SignalWire,
+        Cpaas::Twilio,
+        Cpaas::Plivo,
+        Cpaas::Telnyx,
+        Cpaas::SignalWire,
     ] {
         let report = simulate_fixture("recorded-call", provider).await;
         let recordings: Vec<_> = report
@@ -157,17 +161,13 @@ async fn a_recorded_call_sends_its_recording_once_on_every_provider() {
             .find(|m| m.contains("<Dial"))
             .expect("a Dial");
         let ring_tone = dial.contains(r#"ringTone="uk""#);
-        assert_eq!(
-            ring_tone,
-            provider != Provider::Plivo,
-            "{provider:?}: {dial}"
-        );
+        assert_eq!(ring_tone, provider != Cpaas::Plivo, "{provider:?}: {dial}");
     }
 }
 
 #[tokio::test]
 async fn the_markup_gist_and_every_party_appear_in_the_timeline() {
-    let report = simulate_fixture("simultaneous-ring", Provider::Twilio).await;
+    let report = simulate_fixture("simultaneous-ring", Cpaas::Twilio).await;
     let events: Vec<(&str, &str)> = report
         .timeline
         .iter()
@@ -236,7 +236,7 @@ async fn the_rules_decision_is_in_the_timeline_and_nobody_is_offered_the_call() 
             "rules: caller_rules[0] (block) matches the caller → the caller hears busy, nobody is notified",
         ),
     ] {
-        let report = simulate_fixture(name, Provider::Twilio).await;
+        let report = simulate_fixture(name, Cpaas::Twilio).await;
         assert!(
             report
                 .timeline
@@ -251,7 +251,7 @@ async fn the_rules_decision_is_in_the_timeline_and_nobody_is_offered_the_call() 
             report.webhooks
         );
     }
-    let blocked = simulate_fixture("blocked-caller", Provider::Plivo).await;
+    let blocked = simulate_fixture("blocked-caller", Cpaas::Plivo).await;
     assert!(
         blocked
             .timeline
@@ -1043,7 +1043,7 @@ async fn plivo_bridges_only_the_leg_that_pressed_the_confirm_key() {
 
 /// §9 lost forwards, as a whole call: the phone rejects, nothing is
 /// forwarded, the session expires and every destination hears why.
-async fn a_call_the_carrier_never_forwards(provider: Provider) {
+async fn a_call_the_carrier_never_forwards(provider: Cpaas) {
     let report = simulate_fixture("not-forwarded", provider).await;
 
     assert_eq!(report.outcome, Outcome::Missed);
@@ -1080,22 +1080,22 @@ async fn a_call_the_carrier_never_forwards(provider: Provider) {
 
 #[tokio::test]
 async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_twilio() {
-    a_call_the_carrier_never_forwards(Provider::Twilio).await;
+    a_call_the_carrier_never_forwards(Cpaas::Twilio).await;
 }
 
 #[tokio::test]
 async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_plivo() {
-    a_call_the_carrier_never_forwards(Provider::Plivo).await;
+    a_call_the_carrier_never_forwards(Cpaas::Plivo).await;
 }
 
 #[tokio::test]
 async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_telnyx() {
-    a_call_the_carrier_never_forwards(Provider::Telnyx).await;
+    a_call_the_carrier_never_forwards(Cpaas::Telnyx).await;
 }
 
 #[tokio::test]
 async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_signalwire() {
-    a_call_the_carrier_never_forwards(Provider::SignalWire).await;
+    a_call_the_carrier_never_forwards(Cpaas::SignalWire).await;
 }
 
 /// The caller rules that fixtures do not show, and a destination's own ring
@@ -1120,10 +1120,10 @@ answer = "after 2s"
         )
     };
     for provider in [
-        Provider::Twilio,
-        Provider::Plivo,
-        Provider::Telnyx,
-        Provider::SignalWire,
+        Cpaas::Twilio,
+        Cpaas::Plivo,
+        Cpaas::Telnyx,
+        Cpaas::SignalWire,
     ] {
         let run = |toml: String| async move {
             let mut scenario: Scenario = toml.parse().unwrap();

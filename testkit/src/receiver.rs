@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use ringrelay_server::config::WebhookSecret;
 use ringrelay_server::notify::signing;
+use ringrelay_server::notify::signing::WebhookSecret;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretBox, SecretString};
-use url::Url;
+use secrecy::SecretString;
 
 use self::variables::{self as v, Variable};
-use crate::clock::WallClock;
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
+use crate::flow::PublicBaseUrl;
+use crate::notify::signing::WebhookSecret;
 use crate::providers::{PROVIDERS, ProviderVars, Providers};
 use crate::rotation::Rotating;
 
@@ -87,80 +87,6 @@ pub struct Config {
     /// `SUBSCRIBER_CACHE_ENTRIES`: subscribers one instance keeps in memory,
     /// the most recently used. Default 50000.
     pub subscriber_cache_entries: usize,
-    /// Not a variable: the call flow's clock. The system's, but where a
-    /// test or the simulator sets another.
-    pub clock: WallClock,
-}
-
-/// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
-/// kept without a trailing slash so that `base + path` is the URL the
-/// provider requested.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicBaseUrl(String);
-
-impl PublicBaseUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("must start with http:// or https://".into());
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err("has no host".into());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("must not carry a query or a fragment".into());
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("must not carry credentials".into());
-        }
-        // Keep the text as written (minus a trailing slash): re-serialising
-        // through `Url` would drop an explicit default port, and the signature
-        // is computed over what the provider was told to call.
-        Ok(Self(raw.trim_end_matches('/').to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The absolute URL of one of our routes (`path` starts with `/`).
-    pub fn join(&self, path: &str) -> String {
-        let mut url = String::with_capacity(self.0.len() + path.len());
-        url.push_str(&self.0);
-        url.push_str(path);
-        url
-    }
-}
-
-/// The decoded key of `WEBHOOK_SECRET` (`whsec_<base64>`).
-#[derive(Clone)]
-pub struct WebhookSecret(std::sync::Arc<SecretBox<Vec<u8>>>);
-
-impl WebhookSecret {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        use base64::Engine as _;
-        let encoded = raw
-            .strip_prefix("whsec_")
-            .ok_or("must be in the form whsec_<base64>")?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| "must be in the form whsec_<base64> (the part after whsec_ is not valid base64)")?;
-        if key.len() < 16 {
-            return Err("must hold a key of at least 16 bytes".into());
-        }
-        Ok(Self(std::sync::Arc::new(SecretBox::new(Box::new(key)))))
-    }
-
-    /// The raw HMAC key.
-    pub fn key(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret([REDACTED])")
-    }
 }
 
 /// Where the shared Redis is, and how it is deployed. The URLs are secret
@@ -338,7 +264,7 @@ impl Config {
                     .map_err(|p| ConfigError::new(v::FLY_APP_NAME.name, p))?,
                 (None, Some(domain)) => PublicBaseUrl::parse(&format!("https://{domain}"))
                     .map_err(|p| ConfigError::new(v::HEROKU_APP_DEFAULT_DOMAIN_NAME.name, p))?,
-                (None, None) => PublicBaseUrl(format!("http://localhost:{port}")),
+                (None, None) => PublicBaseUrl::localhost(port),
             },
         };
         let admin_token = env.parse(&v::ADMIN_TOKEN, |token| {
@@ -431,7 +357,6 @@ impl Config {
             max_streams_per_destination: env
                 .parse_or_default(&v::MAX_STREAMS_PER_DESTINATION, count)?,
             subscriber_cache_entries: env.parse_or_default(&v::SUBSCRIBER_CACHE_ENTRIES, count)?,
-            clock: WallClock::System,
         })
     }
 }
@@ -620,6 +545,8 @@ fn at_most(n: u64, max: u64, unit: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret as _;
+
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

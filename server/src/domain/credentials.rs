@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ids::DestinationId;
 use super::phone::PhoneNumber;
-use super::subscriber::{DestinationId, Subscriber};
+use super::subscriber::Subscriber;
 
 /// A freshly made bearer token, shown to the admin once.
 pub struct NewToken(SecretString);
@@ -26,11 +27,11 @@ impl NewToken {
     }
 
     /// A token the operator chose (`SUBSCRIBERS_FILE`).
-    pub fn chosen(token: String) -> Self {
+    pub(crate) fn chosen(token: String) -> Self {
         Self(SecretString::from(token))
     }
 
-    pub fn hash(&self) -> TokenHash {
+    pub(crate) fn hash(&self) -> TokenHash {
         TokenHash::of(self.0.expose_secret())
     }
 
@@ -70,16 +71,16 @@ impl<'de> Deserialize<'de> for TokenHash {
 }
 
 impl TokenHash {
-    pub fn of(token: &str) -> Self {
+    pub(crate) fn of(token: &str) -> Self {
         Self(Sha256::digest(token.as_bytes()).into())
     }
 
     /// Whether `self` and `other` are the same hash, in constant time.
-    pub fn matches(&self, other: &TokenHash) -> bool {
+    pub(crate) fn matches(&self, other: &TokenHash) -> bool {
         self.0.ct_eq(&other.0).into()
     }
 
-    pub fn to_hex(&self) -> String {
+    pub(crate) fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
 }
@@ -134,7 +135,7 @@ pub struct Credentials {
 
 impl Credentials {
     /// Every (hash, owner) pair, for the store's token index.
-    pub fn owners<'a>(
+    pub(crate) fn owners<'a>(
         &'a self,
         subscriber: &'a PhoneNumber,
     ) -> impl Iterator<Item = (&'a TokenHash, TokenOwner)> + 'a {
@@ -156,7 +157,7 @@ impl Credentials {
     }
 
     /// Whether `presented` is the current token of `owner`.
-    pub fn authenticates(&self, owner: &TokenOwner, presented: &TokenHash) -> bool {
+    pub(crate) fn authenticates(&self, owner: &TokenOwner, presented: &TokenHash) -> bool {
         let current = match owner {
             TokenOwner::Device { .. } => Some(&self.device),
             TokenOwner::Destination { destination, .. } => self.destinations.get(destination),
@@ -186,10 +187,10 @@ pub enum TokenPolicy {
     },
 }
 
-pub const DEVICE_TOKEN_PREFIX: &str = "rrd_";
-pub const DESTINATION_TOKEN_PREFIX: &str = "rrt_";
+pub(crate) const DEVICE_TOKEN_PREFIX: &str = "rrd_";
+pub(crate) const DESTINATION_TOKEN_PREFIX: &str = "rrt_";
 /// Capabilities in `accept_url` / `decline_url`.
-pub const CAPABILITY_PREFIX: &str = "rrc_";
+pub(crate) const CAPABILITY_PREFIX: &str = "rrc_";
 
 impl Credentials {
     /// The credentials of `subscriber` after a write under `policy`, given the

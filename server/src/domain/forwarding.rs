@@ -8,7 +8,7 @@ use super::phone::PhoneNumber;
 /// The codes the subscriber dials once on the phone so that the carrier
 /// forwards calls to the forwarding number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ForwardingCodes {
+pub(crate) struct ForwardingCodes {
     pub gsm: GsmCodes,
     /// Only for North American forwarding numbers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -18,7 +18,7 @@ pub struct ForwardingCodes {
 
 /// GSM (3GPP TS 22.030) conditional call forwarding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct GsmCodes {
+pub(crate) struct GsmCodes {
     pub busy: Code,
     pub no_reply: Code,
     pub unreachable: Code,
@@ -27,20 +27,20 @@ pub struct GsmCodes {
 
 /// US CDMA busy / no-answer forwarding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct CdmaCodes {
+pub(crate) struct CdmaCodes {
     pub busy_no_answer: Code,
 }
 
 /// What to dial to switch one kind of forwarding on and off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"activate": "**67*+12025550100#", "deactivate": "##67#"}))]
-pub struct Code {
+pub(crate) struct Code {
     pub activate: String,
     pub deactivate: String,
 }
 
 impl ForwardingCodes {
-    pub fn for_number(forwarding: &PhoneNumber) -> Self {
+    pub(crate) fn for_number(forwarding: &PhoneNumber) -> Self {
         let gsm = |service: &str| Code {
             activate: format!("**{service}*{forwarding}#"),
             deactivate: format!("##{service}#"),

@@ -1,12 +1,17 @@
 //! The call-flow domain: subscribers, their destinations and credentials,
 //! sessions, and the rules that hold between them. Nothing here knows HTTP,
-//! a provider or a store.
+//! a provider or a store. The leaves (`time`, `ids`, `error`, `phone`) name
+//! nothing else of the domain; `rules` reads only those; `subscriber` holds
+//! its rules; `credentials` belong to a subscriber; a `session` follows all
+//! of them.
 
 pub mod credentials;
-pub mod dial;
-pub mod forwarding;
+pub(crate) mod error;
+pub(crate) mod forwarding;
+pub mod ids;
 pub mod phone;
 pub mod rules;
 pub mod session;
 pub mod subscriber;
+pub mod time;
 pub mod webhook_target;

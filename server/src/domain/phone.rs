@@ -77,13 +77,8 @@ impl PhoneNumber {
         &self.0
     }
 
-    /// Whether this is a North American Numbering Plan number (+1).
-    pub fn is_north_american(&self) -> bool {
-        self.0.starts_with("+1")
-    }
-
     /// The digits after the country code of a +1 number (`2025550100`).
-    pub fn north_american_national(&self) -> Option<&str> {
+    pub(crate) fn north_american_national(&self) -> Option<&str> {
         self.0.strip_prefix("+1")
     }
 
@@ -208,14 +203,14 @@ impl Caller {
     }
 
     /// The caller as a key: the E.164 number, or `withheld`.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             Self::Number(n) => n.as_str(),
             Self::Withheld => "withheld",
         }
     }
 
-    pub fn number(&self) -> Option<&PhoneNumber> {
+    pub(crate) fn number(&self) -> Option<&PhoneNumber> {
         match self {
             Self::Number(n) => Some(n),
             Self::Withheld => None,

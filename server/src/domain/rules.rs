@@ -1,19 +1,20 @@
 //! A subscriber's rules (contract §14): when the destinations ring, who gets
-//! through, and how the call is recorded. [`Subscriber::route`] decides them
-//! once per call; everything else follows its [`Route`].
+//! through, and how the call is recorded. `decide` applies them once per
+//! call (as `Subscriber::route`); everything else follows its [`Route`].
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::FieldError;
+use super::ids::DestinationId;
 use super::phone::Caller;
-use super::session::Timestamp;
-use super::subscriber::{DestinationId, FieldError, Subscriber};
+use super::time::Timestamp;
 
 /// Most windows a schedule (or a destination's `hours`) may list.
-pub const MAX_WINDOWS: usize = 28;
+pub(crate) const MAX_WINDOWS: usize = 28;
 /// Most caller rules a subscriber may have.
-pub const MAX_CALLER_RULES: usize = 100;
+pub(crate) const MAX_CALLER_RULES: usize = 100;
 
 /// When the destinations ring, in the subscriber's own time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -312,7 +313,7 @@ pub struct RingTone(String);
 
 impl RingTone {
     /// Twilio's `<Dial ringTone>` values.
-    pub const CODES: &'static [&'static str] = &[
+    pub(crate) const CODES: &'static [&'static str] = &[
         "at", "au", "bg", "br", "be", "ch", "cl", "cn", "cz", "de", "dk", "ee", "es", "fi", "fr",
         "gr", "hu", "il", "in", "it", "lt", "jp", "mx", "my", "nl", "no", "nz", "ph", "pl", "pt",
         "ru", "se", "sg", "th", "uk", "us", "us-old", "tw", "ve", "za",
@@ -330,7 +331,7 @@ impl RingTone {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -382,7 +383,7 @@ impl Default for Route {
 
 impl Route {
     /// Whether it rings every destination (no rule held one back).
-    pub fn is_every_destination(&self) -> bool {
+    pub(crate) fn is_every_destination(&self) -> bool {
         matches!(self, Self::Destinations { skipped } if skipped.is_empty())
     }
 
@@ -455,71 +456,71 @@ impl fmt::Display for Reason {
     }
 }
 
-impl Subscriber {
-    /// Decides what a call from `caller` at `at` does. The first caller rule
-    /// that matches wins (a `vip` rings every destination whatever the
-    /// hours and do-not-disturb say); then do-not-disturb; then the
-    /// schedule; then each destination's own hours. With no destination
-    /// left, only the phone rings.
-    pub fn route(&self, caller: &Caller, at: Timestamp) -> Decision {
-        let decided = |route, reason| Decision { route, reason };
-        if let Some((index, rule)) = self
-            .caller_rules
-            .iter()
-            .enumerate()
-            .find(|(_, rule)| rule.pattern.matches(caller))
-        {
-            let route = match rule.action {
-                CallerAction::Block => Route::Block,
-                CallerAction::Voicemail => Route::Voicemail,
-                CallerAction::Phone => Route::Phone,
-                CallerAction::Vip => Route::default(),
-            };
-            return decided(route, Reason::CallerRule(index));
-        }
-        if self.dnd_until.is_some_and(|until| at < until) {
-            return decided(Route::Voicemail, Reason::DoNotDisturb);
-        }
-        // Local time in the schedule's zone (UTC without a schedule: then
-        // only destinations' own hours can apply).
-        let zone = self
-            .schedule
-            .as_ref()
-            .map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.zone());
-        let local = jiff::Timestamp::from_millisecond(at.unix_millis())
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            .to_zoned(zone);
-        let (day, minute) = (
-            Day::of(local.weekday()),
-            u16::try_from(local.hour()).unwrap_or(0) * 60
-                + u16::try_from(local.minute()).unwrap_or(0),
-        );
-        let open = |hours: &[Window]| hours.iter().any(|w| w.contains(day, minute));
-        if let Some(schedule) = &self.schedule
-            && !open(&schedule.hours)
-        {
-            let route = match schedule.outside {
-                Outside::Phone => Route::Phone,
-                Outside::Voicemail => Route::Voicemail,
-            };
-            return decided(route, Reason::OutsideSchedule);
-        }
-        let skipped: Vec<DestinationId> = self
-            .destinations
-            .iter()
-            .filter(|d| d.hours.as_deref().is_some_and(|hours| !open(hours)))
-            .map(|d| d.id.clone())
-            .collect();
-        if skipped.len() == self.destinations.len() {
-            return decided(Route::Phone, Reason::NoDestinationInHours);
-        }
-        decided(Route::Destinations { skipped }, Reason::Default)
+/// Decides what a call from `caller` at `at` does, by a subscriber's
+/// rules and its destinations' own hours (as `(id, hours)`, in order). The
+/// first caller rule that matches wins (a `vip` rings every destination
+/// whatever the hours and do-not-disturb say); then do-not-disturb; then
+/// the schedule; then each destination's own hours. With no destination
+/// left, only the phone rings.
+pub(crate) fn decide<'a>(
+    caller_rules: &[CallerRule],
+    dnd_until: Option<Timestamp>,
+    schedule: Option<&Schedule>,
+    destination_hours: impl ExactSizeIterator<Item = (&'a DestinationId, Option<&'a [Window]>)>,
+    caller: &Caller,
+    at: Timestamp,
+) -> Decision {
+    let decided = |route, reason| Decision { route, reason };
+    if let Some((index, rule)) = caller_rules
+        .iter()
+        .enumerate()
+        .find(|(_, rule)| rule.pattern.matches(caller))
+    {
+        let route = match rule.action {
+            CallerAction::Block => Route::Block,
+            CallerAction::Voicemail => Route::Voicemail,
+            CallerAction::Phone => Route::Phone,
+            CallerAction::Vip => Route::default(),
+        };
+        return decided(route, Reason::CallerRule(index));
     }
+    if dnd_until.is_some_and(|until| at < until) {
+        return decided(Route::Voicemail, Reason::DoNotDisturb);
+    }
+    // Local time in the schedule's zone (UTC without a schedule: then
+    // only destinations' own hours can apply).
+    let zone = schedule.map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.zone());
+    let local = jiff::Timestamp::from_millisecond(at.unix_millis())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(zone);
+    let (day, minute) = (
+        Day::of(local.weekday()),
+        u16::try_from(local.hour()).unwrap_or(0) * 60 + u16::try_from(local.minute()).unwrap_or(0),
+    );
+    let open = |hours: &[Window]| hours.iter().any(|w| w.contains(day, minute));
+    if let Some(schedule) = schedule
+        && !open(&schedule.hours)
+    {
+        let route = match schedule.outside {
+            Outside::Phone => Route::Phone,
+            Outside::Voicemail => Route::Voicemail,
+        };
+        return decided(route, Reason::OutsideSchedule);
+    }
+    let destinations = destination_hours.len();
+    let skipped: Vec<DestinationId> = destination_hours
+        .filter(|(_, hours)| hours.is_some_and(|hours| !open(hours)))
+        .map(|(id, _)| id.clone())
+        .collect();
+    if skipped.len() == destinations {
+        return decided(Route::Phone, Reason::NoDestinationInHours);
+    }
+    decided(Route::Destinations { skipped }, Reason::Default)
 }
 
 /// The `hours` of a schedule or a destination, checked: 1 to
 /// [`MAX_WINDOWS`] windows, each with days and a range that is not empty.
-pub fn check_hours(field: &str, hours: &[Window]) -> Result<(), FieldError> {
+pub(crate) fn check_hours(field: &str, hours: &[Window]) -> Result<(), FieldError> {
     if hours.is_empty() || hours.len() > MAX_WINDOWS {
         return Err(FieldError::new(
             field,
@@ -561,7 +562,7 @@ fn clip(s: &str) -> &str {
 mod tests {
     use super::*;
     use crate::domain::phone::{PhoneNumber, Region};
-    use crate::domain::subscriber::{SpecRules, SubscriberSpec};
+    use crate::domain::subscriber::{SpecRules, Subscriber, SubscriberSpec};
     use crate::domain::webhook_target::TargetPolicy;
     use serde_json::json;
 

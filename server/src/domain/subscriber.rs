@@ -4,19 +4,22 @@
 //! that is wrong.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::phone::{PhoneNumber, Region};
-use super::rules::{self, CallerRule, MAX_CALLER_RULES, Record, RingTone, Schedule, Window};
-use super::session::Timestamp;
+use super::error::FieldError;
+use super::ids::DestinationId;
+use super::phone::{Caller, PhoneNumber, Region};
+use super::rules::{
+    self, CallerRule, Decision, MAX_CALLER_RULES, Record, RingTone, Schedule, Window,
+};
+use super::time::Timestamp;
 use super::webhook_target::{TargetPolicy, parse_webhook_url};
 
-pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
-pub const PICK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=60;
-pub const MAX_DESTINATIONS: usize = 10;
+pub(crate) const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
+pub(crate) const PICK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=60;
+pub(crate) const MAX_DESTINATIONS: usize = 10;
 
 /// A validated subscriber, as stored and as shown by the admin API: every
 /// field with its default filled in, numbers in E.164, no secrets.
@@ -56,7 +59,22 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub fn destination(&self, id: &DestinationId) -> Option<&Destination> {
+    /// Decides what a call from `caller` at `at` does, by this subscriber's
+    /// rules (see `rules::decide`).
+    pub fn route(&self, caller: &Caller, at: Timestamp) -> Decision {
+        rules::decide(
+            &self.caller_rules,
+            self.dnd_until,
+            self.schedule.as_ref(),
+            self.destinations
+                .iter()
+                .map(|d| (&d.id, d.hours.as_deref())),
+            caller,
+            at,
+        )
+    }
+
+    pub(crate) fn destination(&self, id: &DestinationId) -> Option<&Destination> {
         self.destinations.iter().find(|d| &d.id == id)
     }
 }
@@ -108,7 +126,7 @@ pub struct Destination {
 
 impl Destination {
     /// How long its legs ring: its own timeout, else the subscriber's.
-    pub fn ring_timeout_secs(&self, subscriber: &Subscriber) -> u32 {
+    pub(crate) fn ring_timeout_secs(&self, subscriber: &Subscriber) -> u32 {
         self.ring_timeout_secs
             .unwrap_or(subscriber.ring_timeout_secs)
     }
@@ -133,44 +151,6 @@ pub enum Fallback {
         address: PhoneNumber,
     },
     Hangup,
-}
-
-/// A destination's id: `[a-z0-9_-]{1,32}`, unique per subscriber.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(try_from = "String")]
-#[schema(pattern = "^[a-z0-9_-]{1,32}$", example = "desk")]
-pub struct DestinationId(String);
-
-impl DestinationId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = (1..=32).contains(&s.len())
-            && s.bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!("must match [a-z0-9_-]{{1,32}}, got {s:?}"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for DestinationId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl fmt::Display for DestinationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A `sip:` or `sips:` URI with a host part.
@@ -203,7 +183,7 @@ impl SipUri {
         Ok(Self(s.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -236,7 +216,7 @@ impl ClientIdentity {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -385,23 +365,6 @@ pub struct SpecRules {
     pub webhooks_can_be_signed: bool,
     /// Which hosts a `webhook_url` may name (`ALLOW_PRIVATE_WEBHOOKS`).
     pub webhook_targets: TargetPolicy,
-}
-
-/// A field of the body that breaks a rule; `field` is its JSON path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
 }
 
 impl SubscriberSpec {

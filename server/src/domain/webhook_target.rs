@@ -32,7 +32,7 @@ const METADATA_ADDRESSES: &[IpAddr] = &[
 
 /// Parses and checks a webhook URL; the error says why, without echoing
 /// more than a little of the input.
-pub fn parse_webhook_url(raw: &str, policy: TargetPolicy) -> Result<Url, String> {
+pub(crate) fn parse_webhook_url(raw: &str, policy: TargetPolicy) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be an http:// or https:// URL".into());
@@ -64,7 +64,7 @@ fn is_loopback_name(name: &str) -> bool {
 }
 
 /// Whether a webhook may be delivered to `ip` under `policy`.
-pub fn address_allowed(ip: IpAddr, policy: TargetPolicy) -> bool {
+pub(crate) fn address_allowed(ip: IpAddr, policy: TargetPolicy) -> bool {
     check_address(ip, policy).is_ok()
 }
 

@@ -1,17 +1,64 @@
-//! What ringrelay puts in the query of the URLs it hands a provider (Dial
-//! `action`, whisper, `<Record>` action, leg events), and reads back when
-//! the provider calls them. The provider signs the whole URL, so the query
-//! comes back as we wrote it.
+//! The URLs ringrelay hands a provider (Dial `action`, whisper, `<Record>`
+//! action, leg events): our public base, and what we put in their query and
+//! read back when the provider calls them. The provider signs the whole
+//! URL, so the query comes back as we wrote it.
 
 use serde::{Deserialize, Serialize};
+use url::Url;
 
-use crate::domain::dial::DialAttempt;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::SessionId;
-use crate::domain::subscriber::DestinationId;
+use crate::domain::session::{DialAttempt, SessionId};
 
+/// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
+/// kept without a trailing slash so that `base + path` is the URL the
+/// provider requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicBaseUrl(String);
+
+impl PublicBaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must start with http:// or https://".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no host".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not carry a query or a fragment".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        // Keep the text as written (minus a trailing slash): re-serialising
+        // through `Url` would drop an explicit default port, and the signature
+        // is computed over what the provider was told to call.
+        Ok(Self(raw.trim_end_matches('/').to_owned()))
+    }
+
+    /// `http://localhost:{port}`: where a service that is told nothing
+    /// else is reached.
+    pub(crate) fn localhost(port: u16) -> Self {
+        Self(format!("http://localhost:{port}"))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The absolute URL of one of our routes (`path` starts with `/`).
+    pub(crate) fn join(&self, path: &str) -> String {
+        let mut url = String::with_capacity(self.0.len() + path.len());
+        url.push_str(&self.0);
+        url.push_str(path);
+        url
+    }
+}
+
+/// Our context in the query of a callback URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallbackQuery {
+pub(crate) struct CallbackQuery {
     pub subscriber: PhoneNumber,
     /// `None` when the store could not give the call a session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,28 +110,29 @@ impl CallbackQuery {
 
     /// Reads our query back; `None` when it is not one of ours. (The HTTP
     /// edge reads it with `web::Query`, which decodes the same way.)
-    pub fn parse(query: &str) -> Option<Self> {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn parse(query: &str) -> Option<Self> {
         serde_urlencoded::from_str(query).ok()
     }
 
-    pub fn for_destination(mut self, destination: &DestinationId) -> Self {
+    pub(crate) fn for_destination(mut self, destination: &DestinationId) -> Self {
         self.destination = Some(destination.clone());
         self
     }
 
-    pub fn attempt(&self) -> DialAttempt {
+    pub(crate) fn attempt(&self) -> DialAttempt {
         DialAttempt {
             step: self.step,
             round: self.round.unwrap_or(0),
         }
     }
 
-    pub fn caller(&self) -> Caller {
+    pub(crate) fn caller(&self) -> Caller {
         self.caller.clone().map_or(Caller::Withheld, Caller::Number)
     }
 
     /// The query string, encoded.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         serde_urlencoded::to_string(self).expect("a flat struct of strings always encodes")
     }
 }

@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::{CallFlow, FlowError};
 use crate::domain::session::{Notice, Session, SessionId, SessionState};
 
-/// How often the deadlines are swept: an expiry is reported at most this
-/// late.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a deployment sweeps the deadlines: an expiry is reported at
+/// most this late.
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How many due sessions one sweep takes at most, of each kind.
 const SWEEP_BATCH: usize = 100;
@@ -27,13 +27,13 @@ const SWEEP_BATCH: usize = 100;
 /// The longest voicemail a caller may leave (the `<Record>` limit). A
 /// forwarded session lives this much longer than `SESSION_TTL_SECS` after its
 /// last change, so that a message recorded to the end still finds it.
-pub const LONGEST_VOICEMAIL_SECS: u32 = 120;
+pub(crate) const LONGEST_VOICEMAIL_SECS: u32 = 120;
 const LONGEST_VOICEMAIL: Duration = Duration::from_secs(LONGEST_VOICEMAIL_SECS as u64);
 
 impl CallFlow {
     /// Sweeps the deadlines until `stop` is cancelled.
-    pub async fn sweep_deadlines(&self, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    pub(crate) async fn sweep_deadlines(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.sweep_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -10,18 +10,18 @@ use std::sync::Arc;
 use super::callback::CallbackQuery;
 use super::plan::{DialPlan, PlanStep};
 use super::{CallFlow, FlowError};
-use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::{Record, Route};
 use crate::domain::session::{
-    Claim, DialVerdict, DialedLeg, MissedReason, Notice, Session, SessionError, SessionId,
-    SessionState,
+    Claim, DialAttempt, DialResult, DialStatus, DialVerdict, DialedLeg, MissedReason, Notice,
+    Session, SessionError, SessionId, SessionState,
 };
 use crate::domain::subscriber::{Destination, Fallback, Subscriber, Target};
-use crate::metrics::LookupSource;
-use crate::providers::{
+use crate::flow::model::{
     CallScript, Dial, DialTarget, InboundCall, ProviderRoutes, Screening, StatusReport, Step,
 };
+use crate::metrics::LookupSource;
 use crate::templates::spoken_digits;
 
 /// What comes after a Dial ended without a person taking the call.
@@ -34,7 +34,7 @@ enum Next<'a> {
 
 impl CallFlow {
     /// Answers a call reaching a forwarding number.
-    pub async fn answer_forwarded_call(
+    pub(crate) async fn answer_forwarded_call(
         &self,
         routes: &ProviderRoutes,
         call: InboundCall,
@@ -158,7 +158,7 @@ impl CallFlow {
 
     /// Answers the end of a Dial we returned: done, the same step again
     /// without who declined, or the next step.
-    pub async fn dial_finished(
+    pub(crate) async fn dial_finished(
         &self,
         routes: &ProviderRoutes,
         query: CallbackQuery,
@@ -271,7 +271,7 @@ impl CallFlow {
     }
 
     /// Answers the end of the voicemail `<Record>`.
-    pub async fn voicemail_recorded(
+    pub(crate) async fn voicemail_recorded(
         &self,
         query: CallbackQuery,
         recording_url: Option<String>,
@@ -383,7 +383,7 @@ impl CallFlow {
     /// A leg of ours picked up and the provider fetched its whisper: record
     /// who answered; an unscreened leg is bridged at once (an empty answer),
     /// a screened one hears who is calling and must press 1.
-    pub async fn leg_picked_up(
+    pub(crate) async fn leg_picked_up(
         &self,
         routes: &ProviderRoutes,
         screening: Screening,
@@ -451,7 +451,11 @@ impl CallFlow {
 
     /// The key a screened destination pressed: 1 takes the call (an empty
     /// answer bridges it), anything else hangs up that leg.
-    pub async fn screen_result(&self, query: CallbackQuery, digits: Option<&str>) -> CallScript {
+    pub(crate) async fn screen_result(
+        &self,
+        query: CallbackQuery,
+        digits: Option<&str>,
+    ) -> CallScript {
         let accepted = digits.map(str::trim) == Some("1");
         if let (Some(id), Some(destination)) = (&query.session, &query.destination)
             && let Some(subscriber) = self.current_subscriber(&query.subscriber).await
@@ -488,7 +492,7 @@ impl CallFlow {
 
     /// A request to the status route: a leg event of one of our Dials
     /// (with our query), or the forwarded call's final status.
-    pub async fn status_reported(
+    pub(crate) async fn status_reported(
         &self,
         query: Option<CallbackQuery>,
         call_id: Option<CallSid>,
@@ -607,7 +611,7 @@ impl CallFlow {
     }
 
     /// A short message, then hang up: for calls that match no subscriber.
-    pub fn unknown_call(&self) -> CallScript {
+    pub(crate) fn unknown_call(&self) -> CallScript {
         CallScript(vec![
             Step::Say(self.templates.unknown_call.clone()),
             Step::Hangup,

@@ -5,8 +5,9 @@
 mod callback;
 mod expiry;
 mod forwarded;
+pub mod model;
 mod offers;
-pub mod plan;
+pub(crate) mod plan;
 mod recording;
 mod ring;
 mod sessions;
@@ -17,10 +18,11 @@ use std::time::Duration;
 use url::Url;
 
 use crate::clock::WallClock;
-use crate::config::PublicBaseUrl;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::domain::session::{Notice, Session, SessionError, SessionId, Timestamp};
-use crate::domain::subscriber::{Destination, DestinationId, Subscriber};
+use crate::domain::session::{Notice, Session, SessionError, SessionId};
+use crate::domain::subscriber::{Destination, Subscriber};
+use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::events::{
@@ -31,17 +33,18 @@ use crate::store::{Store, StoreError};
 use crate::subscribers::Subscribers;
 use crate::templates::Templates;
 
-pub use self::callback::CallbackQuery;
-pub use self::expiry::SWEEP_INTERVAL;
-pub use self::offers::Answerer;
-pub use self::ring::{Instructed, RingOutcome, RingReport};
-pub use self::sessions::{DeviceEvent, SessionFilter};
+pub(crate) use self::callback::CallbackQuery;
+pub use self::callback::PublicBaseUrl;
+pub(crate) use self::expiry::SWEEP_INTERVAL;
+pub(crate) use self::offers::Answerer;
+pub(crate) use self::ring::RingReport;
+pub(crate) use self::sessions::{DeviceEvent, SessionFilter};
 
 /// How often `update` reads again when another writer got there first.
 const UPDATE_ATTEMPTS: usize = 8;
 
 /// Ring reports a device may send in a minute (contract §4).
-pub const RING_REPORTS_PER_MINUTE: u64 = 30;
+pub(crate) const RING_REPORTS_PER_MINUTE: u64 = 30;
 
 pub struct CallFlow {
     store: Arc<dyn Store>,
@@ -69,6 +72,9 @@ pub struct FlowSettings {
     pub can_answer_forwarded_calls: bool,
     /// What the flow takes for now.
     pub clock: WallClock,
+    /// How often the deadlines are swept (`SWEEP_INTERVAL` in a
+    /// deployment).
+    pub sweep_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +126,7 @@ impl CallFlow {
     }
 
     /// Now, on the flow's clock.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.settings.clock.now()
     }
 

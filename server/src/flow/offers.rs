@@ -5,14 +5,14 @@
 
 use super::{CallFlow, FlowError};
 use crate::domain::credentials::TokenHash;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{
     OfferAnswered, OfferKey, OfferResponse, SessionError, SessionId, SessionState,
 };
-use crate::domain::subscriber::DestinationId;
 
 /// Who answers the offer.
-pub enum Answerer<'a> {
+pub(crate) enum Answerer<'a> {
     /// A destination by its bearer token.
     Destination {
         subscriber: &'a PhoneNumber,
@@ -25,7 +25,7 @@ pub enum Answerer<'a> {
 impl CallFlow {
     /// Records `response` for the answering destination; returns the
     /// session's state after it.
-    pub async fn answer_offer(
+    pub(crate) async fn answer_offer(
         &self,
         id: &SessionId,
         answerer: Answerer<'_>,

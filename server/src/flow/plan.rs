@@ -3,13 +3,14 @@
 //! Dial, so that hunting needs no state beyond the subscriber and the route
 //! its rules chose.
 
+use crate::domain::ids::DestinationId;
 use crate::domain::rules::Route;
 use crate::domain::session::Session;
-use crate::domain::subscriber::{Destination, DestinationId, Fallback, Mode, Strategy, Subscriber};
+use crate::domain::subscriber::{Destination, Fallback, Mode, Strategy, Subscriber};
 
 /// What one step of the plan does.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PlanStep<'a> {
+pub(crate) enum PlanStep<'a> {
     /// Ring these destinations together.
     Ring(Vec<&'a Destination>),
     /// Nobody took it: the subscriber's fallback.
@@ -19,7 +20,7 @@ pub enum PlanStep<'a> {
 }
 
 #[derive(Debug)]
-pub struct DialPlan<'a> {
+pub(crate) struct DialPlan<'a> {
     rings: Vec<Vec<&'a Destination>>,
     fallback: &'a Fallback,
 }
@@ -60,11 +61,11 @@ impl<'a> DialPlan<'a> {
     }
 
     /// The plan for a forwarded call with its session.
-    pub fn for_session(subscriber: &'a Subscriber, session: &Session) -> Self {
+    pub(crate) fn for_session(subscriber: &'a Subscriber, session: &Session) -> Self {
         Self::new(subscriber, session.route(), session.selected_destination())
     }
 
-    pub fn step(&self, index: usize) -> PlanStep<'a> {
+    pub(crate) fn step(&self, index: usize) -> PlanStep<'a> {
         match index.cmp(&self.rings.len()) {
             std::cmp::Ordering::Less => PlanStep::Ring(self.rings[index].clone()),
             std::cmp::Ordering::Equal => PlanStep::Fallback(self.fallback),

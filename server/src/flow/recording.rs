@@ -9,8 +9,8 @@ use sha2::{Digest as _, Sha256};
 use super::callback::CallbackQuery;
 use super::{CallFlow, FlowError, call_ref};
 use crate::domain::session::SessionId;
+use crate::flow::model::Recording;
 use crate::notify::events::{CallRef, EventPayload, Recording as RecordingEvent};
-use crate::providers::Recording;
 
 /// How long a recording of a session that is gone is remembered as sent.
 /// A recording is ready when the call ends, which may be hours after its
@@ -31,7 +31,7 @@ impl CallFlow {
     /// provider but an empty document, so this only announces: once per
     /// recording, and never for a session of another subscriber than the
     /// query's.
-    pub async fn recording_ready(&self, query: CallbackQuery, recording: Recording) {
+    pub(crate) async fn recording_ready(&self, query: CallbackQuery, recording: Recording) {
         let (Some(subscriber), Some(id)) = (
             self.current_subscriber(&query.subscriber).await,
             query.session.as_ref(),

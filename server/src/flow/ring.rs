@@ -7,6 +7,7 @@ use url::Url;
 
 use super::{CallFlow, FlowError, RING_REPORTS_PER_MINUTE, call_ref};
 use crate::domain::credentials::{CAPABILITY_PREFIX, NewToken};
+use crate::domain::ids::DeviceCallId;
 use crate::domain::phone::Caller;
 use crate::domain::rules::{IgnoreReason, Route};
 use crate::domain::session::{Instruction, Offer, Session, SessionId};
@@ -15,13 +16,13 @@ use crate::notify::events::{Event, EventPayload, Ringing};
 use crate::notify::webhooks::Delivery;
 use crate::store::SessionCreated;
 
-pub struct RingReport {
+pub(crate) struct RingReport {
     pub caller: Caller,
-    pub device_call_id: Option<String>,
+    pub device_call_id: Option<DeviceCallId>,
 }
 
 #[derive(Debug)]
-pub struct RingOutcome {
+pub(crate) struct RingOutcome {
     pub session_id: SessionId,
     pub instructed: Instructed,
 }
@@ -34,7 +35,7 @@ pub struct Instructed {
 }
 
 impl CallFlow {
-    pub async fn ring(
+    pub(crate) async fn ring(
         &self,
         subscriber: &Subscriber,
         report: RingReport,
@@ -79,7 +80,7 @@ impl CallFlow {
             subscriber.number.clone(),
             report.caller,
             subscriber.mode,
-            report.device_call_id,
+            report.device_call_id.map(String::from),
             now,
         )
         .with_route(decision.route)

@@ -14,7 +14,7 @@ use crate::subscribers::listing::{Page, SessionCursor};
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DeviceEvent {
+pub(crate) enum DeviceEvent {
     /// Taken on the phone itself.
     Answered,
     /// The caller gave up.
@@ -25,7 +25,7 @@ pub enum DeviceEvent {
 
 /// Which sessions a list shows.
 #[derive(Debug, Clone, Default)]
-pub struct SessionFilter {
+pub(crate) struct SessionFilter {
     pub subscriber: Option<PhoneNumber>,
     pub state: Option<SessionState>,
 }
@@ -47,7 +47,7 @@ impl CallFlow {
     /// the sessions of `filter.subscriber` (its history), or of every
     /// subscriber (one global index, whatever their number), in
     /// `filter.state` when given, after `after`.
-    pub async fn list_sessions(
+    pub(crate) async fn list_sessions(
         &self,
         filter: &SessionFilter,
         after: Option<&SessionCursor>,
@@ -110,7 +110,7 @@ impl CallFlow {
     }
 
     /// A session of `subscriber`; other subscribers' sessions are not found.
-    pub async fn session_of(
+    pub(crate) async fn session_of(
         &self,
         subscriber: &PhoneNumber,
         id: &SessionId,
@@ -121,7 +121,7 @@ impl CallFlow {
         }
     }
 
-    pub async fn device_event(
+    pub(crate) async fn device_event(
         &self,
         subscriber: &Subscriber,
         id: &SessionId,
@@ -153,7 +153,7 @@ impl CallFlow {
     /// The phone's instruction, waiting up to `wait` for it to stop being
     /// `wait`: an accept, all declines, or the end of pick mode's wait, made
     /// on any instance, wakes it.
-    pub async fn instruction(
+    pub(crate) async fn instruction(
         &self,
         subscriber: &Subscriber,
         id: &SessionId,
@@ -197,7 +197,7 @@ impl CallFlow {
 
     /// Revokes the capabilities of every open session of `subscriber` (its
     /// tokens were rotated). Failures are logged: the sessions end soon.
-    pub async fn revoke_capabilities(&self, subscriber: &PhoneNumber) {
+    pub(crate) async fn revoke_capabilities(&self, subscriber: &PhoneNumber) {
         let ids = match self.store.open_sessions(subscriber).await {
             Ok(ids) => ids,
             Err(err) => {
@@ -224,7 +224,7 @@ impl CallFlow {
     /// Ends the open sessions of a deleted subscriber as `cancelled` and
     /// tells its destinations. Failures are logged: the subscriber is gone
     /// whatever happens here, and the sessions expire on their own.
-    pub async fn subscriber_removed(&self, subscriber: &Subscriber) {
+    pub(crate) async fn subscriber_removed(&self, subscriber: &Subscriber) {
         let ids = match self.store.open_sessions(&subscriber.number).await {
             Ok(ids) => ids,
             Err(err) => {

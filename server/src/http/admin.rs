@@ -2,16 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::auth::AdminAuth;
+use super::auth::{AdminAuth, app_state};
 use super::error::{ApiError, doc};
-use super::json::parse_json_body;
+use super::extract::ApiJson;
 use super::state::AppState;
+use crate::domain::error::FieldError;
 use crate::domain::forwarding::ForwardingCodes;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::subscriber::{DestinationId, FieldError, Subscriber, SubscriberSpec};
+use crate::domain::subscriber::{Subscriber, SubscriberSpec};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -68,24 +73,18 @@ struct PutResponse<'a> {
     responses(
         (status = 201, description = "Created.", body = PutResponse),
         (status = 200, description = "Replaced.", body = PutResponse),
-        (status = 400, response = doc::MalformedBody),
-        (status = 401, response = doc::Unauthorized),
-        (status = 413, response = doc::PayloadTooLarge),
-        (status = 422, response = doc::InvalidField),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::AdminUnavailable),
+        doc::Admin,
+        doc::JsonBody,
     ),
     security(("admin_token" = [])),
 )]
 pub async fn put_subscriber(
     _: AdminAuth,
     state: web::Data<AppState>,
-    number: web::Path<String>,
     query: web::Query<PutQuery>,
-    body: web::Bytes,
+    SubscriberPath(number): SubscriberPath,
+    ApiJson(spec): ApiJson<SubscriberSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let number = path_number(&state, &number)?;
-    let spec: SubscriberSpec = parse_json_body(&body)?;
     let registration = state
         .admin
         .put_subscriber(number, spec, query.rotate_tokens)
@@ -127,20 +126,17 @@ pub async fn put_subscriber(
     )),
     responses(
         (status = 200, description = "The stored subscriber.", body = Subscriber),
-        (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
         (status = 422, response = doc::InvalidField),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::AdminUnavailable),
+        doc::Admin,
     ),
     security(("admin_token" = [])),
 )]
 pub async fn get_subscriber(
     _: AdminAuth,
     state: web::Data<AppState>,
-    number: web::Path<String>,
+    SubscriberPath(number): SubscriberPath,
 ) -> Result<HttpResponse, ApiError> {
-    let number = path_number(&state, &number)?;
     let subscriber = state
         .registry
         .subscriber(&number)
@@ -166,29 +162,41 @@ pub async fn get_subscriber(
     )),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
         (status = 422, response = doc::InvalidField),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::AdminUnavailable),
+        doc::Admin,
     ),
     security(("admin_token" = [])),
 )]
 pub async fn delete_subscriber(
     _: AdminAuth,
     state: web::Data<AppState>,
-    number: web::Path<String>,
+    SubscriberPath(number): SubscriberPath,
 ) -> Result<HttpResponse, ApiError> {
-    let number = path_number(&state, &number)?;
     if !state.admin.delete_subscriber(&number).await? {
         return Err(no_subscriber(&number));
     }
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn path_number(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw, state.settings.default_region)
-        .map_err(|e| FieldError::new("number", format!("{e}: {raw:?}")).into())
+/// The subscriber of a `/v1/subscribers/{number}` path: E.164, or national
+/// in `DEFAULT_REGION`; 422 otherwise.
+pub struct SubscriberPath(PhoneNumber);
+
+impl FromRequest for SubscriberPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(app_state(req).and_then(|state| {
+            let raw = web::Path::<String>::extract(req)
+                .into_inner()
+                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("{e}")))?;
+            PhoneNumber::parse(&raw, state.settings.default_region)
+                .map(Self)
+                .map_err(|e| FieldError::new("number", format!("{e}: {raw:?}")).into())
+        }))
+    }
 }
 
 fn no_subscriber(number: &PhoneNumber) -> ApiError {

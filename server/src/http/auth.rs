@@ -103,7 +103,7 @@ pub async fn token_owner(req: &HttpRequest) -> Result<(TokenOwner, Subscriber), 
 /// One destination of a subscriber, by its destination token.
 pub struct DestinationAuth {
     pub subscriber: Subscriber,
-    pub destination: crate::domain::subscriber::DestinationId,
+    pub destination: crate::domain::ids::DestinationId,
 }
 
 impl FromRequest for DestinationAuth {

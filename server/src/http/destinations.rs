@@ -5,19 +5,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, Responder, web};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
 use futures_util::StreamExt as _;
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::auth::{DestinationAuth, bearer_token, token_owner};
-use super::device::parse_session_id;
 use super::error::{ApiError, doc};
+use super::extract::SessionPath;
 use super::state::AppState;
 use crate::domain::credentials::TokenOwner;
+use crate::domain::ids::DestinationId;
+use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{OfferResponse, SessionId, SessionState};
-use crate::domain::subscriber::DestinationId;
 use crate::flow::Answerer;
 use crate::notify::bus::StreamEvent;
 
@@ -49,11 +52,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
             body = String,
             example = "event: call.ringing\ndata: {\"type\":\"call.ringing\",\"data\":{\"session_id\":\"ses_q7Xb2mN4pR8sT1vW3yZ5aB\",\"subscriber\":\"+12025550199\",\"caller\":\"+12025550302\",\"destination_id\":\"laptop\",\"accept_url\":\"https://ringrelay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/accept?capability=rrc_…\",\"decline_url\":\"https://ringrelay.example.com/v1/sessions/ses_q7Xb2mN4pR8sT1vW3yZ5aB/decline?capability=rrc_…\",\"expires_at\":\"2026-11-26T15:49:25.123Z\"},\"timestamp\":\"2026-11-26T15:49:10.123Z\"}\n\n: keep-alive\n\n"
         ),
-        (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 429, response = doc::TooManyStreams),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
     ),
     security(("destination_token" = [])),
 )]
@@ -144,22 +145,19 @@ struct OfferAnswer {
     ),
     responses(
         (status = 200, description = "Accepted.", body = OfferAnswer),
-        (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
         (status = 409, response = doc::OfferConflict),
         (status = 410, response = doc::SessionOver),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
     ),
     security(("destination_token" = []), ("capability" = [])),
 )]
 pub async fn accept(
-    req: HttpRequest,
+    SessionPath(id): SessionPath,
+    answerer: OfferAnswerer,
     state: web::Data<AppState>,
-    id: web::Path<String>,
-    query: web::Query<OfferQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    answer(&req, &state, &id, &query, OfferResponse::Accepted).await
+    answer(&state, &id, &answerer, OfferResponse::Accepted).await
 }
 
 /// Declines the offered call.
@@ -178,58 +176,89 @@ pub async fn accept(
     ),
     responses(
         (status = 200, description = "Declined.", body = OfferAnswer),
-        (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
         (status = 409, response = doc::OfferConflict),
         (status = 410, response = doc::SessionOver),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
     ),
     security(("destination_token" = []), ("capability" = [])),
 )]
 pub async fn decline(
-    req: HttpRequest,
+    SessionPath(id): SessionPath,
+    answerer: OfferAnswerer,
     state: web::Data<AppState>,
-    id: web::Path<String>,
-    query: web::Query<OfferQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    answer(&req, &state, &id, &query, OfferResponse::Declined).await
+    answer(&state, &id, &answerer, OfferResponse::Declined).await
 }
 
 async fn answer(
-    req: &HttpRequest,
     state: &AppState,
-    id: &str,
-    query: &OfferQuery,
+    id: &SessionId,
+    answerer: &OfferAnswerer,
     response: OfferResponse,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_session_id(id)?;
-    let session_state = match (bearer_token(req), query.capability.as_deref()) {
-        (Some(_), _) => match token_owner(req).await? {
-            (
-                TokenOwner::Destination {
-                    subscriber,
-                    destination,
-                },
-                _,
-            ) => {
-                let answerer = Answerer::Destination {
-                    subscriber: &subscriber,
-                    destination: &destination,
-                };
-                state.flow.answer_offer(&id, answerer, response).await?
-            }
-            _ => return Err(ApiError::Unauthorized),
-        },
-        (None, Some(capability)) => {
-            state
-                .flow
-                .answer_offer(&id, Answerer::Capability(capability), response)
-                .await?
-        }
-        (None, None) => return Err(ApiError::Unauthorized),
-    };
+    let session_state = state
+        .flow
+        .answer_offer(id, answerer.answerer(), response)
+        .await?;
     Ok(HttpResponse::Ok().json(OfferAnswer {
         state: session_state,
     }))
+}
+
+/// Whoever answers the offer of a call: a destination by its bearer token,
+/// or, with no `Authorization` header, the holder of the capability of an
+/// `accept_url` / `decline_url`; 401 otherwise.
+pub enum OfferAnswerer {
+    Destination {
+        subscriber: PhoneNumber,
+        destination: DestinationId,
+    },
+    Capability(String),
+}
+
+impl OfferAnswerer {
+    fn answerer(&self) -> Answerer<'_> {
+        match self {
+            Self::Destination {
+                subscriber,
+                destination,
+            } => Answerer::Destination {
+                subscriber,
+                destination,
+            },
+            Self::Capability(capability) => Answerer::Capability(capability),
+        }
+    }
+}
+
+impl FromRequest for OfferAnswerer {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let query = web::Query::<OfferQuery>::extract(&req).await?;
+            if bearer_token(&req).is_some() {
+                return match token_owner(&req).await? {
+                    (
+                        TokenOwner::Destination {
+                            subscriber,
+                            destination,
+                        },
+                        _,
+                    ) => Ok(Self::Destination {
+                        subscriber,
+                        destination,
+                    }),
+                    _ => Err(ApiError::Unauthorized.into()),
+                };
+            }
+            match query.into_inner().capability {
+                Some(capability) => Ok(Self::Capability(capability)),
+                None => Err(ApiError::Unauthorized.into()),
+            }
+        })
+    }
 }

@@ -7,18 +7,20 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::DeviceAuth;
 use super::error::{ApiError, doc};
-use super::json::parse_json_body;
+use super::extract::{ApiJson, Authenticated, SessionPath};
 use super::state::AppState;
+use crate::domain::error::FieldError;
+use crate::domain::ids::DeviceCallId;
 use crate::domain::phone::Caller;
 use crate::domain::rules::IgnoreReason;
-use crate::domain::session::{Instruction, SessionId, Timestamp};
-use crate::domain::subscriber::FieldError;
+use crate::domain::session::{Instruction, SessionId};
+use crate::domain::time::Timestamp;
 use crate::flow::{DeviceEvent, RingReport};
 
 /// A ring report: a call rings on the subscriber's phone.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"caller": "+12025550302", "device_call_id": "a1b2c3"}))]
-struct RingBody {
+pub(super) struct RingBody {
     /// The calling number as the phone shows it (E.164 or national). `null`,
     /// empty, `anonymous`, `restricted`, `unknown`, `private`, the carriers'
     /// withheld numbers or anything with letters mean a withheld caller,
@@ -28,8 +30,8 @@ struct RingBody {
     /// The phone's own id for the call: a repeated report with the same id
     /// returns the same session (retries are safe). 1 to 128 printable
     /// characters.
-    #[schema(min_length = 1, max_length = 128, example = "a1b2c3")]
-    device_call_id: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, example = "a1b2c3")]
+    device_call_id: Option<DeviceCallId>,
 }
 
 /// The session made for a ring report, and what the phone should do.
@@ -61,29 +63,16 @@ struct RingResponse {
     request_body = RingBody,
     responses(
         (status = 201, description = "The session.", body = RingResponse),
-        (status = 400, response = doc::MalformedBody),
-        (status = 401, response = doc::Unauthorized),
-        (status = 413, response = doc::PayloadTooLarge),
-        (status = 422, response = doc::InvalidField),
         (status = 429, response = doc::RateLimited),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
+        doc::JsonBody,
     ),
     security(("device_token" = [])),
 )]
 pub async fn ring(
-    device: DeviceAuth,
+    Authenticated(device, ApiJson(body)): Authenticated<DeviceAuth, ApiJson<RingBody>>,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body: RingBody = parse_json_body(&body)?;
-    if let Some(id) = &body.device_call_id
-        && (id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
-    {
-        return Err(
-            FieldError::new("device_call_id", "must be 1 to 128 printable characters").into(),
-        );
-    }
     let report = RingReport {
         caller: Caller::parse(body.caller.as_deref(), state.settings.default_region),
         device_call_id: body.device_call_id,
@@ -101,7 +90,7 @@ pub async fn ring(
 /// Do-not-disturb for the subscriber.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"until": "2026-12-02T07:00:00Z"}))]
-struct DndBody {
+pub(super) struct DndBody {
     /// Until when (RFC 3339, in the future); `null` turns it off.
     until: Option<Timestamp>,
 }
@@ -127,21 +116,15 @@ struct DndResponse {
     request_body = DndBody,
     responses(
         (status = 200, description = "Do-not-disturb as stored.", body = DndResponse),
-        (status = 400, response = doc::MalformedBody),
-        (status = 401, response = doc::Unauthorized),
-        (status = 413, response = doc::PayloadTooLarge),
-        (status = 422, response = doc::InvalidField),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
+        doc::JsonBody,
     ),
     security(("device_token" = [])),
 )]
 pub async fn put_dnd(
-    device: DeviceAuth,
+    Authenticated(device, ApiJson(body)): Authenticated<DeviceAuth, ApiJson<DndBody>>,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body: DndBody = parse_json_body(&body)?;
     if body.until.is_some_and(|until| until <= state.flow.now()) {
         return Err(FieldError::new(
             "until",
@@ -203,21 +186,19 @@ const MAX_WAIT_SECS: u64 = 30;
     ),
     responses(
         (status = 200, description = "The instruction.", body = InstructionResponse),
-        (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
         (status = 422, response = doc::InvalidField),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
     ),
     security(("device_token" = [])),
 )]
 pub async fn instruction(
-    device: DeviceAuth,
+    Authenticated(device, (query, SessionPath(id))): Authenticated<
+        DeviceAuth,
+        (web::Query<InstructionQuery>, SessionPath),
+    >,
     state: web::Data<AppState>,
-    id: web::Path<String>,
-    query: web::Query<InstructionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_session_id(&id)?;
     if query.wait > MAX_WAIT_SECS {
         return Err(FieldError::new(
             "wait",
@@ -247,7 +228,7 @@ pub async fn instruction(
 /// What happened to the call on the phone.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"event": "rejected"}))]
-struct EventBody {
+pub(super) struct EventBody {
     event: DeviceEvent,
 }
 
@@ -287,34 +268,24 @@ impl utoipa::ToSchema for DeviceEvent {}
     request_body = EventBody,
     responses(
         (status = 204, description = "Recorded."),
-        (status = 400, response = doc::MalformedBody),
-        (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
         (status = 409, response = doc::AlreadyForwarded),
         (status = 410, response = doc::SessionOver),
-        (status = 413, response = doc::PayloadTooLarge),
-        (status = 422, response = doc::InvalidField),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
+        doc::JsonBody,
     ),
     security(("device_token" = [])),
 )]
 pub async fn event(
-    device: DeviceAuth,
+    Authenticated(device, (ApiJson(body), SessionPath(id))): Authenticated<
+        DeviceAuth,
+        (ApiJson<EventBody>, SessionPath),
+    >,
     state: web::Data<AppState>,
-    id: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_session_id(&id)?;
-    let body: EventBody = parse_json_body(&body)?;
     state
         .flow
         .device_event(&device.subscriber, &id, body.event)
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// A malformed id cannot name a session: 404, like an unknown one.
-pub fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {
-    SessionId::parse(raw).map_err(|_| ApiError::NotFound("no such session".into()))
 }

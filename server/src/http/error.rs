@@ -9,8 +9,8 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::domain::error::FieldError;
 use crate::domain::session::SessionError;
-use crate::domain::subscriber::FieldError;
 use crate::flow::FlowError;
 use crate::store::StoreError;
 use crate::subscribers::RegistryError;
@@ -492,6 +492,42 @@ pub mod doc {
             "A bug; the body says nothing more, the log has the cause.",
             &[("internal_error", ApiError::Unexpected(anyhow::anyhow!("bug")))],
         );
+    }
+
+    /// Sets of the responses above that whole families of routes answer,
+    /// declared once: `responses((status = 201, …), doc::Authenticated,
+    /// doc::JsonBody)`. Each refers to the components registered by name.
+    macro_rules! response_sets {
+        ($($(#[$doc:meta])* $name:ident => [$(($status:literal, $response:ident)),+ $(,)?];)+) => {$(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+                    [$((
+                        $status.to_string(),
+                        RefOr::Ref(Ref::from_response_name(stringify!($response))),
+                    )),+]
+                    .into()
+                }
+            }
+        )+};
+    }
+
+    response_sets! {
+        /// A route a device or destination token (or a capability) opens,
+        /// which reads the store: 401, 500, 503.
+        Authenticated => [
+            ("401", Unauthorized),
+            ("500", InternalError),
+            ("503", StoreUnavailable),
+        ];
+        /// An admin route: 401, 500, and 503 while `ADMIN_TOKEN` is unset or
+        /// the store is down.
+        Admin => [("401", Unauthorized), ("500", InternalError), ("503", AdminUnavailable)];
+        /// A JSON request body: 400 when it is not JSON, 413 past the limit,
+        /// 422 naming the field that does not fit.
+        JsonBody => [("400", MalformedBody), ("413", PayloadTooLarge), ("422", InvalidField)];
     }
 }
 

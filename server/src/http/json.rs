@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::domain::subscriber::FieldError;
+use crate::domain::error::FieldError;
 
 pub fn parse_json_body<T: DeserializeOwned + Serialize>(body: &[u8]) -> Result<T, ApiError> {
     let input: serde_json::Value = serde_json::from_slice(body).map_err(|err| {

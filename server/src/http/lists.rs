@@ -9,9 +9,10 @@ use super::destinations::{STREAM_RETRY_AFTER, live_stream};
 use super::error::{ApiError, doc};
 use super::sessions::SessionView;
 use super::state::AppState;
+use crate::domain::error::FieldError;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionState;
-use crate::domain::subscriber::{FieldError, Subscriber};
+use crate::domain::subscriber::Subscriber;
 use crate::flow::SessionFilter;
 use crate::subscribers::listing::{SessionCursor, SubscriberCursor, parse_limit};
 

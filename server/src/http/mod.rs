@@ -8,6 +8,7 @@ mod console;
 mod destinations;
 mod device;
 pub mod error;
+mod extract;
 mod guessing;
 mod health;
 pub(crate) mod json;
@@ -22,10 +23,7 @@ use actix_web::web;
 pub use self::body_deadline::read_body_within_deadline;
 use self::error::{ApiError, MAX_BODY_BYTES};
 pub use self::guessing::{Guessers, limit_guessing};
-use crate::domain::subscriber::FieldError;
-use crate::providers::PROVIDERS;
-
-pub use self::providers::provider_routes;
+use crate::domain::error::FieldError;
 
 /// Registers every route, with the limits that hold for all of them.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -68,9 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/destinations/{id}/events")
                 .route(web::get().to(destinations::events)),
         );
-    for provider in PROVIDERS {
-        cfg.configure(provider.routes);
-    }
+    providers::every_providers_routes(cfg);
 }
 
 /// Counts every request and its latency by route pattern (never the raw

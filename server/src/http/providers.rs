@@ -13,24 +13,37 @@ use tracing::Instrument as _;
 use super::auth::app_state;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::domain::dial::CallSid;
-use crate::domain::session::{SessionId, Timestamp};
-use crate::flow::CallbackQuery;
+use crate::domain::ids::CallSid;
+use crate::domain::session::SessionId;
+use crate::domain::time::Timestamp;
+use crate::flow::model::{CallScript, Step};
+use crate::flow::{CallFlow, CallbackQuery};
 use crate::providers::{
-    CallScript, Params, Provider, SignatureError, SignatureVariant, Step, WebhookRequest,
+    EachProvider, Params, Provider, SignatureError, SignatureVariant, WebhookRequest, each_provider,
 };
 
+/// Registers the routes of every provider.
+pub(super) fn every_providers_routes(cfg: &mut web::ServiceConfig) {
+    struct Register<'a>(&'a mut web::ServiceConfig);
+    impl EachProvider for Register<'_> {
+        fn visit<P: Provider>(&mut self) {
+            provider_routes::<P>(self.0);
+        }
+    }
+    each_provider(&mut Register(cfg));
+}
+
 /// The routes of provider `P`.
-pub fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
+fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
     let routes = P::ROUTES;
     // One resource a path, so that another method is 405, not 404.
     cfg.service(web::resource(routes.answer).post(answer::<P>))
-        .service(web::resource(routes.dial_status).post(dial_status::<P>))
-        .service(web::resource(routes.voicemail).post(voicemail::<P>))
-        .service(web::resource(routes.screen).post(screen::<P>))
-        .service(web::resource(routes.screen_result).post(screen_result::<P>))
+        .service(web::resource(routes.dial_status).post(callback::<P, DialStatus>))
+        .service(web::resource(routes.voicemail).post(callback::<P, Voicemail>))
+        .service(web::resource(routes.screen).post(callback::<P, Screen>))
+        .service(web::resource(routes.screen_result).post(callback::<P, ScreenResult>))
         .service(web::resource(routes.status).post(status::<P>))
-        .service(web::resource(routes.recording).post(recording::<P>));
+        .service(web::resource(routes.recording).post(callback::<P, RecordingReady>));
 }
 
 /// The form of a request whose signature checked out for provider `P`.
@@ -82,10 +95,11 @@ impl<P: Provider> FromRequest for SignedForm<P> {
                 .map_or(req.path(), |pq| pq.as_str());
             let url = state.settings.public_base_url.join(path_and_query);
             let request = WebhookRequest {
-                method: req.method(),
                 url: &url,
                 headers: req.headers(),
                 body: &body,
+                // The system's time, not the flow's clock: a signature's
+                // timestamp is the provider's real one.
                 received_at: Timestamp::now(),
             };
             let verified = P::verify(config, &request).map_err(|err| {
@@ -135,84 +149,118 @@ async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) ->
     markup::<P>(&state, &script)
 }
 
-/// Our context from the query of a callback URL, as `web::Query` read it;
-/// `None` when it is not ours (the caller still gets markup: a hang-up).
-fn callback_query<P: Provider>(query: Option<web::Query<CallbackQuery>>) -> Option<CallbackQuery> {
-    if query.is_none() {
+/// One of the callbacks our markup points a provider at (a Dial's action,
+/// a whisper, a key press, a voicemail, a recording): what it asks of the
+/// flow, answered as markup by [`callback`].
+trait Callback: 'static {
+    /// What a request without our context in its query is answered: the
+    /// caller still gets markup.
+    fn foreign() -> CallScript {
+        CallScript(vec![Step::Hangup])
+    }
+
+    /// The script for a signed request with our context.
+    async fn script<P: Provider>(
+        flow: &CallFlow,
+        query: CallbackQuery,
+        params: &Params,
+    ) -> CallScript;
+}
+
+/// A Dial we returned ended: the hunt goes on, or ends.
+struct DialStatus;
+
+impl Callback for DialStatus {
+    async fn script<P: Provider>(
+        flow: &CallFlow,
+        query: CallbackQuery,
+        params: &Params,
+    ) -> CallScript {
+        flow.dial_finished(&P::ROUTES, query, P::dial_result(params))
+            .await
+    }
+}
+
+/// A `<Record>` we returned ended.
+struct Voicemail;
+
+impl Callback for Voicemail {
+    async fn script<P: Provider>(
+        flow: &CallFlow,
+        query: CallbackQuery,
+        params: &Params,
+    ) -> CallScript {
+        flow.voicemail_recorded(query, P::recording_url(params))
+            .await
+    }
+}
+
+/// A dialed leg picked up: its whisper.
+struct Screen;
+
+impl Callback for Screen {
+    async fn script<P: Provider>(
+        flow: &CallFlow,
+        query: CallbackQuery,
+        _params: &Params,
+    ) -> CallScript {
+        flow.leg_picked_up(&P::ROUTES, P::SCREENING, query).await
+    }
+}
+
+/// The key a screened callee pressed.
+struct ScreenResult;
+
+impl Callback for ScreenResult {
+    async fn script<P: Provider>(
+        flow: &CallFlow,
+        query: CallbackQuery,
+        params: &Params,
+    ) -> CallScript {
+        flow.screen_result(query, P::digits(params)).await
+    }
+}
+
+/// A recording of a Dial's legs is ready (the Dial's
+/// `recordingStatusCallback`, Plivo's Record `callbackUrl`). The provider
+/// reads nothing of the answer but its 200: an empty document.
+struct RecordingReady;
+
+impl Callback for RecordingReady {
+    fn foreign() -> CallScript {
+        CallScript::default()
+    }
+
+    async fn script<P: Provider>(
+        flow: &CallFlow,
+        query: CallbackQuery,
+        params: &Params,
+    ) -> CallScript {
+        // Another recording status (in progress, absent), or no file:
+        // nothing to announce.
+        if let Some(recording) = P::finished_recording(params) {
+            flow.recording_ready(query, recording).await;
+        }
+        CallScript::default()
+    }
+}
+
+/// Every callback `C` of provider `P`: our context from the query (as
+/// `web::Query` read it; a foreign one is logged, not shown, and answered
+/// [`Callback::foreign`]), the flow's script in a span naming the call and
+/// the session, rendered as `P`'s markup.
+async fn callback<P: Provider, C: Callback>(
+    query: Option<web::Query<CallbackQuery>>,
+    state: web::Data<AppState>,
+    form: SignedForm<P>,
+) -> HttpResponse {
+    let Some(query) = query.map(web::Query::into_inner) else {
         // The query may hold anything: log that it was foreign, not what.
         tracing::warn!(provider = P::NAME, "callback without our context");
-    }
-    query.map(web::Query::into_inner)
-}
-
-fn hangup<P: Provider>(state: &AppState) -> HttpResponse {
-    markup::<P>(state, &CallScript(vec![Step::Hangup]))
-}
-
-async fn dial_status<P: Provider>(
-    query: Option<web::Query<CallbackQuery>>,
-    state: web::Data<AppState>,
-    form: SignedForm<P>,
-) -> HttpResponse {
-    let Some(query) = callback_query::<P>(query) else {
-        return hangup::<P>(&state);
-    };
-    let result = P::dial_result(&form.params);
-    let span = callback_span::<P>(&form, &query);
-    let script = state
-        .flow
-        .dial_finished(&P::ROUTES, query, result)
-        .instrument(span)
-        .await;
-    markup::<P>(&state, &script)
-}
-
-async fn voicemail<P: Provider>(
-    query: Option<web::Query<CallbackQuery>>,
-    state: web::Data<AppState>,
-    form: SignedForm<P>,
-) -> HttpResponse {
-    let Some(query) = callback_query::<P>(query) else {
-        return hangup::<P>(&state);
+        return markup::<P>(&state, &C::foreign());
     };
     let span = callback_span::<P>(&form, &query);
-    let script = state
-        .flow
-        .voicemail_recorded(query, P::recording_url(&form.params))
-        .instrument(span)
-        .await;
-    markup::<P>(&state, &script)
-}
-
-async fn screen<P: Provider>(
-    query: Option<web::Query<CallbackQuery>>,
-    state: web::Data<AppState>,
-    form: SignedForm<P>,
-) -> HttpResponse {
-    let Some(query) = callback_query::<P>(query) else {
-        return hangup::<P>(&state);
-    };
-    let span = callback_span::<P>(&form, &query);
-    let script = state
-        .flow
-        .leg_picked_up(&P::ROUTES, P::SCREENING, query)
-        .instrument(span)
-        .await;
-    markup::<P>(&state, &script)
-}
-
-async fn screen_result<P: Provider>(
-    query: Option<web::Query<CallbackQuery>>,
-    state: web::Data<AppState>,
-    form: SignedForm<P>,
-) -> HttpResponse {
-    let Some(query) = callback_query::<P>(query) else {
-        return hangup::<P>(&state);
-    };
-    let span = callback_span::<P>(&form, &query);
-    let script = state
-        .flow
-        .screen_result(query, P::digits(&form.params))
+    let script = C::script::<P>(&state.flow, query, &form.params)
         .instrument(span)
         .await;
     markup::<P>(&state, &script)
@@ -233,31 +281,6 @@ async fn status<P: Provider>(
     let query = query.map(web::Query::into_inner);
     state.flow.status_reported(query, call_id, report).await;
     HttpResponse::NoContent().finish()
-}
-
-/// A recording of a Dial's legs is ready (the Dial's
-/// `recordingStatusCallback`, Plivo's Record `callbackUrl`). The provider
-/// reads nothing of the answer but its 200: an empty document.
-async fn recording<P: Provider>(
-    query: Option<web::Query<CallbackQuery>>,
-    state: web::Data<AppState>,
-    form: SignedForm<P>,
-) -> HttpResponse {
-    let empty = markup::<P>(&state, &CallScript::default());
-    let Some(query) = callback_query::<P>(query) else {
-        return empty;
-    };
-    let Some(recording) = P::finished_recording(&form.params) else {
-        // Another recording status (in progress, absent), or no file.
-        return empty;
-    };
-    let span = callback_span::<P>(&form, &query);
-    state
-        .flow
-        .recording_ready(query, recording)
-        .instrument(span)
-        .await;
-    empty
 }
 
 fn callback_span<P: Provider>(form: &SignedForm<P>, query: &CallbackQuery) -> tracing::Span {

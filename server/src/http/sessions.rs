@@ -4,13 +4,13 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::auth::SessionReader;
-use super::device::parse_session_id;
 use super::error::{ApiError, doc};
+use super::extract::{Authenticated, SessionPath};
 use super::state::AppState;
-use crate::domain::dial::{CallSid, LegStatus};
+use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Session, SessionId, SessionState, Timeline};
-use crate::domain::subscriber::{DestinationId, Mode};
+use crate::domain::session::{LegStatus, Session, SessionId, SessionState, Timeline};
+use crate::domain::subscriber::Mode;
 
 /// A session as the contract shows it: no capabilities, no internals.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -84,19 +84,15 @@ impl<'a> From<&'a Session> for SessionView<'a> {
     params(("id" = SessionId, Path, description = "The session id; a malformed one is unknown (404).")),
     responses(
         (status = 200, description = "The session.", body = SessionView),
-        (status = 401, response = doc::Unauthorized),
         (status = 404, response = doc::NotFound),
-        (status = 500, response = doc::InternalError),
-        (status = 503, response = doc::StoreUnavailable),
+        doc::Authenticated,
     ),
     security(("admin_token" = []), ("device_token" = []), ("destination_token" = [])),
 )]
 pub async fn get_session(
-    reader: SessionReader,
+    Authenticated(reader, SessionPath(id)): Authenticated<SessionReader, SessionPath>,
     state: web::Data<AppState>,
-    id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_session_id(&id)?;
     let session = match reader {
         SessionReader::Admin => state.flow.session(&id).await?,
         SessionReader::Subscriber(number) => state.flow.session_of(&number, &id).await?,

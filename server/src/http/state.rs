@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::config::{Config, PublicBaseUrl};
+use crate::config::Config;
 use crate::domain::phone::Region;
 use crate::flow::CallFlow;
+use crate::flow::PublicBaseUrl;
 use crate::metrics::Metrics;
 use crate::notify::bus::StreamLimits;
 use crate::providers::Providers;

@@ -23,14 +23,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::events::Event;
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionId;
-use crate::domain::subscriber::DestinationId;
 use crate::redis::RedisConnection;
 
 /// An event as a live stream sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamEvent {
+pub(crate) struct StreamEvent {
     /// The SSE `event:` name (`call.ringing`, …).
     pub kind: String,
     /// The SSE `data:`, the same JSON as the webhook body.
@@ -74,7 +74,7 @@ enum Message {
 
 /// What the subscriber cache (`crate::subscribers`) hears from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubscriberNews {
+pub(crate) enum SubscriberNews {
     /// These subscribers changed (were written or removed), and these
     /// forwarding numbers gained or lost subscribers.
     Changed(SubscriberChange),
@@ -86,7 +86,7 @@ pub enum SubscriberNews {
 
 /// Subscribers that changed, and the forwarding numbers they had and have.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubscriberChange {
+pub(crate) struct SubscriberChange {
     pub numbers: Vec<PhoneNumber>,
     pub forwarding: Vec<PhoneNumber>,
 }
@@ -110,15 +110,8 @@ pub struct StreamLimits {
     pub per_destination: usize,
 }
 
-impl StreamLimits {
-    const NONE: Self = Self {
-        per_instance: usize::MAX,
-        per_destination: usize::MAX,
-    };
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StreamLimitReached {
+pub(crate) enum StreamLimitReached {
     #[error("this instance holds as many live streams as it may")]
     Instance,
     #[error("this destination has as many live streams open as it may")]
@@ -247,7 +240,7 @@ impl Local {
 
 impl EventBus {
     /// A bus for one instance (the memory store).
-    pub fn in_process() -> Self {
+    pub(crate) fn in_process() -> Self {
         let local = Local::new();
         // Nothing in process can be missed: connected once, for ever.
         local.reader_connected();
@@ -284,7 +277,7 @@ impl EventBus {
 
     /// Sends `event` to the live streams of `destination` of `subscriber`
     /// (all its destinations when `None`), on every instance.
-    pub async fn publish_event(
+    pub(crate) async fn publish_event(
         &self,
         subscriber: &PhoneNumber,
         destination: Option<&DestinationId>,
@@ -312,7 +305,7 @@ impl EventBus {
     /// Sends `event` to the live streams of every destination of
     /// `subscriber` but `except`, on every instance. The admin's streams get
     /// it once, as every event.
-    pub async fn publish_event_except(
+    pub(crate) async fn publish_event_except(
         &self,
         subscriber: &PhoneNumber,
         except: &DestinationId,
@@ -340,7 +333,7 @@ impl EventBus {
     /// Every event of every subscriber, from now on, for the admin's live
     /// stream; counted against `limits.per_instance` with the destinations'
     /// streams (the per-destination limit does not apply).
-    pub fn subscribe_admin_within(
+    pub(crate) fn subscribe_admin_within(
         &self,
         limits: StreamLimits,
     ) -> Result<broadcast::Receiver<Arc<StreamEvent>>, StreamLimitReached> {
@@ -358,7 +351,7 @@ impl EventBus {
     }
 
     /// Ends the open streams of `subscriber`, on every instance.
-    pub async fn credentials_changed(&self, subscriber: &PhoneNumber) {
+    pub(crate) async fn credentials_changed(&self, subscriber: &PhoneNumber) {
         self.publish(Message::CredentialsChanged {
             subscriber: subscriber.clone(),
         })
@@ -367,7 +360,7 @@ impl EventBus {
 
     /// Tells every instance's subscriber cache that these subscribers were
     /// written or removed, and which forwarding numbers they had and have.
-    pub async fn subscribers_changed(&self, change: SubscriberChange) {
+    pub(crate) async fn subscribers_changed(&self, change: SubscriberChange) {
         let SubscriberChange {
             mut numbers,
             forwarding,
@@ -387,30 +380,21 @@ impl EventBus {
     }
 
     /// News about subscribers, from now on.
-    pub fn watch_subscribers(&self) -> broadcast::Receiver<SubscriberNews> {
+    pub(crate) fn watch_subscribers(&self) -> broadcast::Receiver<SubscriberNews> {
         self.local.subscribers.subscribe()
     }
 
     /// How many times this instance's reader connected to the bus; 0 while
     /// it never did (nothing published by others is heard yet).
-    pub fn reader_connections(&self) -> u64 {
+    pub(crate) fn reader_connections(&self) -> u64 {
         self.local.reader_connections.load(Ordering::Acquire)
     }
 
-    /// The events for one destination's live stream, from now on.
-    pub fn subscribe(
-        &self,
-        subscriber: &PhoneNumber,
-        destination: &DestinationId,
-    ) -> broadcast::Receiver<Arc<StreamEvent>> {
-        self.subscribe_within(subscriber, destination, StreamLimits::NONE)
-            .expect("no limit refuses a stream")
-    }
-
-    /// [`EventBus::subscribe`], unless this instance already holds as many
-    /// streams as `limits` allow, for the destination or in all. Checked
+    /// The events for one destination's live stream, from now on, unless
+    /// this instance already holds as many streams as `limits` allow, for
+    /// the destination or in all. Checked
     /// and opened under one lock, so that concurrent opens cannot overshoot.
-    pub fn subscribe_within(
+    pub(crate) fn subscribe_within(
         &self,
         subscriber: &PhoneNumber,
         destination: &DestinationId,
@@ -432,14 +416,6 @@ impl EventBus {
     /// Pings of changed sessions, from now on.
     pub fn watch_sessions(&self) -> broadcast::Receiver<SessionId> {
         self.local.sessions.subscribe()
-    }
-
-    /// Whether a live stream of `destination` is open on this instance.
-    pub fn has_stream(&self, subscriber: &PhoneNumber, destination: &DestinationId) -> bool {
-        let streams = self.local.streams.lock().unwrap_or_else(|p| p.into_inner());
-        streams
-            .get(&(subscriber.clone(), destination.clone()))
-            .is_some_and(|s| s.receiver_count() > 0)
     }
 
     async fn publish(&self, message: Message) {

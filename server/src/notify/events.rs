@@ -3,13 +3,14 @@
 
 use serde::Serialize;
 
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::SessionId;
 pub use crate::domain::session::{CancelReason, MissedReason};
-use crate::domain::session::{SessionId, Timestamp};
-use crate::domain::subscriber::DestinationId;
+use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Event {
+pub(crate) struct Event {
     #[serde(flatten)]
     pub payload: EventPayload,
     pub timestamp: Timestamp,
@@ -17,7 +18,7 @@ pub struct Event {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "data")]
-pub enum EventPayload {
+pub(crate) enum EventPayload {
     #[serde(rename = "call.ringing")]
     Ringing(Ringing),
     #[serde(rename = "call.cancelled")]
@@ -36,7 +37,7 @@ pub enum EventPayload {
 
 /// What every event says of the call.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct CallRef {
+pub(crate) struct CallRef {
     pub session_id: SessionId,
     pub subscriber: PhoneNumber,
     /// The caller's number, `null` when withheld.
@@ -112,7 +113,7 @@ pub struct Voicemail {
 /// The recording of the call's legs (subscribers with `record: answer`)
 /// is ready.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Recording {
+pub(crate) struct Recording {
     #[serde(flatten)]
     pub call: CallRef,
     /// Where the provider keeps it (Telnyx's links last 10 minutes).
@@ -161,7 +162,7 @@ impl EventPayload {
 }
 
 impl Event {
-    pub fn now(payload: EventPayload) -> Self {
+    pub(crate) fn now(payload: EventPayload) -> Self {
         Self {
             payload,
             timestamp: Timestamp::now(),
@@ -169,7 +170,7 @@ impl Event {
     }
 
     /// The `type` string (`call.ringing`, …), also the SSE `event:` name.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self.payload {
             EventPayload::Ringing(_) => "call.ringing",
             EventPayload::Cancelled(_) => "call.cancelled",

@@ -2,6 +2,7 @@
 //! live event streams fed by the event bus.
 
 pub mod bus;
-pub mod events;
+pub(crate) mod events;
+pub mod retry;
 pub mod signing;
-pub mod webhooks;
+pub(crate) mod webhooks;

@@ -16,11 +16,42 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret as _, SecretBox};
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::config::WebhookSecret;
 use crate::rotation::Rotating;
+
+/// The decoded key of `WEBHOOK_SECRET` (`whsec_<base64>`).
+#[derive(Clone)]
+pub struct WebhookSecret(std::sync::Arc<SecretBox<Vec<u8>>>);
+
+impl WebhookSecret {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        let encoded = raw
+            .strip_prefix("whsec_")
+            .ok_or("must be in the form whsec_<base64>")?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| "must be in the form whsec_<base64> (the part after whsec_ is not valid base64)")?;
+        if key.len() < 16 {
+            return Err("must hold a key of at least 16 bytes".into());
+        }
+        Ok(Self(std::sync::Arc::new(SecretBox::new(Box::new(key)))))
+    }
+
+    /// The raw HMAC key.
+    pub(crate) fn key(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret([REDACTED])")
+    }
+}
 
 /// The version prefix of the symmetric (HMAC-SHA256) signature scheme.
 const V1_PREFIX: &str = "v1,";

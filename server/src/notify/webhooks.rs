@@ -20,41 +20,17 @@ use std::net::{IpAddr, SocketAddr};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::events::Event;
+use super::retry::{self, RetryPolicy};
 use super::signing;
-use crate::config::WebhookSecret;
+use super::signing::WebhookSecret;
 use crate::domain::webhook_target::{TargetPolicy, address_allowed};
 use crate::metrics::Metrics;
 use crate::rotation::Rotating;
 use tokio_util::task::TaskTracker;
 
-/// Retries for events other than `call.ringing`.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub attempts: u32,
-    /// The first pause; each later one is 5 times longer, plus up to 20 %
-    /// jitter so that receivers coming back are not hit all at once.
-    pub first_delay: Duration,
-    /// The longest a receiver's `Retry-After` may make us wait.
-    pub max_retry_after: Duration,
-    /// Per-attempt deadline.
-    pub attempt_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 4,
-            first_delay: Duration::from_secs(1),
-            max_retry_after: Duration::from_secs(60),
-            attempt_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 impl Delivery {
     /// The metric label of this outcome.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Failed(_) => "failed",
@@ -65,7 +41,7 @@ impl Delivery {
 
 /// What came of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// The receiver answered 2xx.
     Delivered,
     /// The receiver answered otherwise, or could not be reached.
@@ -115,7 +91,7 @@ impl WebhookSender {
 
     /// Delivers each event once, all at once, and returns when every one was
     /// answered, failed or hit the ringing deadline.
-    pub async fn deliver_now(&self, deliveries: Vec<(Url, Event)>) -> Vec<Delivery> {
+    pub(crate) async fn deliver_now(&self, deliveries: Vec<(Url, Event)>) -> Vec<Delivery> {
         join_all(deliveries.into_iter().map(|(url, event)| async move {
             let id = message_id();
             let body = match serde_json::to_vec(&event) {
@@ -141,7 +117,7 @@ impl WebhookSender {
     }
 
     /// Delivers each event in the background, retrying by the policy.
-    pub fn deliver_later(&self, deliveries: Vec<(Url, Event)>) {
+    pub(crate) fn deliver_later(&self, deliveries: Vec<(Url, Event)>) {
         for (url, event) in deliveries {
             let sender = self.clone();
             // Counted before the task starts, so that whoever sees a
@@ -163,13 +139,12 @@ impl WebhookSender {
     }
 
     /// One event to one receiver, retried by the policy.
-    pub async fn deliver_with_retries(&self, url: &Url, event: &Event) -> Delivery {
+    pub(crate) async fn deliver_with_retries(&self, url: &Url, event: &Event) -> Delivery {
         let id = message_id();
         let body = match serde_json::to_vec(event) {
             Ok(body) => body,
             Err(err) => return Delivery::Failed(format!("encoding the event: {err}")),
         };
-        let mut delay = self.retry.first_delay;
         let mut last = Delivery::Failed("no attempt made".into());
         for attempt in 1..=self.retry.attempts {
             match self
@@ -182,12 +157,8 @@ impl WebhookSender {
                     if !failure.retryable || attempt == self.retry.attempts {
                         break;
                     }
-                    let wait = failure
-                        .retry_after
-                        .map(|d| d.min(self.retry.max_retry_after))
-                        .unwrap_or_else(|| with_jitter(delay));
-                    tokio::time::sleep(wait).await;
-                    delay *= 5;
+                    let pause = self.retry.pause(attempt, failure.retry_after);
+                    tokio::time::sleep(retry::jittered(pause)).await;
                 }
             }
         }
@@ -242,8 +213,7 @@ impl WebhookSender {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry::retry_after(v, std::time::SystemTime::now()));
         Err(Failure {
             reason: format!("answered {status}"),
             retryable: status.is_server_error()
@@ -304,16 +274,6 @@ fn message_id() -> String {
         "msg_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
-}
-
-fn with_jitter(delay: Duration) -> Duration {
-    let fifth = delay.as_millis() as u64 / 5;
-    delay
-        + Duration::from_millis(if fifth == 0 {
-            0
-        } else {
-            rand::random::<u64>() % fifth
-        })
 }
 
 #[cfg(test)]

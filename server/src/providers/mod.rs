@@ -1,16 +1,17 @@
 //! CPaaS providers (Twilio, Plivo, Telnyx, SignalWire). Each provider module
 //! is the only place that knows its wire format: it checks the signature of
-//! a whole request, reads its parameters into the neutral model here, and
-//! renders a [`CallScript`] into its markup. The call flow speaks only this
-//! neutral model. Adding a provider is one module implementing [`Provider`]
-//! and one line in [`PROVIDERS`].
+//! a whole request, reads its parameters into the flow's neutral call model
+//! (`crate::flow::model`), and renders a [`CallScript`] into its markup. The
+//! call flow speaks only that model, and the HTTP edge registers the routes.
+//! Adding a provider is one module implementing `Provider` and one line in
+//! the list below.
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod parsed_markup;
 pub mod plivo;
 #[cfg(test)]
 mod properties;
-pub mod signalwire;
+pub(crate) mod signalwire;
 pub mod telnyx;
 #[cfg(test)]
 mod testing;
@@ -22,50 +23,67 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix_web::http::Method;
 use actix_web::http::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::domain::dial::{CallSid, DialResult};
-use crate::domain::phone::{Caller, PhoneNumber, Region};
-use crate::domain::rules::RingTone;
-use crate::domain::session::Timestamp;
-use crate::domain::subscriber::Target;
+use crate::domain::ids::CallSid;
+use crate::domain::phone::Region;
+use crate::domain::session::DialResult;
+use crate::domain::time::Timestamp;
+use crate::flow::model::{
+    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport,
+};
 pub use crate::rotation::{Rotating, Slot};
 
-/// Every provider the service speaks, once: its routes are registered and
-/// its variables read from this table.
-pub const PROVIDERS: &[ProviderEntry] = &[
-    ProviderEntry::of::<twilio::Twilio>(),
-    ProviderEntry::of::<plivo::Plivo>(),
-    ProviderEntry::of::<telnyx::Telnyx>(),
-    ProviderEntry::of::<signalwire::SignalWire>(),
+/// Every provider the service speaks, once: [`PROVIDERS`] holds what the
+/// configuration and the API document read of each; [`each_provider`] hands
+/// each one's type to whoever needs it (the HTTP edge, for its routes).
+macro_rules! every_provider {
+    ($($provider:ty),+ $(,)?) => {
+        /// Every provider, by what can be known of it without its type.
+        pub const PROVIDERS: &[ProviderEntry] = &[$(ProviderEntry::of::<$provider>()),+];
+
+        /// Calls `visitor` with the type of every provider, in the order of
+        /// [`PROVIDERS`].
+        pub(crate) fn each_provider(visitor: &mut impl EachProvider) {
+            $(visitor.visit::<$provider>();)+
+        }
+    };
+}
+
+every_provider![
+    twilio::Twilio,
+    plivo::Plivo,
+    telnyx::Telnyx,
+    signalwire::SignalWire,
 ];
 
-/// One line of [`PROVIDERS`]: what the configuration and the HTTP edge need
-/// to know of a provider without naming its type.
+/// What is done with each provider's type: see [`each_provider`].
+pub(crate) trait EachProvider {
+    fn visit<P: Provider>(&mut self);
+}
+
+/// One line of [`PROVIDERS`]: what the configuration and the API document
+/// need to know of a provider without naming its type.
 pub struct ProviderEntry {
     pub name: &'static str,
     /// Its variables; the first is the credential that turns its routes on.
     pub variables: &'static [&'static str],
     /// Reads its variables into its configuration, at start.
-    pub configure: fn(&ProviderVars) -> Result<Option<AnyConfig>, VariableProblem>,
+    pub(crate) configure: fn(&ProviderVars) -> Result<Option<AnyConfig>, VariableProblem>,
     /// Its routes' paths, and the type of its markup (for the API document).
-    pub paths: ProviderRoutes,
-    pub markup_content_type: &'static str,
-    /// Registers its routes.
-    pub routes: fn(&mut actix_web::web::ServiceConfig),
+    pub(crate) paths: ProviderRoutes,
+    pub(crate) markup_content_type: &'static str,
 }
 
 impl ProviderEntry {
-    pub const fn of<P: Provider>() -> Self {
+    pub(crate) const fn of<P: Provider>() -> Self {
         Self {
             name: P::NAME,
             variables: P::VARIABLES,
             configure: configure_erased::<P>,
             paths: P::ROUTES,
             markup_content_type: P::MARKUP_CONTENT_TYPE,
-            routes: crate::http::provider_routes::<P>,
         }
     }
 }
@@ -81,17 +99,17 @@ fn configure_erased<P: Provider>(
 }
 
 /// A variable that cannot be used, and why: `(name, problem)`.
-pub type VariableProblem = (&'static str, String);
+pub(crate) type VariableProblem = (&'static str, String);
 
 /// The providers' variables that are set, by name, as the environment gave
 /// them. Values are secrets (tokens, keys) or settings; none is ever printed.
 #[derive(Debug, Clone, Default)]
-pub struct ProviderVars(BTreeMap<&'static str, SecretString>);
+pub(crate) struct ProviderVars(BTreeMap<&'static str, SecretString>);
 
 impl ProviderVars {
     /// Takes `value` for `name` if it is a provider's variable; says whether
     /// it was one.
-    pub fn insert(&mut self, name: &str, value: String) -> bool {
+    pub(crate) fn insert(&mut self, name: &str, value: String) -> bool {
         let Some(name) = PROVIDERS
             .iter()
             .find_map(|p| p.variables.iter().find(|v| **v == name))
@@ -102,13 +120,13 @@ impl ProviderVars {
         true
     }
 
-    pub fn get(&self, name: &str) -> Option<&SecretString> {
+    pub(crate) fn get(&self, name: &str) -> Option<&SecretString> {
         self.0.get(name)
     }
 
     /// The secret of variable `name` (`current` or `current,next` while it
     /// rotates), each value read by `parse`; `None` when unset.
-    pub fn rotating<K>(
+    pub(crate) fn rotating<K>(
         &self,
         name: &'static str,
         parse: impl Fn(&str) -> Result<K, String>,
@@ -126,7 +144,7 @@ pub struct Providers(BTreeMap<&'static str, AnyConfig>);
 
 impl Providers {
     /// Reads every provider's variables; the first problem stops the start.
-    pub fn configure(vars: &ProviderVars) -> Result<Self, VariableProblem> {
+    pub(crate) fn configure(vars: &ProviderVars) -> Result<Self, VariableProblem> {
         let mut configured = BTreeMap::new();
         for entry in PROVIDERS {
             if let Some(config) = (entry.configure)(vars)? {
@@ -137,18 +155,18 @@ impl Providers {
     }
 
     /// Provider `P`'s configuration; `None` when its credential is unset.
-    pub fn get<P: Provider>(&self) -> Option<&P::Config> {
+    pub(crate) fn get<P: Provider>(&self) -> Option<&P::Config> {
         self.0.get(P::NAME).and_then(|config| config.downcast_ref())
     }
 
     /// Whether some provider is configured: some route can answer a
     /// forwarded call.
-    pub fn any_configured(&self) -> bool {
+    pub(crate) fn any_configured(&self) -> bool {
         !self.0.is_empty()
     }
 
     /// The names of the configured providers.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.0.keys().copied()
     }
 }
@@ -162,8 +180,7 @@ impl std::fmt::Debug for Providers {
 
 /// A request to one of a provider's routes, whole and as received.
 #[derive(Debug, Clone, Copy)]
-pub struct WebhookRequest<'a> {
-    pub method: &'a Method,
+pub(crate) struct WebhookRequest<'a> {
     /// The URL the provider called: `PUBLIC_BASE_URL` plus the raw path
     /// and query, never rebuilt from proxy headers.
     pub url: &'a str,
@@ -175,7 +192,7 @@ pub struct WebhookRequest<'a> {
 
 impl WebhookRequest<'_> {
     /// The value of header `name`, when it is text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
@@ -194,7 +211,7 @@ pub enum SignatureError {
 /// A request whose signature checked out: its parameters, and how it
 /// verified (for metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
+pub(crate) struct Verified {
     pub params: Params,
     /// Which value of the rotating credential matched.
     pub key: Slot,
@@ -203,7 +220,7 @@ pub struct Verified {
 
 /// Which form of a request its signature was computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureVariant {
+pub(crate) enum SignatureVariant {
     /// The request exactly as received.
     AsSent,
     /// The URL with the scheme's default port added or removed (Twilio's
@@ -216,7 +233,7 @@ pub enum SignatureVariant {
 
 impl SignatureVariant {
     /// Its label in metrics.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::AsSent => "as_sent",
             Self::DefaultPort => "default_port",
@@ -227,7 +244,7 @@ impl SignatureVariant {
 
 impl SignatureError {
     /// Its label in metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Missing => "missing_signature",
             Self::Mismatch => "bad_signature",
@@ -237,7 +254,7 @@ impl SignatureError {
 }
 
 /// What each provider supplies; the routes and the call flow are shared.
-pub trait Provider: Send + Sync + 'static {
+pub(crate) trait Provider: Send + Sync + 'static {
     /// The first segment of its routes (`/twilio/...`), and its label in
     /// logs and metrics.
     const NAME: &'static str;
@@ -303,7 +320,7 @@ pub trait Provider: Send + Sync + 'static {
         twiml::recording_url(params)
     }
 
-    /// The recording of a Dial's legs ([`Dial::record_url`]) that the
+    /// The recording of a Dial's legs ([`Dial::record_url`](crate::flow::model::Dial::record_url)) that the
     /// provider says is ready; `None` while it is not, or when nothing was
     /// recorded.
     fn finished_recording(params: &Params) -> Option<Recording> {
@@ -313,183 +330,30 @@ pub trait Provider: Send + Sync + 'static {
     fn render(config: &Self::Config, script: &CallScript) -> String;
 }
 
-/// How a provider screens a call on the callee's leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screening {
-    /// The whisper markup gathers the key itself and posts it to
-    /// `screen_result` (Twilio `<Number url>` + `<Gather>`).
-    GatherOnLeg,
-    /// The Dial asks for the key (Plivo `confirmKey`); the whisper markup
-    /// only speaks.
-    ConfirmKey,
-}
-
-/// The paths of a provider's callback routes.
-#[derive(Debug, Clone, Copy)]
-pub struct ProviderRoutes {
-    /// The number's voice (answer) URL.
-    pub answer: &'static str,
-    /// The call status (hangup) callback.
-    pub status: &'static str,
-    pub dial_status: &'static str,
-    pub voicemail: &'static str,
-    pub screen: &'static str,
-    pub screen_result: &'static str,
-    /// A recording of a Dial's legs is ready.
-    pub recording: &'static str,
-}
-
-impl ProviderRoutes {
-    /// Every path, with what calls it.
-    pub fn described(&self) -> [(&'static str, &'static str); 7] {
-        [
-            (
-                self.answer,
-                "a call reaches the forwarding number (the number's voice URL)",
-            ),
-            (self.dial_status, "a Dial we returned ended (its action)"),
-            (
-                self.screen,
-                "a dialed leg picked up: the whisper (a noun's url or confirmSound)",
-            ),
-            (self.screen_result, "the key a screened callee pressed"),
-            (self.voicemail, "a Record we returned ended"),
-            (
-                self.recording,
-                "the recording of a Dial's legs is ready (subscribers with record: answer)",
-            ),
-            (
-                self.status,
-                "the call's status changed (set on the number), or a Dial's leg events",
-            ),
-        ]
-    }
-}
-
 /// Form parameters as received: decoded, in order, repeated names kept
 /// (signatures depend on all three).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    pub fn from_form(body: &[u8]) -> Self {
+    pub(crate) fn from_form(body: &[u8]) -> Self {
         Self(url::form_urlencoded::parse(body).into_owned().collect())
     }
 
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
         Self(pairs)
     }
 
     /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn pairs(&self) -> &[(String, String)] {
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
         &self.0
     }
-}
-
-/// A call reaching a forwarding number, in no provider's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboundCall {
-    /// The provider's id of the call (Twilio `CallSid`, Plivo `CallUUID`).
-    pub call_id: CallSid,
-    pub from: Caller,
-    /// The forwarding number called; `None` when it is not a phone number.
-    pub to: Option<PhoneNumber>,
-    /// The subscriber the carrier forwarded from, when it says so.
-    pub forwarded_from: Option<PhoneNumber>,
-}
-
-/// A finished recording, in no provider's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recording {
-    /// Where the provider keeps it.
-    pub url: String,
-    pub duration_secs: u32,
-}
-
-/// What the status route hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusReport {
-    /// The forwarded call ended (its final status).
-    CallEnded,
-    /// A leg of a Dial of ours picked up, or was bridged to the caller
-    /// (providers that report leg events per Dial, Plivo's `callbackUrl`);
-    /// `to` is the dialed target as far as it can be read back.
-    Leg { to: Option<Target>, bridged: bool },
-    /// Anything else (a call still in progress): nothing to do.
-    Progress,
-}
-
-/// What we tell the CPaaS to do with a call, in no provider's words. An
-/// empty script is an empty response (on a whisper leg: bridge the call).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CallScript(pub Vec<Step>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Speak a text to the caller.
-    Say(String),
-    /// Ring one or more targets; several targets ring at once and the first
-    /// to answer wins.
-    Dial(Dial),
-    /// Record a message, then post the result to `action_url`.
-    Record {
-        action_url: String,
-        max_length_secs: u32,
-    },
-    /// Speak `prompt` while waiting for up to `num_digits` keypresses, then
-    /// post them to `action_url`. Without input the script goes on with the
-    /// next step.
-    Gather {
-        action_url: String,
-        num_digits: u8,
-        timeout_secs: u32,
-        prompt: String,
-    },
-    Hangup,
-    /// Refuse the call with a busy signal (a blocked caller), without
-    /// answering it where the provider can.
-    Reject,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dial {
-    pub targets: Vec<DialTarget>,
-    /// Shown to the dialed leg: the original caller, never a withheld marker.
-    /// `None` leaves the provider's default (the called number).
-    pub caller_id: Option<PhoneNumber>,
-    /// Seconds to ring before giving up (the subscriber's `ring_timeout_secs`).
-    pub timeout_secs: u32,
-    /// Where the provider posts the outcome of the Dial (our `dial-status`).
-    pub action_url: String,
-    /// For providers that screen per Dial (Plivo `confirmSound`): the
-    /// whisper every answering leg hears when any target is screened.
-    pub screen_url: Option<String>,
-    /// For providers that report leg events per Dial (Plivo `callbackUrl`):
-    /// where they go, so that we learn which leg answered.
-    pub leg_events_url: Option<String>,
-    /// Record both parties from the moment a leg answers, and post the
-    /// finished recording here (our `recording` route); `None` records
-    /// nothing.
-    pub record_url: Option<String>,
-    /// The ringback the caller hears meanwhile, where the provider can
-    /// choose it; `None` leaves the provider's.
-    pub ring_tone: Option<RingTone>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialTarget {
-    pub target: Target,
-    /// For providers that run markup per leg (Twilio `<Number url>`): fetched
-    /// when this leg picks up and run on it before the bridge; it tells us
-    /// who answered, and screens when `screened`.
-    pub pickup_url: Option<String>,
-    /// Whether the person who answers must press 1 first.
-    pub screened: bool,
 }

@@ -11,10 +11,11 @@ use super::signalwire::SignalWire;
 use super::telnyx::Telnyx;
 use super::testing::configured;
 use super::twilio::Twilio;
-use super::{CallScript, Dial, DialTarget, Provider, Step, plivo, twilio};
+use super::{Provider, plivo, twilio};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::rules::RingTone;
 use crate::domain::subscriber::Target;
+use crate::flow::model::{CallScript, Dial, DialTarget, Step};
 
 /// Any text, control characters, markup and non-ASCII included.
 fn text() -> impl Strategy<Value = String> {

@@ -1,11 +1,12 @@
 //! What the providers' unit tests build their inputs from.
 
-use super::{DialTarget, Params, Provider, ProviderVars};
+use super::{Params, Provider, ProviderVars};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::subscriber::Target;
+use crate::flow::model::DialTarget;
 
 /// A form of these pairs, in order.
-pub fn params(pairs: &[(&str, &str)]) -> Params {
+pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
     Params::from_pairs(
         pairs
             .iter()
@@ -14,7 +15,7 @@ pub fn params(pairs: &[(&str, &str)]) -> Params {
     )
 }
 
-pub fn number(s: &str) -> PhoneNumber {
+pub(crate) fn number(s: &str) -> PhoneNumber {
     PhoneNumber::parse(s, Region::default()).unwrap()
 }
 
@@ -29,7 +30,7 @@ pub fn phone(s: &str) -> DialTarget {
 
 /// `P` configured with a credential of the right shape (a token, or for
 /// Telnyx a public key), for tests that render markup.
-pub fn configured<P: Provider>() -> P::Config {
+pub(crate) fn configured<P: Provider>() -> P::Config {
     let mut vars = ProviderVars::default();
     let credential = if P::NAME == "telnyx" {
         // Any valid Ed25519 public key.

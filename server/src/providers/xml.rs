@@ -14,7 +14,7 @@ use std::io;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 
-use super::{CallScript, Step};
+use crate::flow::model::{CallScript, Step};
 
 /// Where a dialect writes.
 pub(super) type XmlWriter<'a> = Writer<&'a mut Vec<u8>>;

@@ -233,13 +233,15 @@ mod tests {
         );
     }
     use crate::domain::credentials::TokenHash;
-    use crate::domain::dial::{CallSid, DialAttempt, DialResult, DialStatus};
+    use crate::domain::ids::{CallSid, DestinationId};
     use crate::domain::phone::{Caller, PhoneNumber, Region};
     use crate::domain::rules::Route;
     use crate::domain::session::{
-        Claim, DialedLeg, Instruction, MissedReason, Offer, OfferKey, OfferResponse, Timestamp,
+        Claim, DialAttempt, DialResult, DialStatus, DialedLeg, Instruction, MissedReason, Offer,
+        OfferKey, OfferResponse,
     };
-    use crate::domain::subscriber::{DestinationId, Mode};
+    use crate::domain::subscriber::Mode;
+    use crate::domain::time::Timestamp;
 
     fn t(millis: i64) -> Timestamp {
         Timestamp::from_unix_millis(1_800_000_000_000 + millis).unwrap()

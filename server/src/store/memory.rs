@@ -14,9 +14,10 @@ use super::{
     Store, StoreError, SubscriberRecord, SubscriberStore, Swept, WindowCount,
 };
 use crate::domain::credentials::{TokenHash, TokenOwner};
-use crate::domain::dial::CallSid;
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Claim, Session, SessionId, Timestamp};
+use crate::domain::session::{Claim, Session, SessionId};
+use crate::domain::time::Timestamp;
 
 #[derive(Default)]
 pub struct MemoryStore {

@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::credentials::{Credentials, TokenHash, TokenOwner};
-use crate::domain::dial::CallSid;
-use crate::domain::phone::Caller;
-use crate::domain::phone::PhoneNumber;
-use crate::domain::session::{Claim, Session, SessionId, Timestamp};
+use crate::domain::ids::CallSid;
+use crate::domain::phone::{Caller, PhoneNumber};
+use crate::domain::session::{Claim, Session, SessionId};
 use crate::domain::subscriber::Subscriber;
+use crate::domain::time::Timestamp;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;

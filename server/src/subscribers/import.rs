@@ -21,8 +21,9 @@ use tokio::sync::mpsc;
 
 use super::registry::Registry;
 use crate::domain::credentials::{Credentials, NewToken, TokenPolicy};
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::subscriber::{DestinationId, SubscriberSpec};
+use crate::domain::subscriber::SubscriberSpec;
 use crate::store::SubscriberRecord;
 
 /// Entries written per batch: two pipelined round trips each.

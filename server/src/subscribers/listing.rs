@@ -5,9 +5,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::domain::error::FieldError;
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::session::{Session, SessionId};
-use crate::domain::subscriber::FieldError;
 
 /// A page holds this many items unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 50;

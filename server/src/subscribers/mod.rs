@@ -72,6 +72,12 @@ impl Subscribers {
         subscribers
     }
 
+    /// Subscribers in `store` for one process alone (tools, tests): the
+    /// news of its writes goes nowhere else.
+    pub fn in_process(store: Arc<dyn Store>, cache_entries: usize) -> Self {
+        Self::new(store, EventBus::in_process(), Arc::default(), cache_entries)
+    }
+
     /// The store behind them (the registry writes there).
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store

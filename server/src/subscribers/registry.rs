@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::Subscribers;
 use crate::domain::credentials::{Credentials, IssuedTokens, TokenHash, TokenOwner, TokenPolicy};
+use crate::domain::error::FieldError;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::session::Timestamp;
-use crate::domain::subscriber::{FieldError, SpecRules, Subscriber, SubscriberSpec};
+use crate::domain::subscriber::{SpecRules, Subscriber, SubscriberSpec};
+use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError, SubscriberRecord, WindowCount};
 
 #[derive(Clone)]

@@ -54,8 +54,8 @@ async fn until_cache_is_fresh(app: &TestApp) {
 async fn voice_until(
     app: &TestApp,
     what: &str,
-    done: impl Fn(&crate::markup::Node) -> bool,
-) -> crate::markup::Node {
+    done: impl Fn(&crate::helpers::Element) -> bool,
+) -> crate::helpers::Element {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let answer = forwarded(app, Cpaas::Twilio, CALLER, BOBS_NUMBER).await;
@@ -70,7 +70,7 @@ async fn voice_until(
     }
 }
 
-fn dials(answer: &crate::markup::Node, desk: &str) -> bool {
+fn dials(answer: &crate::helpers::Element, desk: &str) -> bool {
     answer.child_names() == ["Dial"] && nouns(only_dial(answer)) == [Cpaas::Twilio.phone_noun(desk)]
 }
 

@@ -14,8 +14,9 @@ use crate::cpaas::{
     ALICE, CALLER, SHARED, alice_desk_only, alice_with, assert_hangup, dial_ended, forwarded,
     next_event, only_dial, query_of, ring, session,
 };
+use crate::helpers::CpaasTest as _;
+use crate::helpers::Element;
 use crate::helpers::{Backend, Cpaas, DialEnd, local_path, spawn_app};
-use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
 crate::for_each_provider! {
@@ -33,13 +34,13 @@ crate::for_each_provider! {
 
 /// The Dial of a forwarded call's markup: on Plivo it may follow the Record
 /// that records it.
-fn the_dial(response: &Node) -> &Node {
-    response.child("Dial")
+fn the_dial(response: &Element) -> &Element {
+    response.child("Dial").unwrap()
 }
 
 /// Asserts that `response` records its Dial as `cpaas` does, and returns
 /// where the finished recording is posted.
-fn assert_records_from_answer(cpaas: Cpaas, response: &Node) -> String {
+fn assert_records_from_answer(cpaas: Cpaas, response: &Element) -> String {
     let dial = the_dial(response);
     match cpaas {
         Cpaas::Twilio | Cpaas::Telnyx | Cpaas::SignalWire => {
@@ -50,7 +51,7 @@ fn assert_records_from_answer(cpaas: Cpaas, response: &Node) -> String {
         Cpaas::Plivo => {
             // Plivo's Dial has no recording attribute.
             assert_eq!(response.child_names(), ["Record", "Dial"], "{response:?}");
-            let record = response.child("Record");
+            let record = response.child("Record").unwrap();
             assert_eq!(record.attr("startOnDialAnswer"), Some("true"), "{record:?}");
             assert_eq!(record.attr("redirect"), Some("false"), "{record:?}");
             assert_eq!(record.attr("maxLength"), Some("14400"), "{record:?}");
@@ -64,7 +65,7 @@ fn assert_records_from_answer(cpaas: Cpaas, response: &Node) -> String {
 }
 
 /// Asserts that `response` records nothing.
-fn assert_records_nothing(cpaas: Cpaas, response: &Node) {
+fn assert_records_nothing(cpaas: Cpaas, response: &Element) {
     assert_eq!(response.child_names(), ["Dial"], "{response:?}");
     assert_eq!(cpaas.recording_callback(response), None, "{response:?}");
     let dial = only_dial(response);
@@ -321,7 +322,7 @@ async fn a_blocked_caller_hears_busy_and_the_session_ends_missed(cpaas: Cpaas, b
         Cpaas::Plivo => ("Hangup", &["Hangup"]),
     };
     assert_eq!(response.child_names(), rest, "{response:?}");
-    let reject = response.child(verb);
+    let reject = response.child(verb).unwrap();
     assert_eq!(reject.attr("reason"), Some("busy"), "{reject:?}");
     let s = session(&app, &alices).await;
     assert_eq!(s["state"], "missed", "{s}");

@@ -15,8 +15,9 @@ use crate::cpaas::{
     ALICE, ALICE_DESK, CALLER, SHARED, alice_with, assert_hangup, forwarded, forwarded_as,
     next_event, nouns, only_dial, query_of, ring, session,
 };
+use crate::helpers::CpaasTest as _;
+use crate::helpers::Element;
 use crate::helpers::{Backend, Cpaas, Screening, TestApp, local_path, spawn_app, spawn_app_with};
-use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
 crate::for_each_provider! {
@@ -74,10 +75,10 @@ async fn assert_no_more(apps: &[&TestApp], receiver: &WebhookReceiver, kind: &st
 async fn dial_ends(
     app: &TestApp,
     cpaas: Cpaas,
-    dial: &Node,
+    dial: &Element,
     status: &str,
     bridged: Option<bool>,
-) -> Node {
+) -> Element {
     let action = dial.attr("action").expect("the Dial has an action");
     let mut request = cpaas
         .request(if status == "completed" {
@@ -104,9 +105,9 @@ async fn dial_ends(
 /// noun's whisper and runs it; Plivo reports the answer to the Dial's
 /// `callbackUrl` and fetches `confirmSound` when there is one. Returns the
 /// markup the leg runs.
-async fn leg_picks_up(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str) -> Node {
+async fn leg_picks_up(app: &TestApp, cpaas: Cpaas, dial: &Element, address: &str) -> Element {
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             let noun = dial
                 .children
                 .iter()
@@ -116,7 +117,7 @@ async fn leg_picks_up(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str) -
             // before the bridge.
             if noun.name == "Verto" {
                 assert!(noun.attrs.is_empty(), "{noun:?}");
-                return crate::markup::parse("<Response/>");
+                return crate::helpers::parse_markup("<Response/>");
             }
             let url = noun
                 .attr("url")
@@ -137,14 +138,14 @@ async fn leg_picks_up(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str) -
                         .markup(app)
                         .await
                 }
-                None => Node::default(),
+                None => Element::default(),
             }
         }
     }
 }
 
 /// Plivo's `callbackUrl` request for a B leg of `dial`.
-async fn leg_event(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str, action: &str) {
+async fn leg_event(app: &TestApp, cpaas: Cpaas, dial: &Element, address: &str, action: &str) {
     let url = dial
         .attr("callbackUrl")
         .expect("Plivo Dials report their legs");
@@ -166,12 +167,12 @@ async fn leg_event(app: &TestApp, cpaas: Cpaas, dial: &Node, address: &str, acti
 async fn leg_takes_the_call(
     app: &TestApp,
     cpaas: Cpaas,
-    dial: &Node,
-    whisper: &Node,
+    dial: &Element,
+    whisper: &Element,
     address: &str,
 ) {
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             if let Some(gather) = whisper.children.iter().find(|c| c.name == cpaas.gather()) {
                 let action = gather.attr("action").expect("a Gather action");
                 let taken = cpaas
@@ -196,9 +197,9 @@ async fn leg_takes_the_call(
 /// the Gather times out and the whisper hangs the leg up (the parent's Dial
 /// then ends `completed` without a bridge); Plivo hangs the leg up and rings
 /// on.
-fn assert_screening_prompt(cpaas: Cpaas, whisper: &Node) {
+fn assert_screening_prompt(cpaas: Cpaas, whisper: &Element) {
     match cpaas.screening() {
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             assert_eq!(
                 whisper.child_names(),
                 [cpaas.gather(), "Hangup"],
@@ -220,7 +221,7 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
 
     let first = forwarded(&app, cpaas, CALLER, SHARED).await;
     let group = only_dial(&first);
-    let cell = cpaas.rendered_number(CELL);
+    let cell = cpaas.number(CELL);
     let laptop = cpaas.client_noun("alice").1;
     assert_eq!(
         nouns(group),
@@ -235,7 +236,7 @@ async fn a_voicemail_picking_up_first_in_a_simultaneous_ring_does_not_swallow_th
         // whisper hung the voicemail up: completed, not bridged (Twilio says
         // so; on Telnyx and SignalWire the missing key press tells). The rest
         // of the group rings again.
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             let next = dial_ends(&app, cpaas, group, "completed", Some(false)).await;
             let again = only_dial(&next);
             assert_eq!(
@@ -319,7 +320,7 @@ async fn a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hun
     let id = ring(&app, &alice_reg, Some(CALLER)).await;
     let first = forwarded(&app, cpaas, CALLER, SHARED).await;
     let desk = only_dial(&first);
-    let whisper = leg_picks_up(&app, cpaas, desk, &cpaas.rendered_number(ALICE_DESK)).await;
+    let whisper = leg_picks_up(&app, cpaas, desk, &cpaas.number(ALICE_DESK)).await;
     assert_screening_prompt(cpaas, &whisper);
 
     // The TwiML family: the whisper hung up: completed without a bridge
@@ -331,7 +332,7 @@ async fn a_screened_leg_that_picks_up_without_pressing_1_is_declined_and_the_hun
         Cpaas::Telnyx | Cpaas::SignalWire | Cpaas::Plivo => &[None],
     };
     let status = match cpaas.screening() {
-        Screening::WhisperOnTheNoun => "completed",
+        Screening::GatherOnLeg => "completed",
         Screening::ConfirmKey => "no-answer",
     };
     for (n, bridged) in bridged_flags.iter().enumerate() {
@@ -368,7 +369,7 @@ async fn a_simultaneous_ring_names_the_destination_that_answered(cpaas: Cpaas, b
     let id = ring(&app, &alice_reg, Some(CALLER)).await;
     let first = forwarded(&app, cpaas, CALLER, SHARED).await;
     let dial = only_dial(&first);
-    let desk = cpaas.rendered_number(ALICE_DESK);
+    let desk = cpaas.number(ALICE_DESK);
 
     let whisper = leg_picks_up(&app, cpaas, dial, &desk).await;
     leg_takes_the_call(&app, cpaas, dial, &whisper, &desk).await;
@@ -532,7 +533,7 @@ async fn a_rejected_call_that_is_never_forwarded_expires_with_call_missed(
     // dialled): past FORWARD_TIMEOUT_SECS (30 s) on both instances' clocks,
     // the destinations hear that the call was missed, once.
     for app in std::iter::once(&first).chain(second.as_ref()) {
-        app.config.clock.advance(Duration::from_secs(31));
+        app.clock.advance(Duration::from_secs(31));
     }
     let missed = next_event(&receiver, "call.missed").await;
     assert_eq!(
@@ -615,7 +616,7 @@ async fn a_repeated_pick_up_or_key_press_sends_call_connected_once_and_answers_t
         let id = ring(&app, &alice_reg, Some(CALLER)).await;
         let first = forwarded(&app, cpaas, CALLER, SHARED).await;
         let dial = only_dial(&first);
-        let desk = cpaas.rendered_number(ALICE_DESK);
+        let desk = cpaas.number(ALICE_DESK);
 
         // Every request of the leg, twice (a provider retries a request
         // whose answer it did not get): the same answers.
@@ -688,10 +689,10 @@ async fn a_leg_picking_up_after_the_call_is_over_is_hung_up(cpaas: Cpaas, backen
         .await;
     assert_eq!(response.status(), 204);
     assert_eq!(session(&app, &id).await["state"], "missed");
-    let cell = cpaas.rendered_number(CELL);
+    let cell = cpaas.number(CELL);
     match cpaas.screening() {
         // The TwiML family runs the noun's whisper on the late leg.
-        Screening::WhisperOnTheNoun => {
+        Screening::GatherOnLeg => {
             assert_hangup(&leg_picks_up(&app, cpaas, group, &cell).await);
             let whisper_url = group
                 .children
@@ -735,7 +736,7 @@ async fn whispers_key_presses_and_voicemails_naming_another_subscriber_change_no
         path
     };
     let whisper_url = match cpaas.screening() {
-        Screening::WhisperOnTheNoun => dial.children[0].attr("url"),
+        Screening::GatherOnLeg => dial.children[0].attr("url"),
         Screening::ConfirmKey => dial.attr("confirmSound"),
     }
     .expect("a screened leg has a whisper");
@@ -744,7 +745,7 @@ async fn whispers_key_presses_and_voicemails_naming_another_subscriber_change_no
         .at(&as_bob(whisper_url))
         .markup(&app)
         .await;
-    if cpaas.screening() == Screening::WhisperOnTheNoun {
+    if cpaas.screening() == Screening::GatherOnLeg {
         assert_hangup(&whisper);
         let pressed = cpaas
             .request("screen_result")
@@ -795,7 +796,7 @@ async fn a_forward_deadline_outlives_the_instance_that_wrote_it(cpaas: Cpaas, ba
     )
     .await;
     // Past the later instance's FORWARD_TIMEOUT_SECS (30 s), not the first's.
-    later.config.clock.advance(Duration::from_secs(31));
+    later.clock.advance(Duration::from_secs(31));
     let missed = next_event(&receiver, "call.missed").await;
     assert_eq!(missed.body["data"]["reason"], "not_forwarded");
     assert_eq!(session(&later, &id).await["state"], "expired");

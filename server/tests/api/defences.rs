@@ -13,6 +13,7 @@ use ringrelay_server::providers;
 use serde_json::{Value, json};
 
 use crate::cpaas::{ALICE, CALLER, SHARED, alice, assert_refused, nouns, only_dial, ring};
+use crate::helpers::CpaasTest as _;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Cpaas, PUBLIC_BASE_URL, TestApp, assert_error, form_body, post_form,
     spawn_app, spawn_app_with, unix_now,
@@ -247,7 +248,7 @@ async fn a_signed_webhook_gets_its_dial_behind_a_proxy_after_forged_ones_naming_
 async fn either_value_of_a_rotating_credential_verifies_and_a_third_is_refused(cpaas: Cpaas) {
     let [current, next, stranger] = three_keys(cpaas);
     let both = format!("{},{}", current.configured(), next.configured());
-    let app = spawn_app_with(Backend::Memory, &[(cpaas.auth_token_variable(), &both)]).await;
+    let app = spawn_app_with(Backend::Memory, &[(cpaas.credential_variable(), &both)]).await;
     let alice_reg = app.register(ALICE, &alice()).await;
     for key in [current, next] {
         ring(&app, &alice_reg, Some(CALLER)).await;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use ringrelay_server::clock::WallClock;
 use ringrelay_server::config::{Config, RedisTarget};
-use ringrelay_server::domain::session::Timestamp;
+use ringrelay_server::domain::time::Timestamp;
+use ringrelay_server::notify::retry::RetryPolicy;
 use ringrelay_server::redis::{Certificates, RedisConnection};
-use ringrelay_server::startup::Application;
+use ringrelay_server::startup::{Application, Inputs};
 use ringrelay_server::store::RedisStore;
 
 use crate::servers::{SENTINEL_MASTER, TestRedis, TestRedisCluster, TestSentinel};
@@ -50,12 +51,7 @@ pub fn registry_on(
 ) -> ringrelay_server::subscribers::Registry {
     use ringrelay_server::subscribers::{Registry, Subscribers};
     Registry::new(
-        Arc::new(Subscribers::new(
-            store,
-            ringrelay_server::notify::bus::EventBus::in_process(),
-            Arc::default(),
-            16,
-        )),
+        Arc::new(Subscribers::in_process(store, 16)),
         ringrelay_server::domain::subscriber::SpecRules {
             region: config.default_region,
             webhooks_can_be_signed: true,
@@ -134,6 +130,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The configuration the app runs with (its key prefix, for one).
     pub config: Config,
+    /// The clock of its call flow and rules.
+    pub clock: WallClock,
     /// The store's backend; holding it keeps the test's redis-server alive.
     pub backend: Backend,
 }
@@ -177,13 +175,24 @@ pub fn test_config(
         vars.retain(|(n, _)| n != name);
         vars.push((name.to_string(), value.to_string()));
     }
-    // A clock the test can move on (`app.config.clock.advance`) instead of
-    // waiting for deadlines.
-    Config::from_vars(vars).map(|config| Config {
-        clock: WallClock::starting_at(Timestamp::now()),
-        ..config
-    })
+    Config::from_vars(vars)
 }
+
+/// How often the apps under test sweep their deadlines: an expiry shows
+/// this soon after the test moved the clock past it. A live session lives
+/// four sweeps past its forward deadline.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Retries that keep no test waiting: 4 attempts, 10, 50 and 250 ms apart,
+/// whatever a receiver's `Retry-After` says.
+pub const FAST_RETRIES: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    first_delay: Duration::from_millis(10),
+    backoff: 5,
+    min_retry_after: Duration::from_millis(10),
+    max_retry_after: Duration::from_millis(10),
+    attempt_timeout: Duration::from_secs(10),
+};
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
@@ -191,21 +200,28 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let config = test_config(&backend, extra).expect("test configuration is valid");
-    start(config, backend).await
+    start(config, backend, Timestamp::now()).await
 }
 
 /// An app whose subscriber rules read a clock set to `at` (RFC 3339); the
-/// test moves it on with `app.config.clock.advance`.
+/// test moves it on with `app.clock.advance`.
 pub async fn spawn_app_at(backend: Backend, at: &str) -> TestApp {
-    let mut config = test_config(&backend, &[]).expect("test configuration is valid");
-    config.clock = WallClock::starting_at(
-        serde_json::from_value(Value::String(at.to_owned())).expect("an RFC 3339 time"),
-    );
-    start(config, backend).await
+    let config = test_config(&backend, &[]).expect("test configuration is valid");
+    let at = serde_json::from_value(Value::String(at.to_owned())).expect("an RFC 3339 time");
+    start(config, backend, at).await
 }
 
-async fn start(config: Config, backend: Backend) -> TestApp {
-    let app = Application::build(config.clone())
+/// The app on its own clock, set to `now`, which the test moves on
+/// (`app.clock.advance`) instead of waiting for deadlines; with
+/// [`FAST_RETRIES`], and deadlines swept every [`SWEEP_INTERVAL`].
+async fn start(config: Config, backend: Backend, now: Timestamp) -> TestApp {
+    let clock = WallClock::starting_at(now);
+    let inputs = Inputs {
+        clock: clock.clone(),
+        retry: FAST_RETRIES,
+        sweep_interval: SWEEP_INTERVAL,
+    };
+    let app = Application::build_with(config.clone(), inputs)
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -217,6 +233,7 @@ async fn start(config: Config, backend: Backend) -> TestApp {
             .build()
             .unwrap(),
         config,
+        clock,
         backend,
     }
 }
@@ -327,6 +344,29 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Waits until session `session_id` is in `state` (a sweep, another
+    /// instance or a background task gets it there); fails the test after
+    /// 10 s.
+    pub async fn wait_for_state(&self, token: &str, session_id: &str, state: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let session: Value = self
+                .get_session(token, session_id)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if session["state"] == state {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session {session_id} never became {state}: {session}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Posts a form to a Twilio route, signed as Twilio signs it with the
     /// app's auth token over `PUBLIC_BASE_URL` + `path_and_query`.
     pub async fn twilio(&self, path_and_query: &str, params: &[(&str, &str)]) -> reqwest::Response {
@@ -336,11 +376,7 @@ impl TestApp {
     }
 
     /// A signed Twilio webhook answered 200 with TwiML; its parsed tree.
-    pub async fn twiml(
-        &self,
-        path_and_query: &str,
-        params: &[(&str, &str)],
-    ) -> crate::markup::Node {
+    pub async fn twiml(&self, path_and_query: &str, params: &[(&str, &str)]) -> Element {
         let response = self.twilio(path_and_query, params).await;
         Cpaas::Twilio.read_markup(path_and_query, response).await
     }
@@ -436,10 +472,9 @@ macro_rules! both_backends {
 }
 
 /// Runs each case once per provider: `on_both_backends` cases take
-/// `(Cpaas, Backend)` and run on the in-memory store and on Redis (and on
-/// the shared cluster), `once`
-/// cases take the provider only. Tests are named
-/// `cpaas::<provider>::[<backend>::]<case>`.
+/// `(Cpaas, Backend)` and run on the in-memory store, on Redis and on the
+/// shared cluster; `once` cases take the provider only. Tests are named
+/// `<file>::<provider>::[<backend>::]<case>`.
 #[macro_export]
 macro_rules! for_each_provider {
     (
@@ -453,34 +488,41 @@ macro_rules! for_each_provider {
     };
     (@provider $module:ident, $variant:ident, [$($both:ident),*], [$($once:ident),*]) => {
         mod $module {
-            use $crate::helpers::{Backend, Cpaas};
-
             mod memory {
-                use super::{Backend, Cpaas};
                 $(
                     #[tokio::test]
                     async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::Memory).await
+                        super::super::$both(
+                            $crate::helpers::Cpaas::$variant,
+                            $crate::helpers::Backend::Memory,
+                        )
+                        .await
                     }
                 )*
             }
 
             mod redis {
-                use super::{Backend, Cpaas};
                 $(
                     #[tokio::test]
                     async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::redis()).await
+                        super::super::$both(
+                            $crate::helpers::Cpaas::$variant,
+                            $crate::helpers::Backend::redis(),
+                        )
+                        .await
                     }
                 )*
             }
 
             mod cluster {
-                use super::{Backend, Cpaas};
                 $(
                     #[tokio::test]
                     async fn $both() {
-                        super::super::$both(Cpaas::$variant, Backend::cluster()).await
+                        super::super::$both(
+                            $crate::helpers::Cpaas::$variant,
+                            $crate::helpers::Backend::cluster(),
+                        )
+                        .await
                     }
                 )*
             }
@@ -488,7 +530,7 @@ macro_rules! for_each_provider {
             $(
                 #[tokio::test]
                 async fn $once() {
-                    super::$once(Cpaas::$variant).await
+                    super::$once($crate::helpers::Cpaas::$variant).await
                 }
             )*
         }
@@ -496,7 +538,13 @@ macro_rules! for_each_provider {
 }
 
 // ---------------------------------------------------------------------------
-// CPaaS providers: what a test needs to speak to either one
+// CPaaS providers: the kit's words (routes, parameters, signatures, the
+// markup's verbs and nouns), plus what only a test needs: the test
+// credentials, the recorded requests, and signed requests to the app.
+
+pub use ringrelay_simulator::cpaas::kit::{
+    Cpaas, DialEnd, Element, Screening, form_body, unix_now,
+};
 
 /// Owned form pairs.
 pub fn pairs(params: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -506,15 +554,10 @@ pub fn pairs(params: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The CPaaS providers whose webhooks the service answers (contract §7), in
-/// the words a test needs: routes, parameter names and formats, signatures,
-/// and how their markup spells each verb.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cpaas {
-    Twilio,
-    Plivo,
-    Telnyx,
-    SignalWire,
+/// Parses markup the app answered; fails the test when it is not one
+/// well-formed element.
+pub fn parse_markup(xml: &str) -> Element {
+    ringrelay_simulator::cpaas::kit::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"))
 }
 
 /// The Telnyx key these tests sign with (from [`TELNYX_SECRET_SEED`]).
@@ -522,409 +565,49 @@ pub fn telnyx_signing_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&TELNYX_SECRET_SEED)
 }
 
-/// Its public half as Telnyx shows it (base64 of 32 bytes): the app's
-/// `TELNYX_PUBLIC_KEY`.
+/// Its public half as Telnyx shows it: the app's `TELNYX_PUBLIC_KEY`.
 pub fn telnyx_public_key() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .encode(telnyx_signing_key().verifying_key().as_bytes())
+    ringrelay_simulator::cpaas::kit::telnyx_public_key(&TELNYX_SECRET_SEED)
 }
 
-/// The Unix seconds of now, as Telnyx writes `telnyx-timestamp`.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-        .try_into()
-        .expect("seconds fit in i64")
-}
-
-/// A provider's webhook routes.
-#[derive(Debug, Clone, Copy)]
-pub struct CpaasRoutes {
-    /// The number's voice (answer) URL.
-    pub answer: &'static str,
-    pub dial_status: &'static str,
-    pub voicemail: &'static str,
-    pub screen: &'static str,
-    pub screen_result: &'static str,
-    /// The call status callback (Plivo's hangup URL).
-    pub status: &'static str,
-    /// A recording of a Dial's legs is ready.
-    pub recording: &'static str,
-}
-
-impl CpaasRoutes {
-    pub fn all(&self) -> [&'static str; 7] {
-        [
-            self.answer,
-            self.dial_status,
-            self.voicemail,
-            self.screen,
-            self.screen_result,
-            self.status,
-            self.recording,
-        ]
-    }
-}
-
-/// How a dialed leg ended, in no provider's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialEnd {
-    Answered,
-    Busy,
-    NoAnswer,
-    Failed,
-}
-
-/// How a provider lets a screening destination take the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screening {
-    /// The TwiML family (Twilio, Telnyx, SignalWire): `<Number url>` runs the
-    /// whisper on the callee's leg; it gathers the key itself and posts it to
-    /// `screen-result`.
-    WhisperOnTheNoun,
-    /// Plivo: the Dial's `confirmSound` (the whisper, which only speaks) and
-    /// `confirmKey`.
-    ConfirmKey,
-}
-
-impl Cpaas {
-    pub const ALL: [Self; 4] = [Self::Twilio, Self::Plivo, Self::Telnyx, Self::SignalWire];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Twilio => "twilio",
-            Self::Plivo => "plivo",
-            Self::Telnyx => "telnyx",
-            Self::SignalWire => "signalwire",
-        }
-    }
-
-    /// Another provider (the next in [`Cpaas::ALL`], cycling).
-    pub fn other(self) -> Self {
-        let index = Self::ALL.iter().position(|c| *c == self).unwrap();
-        Self::ALL[(index + 1) % Self::ALL.len()]
-    }
-
-    /// Whether its signature covers the URL requested (Twilio's and
-    /// SignalWire's HMAC, Plivo's V3). Telnyx signs the timestamp and the
-    /// body only: a request replayed to another URL of ours verifies.
-    pub fn signs_the_url(self) -> bool {
-        !matches!(self, Self::Telnyx)
-    }
-
-    pub fn routes(self) -> CpaasRoutes {
-        match self {
-            Self::Twilio => CpaasRoutes {
-                answer: "/twilio/voice",
-                dial_status: "/twilio/dial-status",
-                voicemail: "/twilio/voicemail",
-                screen: "/twilio/screen",
-                screen_result: "/twilio/screen-result",
-                status: "/twilio/status",
-                recording: "/twilio/recording",
-            },
-            Self::Plivo => CpaasRoutes {
-                answer: "/plivo/answer",
-                dial_status: "/plivo/dial-status",
-                voicemail: "/plivo/voicemail",
-                screen: "/plivo/screen",
-                screen_result: "/plivo/screen-result",
-                status: "/plivo/hangup",
-                recording: "/plivo/recording",
-            },
-            Self::Telnyx => CpaasRoutes {
-                answer: "/telnyx/voice",
-                dial_status: "/telnyx/dial-status",
-                voicemail: "/telnyx/voicemail",
-                screen: "/telnyx/screen",
-                screen_result: "/telnyx/screen-result",
-                status: "/telnyx/status",
-                recording: "/telnyx/recording",
-            },
-            Self::SignalWire => CpaasRoutes {
-                answer: "/signalwire/voice",
-                dial_status: "/signalwire/dial-status",
-                voicemail: "/signalwire/voicemail",
-                screen: "/signalwire/screen",
-                screen_result: "/signalwire/screen-result",
-                status: "/signalwire/status",
-                recording: "/signalwire/recording",
-            },
-        }
-    }
-
-    /// The variable holding its credential (unset: its routes answer 503).
-    pub fn auth_token_variable(self) -> &'static str {
-        match self {
-            Self::Twilio => "TWILIO_AUTH_TOKEN",
-            Self::Plivo => "PLIVO_AUTH_TOKEN",
-            Self::Telnyx => "TELNYX_PUBLIC_KEY",
-            Self::SignalWire => "SIGNALWIRE_SIGNING_KEY",
-        }
-    }
+/// What a test does with a provider beyond the kit's words: its test
+/// credential, its recorded requests (`fixtures/requests/<provider>/`), and
+/// requests to the app under test signed with that credential.
+pub trait CpaasTest: Copy {
+    /// The provider, in the kit's words.
+    fn kit(self) -> Cpaas;
 
     /// The secret its HMAC signatures are keyed with. Telnyx signs with a
     /// private key instead ([`telnyx_signing_key`]).
-    pub fn auth_token(self) -> &'static str {
-        match self {
-            Self::Twilio => TWILIO_AUTH_TOKEN,
-            Self::Plivo => PLIVO_AUTH_TOKEN,
-            Self::SignalWire => SIGNALWIRE_SIGNING_KEY,
-            Self::Telnyx => panic!("Telnyx signs with an Ed25519 key, not a shared secret"),
+    fn auth_token(self) -> &'static str {
+        match self.kit() {
+            Cpaas::Twilio => TWILIO_AUTH_TOKEN,
+            Cpaas::Plivo => PLIVO_AUTH_TOKEN,
+            Cpaas::SignalWire => SIGNALWIRE_SIGNING_KEY,
+            Cpaas::Telnyx => panic!("Telnyx signs with an Ed25519 key, not a shared secret"),
         }
     }
 
-    /// What the `Content-Type` of its markup starts with.
-    pub fn markup_content_type(self) -> &'static str {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "text/xml",
-            Self::Plivo => "application/xml",
-        }
-    }
-
-    /// The header carrying the signature (Plivo's nonce and Telnyx's
-    /// timestamp come in another).
-    pub fn signature_header(self) -> &'static str {
-        match self {
-            Self::Twilio => "X-Twilio-Signature",
-            Self::Plivo => "X-Plivo-Signature-V3",
-            Self::Telnyx => "telnyx-signature-ed25519",
-            Self::SignalWire => "X-SignalWire-Signature",
-        }
-    }
-
-    // -- parameters ----------------------------------------------------------
-
-    /// The parameter naming the call.
-    pub fn call_id_param(self) -> &'static str {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "CallSid",
-            Self::Plivo => "CallUUID",
-        }
-    }
-
-    /// Every parameter that repeats the (A leg's) call id.
-    fn call_id_params(self) -> &'static [&'static str] {
-        match self {
-            Self::Twilio | Self::SignalWire => &["CallSid"],
-            // Telnyx repeats the id for older integrations.
-            Self::Telnyx => &["CallSid", "CallSidLegacy"],
-            Self::Plivo => &[
-                "CallUUID",
-                "ALegUUID",
-                "ALegRequestUUID",
-                "RequestUUID",
-                "DialALegUUID",
-            ],
-        }
-    }
-
-    /// A call id no other call of this test run has, shaped as the provider
-    /// shapes them.
-    pub fn new_call_id(self) -> String {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        let uuid = || {
-            format!(
-                "{pid:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                (n >> 24) & 0xffff,
-                (n >> 12) & 0xfff,
-                n & 0xfff,
-                n
-            )
+    /// The headers signing a POST of `params` to `url` (its body as
+    /// [`form_body`] writes it), as the provider signs it with its test
+    /// credential.
+    fn signature_headers(
+        self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> Vec<(&'static str, String)> {
+        let secret: &[u8] = match self.kit() {
+            Cpaas::Telnyx => &TELNYX_SECRET_SEED,
+            _ => self.auth_token().as_bytes(),
         };
-        match self {
-            Self::Twilio => format!("CA{pid:016x}{n:016x}"),
-            Self::Plivo | Self::SignalWire => uuid(),
-            // A call control id: `v3:` and URL-safe base64, with `-` and
-            // `_` in it as real ones have.
-            Self::Telnyx => {
-                use base64::Engine as _;
-                let mut bytes = [0xfb_u8; 39];
-                bytes[..4].copy_from_slice(&pid.to_be_bytes());
-                bytes[4..12].copy_from_slice(&n.to_be_bytes());
-                format!(
-                    "v3:{}",
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-                )
-            }
-        }
+        self.kit().sign(secret, url, params)
     }
 
-    /// The parameter of the Dial action callback holding how the leg ended.
-    pub fn dial_status_param(self) -> &'static str {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "DialCallStatus",
-            Self::Plivo => "DialStatus",
-        }
-    }
-
-    /// How the provider says a leg ended.
-    pub fn dial_status(self, end: DialEnd) -> &'static str {
-        match end {
-            DialEnd::Answered => "completed",
-            DialEnd::Busy => "busy",
-            DialEnd::NoAnswer => "no-answer",
-            DialEnd::Failed => "failed",
-        }
-    }
-
-    /// Every dial status meaning that the callee answered.
-    pub fn answered_statuses(self) -> &'static [&'static str] {
-        match self {
-            // `answered` is Twilio's word for a conference leg; SignalWire
-            // documents Twilio's values.
-            Self::Twilio | Self::SignalWire => &["completed", "answered"],
-            Self::Plivo | Self::Telnyx => &["completed"],
-        }
-    }
-
-    /// The parameter of the Record action callback holding the recording.
-    pub fn recording_url_param(self) -> &'static str {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "RecordingUrl",
-            Self::Plivo => "RecordUrl",
-        }
-    }
-
-    /// An E.164 number (or a withheld marker) as the provider writes it in
-    /// its parameters: Plivo drops the `+`.
-    pub fn number(self, number: &str) -> String {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => number.to_owned(),
-            Self::Plivo => number.strip_prefix('+').unwrap_or(number).to_owned(),
-        }
-    }
-
-    /// A `To` that is no phone number (a call to a softphone).
-    pub fn to_not_a_number(self) -> &'static str {
-        match self {
-            Self::Twilio => "client:alice",
-            Self::Plivo => "sip:alice@phone.plivo.com",
-            Self::Telnyx => "sip:alice@sip.telnyx.com",
-            Self::SignalWire => "sip:alice@example.sip.signalwire.com",
-        }
-    }
-
-    // -- markup --------------------------------------------------------------
-
-    /// The verb that speaks.
-    pub fn say(self) -> &'static str {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "Say",
-            Self::Plivo => "Speak",
-        }
-    }
-
-    /// The verb that collects keypresses.
-    pub fn gather(self) -> &'static str {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "Gather",
-            Self::Plivo => "GetInput",
-        }
-    }
-
-    /// An E.164 number as the markup writes it (in a noun or `callerId`).
-    pub fn rendered_number(self, e164: &str) -> String {
-        self.number(e164)
-    }
-
-    /// The noun dialing a phone, as (element, text).
-    pub fn phone_noun(self, e164: &str) -> (String, String) {
-        ("Number".into(), self.rendered_number(e164))
-    }
-
-    /// The noun dialing a softphone identity.
-    pub fn client_noun(self, identity: &str) -> (String, String) {
-        match self {
-            Self::Twilio => ("Client".into(), identity.into()),
-            Self::Plivo => ("User".into(), format!("sip:{identity}@phone.plivo.com")),
-            // A Telnyx SIP credential.
-            Self::Telnyx => ("Sip".into(), format!("sip:{identity}@sip.telnyx.com")),
-            // A Verto client of the test space (SIGNALWIRE_SIP_DOMAIN).
-            Self::SignalWire => (
-                "Verto".into(),
-                format!("{identity}@{SIGNALWIRE_SIP_DOMAIN}.verto.signalwire.com"),
-            ),
-        }
-    }
-
-    /// The noun dialing a SIP URI.
-    pub fn sip_noun(self, uri: &str) -> (String, String) {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => ("Sip".into(), uri.into()),
-            Self::Plivo => ("User".into(), uri.into()),
-        }
-    }
-
-    /// Attributes every `<Dial>` of ours carries on this provider.
-    pub fn dial_attributes(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            // The caller hears ringback until a callee answers.
-            Self::Twilio | Self::SignalWire => &[("answerOnBridge", "true")],
-            // Plivo runs the XML our action answers.
-            Self::Plivo => &[("redirect", "true")],
-            // TeXML has no answerOnBridge: Telnyx answers the call before it
-            // fetches our markup.
-            Self::Telnyx => &[],
-        }
-    }
-
-    pub fn screening(self) -> Screening {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => Screening::WhisperOnTheNoun,
-            Self::Plivo => Screening::ConfirmKey,
-        }
-    }
-
-    /// The whisper URL a `<Dial>` makes the provider fetch when a callee
-    /// answers, if any: the TwiML family's first `<Number url>`, Plivo's
-    /// `confirmSound`.
-    pub fn whisper_url(self, dial: &crate::markup::Node) -> Option<&str> {
-        match self.screening() {
-            Screening::WhisperOnTheNoun => dial.children.iter().find_map(|noun| noun.attr("url")),
-            Screening::ConfirmKey => dial.attr("confirmSound"),
-        }
-    }
-
-    /// Where a forwarded call's recording is posted once ready, if the
-    /// markup records it: the TwiML family's `<Dial recordingStatusCallback>`,
-    /// Plivo's `<Record startOnDialAnswer callbackUrl>` just before the Dial.
-    pub fn recording_callback(self, response: &crate::markup::Node) -> Option<&str> {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => response
-                .children
-                .iter()
-                .find(|verb| verb.name == "Dial")?
-                .attr("recordingStatusCallback"),
-            Self::Plivo => response
-                .children
-                .iter()
-                .find(|verb| verb.name == "Record" && verb.attr("startOnDialAnswer").is_some())?
-                .attr("callbackUrl"),
-        }
-    }
-
-    /// The parameters of the recording callback holding the recording and
-    /// its length.
-    pub fn recording_params(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Twilio | Self::Telnyx | Self::SignalWire => ("RecordingUrl", "RecordingDuration"),
-            Self::Plivo => ("RecordUrl", "RecordingDuration"),
-        }
-    }
-
-    // -- requests ------------------------------------------------------------
-
-    /// The recorded example request `kind` (`fixtures/requests/<provider>/
-    /// <kind>.json`): `inbound_call`, `dial_busy`, `dial_completed`,
-    /// `record`, `screen`, `screen_result`, `recording` (a Dial's recording is
-    /// ready), and the status callback's [`Cpaas::status_kind`].
-    pub fn request(self, kind: &str) -> Request {
+    /// The recorded example request `kind`: `inbound_call`, `dial_busy`,
+    /// `dial_completed`, `record`, `screen`, `screen_result`, `recording` (a
+    /// Dial's recording is ready), and the status callback's
+    /// [`CpaasTest::status_kind`].
+    fn request(self, kind: &str) -> Request {
         #[derive(serde::Deserialize)]
         struct Fixture {
             path: String,
@@ -933,13 +616,13 @@ impl Cpaas {
         let file = format!(
             "{}/../fixtures/requests/{}/{kind}.json",
             env!("CARGO_MANIFEST_DIR"),
-            self.name()
+            self.kit().name()
         );
         let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
         let fixture: Fixture =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         Request {
-            cpaas: self,
+            cpaas: self.kit(),
             path: fixture.path,
             params: fixture.params,
         }
@@ -947,22 +630,22 @@ impl Cpaas {
 
     /// The kind of the recorded call-status callback: Plivo's `hangup`,
     /// everyone else's `status`.
-    pub fn status_kind(self) -> &'static str {
-        match self {
-            Self::Plivo => "hangup",
-            Self::Twilio | Self::Telnyx | Self::SignalWire => "status",
+    fn status_kind(self) -> &'static str {
+        match self.kit() {
+            Cpaas::Plivo => "hangup",
+            Cpaas::Twilio | Cpaas::Telnyx | Cpaas::SignalWire => "status",
         }
     }
 
     /// The request of the call-status callback.
-    pub fn status_request(self) -> Request {
+    fn status_request(self) -> Request {
         self.request(self.status_kind())
     }
 
     /// The recorded forwarded call, as call `call_id` from `from` to `to`
     /// (E.164 numbers or withheld markers), with `ForwardedFrom` only when
     /// given.
-    pub fn inbound_call(
+    fn inbound_call(
         self,
         call_id: &str,
         from: &str,
@@ -974,60 +657,14 @@ impl Cpaas {
             .with_call_id(call_id)
             .with_parties(from, to);
         match forwarded_from {
-            Some(subscriber) => request.with("ForwardedFrom", &self.number(subscriber)),
+            Some(subscriber) => request.with("ForwardedFrom", &self.kit().number(subscriber)),
             None => request.without("ForwardedFrom"),
-        }
-    }
-
-    /// The headers signing a POST of `params` to `url` (its body as
-    /// [`form_body`] writes it), as the provider signs it with its test
-    /// credential (the service's own signing code).
-    pub fn signature_headers(
-        self,
-        url: &str,
-        params: &[(String, String)],
-    ) -> Vec<(&'static str, String)> {
-        match self {
-            Self::Twilio | Self::SignalWire => vec![(
-                self.signature_header(),
-                ringrelay_server::providers::twilio::signature::sign(
-                    self.auth_token().as_bytes(),
-                    url,
-                    params,
-                ),
-            )],
-            Self::Telnyx => {
-                let timestamp = unix_now().to_string();
-                let signature = ringrelay_server::providers::telnyx::signature::sign(
-                    &telnyx_signing_key(),
-                    &timestamp,
-                    form_body(params).as_bytes(),
-                );
-                vec![
-                    ("telnyx-signature-ed25519", signature),
-                    ("telnyx-timestamp", timestamp),
-                ]
-            }
-            Self::Plivo => {
-                let nonce = plivo_nonce();
-                let signature = ringrelay_server::providers::plivo::signature::sign_v3(
-                    PLIVO_AUTH_TOKEN.as_bytes(),
-                    ringrelay_server::providers::plivo::signature::Method::Post,
-                    url,
-                    params,
-                    &nonce,
-                );
-                vec![
-                    ("X-Plivo-Signature-V3", signature),
-                    ("X-Plivo-Signature-V3-Nonce", nonce),
-                ]
-            }
         }
     }
 
     /// Posts a form to one of the provider's routes, signed as the provider
     /// signs it over `PUBLIC_BASE_URL` + `path_and_query`.
-    pub async fn sign_and_post(
+    async fn sign_and_post(
         self,
         app: &TestApp,
         path_and_query: &str,
@@ -1039,53 +676,38 @@ impl Cpaas {
 
     /// A signed webhook answered 200 with the provider's markup; its parsed
     /// tree.
-    pub async fn markup(
+    async fn markup(
         self,
         app: &TestApp,
         path_and_query: &str,
         params: &[(String, String)],
-    ) -> crate::markup::Node {
+    ) -> Element {
         let response = self.sign_and_post(app, path_and_query, params).await;
         self.read_markup(path_and_query, response).await
     }
 
     /// The answer to a webhook to `path_and_query`, asserted 200 with the
     /// provider's markup; its parsed tree.
-    pub async fn read_markup(
-        self,
-        path_and_query: &str,
-        response: reqwest::Response,
-    ) -> crate::markup::Node {
-        assert_eq!(response.status(), 200, "{} {path_and_query}", self.name());
+    async fn read_markup(self, path_and_query: &str, response: reqwest::Response) -> Element {
+        let cpaas = self.kit();
+        assert_eq!(response.status(), 200, "{} {path_and_query}", cpaas.name());
         let content_type = response.headers()["content-type"].to_str().unwrap();
         assert!(
-            content_type.starts_with(self.markup_content_type()),
+            content_type.starts_with(cpaas.markup_content_type()),
             "{} markup is {}, not {content_type}",
-            self.name(),
-            self.markup_content_type()
+            cpaas.name(),
+            cpaas.markup_content_type()
         );
-        let root = crate::markup::parse(&response.text().await.unwrap());
+        let root = parse_markup(&response.text().await.unwrap());
         assert_eq!(root.name, "Response");
         root
     }
 }
 
-/// A Plivo nonce: 20 digits, never the same twice in a test run.
-fn plivo_nonce() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!(
-        "{:010}{:010}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// The urlencoded body of `params`, in order: the bytes [`post_form`]
-/// sends, and so the bytes a Telnyx signature is over.
-pub fn form_body(params: &[(String, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish()
+impl CpaasTest for Cpaas {
+    fn kit(self) -> Cpaas {
+        self
+    }
 }
 
 /// A form posted to `path_and_query` with exactly these headers (a
@@ -1193,7 +815,7 @@ impl Request {
     }
 
     /// Signs and posts it; the markup answered (200, the provider's type).
-    pub async fn markup(&self, app: &TestApp) -> crate::markup::Node {
+    pub async fn markup(&self, app: &TestApp) -> Element {
         self.cpaas.markup(app, &self.path, &self.params).await
     }
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::helpers::CpaasTest as _;
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, Cpaas, Registered, TestApp, assert_error, spawn_app, spawn_app_with,
+    ADMIN_TOKEN, Backend, Cpaas, Registered, SWEEP_INTERVAL, TestApp, assert_error, spawn_app,
+    spawn_app_with,
 };
 use crate::pick::EventStream;
 
@@ -47,7 +49,7 @@ async fn get_json(app: &TestApp, path_and_query: &str, token: &str) -> Value {
 async fn ring(app: &TestApp, device_token: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 9000;
-    app.config.clock.advance(Duration::from_secs(1));
+    app.clock.advance(Duration::from_secs(1));
     let caller = format!("+1202555{:04}", 1000 + n);
     let response = app.ring(device_token, &json!({"caller": caller})).await;
     assert_eq!(response.status(), 201);
@@ -182,15 +184,20 @@ both_backends! {
     };
 
     ended_sessions_stay_listed_after_the_session_ttl => |backend: Backend| async move {
-        // A session lives 5 s after its last change here (the forward
-        // deadline, 1 s, plus four sweeps); an ended one a day.
+        // A live session lives 1.4 s after its last change here (the
+        // forward deadline, 1 s, plus four sweeps); an ended one a day.
         let app = spawn_app_with(backend, &[("SESSION_TTL_SECS", "1"), ("FORWARD_TIMEOUT_SECS", "1")]).await;
+        let live_session_lifetime = Duration::from_secs(1) + 4 * SWEEP_INTERVAL;
         let alice = app.register(ALICE, &subscriber_body()).await;
         let cancelled = ring(&app, &alice.device_token).await;
         caller_gives_up(&app, &alice.device_token, &cancelled).await;
-        // Never forwarded: it ends expired by itself.
+        // Never forwarded: past its deadline it ends expired by itself.
         let expired = ring(&app, &alice.device_token).await;
-        tokio::time::sleep(Duration::from_secs(7)).await;
+        app.clock.advance(Duration::from_secs(2));
+        app.wait_for_state(ADMIN_TOKEN, &expired, "expired").await;
+        // Lifetimes run on the store's own clock, which no test moves: a
+        // live session's passes.
+        tokio::time::sleep(live_session_lifetime + SWEEP_INTERVAL).await;
         let listed = get_json(&app, "/v1/sessions", ADMIN_TOKEN).await;
         assert_eq!(ids(&listed), [expired.as_str(), cancelled.as_str()]);
         assert_eq!(listed["sessions"][0]["state"], "expired");

@@ -14,7 +14,6 @@ mod health;
 mod helpers;
 mod idle;
 mod lists;
-mod markup;
 mod operations;
 mod pick;
 mod plivo;

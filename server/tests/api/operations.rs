@@ -87,7 +87,7 @@ async fn metrics_parse_and_move_when_a_call_goes_through() {
             ],
         )
         .await;
-    let action = local_path(voice.child("Dial").attr("action").unwrap());
+    let action = local_path(voice.child("Dial").unwrap().attr("action").unwrap());
     app.twiml(
         &action,
         &[("CallSid", "CA1"), ("DialCallStatus", "completed")],

@@ -9,6 +9,7 @@ use crate::cpaas::{
     ALICE, CALLER, SHARED, alice, alice_with_every_kind_at_once, assert_alice_dial, assert_refused,
     forged_signature, forwarded, nouns, only_dial, ring, session,
 };
+use crate::helpers::CpaasTest as _;
 use crate::helpers::{Backend, Cpaas, PUBLIC_BASE_URL, local_path, pairs, post_form, spawn_app};
 
 const PLIVO: Cpaas = Cpaas::Plivo;

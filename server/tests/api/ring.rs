@@ -330,7 +330,7 @@ async fn the_instruction_is_wait_in_pick_mode_and_ignore_when_no_provider_could_
         let unset: Vec<(&str, &str)> = Cpaas::ALL
             .into_iter()
             .filter(|c| Some(*c) != configured)
-            .map(|c| (c.auth_token_variable(), ""))
+            .map(|c| (c.credential_variable(), ""))
             .collect();
         let app = spawn_app_with(Backend::Memory, &unset).await;
         let tokens = app.register(ALICE, &without_webhooks()).await;

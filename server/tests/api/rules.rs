@@ -11,11 +11,11 @@ use crate::cpaas::{
     ALICE, ALICE_DESK, CALLER, OTHER_CALLER, SHARED, alice_with, assert_voicemail, forwarded,
     next_event, nouns, only_dial, session,
 };
+use crate::helpers::Element;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, Cpaas, DialEnd, Registered, TestApp, assert_error, spawn_app,
     spawn_app_at,
 };
-use crate::markup::Node;
 use crate::receiver::{Behaviour, WebhookReceiver};
 
 crate::for_each_provider! {
@@ -98,14 +98,14 @@ async fn notified(receiver: &WebhookReceiver) -> Vec<String> {
 }
 
 /// The provider's busy reject, for a blocked caller.
-fn assert_busy(cpaas: Cpaas, response: &Node) {
+fn assert_busy(cpaas: Cpaas, response: &Element) {
     let verb = match cpaas {
         Cpaas::Plivo => "Hangup",
         Cpaas::Twilio | Cpaas::Telnyx | Cpaas::SignalWire => "Reject",
     };
     assert_eq!(response.child_names(), [verb], "{response:?}");
     assert_eq!(
-        response.child(verb).attr("reason"),
+        response.child(verb).unwrap().attr("reason"),
         Some("busy"),
         "{response:?}"
     );
@@ -134,7 +134,7 @@ async fn outside_the_schedule_only_the_phone_rings_and_a_forwarded_call_reaches_
     assert_voicemail(cpaas, &forwarded(&app, cpaas, CALLER, SHARED).await);
 
     // Monday morning in Berlin: both ring.
-    app.config.clock.advance(Duration::from_secs(
+    app.clock.advance(Duration::from_secs(
         (2 * 24 * 60 - 150) as u64 * 60, // Saturday 12:00 → Monday 09:30
     ));
     let (instruction, _) = ring_from(&app, &alice, Some(CALLER)).await;
@@ -250,7 +250,7 @@ async fn do_not_disturb_sends_calls_to_voicemail_until_it_ends_by_itself(
     assert_eq!(session(&app, &id).await["state"], "forwarded");
 
     // An hour later it is over, without anyone turning it off.
-    app.config.clock.advance(Duration::from_secs(3600));
+    app.clock.advance(Duration::from_secs(3600));
     let (instruction, _) = ring_from(&app, &alice, Some(OTHER_CALLER)).await;
     assert_eq!(instruction, "reject");
     assert_eq!(notified(&receiver).await, ["/desk", "/laptop"]);

@@ -9,6 +9,7 @@ use crate::cpaas::{
     assert_callback, assert_refused, assert_unclaimed, forwarded, independent_signature_headers,
     nouns, only_dial, ring,
 };
+use crate::helpers::CpaasTest as _;
 use crate::helpers::{
     Backend, Cpaas, PUBLIC_BASE_URL, SIGNALWIRE_SIGNING_KEY, TWILIO_AUTH_TOKEN, TestApp, pairs,
     post_form, spawn_app, spawn_app_with, test_config,

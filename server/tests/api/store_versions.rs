@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringrelay_server::domain::dial::CallSid;
+use ringrelay_server::domain::ids::CallSid;
 use ringrelay_server::domain::phone::{Caller, PhoneNumber, Region};
 use ringrelay_server::domain::rules::Route;
 use ringrelay_server::domain::session::{
-    CancelReason, Claim, Instruction, MissedReason, Session, SessionState, Timestamp,
+    CancelReason, Claim, Instruction, MissedReason, Session, SessionState,
 };
 use ringrelay_server::domain::subscriber::Mode;
+use ringrelay_server::domain::time::Timestamp;
 use ringrelay_server::store::{MemoryStore, Store};
 
 use crate::both_backends;

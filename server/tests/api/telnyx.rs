@@ -12,6 +12,7 @@ use crate::cpaas::{
     assert_alice_dial, assert_callback, assert_refused, assert_unclaimed, assert_voicemail,
     dial_ended, forwarded, nouns, only_dial, ring, session,
 };
+use crate::helpers::CpaasTest as _;
 use crate::helpers::{
     Backend, Cpaas, DialEnd, TestApp, form_body, pairs, spawn_app, telnyx_signing_key, test_config,
     unix_now,

@@ -9,6 +9,7 @@ use crate::cpaas::{
     ALICE, CALLER, SHARED, alice, alice_with_every_kind_at_once, assert_alice_dial,
     assert_callback, assert_hangup, assert_refused, forwarded, nouns, only_dial, ring, session,
 };
+use crate::helpers::CpaasTest as _;
 use crate::helpers::{
     Backend, Cpaas, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN, pairs, post_form, spawn_app,
 };
@@ -76,7 +77,7 @@ async fn voice_accepts_a_signature_over_the_url_with_the_default_port() {
     .await;
 
     assert_eq!(response.status(), 200);
-    let twiml = crate::markup::parse(&response.text().await.unwrap());
+    let twiml = crate::helpers::parse_markup(&response.text().await.unwrap());
     assert_callback(only_dial(&twiml), "/twilio/dial-status", &alices);
 }
 

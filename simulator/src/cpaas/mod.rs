@@ -1,26 +1,32 @@
-//! The CPaaS: takes the forwarded call, signs every request to the service
-//! exactly as the provider does, and executes the markup it gets back with
-//! the provider's semantics, on a virtual clock. What every provider shares
-//! is here (the wire, the ringing of a Dial's nouns, the caller's side of a
-//! greeting); each provider's own semantics are in its file: Plivo's, and the
-//! TwiML family's (Twilio, Telnyx, SignalWire), which differ in a flavour.
+//! The CPaaS side of a call. [`kit`] is what each provider says on the wire
+//! (routes, parameters, signatures, the words of its markup), shared with
+//! the server's black-box tests, and [`markup`] reads markup as a provider
+//! does. The rest is the simulated CPaaS: it takes the forwarded call, signs
+//! every request to the service exactly as the provider does, and executes
+//! the markup it gets back with the provider's semantics, on a virtual
+//! clock. What every provider shares is here (the wire, the ringing of a
+//! Dial's nouns, the caller's side of a greeting); each provider's own
+//! semantics are in its file: Plivo's, and the TwiML family's (Twilio,
+//! Telnyx, SignalWire), which differ in a flavour.
 
-mod markup;
-pub mod plivo;
-pub mod twiml;
+pub mod kit;
+pub mod markup;
+mod plivo;
+mod twiml;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 
+use self::kit::Cpaas;
 use self::markup::{Element, Grammar};
 use super::Error;
 use super::caller::Caller;
 use super::destination::{Callee, Directory, Fate};
-use super::scenario::Provider;
 use super::timeline::Timeline;
 use ringrelay_server::domain::rules::Decision;
 
@@ -35,7 +41,7 @@ const CHARS_PER_SECOND: usize = 15;
 
 /// The call the carrier forwards to the forwarding number.
 #[derive(Debug, Clone)]
-pub struct Forwarded {
+pub(crate) struct Forwarded {
     /// The caller, E.164 or a withheld marker.
     pub from: String,
     /// The forwarding number, E.164.
@@ -46,7 +52,7 @@ pub struct Forwarded {
 
 /// What the call did, in no provider's words.
 #[derive(Debug, Clone, Default)]
-pub struct CallEnd {
+pub(crate) struct CallEnd {
     /// Who the caller was bridged to (the last one, if several).
     pub bridged_to: Option<Callee>,
     /// Whether a voicemail was recorded.
@@ -68,7 +74,7 @@ enum Ending {
 }
 
 /// Everything a provider needs to run one call.
-pub struct Cpaas<'a> {
+pub(crate) struct CallSetup<'a> {
     pub client: &'a reqwest::Client,
     /// Where requests are sent.
     pub service_url: &'a str,
@@ -84,23 +90,33 @@ pub struct Cpaas<'a> {
 }
 
 /// The markup documents the service answered, in order.
-pub type Documents = Vec<String>;
+pub(crate) type Documents = Vec<String>;
 
 /// Runs the forwarded call on `provider` until it ends.
-pub async fn run(
-    provider: Provider,
-    cpaas: Cpaas<'_>,
+pub(crate) async fn run(
+    provider: Cpaas,
+    setup: CallSetup<'_>,
     forwarded: Forwarded,
 ) -> Result<(CallEnd, Documents), Error> {
     let flavour = match provider {
-        Provider::Twilio => Some(&twiml::TWILIO),
-        Provider::Telnyx => Some(&twiml::TELNYX),
-        Provider::SignalWire => Some(&twiml::SIGNALWIRE),
-        Provider::Plivo => None,
+        Cpaas::Twilio => Some(&twiml::TWILIO),
+        Cpaas::Telnyx => Some(&twiml::TELNYX),
+        Cpaas::SignalWire => Some(&twiml::SIGNALWIRE),
+        Cpaas::Plivo => None,
+    };
+    let token = setup.auth_token.expose_secret();
+    let secret = match provider {
+        // The base64 seed of its key pair: a seed that is not base64 signs
+        // nothing, and the service refuses it, as it should.
+        Cpaas::Telnyx => base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .unwrap_or_default(),
+        Cpaas::Twilio | Cpaas::Plivo | Cpaas::SignalWire => token.as_bytes().to_vec(),
     };
     let wire = Wire {
-        cpaas: &cpaas,
-        sign: flavour.map_or(plivo::sign, |f| f.sign),
+        cpaas: &setup,
+        provider,
+        secret,
         documents: Mutex::default(),
     };
     let mut call = Call {
@@ -124,20 +140,13 @@ fn param(name: &str, value: impl Into<String>) -> (String, String) {
     (name.to_owned(), value.into())
 }
 
-/// Signs a POST to the absolute `url` of `body`, the encoded form of
-/// `params`, with the provider's secret: the headers to send.
-type Signer = fn(
-    secret: &[u8],
-    url: &str,
-    body: &[u8],
-    params: &[(String, String)],
-) -> Vec<(&'static str, String)>;
-
 /// Requests to the service, signed as the provider signs them, and the
 /// checks of what comes back.
 struct Wire<'a> {
-    cpaas: &'a Cpaas<'a>,
-    sign: Signer,
+    cpaas: &'a CallSetup<'a>,
+    provider: Cpaas,
+    /// What the provider signs with ([`Cpaas::sign`]).
+    secret: Vec<u8>,
     documents: Mutex<Documents>,
 }
 
@@ -167,16 +176,9 @@ impl Wire<'_> {
                     self.cpaas.public_base_url
                 ))
             })?;
-        // Encoded here, so that what is signed is exactly what is sent.
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params)
-            .finish();
-        let signature = (self.sign)(
-            self.cpaas.auth_token.expose_secret().as_bytes(),
-            url,
-            body.as_bytes(),
-            params,
-        );
+        // What is signed is exactly what is sent.
+        let body = kit::form_body(params);
+        let signature = self.provider.sign(&self.secret, url, params);
         let mut request = self
             .cpaas
             .client
@@ -221,7 +223,7 @@ impl Wire<'_> {
             .lock()
             .expect("documents lock")
             .push(text.clone());
-        let root = markup::parse(&text)
+        let root = markup::read(&text)
             .and_then(|root| grammar.check(&root).map(|()| root))
             .map_err(|e| Error::broken(format!("POST {route} answered invalid markup: {e}")))?;
         Ok(root)
@@ -309,12 +311,7 @@ impl Call<'_> {
 
     /// Starts ringing every noun of a Dial at once: only destinations the
     /// rules let ring.
-    fn ring(
-        &self,
-        nouns: Vec<(Element, Callee)>,
-        timeout: Duration,
-        new_id: fn() -> String,
-    ) -> Result<Group, Error> {
+    fn ring(&self, nouns: Vec<(Element, Callee)>, timeout: Duration) -> Result<Group, Error> {
         for (_, callee) in &nouns {
             if let Some(id) = &callee.destination_id {
                 super::rules::check_dialed(self.wire.cpaas.decision, id)?;
@@ -327,7 +324,7 @@ impl Call<'_> {
                 fate: callee.fate(),
                 noun,
                 callee,
-                id: new_id(),
+                id: self.wire.provider.new_call_id(),
             })
             .collect();
         for leg in &legs {
@@ -587,7 +584,7 @@ mod tests {
                     },
                 };
                 Leg {
-                    noun: markup::parse("<Response/>").unwrap(),
+                    noun: markup::read("<Response/>").unwrap(),
                     fate: callee.fate(),
                     callee,
                     id: i.to_string(),
@@ -630,7 +627,7 @@ mod tests {
 
     #[test]
     fn the_gist_names_who_is_dialed_and_what_is_recorded() {
-        let document = markup::parse(
+        let document = markup::read(
             r#"<Response><Say>The person you are calling is not available right now, sorry.</Say><Dial timeout="20"><Number>a</Number><Client>b</Client></Dial><Record maxLength="120"/><Hangup/></Response>"#,
         )
         .unwrap();
@@ -643,7 +640,7 @@ mod tests {
 
     #[test]
     fn the_gist_says_what_is_recorded_the_ring_tone_and_a_busy_end() {
-        let twiml = markup::parse(
+        let twiml = markup::read(
             r#"<Response><Dial timeout="20" record="record-from-answer-dual" recordingStatusCallback="/twilio/recording" recordingStatusCallbackEvent="completed" ringTone="uk"><Number>a</Number></Dial><Reject reason="busy"/></Response>"#,
         )
         .unwrap();
@@ -651,7 +648,7 @@ mod tests {
             gist(&twiml, |_, noun| noun.text.clone()),
             "Dial a, timeout 20 s, recorded, ring tone uk; Reject (busy)"
         );
-        let plivo = markup::parse(
+        let plivo = markup::read(
             r#"<Response><Record startOnDialAnswer="true" redirect="false" maxLength="14400" callbackUrl="/plivo/recording"/><Dial timeout="20"><Number>a</Number></Dial><Hangup reason="busy"/></Response>"#,
         )
         .unwrap();

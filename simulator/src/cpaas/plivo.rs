@@ -10,16 +10,14 @@
 
 use std::time::Duration;
 
-use super::markup::{Element, Grammar, Rule};
+use super::kit::Cpaas;
+use super::markup::{Element, Grammar, NumberAttr as _, Rule};
 use super::{
     Call, Ending, Error, Forwarded, Group, Leg, Next, PARTY, Params, Unanswered, conversation,
     ended, gave_up, param, said, speech,
 };
 use crate::destination::{Callee, Fate, Kind};
-use ringrelay_server::providers::plivo::signature::{self, Method};
 
-/// The domain Plivo endpoints (softphones) register under.
-const ENDPOINT_DOMAIN: &str = "@phone.plivo.com";
 /// What `<Play>` takes (the simulator fetches no audio).
 const PLAY: Duration = Duration::from_secs(3);
 /// How long a leg that heard `confirmSound` waits for a key before it is
@@ -185,35 +183,14 @@ static CONFIRM_SOUND: Grammar = Grammar {
     rules: RULES,
 };
 
-pub(super) fn sign(
-    token: &[u8],
-    url: &str,
-    _body: &[u8],
-    params: &[(String, String)],
-) -> Vec<(&'static str, String)> {
-    let nonce = format!("{:020}", rand::random::<u64>());
-    let signature = signature::sign_v3(token, Method::Post, url, params, &nonce);
-    vec![
-        ("X-Plivo-Signature-V3", signature),
-        ("X-Plivo-Signature-V3-Nonce", nonce),
-    ]
-}
-
-fn new_uuid() -> String {
-    let hex = format!("{:032x}", rand::random::<u128>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 /// A number as Plivo writes it: digits without the `+`.
-fn digits(number: &str) -> &str {
-    number.strip_prefix('+').unwrap_or(number)
+fn digits(number: &str) -> String {
+    Cpaas::Plivo.number(number)
+}
+
+/// A new call (or leg) UUID.
+fn new_uuid() -> String {
+    Cpaas::Plivo.new_call_id()
 }
 
 /// The forwarded call (the A leg).
@@ -257,14 +234,15 @@ pub(super) async fn run(call: &mut Call<'_>, forwarded: &Forwarded) -> Result<()
         forwarded: forwarded.clone(),
     };
     let base = call.wire.cpaas.public_base_url;
+    let routes = Cpaas::Plivo.routes();
     call.timeline().log(
         PARTY,
         format!(
-            "call {} → {}: POST /plivo/answer",
-            forwarded.from, forwarded.to
+            "call {} → {}: POST {}",
+            forwarded.from, forwarded.to, routes.answer
         ),
     );
-    let url = format!("{base}/plivo/answer");
+    let url = format!("{base}{}", routes.answer);
     let mut params = parent.params("ringing");
     params.push(param("Event", "StartApp"));
     let document = call.wire.document(&url, &params, &CALL).await?;
@@ -276,11 +254,11 @@ pub(super) async fn run(call: &mut Call<'_>, forwarded: &Forwarded) -> Result<()
         Ending::Unanswered => ("no-answer", "NO_ANSWER"),
     };
     call.timeline()
-        .log(PARTY, format!("call ends {status}: POST /plivo/hangup"));
+        .log(PARTY, format!("call ends {status}: POST {}", routes.status));
     let mut params = parent.params(status);
     params.extend([param("Event", "Hangup"), param("HangupCause", cause)]);
     call.wire
-        .callback(&format!("{base}/plivo/hangup"), &params)
+        .callback(&format!("{base}{}", routes.status), &params)
         .await
 }
 
@@ -383,10 +361,7 @@ fn callee(call: &Call<'_>, noun: &Element) -> Callee {
             .callee(Kind::Phone, &format!("+{}", digits(address)));
     }
     let sip = call.directory().callee(Kind::Sip, address);
-    let endpoint = address
-        .strip_prefix("sip:")
-        .and_then(|a| a.strip_suffix(ENDPOINT_DOMAIN));
-    match endpoint {
+    match Cpaas::Plivo.client_identity(&noun.name, address) {
         Some(identity) if sip.destination_id.is_none() => {
             call.directory().callee(Kind::Client, identity)
         }
@@ -426,7 +401,7 @@ async fn dial(
         .attr("callbackUrl")
         .map(|c| call.wire.absolute(url, c))
         .transpose()?;
-    let group = call.ring(nouns, timeout, new_uuid)?;
+    let group = call.ring(nouns, timeout)?;
     let pick_ups = group.pick_ups();
     let mut declined = Vec::new();
     let mut bridged = None;
@@ -712,7 +687,7 @@ mod tests {
     #[test]
     fn plivo_accepts_a_recording_before_the_dial_and_a_busy_hangup() {
         for document in [RECORDED, r#"<Response><Hangup reason="busy"/></Response>"#] {
-            let root = markup::parse(document).unwrap();
+            let root = markup::read(document).unwrap();
             CALL.check(&root)
                 .unwrap_or_else(|e| panic!("{document}: {e}"));
         }
@@ -720,7 +695,7 @@ mod tests {
 
     #[test]
     fn a_record_on_dial_answer_is_armed_and_a_voicemail_record_is_not() {
-        let root = markup::parse(RECORDED).unwrap();
+        let root = markup::read(RECORDED).unwrap();
         let armed = ArmedRecording::of(&root.children[0], "https://rr.example/plivo/answer")
             .unwrap()
             .unwrap();
@@ -732,7 +707,7 @@ mod tests {
                 max: Duration::from_secs(14_400),
             }
         );
-        let voicemail = markup::parse(
+        let voicemail = markup::read(
             r#"<Response><Record action="/plivo/voicemail" maxLength="120"/></Response>"#,
         )
         .unwrap();

@@ -1,6 +1,6 @@
 //! The TwiML family, Twilio, Telnyx (TeXML) and SignalWire (cXML): the voice
-//! webhook and its parameters, each provider's signature, and the markup
-//! executed as they do. A `<Dial>`'s nouns ring together and the first to
+//! webhook and its parameters, and the markup executed as they do (each
+//! provider's signature, ids and nouns are its [`Cpaas`] entry). A `<Dial>`'s nouns ring together and the first to
 //! pick up wins, the others being hung up at once (a voicemail picking up
 //! counts); a noun's `url` (the whisper) runs on that leg before the bridge,
 //! and a whisper that hangs up ends the Dial `completed`, not bridged (Twilio
@@ -10,36 +10,25 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
-use super::markup::{Element, Grammar, Rule};
+use super::kit::Cpaas;
+use super::markup::{Element, Grammar, NumberAttr as _, Rule};
 use super::{
-    Call, Ending, Error, Forwarded, Group, Leg, Next, PARTY, Params, Signer, Unanswered,
-    conversation, ended, gave_up, param, said, speech,
+    Call, Ending, Error, Forwarded, Group, Leg, Next, PARTY, Params, Unanswered, conversation,
+    ended, gave_up, param, said, speech,
 };
 use crate::destination::{Callee, Fate, Kind};
-use ringrelay_server::providers::telnyx::signature as telnyx_signature;
-use ringrelay_server::providers::twilio::signature as twilio_signature;
 
 /// The most nouns one `<Dial>` may hold.
 const MAX_NOUNS: usize = 10;
 /// What `<Play>` takes (the simulator fetches no audio).
 const PLAY: Duration = Duration::from_secs(3);
 
-/// The SIP domain the in-process service is given on SignalWire: Verto
-/// clients are `<identity>@simulated.verto.signalwire.com`.
-pub const SIGNALWIRE_SIP_DOMAIN: &str = "simulated";
-
 /// Where the TwiML family's providers differ when they run a call.
 pub struct Flavour {
     /// The provider, in messages.
     name: &'static str,
-    /// The first segment of its routes (`/twilio/voice`).
-    prefix: &'static str,
-    pub(super) sign: Signer,
-    /// A new call id, shaped as the provider shapes them.
-    new_sid: fn() -> String,
+    /// Its wire: routes, signature, ids, nouns.
+    cpaas: Cpaas,
     account_sid: &'static str,
     /// Twilio's extra parameters: `ApiVersion`, and `Caller`/`Called`
     /// repeating `From`/`To` (Telnyx sends neither).
@@ -49,9 +38,6 @@ pub struct Flavour {
     sends_forwarded_from: bool,
     /// Whether the Dial's `action` says `DialBridged` (Twilio only).
     reports_bridged: bool,
-    /// The noun that dials a softphone, and the identity in its text.
-    client_noun: &'static str,
-    client_identity: fn(&str) -> Option<&str>,
     call: &'static Grammar,
     whisper: &'static Grammar,
     recording_url: fn(&str) -> String,
@@ -59,20 +45,11 @@ pub struct Flavour {
 
 pub static TWILIO: Flavour = Flavour {
     name: "Twilio",
-    prefix: "twilio",
-    sign: |token, url, _body, params| {
-        vec![(
-            "X-Twilio-Signature",
-            twilio_signature::sign(token, url, params),
-        )]
-    },
-    new_sid: || format!("CA{:032x}", rand::random::<u128>()),
+    cpaas: Cpaas::Twilio,
     account_sid: "AC00000000000000000000000000000000",
     twilio_extras: true,
     sends_forwarded_from: true,
     reports_bridged: true,
-    client_noun: "Client",
-    client_identity: |text| Some(text),
     call: &Grammar {
         provider: "Twilio",
         verbs: CALL_VERBS,
@@ -105,40 +82,11 @@ pub static TWILIO: Flavour = Flavour {
 
 pub static TELNYX: Flavour = Flavour {
     name: "Telnyx",
-    prefix: "telnyx",
-    // The seed of the simulator's own key pair: Telnyx signs with its
-    // private key, the service checks with the public one.
-    sign: |seed, _url, body, _params| {
-        let key = BASE64
-            .decode(seed)
-            .ok()
-            .and_then(|seed| <[u8; 32]>::try_from(seed).ok())
-            .map(|seed| ed25519_dalek::SigningKey::from_bytes(&seed));
-        let Some(key) = key else {
-            // An unusable key signs nothing: the service refuses it, as it
-            // should.
-            return Vec::new();
-        };
-        let timestamp =
-            (ringrelay_server::domain::session::Timestamp::now().unix_millis() / 1000).to_string();
-        let signature = telnyx_signature::sign(&key, &timestamp, body);
-        vec![
-            ("telnyx-signature-ed25519", signature),
-            ("telnyx-timestamp", timestamp),
-        ]
-    },
-    new_sid: || format!("v3:{:032x}", rand::random::<u128>()),
+    cpaas: Cpaas::Telnyx,
     account_sid: "00000000-0000-4000-8000-000000000000",
     twilio_extras: false,
     sends_forwarded_from: false,
     reports_bridged: false,
-    client_noun: "Sip",
-    client_identity: |text| {
-        text.strip_prefix("sip:")?.strip_suffix(&format!(
-            "@{}",
-            ringrelay_server::providers::telnyx::SIP_DOMAIN
-        ))
-    },
     call: &Grammar {
         provider: "Telnyx",
         verbs: CALL_VERBS,
@@ -166,24 +114,11 @@ pub static TELNYX: Flavour = Flavour {
 
 pub static SIGNALWIRE: Flavour = Flavour {
     name: "SignalWire",
-    prefix: "signalwire",
-    sign: |key, url, _body, params| {
-        vec![(
-            "X-SignalWire-Signature",
-            twilio_signature::sign(key, url, params),
-        )]
-    },
-    new_sid: || new_uuid(),
+    cpaas: Cpaas::SignalWire,
     account_sid: "00000000-0000-4000-8000-000000000001",
     twilio_extras: true,
     sends_forwarded_from: true,
     reports_bridged: false,
-    client_noun: "Verto",
-    client_identity: |text| {
-        text.strip_suffix(".verto.signalwire.com")?
-            .strip_suffix(SIGNALWIRE_SIP_DOMAIN)?
-            .strip_suffix('@')
-    },
     call: &Grammar {
         provider: "SignalWire",
         verbs: CALL_VERBS,
@@ -211,18 +146,6 @@ pub static SIGNALWIRE: Flavour = Flavour {
         format!("https://example.signalwire.com/api/laml/2010-04-01/Recordings/{sid}")
     },
 };
-
-fn new_uuid() -> String {
-    let hex = format!("{:032x}", rand::random::<u128>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
 
 const CALL_VERBS: &[&str] = &[
     "Say", "Play", "Pause", "Gather", "Dial", "Record", "Hangup", "Reject", "Redirect",
@@ -465,9 +388,9 @@ impl Parent {
         params
     }
 
-    /// The absolute URL of route `name` (`voice`, `status`).
-    fn route(&self, base: &str, name: &str) -> String {
-        format!("{base}/{}/{name}", self.flavour.prefix)
+    /// The absolute URL of one of the provider's routes.
+    fn url(base: &str, route: &str) -> String {
+        format!("{base}{route}")
     }
 }
 
@@ -485,19 +408,20 @@ pub(super) async fn run(
 ) -> Result<(), Error> {
     let parent = Parent {
         flavour,
-        sid: (flavour.new_sid)(),
+        sid: flavour.cpaas.new_call_id(),
         from: forwarded.from.clone(),
         forwarded: forwarded.clone(),
     };
     let base = call.wire.cpaas.public_base_url;
+    let routes = flavour.cpaas.routes();
     call.timeline().log(
         PARTY,
         format!(
-            "call {} → {}: POST /{}/voice",
-            parent.from, forwarded.to, flavour.prefix
+            "call {} → {}: POST {}",
+            parent.from, forwarded.to, routes.answer
         ),
     );
-    let url = parent.route(base, "voice");
+    let url = Parent::url(base, routes.answer);
     let document = call
         .wire
         .document(&url, &parent.params("ringing"), flavour.call)
@@ -509,12 +433,10 @@ pub(super) async fn run(
         Ending::Rejected => "busy",
         Ending::Unanswered => "no-answer",
     };
-    call.timeline().log(
-        PARTY,
-        format!("call ends {status}: POST /{}/status", flavour.prefix),
-    );
+    call.timeline()
+        .log(PARTY, format!("call ends {status}: POST {}", routes.status));
     call.wire
-        .callback(&parent.route(base, "status"), &parent.params(status))
+        .callback(&Parent::url(base, routes.status), &parent.params(status))
         .await
 }
 
@@ -585,10 +507,7 @@ fn callee(call: &Call<'_>, flavour: &Flavour, noun: &Element) -> Callee {
     if noun.name == "Number" {
         return call.directory().callee(Kind::Phone, &noun.text);
     }
-    let client = (noun.name == flavour.client_noun)
-        .then(|| (flavour.client_identity)(&noun.text))
-        .flatten();
-    match client {
+    match flavour.cpaas.client_identity(&noun.name, &noun.text) {
         Some(identity) => call.directory().callee(Kind::Client, identity),
         None => call.directory().callee(Kind::Sip, &noun.text),
     }
@@ -626,7 +545,7 @@ async fn dial(
         .collect();
     let timeout = Duration::from_secs(dial.number("timeout", 30)?);
     let recording = DialRecording::of(dial)?;
-    let group = call.ring(nouns, timeout, parent.flavour.new_sid)?;
+    let group = call.ring(nouns, timeout)?;
     for leg in &group.legs {
         match leg.fate {
             Fate::Busy => leg_event(call, parent, url, leg, "completed", "busy").await?,
@@ -1000,7 +919,7 @@ mod tests {
     fn every_flavour_accepts_a_recorded_dial_and_a_busy_reject() {
         for flavour in [&TWILIO, &TELNYX, &SIGNALWIRE] {
             for document in [RECORDED, r#"<Response><Reject reason="busy"/></Response>"#] {
-                let root = markup::parse(document).unwrap();
+                let root = markup::read(document).unwrap();
                 flavour
                     .call
                     .check(&root)
@@ -1011,12 +930,12 @@ mod tests {
 
     fn dial(attrs: &str) -> Element {
         let document = format!("<Response><Dial {attrs}><Number>+1</Number></Dial></Response>");
-        markup::parse(&document).unwrap().children.remove(0)
+        markup::read(&document).unwrap().children.remove(0)
     }
 
     #[test]
     fn a_recorded_dial_is_read_from_its_attributes() {
-        let root = markup::parse(RECORDED).unwrap();
+        let root = markup::read(RECORDED).unwrap();
         assert_eq!(
             DialRecording::of(&root.children[0]).unwrap(),
             Some(DialRecording {

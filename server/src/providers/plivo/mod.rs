@@ -8,15 +8,18 @@ use std::borrow::Cow;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::{
-    CallScript, InboundCall, Params, Provider, ProviderRoutes, ProviderVars, Recording, Rotating,
-    Screening, SignatureError, SignatureVariant, StatusReport, VariableProblem, Verified,
-    WebhookRequest, twiml,
+    Params, Provider, ProviderVars, Rotating, SignatureError, SignatureVariant, VariableProblem,
+    Verified, WebhookRequest, twiml,
 };
-use crate::domain::dial::{CallSid, DialResult, DialStatus};
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::session::{DialResult, DialStatus};
 use crate::domain::subscriber::{ClientIdentity, SipUri, Target};
+use crate::flow::model::{
+    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport,
+};
 
-pub struct Plivo;
+pub(crate) struct Plivo;
 
 const AUTH_TOKEN: &str = "PLIVO_AUTH_TOKEN";
 

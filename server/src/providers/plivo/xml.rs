@@ -17,8 +17,8 @@ use quick_xml::events::{BytesStart, BytesText, Event};
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::Target;
+use crate::flow::model::{CallScript, Dial, DialTarget, Step};
 use crate::providers::xml::{XmlWriter, render_document, write_spoken, xml_chars};
-use crate::providers::{CallScript, Dial, DialTarget, Step};
 
 /// The domain Plivo SIP endpoints (its softphones and browser SDK clients)
 /// register under: endpoint `alice` is dialed as `sip:alice@phone.plivo.com`.

@@ -8,14 +8,14 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::twilio::signature;
 use super::twiml::render::{ClientNoun, Dialect, render};
 use super::{
-    CallScript, Provider, ProviderRoutes, ProviderVars, Rotating, Screening, SignatureError,
-    VariableProblem, Verified, WebhookRequest,
+    Provider, ProviderVars, Rotating, SignatureError, VariableProblem, Verified, WebhookRequest,
 };
+use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
-pub struct SignalWire;
+pub(crate) struct SignalWire;
 
 /// What SignalWire's routes need.
-pub struct SignalWireConfig {
+pub(crate) struct SignalWireConfig {
     /// The project's signing key, and the next one while it rotates.
     signing_key: Rotating<SecretString>,
     /// Where Verto addresses live: `<space>.verto.signalwire.com`.
@@ -115,8 +115,8 @@ mod tests {
     use super::*;
     use crate::domain::phone::{PhoneNumber, Region};
     use crate::domain::subscriber::{ClientIdentity, Target};
+    use crate::flow::model::{Dial, DialTarget, Step};
     use crate::providers::parsed_markup::parse;
-    use crate::providers::{Dial, DialTarget, Step};
 
     fn script() -> CallScript {
         let number = PhoneNumber::parse("+12025550201", Region::default()).unwrap();
@@ -206,11 +206,10 @@ mod tests {
                 actix_web::http::header::HeaderValue::from_static("RSOYDt4T1cUTdK1PDd93/VVr8B8="),
             );
             let request = WebhookRequest {
-                method: &actix_web::http::Method::POST,
                 url,
                 headers: &headers,
                 body: body.as_bytes(),
-                received_at: crate::domain::session::Timestamp::now(),
+                received_at: crate::domain::time::Timestamp::now(),
             };
             let read = SignalWire::verify(&config, &request).unwrap();
             assert_eq!(read.params.get("Digits"), Some("1234"), "{header}");
@@ -231,11 +230,10 @@ mod tests {
         let key = b"PSKtest1234567890abcdef";
         let headers = actix_web::http::header::HeaderMap::new();
         let request = |body: &'static [u8]| WebhookRequest {
-            method: &actix_web::http::Method::POST,
             url,
             headers: &headers,
             body,
-            received_at: crate::domain::session::Timestamp::now(),
+            received_at: crate::domain::time::Timestamp::now(),
         };
         let genuine = request(br#"{"event":"call.state"}"#);
         assert!(

@@ -10,16 +10,17 @@ use ed25519_dalek::VerifyingKey;
 
 use super::twiml::render::{ClientNoun, Dialect, render};
 use super::{
-    CallScript, Params, Provider, ProviderRoutes, ProviderVars, Rotating, Screening,
-    SignatureError, SignatureVariant, VariableProblem, Verified, WebhookRequest,
+    Params, Provider, ProviderVars, Rotating, SignatureError, SignatureVariant, VariableProblem,
+    Verified, WebhookRequest,
 };
+use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
-pub struct Telnyx;
+pub(crate) struct Telnyx;
 
 const PUBLIC_KEY: &str = "TELNYX_PUBLIC_KEY";
 
 /// The domain Telnyx SIP credentials register under.
-pub const SIP_DOMAIN: &str = "sip.telnyx.com";
+pub(crate) const SIP_DOMAIN: &str = "sip.telnyx.com";
 
 const DIALECT: Dialect<'static> = Dialect {
     client: ClientNoun::SipUser { domain: SIP_DOMAIN },
@@ -82,8 +83,8 @@ mod tests {
     use super::*;
     use crate::domain::phone::{PhoneNumber, Region};
     use crate::domain::subscriber::{ClientIdentity, Target};
+    use crate::flow::model::{Dial, DialTarget, Step};
     use crate::providers::parsed_markup::parse;
-    use crate::providers::{Dial, DialTarget, Step};
 
     /// Rendering needs no key; any will do.
     fn any_keys() -> Rotating<VerifyingKey> {

@@ -9,14 +9,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
-use crate::domain::session::Timestamp;
+use crate::domain::time::Timestamp;
 use crate::providers::SignatureError;
 
 /// How far a request's timestamp may be from now, either way.
-pub const TOLERANCE_SECS: i64 = 300;
+pub(crate) const TOLERANCE_SECS: i64 = 300;
 
 /// The public key from its base64 form (Mission Control → Keys).
-pub fn parse_public_key(base64: &str) -> Result<VerifyingKey, String> {
+pub(crate) fn parse_public_key(base64: &str) -> Result<VerifyingKey, String> {
     let bytes = BASE64
         .decode(base64.trim())
         .map_err(|_| "must be the base64 of an Ed25519 public key".to_owned())?;

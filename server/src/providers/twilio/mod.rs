@@ -6,11 +6,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::twiml::render::{Dialect, render};
 use super::{
-    CallScript, Provider, ProviderRoutes, ProviderVars, Rotating, Screening, SignatureError,
-    VariableProblem, Verified, WebhookRequest,
+    Provider, ProviderVars, Rotating, SignatureError, VariableProblem, Verified, WebhookRequest,
 };
+use crate::flow::model::{CallScript, ProviderRoutes, Screening};
 
-pub struct Twilio;
+pub(crate) struct Twilio;
 
 const AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
 

@@ -58,7 +58,7 @@ pub fn verify(
 /// and the form holds parameters named in `added_after_signing` (which the
 /// provider adds after computing the signature), the form without them is
 /// tried too. Nothing else is relaxed.
-pub fn verify_form(
+pub(crate) fn verify_form(
     auth_token: &[u8],
     url: &str,
     params: &[(String, String)],
@@ -86,7 +86,7 @@ pub fn verify_form(
 /// For JSON bodies: the URL carries `bodySHA256=<hex sha256 of raw body>`;
 /// verify the URL signature (no params) AND that the body hash matches
 /// (constant time). Missing `bodySHA256` → `Mismatch`.
-pub fn verify_json(
+pub(crate) fn verify_json(
     auth_token: &[u8],
     url: &str,
     body: &[u8],
@@ -105,7 +105,7 @@ pub fn verify_json(
 /// Checks a whole request signed with `key` (`signature` is the header's
 /// value) whose form is `params`: JSON bodies are signed through a hash in
 /// the URL instead of the parameters.
-pub fn verify_request(
+pub(crate) fn verify_request(
     key: &[u8],
     request: &WebhookRequest<'_>,
     params: &Params,
@@ -127,7 +127,7 @@ pub fn verify_request(
 
 /// The form of a request as the Twilio family posts it: JSON bodies carry
 /// no parameters (their URL signs a hash of the body).
-pub fn request_params(request: &WebhookRequest<'_>) -> Params {
+pub(crate) fn request_params(request: &WebhookRequest<'_>) -> Params {
     if request.url.contains("bodySHA256=") {
         Params::default()
     } else {

@@ -5,13 +5,15 @@
 
 pub mod render;
 
-use super::{InboundCall, Params, Recording, StatusReport};
-use crate::domain::dial::{CallSid, DialResult, DialStatus};
+use super::Params;
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
+use crate::domain::session::{DialResult, DialStatus};
+use crate::flow::model::{InboundCall, Recording, StatusReport};
 
 /// The call reaching a forwarding number: `CallSid`, `From`, `To`, and
 /// `ForwardedFrom` where the provider sends it.
-pub fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
+pub(crate) fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
     let number = |name: &str| {
         params
             .get(name)
@@ -25,12 +27,12 @@ pub fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
     })
 }
 
-pub fn call_id(params: &Params) -> Option<CallSid> {
+pub(crate) fn call_id(params: &Params) -> Option<CallSid> {
     params.get("CallSid").and_then(|s| CallSid::parse(s).ok())
 }
 
 /// `DialCallStatus`, and `DialBridged` where the provider reports it.
-pub fn dial_result(params: &Params) -> DialResult {
+pub(crate) fn dial_result(params: &Params) -> DialResult {
     let status = match params.get("DialCallStatus") {
         // `answered` is for conferences; read it as a pick-up all the same.
         Some("completed" | "answered") => DialStatus::Completed,
@@ -47,13 +49,13 @@ pub fn dial_result(params: &Params) -> DialResult {
     DialResult { status, bridged }
 }
 
-pub fn digits(params: &Params) -> Option<&str> {
+pub(crate) fn digits(params: &Params) -> Option<&str> {
     params.get("Digits")
 }
 
 /// Our Dials carry no per-noun status callback (the whisper tells who
 /// answered), so the status route hears the number's own status callback.
-pub fn status_report(params: &Params) -> StatusReport {
+pub(crate) fn status_report(params: &Params) -> StatusReport {
     match params.get("CallStatus") {
         Some("completed" | "busy" | "no-answer" | "failed" | "canceled") => StatusReport::CallEnded,
         _ => StatusReport::Progress,
@@ -61,7 +63,7 @@ pub fn status_report(params: &Params) -> StatusReport {
 }
 
 /// `RecordingUrl`, unless the recording is empty.
-pub fn recording_url(params: &Params) -> Option<String> {
+pub(crate) fn recording_url(params: &Params) -> Option<String> {
     let empty = params
         .get("RecordingDuration")
         .is_some_and(|d| d.trim() == "0");
@@ -74,7 +76,7 @@ pub fn recording_url(params: &Params) -> Option<String> {
 /// A `recordingStatusCallback`: `RecordingUrl` and `RecordingDuration`,
 /// once `RecordingStatus` says `completed` (or says nothing, as older
 /// callbacks do).
-pub fn finished_recording(params: &Params) -> Option<Recording> {
+pub(crate) fn finished_recording(params: &Params) -> Option<Recording> {
     if !matches!(params.get("RecordingStatus"), None | Some("completed")) {
         return None;
     }

@@ -10,8 +10,8 @@ use std::io;
 use quick_xml::events::{BytesStart, BytesText, Event};
 
 use crate::domain::subscriber::{ClientIdentity, Target};
+use crate::flow::model::{CallScript, Dial, DialTarget, Step};
 use crate::providers::xml::{XmlWriter, render_document, write_spoken, xml_chars};
-use crate::providers::{CallScript, Dial, DialTarget, Step};
 
 /// Where the TwiML family's providers differ.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! The names of the Redis store's keys (see the table in `mod.rs`).
 
-use crate::domain::dial::CallSid;
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::Shard;
 

@@ -15,9 +15,10 @@ use super::scripts::{
     SWEEP_SHARD, UPDATE_SESSION,
 };
 use super::{RedisStore, decode, millis};
-use crate::domain::dial::CallSid;
+use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{Claim, Session, SessionId, Shard, Timestamp};
+use crate::domain::session::{Claim, Session, SessionId, Shard};
+use crate::domain::time::Timestamp;
 use crate::redis::RESPONSE_TIMEOUT;
 use crate::store::encoding::encode_session;
 use crate::store::{SWEEP_GRACE, SessionCreated, SessionStore, StoreError, Swept};

@@ -32,8 +32,8 @@ use redis::AsyncCommands as _;
 use super::scripts::{FORWARDED_TO, LOCATE, SWAP_FIELD, TAKE_FIELD};
 use super::{RedisStore, decode};
 use crate::domain::credentials::{TokenHash, TokenOwner};
+use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::subscriber::DestinationId;
 use crate::store::encoding::{decode_record, encode_record};
 use crate::store::{ForwardedCallSubscribers, StoreError, SubscriberRecord, SubscriberStore};
 

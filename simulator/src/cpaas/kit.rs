@@ -1,0 +1,505 @@
+//! What each CPaaS says on the wire, as the service's callers see it: its
+//! routes and credential, its parameters and how it writes numbers and call
+//! ids, how it signs a request, and how its markup spells each verb and noun.
+//! The simulator plays the providers with it, and the server's black-box
+//! tests (`server/tests/api`) speak to the service with it: each provider's
+//! wire format is written here once, outside its adapter in the server.
+//! Adding a provider is its adapter there and its entry here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
+use ringrelay_server::providers::plivo::signature::{self as plivo_signature, Method};
+use ringrelay_server::providers::telnyx::signature as telnyx_signature;
+use ringrelay_server::providers::twilio::signature as twilio_signature;
+use serde::Deserialize;
+
+pub use ringrelay_markup::{Element, parse};
+/// The shapes of a provider's routes and of its screening are the service's
+/// own; their values here are the contract's, written independently.
+pub use ringrelay_server::flow::model::{ProviderRoutes, Screening};
+
+/// The SignalWire space of the simulator and the tests: Verto clients are
+/// `<identity>@example.verto.signalwire.com` (`SIGNALWIRE_SIP_DOMAIN`).
+pub const SIGNALWIRE_SPACE: &str = "example";
+
+/// The domain Plivo endpoints (softphones) register under.
+const PLIVO_ENDPOINT_DOMAIN: &str = "phone.plivo.com";
+/// The domain of Telnyx SIP credentials.
+const TELNYX_SIP_DOMAIN: &str = "sip.telnyx.com";
+
+/// The CPaaS providers whose webhooks the service answers (contract §7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cpaas {
+    #[default]
+    Twilio,
+    Plivo,
+    Telnyx,
+    #[serde(rename = "signalwire")]
+    SignalWire,
+}
+
+/// How a dialed leg ended, in no provider's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialEnd {
+    Answered,
+    Busy,
+    NoAnswer,
+    Failed,
+}
+
+impl Cpaas {
+    pub const ALL: [Self; 4] = [Self::Twilio, Self::Plivo, Self::Telnyx, Self::SignalWire];
+
+    /// Its name in scenario files and in its routes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Twilio => "twilio",
+            Self::Plivo => "plivo",
+            Self::Telnyx => "telnyx",
+            Self::SignalWire => "signalwire",
+        }
+    }
+
+    /// Another provider (the next in [`Cpaas::ALL`], cycling).
+    pub fn other(self) -> Self {
+        let index = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Self::ALL[(index + 1) % Self::ALL.len()]
+    }
+
+    /// Its webhook routes on the service.
+    pub fn routes(self) -> ProviderRoutes {
+        match self {
+            Self::Twilio => ProviderRoutes {
+                answer: "/twilio/voice",
+                dial_status: "/twilio/dial-status",
+                voicemail: "/twilio/voicemail",
+                screen: "/twilio/screen",
+                screen_result: "/twilio/screen-result",
+                status: "/twilio/status",
+                recording: "/twilio/recording",
+            },
+            Self::Plivo => ProviderRoutes {
+                answer: "/plivo/answer",
+                dial_status: "/plivo/dial-status",
+                voicemail: "/plivo/voicemail",
+                screen: "/plivo/screen",
+                screen_result: "/plivo/screen-result",
+                status: "/plivo/hangup",
+                recording: "/plivo/recording",
+            },
+            Self::Telnyx => ProviderRoutes {
+                answer: "/telnyx/voice",
+                dial_status: "/telnyx/dial-status",
+                voicemail: "/telnyx/voicemail",
+                screen: "/telnyx/screen",
+                screen_result: "/telnyx/screen-result",
+                status: "/telnyx/status",
+                recording: "/telnyx/recording",
+            },
+            Self::SignalWire => ProviderRoutes {
+                answer: "/signalwire/voice",
+                dial_status: "/signalwire/dial-status",
+                voicemail: "/signalwire/voicemail",
+                screen: "/signalwire/screen",
+                screen_result: "/signalwire/screen-result",
+                status: "/signalwire/status",
+                recording: "/signalwire/recording",
+            },
+        }
+    }
+
+    /// The service's variable holding its credential (unset: its routes
+    /// answer 503).
+    pub fn credential_variable(self) -> &'static str {
+        match self {
+            Self::Twilio => "TWILIO_AUTH_TOKEN",
+            Self::Plivo => "PLIVO_AUTH_TOKEN",
+            Self::Telnyx => "TELNYX_PUBLIC_KEY",
+            Self::SignalWire => "SIGNALWIRE_SIGNING_KEY",
+        }
+    }
+
+    /// What the `Content-Type` of its markup starts with.
+    pub fn markup_content_type(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "text/xml",
+            Self::Plivo => "application/xml",
+        }
+    }
+
+    // -- signatures ----------------------------------------------------------
+
+    /// The header carrying the signature (Plivo's nonce and Telnyx's
+    /// timestamp come in another).
+    pub fn signature_header(self) -> &'static str {
+        match self {
+            Self::Twilio => "X-Twilio-Signature",
+            Self::Plivo => "X-Plivo-Signature-V3",
+            Self::Telnyx => "telnyx-signature-ed25519",
+            Self::SignalWire => "X-SignalWire-Signature",
+        }
+    }
+
+    /// Whether its signature covers the URL requested (Twilio's and
+    /// SignalWire's HMAC, Plivo's V3). Telnyx signs the timestamp and the
+    /// body only: a request replayed to another URL of ours verifies.
+    pub fn signs_the_url(self) -> bool {
+        !matches!(self, Self::Telnyx)
+    }
+
+    /// The headers signing a POST of `params` (its body as [`form_body`]
+    /// writes them) to the absolute `url`, as the provider signs it now,
+    /// with the service's own signing code. `secret` is the credential the
+    /// provider shares with the service, or for Telnyx the 32-byte seed of
+    /// its Ed25519 key (the service holds the public half); a seed of
+    /// another length signs nothing.
+    pub fn sign(
+        self,
+        secret: &[u8],
+        url: &str,
+        params: &[(String, String)],
+    ) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Twilio | Self::SignalWire => vec![(
+                self.signature_header(),
+                twilio_signature::sign(secret, url, params),
+            )],
+            Self::Plivo => {
+                let nonce = format!("{:020}", rand::random::<u64>());
+                let signature = plivo_signature::sign_v3(secret, Method::Post, url, params, &nonce);
+                vec![
+                    ("X-Plivo-Signature-V3", signature),
+                    ("X-Plivo-Signature-V3-Nonce", nonce),
+                ]
+            }
+            Self::Telnyx => {
+                let Ok(seed) = <[u8; 32]>::try_from(secret) else {
+                    return Vec::new();
+                };
+                let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+                let timestamp = unix_now().to_string();
+                let signature =
+                    telnyx_signature::sign(&key, &timestamp, form_body(params).as_bytes());
+                vec![
+                    ("telnyx-signature-ed25519", signature),
+                    ("telnyx-timestamp", timestamp),
+                ]
+            }
+        }
+    }
+
+    // -- parameters ----------------------------------------------------------
+
+    /// The parameter naming the call.
+    pub fn call_id_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "CallSid",
+            Self::Plivo => "CallUUID",
+        }
+    }
+
+    /// Every parameter that repeats the (A leg's) call id.
+    pub fn call_id_params(self) -> &'static [&'static str] {
+        match self {
+            Self::Twilio | Self::SignalWire => &["CallSid"],
+            // Telnyx repeats the id for older integrations.
+            Self::Telnyx => &["CallSid", "CallSidLegacy"],
+            Self::Plivo => &[
+                "CallUUID",
+                "ALegUUID",
+                "ALegRequestUUID",
+                "RequestUUID",
+                "DialALegUUID",
+            ],
+        }
+    }
+
+    /// A call id no other call of this process has, shaped as the provider
+    /// shapes them.
+    pub fn new_call_id(self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let random: u64 = rand::random();
+        match self {
+            Self::Twilio => format!("CA{random:016x}{n:016x}"),
+            Self::Plivo | Self::SignalWire => {
+                let hex = format!("{random:016x}{n:016x}");
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                )
+            }
+            // A call control id: `v3:` and URL-safe base64, with `-` and
+            // `_` in it as real ones have.
+            Self::Telnyx => {
+                let mut bytes = [0xfb_u8; 39];
+                bytes[..8].copy_from_slice(&random.to_be_bytes());
+                bytes[8..16].copy_from_slice(&n.to_be_bytes());
+                format!("v3:{}", URL_SAFE_NO_PAD.encode(bytes))
+            }
+        }
+    }
+
+    /// The parameter of the Dial action callback holding how the leg ended.
+    pub fn dial_status_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "DialCallStatus",
+            Self::Plivo => "DialStatus",
+        }
+    }
+
+    /// How the provider says a leg ended.
+    pub fn dial_status(self, end: DialEnd) -> &'static str {
+        match end {
+            DialEnd::Answered => "completed",
+            DialEnd::Busy => "busy",
+            DialEnd::NoAnswer => "no-answer",
+            DialEnd::Failed => "failed",
+        }
+    }
+
+    /// Every dial status meaning that the callee answered.
+    pub fn answered_statuses(self) -> &'static [&'static str] {
+        match self {
+            // `answered` is Twilio's word for a conference leg; SignalWire
+            // documents Twilio's values.
+            Self::Twilio | Self::SignalWire => &["completed", "answered"],
+            Self::Plivo | Self::Telnyx => &["completed"],
+        }
+    }
+
+    /// The parameter of the Record action callback holding the recording.
+    pub fn recording_url_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "RecordingUrl",
+            Self::Plivo => "RecordUrl",
+        }
+    }
+
+    /// The parameters of the recording callback holding the recording and
+    /// its length.
+    pub fn recording_params(self) -> (&'static str, &'static str) {
+        (self.recording_url_param(), "RecordingDuration")
+    }
+
+    /// An E.164 number (or a withheld marker) as the provider writes it in
+    /// its parameters and its markup: Plivo drops the `+`.
+    pub fn number(self, number: &str) -> String {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => number.to_owned(),
+            Self::Plivo => number.strip_prefix('+').unwrap_or(number).to_owned(),
+        }
+    }
+
+    /// A `To` that is no phone number (a call to a softphone).
+    pub fn to_not_a_number(self) -> &'static str {
+        match self {
+            Self::Twilio => "client:alice",
+            Self::Plivo => "sip:alice@phone.plivo.com",
+            Self::Telnyx => "sip:alice@sip.telnyx.com",
+            Self::SignalWire => "sip:alice@example.sip.signalwire.com",
+        }
+    }
+
+    // -- markup --------------------------------------------------------------
+
+    /// The verb that speaks.
+    pub fn say(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Say",
+            Self::Plivo => "Speak",
+        }
+    }
+
+    /// The verb that collects keypresses.
+    pub fn gather(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Gather",
+            Self::Plivo => "GetInput",
+        }
+    }
+
+    /// The noun dialing a phone, as (element, text).
+    pub fn phone_noun(self, e164: &str) -> (String, String) {
+        ("Number".into(), self.number(e164))
+    }
+
+    /// The noun dialing a softphone identity, as (element, text).
+    pub fn client_noun(self, identity: &str) -> (String, String) {
+        match self {
+            Self::Twilio => ("Client".into(), identity.into()),
+            Self::Plivo => (
+                "User".into(),
+                format!("sip:{identity}@{PLIVO_ENDPOINT_DOMAIN}"),
+            ),
+            // A Telnyx SIP credential.
+            Self::Telnyx => ("Sip".into(), format!("sip:{identity}@{TELNYX_SIP_DOMAIN}")),
+            // A Verto client of the space.
+            Self::SignalWire => (
+                "Verto".into(),
+                format!("{identity}@{SIGNALWIRE_SPACE}.verto.signalwire.com"),
+            ),
+        }
+    }
+
+    /// The softphone identity a noun dials, if it dials one: the inverse of
+    /// [`Cpaas::client_noun`].
+    pub fn client_identity<'a>(self, element: &str, text: &'a str) -> Option<&'a str> {
+        let (noun, _) = self.client_noun("");
+        if element != noun {
+            return None;
+        }
+        match self {
+            Self::Twilio => Some(text),
+            Self::Plivo => text
+                .strip_prefix("sip:")?
+                .strip_suffix(PLIVO_ENDPOINT_DOMAIN)?
+                .strip_suffix('@'),
+            Self::Telnyx => text
+                .strip_prefix("sip:")?
+                .strip_suffix(TELNYX_SIP_DOMAIN)?
+                .strip_suffix('@'),
+            Self::SignalWire => text
+                .strip_suffix(".verto.signalwire.com")?
+                .strip_suffix(SIGNALWIRE_SPACE)?
+                .strip_suffix('@'),
+        }
+    }
+
+    /// The noun dialing a SIP URI, as (element, text).
+    pub fn sip_noun(self, uri: &str) -> (String, String) {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => ("Sip".into(), uri.into()),
+            Self::Plivo => ("User".into(), uri.into()),
+        }
+    }
+
+    /// Attributes every `<Dial>` of the service carries on this provider.
+    pub fn dial_attributes(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            // The caller hears ringback until a callee answers.
+            Self::Twilio | Self::SignalWire => &[("answerOnBridge", "true")],
+            // Plivo runs the XML our action answers.
+            Self::Plivo => &[("redirect", "true")],
+            // TeXML has no answerOnBridge: Telnyx answers the call before it
+            // fetches our markup.
+            Self::Telnyx => &[],
+        }
+    }
+
+    pub fn screening(self) -> Screening {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => Screening::GatherOnLeg,
+            Self::Plivo => Screening::ConfirmKey,
+        }
+    }
+
+    /// The whisper URL a `<Dial>` makes the provider fetch when a callee
+    /// answers, if any: the TwiML family's first `<Number url>`, Plivo's
+    /// `confirmSound`.
+    pub fn whisper_url(self, dial: &Element) -> Option<&str> {
+        match self.screening() {
+            Screening::GatherOnLeg => dial.children.iter().find_map(|noun| noun.attr("url")),
+            Screening::ConfirmKey => dial.attr("confirmSound"),
+        }
+    }
+
+    /// Where a forwarded call's recording is posted once ready, if the
+    /// markup records it: the TwiML family's `<Dial recordingStatusCallback>`,
+    /// Plivo's `<Record startOnDialAnswer callbackUrl>` just before the Dial.
+    pub fn recording_callback(self, response: &Element) -> Option<&str> {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => {
+                response.child("Dial")?.attr("recordingStatusCallback")
+            }
+            Self::Plivo => response
+                .children
+                .iter()
+                .find(|verb| verb.name == "Record" && verb.attr("startOnDialAnswer").is_some())?
+                .attr("callbackUrl"),
+        }
+    }
+}
+
+/// The urlencoded body of `params`, in order: the bytes a webhook sends,
+/// and so the bytes a Telnyx signature is over.
+pub fn form_body(params: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
+}
+
+/// The Unix seconds of now, as Telnyx writes `telnyx-timestamp`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The public half of the Ed25519 key with this seed, as Telnyx shows it
+/// (base64 of 32 bytes): the service's `TELNYX_PUBLIC_KEY`.
+pub fn telnyx_public_key(seed: &[u8; 32]) -> String {
+    BASE64.encode(
+        ed25519_dalek::SigningKey::from_bytes(seed)
+            .verifying_key()
+            .as_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_noun_reads_back_as_its_identity_and_nothing_else_does() {
+        for cpaas in Cpaas::ALL {
+            let (element, text) = cpaas.client_noun("alice");
+            assert_eq!(cpaas.client_identity(&element, &text), Some("alice"));
+            let (sip, uri) = cpaas.sip_noun("sip:bob@pbx.example.com");
+            if sip != element {
+                assert_eq!(cpaas.client_identity(&sip, &uri), None, "{cpaas:?}");
+            }
+            assert_eq!(cpaas.client_identity("Number", "+12025550201"), None);
+        }
+    }
+
+    #[test]
+    fn call_ids_are_shaped_as_each_provider_shapes_them_and_never_repeat() {
+        let twilio = Cpaas::Twilio.new_call_id();
+        assert!(twilio.starts_with("CA") && twilio.len() == 34, "{twilio}");
+        let uuid = Cpaas::Plivo.new_call_id();
+        assert_eq!(
+            uuid.split('-').map(str::len).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        let telnyx = Cpaas::Telnyx.new_call_id();
+        assert!(
+            telnyx.starts_with("v3:") && telnyx.contains(['-', '_']),
+            "{telnyx}"
+        );
+        assert_ne!(Cpaas::Twilio.new_call_id(), Cpaas::Twilio.new_call_id());
+    }
+
+    #[test]
+    fn every_provider_signs_with_its_own_headers() {
+        let params = vec![("CallSid".to_owned(), "CA1".to_owned())];
+        let url = "https://relay.example.com/twilio/voice";
+        for cpaas in Cpaas::ALL {
+            let secret: &[u8] = if cpaas == Cpaas::Telnyx {
+                &[7; 32]
+            } else {
+                b"token"
+            };
+            let headers = cpaas.sign(secret, url, &params);
+            assert_eq!(headers[0].0, cpaas.signature_header(), "{cpaas:?}");
+        }
+        assert!(Cpaas::Telnyx.sign(b"short", url, &params).is_empty());
+    }
+}
