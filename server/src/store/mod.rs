@@ -7,6 +7,7 @@
 pub mod encoding;
 mod memory;
 mod redis;
+pub(crate) mod stored;
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ mod outcome;
 use serde::{Deserialize, Serialize};
 
 pub use self::dial::Claim;
-use self::dial::Pickup;
+pub(crate) use self::dial::Pickup;
 pub(crate) use self::dial::{
     DialAttempt, DialResult, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
 };
@@ -116,8 +116,11 @@ pub enum SessionError {
 
 /// One ringing call on a subscriber's phone, from the ring report to its
 /// outcome. Its fields change only through the methods below, each of which
-/// checks the current state and says what changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// checks the current state and says what changed. How a store keeps it is
+/// the store's own type (`store::stored::StoredSession`), built from
+/// [`Session::parts`] and read back through [`Session::from_parts`], so that
+/// renaming a field here never changes what a store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     id: SessionId,
     subscriber: PhoneNumber,
@@ -137,24 +140,66 @@ pub struct Session {
     /// In pick mode, when waiting for an accept ends: then the instruction
     /// becomes `ignore`.
     wait_until: Option<Timestamp>,
-    #[serde(default)]
     pickups: Vec<Pickup>,
     /// The Dials whose outcome was recorded, so that a retried callback
     /// changes nothing.
-    #[serde(default)]
     dials_ended: Vec<DialAttempt>,
-    /// Where the subscriber's rules sent the call when it began (left out
-    /// when it is every destination: most sessions, kept small).
-    #[serde(default, skip_serializing_if = "Route::is_every_destination")]
+    /// Where the subscriber's rules sent the call when it began (every
+    /// destination for most sessions).
     route: Route,
     /// The recordings of the call's legs announced so far (by URL), so that
     /// a retried recording callback announces nothing twice.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     recordings: Vec<String>,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
-    #[serde(skip)]
     version: u64,
+}
+
+/// A session's data, field by field, as a store writes it and reads it
+/// back: [`Session::parts`] lends them, [`Session::from_parts`] takes them.
+/// The store decides how each is written; the domain what they mean.
+pub(crate) struct SessionParts<'a> {
+    pub id: &'a SessionId,
+    pub subscriber: &'a PhoneNumber,
+    pub caller: &'a Caller,
+    pub state: SessionState,
+    pub mode: Mode,
+    pub instruction: Instruction,
+    pub selected_destination: Option<&'a DestinationId>,
+    pub call_sid: Option<&'a CallSid>,
+    pub timeline: &'a Timeline,
+    pub legs: &'a [Leg],
+    pub device_call_id: Option<&'a str>,
+    pub offers: &'a [Offer],
+    pub phone_rejected: bool,
+    pub wait_until: Option<Timestamp>,
+    pub pickups: &'a [Pickup],
+    pub dials_ended: &'a [DialAttempt],
+    pub route: &'a Route,
+    pub recordings: &'a [String],
+}
+
+/// What [`Session::from_parts`] builds a session from: [`SessionParts`],
+/// owned.
+pub(crate) struct OwnedSessionParts {
+    pub id: SessionId,
+    pub subscriber: PhoneNumber,
+    pub caller: Caller,
+    pub state: SessionState,
+    pub mode: Mode,
+    pub instruction: Instruction,
+    pub selected_destination: Option<DestinationId>,
+    pub call_sid: Option<CallSid>,
+    pub timeline: Timeline,
+    pub legs: Vec<Leg>,
+    pub device_call_id: Option<String>,
+    pub offers: Vec<Offer>,
+    pub phone_rejected: bool,
+    pub wait_until: Option<Timestamp>,
+    pub pickups: Vec<Pickup>,
+    pub dials_ended: Vec<DialAttempt>,
+    pub route: Route,
+    pub recordings: Vec<String>,
 }
 
 impl Session {
@@ -292,6 +337,76 @@ impl Session {
     /// For stores: the write count of the copy they hand out.
     pub fn set_version(&mut self, version: u64) {
         self.version = version;
+    }
+
+    /// For stores: every field, to write.
+    pub(crate) fn parts(&self) -> SessionParts<'_> {
+        SessionParts {
+            id: &self.id,
+            subscriber: &self.subscriber,
+            caller: &self.caller,
+            state: self.state,
+            mode: self.mode,
+            instruction: self.instruction,
+            selected_destination: self.selected_destination.as_ref(),
+            call_sid: self.call_sid.as_ref(),
+            timeline: &self.timeline,
+            legs: &self.legs,
+            device_call_id: self.device_call_id.as_deref(),
+            offers: &self.offers,
+            phone_rejected: self.phone_rejected,
+            wait_until: self.wait_until,
+            pickups: &self.pickups,
+            dials_ended: &self.dials_ended,
+            route: &self.route,
+            recordings: &self.recordings,
+        }
+    }
+
+    /// For stores: a session as written from [`Session::parts`], at
+    /// version 0 (the store sets it).
+    pub(crate) fn from_parts(parts: OwnedSessionParts) -> Self {
+        let OwnedSessionParts {
+            id,
+            subscriber,
+            caller,
+            state,
+            mode,
+            instruction,
+            selected_destination,
+            call_sid,
+            timeline,
+            legs,
+            device_call_id,
+            offers,
+            phone_rejected,
+            wait_until,
+            pickups,
+            dials_ended,
+            route,
+            recordings,
+        } = parts;
+        Self {
+            id,
+            subscriber,
+            caller,
+            state,
+            mode,
+            instruction,
+            selected_destination,
+            call_sid,
+            timeline,
+            legs,
+            device_call_id,
+            offers,
+            phone_rejected,
+            wait_until,
+            pickups,
+            dials_ended,
+            route,
+            recordings,
+            version: 0,
+        }
     }
 
     /// Every destination was notified.

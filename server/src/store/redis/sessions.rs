@@ -14,13 +14,13 @@ use super::scripts::{
     CLAIM_SESSION, CREATE_SESSION, OPEN_SESSIONS, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY,
     SWEEP_SHARD, UPDATE_SESSION,
 };
-use super::{RedisStore, decode, millis};
+use super::{RedisStore, millis};
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{Claim, Session, SessionId, Shard};
 use crate::domain::time::Timestamp;
 use crate::redis::RESPONSE_TIMEOUT;
-use crate::store::encoding::encode_session;
+use crate::store::stored::{decode_claim, encode_claim, encode_session};
 use crate::store::{SWEEP_GRACE, SessionCreated, SessionStore, StoreError, Swept};
 
 /// How far this host's clock and Redis's may disagree: a claim's deadline
@@ -37,14 +37,14 @@ fn decode_session(
     version: Option<&str>,
     claim: Option<&str>,
 ) -> Result<Session, StoreError> {
-    let mut session = crate::store::encoding::decode_session(data)
+    let mut session = crate::store::stored::decode_session(data)
         .context("decoding a stored session")
         .map_err(StoreError::Unexpected)?;
     session.set_version(version.and_then(|v| v.parse().ok()).unwrap_or(0));
     if let Some(claim) = claim
         && session.call_sid().is_none()
     {
-        session.apply_claim(decode::<Claim>(claim, "claim")?);
+        session.apply_claim(decode_claim(claim).map_err(StoreError::Unexpected)?);
     }
     Ok(session)
 }
@@ -576,7 +576,7 @@ impl RedisStore {
         invocation
             .arg(subscribers.len())
             .arg(not_instructed_before.unix_millis())
-            .arg(serde_json::to_string(claim).context("encoding a claim")?)
+            .arg(encode_claim(claim))
             .arg(millis(ttl))
             .arg(
                 Timestamp::now()

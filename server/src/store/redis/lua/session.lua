@@ -3,7 +3,7 @@ local function now_ms()
   return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 end
 -- A session's record is one field of its shard's hash: its version, the
--- claim of the forwarded call that took it (JSON, or empty), the field of
+-- claim of the forwarded call that took it (`<ms> <call sid>`, or empty), the field of
 -- its ring report's device call id (or empty), a newline after each, then
 -- its data.
 local function pack_record(version, claim, device_call, data)
@@ -28,9 +28,10 @@ local function live(sessions, gone, id, now)
   local s = redis.call('HMGET', sessions, id, id .. ':v', id .. ':c')
   return s, ''
 end
--- The field a call's key is kept in, from a claim's JSON.
+-- The field a call's key is kept in, from a claim: `<ms> <call sid>`, or
+-- the JSON of the releases before.
 local function call_field(claim)
-  local sid = claim and string.match(claim, '"call_sid":"([^"]*)"')
+  local sid = claim and (string.match(claim, '^%d+ (.*)$') or string.match(claim, '"call_sid":"([^"]*)"'))
   return sid and ('c:' .. sid)
 end
 local function forget(sessions, gone, id)
