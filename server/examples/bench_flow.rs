@@ -1,7 +1,10 @@
 //! The full-flow load of `scripts/bench`: each client reports a ring, then
-//! posts the signed forwarded-call webhook that claims it, in a loop.
+//! posts the signed forwarded-call webhook that claims it, in a loop; with
+//! `whole`, the rest of the call too: the Dial's action (the first
+//! destination took the call: `completed`, bridged) and the call's final
+//! status (`completed`), as Twilio posts them.
 //!
-//! usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] < subscribers.tsv
+//! usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] [whole] < subscribers.tsv
 //! where each stdin line is `device_token<TAB>subscriber<TAB>forwarding_number`.
 //! With `zipf:S` every client picks each call's subscriber among all of them
 //! by a Zipf distribution of exponent S (the first line the most called);
@@ -24,22 +27,24 @@ struct Subscriber {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (base, token, clients, seconds, zipf) = match args.as_slice() {
-        [_, base, token, clients, seconds] => (base, token, clients, seconds, None),
-        [_, base, token, clients, seconds, zipf] => {
-            let exponent: f64 = zipf
-                .strip_prefix("zipf:")
-                .and_then(|s| s.parse().ok())
-                .expect("zipf:S");
-            (base, token, clients, seconds, Some(exponent))
-        }
-        _ => {
-            eprintln!(
-                "usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] < subscribers.tsv"
-            );
-            std::process::exit(2);
-        }
+    let usage = || -> ! {
+        eprintln!(
+            "usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] [whole] < subscribers.tsv"
+        );
+        std::process::exit(2);
     };
+    let [_, base, token, clients, seconds, options @ ..] = args.as_slice() else {
+        usage()
+    };
+    let mut zipf = None;
+    let mut whole = false;
+    for option in options {
+        match option.strip_prefix("zipf:") {
+            Some(exponent) => zipf = Some(exponent.parse::<f64>().unwrap_or_else(|_| usage())),
+            None if option == "whole" => whole = true,
+            None => usage(),
+        }
+    }
     let clients: usize = clients.parse().expect("CLIENTS");
     let duration = Duration::from_secs(seconds.parse().expect("SECONDS"));
     let subscribers: Vec<Subscriber> = std::io::stdin()
@@ -135,19 +140,25 @@ async fn main() {
                         .form(&params)
                         .send()
                         .await;
-                    match voice {
-                        Ok(r) if r.status() == 200 => {
-                            let body = r.text().await.unwrap_or_default();
-                            // A claimed ring report carries its session in the Dial action.
-                            if body.contains("session=ses_") {
-                                claimed.fetch_add(1, Ordering::Relaxed);
-                            }
-                            latencies.push(loop_started.elapsed());
-                        }
+                    let body = match voice {
+                        Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
                         _ => {
                             errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    };
+                    // A claimed ring report carries its session in the Dial action.
+                    if body.contains("session=ses_") {
+                        claimed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if whole {
+                        let sid = &params[0].1;
+                        if !rest_of_the_call(&http, &base, &token, sid, &body).await {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
                         }
                     }
+                    latencies.push(loop_started.elapsed());
                 }
                 latencies
             })
@@ -176,4 +187,53 @@ async fn main() {
             "claimed": claimed.load(Ordering::Relaxed),
         })
     );
+}
+
+/// The Dial's action (the first destination took the call) and the call's
+/// final status, signed as Twilio signs them; whether both were answered.
+async fn rest_of_the_call(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    call_sid: &str,
+    twiml: &str,
+) -> bool {
+    let Some(action) = twiml
+        .split_once("action=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(url, _)| url.replace("&amp;", "&"))
+    else {
+        return false;
+    };
+    let post = |url: String, params: Vec<(String, String)>| async move {
+        let signature =
+            ringrelay_server::providers::twilio::signature::sign(token.as_bytes(), &url, &params);
+        http.post(&url)
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    let param = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    post(
+        action,
+        vec![
+            param("CallSid", call_sid),
+            param("CallStatus", "in-progress"),
+            param("DialCallStatus", "completed"),
+            param("DialBridged", "true"),
+            param("DialCallDuration", "30"),
+        ],
+    )
+    .await
+        && post(
+            format!("{base}/twilio/status"),
+            vec![
+                param("CallSid", call_sid),
+                param("CallStatus", "completed"),
+                param("CallDuration", "35"),
+            ],
+        )
+        .await
 }
