@@ -10,6 +10,7 @@
 //! each mode.
 
 mod cluster;
+mod per_worker;
 mod retry;
 mod sentinel;
 
@@ -29,6 +30,7 @@ use redis::{
 };
 
 use self::cluster::{LazyCluster, cluster_client};
+use self::per_worker::PerWorker;
 use self::retry::RetryOnce;
 pub use self::retry::says_wait;
 use self::sentinel::FollowPrimary;
@@ -90,8 +92,9 @@ pub struct RedisConnection {
 /// The connection a deployment's commands go through.
 #[derive(Clone)]
 enum Node {
-    /// One server: the manager reconnects in the background.
-    Standalone(ConnectionManager),
+    /// One server: managers reconnect in the background, one per HTTP
+    /// worker.
+    Standalone(PerWorker),
     /// A Redis Cluster: routed by key, following slot moves.
     Cluster(LazyCluster),
     /// A Sentinel-managed primary, followed across failovers.
@@ -117,9 +120,9 @@ impl RedisConnection {
                 let client = connection_info(url.expose_secret(), certificates)
                     .and_then(Client::open)
                     .context("parsing REDIS_URL")?;
-                let manager = lazy_manager(client.clone())?;
+                let managers = PerWorker::new(client.clone(), lazy_manager)?;
                 (
-                    Node::Standalone(manager),
+                    Node::Standalone(managers),
                     Dedicated::Standalone(Arc::new(client)),
                 )
             }
