@@ -1,7 +1,7 @@
 //! Sessions in Redis: each a field of its shard's hash, with the shard's
 //! indexes, written and claimed by one script in the shard's slot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -371,33 +371,22 @@ impl SessionStore for RedisStore {
         Ok(swept)
     }
 
-    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
-        // Once per forwarded call (its final status), which names no
-        // subscriber: ask every shard. On one server in one pipeline, which
-        // costs the service and Redis several times less than 64 commands
-        // of their own; a cluster takes no pipeline across slots, so there
-        // all at once.
+    async fn session_for_call(
+        &self,
+        call_sid: &CallSid,
+        subscribers: &[PhoneNumber],
+    ) -> Result<Option<SessionId>, StoreError> {
+        // Once per forwarded call (its final status): where its
+        // subscribers' sessions are, then (none given, or another
+        // subscriber's call) every shard.
         let field = call_field(call_sid);
-        let ids: Vec<Option<String>> = if self.connection.is_cluster() {
-            let field = &field;
-            let reads = Shard::all().map(|shard| async move {
-                self.conn()
-                    .hget(self.keys.shard(shard).sessions(), field)
-                    .await
-            });
-            try_join_all(reads).await
-        } else {
-            let mut pipe = redis::pipe();
-            for shard in Shard::all() {
-                pipe.hget(self.keys.shard(shard).sessions(), &field);
-            }
-            pipe.query_async(&mut self.conn()).await
+        let likely: BTreeSet<Shard> = subscribers.iter().map(Shard::of).collect();
+        if !likely.is_empty()
+            && let Some(id) = self.call_in_shards(&field, likely.iter().copied()).await?
+        {
+            return Ok(Some(id));
         }
-        .map_err(self.failed("reading the session of a call"))?;
-        Ok(ids
-            .into_iter()
-            .flatten()
-            .find_map(|id| SessionId::parse(&id).ok()))
+        self.call_in_shards(&field, Shard::all()).await
     }
 }
 
@@ -640,6 +629,36 @@ impl RedisStore {
             (ScriptAnswer::Session(claimed), _) => stored_session(claimed).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// The session named by a call's field in one of `shards`. On one
+    /// server in one pipeline, which costs the service and Redis several
+    /// times less than a command of its own a shard; a cluster takes no
+    /// pipeline across slots, so there all at once.
+    async fn call_in_shards(
+        &self,
+        field: &str,
+        shards: impl Iterator<Item = Shard>,
+    ) -> Result<Option<SessionId>, StoreError> {
+        let ids: Vec<Option<String>> = if self.connection.is_cluster() {
+            let reads = shards.map(|shard| async move {
+                self.conn()
+                    .hget(self.keys.shard(shard).sessions(), field)
+                    .await
+            });
+            try_join_all(reads).await
+        } else {
+            let mut pipe = redis::pipe();
+            for shard in shards {
+                pipe.hget(self.keys.shard(shard).sessions(), field);
+            }
+            pipe.query_async(&mut self.conn()).await
+        }
+        .map_err(self.failed("reading the session of a call"))?;
+        Ok(ids
+            .into_iter()
+            .flatten()
+            .find_map(|id| SessionId::parse(&id).ok()))
     }
 
     /// What [`PEEK_CLAIM`] sees in one shard: whether the call took one of
