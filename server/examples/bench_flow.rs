@@ -79,6 +79,9 @@ async fn main() {
     let claimed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let started = Instant::now();
+    // CallSids of their own for each run: a CallSid an earlier run used is a
+    // retried webhook of that run's call, answered as that call was.
+    let run = std::process::id();
 
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
@@ -102,7 +105,9 @@ async fn main() {
                         None => mine[n % mine.len()],
                     };
                     n += 1;
-                    let caller = format!("+1202555{:04}", n % 10_000);
+                    // Callers of an area code of their own: one of the
+                    // destinations' numbers calling would be dialed nowhere.
+                    let caller = format!("+1312555{:04}", n % 10_000);
                     let loop_started = Instant::now();
                     let ring = http
                         .post(format!("{base}/v1/ring"))
@@ -116,13 +121,16 @@ async fn main() {
                             rate_limited.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                        other => {
+                            failed(&errors, format_args!("ring report: {other:?}"));
                             continue;
                         }
                     }
                     let params = vec![
-                        ("CallSid".to_owned(), format!("CA{client:04}{n:012}")),
+                        (
+                            "CallSid".to_owned(),
+                            format!("CA{run:08x}{client:04}{n:012}"),
+                        ),
                         ("From".to_owned(), caller),
                         ("To".to_owned(), subscriber.forwarding.clone()),
                         ("ForwardedFrom".to_owned(), subscriber.number.clone()),
@@ -142,8 +150,8 @@ async fn main() {
                         .await;
                     let body = match voice {
                         Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                        other => {
+                            failed(&errors, format_args!("voice webhook: {other:?}"));
                             continue;
                         }
                     };
@@ -152,9 +160,11 @@ async fn main() {
                         claimed.fetch_add(1, Ordering::Relaxed);
                     }
                     if whole {
-                        let sid = &params[0].1;
-                        if !rest_of_the_call(&http, &base, &token, sid, &body).await {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                        // CallSid, From, To: as Twilio names the call in its callbacks.
+                        if let Err(why) =
+                            rest_of_the_call(&http, &base, &token, &params[..3], &body).await
+                        {
+                            failed(&errors, format_args!("{why}"));
                             continue;
                         }
                     }
@@ -189,51 +199,68 @@ async fn main() {
     );
 }
 
+/// Counts a failed loop, and says why on stderr for the first few.
+fn failed(errors: &AtomicU64, why: std::fmt::Arguments<'_>) {
+    if errors.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!("bench_flow: a loop failed: {why}");
+    }
+}
+
 /// The Dial's action (the first destination took the call) and the call's
-/// final status, signed as Twilio signs them; whether both were answered.
+/// final status, signed as Twilio signs them, each with the `call`'s
+/// parameters (CallSid, From, To); why not, when either was not answered.
 async fn rest_of_the_call(
     http: &reqwest::Client,
     base: &str,
     token: &str,
-    call_sid: &str,
+    call: &[(String, String)],
     twiml: &str,
-) -> bool {
+) -> Result<(), String> {
     let Some(action) = twiml
         .split_once("action=\"")
         .and_then(|(_, rest)| rest.split_once('"'))
         .map(|(url, _)| url.replace("&amp;", "&"))
     else {
-        return false;
+        return Err(format!("no Dial action in {twiml}"));
     };
-    let post = |url: String, params: Vec<(String, String)>| async move {
+    let post = |what: &'static str, url: String, params: Vec<(String, String)>| async move {
         let signature =
             ringrelay_server::providers::twilio::signature::sign(token.as_bytes(), &url, &params);
-        http.post(&url)
+        match http
+            .post(&url)
             .header("X-Twilio-Signature", signature)
             .form(&params)
             .send()
             .await
-            .is_ok_and(|r| r.status().is_success())
+        {
+            Ok(r) if r.status().is_success() => Ok(()),
+            other => Err(format!("{what}: {other:?}")),
+        }
     };
-    let param = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let with = |extra: &[(&str, &str)]| {
+        let mut params = call.to_vec();
+        params.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        params
+    };
     post(
+        "dial-status",
         action,
-        vec![
-            param("CallSid", call_sid),
-            param("CallStatus", "in-progress"),
-            param("DialCallStatus", "completed"),
-            param("DialBridged", "true"),
-            param("DialCallDuration", "30"),
-        ],
+        with(&[
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "completed"),
+            ("DialBridged", "true"),
+            ("DialCallDuration", "30"),
+        ]),
+    )
+    .await?;
+    post(
+        "final status",
+        format!("{base}/twilio/status"),
+        with(&[("CallStatus", "completed"), ("CallDuration", "35")]),
     )
     .await
-        && post(
-            format!("{base}/twilio/status"),
-            vec![
-                param("CallSid", call_sid),
-                param("CallStatus", "completed"),
-                param("CallDuration", "35"),
-            ],
-        )
-        .await
 }
