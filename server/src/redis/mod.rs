@@ -94,9 +94,10 @@ pub struct RedisConnection {
 enum Node {
     /// One server: managers reconnect in the background, one per HTTP
     /// worker.
-    Standalone(PerWorker),
-    /// A Redis Cluster: routed by key, following slot moves.
-    Cluster(LazyCluster),
+    Standalone(PerWorker<ConnectionManager>),
+    /// A Redis Cluster: routed by key, following slot moves; one per HTTP
+    /// worker.
+    Cluster(PerWorker<LazyCluster>),
     /// A Sentinel-managed primary, followed across failovers.
     Sentinel(FollowPrimary),
 }
@@ -120,7 +121,10 @@ impl RedisConnection {
                 let client = connection_info(url.expose_secret(), certificates)
                     .and_then(Client::open)
                     .context("parsing REDIS_URL")?;
-                let managers = PerWorker::new(client.clone(), lazy_manager)?;
+                let managers = PerWorker::new({
+                    let client = client.clone();
+                    move || lazy_manager(client.clone())
+                })?;
                 (
                     Node::Standalone(managers),
                     Dedicated::Standalone(Arc::new(client)),
@@ -135,7 +139,9 @@ impl RedisConnection {
                 let client = cluster_client(&seeds, RESPONSE_TIMEOUT)
                     .context("configuring the Redis Cluster connection")?;
                 (
-                    Node::Cluster(LazyCluster::new(client)),
+                    Node::Cluster(PerWorker::new(move || {
+                        Ok(LazyCluster::new(client.clone()))
+                    })?),
                     Dedicated::Cluster(seeds.into()),
                 )
             }

@@ -1,17 +1,17 @@
-//! One server's connection per HTTP worker: [`PerWorker`].
+//! A connection per HTTP worker: [`PerWorker`].
 
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
-use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Client, RedisFuture, Value};
+use redis::aio::ConnectionLike;
+use redis::{RedisFuture, Value};
 use thread_local::ThreadLocal;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-/// A connection to one server, and a connection of its own for each thread
-/// that runs a runtime of its own (each actix HTTP worker runs a
-/// current-thread runtime), so that a webhook's commands never leave its
-/// worker's thread.
+/// A connection (one server's, or a cluster's), and a connection of its own
+/// for each thread that runs a runtime of its own (each actix HTTP worker
+/// runs a current-thread runtime), so that a webhook's commands never leave
+/// its worker's thread.
 ///
 /// Why: a connection's driver is a task of the runtime that made it. On
 /// the one shared connection, each command a worker sends crosses to the
@@ -21,44 +21,42 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 /// Elsewhere (the main multi-thread runtime: the sweep, the bus, imports)
 /// commands use the shared connection.
 #[derive(Clone)]
-pub(super) struct PerWorker {
-    shared: ConnectionManager,
-    workers: Arc<Workers>,
+pub(super) struct PerWorker<C: Send> {
+    shared: C,
+    workers: Arc<Workers<C>>,
 }
 
-/// What each thread's connection is made from, and the connections.
-struct Workers {
-    client: Client,
-    make: fn(Client) -> anyhow::Result<ConnectionManager>,
-    local: ThreadLocal<RefCell<Option<Local>>>,
+/// What each thread's connection is made with, and the connections.
+struct Workers<C: Send> {
+    /// A connection that connects on first use (so on the thread using it).
+    make: Box<dyn Fn() -> anyhow::Result<C> + Send + Sync>,
+    local: ThreadLocal<RefCell<Option<Local<C>>>>,
 }
 
 /// A worker thread's connection, and whether the runtime it was made on
 /// still runs: a thread may run one runtime after another (tests do), and a
 /// connection whose driver went with its runtime would never answer.
-struct Local {
-    connection: ConnectionManager,
+struct Local<C> {
+    connection: C,
     runtime_alive: Weak<()>,
 }
 
-impl PerWorker {
+impl<C: Clone + Send + 'static> PerWorker<C> {
     /// `make` configures each connection (lazy: it connects on first use).
     pub(super) fn new(
-        client: Client,
-        make: fn(Client) -> anyhow::Result<ConnectionManager>,
+        make: impl Fn() -> anyhow::Result<C> + Send + Sync + 'static,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            shared: make(client.clone())?,
+            shared: make()?,
             workers: Arc::new(Workers {
-                client,
-                make,
+                make: Box::new(make),
                 local: ThreadLocal::new(),
             }),
         })
     }
 
     /// The connection for a command sent from here.
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> C {
         let own_runtime = Handle::try_current()
             .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::CurrentThread);
         if !own_runtime {
@@ -73,8 +71,8 @@ impl PerWorker {
             return local.connection.clone();
         }
         // Made here, on this thread's runtime, the connection's tasks run
-        // here. Configuring cannot fail for a client the shared one took.
-        let Ok(connection) = (workers.make)(workers.client.clone()) else {
+        // here. Configuring cannot fail where the shared one's did not.
+        let Ok(connection) = (workers.make)() else {
             return self.shared.clone();
         };
         let alive = Arc::new(());
@@ -91,7 +89,7 @@ impl PerWorker {
     }
 }
 
-impl ConnectionLike for PerWorker {
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConnectionLike for PerWorker<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
         let mut connection = self.connection();
         Box::pin(async move { connection.req_packed_command(cmd).await })
