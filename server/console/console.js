@@ -41,7 +41,7 @@ function timeOf(iso) {
   return isNaN(d) ? String(iso) : d.toLocaleTimeString();
 }
 
-let auth = null; // {token, destination} once signed in
+let auth = null; // {token, destination?, subscriber?} once signed in
 let streamAbort = null;
 
 function headers(extra) {
@@ -146,33 +146,43 @@ async function checkReadiness() {
 
 // ---- Sign-in ---------------------------------------------------------------
 
-async function signIn(token, destination, remember) {
+/**
+ * Signs in with the token alone: GET /v1/me says whose it is (the admin's,
+ * a destination's or a device's), so no other route is probed.
+ */
+async function signIn(token, remember) {
   $("signin-error").textContent = "";
-  auth = { token, destination };
-  if (destination) {
-    startDestination(remember);
-    return;
-  }
-  // GET /readyz is public; an admin route tells the admin token from others
-  // (401 for any other token). The list route first, then a plain lookup.
-  let probe;
+  auth = { token };
+  let me;
   try {
-    probe = await api("GET", "v1/subscribers?limit=1");
-    if (probe.status === 404) probe = await api("GET", "v1/subscribers/%2B10000000000");
+    me = await api("GET", "v1/me");
   } catch (_) {
-    probe = { status: 0, json: null };
+    me = { status: 0, json: null };
   }
-  // 200 (listed), 404 (no such subscriber) or 422: the token was accepted.
-  if (![200, 404, 422].includes(probe.status)) {
+  const refuse = (message) => {
     auth = null;
     sessionStorage.removeItem(STORAGE_KEY);
-    $("signin-error").textContent = probe.status === 401
-      ? "This is not the admin token. With a destination token, also give the destination's id."
-      : (probe.json && probe.json.message) || "The service did not answer (" + probe.status + ").";
+    show("signin-view");
+    $("signin-error").textContent = message;
+  };
+  if (me.status !== 200 || !me.json) {
+    refuse(me.status === 401
+      ? "This token is not valid."
+      : (me.json && me.json.message) || "The service did not answer (" + me.status + ").");
     return;
   }
-  if (remember) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(auth));
-  startAdmin();
+  if (me.json.role === "device") {
+    refuse("This is the phone's device token: sign in with a destination token or the admin token.");
+    return;
+  }
+  if (remember) sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token }));
+  if (me.json.role === "destination") {
+    auth.destination = me.json.destination_id;
+    auth.subscriber = me.json.subscriber;
+    startDestination();
+  } else {
+    startAdmin();
+  }
 }
 
 function show(view) {
@@ -341,7 +351,7 @@ function onDestinationEvent(type, text) {
   else if (ENDINGS[type]) endCall(event.data.session_id, ENDINGS[type](event.data));
 }
 
-function startDestination(remember) {
+function startDestination() {
   show("destination-view");
   $("destination-title").textContent = "Incoming calls for " + auth.destination;
   if ("Notification" in window && Notification.permission === "default") {
@@ -374,7 +384,6 @@ function startDestination(remember) {
     $("stream-status").textContent = "Live: refused (" + status + "), retrying…";
     return false;
   });
-  if (remember) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(auth));
 }
 
 // ---- Admin view -----------------------------------------------------------
@@ -670,7 +679,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token").value.trim();
-    const destination = $("destination").value.trim();
     if (!token) {
       $("signin-error").textContent = "Give a token.";
       return;
@@ -678,7 +686,7 @@ document.addEventListener("DOMContentLoaded", () => {
     // A user gesture: the ring sound may start later.
     try { audio = audio || new AudioContext(); } catch (_) { audio = null; }
     $("token").value = "";
-    signIn(token, destination, true);
+    signIn(token, true);
   });
   $("sign-out").addEventListener("click", signOut);
   $("allow-notifications").addEventListener("click", async () => {
@@ -695,7 +703,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (saved) {
     try {
       const s = JSON.parse(saved);
-      if (s && s.token) signIn(s.token, s.destination || "", false);
+      if (s && s.token) signIn(s.token, false);
     } catch (_) {
       sessionStorage.removeItem(STORAGE_KEY);
     }

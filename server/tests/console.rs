@@ -6,7 +6,10 @@
 mod harness;
 
 use fantoccini::Locator;
-use harness::{ADMIN_TOKEN, TestApp, button, field, sign_in, spawn_app, wait_until, with_browser};
+use harness::{
+    ADMIN_TOKEN, TestApp, button, failed_requests, field, sign_in, spawn_app, wait_until,
+    with_browser,
+};
 use serde_json::{Value, json};
 
 const SUBSCRIBER: &str = "+12025550199";
@@ -32,7 +35,7 @@ async fn pick_subscriber(app: &TestApp) -> Value {
 /// Signs in as `desk` and waits for its live stream to be open.
 async fn sign_in_as_desk(client: &fantoccini::Client, app: &TestApp, registered: &Value) {
     let token = registered["destination_tokens"]["desk"].as_str().unwrap();
-    sign_in(client, app, token, Some("desk")).await;
+    sign_in(client, app, token).await;
     wait_until(
         client,
         "the destination's stream is open",
@@ -296,13 +299,10 @@ async fn the_keyboard_alone_signs_in_and_accepts() {
     let token = registered["destination_tokens"]["desk"].as_str().unwrap();
     with_browser(async |client| {
         client.goto(&app.url("/console")).await.unwrap();
-        // Token, Tab, Destination, Enter.
+        // Token, Enter.
         field(client, "Token").await.click().await.unwrap();
         let typing = client.active_element().await.unwrap();
-        typing
-            .send_keys(&format!("{token}{TAB}desk{ENTER}"))
-            .await
-            .unwrap();
+        typing.send_keys(&format!("{token}{ENTER}")).await.unwrap();
         wait_until(
             client,
             "the destination's stream is open",
@@ -333,20 +333,22 @@ async fn the_keyboard_alone_signs_in_and_accepts() {
 #[tokio::test]
 async fn a_wrong_token_is_refused_at_sign_in() {
     let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
     with_browser(async |client| {
-        sign_in(client, &app, "rrt_not-a-real-token", Some("desk")).await;
+        sign_in(client, &app, "rrt_not-a-real-token").await;
         wait_until(
             client,
             "the sign-in says why",
             "document.getElementById('signin-error').textContent === 'This token is not valid.'",
         )
         .await;
-        // Without a destination it must be the admin token.
-        sign_in(client, &app, "rrt_not-a-real-token", None).await;
+        // The phone's token has no view here: the sign-in says so.
+        let device = registered["device_token"].as_str().unwrap();
+        sign_in(client, &app, device).await;
         wait_until(
             client,
-            "the sign-in says it is not the admin token",
-            "document.getElementById('signin-error').textContent.startsWith('This is not the admin token')",
+            "the sign-in says it is the device token",
+            "document.getElementById('signin-error').textContent.startsWith(\"This is the phone's device token\")",
         )
         .await;
         let kept = client
@@ -359,10 +361,40 @@ async fn a_wrong_token_is_refused_at_sign_in() {
 }
 
 #[tokio::test]
+async fn the_token_alone_signs_in_to_the_right_view_without_a_failed_request() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    with_browser(async |client| {
+        let token = registered["destination_tokens"]["laptop"].as_str().unwrap();
+        sign_in(client, &app, token).await;
+        wait_until(
+            client,
+            "the destination's view is shown, named by /v1/me",
+            "document.getElementById('destination-title').textContent === 'Incoming calls for laptop' \
+             && document.getElementById('stream-status').textContent === 'Live: connected.'",
+        )
+        .await;
+        assert_eq!(failed_requests(client).await, json!([]));
+        button(client, "", "Sign out").await.click().await.unwrap();
+
+        sign_in(client, &app, ADMIN_TOKEN).await;
+        wait_until(
+            client,
+            "the admin's view is shown",
+            "!document.getElementById('admin-view').hidden \
+             && document.querySelector('#subscribers tbody tr') !== null",
+        )
+        .await;
+        assert_eq!(failed_requests(client).await, json!([]));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_admin_creates_a_subscriber_and_sees_field_errors_at_the_field() {
     let app = spawn_app().await;
     with_browser(async |client| {
-        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        sign_in(client, &app, ADMIN_TOKEN).await;
         wait_until(
             client,
             "the admin view shows",
@@ -483,7 +515,7 @@ async fn the_admin_lists_subscribers_and_watches_a_call_live() {
     let app = spawn_app().await;
     let registered = pick_subscriber(&app).await;
     with_browser(async |client| {
-        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        sign_in(client, &app, ADMIN_TOKEN).await;
         wait_until(
             client,
             "the subscriber is listed",
@@ -598,7 +630,7 @@ async fn screenshots() {
     .await;
     with_browser(async |client| {
         client.set_window_size(1000, 1900).await.unwrap();
-        sign_in(client, &app, ADMIN_TOKEN, None).await;
+        sign_in(client, &app, ADMIN_TOKEN).await;
         wait_until(
             client,
             "the admin view shows",

@@ -13,6 +13,7 @@ mod guessing;
 mod health;
 pub(crate) mod json;
 mod lists;
+mod me;
 mod openapi;
 mod providers;
 mod sessions;
@@ -48,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(admin::get_subscriber))
                 .route(web::delete().to(admin::delete_subscriber)),
         )
+        .service(web::resource("/v1/me").route(web::get().to(me::me)))
         .service(web::resource("/v1/ring").route(web::post().to(device::ring)))
         .service(web::resource("/v1/dnd").route(web::put().to(device::put_dnd)))
         .service(web::resource("/v1/sessions/{id}").route(web::get().to(sessions::get_session)))

@@ -13,6 +13,7 @@ mod deploy_files;
 mod health;
 mod helpers;
 mod lists;
+mod me;
 mod operations;
 mod pick;
 mod plivo;

@@ -239,16 +239,24 @@ pub async fn button(client: &Client, scope: &str, name: &str) -> Element {
         .unwrap_or_else(|_| panic!("a button named {name:?}"))
 }
 
-/// Opens the console and signs in.
-pub async fn sign_in(client: &Client, app: &TestApp, token: &str, destination: Option<&str>) {
+/// Opens the console and signs in with the token alone.
+pub async fn sign_in(client: &Client, app: &TestApp, token: &str) {
     client.goto(&app.url("/console")).await.unwrap();
     field(client, "Token").await.send_keys(token).await.unwrap();
-    if let Some(destination) = destination {
-        field(client, "Destination")
-            .await
-            .send_keys(destination)
-            .await
-            .unwrap();
-    }
     button(client, "", "Sign in").await.click().await.unwrap();
+}
+
+/// The requests of the page that failed (4xx, 5xx), as the browser's
+/// resource timing saw them: a correct sign-in shows none in the browser's
+/// console.
+pub async fn failed_requests(client: &Client) -> Value {
+    client
+        .execute(
+            "return performance.getEntriesByType('resource') \
+               .filter(e => e.responseStatus >= 400) \
+               .map(e => e.responseStatus + ' ' + e.name);",
+            vec![],
+        )
+        .await
+        .unwrap()
 }

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, doc};
-use super::{admin, destinations, device, lists, sessions};
+use super::{admin, destinations, device, lists, me, sessions};
 use crate::notify::events;
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ use crate::notify::events;
         device::instruction,
         device::event,
         sessions::get_session,
+        me::me,
         destinations::accept,
         destinations::decline,
         destinations::events,

@@ -58,6 +58,12 @@ const ROUTES: &[(&str, &str, &[u16], &[&str])] = &[
         &["admin_token"],
     ),
     (
+        "/v1/me",
+        "get",
+        &[200, 401, 500, 503],
+        &["admin_token", "device_token", "destination_token"],
+    ),
+    (
         "/v1/ring",
         "post",
         &[201, 400, 401, 413, 422, 429, 500, 503],
