@@ -68,16 +68,21 @@ async function api(method, path, body) {
 /**
  * Reads an SSE stream and calls onEvent(type, data) per event. Resolves when
  * the stream ends; rejects when it cannot be read. Answers other than 200
- * resolve with {status} and no events.
+ * resolve with {status} and no events. position.last is the id of the last
+ * event read, sent back as Last-Event-ID so that a reconnect first gets
+ * what was published meanwhile (on any instance).
  */
-async function readEvents(path, signal, onOpen, onEvent) {
-  const response = await fetch(path, { headers: headers({ Accept: "text/event-stream" }), signal });
+async function readEvents(path, signal, onOpen, onEvent, position) {
+  const extra = { Accept: "text/event-stream" };
+  if (position.last) extra["Last-Event-ID"] = position.last;
+  const response = await fetch(path, { headers: headers(extra), signal });
   if (response.status !== 200 || !response.body) return { status: response.status };
   onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let type = "";
   let data = [];
+  let id = null;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -86,9 +91,14 @@ async function readEvents(path, signal, onOpen, onEvent) {
     buffer = lines.pop();
     for (const line of lines) {
       if (line === "") {
-        if (data.length) onEvent(type || "message", data.join("\n"));
+        // As EventSource does: the id counts even with empty data (the
+        // position a stream opens at), which dispatches nothing.
+        if (id !== null) position.last = id;
+        const text = data.join("\n");
+        if (text !== "") onEvent(type || "message", text);
         type = "";
         data = [];
+        id = null;
         continue;
       }
       if (line.startsWith(":")) continue; // a keep-alive or other comment
@@ -98,6 +108,7 @@ async function readEvents(path, signal, onOpen, onEvent) {
       if (val.startsWith(" ")) val = val.slice(1);
       if (field === "event") type = val;
       else if (field === "data") data.push(val);
+      else if (field === "id") id = val;
     }
   }
   return { status: 200 };
@@ -106,6 +117,7 @@ async function readEvents(path, signal, onOpen, onEvent) {
 /** Keeps a stream open: reconnects after it ends, backing off up to 10 s. */
 function keepStreaming(path, status, onEvent, onRefused) {
   const controller = new AbortController();
+  const position = { last: null };
   let delay = 1000;
   const loop = async () => {
     while (!controller.signal.aborted) {
@@ -113,7 +125,7 @@ function keepStreaming(path, status, onEvent, onRefused) {
         const result = await readEvents(path, controller.signal, () => {
           delay = 1000;
           status("Live: connected.");
-        }, onEvent);
+        }, onEvent, position);
         if (result.status !== 200 && onRefused(result.status)) return;
       } catch (err) {
         if (controller.signal.aborted) return;

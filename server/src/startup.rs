@@ -129,7 +129,8 @@ impl Application {
         let bus = match redis {
             None => EventBus::in_process(),
             Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
-        };
+        }
+        .replaying(config.session_ttl);
         // Every subscriber, kept fresh by the bus. Loaded once before
         // serving, so that the first call finds them (and an instance
         // started just before the store goes away can still dial them); in

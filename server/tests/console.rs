@@ -236,6 +236,44 @@ async fn a_destination_accepts_a_ringing_call_and_the_forwarded_call_dials_it() 
 }
 
 #[tokio::test]
+async fn a_call_that_rings_while_the_stream_reconnects_shows_after_it() {
+    let app = spawn_app().await;
+    let registered = pick_subscriber(&app).await;
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        // Replacing the subscriber ends its streams; the token still holds,
+        // so the console reconnects (after a second), with Last-Event-ID.
+        let replaced = app
+            .http
+            .put(app.url(&format!("/v1/subscribers/{SUBSCRIBER}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({
+                "forwarding_number": FORWARDING,
+                "mode": "pick",
+                "destinations": [
+                    {"id": "desk", "kind": "phone", "address": "+12025550201"},
+                    {"id": "laptop", "kind": "client", "address": "alice"},
+                ],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replaced.status(), 200);
+        const RECONNECTING: &str =
+            "document.getElementById('stream-status').textContent === 'Live: reconnecting…'";
+        wait_until(client, "the stream dropped", RECONNECTING).await;
+        ring(&app, &registered).await;
+        let still = client
+            .execute(&format!("return {RECONNECTING};"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(still, json!(true), "the call rang while no stream was open");
+        wait_until(client, "the call that rang meanwhile shows", A_CALL_SHOWS).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_call_cancelled_on_the_phone_disappears() {
     let app = spawn_app().await;
     let registered = pick_subscriber(&app).await;

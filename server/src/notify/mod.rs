@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub(crate) mod events;
+pub(crate) mod resume;
 pub mod retry;
 pub mod signing;
 pub(crate) mod webhooks;
