@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::webhooks::WebhookSender;
+use crate::providers::voice_token::VoiceTokens;
 use crate::registry::Registry;
 use crate::store::connection::RedisConnection;
 use crate::store::{MemoryStore, RedisStore, Store};
@@ -219,6 +220,7 @@ impl Application {
             metrics,
             guessers: http::Guessers::default(),
             shutdown: streams.clone(),
+            voice_tokens: VoiceTokens::new(&config.voice_tokens, config.providers.names()),
         });
         let sweeper = state.clone();
         let stop_sweeping = streams.clone();

@@ -18,6 +18,7 @@ mod openapi;
 mod providers;
 mod sessions;
 pub mod state;
+pub(crate) mod voice_tokens;
 
 use actix_web::web;
 
@@ -67,6 +68,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/destinations/{id}/events")
                 .route(web::get().to(destinations::events)),
+        )
+        .service(
+            web::resource("/v1/destinations/{id}/voice-token")
+                .route(web::post().to(voice_tokens::issue)),
         );
     providers::every_providers_routes(cfg);
 }

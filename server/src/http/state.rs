@@ -25,6 +25,8 @@ pub struct AppState {
     pub guessers: super::guessing::Guessers,
     /// Cancelled when the service shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Softphone tokens for `client` destinations.
+    pub(crate) voice_tokens: crate::providers::voice_token::VoiceTokens,
 }
 
 /// The configuration the HTTP edge reads.

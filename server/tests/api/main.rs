@@ -26,3 +26,4 @@ mod store;
 mod store_versions;
 mod telnyx;
 mod twilio;
+mod voice_tokens;

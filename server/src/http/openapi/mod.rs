@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, doc};
-use super::{admin, destinations, device, lists, me, sessions};
+use super::{admin, destinations, device, lists, me, sessions, voice_tokens};
 use crate::notify::events;
 
 #[derive(OpenApi)]
@@ -40,6 +40,7 @@ use crate::notify::events;
         destinations::accept,
         destinations::decline,
         destinations::events,
+        voice_tokens::issue,
     ),
     components(
         schemas(
@@ -68,6 +69,8 @@ use crate::notify::events;
             doc::TooManyStreams,
             doc::AdminUnavailable,
             doc::StoreUnavailable,
+            doc::NotAClient,
+            doc::VoiceTokenUnavailable,
             doc::InternalError,
         ),
     ),

@@ -111,6 +111,12 @@ const ROUTES: &[(&str, &str, &[u16], &[&str])] = &[
         &[200, 401, 403, 429, 500, 503],
         &["destination_token"],
     ),
+    (
+        "/v1/destinations/{id}/voice-token",
+        "post",
+        &[200, 401, 403, 409, 500, 503],
+        &["destination_token"],
+    ),
 ];
 
 fn json_document() -> Value {
