@@ -21,11 +21,13 @@ use crate::http::state::{AppState, EdgeSettings};
 use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
+use crate::notify::push::PushSender;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::webhooks::WebhookSender;
 use crate::providers::voice_token::VoiceTokens;
 use crate::registry::Registry;
 use crate::store::connection::RedisConnection;
+use crate::store::push::{MemoryPushStore, PushSubscriptionStore, RedisPushStore};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::subscriber_cache::SubscriberCache;
 use crate::telemetry::RequestSpan;
@@ -127,6 +129,13 @@ impl Application {
                     .with_metrics(metrics.clone()),
             ),
         };
+        let push_store: Arc<dyn PushSubscriptionStore> = match &redis {
+            None => Arc::new(MemoryPushStore::new()),
+            Some(connection) => Arc::new(RedisPushStore::new(
+                connection.clone(),
+                &config.redis_key_prefix,
+            )),
+        };
         let bus = match redis {
             None => EventBus::in_process(),
             Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
@@ -165,28 +174,46 @@ impl Application {
             metrics.clone(),
             deliveries.clone(),
         )?;
-        let flow = Arc::new(CallFlow::new(
-            store.clone(),
-            subscribers,
-            webhooks,
-            bus,
-            metrics.clone(),
-            templates,
-            FlowSettings {
-                public_base_url: config.public_base_url.clone(),
-                region: config.default_region,
-                // A session must outlive its forward deadline, so that its
-                // expiry can be recorded and shown.
-                session_ttl: config
-                    .session_ttl
-                    .max(config.forward_timeout + 4 * inputs.sweep_interval),
-                history_ttl: config.history_ttl,
-                forward_timeout: config.forward_timeout,
-                can_answer_forwarded_calls: config.providers.any_configured(),
-                clock: inputs.clock,
-                sweep_interval: inputs.sweep_interval,
-            },
-        ));
+        let push = config
+            .vapid
+            .clone()
+            .map(|vapid| {
+                PushSender::new(
+                    vapid,
+                    push_store,
+                    config.webhook_targets,
+                    config.notify_timeout,
+                    inputs.retry,
+                    metrics.clone(),
+                    deliveries.clone(),
+                )
+            })
+            .transpose()?;
+        let flow = Arc::new(
+            CallFlow::new(
+                store.clone(),
+                subscribers,
+                webhooks,
+                bus,
+                metrics.clone(),
+                templates,
+                FlowSettings {
+                    public_base_url: config.public_base_url.clone(),
+                    region: config.default_region,
+                    // A session must outlive its forward deadline, so that its
+                    // expiry can be recorded and shown.
+                    session_ttl: config
+                        .session_ttl
+                        .max(config.forward_timeout + 4 * inputs.sweep_interval),
+                    history_ttl: config.history_ttl,
+                    forward_timeout: config.forward_timeout,
+                    can_answer_forwarded_calls: config.providers.any_configured(),
+                    clock: inputs.clock,
+                    sweep_interval: inputs.sweep_interval,
+                },
+            )
+            .with_push(push.clone()),
+        );
         if let Some(path) = &config.subscribers_file {
             let count = registry.load_file(path).await.context("SUBSCRIBERS_FILE")?;
             tracing::info!(count, file = %path.display(), "subscribers loaded");
@@ -221,6 +248,7 @@ impl Application {
             guessers: http::Guessers::default(),
             shutdown: streams.clone(),
             voice_tokens: VoiceTokens::new(&config.voice_tokens, config.providers.names()),
+            push,
         });
         let sweeper = state.clone();
         let stop_sweeping = streams.clone();

@@ -14,6 +14,7 @@ use self::variables::{self as v, Variable};
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::PublicBaseUrl;
+use crate::notify::push::vapid::Vapid;
 use crate::notify::signing::WebhookSecret;
 use crate::providers::voice_token::{VOICE_TOKEN_PROVIDERS, VoiceTokenSettings};
 use crate::providers::{PROVIDERS, ProviderVars, Providers};
@@ -88,6 +89,9 @@ pub struct Config {
     /// `VOICE_TOKEN_PROVIDER`, `VOICE_TOKEN_TTL_SECS` and each provider's
     /// credentials for softphone tokens (contract §18).
     pub voice_tokens: VoiceTokenSettings,
+    /// `VAPID_PRIVATE_KEY` + `VAPID_SUBJECT`: Web Push (contract §18);
+    /// unset, the push routes answer 503.
+    pub vapid: Option<Vapid>,
 }
 
 /// Where the shared Redis is, and how it is deployed. The URLs are secret
@@ -334,6 +338,7 @@ impl Config {
         })?;
         let count = |raw: &str| positive(raw).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let voice_tokens = voice_token_settings(&env)?;
+        let vapid = vapid(&env)?;
         Ok(Self {
             host,
             port,
@@ -359,7 +364,36 @@ impl Config {
             max_streams_per_destination: env
                 .parse_or_default(&v::MAX_STREAMS_PER_DESTINATION, count)?,
             voice_tokens,
+            vapid,
         })
+    }
+}
+
+/// The VAPID identity, when Web Push is on: the key and the subject go
+/// together, and a key that is no P-256 key stops the start.
+fn vapid(env: &Env) -> Result<Option<Vapid>, ConfigError> {
+    match (env.set(&v::VAPID_PRIVATE_KEY), env.set(&v::VAPID_SUBJECT)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            v::VAPID_SUBJECT.name,
+            "must be set with VAPID_PRIVATE_KEY: a mailto: or https: URL push services can reach you at",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            v::VAPID_SUBJECT.name,
+            "is only used with VAPID_PRIVATE_KEY, which is not set",
+        )),
+        (Some(key), Some(subject)) => {
+            Vapid::parse(key, subject)
+                .map(Some)
+                .map_err(|(variable, problem)| {
+                    let variable = if variable == v::VAPID_SUBJECT.name {
+                        v::VAPID_SUBJECT.name
+                    } else {
+                        v::VAPID_PRIVATE_KEY.name
+                    };
+                    ConfigError::new(variable, problem)
+                })
+        }
     }
 }
 

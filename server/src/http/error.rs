@@ -506,6 +506,14 @@ pub mod doc {
                 ("store_unavailable", ApiError::StoreUnavailable(anyhow::anyhow!("down"))),
             ],
         );
+        /// 503 on the push routes.
+        PushUnavailable => error_response(
+            "`VAPID_PRIVATE_KEY` is not set (Web Push is off), or the store does not answer.",
+            &[
+                ("not_configured", ApiError::NotConfigured("VAPID_PRIVATE_KEY")),
+                ("store_unavailable", ApiError::StoreUnavailable(anyhow::anyhow!("down"))),
+            ],
+        );
         /// 503 elsewhere.
         StoreUnavailable => error_response(
             "The store does not answer.",

@@ -16,6 +16,7 @@ mod lists;
 mod me;
 mod openapi;
 mod providers;
+mod push;
 mod sessions;
 pub mod state;
 pub(crate) mod voice_tokens;
@@ -51,6 +52,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(admin::delete_subscriber)),
         )
         .service(web::resource("/v1/me").route(web::get().to(me::me)))
+        .service(web::resource("/v1/push/key").route(web::get().to(push::key)))
+        .service(
+            web::resource("/v1/destinations/{id}/push-subscriptions")
+                .route(web::post().to(push::subscribe)),
+        )
+        .service(
+            web::resource("/v1/destinations/{id}/push-subscriptions/{sub_id}")
+                .route(web::delete().to(push::unsubscribe)),
+        )
         .service(web::resource("/v1/ring").route(web::post().to(device::ring)))
         .service(web::resource("/v1/dnd").route(web::put().to(device::put_dnd)))
         .service(web::resource("/v1/sessions/{id}").route(web::get().to(sessions::get_session)))

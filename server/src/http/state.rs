@@ -25,6 +25,8 @@ pub struct AppState {
     pub guessers: super::guessing::Guessers,
     /// Cancelled when the service shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Web Push, when `VAPID_PRIVATE_KEY` is set.
+    pub push: Option<crate::notify::push::PushSender>,
     /// Softphone tokens for `client` destinations.
     pub(crate) voice_tokens: crate::providers::voice_token::VoiceTokens,
 }

@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub(crate) mod events;
+pub mod push;
 pub(crate) mod resume;
 pub mod retry;
 pub mod signing;

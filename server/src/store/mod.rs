@@ -8,6 +8,7 @@ pub mod connection;
 pub mod encoding;
 mod last_known;
 mod memory;
+pub mod push;
 mod redis;
 
 use std::time::Duration;

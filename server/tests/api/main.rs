@@ -17,6 +17,7 @@ mod me;
 mod operations;
 mod pick;
 mod plivo;
+mod push;
 mod redis_modes;
 mod ring;
 mod rules;

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, doc};
-use super::{admin, destinations, device, lists, me, sessions, voice_tokens};
+use super::{admin, destinations, device, lists, me, push, sessions, voice_tokens};
 use crate::notify::events;
 
 #[derive(OpenApi)]
@@ -41,6 +41,9 @@ use crate::notify::events;
         destinations::decline,
         destinations::events,
         voice_tokens::issue,
+        push::key,
+        push::subscribe,
+        push::unsubscribe,
     ),
     components(
         schemas(
@@ -71,6 +74,7 @@ use crate::notify::events;
             doc::StoreUnavailable,
             doc::NotAClient,
             doc::VoiceTokenUnavailable,
+            doc::PushUnavailable,
             doc::InternalError,
         ),
     ),
