@@ -369,6 +369,7 @@ function startDestination() {
   if ("Notification" in window && Notification.permission === "default") {
     $("allow-notifications").hidden = false;
   }
+  showPushButton();
   refreshEmpty();
   let historyLoaded = false;
   const path = "v1/destinations/" + encodeURIComponent(auth.destination) + "/events";
@@ -396,6 +397,97 @@ function startDestination() {
     $("stream-status").textContent = "Live: refused (" + status + "), retrying…";
     return false;
   });
+}
+
+// ---- Notifications with the console closed (Web Push) -----------------------
+
+const PUSH_KEY = "ringrelay.push"; // localStorage: {destination, id} once subscribed
+const PUSH_ON = "Stop notifying me when the console is closed";
+const PUSH_OFF = "Notify me when the console is closed";
+
+function pushSupported() {
+  return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+}
+
+/** A base64url string's bytes (the server's VAPID key). */
+function base64urlBytes(text) {
+  const padded = text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4);
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+function pushState() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(PUSH_KEY) || "null");
+    return saved && saved.destination === auth.destination ? saved : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function showPushButton() {
+  const button = $("background-notifications");
+  button.hidden = !pushSupported();
+  button.textContent = pushState() ? PUSH_ON : PUSH_OFF;
+  button.setAttribute("aria-pressed", String(Boolean(pushState())));
+}
+
+/**
+ * Registers the service worker, subscribes this browser with the server's
+ * key and registers the subscription for this destination: calls then show
+ * as notifications (with Accept and Decline) with no console tab open.
+ */
+async function notifyWhenClosed() {
+  const status = (text) => { $("push-status").textContent = text; };
+  status("Turning on…");
+  try {
+    if ((await Notification.requestPermission()) !== "granted") {
+      status("Notifications are blocked for this page: allow them in the browser's site settings.");
+      return;
+    }
+    const registration = await navigator.serviceWorker.register("console/sw.js");
+    const key = await api("GET", "v1/push/key");
+    if (key.status !== 200 || !key.json) {
+      status(key.status === 503
+        ? "This service has no Web Push set up (VAPID_PRIVATE_KEY)."
+        : "Could not read the service's push key (" + key.status + ").");
+      return;
+    }
+    await navigator.serviceWorker.ready;
+    const subscription = await registration.pushManager.subscribe({
+      userVisibleOnly: true,
+      applicationServerKey: base64urlBytes(key.json.public_key),
+    });
+    const path = "v1/destinations/" + encodeURIComponent(auth.destination) + "/push-subscriptions";
+    const stored = await api("POST", path, subscription.toJSON());
+    if (stored.status !== 201 || !stored.json) {
+      status((stored.json && stored.json.message) || "The service refused the subscription (" + stored.status + ").");
+      return;
+    }
+    localStorage.setItem(PUSH_KEY, JSON.stringify({ destination: auth.destination, id: stored.json.id }));
+    status("On: calls show as notifications with the console closed.");
+  } catch (err) {
+    // No push service reachable (offline, or a browser without one).
+    status("This browser could not subscribe to push messages (" + (err && err.name) + ").");
+  }
+  showPushButton();
+}
+
+async function stopNotifyingWhenClosed() {
+  const saved = pushState();
+  localStorage.removeItem(PUSH_KEY);
+  if (saved) {
+    await api("DELETE", "v1/destinations/" + encodeURIComponent(auth.destination) +
+      "/push-subscriptions/" + encodeURIComponent(saved.id));
+  }
+  try {
+    const registration = await navigator.serviceWorker.getRegistration("console/");
+    const subscription = registration && (await registration.pushManager.getSubscription());
+    if (subscription) await subscription.unsubscribe();
+  } catch (_) {
+    // Nothing subscribed here: the server no longer pushes anyway.
+  }
+  $("push-status").textContent = "Off.";
+  showPushButton();
 }
 
 // ---- Admin view -----------------------------------------------------------
@@ -705,6 +797,8 @@ document.addEventListener("DOMContentLoaded", () => {
     await Notification.requestPermission();
     $("allow-notifications").hidden = Notification.permission !== "default";
   });
+  $("background-notifications").addEventListener("click", () =>
+    (pushState() ? stopNotifyingWhenClosed() : notifyWhenClosed()));
   $("refresh-subscribers").addEventListener("click", () => loadSubscribers(false));
   $("more-subscribers").addEventListener("click", () => loadSubscribers(true));
   $("new-subscriber").addEventListener("click", newSubscriber);

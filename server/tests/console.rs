@@ -7,9 +7,10 @@ mod harness;
 
 use fantoccini::Locator;
 use harness::{
-    ADMIN_TOKEN, TestApp, button, failed_requests, field, sign_in, spawn_app, wait_until,
-    with_browser,
+    ADMIN_TOKEN, TestApp, button, deliver_push, devtools, failed_requests, field,
+    in_service_worker, sign_in, spawn_app, wait_until, with_browser,
 };
+use ringrelay_testkit::receiver::{Behaviour, WebhookReceiver};
 use serde_json::{Value, json};
 
 const SUBSCRIBER: &str = "+12025550199";
@@ -269,6 +270,168 @@ async fn a_call_that_rings_while_the_stream_reconnects_shows_after_it() {
             .unwrap();
         assert_eq!(still, json!(true), "the call rang while no stream was open");
         wait_until(client, "the call that rang meanwhile shows", A_CALL_SHOWS).await;
+    })
+    .await;
+}
+
+/// Records, in the console's service worker, the notifications it shows
+/// and closes. Headless Chromium does not keep a worker's notifications
+/// reliably (seen with Chromium 156: `showNotification` resolves, and
+/// `getNotifications()` is empty a moment later), so the test stands in for
+/// the notification centre, as the worker's own calls see it.
+const RECORD_NOTIFICATIONS: &str = "(() => { \
+     self.__shown = []; \
+     self.registration.showNotification = (title, options) => { \
+       for (const n of self.__shown) if (n.tag === options.tag) n.closed = true; \
+       self.__shown.push({title, body: options.body, tag: options.tag, data: options.data, \
+         actions: (options.actions || []).map(a => a.title), closed: false, \
+         close() { this.closed = true; }}); \
+       return Promise.resolve(); }; \
+     self.registration.getNotifications = (filter) => Promise.resolve(self.__shown.filter( \
+       n => !n.closed && (!filter || !filter.tag || n.tag === filter.tag))); \
+     return true; })()";
+
+/// The notifications the worker shows, as `{title, body, tag, actions}`.
+const SHOWN: &str = "Promise.resolve(self.__shown.filter(n => !n.closed).map(n => \
+     ({title: n.title, body: n.body, tag: n.tag, actions: n.actions})))";
+
+/// Waits until what the worker shows satisfies `shows`; that.
+async fn worker_shows(client: &fantoccini::Client, shows: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let shown = in_service_worker(client, SHOWN).await;
+        if shows(&shown) {
+            return shown;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the worker shows {shown}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The path of `url`, an absolute URL of the service.
+fn path_of(url: &str) -> &str {
+    url.find("/v1/").map_or(url, |at| &url[at..])
+}
+
+#[tokio::test]
+async fn with_the_console_closed_a_pushed_call_shows_and_its_accept_action_accepts_it() {
+    let receiver = WebhookReceiver::start(Behaviour::Answer).await;
+    let app = spawn_app().await;
+    let registered = app
+        .register(
+            SUBSCRIBER,
+            &json!({
+                "forwarding_number": FORWARDING,
+                "mode": "pick",
+                "destinations": [
+                    {"id": "desk", "kind": "phone", "address": "+12025550201",
+                     "webhook_url": receiver.url("/desk")},
+                    {"id": "laptop", "kind": "client", "address": "alice"},
+                ],
+            }),
+        )
+        .await;
+    let device = registered["device_token"].as_str().unwrap().to_owned();
+    with_browser(async |client| {
+        sign_in_as_desk(client, &app, &registered).await;
+        devtools(
+            client,
+            "Browser.grantPermissions",
+            json!({"origin": app.address, "permissions": ["notifications"]}),
+        )
+        .await;
+        button(client, "", "Notify me when the console is closed")
+            .await
+            .click()
+            .await
+            .unwrap();
+        // The worker registers, under the page's strict policy. (A browser
+        // with no network reaches no push service, so the page's own
+        // subscription never completes here: the pushes below come through
+        // DevTools, as a push service would deliver them.)
+        let started = std::time::Instant::now();
+        loop {
+            let active = client
+                .execute_async(
+                    "const done = arguments[0]; navigator.serviceWorker.getRegistration('console/') \
+                       .then(r => done(r && r.active ? r.active.scriptURL : null));",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if active == json!(format!("{}/console/sw.js", app.address)) {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(15), "{active}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(in_service_worker(client, RECORD_NOTIFICATIONS).await, json!(true));
+
+        // A call rings: the push a browser would get carries the event the
+        // desk's webhook got.
+        let session = ring(&app, &registered).await;
+        let ringing = receiver.next().await;
+        assert_eq!(ringing.kind(), "call.ringing");
+        deliver_push(client, &app.address, "/console/", &ringing.body.to_string()).await;
+        let shown = worker_shows(client, |shown| shown != &json!([])).await;
+        assert_eq!(
+            shown,
+            json!([{"title": "Incoming call", "body": "+12025550302 → +12025550199",
+                    "tag": session, "actions": ["Accept", "Decline"]}])
+        );
+
+        // Accept, with no tab involved: the worker posts the capability URL
+        // and says what came of it in the offer's place.
+        let pressed = in_service_worker(
+            client,
+            &format!(
+                "(() => {{ const n = self.__shown.find(n => n.tag === '{session}' && !n.closed); \
+                   const click = new Event('notificationclick'); \
+                   Object.defineProperties(click, \
+                     {{notification: {{value: n}}, action: {{value: 'accept'}}}}); \
+                   self.dispatchEvent(click); return n.data.accept_url; }})()"
+            ),
+        )
+        .await;
+        assert_eq!(
+            path_of(pressed.as_str().unwrap()),
+            path_of(ringing.body["data"]["accept_url"].as_str().unwrap())
+        );
+        let (status, instruction) = app
+            .get_json(&format!("/v1/sessions/{session}/instruction?wait=5"), &device)
+            .await;
+        assert_eq!((status, instruction), (200, json!({"instruction": "reject"})));
+        worker_shows(client, |shown| {
+            shown == &json!([{"title": "Accepted", "body": "", "tag": session, "actions": []}])
+        })
+        .await;
+
+        // Another call rings, and is taken on the phone: its end closes it.
+        let second = ring(&app, &registered).await;
+        let ringing = receiver.next().await;
+        deliver_push(client, &app.address, "/console/", &ringing.body.to_string()).await;
+        worker_shows(client, |shown| {
+            shown.as_array().unwrap().iter().any(|n| n["tag"] == second.as_str())
+        })
+        .await;
+        let response = app
+            .post_json(&format!("/v1/sessions/{second}/events"), &device, &json!({"event": "answered"}))
+            .await;
+        assert_eq!(response.status(), 204);
+        let cancelled = loop {
+            let hooked = receiver.next().await;
+            if hooked.kind() == "call.cancelled" {
+                break hooked;
+            }
+        };
+        deliver_push(client, &app.address, "/console/", &cancelled.body.to_string()).await;
+        worker_shows(client, |shown| {
+            !shown.as_array().unwrap().iter().any(|n| n["tag"] == second.as_str())
+        })
+        .await;
     })
     .await;
 }

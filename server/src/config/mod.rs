@@ -805,6 +805,18 @@ mod tests {
             ("TRUST_PROXY", "2", "true or false"),
             ("MAX_STREAMS", "0", "greater than 0"),
             ("MAX_STREAMS_PER_DESTINATION", "many", "greater than 0"),
+            ("VOICE_TOKEN_PROVIDER", "vonage", "one of twilio"),
+            ("VOICE_TOKEN_TTL_SECS", "59", "60 to 86400"),
+            ("VOICE_TOKEN_TTL_SECS", "86401", "60 to 86400"),
+            ("TELNYX_API_BASE", "ftp://api.telnyx.com", "https://"),
+            ("SIGNALWIRE_API_BASE", "not a url", "https://"),
+            ("SIGNALWIRE_SPACE", "my.space", "letters, digits"),
+            ("TWILIO_API_KEY_SID", "SK 123", "without spaces"),
+            (
+                "VAPID_SUBJECT",
+                "mailto:ops@example.com",
+                "only used with VAPID_PRIVATE_KEY",
+            ),
         ];
         for (variable, value, expected) in cases {
             let err =
@@ -819,6 +831,46 @@ mod tests {
     }
 
     #[test]
+    fn a_vapid_key_that_is_no_p256_key_stops_the_start_naming_it() {
+        const KEY: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
+        for (vars, variable, expected) in [
+            (
+                vec![("VAPID_PRIVATE_KEY", "c2hvcnQ")],
+                "VAPID_SUBJECT",
+                "must be set",
+            ),
+            (
+                vec![
+                    ("VAPID_PRIVATE_KEY", "c2hvcnQ"),
+                    ("VAPID_SUBJECT", "mailto:a@b.c"),
+                ],
+                "VAPID_PRIVATE_KEY",
+                "32 bytes",
+            ),
+            (
+                vec![
+                    ("VAPID_PRIVATE_KEY", KEY),
+                    ("VAPID_SUBJECT", "ops@example.com"),
+                ],
+                "VAPID_SUBJECT",
+                "mailto:",
+            ),
+        ] {
+            let err = config(&vars).unwrap_err();
+            assert_eq!(err.variable, variable, "{vars:?}");
+            assert!(err.problem.contains(expected), "{err}");
+            assert!(!err.to_string().contains(KEY), "{err}");
+        }
+        let c = config(&[
+            ("VAPID_PRIVATE_KEY", KEY),
+            ("VAPID_SUBJECT", "mailto:a@b.c"),
+        ])
+        .unwrap();
+        assert!(c.vapid.is_some());
+        assert!(!format!("{c:?}").contains(KEY));
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = config(&[
             ("ADMIN_TOKEN", "admin-s3cret-value"),
@@ -826,6 +878,9 @@ mod tests {
             ("PLIVO_AUTH_TOKEN", "plivo-s3cret-value"),
             ("REDIS_URL", "redis://:redis-s3cret-value@localhost:6379"),
             ("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("TWILIO_API_KEY_SECRET", "twilio-key-s3cret-value"),
+            ("TELNYX_API_KEY", "KEYs3cret-value"),
+            ("SIGNALWIRE_API_TOKEN", "PTs3cret-value"),
         ])
         .unwrap();
         let printed = format!("{c:?}");
