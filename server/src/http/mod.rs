@@ -80,8 +80,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(destinations::events)),
         )
         .service(
+            // A softphone page on any origin asks for its token (a bearer
+            // token, no cookie: nothing ambient to protect).
             web::resource("/v1/destinations/{id}/voice-token")
-                .route(web::post().to(voice_tokens::issue)),
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("Access-Control-Allow-Origin", "*")),
+                )
+                .route(web::post().to(voice_tokens::issue))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(voice_tokens::preflight)),
         );
     providers::every_providers_routes(cfg);
 }

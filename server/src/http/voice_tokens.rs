@@ -102,6 +102,16 @@ pub async fn issue(
         }))
 }
 
+/// `OPTIONS`: a browser's CORS preflight, so that a softphone page served
+/// from anywhere can ask for its token with its `Authorization` header.
+pub async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Access-Control-Allow-Methods", "POST"))
+        .insert_header(("Access-Control-Allow-Headers", "Authorization"))
+        .insert_header(("Access-Control-Max-Age", "600"))
+        .finish()
+}
+
 /// 409: only a softphone takes a voice token.
 pub(super) fn not_a_client() -> ApiError {
     ApiError::Conflict {

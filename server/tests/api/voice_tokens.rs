@@ -322,3 +322,55 @@ async fn a_new_client_address_takes_letters_digits_and_underscores_only() {
     body["destinations"][1]["address"] = json!("Alice_Smith_2");
     assert_eq!(app.put_subscriber(ALICE, &body).await.status(), 201);
 }
+
+#[tokio::test]
+async fn a_softphone_page_on_another_origin_may_ask_for_its_token() {
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[
+            ("VOICE_TOKEN_PROVIDER", "plivo"),
+            ("PLIVO_AUTH_ID", PLIVO_AUTH_ID),
+        ],
+    )
+    .await;
+    let alice = app.register(ALICE, &example_subscriber()).await;
+    let url = app.url("/v1/destinations/laptop/voice-token");
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", "https://softphone.example.org")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-methods").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-headers").as_deref(),
+        Some("Authorization")
+    );
+    let issued = voice_token(&app, "laptop", &alice.destination_tokens["laptop"]).await;
+    assert_eq!(
+        header(&issued, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let refused = voice_token(&app, "laptop", "rrt_wrong").await;
+    assert_eq!(
+        header(&refused, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_error(refused, 401, "unauthorized").await;
+}
