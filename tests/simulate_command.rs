@@ -45,7 +45,10 @@ fn the_binary_exits_2_with_one_line_for_a_bad_scenario() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(
         stderr.trim_end(),
-        r#"destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#
+        format!(
+            r#"{}: destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#,
+            file.display()
+        )
     );
 }
 
@@ -62,7 +65,10 @@ fn the_binary_exits_2_before_any_request_for_a_scenario_with_a_clock_and_a_targe
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.starts_with("clock: "), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("{}: clock: ", scenario_file("after-hours"))),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     deployment.set_nonblocking(true).unwrap();
     assert_eq!(
@@ -202,7 +208,8 @@ async fn with_target_the_binary_drives_a_deployment_and_removes_its_subscriber()
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&again.stderr).starts_with("subscriber.number: "),
+        String::from_utf8_lossy(&again.stderr)
+            .starts_with(&format!("{scenario}: subscriber.number: ")),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );

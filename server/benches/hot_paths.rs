@@ -308,7 +308,7 @@ fn memory_store(c: &mut Criterion) {
     let found = rt
         .block_on(store.candidates_for_forwarded_call(Some(&known), &to))
         .expect("answers");
-    assert_eq!(found, vec![records[500].clone()]);
+    assert_eq!(found.candidates(), vec![records[500].clone()]);
     group.bench_function("candidates/forwarded_from_known", |b| {
         b.to_async(&rt)
             .iter(|| store.candidates_for_forwarded_call(black_box(Some(&known)), black_box(&to)))
@@ -317,7 +317,7 @@ fn memory_store(c: &mut Criterion) {
     let found = rt
         .block_on(store.candidates_for_forwarded_call(None, &to))
         .expect("answers");
-    assert_eq!(found.len(), PER_FORWARDING_NUMBER);
+    assert_eq!(found.candidates().len(), PER_FORWARDING_NUMBER);
     group.bench_function("candidates/by_forwarding_number_10_of_1000", |b| {
         b.to_async(&rt)
             .iter(|| store.candidates_for_forwarded_call(black_box(None), black_box(&to)))

@@ -1,10 +1,14 @@
 //! The full-flow load of `scripts/bench`: each client reports a ring, then
 //! posts the signed forwarded-call webhook that claims it, in a loop.
 //!
-//! usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS < subscribers.tsv
+//! usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] < subscribers.tsv
 //! where each stdin line is `device_token<TAB>subscriber<TAB>forwarding_number`.
-//! Prints one JSON line: loops, loops per second, p50/p99 of a loop in ms,
-//! errors, and how many forwarded calls claimed their ring report.
+//! With `zipf:S` every client picks each call's subscriber among all of them
+//! by a Zipf distribution of exponent S (the first line the most called);
+//! otherwise each client cycles through its own share. Prints one JSON line:
+//! loops, loops per second, p50/p99 of a loop in ms, errors, ring reports
+//! refused by the per-device rate limit, and how many forwarded calls
+//! claimed their ring report.
 
 use std::io::BufRead as _;
 use std::sync::Arc;
@@ -20,9 +24,21 @@ struct Subscriber {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, base, token, clients, seconds] = args.as_slice() else {
-        eprintln!("usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS < subscribers.tsv");
-        std::process::exit(2);
+    let (base, token, clients, seconds, zipf) = match args.as_slice() {
+        [_, base, token, clients, seconds] => (base, token, clients, seconds, None),
+        [_, base, token, clients, seconds, zipf] => {
+            let exponent: f64 = zipf
+                .strip_prefix("zipf:")
+                .and_then(|s| s.parse().ok())
+                .expect("zipf:S");
+            (base, token, clients, seconds, Some(exponent))
+        }
+        _ => {
+            eprintln!(
+                "usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] < subscribers.tsv"
+            );
+            std::process::exit(2);
+        }
     };
     let clients: usize = clients.parse().expect("CLIENTS");
     let duration = Duration::from_secs(seconds.parse().expect("SECONDS"));
@@ -40,6 +56,18 @@ async fn main() {
         })
         .collect();
     assert!(subscribers.len() >= clients, "need a subscriber per client");
+    // The cumulative Zipf weights, for picking by binary search.
+    let zipf: Option<Arc<Vec<f64>>> = zipf.map(|exponent| {
+        let mut total = 0.0;
+        let cdf: Vec<f64> = (1..=subscribers.len())
+            .map(|rank| {
+                total += 1.0 / (rank as f64).powf(exponent);
+                total
+            })
+            .collect();
+        Arc::new(cdf.into_iter().map(|c| c / total).collect())
+    });
+    let rate_limited = Arc::new(AtomicU64::new(0));
     let subscribers = Arc::new(subscribers);
     let http = reqwest::Client::new();
     let errors = Arc::new(AtomicU64::new(0));
@@ -52,6 +80,7 @@ async fn main() {
             let (http, base, token) = (http.clone(), base.clone(), token.clone());
             let (subscribers, errors, claimed) =
                 (subscribers.clone(), errors.clone(), claimed.clone());
+            let (zipf, rate_limited) = (zipf.clone(), rate_limited.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut n = 0usize;
@@ -60,7 +89,13 @@ async fn main() {
                 let mine: Vec<&Subscriber> =
                     subscribers.iter().skip(client).step_by(clients).collect();
                 while Instant::now() < deadline {
-                    let subscriber = mine[n % mine.len()];
+                    let subscriber = match &zipf {
+                        Some(cdf) => {
+                            let x: f64 = rand::random();
+                            &subscribers[cdf.partition_point(|c| *c < x).min(cdf.len() - 1)]
+                        }
+                        None => mine[n % mine.len()],
+                    };
                     n += 1;
                     let caller = format!("+1202555{:04}", n % 10_000);
                     let loop_started = Instant::now();
@@ -70,9 +105,16 @@ async fn main() {
                         .json(&serde_json::json!({"caller": caller}))
                         .send()
                         .await;
-                    if !ring.is_ok_and(|r| r.status() == 201) {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                    match ring.map(|r| r.status().as_u16()) {
+                        Ok(201) => {}
+                        Ok(429) => {
+                            rate_limited.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                     }
                     let params = vec![
                         ("CallSid".to_owned(), format!("CA{client:04}{n:012}")),
@@ -130,6 +172,7 @@ async fn main() {
             "p50_ms": percentile(0.50),
             "p99_ms": percentile(0.99),
             "errors": errors.load(Ordering::Relaxed),
+            "rate_limited": rate_limited.load(Ordering::Relaxed),
             "claimed": claimed.load(Ordering::Relaxed),
         })
     );

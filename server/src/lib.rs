@@ -5,7 +5,6 @@
 //! the carrier forwards to a CPaaS number with markup that dials the chosen
 //! destination. See README.md for the whole flow.
 
-pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -17,14 +16,13 @@ pub mod flow;
 pub mod fuzzing;
 pub mod http;
 pub mod input;
-pub mod listing;
 pub mod metrics;
 pub mod notify;
 pub mod providers;
-pub mod registry;
+pub mod redis;
 pub mod rotation;
 pub mod startup;
 pub mod store;
-pub mod subscriber_cache;
+pub mod subscribers;
 pub mod telemetry;
 pub mod templates;

@@ -46,7 +46,7 @@ pub struct SourceLabels {
 /// Where a voice webhook found the subscribers the call may belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupSource {
-    /// The subscriber cache, complete and fresh: no store read.
+    /// The subscriber cache, vouching for its answer: no store read.
     Cache,
     /// The store (the cache could not vouch, or did not know the number).
     Store,
@@ -109,6 +109,7 @@ pub struct Metrics {
     store_errors: Family<OperationLabels, Counter>,
     subscriber_lookups: Family<SourceLabels, Counter>,
     subscriber_cache_fresh: Gauge,
+    subscriber_cache_entries: Gauge,
     webhooks_refused: Family<RefusedWebhookLabels, Counter>,
     signature_matches: Family<SignatureKeyLabels, Counter>,
     signature_variants: Family<SignatureVariantLabels, Counter>,
@@ -139,6 +140,7 @@ impl Default for Metrics {
             let _ = subscriber_lookups.get_or_create(&source.label());
         }
         let subscriber_cache_fresh = Gauge::default();
+        let subscriber_cache_entries = Gauge::default();
         let webhooks_refused = Family::<RefusedWebhookLabels, Counter>::default();
         let signature_matches = Family::<SignatureKeyLabels, Counter>::default();
         let signature_variants = Family::<SignatureVariantLabels, Counter>::default();
@@ -185,8 +187,13 @@ impl Default for Metrics {
         );
         registry.register(
             "subscriber_cache_fresh",
-            "1 while the subscriber cache vouches for being complete and current, else 0",
+            "1 while the subscriber cache vouches for what it holds (its bus reader has missed nothing), else 0",
             subscriber_cache_fresh.clone(),
+        );
+        registry.register(
+            "subscriber_cache_entries",
+            "Subscribers the cache holds (at most SUBSCRIBER_CACHE_ENTRIES)",
+            subscriber_cache_entries.clone(),
         );
         registry.register(
             "webhooks_refused",
@@ -215,6 +222,7 @@ impl Default for Metrics {
             store_errors,
             subscriber_lookups,
             subscriber_cache_fresh,
+            subscriber_cache_entries,
             webhooks_refused,
             signature_matches,
             signature_variants,
@@ -281,6 +289,11 @@ impl Metrics {
 
     pub fn subscriber_cache_fresh(&self, fresh: bool) {
         self.subscriber_cache_fresh.set(i64::from(fresh));
+    }
+
+    pub fn subscriber_cache_entries(&self, entries: usize) {
+        self.subscriber_cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     /// A CPaaS webhook refused (`reason` as in [`RefusedWebhookLabels`]).

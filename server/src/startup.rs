@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
-use crate::admin::AdminService;
 use crate::clock::WallClock;
 use crate::config::{Config, RedisTarget};
 use crate::domain::subscriber::SpecRules;
@@ -21,15 +20,14 @@ use crate::http::state::{AppState, EdgeSettings};
 use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
-use crate::notify::push::PushSender;
 use crate::notify::retry::RetryPolicy;
+use crate::notify::push::PushSender;
 use crate::notify::webhooks::WebhookSender;
 use crate::providers::voice_token::VoiceTokens;
-use crate::registry::Registry;
-use crate::store::connection::RedisConnection;
+use crate::redis::{Certificates, RedisConnection};
 use crate::store::push::{MemoryPushStore, PushSubscriptionStore, RedisPushStore};
 use crate::store::{MemoryStore, RedisStore, Store};
-use crate::subscriber_cache::SubscriberCache;
+use crate::subscribers::{AdminService, Registry, Subscribers};
 use crate::telemetry::RequestSpan;
 use crate::templates::Templates;
 
@@ -67,12 +65,19 @@ pub struct Application {
     streams: CancellationToken,
     /// Background webhook deliveries, drained on shutdown.
     deliveries: TaskTracker,
+    /// The import of `SUBSCRIBERS_FILE`, when one runs: a failed one stops
+    /// the service.
+    import: Option<tokio::task::JoinHandle<anyhow::Result<u64>>>,
 }
 
 /// How long an idle keep-alive connection stays open.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a new connection has to send a request's head.
 const REQUEST_HEAD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long the start waits for the subscribers' warm-up (it goes on in
+/// the background past that): `/healthz` answers within 2 s of start.
+const WARM_UP_WAIT: Duration = Duration::from_secs(1);
 
 /// How long in-flight requests may take to finish on shutdown.
 const DRAIN_REQUESTS: Duration = Duration::from_secs(5);
@@ -117,15 +122,21 @@ impl Application {
         let streams = CancellationToken::new();
         let deliveries = TaskTracker::new();
         // One connection for the store and the bus, made here alone.
+        let certificates = if config.redis_tls_insecure {
+            Certificates::AcceptAny
+        } else {
+            Certificates::Verify
+        };
         let redis = config
             .redis
             .as_ref()
-            .map(RedisConnection::open)
+            .map(|target| RedisConnection::open(target, certificates))
             .transpose()?;
         let store: Arc<dyn Store> = match &redis {
             None => Arc::new(MemoryStore::new()),
             Some(connection) => Arc::new(
                 RedisStore::new(connection.clone(), &config.redis_key_prefix)
+                    .with_forward_timeout(config.forward_timeout)
                     .with_metrics(metrics.clone()),
             ),
         };
@@ -141,28 +152,27 @@ impl Application {
             Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
         }
         .replaying(config.session_ttl);
-        // Every subscriber, kept fresh by the bus. Loaded once before
-        // serving, so that the first call finds them (and an instance
-        // started just before the store goes away can still dial them); in
-        // the background, retrying, while the store is down.
-        let subscribers = Arc::new(SubscriberCache::new(bus.clone(), metrics.clone()));
-        let mut keeper = subscribers.keeper(store.clone());
-        match keeper.load().await {
-            Ok(count) => tracing::info!(count, "subscribers cached"),
-            Err(err) => tracing::warn!(
-                error = format!("{err:#}"),
-                "cannot read the subscribers yet; the voice routes ask the store until they are cached"
-            ),
-        }
-        tokio::spawn(keeper.run(streams.clone()));
-        let registry = Registry::new(
+        // The subscribers, the most recently used cached and kept current
+        // by the bus (in the background: nothing is loaded before serving).
+        let subscribers = Arc::new(Subscribers::new(
             store.clone(),
+            bus.clone(),
+            metrics.clone(),
+            config.subscriber_cache_entries,
+        ));
+        tokio::spawn(subscribers.clone().keep(streams.clone()));
+        // A few before serving when they come quickly (an instance started
+        // just before Redis goes away can dial them); never holding up the
+        // start for long, whatever the number of subscribers.
+        let mut warming = tokio::spawn(subscribers.clone().warm_up());
+        let _ = tokio::time::timeout(WARM_UP_WAIT, &mut warming).await;
+        let registry = Registry::new(
+            subscribers.clone(),
             SpecRules {
                 region: config.default_region,
                 webhooks_can_be_signed: config.webhook_secret.is_some(),
                 webhook_targets: config.webhook_targets,
             },
-            subscribers.clone(),
         );
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("TEMPLATES_DIR")?;
@@ -189,35 +199,37 @@ impl Application {
                 )
             })
             .transpose()?;
-        let flow = Arc::new(
-            CallFlow::new(
-                store.clone(),
-                subscribers,
-                webhooks,
-                bus,
-                metrics.clone(),
-                templates,
-                FlowSettings {
-                    public_base_url: config.public_base_url.clone(),
-                    region: config.default_region,
-                    // A session must outlive its forward deadline, so that its
-                    // expiry can be recorded and shown.
-                    session_ttl: config
-                        .session_ttl
-                        .max(config.forward_timeout + 4 * inputs.sweep_interval),
-                    history_ttl: config.history_ttl,
-                    forward_timeout: config.forward_timeout,
-                    can_answer_forwarded_calls: config.providers.any_configured(),
-                    clock: inputs.clock,
-                    sweep_interval: inputs.sweep_interval,
-                },
-            )
-            .with_push(push.clone()),
-        );
-        if let Some(path) = &config.subscribers_file {
-            let count = registry.load_file(path).await.context("SUBSCRIBERS_FILE")?;
-            tracing::info!(count, file = %path.display(), "subscribers loaded");
-        }
+        let flow = Arc::new(CallFlow::new(
+            store.clone(),
+            subscribers,
+            webhooks,
+            bus,
+            metrics.clone(),
+            templates,
+            FlowSettings {
+                public_base_url: config.public_base_url.clone(),
+                region: config.default_region,
+                // A session must outlive its forward deadline, so that its
+                // expiry can be recorded and shown.
+                session_ttl: config
+                    .session_ttl
+                    .max(config.forward_timeout + 4 * inputs.sweep_interval),
+                history_ttl: config.history_ttl,
+                forward_timeout: config.forward_timeout,
+                can_answer_forwarded_calls: config.providers.any_configured(),
+                clock: inputs.clock,
+                sweep_interval: inputs.sweep_interval,
+            },
+        )
+        .with_push(push.clone()));
+        // In the background: the listener opens now, whatever its size.
+        let import = config
+            .subscribers_file
+            .as_deref()
+            .map(|path| registry.import(path))
+            .transpose()
+            .context("SUBSCRIBERS_FILE")?
+            .map(|import| import.done);
 
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
@@ -247,8 +259,8 @@ impl Application {
             metrics,
             guessers: http::Guessers::default(),
             shutdown: streams.clone(),
-            voice_tokens: VoiceTokens::new(&config.voice_tokens, config.providers.names()),
             push,
+            voice_tokens: VoiceTokens::new(&config.voice_tokens, config.providers.names()),
         });
         let sweeper = state.clone();
         let stop_sweeping = streams.clone();
@@ -282,6 +294,7 @@ impl Application {
             server,
             streams,
             deliveries,
+            import,
         })
     }
 
@@ -296,11 +309,25 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops gracefully: no new
     /// connections, live streams closed, in-flight requests finished (up to
-    /// 5 s), queued notifications delivered (up to 5 s more).
+    /// 5 s), queued notifications delivered (up to 5 s more). A failed
+    /// import of `SUBSCRIBERS_FILE` stops it the same way, and is the error.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        shutdown.await;
+        let import_failed = async {
+            match self.import {
+                Some(import) => match import.await {
+                    Ok(Err(err)) => format!("SUBSCRIBERS_FILE: {err:#}"),
+                    Err(err) => format!("SUBSCRIBERS_FILE: the import stopped: {err}"),
+                    Ok(Ok(_)) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let failed = tokio::select! {
+            () = shutdown => None,
+            why = import_failed => Some(why),
+        };
         tracing::info!("shutting down");
         self.streams.cancel();
         handle.stop(true).await;
@@ -314,8 +341,12 @@ impl Application {
                 "shutdown left notifications undelivered"
             );
         }
-        server
+        let served = server
             .await
-            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        match failed {
+            Some(why) => Err(std::io::Error::other(why)),
+            None => served,
+        }
     }
 }

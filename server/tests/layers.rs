@@ -1,7 +1,8 @@
 //! The layering of `server/src`, checked: each module names only the layers
 //! below it (docs/architecture.md draws them). From the top: the binary's
 //! composition root (`startup`, with `telemetry`) and the HTTP edge
-//! (`http/`); the services the edge calls (`admin`, `registry`, `listing`);
+//! (`http/`); the services the edge calls (`subscribers/`: its registry,
+//! admin operations, import and listing cursors);
 //! the provider adapters (`providers/`), which read requests into the flow's
 //! neutral call model and render its scripts; the call flow (`flow/`), then
 //! the notifications, the stores and their cache; the domain (`domain/`)
@@ -36,7 +37,12 @@ const RULES: &[Rule] = &[
     Rule {
         says: "the flow names no provider: the adapters depend on its call model",
         layer: |module| module.starts_with("flow/"),
-        forbidden: &["crate::providers", "crate::registry", "crate::admin"],
+        forbidden: &[
+            "crate::providers",
+            "crate::subscribers::registry",
+            "crate::subscribers::admin",
+            "crate::subscribers::import",
+        ],
         only: None,
     },
     Rule {

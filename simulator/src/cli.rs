@@ -12,10 +12,15 @@ use ringrelay_server::notify::signing::WebhookSecret;
 const USAGE: &str = "usage: ringrelay simulate SCENARIO.toml [--json] [--target URL]
 
 Plays a whole call (phone, carrier, CPaaS, destinations, caller) against the
-service and prints what happened. Without --target it starts the service
-in-process; with --target it drives that deployment, with ADMIN_TOKEN,
-TWILIO_AUTH_TOKEN or PLIVO_AUTH_TOKEN, WEBHOOK_SECRET and PUBLIC_BASE_URL
-(default: the target URL) from the environment.
+service and prints what happened, on the scenario's provider: Twilio, Plivo,
+Telnyx or SignalWire. Without --target it starts the service in-process;
+with --target it drives that deployment, with these from the environment:
+ADMIN_TOKEN, WEBHOOK_SECRET, PUBLIC_BASE_URL (default: the target URL), and
+the provider's secret: TWILIO_AUTH_TOKEN, PLIVO_AUTH_TOKEN,
+SIGNALWIRE_SIGNING_KEY, or for Telnyx TELNYX_SIMULATOR_PRIVATE_KEY (a test key
+whose public half the target has as TELNYX_PUBLIC_KEY). The destinations'
+webhooks go to the simulator's own receiver on this machine, so the target
+needs ALLOW_PRIVATE_WEBHOOKS=true.
 
 Exit status: 0 the call ran, 1 the service broke the contract, 2 bad scenario.";
 
@@ -66,6 +71,11 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     };
     match simulate(&args).await {
         Ok(()) => ExitCode::SUCCESS,
+        // Which file, then which key of it.
+        Err(err @ Error::Scenario(_)) => {
+            eprintln!("{}: {err}", args.scenario);
+            ExitCode::from(err.exit_code())
+        }
         Err(err) => {
             eprintln!("{err}");
             ExitCode::from(err.exit_code())
@@ -76,7 +86,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
 async fn simulate(args: &Args) -> Result<(), Error> {
     let text = std::fs::read_to_string(&args.scenario).map_err(|e| {
         Error::Scenario(super::ScenarioError {
-            key: args.scenario.clone(),
+            key: "file".into(),
             problem: format!("cannot be read: {e}"),
         })
     })?;

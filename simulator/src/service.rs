@@ -238,9 +238,18 @@ impl Service {
                 stored: answer["subscriber"].clone(),
             }),
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                let message = answer["message"].as_str().unwrap_or("refused");
+                // The receiver the webhooks go to listens on this machine: a
+                // deployment must allow private targets to be driven.
+                let hint = if self.is_remote() && message.contains("ALLOW_PRIVATE_WEBHOOKS") {
+                    " (the destinations' webhooks go to the simulator's receiver on this \
+                     machine: set ALLOW_PRIVATE_WEBHOOKS=true on the target)"
+                } else {
+                    ""
+                };
                 Err(Error::Scenario(ScenarioError {
                     key: "subscriber".into(),
-                    problem: answer["message"].as_str().unwrap_or("refused").to_owned(),
+                    problem: format!("the service refused it: {message}{hint}"),
                 }))
             }
             other => Err(Error::broken(format!(

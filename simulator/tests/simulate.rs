@@ -131,6 +131,10 @@ fixtures_on_every_provider! {
         "vip-through-dnd" => Connected, Some("desk");
     a_recorded_call_connects_the_desk:
         "recorded-call" => Connected, Some("desk");
+    telnyx_scenario_connects_the_first_to_pick_up:
+        "telnyx" => Connected, Some("desk");
+    signalwire_scenario_connects_the_screened_desk_after_the_busy_softphone:
+        "signalwire" => Connected, Some("desk");
     a_softphone_that_is_not_there_is_skipped_at_once:
         "softphone-not-there" => Connected, Some("desk");
 }

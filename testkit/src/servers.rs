@@ -556,3 +556,69 @@ impl TestSentinel {
         self.sentinel.url()
     }
 }
+
+/// A `redis-server` that speaks TLS, with a certificate this test made and
+/// signed with a CA of its own: a certificate no public root vouches for,
+/// as Heroku Redis's self-signed ones. Stopped when dropped.
+pub struct TestTlsRedis {
+    server: Server,
+    tls_port: u16,
+}
+
+impl TestTlsRedis {
+    pub fn start() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+
+        let dir = scratch_dir("tls");
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let cert = write("server.pem", server_cert.pem());
+        let key = write("server.key", server_key.serialize_pem());
+        let ca = write("ca.pem", ca_cert.pem());
+        // A plain port too, for the readiness check.
+        let (port, tls_port) = (free_port(false), free_port(false));
+        let mut args = plain_args(port, &dir);
+        args.extend(
+            [
+                "--tls-port",
+                &tls_port.to_string(),
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca,
+                "--tls-auth-clients",
+                "no",
+            ]
+            .map(str::to_owned),
+        );
+        Self {
+            server: Server::start(port, dir, &args),
+            tls_port,
+        }
+    }
+
+    /// The `rediss://` URL of its TLS port.
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+
+    /// What the server logged, for a failure message.
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+}

@@ -92,6 +92,9 @@ pub struct Config {
     /// `VAPID_PRIVATE_KEY` + `VAPID_SUBJECT`: Web Push (contract §18);
     /// unset, the push routes answer 503.
     pub vapid: Option<Vapid>,
+    /// `SUBSCRIBER_CACHE_ENTRIES`: subscribers one instance keeps in memory,
+    /// the most recently used. Default 50000.
+    pub subscriber_cache_entries: usize,
 }
 
 /// Where the shared Redis is, and how it is deployed. The URLs are secret
@@ -365,6 +368,7 @@ impl Config {
                 .parse_or_default(&v::MAX_STREAMS_PER_DESTINATION, count)?,
             voice_tokens,
             vapid,
+            subscriber_cache_entries: env.parse_or_default(&v::SUBSCRIBER_CACHE_ENTRIES, count)?,
         })
     }
 }

@@ -167,7 +167,14 @@ pub const REDIS_TLS_INSECURE: Variable = var(
     Store,
     Value("false"),
     "`true` or `false`",
-    "`true`: `rediss://` connections accept the server's certificate without verifying it. The connection is still encrypted. For Heroku's Redis, whose certificates are self-signed (and whose URL Heroku rotates, so edit nothing in `REDIS_URL`). A certificate error at start names this variable. Appending `#insecure` to a URL does the same for that URL.",
+    "`true`: `rediss://` connections (`REDIS_URL`, the cluster's seeds, the sentinels and their primary) accept the server's certificate without verifying it. The connection is still encrypted. For Heroku's Redis, whose certificates are self-signed (and whose URL Heroku rotates, so edit nothing in `REDIS_URL`). A refused certificate is logged, and reported in the store's errors, naming this variable. Appending `#insecure` to a URL does the same for that URL.",
+);
+pub const SUBSCRIBER_CACHE_ENTRIES: Variable = var(
+    "SUBSCRIBER_CACHE_ENTRIES",
+    Store,
+    Value("50000"),
+    "whole number greater than 0",
+    "Subscribers one instance keeps in memory, the most recently used, plus as many short-lived (30 s) \"no such subscriber\" entries. A voice webhook for a cached subscriber reads no subscriber from Redis. About 2 KiB of memory each; see [operations.md](operations.md#inside-redis), \"The subscriber cache\".",
 );
 pub const REDIS_KEY_PREFIX: Variable = var(
     "REDIS_KEY_PREFIX",
@@ -447,6 +454,7 @@ pub const ALL: &[Variable] = &[
     REDIS_SENTINEL_MASTER,
     REDIS_TLS_INSECURE,
     REDIS_KEY_PREFIX,
+    SUBSCRIBER_CACHE_ENTRIES,
     ADMIN_TOKEN,
     WEBHOOK_SECRET,
     TWILIO_AUTH_TOKEN,

@@ -38,11 +38,42 @@ impl CallFlow {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                _ = tick.tick() => {
-                    self.expire_due_sessions().await;
-                    self.end_idle_sessions().await;
-                }
+                _ = tick.tick() => self.sweep().await,
             }
+        }
+    }
+
+    /// Ends every session whose forwarded call is overdue, and every one
+    /// whose lifetime ran out with no outcome.
+    pub async fn sweep(&self) {
+        let cutoff = self.now().before(self.settings.forward_timeout);
+        let swept = match self.store.sweep(cutoff, SWEEP_BATCH).await {
+            Ok(swept) => swept,
+            Err(err) => {
+                tracing::debug!(error = format!("{err:#}"), "could not sweep the deadlines");
+                return;
+            }
+        };
+        for id in swept.overdue {
+            self.expire_unforwarded(
+                &id,
+                "no forwarded call arrived: is carrier forwarding active?",
+            )
+            .await;
+        }
+        for (id, version) in swept.idle {
+            self.end_unattended(
+                &id,
+                "nothing was heard of the call for the session's lifetime: ended it without an outcome",
+                // A write since the take (a callback at the last moment)
+                // started a new lifetime: the session is not idle after all.
+                |session| {
+                    (session.version() == version)
+                        .then(|| session.expire_idle(self.now()))
+                        .flatten()
+                },
+            )
+            .await;
         }
     }
 
@@ -59,56 +90,6 @@ impl CallFlow {
             self.settings.session_ttl + LONGEST_VOICEMAIL
         } else {
             self.settings.session_ttl
-        }
-    }
-
-    /// Ends every session whose forwarded call is overdue.
-    pub(crate) async fn expire_due_sessions(&self) {
-        let cutoff = self.now().before(self.settings.forward_timeout);
-        let due = match self.store.take_due_forwards(cutoff, SWEEP_BATCH).await {
-            Ok(due) => due,
-            Err(err) => {
-                tracing::debug!(
-                    error = format!("{err:#}"),
-                    "could not sweep forward deadlines"
-                );
-                return;
-            }
-        };
-        for id in due {
-            self.expire_unforwarded(
-                &id,
-                "no forwarded call arrived: is carrier forwarding active?",
-            )
-            .await;
-        }
-    }
-
-    /// Ends every session whose lifetime ran out with no outcome.
-    pub(crate) async fn end_idle_sessions(&self) {
-        let idle = match self.store.take_idle_sessions(SWEEP_BATCH).await {
-            Ok(idle) => idle,
-            Err(err) => {
-                tracing::debug!(
-                    error = format!("{err:#}"),
-                    "could not sweep session lifetimes"
-                );
-                return;
-            }
-        };
-        for (id, version) in idle {
-            self.end_unattended(
-                &id,
-                "nothing was heard of the call for the session's lifetime: ended it without an outcome",
-                // A write since the take (a callback at the last moment)
-                // started a new lifetime: the session is not idle after all.
-                |session| {
-                    (session.version() == version)
-                        .then(|| session.expire_idle(self.now()))
-                        .flatten()
-                },
-            )
-            .await;
         }
     }
 

@@ -44,35 +44,19 @@ impl CallFlow {
         };
         let forwarded_from = call.forwarded_from.as_ref();
         // The cache first: when it vouches, the claim is the one round trip.
-        let candidates: Vec<Arc<Subscriber>> = if let Some(found) =
-            self.subscribers.candidates(forwarded_from, to)
-        {
-            self.metrics.subscriber_lookup(LookupSource::Cache);
-            found
-        } else {
-            match self
-                .store
-                .candidates_for_forwarded_call(forwarded_from, to)
-                .await
-            {
-                Ok(records) => {
-                    self.metrics.subscriber_lookup(LookupSource::Store);
-                    self.subscribers.read(records.iter().map(|r| &r.subscriber));
-                    records
-                        .into_iter()
-                        .map(|r| Arc::new(r.subscriber))
-                        .collect()
-                }
-                Err(err) => {
-                    self.metrics.subscriber_lookup(LookupSource::LastKnown);
-                    tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "store failed; using last known subscribers");
-                    self.subscribers.last_known_candidates(forwarded_from, to)
-                }
-            }
-        };
+        let found = self
+            .subscribers
+            .for_forwarded_call(forwarded_from, to)
+            .await;
+        let candidates: Vec<Arc<Subscriber>> = found.subscribers;
         if candidates.is_empty() {
             tracing::info!(call_sid = %call.call_id, to = %to, "forwarded call matches no subscriber");
             return self.unknown_call();
+        }
+        if found.source == LookupSource::LastKnown {
+            // The store just failed: a claim would wait for it again, and
+            // the caller has waited once already.
+            return self.without_session(routes, &candidates, &call);
         }
 
         let now = self.now();
@@ -146,18 +130,29 @@ impl CallFlow {
             }
             Err(err) => {
                 tracing::error!(call_sid = %call.call_id, error = format!("{err:#}"), "claim failed; dialing without a session");
-                match candidates.as_slice() {
-                    [only] => {
-                        let route = only.route(&call.from, self.now()).route;
-                        if route == Route::Block {
-                            return reject();
-                        }
-                        let plan = DialPlan::new(only, &route, None);
-                        self.script_for(routes, only, None, &call.from, first_ring(&plan))
-                    }
-                    _ => self.unknown_call(),
-                }
+                self.without_session(routes, &candidates, &call)
             }
+        }
+    }
+
+    /// Dials a forwarded call without a session (the store failed): an
+    /// unambiguous subscriber's plan from its first step, decided now.
+    fn without_session(
+        &self,
+        routes: &ProviderRoutes,
+        candidates: &[Arc<Subscriber>],
+        call: &InboundCall,
+    ) -> CallScript {
+        match candidates {
+            [only] => {
+                let route = only.route(&call.from, self.now()).route;
+                if route == Route::Block {
+                    return reject();
+                }
+                let plan = DialPlan::new(only, &route, None);
+                self.script_for(routes, only, None, &call.from, first_ring(&plan))
+            }
+            _ => self.unknown_call(),
         }
     }
 

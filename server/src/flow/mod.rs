@@ -31,7 +31,7 @@ use crate::notify::events::{
 use crate::notify::push::PushSender;
 use crate::notify::webhooks::WebhookSender;
 use crate::store::{Store, StoreError};
-use crate::subscriber_cache::SubscriberCache;
+use crate::subscribers::Subscribers;
 use crate::templates::Templates;
 
 pub(crate) use self::callback::CallbackQuery;
@@ -49,7 +49,7 @@ pub(crate) const RING_REPORTS_PER_MINUTE: u64 = 30;
 
 pub struct CallFlow {
     store: Arc<dyn Store>,
-    subscribers: Arc<SubscriberCache>,
+    subscribers: Arc<Subscribers>,
     webhooks: WebhookSender,
     bus: EventBus,
     metrics: Arc<Metrics>,
@@ -106,7 +106,7 @@ impl From<SessionError> for FlowError {
 impl CallFlow {
     pub fn new(
         store: Arc<dyn Store>,
-        subscribers: Arc<SubscriberCache>,
+        subscribers: Arc<Subscribers>,
         webhooks: WebhookSender,
         bus: EventBus,
         metrics: Arc<Metrics>,
@@ -269,26 +269,14 @@ impl CallFlow {
 }
 
 impl CallFlow {
-    /// The subscriber as stored now; when the store fails, as this process
+    /// The subscriber as it is now; when the store fails, as this process
     /// last saw it.
     async fn current_subscriber(&self, number: &PhoneNumber) -> Option<Arc<Subscriber>> {
-        match self.store.subscriber(number).await {
-            Ok(Some(record)) => {
-                self.subscribers.read([&record.subscriber]);
-                Some(Arc::new(record.subscriber))
-            }
-            Ok(None) => {
-                tracing::warn!(subscriber = %number, "callback for a subscriber that no longer exists");
-                None
-            }
-            Err(err) => {
-                tracing::error!(
-                    error = format!("{err:#}"),
-                    "store failed; using last known subscriber"
-                );
-                self.subscribers.last_known(number)
-            }
+        let found = self.subscribers.current(number).await;
+        if found.is_none() {
+            tracing::warn!(subscriber = %number, "callback for a subscriber that no longer exists");
         }
+        found
     }
 
     /// Tells the destinations what a change of `session` means, and counts

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::broadcast;
 
 use super::ring::Instructed;
@@ -10,8 +9,7 @@ use super::{CallFlow, FlowError};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{CancelReason, Instruction, Session, SessionId, SessionState};
 use crate::domain::subscriber::Subscriber;
-use crate::listing::{Page, SessionCursor};
-use crate::store::StoreError;
+use crate::subscribers::listing::{Page, SessionCursor};
 
 /// What a phone reports on `POST /v1/sessions/{id}/events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,10 +30,9 @@ pub(crate) struct SessionFilter {
     pub state: Option<SessionState>,
 }
 
-/// How many histories a list of every subscriber's sessions reads at once.
-const HISTORY_READS_AT_ONCE: usize = 16;
-/// How many subscribers one read of the subscriber index takes.
-const SUBSCRIBERS_PER_READ: usize = 500;
+/// How many pages of the global index one list reads at most, when a
+/// state filter skips sessions (the next page's cursor goes on from there).
+const GLOBAL_PAGES_PER_LIST: usize = 20;
 
 impl CallFlow {
     /// Any session (the admin's view).
@@ -47,7 +44,8 @@ impl CallFlow {
     }
 
     /// A page of sessions, newest first (by when they began, then by id):
-    /// the sessions of `filter.subscriber`, or of every subscriber, in
+    /// the sessions of `filter.subscriber` (its history), or of every
+    /// subscriber (one global index, whatever their number), in
     /// `filter.state` when given, after `after`.
     pub(crate) async fn list_sessions(
         &self,
@@ -55,45 +53,60 @@ impl CallFlow {
         after: Option<&SessionCursor>,
         limit: usize,
     ) -> Result<Page<Session, SessionCursor>, FlowError> {
-        let subscribers = match &filter.subscriber {
-            Some(number) => vec![number.clone()],
-            None => self.every_subscriber().await?,
-        };
-        let histories: Vec<Vec<Session>> = futures_util::stream::iter(subscribers)
-            .map(|number| async move { self.store.session_history(&number).await })
-            .buffer_unordered(HISTORY_READS_AT_ONCE)
-            .try_collect()
-            .await?;
-        let mut items: Vec<Session> = histories
-            .into_iter()
-            .flatten()
-            .filter(|s| filter.state.is_none_or(|state| s.state() == state))
-            .filter(|s| after.is_none_or(|c| c.precedes(s)))
-            .collect();
-        items.sort_unstable_by(|a, b| {
-            (b.began_at_millis(), b.id().as_str()).cmp(&(a.began_at_millis(), a.id().as_str()))
-        });
-        let next = (items.len() > limit).then(|| {
-            items.truncate(limit);
-            SessionCursor::of(&items[limit - 1])
-        });
-        Ok(Page { items, next })
-    }
-
-    /// Every subscriber's number, a store page at a time.
-    async fn every_subscriber(&self) -> Result<Vec<PhoneNumber>, StoreError> {
-        let mut numbers: Vec<PhoneNumber> = Vec::new();
-        loop {
-            let page = self
-                .store
-                .list_subscribers(numbers.last(), SUBSCRIBERS_PER_READ)
-                .await?;
-            let full = page.len() == SUBSCRIBERS_PER_READ;
-            numbers.extend(page.into_iter().map(|r| r.subscriber.number));
-            if !full {
-                return Ok(numbers);
+        let wanted = |s: &Session| filter.state.is_none_or(|state| s.state() == state);
+        // One more than asked: whether there is a next page.
+        let mut read_on_from = None;
+        let mut items: Vec<Session> = match &filter.subscriber {
+            Some(number) => {
+                let mut items: Vec<Session> = self
+                    .store
+                    .session_history(number)
+                    .await?
+                    .into_iter()
+                    .filter(|s| after.is_none_or(|c| c.precedes(s)))
+                    .collect();
+                items.sort_unstable_by(|a, b| {
+                    (b.began_at_millis(), b.id().as_str())
+                        .cmp(&(a.began_at_millis(), a.id().as_str()))
+                });
+                items.retain(|s| wanted(s));
+                items
             }
-        }
+            None => {
+                let mut items = Vec::new();
+                let mut from = after.map(|c| (c.began_at_millis, c.id.clone()));
+                // A state filter may skip many: read on, a bounded number of
+                // pages, until the page is full.
+                for pages in 1..=GLOBAL_PAGES_PER_LIST {
+                    let page = self
+                        .store
+                        .recent_sessions(from.as_ref().map(|(b, id)| (*b, id)), limit + 1)
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    from = Some((last.began_at_millis(), last.id().clone()));
+                    let full = page.len() > limit;
+                    items.extend(page.into_iter().filter(|s| wanted(s)));
+                    if items.len() > limit || !full {
+                        break;
+                    }
+                    if pages == GLOBAL_PAGES_PER_LIST {
+                        // Not full yet: the next page reads on from here.
+                        read_on_from = from.take();
+                    }
+                }
+                items
+            }
+        };
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            Some(SessionCursor::of(&items[limit - 1]))
+        } else {
+            read_on_from.map(|(began_at_millis, id)| SessionCursor {
+                began_at_millis,
+                id,
+            })
+        };
+        Ok(Page { items, next })
     }
 
     /// A session of `subscriber`; other subscribers' sessions are not found.

@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::domain::error::FieldError;
 use crate::domain::session::SessionError;
 use crate::flow::FlowError;
-use crate::registry::RegistryError;
 use crate::store::StoreError;
+use crate::subscribers::RegistryError;
 
 /// The largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -14,8 +14,8 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionState;
 use crate::domain::subscriber::Subscriber;
 use crate::flow::SessionFilter;
-use crate::listing::{SessionCursor, SubscriberCursor, parse_limit};
 use crate::notify::resume::Scope;
+use crate::subscribers::listing::{SessionCursor, SubscriberCursor, parse_limit};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::admin::AdminService;
 use crate::config::Config;
 use crate::domain::phone::Region;
 use crate::flow::CallFlow;
@@ -13,7 +12,7 @@ use crate::flow::PublicBaseUrl;
 use crate::metrics::Metrics;
 use crate::notify::bus::StreamLimits;
 use crate::providers::Providers;
-use crate::registry::Registry;
+use crate::subscribers::{AdminService, Registry};
 
 pub struct AppState {
     pub settings: EdgeSettings,

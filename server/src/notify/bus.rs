@@ -27,7 +27,7 @@ use super::resume::{self, Addressed, BusPosition, Ring, Scope};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionId;
-use crate::store::connection::RedisConnection;
+use crate::redis::RedisConnection;
 
 /// An event as a live stream sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,22 +62,38 @@ enum Message {
     CredentialsChanged {
         subscriber: PhoneNumber,
     },
-    /// A subscriber was written or removed: every instance reads it again
-    /// into its subscriber cache.
+    /// A subscriber was written or removed: every instance updates or drops
+    /// what its subscriber cache holds of it. `forwarding` names the
+    /// forwarding numbers it had and has (absent from older releases).
     SubscriberChanged {
         number: PhoneNumber,
+        #[serde(default)]
+        forwarding: Vec<PhoneNumber>,
+    },
+    /// Many subscribers were written at once (an import), in one message.
+    SubscribersChanged {
+        numbers: Vec<PhoneNumber>,
+        forwarding: Vec<PhoneNumber>,
     },
 }
 
-/// What the subscriber cache (`crate::subscriber_cache`) hears from the bus.
+/// What the subscriber cache (`crate::subscribers`) hears from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SubscriberNews {
-    /// This subscriber changed: read it again.
-    Changed(PhoneNumber),
+    /// These subscribers changed (were written or removed), and these
+    /// forwarding numbers gained or lost subscribers.
+    Changed(SubscriberChange),
     /// The bus reader (re)connected to Redis: what was published while it
     /// was away (by an instance that could not reach Redis, then dispatched
-    /// only to itself) may be lost, so a cache reloads.
+    /// only to itself) may be lost, so a cache drops what it vouched for.
     Resumed,
+}
+
+/// Subscribers that changed, and the forwarding numbers they had and have.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SubscriberChange {
+    pub numbers: Vec<PhoneNumber>,
+    pub forwarding: Vec<PhoneNumber>,
 }
 
 /// Events a stream may fall behind by before it misses some.
@@ -88,7 +104,7 @@ const ADMIN_STREAM_BUFFER: usize = 1024;
 /// that falls behind reads its session again, so nothing is lost.
 const SESSION_BUFFER: usize = 1024;
 /// Subscriber news the cache may fall behind by; one that falls behind
-/// reloads every subscriber, so nothing is lost.
+/// drops what it vouched for, so nothing stale is served.
 const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// How many live streams one instance keeps open (`MAX_STREAMS`,
@@ -132,8 +148,9 @@ struct RedisChannel {
 /// About how many messages the Redis stream keeps: enough for a reader to
 /// catch up after a reconnect (seconds), few enough to stay small (a few MB).
 const BUS_BACKLOG: usize = 10_000;
-/// How long one read waits for news before it asks again.
-const READ_BLOCK: Duration = Duration::from_secs(5);
+/// How long one read waits for news before it asks again: an idle
+/// instance's reads cost Redis 3 commands a minute.
+const READ_BLOCK: Duration = Duration::from_secs(20);
 /// How many messages one read takes at most.
 const READ_BATCH: usize = 256;
 
@@ -238,9 +255,25 @@ impl Local {
                 // No receiver just means nobody is waiting.
                 let _ = self.sessions.send(id);
             }
-            Message::SubscriberChanged { number } => {
+            Message::SubscriberChanged { number, forwarding } => {
                 // No receiver just means no cache listens.
-                let _ = self.subscribers.send(SubscriberNews::Changed(number));
+                let _ = self
+                    .subscribers
+                    .send(SubscriberNews::Changed(SubscriberChange {
+                        numbers: vec![number],
+                        forwarding,
+                    }));
+            }
+            Message::SubscribersChanged {
+                numbers,
+                forwarding,
+            } => {
+                let _ = self
+                    .subscribers
+                    .send(SubscriberNews::Changed(SubscriberChange {
+                        numbers,
+                        forwarding,
+                    }));
             }
             Message::CredentialsChanged { subscriber } => {
                 // Dropping a sender ends its streams.
@@ -403,13 +436,25 @@ impl EventBus {
         .await;
     }
 
-    /// Tells every instance's subscriber cache that subscriber `number` was
-    /// written or removed.
-    pub(crate) async fn subscriber_changed(&self, number: &PhoneNumber) {
-        self.publish(Message::SubscriberChanged {
-            number: number.clone(),
-        })
-        .await;
+    /// Tells every instance's subscriber cache that these subscribers were
+    /// written or removed, and which forwarding numbers they had and have.
+    pub(crate) async fn subscribers_changed(&self, change: SubscriberChange) {
+        let SubscriberChange {
+            mut numbers,
+            forwarding,
+        } = change;
+        let message = if numbers.len() == 1 {
+            Message::SubscriberChanged {
+                number: numbers.pop().expect("one number"),
+                forwarding,
+            }
+        } else {
+            Message::SubscribersChanged {
+                numbers,
+                forwarding,
+            }
+        };
+        self.publish(message).await;
     }
 
     /// News about subscribers, from now on.

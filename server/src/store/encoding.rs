@@ -1,6 +1,7 @@
-//! How a session is kept in a store that holds bytes (Redis): compact, so
-//! that every session, with its offers, legs and timeline, stays well under
-//! 1 KiB of store memory.
+//! How a session, and a subscriber with its token hashes, are kept in a
+//! store that holds bytes (Redis): compact, so that every session, with its
+//! offers, legs and timeline, and every subscriber with all it brings, stay
+//! under 1 KiB of store memory.
 //!
 //! The format is one tag byte, [`MSGPACK_V1`], then the session as
 //! MessagePack with field names (`rmp-serde`'s named maps): self-describing
@@ -10,13 +11,14 @@
 //! impls write integers and raw bytes for a binary (not human-readable)
 //! format, and the RFC 3339 and hex text for JSON.
 //!
-//! A session written by the release before this one is JSON; JSON always
-//! starts with `{` here, which is not the tag, so [`decode_session`] reads
+//! A session or subscriber written by an earlier release is JSON; JSON
+//! always starts with `{` here, which is not the tag, so the decoders read
 //! both.
 
 use anyhow::{Context as _, anyhow};
 
 use crate::domain::session::Session;
+use crate::store::SubscriberRecord;
 
 /// The first byte of a session in the current format.
 pub const MSGPACK_V1: u8 = 0x01;
@@ -65,15 +67,67 @@ const FIELD_NAMES: [&str; 34] = [
 
 /// A session as the store keeps it.
 pub fn encode_session(session: &Session) -> Vec<u8> {
-    // Writing into a Vec cannot fail, and every session serializes: its
+    encode(session, &FIELD_NAMES)
+}
+
+/// A session as [`encode_session`] wrote it, or as JSON (the release
+/// before); its `version` is left at 0, for the store to set.
+pub fn decode_session(bytes: &[u8]) -> anyhow::Result<Session> {
+    decode(bytes, &FIELD_NAMES, "session")
+}
+
+/// The field names of a stored subscriber written as one-byte integers (the
+/// same rule as [`FIELD_NAMES`]: append only).
+const RECORD_FIELD_NAMES: [&str; 26] = [
+    "subscriber",
+    "credentials",
+    "number",
+    "forwarding_number",
+    "mode",
+    "strategy",
+    "ring_timeout_secs",
+    "pick_timeout_secs",
+    "destinations",
+    "fallback",
+    "schedule",
+    "caller_rules",
+    "record",
+    "ring_tone",
+    "dnd_until",
+    "id",
+    "kind",
+    "address",
+    "webhook_url",
+    "screening",
+    "hours",
+    "device",
+    "timezone",
+    "outside",
+    "match",
+    "action",
+];
+
+/// A subscriber with its token hashes, as the store keeps it: about a
+/// third of its JSON.
+pub fn encode_record(record: &SubscriberRecord) -> Vec<u8> {
+    encode(record, &RECORD_FIELD_NAMES)
+}
+
+/// A subscriber as [`encode_record`] wrote it, or as JSON.
+pub fn decode_record(bytes: &[u8]) -> anyhow::Result<SubscriberRecord> {
+    decode(bytes, &RECORD_FIELD_NAMES, "subscriber")
+}
+
+fn encode(value: &impl serde::Serialize, names: &[&str]) -> Vec<u8> {
+    // Writing into a Vec cannot fail, and what is stored serializes: its
     // fields are plain data (the same ones JSON writes).
-    let named = rmp_serde::to_vec_named(session).expect("a session always encodes as MessagePack");
+    let named = rmp_serde::to_vec_named(value).expect("stored data always encodes as MessagePack");
     let mut value =
         rmpv::decode::read_value(&mut named.as_slice()).expect("MessagePack just written reads");
     map_keys(&mut value, &|key| {
         let code = key
             .as_str()
-            .and_then(|name| FIELD_NAMES.iter().position(|n| *n == name))?;
+            .and_then(|name| names.iter().position(|n| *n == name))?;
         Some(rmpv::Value::from(code))
     });
     let mut out = vec![MSGPACK_V1];
@@ -81,28 +135,32 @@ pub fn encode_session(session: &Session) -> Vec<u8> {
     out
 }
 
-/// A session as [`encode_session`] wrote it, or as JSON (the release
-/// before); its `version` is left at 0, for the store to set.
-pub fn decode_session(bytes: &[u8]) -> anyhow::Result<Session> {
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    names: &[&str],
+    what: &str,
+) -> anyhow::Result<T> {
     match bytes.first() {
         Some(&MSGPACK_V1) => {
             let mut value = rmpv::decode::read_value(&mut &bytes[1..])
-                .context("reading a MessagePack session")?;
+                .with_context(|| format!("reading a MessagePack {what}"))?;
             map_keys(&mut value, &|key| {
-                let name = FIELD_NAMES.get(usize::try_from(key.as_u64()?).ok()?)?;
+                let name = names.get(usize::try_from(key.as_u64()?).ok()?)?;
                 Some(rmpv::Value::from(*name))
             });
             // Back to bytes, so that the types read it through rmp-serde, a
             // binary format (times as integers, hashes as bytes).
             let mut named = Vec::with_capacity(bytes.len() * 2);
             rmpv::encode::write_value(&mut named, &value).expect("writing into a Vec cannot fail");
-            rmp_serde::from_slice(&named).context("decoding a MessagePack session")
+            rmp_serde::from_slice(&named).with_context(|| format!("decoding a MessagePack {what}"))
         }
-        Some(b'{') => serde_json::from_slice(bytes).context("decoding a JSON session"),
+        Some(b'{') => {
+            serde_json::from_slice(bytes).with_context(|| format!("decoding a JSON {what}"))
+        }
         Some(other) => Err(anyhow!(
-            "a stored session starts with an unknown byte {other:#04x}"
+            "a stored {what} starts with an unknown byte {other:#04x}"
         )),
-        None => Err(anyhow!("a stored session is empty")),
+        None => Err(anyhow!("a stored {what} is empty")),
     }
 }
 
@@ -129,6 +187,51 @@ fn map_keys(value: &mut rmpv::Value, rename: &impl Fn(&rmpv::Value) -> Option<rm
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscriber_with_two_destinations_reads_back_in_a_third_of_its_json() {
+        use crate::domain::credentials::{Credentials, TokenPolicy};
+        use crate::domain::phone::{PhoneNumber, Region};
+        use crate::domain::subscriber::{SpecRules, SubscriberSpec};
+        let spec: SubscriberSpec = serde_json::from_value(serde_json::json!({
+            "forwarding_number": "+12025550100",
+            "destinations": [
+                {"id": "desk", "kind": "phone", "address": "+12025550201"},
+                {"id": "laptop", "kind": "client", "address": "alice",
+                 "webhook_url": "https://crm.example.com/hooks/ringrelay"}
+            ]
+        }))
+        .unwrap();
+        let subscriber = spec
+            .parse(
+                PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
+                SpecRules {
+                    region: Region::default(),
+                    webhooks_can_be_signed: true,
+                    webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
+                },
+            )
+            .unwrap();
+        let (credentials, _) = Credentials::issue(&subscriber, None, TokenPolicy::Rotate);
+        let record = SubscriberRecord {
+            subscriber,
+            credentials,
+        };
+        let compact = encode_record(&record);
+        let json = serde_json::to_vec(&record).unwrap();
+        assert_eq!(decode_record(&compact).unwrap(), record);
+        assert_eq!(
+            decode_record(&json).unwrap(),
+            record,
+            "JSON of a release before"
+        );
+        assert!(
+            compact.len() * 2 < json.len(),
+            "{} of {} B",
+            compact.len(),
+            json.len()
+        );
+    }
     use crate::domain::credentials::TokenHash;
     use crate::domain::ids::{CallSid, DestinationId};
     use crate::domain::phone::{Caller, PhoneNumber, Region};

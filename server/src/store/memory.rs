@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    HISTORY_CAP, RateLimits, SWEEP_GRACE, SessionCreated, SessionStore, Store, StoreError,
-    SubscriberRecord, SubscriberStore, WindowCount,
+    ForwardedCallSubscribers, HISTORY_CAP, RateLimits, SWEEP_GRACE, SessionCreated, SessionStore,
+    Store, StoreError, SubscriberRecord, SubscriberStore, Swept, WindowCount,
 };
 use crate::domain::credentials::{TokenHash, TokenOwner};
 use crate::domain::ids::CallSid;
@@ -317,11 +317,11 @@ impl SubscriberStore for MemoryStore {
         &self,
         forwarded_from: Option<&PhoneNumber>,
         to: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError> {
-        if let Some(record) = forwarded_from.and_then(|n| self.lock().subscribers.get(n).cloned()) {
-            return Ok(vec![record]);
-        }
-        Ok(self.forwarding_to(to))
+    ) -> Result<ForwardedCallSubscribers, StoreError> {
+        Ok(ForwardedCallSubscribers {
+            forwarded_from: forwarded_from.and_then(|n| self.lock().subscribers.get(n).cloned()),
+            forwarding_to: Some(self.forwarding_to(to)),
+        })
     }
 }
 
@@ -390,6 +390,31 @@ impl SessionStore for MemoryStore {
             .rev()
             .filter_map(|(_, id)| inner.sessions.get(id))
             .filter(|s| s.deadline > now)
+            .map(StoredSession::view)
+            .collect())
+    }
+
+    async fn recent_sessions(
+        &self,
+        after: Option<(i64, &SessionId)>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let mut listed: Vec<&(i64, SessionId)> = inner
+            .history
+            .values()
+            .flatten()
+            .filter(|(began, id)| {
+                after.is_none_or(|(b, a)| (*began, id.as_str()) < (b, a.as_str()))
+            })
+            .collect();
+        listed.sort_unstable_by(|a, b| (b.0, b.1.as_str()).cmp(&(a.0, a.1.as_str())));
+        Ok(listed
+            .into_iter()
+            .filter_map(|(_, id)| inner.sessions.get(id))
+            .filter(|s| s.deadline > now)
+            .take(limit)
             .map(StoredSession::view)
             .collect())
     }
@@ -475,11 +500,20 @@ impl SessionStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn take_due_forwards(
-        &self,
-        instructed_before: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError> {
+    async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError> {
+        Ok(Swept {
+            overdue: self.take_due_forwards(instructed_before, limit),
+            idle: self.take_idle_sessions(limit),
+        })
+    }
+
+    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
+        Ok(self.lock().calls.get(call_sid).cloned())
+    }
+}
+
+impl MemoryStore {
+    fn take_due_forwards(&self, instructed_before: Timestamp, limit: usize) -> Vec<SessionId> {
         let cutoff = instructed_before.unix_millis();
         let mut inner = self.lock();
         let due: Vec<_> = inner
@@ -492,10 +526,10 @@ impl SessionStore for MemoryStore {
         for entry in &due {
             inner.due.remove(entry);
         }
-        Ok(due.into_iter().map(|(_, id)| id).collect())
+        due.into_iter().map(|(_, id)| id).collect()
     }
 
-    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError> {
+    fn take_idle_sessions(&self, limit: usize) -> Vec<(SessionId, u64)> {
         let now = Instant::now();
         let mut inner = self.lock();
         let due: Vec<_> = inner
@@ -513,11 +547,7 @@ impl SessionStore for MemoryStore {
                 taken.push((entry.1, stored.version));
             }
         }
-        Ok(taken)
-    }
-
-    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
-        Ok(self.lock().calls.get(call_sid).cloned())
+        taken
     }
 }
 

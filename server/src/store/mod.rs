@@ -4,9 +4,7 @@
 //! Redis (several instances sharing one server, a Sentinel-managed primary
 //! or a Redis Cluster). Both pass one conformance suite (`tests/api/store.rs`).
 
-pub mod connection;
 pub mod encoding;
-mod last_known;
 mod memory;
 pub mod push;
 mod redis;
@@ -23,8 +21,6 @@ use crate::domain::session::{Claim, Session, SessionId};
 use crate::domain::subscriber::Subscriber;
 use crate::domain::time::Timestamp;
 
-pub use self::connection::RedisConnection;
-pub use self::last_known::LastKnownSubscribers;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
@@ -65,6 +61,29 @@ pub trait SubscriberStore: Send + Sync + 'static {
         number: &PhoneNumber,
     ) -> Result<Option<SubscriberRecord>, StoreError>;
 
+    /// Creates or replaces many subscribers, as [`SubscriberStore::put_subscriber`]
+    /// does each (an import): on Redis all at once, in the round trips of
+    /// one.
+    async fn put_subscribers(&self, records: &[SubscriberRecord]) -> Result<(), StoreError> {
+        for record in records {
+            self.put_subscriber(record).await?;
+        }
+        Ok(())
+    }
+
+    /// Many subscribers at once, each when it exists: on Redis one round
+    /// trip (the reads share the connection).
+    async fn subscribers(
+        &self,
+        numbers: &[PhoneNumber],
+    ) -> Result<Vec<Option<SubscriberRecord>>, StoreError> {
+        let mut found = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            found.push(self.subscriber(number).await?);
+        }
+        Ok(found)
+    }
+
     /// Up to `limit` subscribers, in no particular order: what an instance
     /// remembers at start, so that it can dial them while the store is down.
     async fn some_subscribers(&self, limit: usize) -> Result<Vec<SubscriberRecord>, StoreError>;
@@ -90,14 +109,51 @@ pub trait SubscriberStore: Send + Sync + 'static {
     /// still checks it against the owner's current credentials.
     async fn token_owner(&self, hash: &TokenHash) -> Result<Option<TokenOwner>, StoreError>;
 
-    /// The subscribers a forwarded call may belong to: `forwarded_from` when
-    /// that is a known subscriber, otherwise every subscriber forwarding to
-    /// `to`. One round trip.
+    /// [`SubscriberStore::token_owner`] and the owner's record, when both
+    /// are there: on Redis in two round trips.
+    async fn token_subscriber(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenOwner, SubscriberRecord)>, StoreError> {
+        let Some(owner) = self.token_owner(hash).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .subscriber(owner.subscriber())
+            .await?
+            .map(|record| (owner, record)))
+    }
+
+    /// What a forwarded call's subscribers are found from: subscriber
+    /// `forwarded_from` (when given), and every subscriber forwarding to
+    /// `to`; [`ForwardedCallSubscribers::candidates`] applies the rule. One
+    /// round trip.
     async fn candidates_for_forwarded_call(
         &self,
         forwarded_from: Option<&PhoneNumber>,
         to: &PhoneNumber,
-    ) -> Result<Vec<SubscriberRecord>, StoreError>;
+    ) -> Result<ForwardedCallSubscribers, StoreError>;
+}
+
+/// The subscribers read for a forwarded call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedCallSubscribers {
+    /// Subscriber `forwarded_from`, when one was named and is stored.
+    pub forwarded_from: Option<SubscriberRecord>,
+    /// Every subscriber forwarding to the called number, in number order;
+    /// `None` when not read (`forwarded_from` was found).
+    pub forwarding_to: Option<Vec<SubscriberRecord>>,
+}
+
+impl ForwardedCallSubscribers {
+    /// The subscribers the call may belong to: `forwarded_from` when it is
+    /// a subscriber, otherwise every subscriber forwarding to the number.
+    pub fn candidates(self) -> Vec<SubscriberRecord> {
+        match self.forwarded_from {
+            Some(record) => vec![record],
+            None => self.forwarding_to.unwrap_or_default(),
+        }
+    }
 }
 
 /// Sessions, and the indexes over them: awaiting a forwarded call, open,
@@ -132,6 +188,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// write of a session lists it, and drops the oldest past the cap.
     async fn session_history(&self, subscriber: &PhoneNumber) -> Result<Vec<Session>, StoreError>;
 
+    /// Up to `limit` sessions of every subscriber still kept, newest first
+    /// (by [`Session::began_at_millis`], then by id, both descending),
+    /// after `after` (a session's start and id) when given. Redis keeps one
+    /// global index for it, so its cost does not depend on the number of
+    /// subscribers.
+    async fn recent_sessions(
+        &self,
+        after: Option<(i64, &SessionId)>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError>;
+
     /// The sessions of `subscriber` that are not over yet.
     async fn open_sessions(&self, subscriber: &PhoneNumber) -> Result<Vec<SessionId>, StoreError>;
 
@@ -165,20 +232,14 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Vec<SessionId>, StoreError>;
 
     /// Takes up to `limit` sessions that await a forwarded call since before
-    /// `instructed_before`: each is handed out once, to one caller, across
-    /// instances.
-    async fn take_due_forwards(
-        &self,
-        instructed_before: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError>;
-
-    /// Takes up to `limit` sessions whose lifetime ran out with no outcome,
-    /// each with its version then: each is handed out once, to one caller,
-    /// across instances. A write of a session that is not over lists it until
-    /// `ttl` after that write, and keeps its record [`SWEEP_GRACE`] longer,
-    /// so that a sweep can still end it.
-    async fn take_idle_sessions(&self, limit: usize) -> Result<Vec<(SessionId, u64)>, StoreError>;
+    /// `instructed_before` (oldest first), and up to `limit` sessions whose
+    /// lifetime ran out with no outcome, each with its version then; drops
+    /// the records whose time came. Each session is handed out once, to one
+    /// caller, across instances. A write of a session that is not over lists
+    /// it as idle `ttl` after that write, and keeps its record
+    /// [`SWEEP_GRACE`] longer, so that a sweep can still end it. On Redis an
+    /// idle deployment's sweep is one command, whatever the number of shards.
+    async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError>;
 
     /// The session the forwarded call `call_sid` took, if any.
     async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError>;
@@ -200,6 +261,15 @@ pub const SWEEP_GRACE: Duration = Duration::from_secs(60);
 
 /// How many sessions of one subscriber [`Store::session_history`] keeps.
 pub const HISTORY_CAP: usize = 200;
+
+/// What a sweep took (see [`SessionStore::sweep`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Sessions whose forwarded call is overdue.
+    pub overdue: Vec<SessionId>,
+    /// Sessions whose lifetime ran out, with their version when taken.
+    pub idle: Vec<(SessionId, u64)>,
+}
 
 /// The outcome of [`Store::create_session`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -160,3 +160,81 @@ async fn a_redis_that_restarts_empty_makes_the_cache_reload() {
     .await;
     assert_unknown_call(Cpaas::Twilio, &answer);
 }
+
+/// Sends voice webhooks for `forwarding` to `app` until it dials `desk`.
+async fn dials_eventually(app: &TestApp, forwarding: &str, desk: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let answer = forwarded(app, Cpaas::Twilio, CALLER, forwarding).await;
+        if dials(&answer, desk) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{forwarding} never dialed {desk}; last answer {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_with_tiny_caches_agree_after_every_change() {
+    let a = spawn_app_with(Backend::redis(), &[("SUBSCRIBER_CACHE_ENTRIES", "2")]).await;
+    let b = spawn_app_with(
+        a.backend.clone(),
+        &[
+            ("REDIS_KEY_PREFIX", &a.config.redis_key_prefix),
+            ("SUBSCRIBER_CACHE_ENTRIES", "2"),
+        ],
+    )
+    .await;
+    // Five subscribers, each with a forwarding number of its own: more than
+    // either cache holds, so that answers come from caches, evictions and
+    // the store in turn.
+    let subscribers: Vec<(String, String)> = (0..5)
+        .map(|n| (format!("+1303555010{n}"), format!("+1720555010{n}")))
+        .collect();
+    let body = |forwarding: &str, desk: &str| {
+        json!({
+            "forwarding_number": forwarding,
+            "destinations": [{"id": "desk", "kind": "phone", "address": desk}]
+        })
+    };
+    for (number, forwarding) in &subscribers {
+        a.register(number, &body(forwarding, BOB_DESK)).await;
+    }
+    for app in [&a, &b, &a, &b] {
+        for (_, forwarding) in &subscribers {
+            dials_eventually(app, forwarding, BOB_DESK).await;
+        }
+    }
+
+    // Changed on either instance: both dial the new desk, never the old one
+    // once they did.
+    for (i, (number, forwarding)) in subscribers.iter().enumerate() {
+        let writer = if i % 2 == 0 { &a } else { &b };
+        let response = writer
+            .put_subscriber(number, &body(forwarding, BOB_NEW_DESK))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    for app in [&a, &b] {
+        for (_, forwarding) in &subscribers {
+            dials_eventually(app, forwarding, BOB_NEW_DESK).await;
+        }
+    }
+    for app in [&b, &a] {
+        for (_, forwarding) in &subscribers {
+            let answer = forwarded(app, Cpaas::Twilio, CALLER, forwarding).await;
+            assert!(dials(&answer, BOB_NEW_DESK), "{answer:?}");
+        }
+    }
+    let cached = |metrics: String| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ringrelay_subscriber_cache_entries "))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+    assert!(cached(a.metrics().await).is_some_and(|n| n <= 2));
+    assert!(cached(b.metrics().await).is_some_and(|n| n <= 2));
+}

@@ -11,8 +11,9 @@ use ringrelay_server::clock::WallClock;
 use ringrelay_server::config::{Config, RedisTarget};
 use ringrelay_server::domain::time::Timestamp;
 use ringrelay_server::notify::retry::RetryPolicy;
+use ringrelay_server::redis::{Certificates, RedisConnection};
 use ringrelay_server::startup::{Application, Inputs};
-use ringrelay_server::store::{RedisConnection, RedisStore};
+use ringrelay_server::store::RedisStore;
 
 use crate::servers::{SENTINEL_MASTER, TestRedis, TestRedisCluster, TestSentinel};
 use serde_json::{Value, json};
@@ -33,12 +34,30 @@ pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
 
 /// The service's connection to the standalone Redis at `url`.
 pub fn redis_connection(url: &str) -> RedisConnection {
-    RedisConnection::open(&RedisTarget::standalone(url)).expect("a valid Redis URL")
+    RedisConnection::open(&RedisTarget::standalone(url), Certificates::Verify)
+        .expect("a valid Redis URL")
 }
 
 /// A store on the standalone Redis at `url`, its keys under `prefix`.
 pub fn redis_store(url: &str, prefix: &str) -> RedisStore {
     RedisStore::new(redis_connection(url), prefix)
+}
+
+/// A registry of its own on `store` (as another instance's would be),
+/// with `config`'s rules, caching nothing it is not asked for.
+pub fn registry_on(
+    store: Arc<dyn ringrelay_server::store::Store>,
+    config: &Config,
+) -> ringrelay_server::subscribers::Registry {
+    use ringrelay_server::subscribers::{Registry, Subscribers};
+    Registry::new(
+        Arc::new(Subscribers::in_process(store, 16)),
+        ringrelay_server::domain::subscriber::SpecRules {
+            region: config.default_region,
+            webhooks_can_be_signed: true,
+            webhook_targets: config.webhook_targets,
+        },
+    )
 }
 
 /// A key prefix no other test uses.
@@ -86,7 +105,7 @@ impl Backend {
     pub fn redis_store(&self, prefix: &str) -> RedisStore {
         let target = self.redis_target().expect("a Redis backend");
         RedisStore::new(
-            RedisConnection::open(&target).expect("a valid target"),
+            RedisConnection::open(&target, Certificates::Verify).expect("a valid target"),
             prefix,
         )
     }

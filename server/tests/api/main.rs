@@ -12,6 +12,7 @@ mod defences;
 mod deploy_files;
 mod health;
 mod helpers;
+mod idle;
 mod lists;
 mod me;
 mod operations;

@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands as _;
 use ringrelay_server::domain::session::SessionId;
 use ringrelay_server::notify::bus::EventBus;
-use ringrelay_server::store::RedisConnection;
+use ringrelay_server::redis::{Certificates, RedisConnection};
 use serde_json::json;
 
 use crate::cpaas::{ALICE, ALICE_DESK, CALLER, SHARED, alice, forwarded, nouns, only_dial, ring};
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, Cpaas, TestApp, assert_error, spawn_app, test_config, unique_prefix,
+    ADMIN_TOKEN, Backend, Cpaas, TestApp, assert_error, spawn_app, spawn_app_with, test_config,
+    unique_prefix,
 };
-use crate::servers::TestRedisCluster;
+use crate::servers::{TestRedisCluster, TestTlsRedis};
 
 /// Twilio hangs up on a webhook after 15 s; the answer must come well before.
 const VOICE_DEADLINE: Duration = Duration::from_secs(5);
@@ -89,11 +90,62 @@ async fn writes_and_reads(app: &TestApp) -> bool {
 }
 
 // ---------------------------------------------------------------------------
+// TLS with a certificate no public root vouches for (Heroku Redis)
+
+/// A PING on a connection to `url` checking certificates as `certificates`.
+async fn ping_over_tls(url: &str, certificates: Certificates) -> redis::RedisResult<String> {
+    let target = ringrelay_server::config::RedisTarget::standalone(url);
+    let mut connection = RedisConnection::open(&target, certificates).unwrap();
+    redis::cmd("PING").query_async(&mut connection).await
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_is_refused_naming_redis_tls_insecure_and_accepted_with_it() {
+    let redis = TestTlsRedis::start();
+
+    let refused = ping_over_tls(&redis.url(), Certificates::Verify)
+        .await
+        .expect_err("a certificate of an unknown CA is refused");
+    assert!(
+        refused.to_string().contains("REDIS_TLS_INSECURE=true"),
+        "{refused}"
+    );
+    assert_eq!(
+        ping_over_tls(&redis.url(), Certificates::AcceptAny)
+            .await
+            .unwrap(),
+        "PONG"
+    );
+    // The URL's own `#insecure` keeps working without the variable.
+    let marked = format!("{}/#insecure", redis.url());
+    assert_eq!(
+        ping_over_tls(&marked, Certificates::Verify).await.unwrap(),
+        "PONG",
+        "{}",
+        redis.log()
+    );
+
+    // The service: REDIS_TLS_INSECURE=true is what makes it ready.
+    let url = redis.url();
+    let refusing = spawn_app_with(Backend::Memory, &[("REDIS_URL", &url)]).await;
+    assert_eq!(readyz(&refusing).await, 503);
+    let accepting = spawn_app_with(
+        Backend::Memory,
+        &[("REDIS_URL", &url), ("REDIS_TLS_INSECURE", "true")],
+    )
+    .await;
+    within("the service is ready over TLS", HEAL_DEADLINE, || {
+        writes_and_reads(&accepting)
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
 // Redis Cluster: what the connection layer promises, whatever the key layout
 
 fn cluster_connection(cluster: &'static TestRedisCluster) -> RedisConnection {
     let target = Backend::Cluster(cluster).redis_target().unwrap();
-    RedisConnection::open(&target).unwrap()
+    RedisConnection::open(&target, Certificates::Verify).unwrap()
 }
 
 #[tokio::test]
@@ -191,8 +243,16 @@ async fn the_service_follows_a_sentinel_failover_without_a_restart() {
     // Two more instances' buses, to hear news across the failover.
     let target = app.backend.redis_target().unwrap();
     let prefix = unique_prefix();
-    let publisher = EventBus::redis(RedisConnection::open(&target).unwrap(), &prefix).await;
-    let listener = EventBus::redis(RedisConnection::open(&target).unwrap(), &prefix).await;
+    let publisher = EventBus::redis(
+        RedisConnection::open(&target, Certificates::Verify).unwrap(),
+        &prefix,
+    )
+    .await;
+    let listener = EventBus::redis(
+        RedisConnection::open(&target, Certificates::Verify).unwrap(),
+        &prefix,
+    )
+    .await;
     let mut watched = listener.watch_sessions();
     let old = deployment.primary();
     let old_port = old.port;

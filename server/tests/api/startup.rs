@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use ringrelay_server::domain::subscriber::SpecRules;
-use ringrelay_server::registry::Registry;
 use ringrelay_server::startup::Application;
 use serde_json::Value;
 
@@ -14,10 +12,38 @@ fn fixture(name: &str) -> String {
     format!("{}/../fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Polls `/readyz` of the app at `address` until it answers 200; the
+/// import's answers on the way.
+async fn until_imported(address: &str) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let response = client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            return seen;
+        }
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "importing", "{body}");
+        seen.push(body);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never imported"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 both_backends! {
     subscribers_file_is_loaded_at_start => |backend: Backend| async move {
         let file = fixture("subscribers.json");
         let app = spawn_app_with(backend, &[("SUBSCRIBERS_FILE", &file)]).await;
+        until_imported(&app.address).await;
         let alice: Value = app.get_subscriber("+12025550199").await.json().await.unwrap();
         assert_eq!(alice["destinations"].as_array().unwrap().len(), 3);
         assert_eq!(alice["schedule"]["timezone"], "America/New_York");
@@ -37,6 +63,7 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
     // the first start must survive the next one.
     let file = fixture("subscribers.json");
     let app = spawn_app_with(Backend::redis(), &[("SUBSCRIBERS_FILE", &file)]).await;
+    until_imported(&app.address).await;
     let rotated: Value = app
         .client
         .put(app.url("/v1/subscribers/+12025550198?rotate_tokens=true"))
@@ -55,21 +82,16 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
     let device_token = rotated["device_token"].as_str().unwrap().to_owned();
 
     // A second instance on the same Redis and prefix loads the file again.
-    Application::build(app.config.clone()).await.unwrap();
+    let second = Application::build(app.config.clone()).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    until_imported(&address).await;
 
     let store = crate::helpers::redis_store(
         &app.backend.test_redis().url(),
         &app.config.redis_key_prefix,
     );
-    let registry = Registry::new(
-        Arc::new(store),
-        SpecRules {
-            region: app.config.default_region,
-            webhooks_can_be_signed: true,
-            webhook_targets: app.config.webhook_targets,
-        },
-        Arc::default(),
-    );
+    let registry = crate::helpers::registry_on(Arc::new(store), &app.config);
     let (owner, _) = registry
         .authenticate(&device_token)
         .await
@@ -82,6 +104,7 @@ async fn a_second_instance_loading_the_file_keeps_tokens_it_does_not_set() {
 async fn toml_subscribers_file_is_loaded_at_start() {
     let file = fixture("subscribers.toml");
     let app = spawn_app_with(Backend::Memory, &[("SUBSCRIBERS_FILE", &file)]).await;
+    until_imported(&app.address).await;
     let alice: Value = app
         .get_subscriber("+12025550199")
         .await
@@ -102,7 +125,7 @@ async fn toml_subscribers_file_is_loaded_at_start() {
 }
 
 #[tokio::test]
-async fn an_invalid_subscribers_file_stops_the_start_naming_the_field() {
+async fn an_invalid_subscribers_file_stops_the_service_naming_the_field() {
     let dir = std::env::temp_dir().join(format!("ringrelay-startup-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
@@ -110,6 +133,12 @@ async fn an_invalid_subscribers_file_stops_the_start_naming_the_field() {
             "bad-number.json",
             r#"[{"number": "nope", "forwarding_number": "+12025550100", "destinations": [{"id": "a", "kind": "client", "address": "a"}]}]"#,
             "SUBSCRIBERS_FILE: subscribers[0].number: ",
+        ),
+        (
+            "listed-twice.json",
+            r#"[{"number": "+12025550199", "forwarding_number": "+12025550100", "destinations": [{"id": "a", "kind": "client", "address": "a"}]},
+                {"number": "(202) 555-0199", "forwarding_number": "+12025550101", "destinations": [{"id": "b", "kind": "client", "address": "b"}]}]"#,
+            "SUBSCRIBERS_FILE: subscribers[1].number: +12025550199 is listed twice (also subscribers[0])",
         ),
         (
             "bad-dest.json",
@@ -148,11 +177,127 @@ async fn an_invalid_subscribers_file_stops_the_start_naming_the_field() {
             &[("SUBSCRIBERS_FILE", path.to_str().unwrap())],
         )
         .unwrap();
+        // A file that cannot be read stops the start; an invalid entry, found
+        // as the import reaches it, stops the service.
         let err = match Application::build(config).await {
-            Ok(_) => panic!("{name} should stop the start"),
+            Ok(app) => match app.run_until_stopped().await {
+                Ok(()) => panic!("{name} should stop the service"),
+                Err(err) => err.to_string(),
+            },
             Err(err) => format!("{err:#}"),
         };
         assert!(err.starts_with(expected), "{name}: {err}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_large_file_imports_in_the_background_while_calls_are_answered() {
+    // Written streaming, read streaming: 20,000 subscribers, each with its
+    // own forwarding number.
+    let dir = std::env::temp_dir().join(format!("ringrelay-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("many.json");
+    {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        write!(file, "[").unwrap();
+        for n in 0..20_000 {
+            let comma = if n == 0 { "" } else { "," };
+            write!(
+                file,
+                r#"{comma}{{"number": "+1303{}{:04}", "forwarding_number": "+1720{}{:04}",
+                    "destinations": [{{"id": "desk", "kind": "phone", "address": "+12025550201"}},
+                                     {{"id": "laptop", "kind": "client", "address": "alice"}}]}}"#,
+                555 + n / 10_000,
+                n % 10_000,
+                555 + n / 10_000,
+                n % 10_000,
+            )
+            .unwrap();
+        }
+        write!(file, "]").unwrap();
+    }
+    let started = std::time::Instant::now();
+    let app = spawn_app_with(
+        Backend::redis(),
+        &[("SUBSCRIBERS_FILE", path.to_str().unwrap())],
+    )
+    .await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // While it imports: the first subscribers are dialed as soon as they are
+    // written, and the API takes new ones.
+    let first = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let answer = crate::cpaas::forwarded(
+                &app,
+                crate::helpers::Cpaas::Twilio,
+                crate::cpaas::CALLER,
+                "+17205550000",
+            )
+            .await;
+            if answer.child_names() == ["Dial"] {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{answer:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let (progress, ()) = tokio::join!(until_imported(&app.address), first);
+    app.register(crate::cpaas::BOB, &crate::cpaas::bob("+12025550177"))
+        .await;
+    assert!(
+        progress.iter().all(|p| p["imported"].as_u64().is_some()),
+        "{progress:?}"
+    );
+    let last: Value = app
+        .get_subscriber("+13035569999")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["destinations"].as_array().unwrap().len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_import_that_meets_a_stopped_store_waits_for_it_and_finishes() {
+    let backend = Backend::redis();
+    backend.test_redis().stop();
+    let app = spawn_app_with(
+        backend,
+        &[("SUBSCRIBERS_FILE", &fixture("subscribers.json"))],
+    )
+    .await;
+    // The import tried, and the store refused it: counted, not fatal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app
+        .metrics()
+        .await
+        .lines()
+        .any(|line| line.starts_with("ringrelay_store_errors_total") && !line.ends_with(" 0"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never tried the store"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.backend.test_redis().restart();
+    until_imported(&app.address).await;
+    let alice = app.get_subscriber("+12025550199").await;
+    assert_eq!(alice.status(), 200);
 }

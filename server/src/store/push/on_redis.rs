@@ -14,7 +14,7 @@ use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::push::PushSubscription;
 use crate::store::StoreError;
-use crate::store::connection::RedisConnection;
+use crate::redis::RedisConnection;
 
 pub struct RedisPushStore {
     connection: RedisConnection,

@@ -83,14 +83,9 @@ async fn voice_says_the_unknown_call_message_when_redis_is_down_and_the_subscrib
     // straight into the store, with no news on the bus (as by an instance
     // whose publish was lost), so B's cache never hears of her.
     let (a, b) = two_instances().await;
-    let registry = ringrelay_server::registry::Registry::new(
+    let registry = crate::helpers::registry_on(
         std::sync::Arc::new(a.backend.redis_store(&a.config.redis_key_prefix)),
-        ringrelay_server::domain::subscriber::SpecRules {
-            region: a.config.default_region,
-            webhooks_can_be_signed: true,
-            webhook_targets: a.config.webhook_targets,
-        },
-        std::sync::Arc::default(),
+        &a.config,
     );
     let registration = registry
         .register(

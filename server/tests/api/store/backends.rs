@@ -83,43 +83,121 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
     );
 }
 
+/// A token hash as the layout before named its key: hex (its JSON form).
+fn hex_of(hash: &ringrelay_server::domain::credentials::TokenHash) -> String {
+    serde_json::to_value(hash)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
-async fn redis_subscribers_written_before_the_listing_index_join_it_when_indexed() {
+async fn redis_subscribers_of_the_layout_before_are_served_and_moved_with_their_tokens() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
-    for who in [BOB, ALICE] {
-        store
-            .put_subscriber(&record(who, SHARED_FWD, &["desk"]))
+    let (alice, bob) = (
+        record(ALICE, SHARED_FWD, &["desk"]),
+        record(BOB, SHARED_FWD, &["desk"]),
+    );
+    // As the release before wrote them: Alice listed, Bob from before the
+    // listing index.
+    let mut raw = redis.connection().await;
+    for (r, listed) in [(&alice, true), (&bob, false)] {
+        let number = r.subscriber.number.as_str();
+        let owners: Vec<(String, String)> =
+            std::iter::once((hex_of(&r.credentials.device), number.to_owned()))
+                .chain(
+                    r.credentials
+                        .destinations
+                        .iter()
+                        .map(|(id, h)| (hex_of(h), format!("{number} {id}"))),
+                )
+                .collect();
+        let hashes: Vec<&str> = owners.iter().map(|(h, _)| h.as_str()).collect();
+        ::redis::cmd("HSET")
+            .arg(format!("{prefix}:sub:{number}"))
+            .arg("record")
+            .arg(serde_json::to_string(r).unwrap())
+            .arg("fwd")
+            .arg(SHARED_FWD)
+            .arg("tokens")
+            .arg(hashes.join(" "))
+            .query_async::<()>(&mut raw)
             .await
             .unwrap();
+        for (hash, value) in &owners {
+            ::redis::cmd("SET")
+                .arg(format!("{prefix}:tok:{hash}"))
+                .arg(value)
+                .query_async::<()>(&mut raw)
+                .await
+                .unwrap();
+        }
+        ::redis::cmd("SADD")
+            .arg(format!("{prefix}:fwd:{SHARED_FWD}"))
+            .arg(number)
+            .query_async::<()>(&mut raw)
+            .await
+            .unwrap();
+        if listed {
+            ::redis::cmd("ZADD")
+                .arg(format!("{prefix}:subs"))
+                .arg(0)
+                .arg(number)
+                .query_async::<()>(&mut raw)
+                .await
+                .unwrap();
+        }
     }
-    // As an older version left them: no index; and an entry whose
-    // subscriber is gone.
-    let mut raw = redis.connection().await;
-    ::redis::cmd("DEL")
-        .arg(format!("{prefix}:subs"))
-        .query_async::<()>(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(store.list_subscribers(None, 10).await.unwrap(), vec![]);
+
+    // Served before they are moved.
+    assert_eq!(
+        store.subscriber(&number(ALICE)).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        forwarding_to(&store, &number(SHARED_FWD)).await,
+        vec![alice.clone(), bob.clone()]
+    );
+    assert!(
+        store
+            .token_owner(&bob.credentials.device)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
     assert_eq!(store.index_subscribers().await.unwrap(), 2);
-    ::redis::cmd("ZADD")
-        .arg(format!("{prefix}:subs"))
-        .arg(0)
-        .arg("+12025550190")
-        .query_async::<()>(&mut raw)
+
+    assert_eq!(
+        store.list_subscribers(None, 10).await.unwrap(),
+        vec![alice.clone(), bob.clone()]
+    );
+    assert_eq!(
+        forwarding_to(&store, &number(SHARED_FWD)).await,
+        vec![alice.clone(), bob.clone()]
+    );
+    for r in [&alice, &bob] {
+        assert_eq!(
+            store
+                .token_subscriber(&r.credentials.device)
+                .await
+                .unwrap()
+                .map(|(_, r)| r),
+            Some(r.clone()),
+            "its tokens still work"
+        );
+    }
+    let old: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{prefix}:s[u]b*"))
+        .query_async(&mut raw)
         .await
         .unwrap();
-    let listed: Vec<PhoneNumber> = store
-        .list_subscribers(None, 2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.subscriber.number)
-        .collect();
-    assert_eq!(listed, vec![number(ALICE), number(BOB)]);
+    assert_eq!(old, Vec::<String>::new(), "the old keys are gone");
+    assert_eq!(store.index_subscribers().await.unwrap(), 0, "once");
 }
 
 #[tokio::test]
@@ -303,44 +381,67 @@ async fn memory_hit_windows_restart_after_they_pass() {
 // answers `Existing` for as long as the session lives (see
 // `memory_a_retried_report_finds_its_session_for_as_long_as_the_session_lives`).
 #[tokio::test]
-async fn redis_the_device_call_key_lives_as_long_as_its_session() {
+async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     let backend = Backend::redis();
     let redis = backend.test_redis();
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
-    let session = Session::ringing(
-        number(ALICE),
-        caller(CALLER_A),
-        Mode::Auto,
-        Some("call-1".into()),
-        Timestamp::now(),
-    );
-    store
-        .create_session(&session, Duration::from_secs(60))
+    let reported = awaiting_with(ALICE, caller(CALLER_A), Timestamp::now(), Some("call-1"));
+    create(&store, &reported, Duration::from_millis(300)).await;
+    let mut claimed = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA1")
         .await
-        .unwrap();
-    let mut session = session;
+        .expect("claimed");
+    claimed
+        .end_missed(
+            ringrelay_server::domain::session::MissedReason::CallerHungUp,
+            Timestamp::now(),
+        )
+        .expect("ended");
     assert!(
         store
-            .update_session(&mut session, Duration::from_secs(600))
+            .update_session(&mut claimed, Duration::from_millis(300))
             .await
             .unwrap()
     );
 
+    let fields = |conn: &mut ::redis::aio::MultiplexedConnection| {
+        let key = format!("{}:ses", shard_keys(&prefix, ALICE));
+        let mut conn = conn.clone();
+        async move {
+            let mut names: Vec<String> = ::redis::cmd("HKEYS")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            names.sort();
+            names
+        }
+    };
     let mut conn = redis.connection().await;
-    let session_ttl_ms = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
-    let device_call_ttl_ms: i64 = ::redis::cmd("PTTL")
-        .arg(format!(
-            "{}:dcid:{ALICE}:call-1",
-            shard_keys(&prefix, ALICE)
-        ))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(session_ttl_ms > 590_000, "session PTTL {session_ttl_ms}");
-    assert!(
-        device_call_ttl_ms >= session_ttl_ms - 1_000,
-        "device-call key PTTL {device_call_ttl_ms}, session PTTL {session_ttl_ms}"
+    let listed = fields(&mut conn).await;
+    assert_eq!(
+        listed.len(),
+        3,
+        "the session, its device call's and its call's fields: {listed:?}"
+    );
+    assert_eq!(
+        store
+            .session_for_call(&CallSid::parse("CA1").unwrap())
+            .await
+            .unwrap(),
+        Some(id_of(&reported))
+    );
+
+    // Once its record's time came, the sweep drops all three.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store.sweep(an_hour_ago(), 10).await.unwrap();
+    assert_eq!(fields(&mut conn).await, Vec::<String>::new());
+    assert_eq!(
+        store
+            .session_for_call(&CallSid::parse("CA1").unwrap())
+            .await
+            .unwrap(),
+        None
     );
 }
 

@@ -33,7 +33,7 @@ fn store_for(backend: &Backend) -> Arc<dyn Store> {
 }
 
 /// The key prefix of the shard a session of `subscriber` lives in (see the
-/// key table in `src/store/redis.rs`).
+/// key table in `src/store/redis/mod.rs`).
 fn shard_keys(prefix: &str, subscriber: &str) -> String {
     format!(
         "{prefix}:{{s{:02}}}",
@@ -75,6 +75,7 @@ async fn forwarding_to(store: &dyn Store, number: &PhoneNumber) -> Vec<Subscribe
         .candidates_for_forwarded_call(None, number)
         .await
         .unwrap()
+        .candidates()
 }
 
 fn number(s: &str) -> PhoneNumber {
@@ -560,7 +561,7 @@ both_backends! {
         assert_eq!(listed, vec![id_of(&first)], "the claimed one is no longer listed");
     };
 
-    take_due_forwards_hands_each_overdue_session_out_once => |backend: Backend| async move {
+    a_sweep_hands_each_overdue_session_out_once => |backend: Backend| async move {
         let [one, other] = two_instances(&backend);
         let now = Timestamp::now();
         let overdue_a = awaiting(ALICE, caller(CALLER_A), now.before(Duration::from_secs(40)));
@@ -573,18 +574,18 @@ both_backends! {
         claim_for(&*one, &[CAROL], &caller(CALLER_A), "CA1").await.expect("claimed");
         let cutoff = now.before(Duration::from_secs(30));
 
-        let first = one.take_due_forwards(cutoff, 1).await.unwrap();
-        let rest = other.take_due_forwards(cutoff, 10).await.unwrap();
-        let again = other.take_due_forwards(cutoff, 10).await.unwrap();
+        let first = one.sweep(cutoff, 1).await.unwrap().overdue;
+        let rest = other.sweep(cutoff, 10).await.unwrap().overdue;
+        let again = other.sweep(cutoff, 10).await.unwrap().overdue;
 
         assert_eq!(first, vec![id_of(&overdue_a)], "the oldest first, up to the limit");
         assert_eq!(rest, vec![id_of(&overdue_b)], "the other instance takes what is left");
         assert_eq!(again, Vec::<SessionId>::new(), "each is handed out once");
-        let later = one.take_due_forwards(now.after(Duration::from_secs(1)), 10).await.unwrap();
+        let later = one.sweep(now.after(Duration::from_secs(1)), 10).await.unwrap().overdue;
         assert_eq!(later, vec![id_of(&in_time)], "a claimed session is never due");
     };
 
-    take_idle_sessions_hands_out_each_session_whose_lifetime_ran_out_once => |backend: Backend| async move {
+    a_sweep_hands_out_each_session_whose_lifetime_ran_out_once => |backend: Backend| async move {
         let [one, other] = two_instances(&backend);
         let short = Duration::from_millis(20);
         let ringing = |caller_number: &str| {
@@ -604,7 +605,7 @@ both_backends! {
 
         let mut taken = Vec::new();
         for _ in 0..500 {
-            taken.extend(one.take_idle_sessions(10).await.unwrap());
+            taken.extend(one.sweep(an_hour_ago(), 10).await.unwrap().idle);
             if !taken.is_empty() {
                 break;
             }
@@ -612,7 +613,7 @@ both_backends! {
         }
         let stored = one.session(&id_of(&idle)).await.unwrap().expect("kept for the sweep to end it");
         assert_eq!(taken, vec![(id_of(&idle), stored.version())], "only the idle one, with its version");
-        assert!(other.take_idle_sessions(10).await.unwrap().is_empty(), "each is handed out once");
+        assert!(other.sweep(an_hour_ago(), 10).await.unwrap().idle.is_empty(), "each is handed out once");
     };
 
     creating_the_same_session_again_is_not_a_retried_report => |backend: Backend| async move {
@@ -891,8 +892,8 @@ both_backends! {
             store.put_subscriber(r).await.unwrap();
         }
 
-        let from_bob = store.candidates_for_forwarded_call(Some(&number(BOB)), &number(SHARED_FWD)).await.unwrap();
-        let from_carol = store.candidates_for_forwarded_call(Some(&number(CAROL)), &number(SHARED_FWD)).await.unwrap();
+        let from_bob = store.candidates_for_forwarded_call(Some(&number(BOB)), &number(SHARED_FWD)).await.unwrap().candidates();
+        let from_carol = store.candidates_for_forwarded_call(Some(&number(CAROL)), &number(SHARED_FWD)).await.unwrap().candidates();
 
         assert_eq!(from_bob, vec![bob]);
         assert_eq!(from_carol, vec![carol], "a known ForwardedFrom wins even off its forwarding number");
@@ -909,8 +910,8 @@ both_backends! {
         }
         let unknown = number("+12025550199");
 
-        let without = store.candidates_for_forwarded_call(None, &number(SHARED_FWD)).await.unwrap();
-        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(SHARED_FWD)).await.unwrap();
+        let without = store.candidates_for_forwarded_call(None, &number(SHARED_FWD)).await.unwrap().candidates();
+        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(SHARED_FWD)).await.unwrap().candidates();
 
         assert_eq!(without, vec![alice.clone(), bob.clone(), carol.clone()]);
         assert_eq!(from_unknown, vec![alice, bob, carol]);
@@ -921,8 +922,8 @@ both_backends! {
         store.put_subscriber(&record(ALICE, SHARED_FWD, &["desk"])).await.unwrap();
         let unknown = number("+12025550199");
 
-        let without = store.candidates_for_forwarded_call(None, &number(OTHER_FWD)).await.unwrap();
-        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(OTHER_FWD)).await.unwrap();
+        let without = store.candidates_for_forwarded_call(None, &number(OTHER_FWD)).await.unwrap().candidates();
+        let from_unknown = store.candidates_for_forwarded_call(Some(&unknown), &number(OTHER_FWD)).await.unwrap().candidates();
 
         assert_eq!(without, vec![]);
         assert_eq!(from_unknown, vec![]);
@@ -1026,6 +1027,23 @@ both_backends! {
             .unwrap();
         let listed: Vec<SessionId> = store.session_history(&number(ALICE)).await.unwrap().iter().map(id_of).collect();
         assert_eq!(listed, vec![id_of(&stored)]);
+    };
+
+    the_global_listing_pages_through_every_subscribers_sessions_newest_first => |backend: Backend| async move {
+        let store = store_for(&backend);
+        let base = Timestamp::now();
+        let sessions: Vec<Session> = [(ALICE, 1), (BOB, 3), (CAROL, 2), (ALICE, 4)]
+            .into_iter()
+            .map(|(subscriber, secs)| Session::ringing(number(subscriber), caller(CALLER_A), Mode::Auto, None, at(base, secs)))
+            .collect();
+        for session in &sessions {
+            create(&*store, session, TTL).await;
+        }
+        let first = store.recent_sessions(None, 2).await.unwrap();
+        assert_eq!(first.iter().map(id_of).collect::<Vec<_>>(), vec![id_of(&sessions[3]), id_of(&sessions[1])]);
+        let last = &first[1];
+        let rest = store.recent_sessions(Some((last.began_at_millis(), last.id())), 10).await.unwrap();
+        assert_eq!(rest.iter().map(id_of).collect::<Vec<_>>(), vec![id_of(&sessions[2]), id_of(&sessions[0])]);
     };
 
     hits_on_separate_keys_count_separately => |backend: Backend| async move {

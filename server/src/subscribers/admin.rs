@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
+use super::listing::{Page, SubscriberCursor};
+use super::registry::{Registration, Registry, RegistryError};
 use crate::domain::credentials::TokenPolicy;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::{Subscriber, SubscriberSpec};
 use crate::flow::CallFlow;
-use crate::listing::{Page, SubscriberCursor};
-use crate::registry::{Registration, Registry, RegistryError};
 use crate::store::StoreError;
 
 #[derive(Clone)]

@@ -2,29 +2,21 @@
 //! with their tokens, telling whom a bearer token belongs to, and loading
 //! `SUBSCRIBERS_FILE` at start. The admin API and the file share this path.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow};
-use serde::{Deserialize, Serialize};
-
-use crate::domain::credentials::{
-    Credentials, IssuedTokens, NewToken, TokenHash, TokenOwner, TokenPolicy,
-};
+use super::Subscribers;
+use crate::domain::credentials::{Credentials, IssuedTokens, TokenHash, TokenOwner, TokenPolicy};
 use crate::domain::error::FieldError;
-use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::{SpecRules, Subscriber, SubscriberSpec, Target};
 use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError, SubscriberRecord, WindowCount};
-use crate::subscriber_cache::SubscriberCache;
 
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
     rules: SpecRules,
-    subscribers: Arc<SubscriberCache>,
+    subscribers: Arc<Subscribers>,
 }
 
 /// The outcome of a registration.
@@ -45,12 +37,25 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>, rules: SpecRules, subscribers: Arc<SubscriberCache>) -> Self {
+    pub fn new(subscribers: Arc<Subscribers>, rules: SpecRules) -> Self {
         Self {
-            store,
+            store: subscribers.store().clone(),
             rules,
             subscribers,
         }
+    }
+
+    pub fn rules(&self) -> SpecRules {
+        self.rules
+    }
+
+    pub(super) fn subscribers(&self) -> &Arc<Subscribers> {
+        &self.subscribers
+    }
+
+    /// How the import of `SUBSCRIBERS_FILE` is going, when there is one.
+    pub fn import_status(&self) -> Option<super::import::ImportStatus> {
+        self.subscribers.import_status()
     }
 
     /// Creates or replaces the subscriber `number` from `spec`.
@@ -75,7 +80,12 @@ impl Registry {
             credentials,
         };
         let replaced = self.store.put_subscriber(&record).await?;
-        self.subscribers.written(&record.subscriber).await;
+        self.subscribers
+            .written(
+                &record.subscriber,
+                previous.as_ref().map(|p| &p.subscriber.forwarding_number),
+            )
+            .await;
         Ok(Registration {
             subscriber: record.subscriber,
             created: !replaced,
@@ -114,14 +124,19 @@ impl Registry {
         };
         record.subscriber.dnd_until = until;
         self.store.put_subscriber(&record).await?;
-        self.subscribers.written(&record.subscriber).await;
+        self.subscribers.written(&record.subscriber, None).await;
         Ok(Some(record.subscriber))
     }
 
     /// Removes a subscriber. Returns whether it existed.
     pub async fn remove(&self, number: &PhoneNumber) -> Result<bool, StoreError> {
+        let forwarding = self
+            .store
+            .subscriber(number)
+            .await?
+            .map(|r| r.subscriber.forwarding_number);
         let removed = self.store.delete_subscriber(number).await?;
-        self.subscribers.removed(number).await;
+        self.subscribers.removed(number, forwarding.as_ref()).await;
         Ok(removed)
     }
 
@@ -147,41 +162,13 @@ impl Registry {
         token: &str,
     ) -> Result<Option<(TokenOwner, Subscriber)>, StoreError> {
         let presented = TokenHash::of(token);
-        let Some(owner) = self.store.token_owner(&presented).await? else {
-            return Ok(None);
-        };
-        let Some(record) = self.store.subscriber(owner.subscriber()).await? else {
+        let Some((owner, record)) = self.store.token_subscriber(&presented).await? else {
             return Ok(None);
         };
         Ok(record
             .credentials
             .authenticates(&owner, &presented)
             .then_some((owner, record.subscriber)))
-    }
-
-    /// Upserts every subscriber of `SUBSCRIBERS_FILE`. Tokens the file sets
-    /// replace the stored ones; the others are kept, or made for new
-    /// subscribers (and obtained later with `?rotate_tokens=true`).
-    pub async fn load_file(&self, path: &Path) -> anyhow::Result<usize> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let entries = parse_subscribers_file(path, &text)?;
-        let count = entries.len();
-        for (i, entry) in entries.into_iter().enumerate() {
-            let at = format!("subscribers[{i}]");
-            let number = PhoneNumber::parse(&entry.number, self.rules.region)
-                .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
-            let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
-            self.register(number, entry.spec, policy)
-                .await
-                .map_err(|e| match e {
-                    RegistryError::Invalid(field) => anyhow!("{at}.{field}"),
-                    RegistryError::Store(store) => {
-                        anyhow::Error::new(store).context(format!("storing {at}"))
-                    }
-                })?;
-        }
-        Ok(count)
     }
 }
 
@@ -219,82 +206,6 @@ fn softphone_addresses_are_plain(
     Ok(())
 }
 
-/// One entry of `SUBSCRIBERS_FILE`: the PUT body plus the number and
-/// optional fixed tokens.
-#[derive(Serialize, Deserialize)]
-struct FileEntry {
-    number: String,
-    device_token: Option<String>,
-    #[serde(default)]
-    destination_tokens: BTreeMap<String, String>,
-    #[serde(flatten)]
-    spec: SubscriberSpec,
-}
-
-/// Tokens chosen by an operator must be long enough not to be guessed.
-const MIN_CHOSEN_TOKEN_LEN: usize = 16;
-
-impl FileEntry {
-    fn token_policy(&self) -> Result<TokenPolicy, String> {
-        let chosen = |field: String, token: &str| {
-            if token.len() < MIN_CHOSEN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
-                Err(format!(
-                    "{field}: must be at least {MIN_CHOSEN_TOKEN_LEN} characters without spaces"
-                ))
-            } else {
-                Ok(NewToken::chosen(token.to_owned()))
-            }
-        };
-        let device = self
-            .device_token
-            .as_deref()
-            .map(|t| chosen("device_token".into(), t))
-            .transpose()?;
-        let mut destinations = BTreeMap::new();
-        for (id, token) in &self.destination_tokens {
-            let field = format!("destination_tokens.{id}");
-            let parsed = DestinationId::parse(id).map_err(|m| format!("{field}: {m}"))?;
-            if !self.spec.destinations.iter().any(|d| d.id == *id) {
-                return Err(format!("{field}: names no destination of this subscriber"));
-            }
-            destinations.insert(parsed, chosen(field, token)?);
-        }
-        Ok(TokenPolicy::Chosen {
-            device,
-            destinations,
-        })
-    }
-}
-
-/// A TOML file (by its `.toml` extension) holds `[[subscribers]]`; anything
-/// else is read as a JSON array. Either way a field nobody reads is an
-/// error naming it (`crate::input`), as in a request body.
-fn parse_subscribers_file(path: &Path, text: &str) -> anyhow::Result<Vec<FileEntry>> {
-    #[derive(Serialize, Deserialize)]
-    struct File {
-        #[serde(default)]
-        subscribers: Vec<FileEntry>,
-    }
-    let is_toml = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    // Both formats as one tree, the JSON array under `subscribers` as in
-    // TOML, so that errors name `subscribers[i]…` either way.
-    let input: serde_json::Value = if is_toml {
-        toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().replace('\n', " ")))?
-    } else {
-        let entries: serde_json::Value = serde_json::from_str(text).map_err(|e| anyhow!("{e}"))?;
-        serde_json::json!({ "subscribers": entries })
-    };
-    let file: File = serde_path_to_error::deserialize(&input)
-        .map_err(|e| anyhow!("{}: {}", e.path(), e.inner()))?;
-    let understood = serde_json::to_value(&file)?;
-    match crate::input::unknown_field(&input, &understood) {
-        Some(unknown) => Err(anyhow!("{unknown}")),
-        None => Ok(file.subscribers),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,13 +214,17 @@ mod tests {
 
     fn registry() -> Registry {
         Registry::new(
-            Arc::new(MemoryStore::new()),
+            Arc::new(Subscribers::new(
+                Arc::new(MemoryStore::new()),
+                crate::notify::bus::EventBus::in_process(),
+                Arc::default(),
+                10,
+            )),
             SpecRules {
                 region: Region::default(),
                 webhooks_can_be_signed: false,
                 webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
             },
-            Arc::default(),
         )
     }
 
@@ -364,16 +279,91 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_loads_json_and_toml_with_chosen_tokens() {
+        let dir = std::env::temp_dir().join(format!("ringrelay-registry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("subs.json");
+        std::fs::write(
+            &json,
+            r#"[{"number": "2025550199", "forwarding_number": "+12025550100",
+                 "device_token": "device-token-0123456789",
+                 "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]}]"#,
+        )
+        .unwrap();
+        let toml = dir.join("subs.toml");
+        std::fs::write(
+            &toml,
+            r#"
+[[subscribers]]
+number = "+12025550198"
+forwarding_number = "+12025550100"
+ring_timeout_secs = 30
+destination_tokens = { laptop = "laptop-token-0123456789" }
+destinations = [{ id = "laptop", kind = "client", address = "alice" }]
+"#,
+        )
+        .unwrap();
+
+        let registry = registry();
+        assert_eq!(
+            registry.import(&json).unwrap().done.await.unwrap().unwrap(),
+            1
+        );
+        assert_eq!(
+            registry.import(&toml).unwrap().done.await.unwrap().unwrap(),
+            1
+        );
+        let (owner, _) = registry
+            .authenticate("device-token-0123456789")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner.subscriber(), &number("+12025550199"));
+        let (owner, subscriber) = registry
+            .authenticate("laptop-token-0123456789")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(owner, TokenOwner::Destination { .. }));
+        assert_eq!(subscriber.ring_timeout_secs, 30);
+
+        std::fs::write(
+            &json,
+            r#"[{"number": "+12025550199", "forwarding_number": "+12025550100",
+                 "destinations": [{"id": "desk", "kind": "phone", "address": "oops"}]}]"#,
+        )
+        .unwrap();
+        let err = registry
+            .import(&json)
+            .unwrap()
+            .done
+            .await
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("subscribers[0].destinations[0].address:"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
     async fn a_stored_client_address_outside_the_new_rule_keeps_working() {
+        use crate::store::SubscriberStore as _;
         let store = Arc::new(MemoryStore::new());
         let registry = Registry::new(
-            store.clone(),
+            Arc::new(Subscribers::new(
+                store.clone(),
+                crate::notify::bus::EventBus::in_process(),
+                Arc::default(),
+                10,
+            )),
             SpecRules {
                 region: Region::default(),
                 webhooks_can_be_signed: false,
                 webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
             },
-            Arc::default(),
         );
         let softphone = |address: &str| -> SubscriberSpec {
             serde_json::from_value(serde_json::json!({
@@ -382,7 +372,6 @@ mod tests {
             }))
             .unwrap()
         };
-        use crate::store::SubscriberStore as _;
         // Stored by a release before the rule.
         let subscriber = softphone("alice.smith")
             .parse(number("+12025550199"), registry.rules)
@@ -415,62 +404,5 @@ mod tests {
             panic!("a new dotted address is refused");
         };
         assert_eq!(refused.field, "destinations[0].address");
-    }
-
-    #[tokio::test]
-    async fn a_file_loads_json_and_toml_with_chosen_tokens() {
-        let dir = std::env::temp_dir().join(format!("ringrelay-registry-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let json = dir.join("subs.json");
-        std::fs::write(
-            &json,
-            r#"[{"number": "2025550199", "forwarding_number": "+12025550100",
-                 "device_token": "device-token-0123456789",
-                 "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}]}]"#,
-        )
-        .unwrap();
-        let toml = dir.join("subs.toml");
-        std::fs::write(
-            &toml,
-            r#"
-[[subscribers]]
-number = "+12025550198"
-forwarding_number = "+12025550100"
-ring_timeout_secs = 30
-destination_tokens = { laptop = "laptop-token-0123456789" }
-destinations = [{ id = "laptop", kind = "client", address = "alice" }]
-"#,
-        )
-        .unwrap();
-
-        let registry = registry();
-        assert_eq!(registry.load_file(&json).await.unwrap(), 1);
-        assert_eq!(registry.load_file(&toml).await.unwrap(), 1);
-        let (owner, _) = registry
-            .authenticate("device-token-0123456789")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(owner.subscriber(), &number("+12025550199"));
-        let (owner, subscriber) = registry
-            .authenticate("laptop-token-0123456789")
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(matches!(owner, TokenOwner::Destination { .. }));
-        assert_eq!(subscriber.ring_timeout_secs, 30);
-
-        std::fs::write(
-            &json,
-            r#"[{"number": "+12025550199", "forwarding_number": "+12025550100",
-                 "destinations": [{"id": "desk", "kind": "phone", "address": "oops"}]}]"#,
-        )
-        .unwrap();
-        let err = registry.load_file(&json).await.unwrap_err().to_string();
-        assert!(
-            err.starts_with("subscribers[0].destinations[0].address:"),
-            "{err}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,2 @@
+local s = live(KEYS[1], KEYS[2], ARGV[1], now_ms())
+return s

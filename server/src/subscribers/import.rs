@@ -1,0 +1,434 @@
+//! `SUBSCRIBERS_FILE`: imported in the background, so that the listener
+//! opens at once whatever the file's size. A JSON file is read streaming,
+//! entry by entry, on a thread of its own (memory never holds the whole
+//! file); a TOML file is read whole. Entries are written in batches, each
+//! batch's reads and writes pipelined ([`crate::store::SubscriberStore::put_subscribers`]),
+//! with one bus message per batch. `/readyz` answers 503 `importing` with
+//! the progress until the import is done; a subscriber is served as soon as
+//! its batch is written. An invalid entry stops the import, and the process
+//! (`Application::run_until`), naming the entry and the field.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, anyhow};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::registry::Registry;
+use crate::domain::credentials::{Credentials, NewToken, TokenPolicy};
+use crate::domain::ids::DestinationId;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::subscriber::{Subscriber, SubscriberSpec};
+use crate::store::SubscriberRecord;
+
+/// Entries written per batch: two pipelined round trips each.
+const BATCH: usize = 1000;
+/// Batches written at once. A number listed twice in the file is refused
+/// (`Listed`), so which batch lands first never decides what is stored.
+const BATCHES_AT_ONCE: usize = 2;
+/// How long the import waits before writing a batch again after the store
+/// failed it: doubling from the first to the last.
+const STORE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+const STORE_RETRY_LAST: std::time::Duration = std::time::Duration::from_secs(10);
+/// Entries read ahead of the writes.
+const READ_AHEAD: usize = 4 * BATCH;
+
+/// How an import is going, for `/readyz`.
+#[derive(Debug)]
+pub struct ImportProgress {
+    imported: AtomicU64,
+    bytes_read: AtomicU64,
+    file_bytes: u64,
+    state: Mutex<ImportState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ImportState {
+    Running,
+    Done,
+    Failed(String),
+}
+
+/// What `/readyz` says of an import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportStatus {
+    /// Still going: subscribers written so far, and how much of the file
+    /// was read (percent).
+    Importing {
+        imported: u64,
+        percent: u8,
+    },
+    Done {
+        imported: u64,
+    },
+    Failed(String),
+}
+
+impl ImportProgress {
+    fn new(file_bytes: u64) -> Self {
+        Self {
+            imported: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            file_bytes,
+            state: Mutex::new(ImportState::Running),
+        }
+    }
+
+    pub fn status(&self) -> ImportStatus {
+        let imported = self.imported.load(Ordering::Relaxed);
+        match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+            ImportState::Running => ImportStatus::Importing {
+                imported,
+                percent: (self.bytes_read.load(Ordering::Relaxed) * 100)
+                    .checked_div(self.file_bytes)
+                    .map_or(0, |p| p.min(99) as u8),
+            },
+            ImportState::Done => ImportStatus::Done { imported },
+            ImportState::Failed(why) => ImportStatus::Failed(why.clone()),
+        }
+    }
+
+    fn end(&self, state: ImportState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+}
+
+/// An import under way: its progress, and its end (how many subscribers,
+/// or why it stopped).
+pub struct Import {
+    pub progress: Arc<ImportProgress>,
+    pub done: tokio::task::JoinHandle<anyhow::Result<u64>>,
+}
+
+impl Registry {
+    /// Starts importing `path` in the background. Fails at once only when
+    /// the file cannot be read.
+    pub fn import(&self, path: &Path) -> anyhow::Result<Import> {
+        let metadata =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let progress = Arc::new(ImportProgress::new(metadata.len()));
+        self.subscribers().importing(progress.clone());
+        let registry = self.clone();
+        let path = path.to_owned();
+        let watched = progress.clone();
+        let done = tokio::spawn(async move {
+            let outcome = registry.import_all(&path, &watched).await;
+            match &outcome {
+                Ok(count) => {
+                    tracing::info!(count, file = %path.display(), "subscribers imported");
+                    watched.end(ImportState::Done);
+                }
+                Err(err) => {
+                    tracing::error!(
+                        error = format!("SUBSCRIBERS_FILE: {err:#}"),
+                        "the import stopped"
+                    );
+                    watched.end(ImportState::Failed(format!("SUBSCRIBERS_FILE: {err:#}")));
+                }
+            }
+            outcome
+        });
+        Ok(Import { progress, done })
+    }
+
+    async fn import_all(&self, path: &Path, progress: &Arc<ImportProgress>) -> anyhow::Result<u64> {
+        let listed = Arc::new(Listed::default());
+        let (entries, mut received) =
+            mpsc::channel::<anyhow::Result<serde_json::Value>>(READ_AHEAD);
+        let reader = {
+            let path = path.to_owned();
+            let progress = progress.clone();
+            tokio::task::spawn_blocking(move || read_entries(&path, &progress, &entries))
+        };
+        let mut batch: Vec<(usize, serde_json::Value)> = Vec::with_capacity(BATCH);
+        let mut index = 0;
+        let mut imported = 0u64;
+        // A few batches at once: one is parsed while others are written.
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut done = |written: u64| {
+            imported += written;
+            progress.imported.store(imported, Ordering::Relaxed);
+        };
+        loop {
+            let entry = received.recv().await;
+            let last = entry.is_none();
+            if let Some(entry) = entry {
+                batch.push((index, entry?));
+                index += 1;
+            }
+            if batch.len() == BATCH || (last && !batch.is_empty()) {
+                let registry = self.clone();
+                let batch = std::mem::take(&mut batch);
+                let listed = listed.clone();
+                in_flight.spawn(async move { registry.import_batch(batch, &listed).await });
+            }
+            while in_flight.len() >= BATCHES_AT_ONCE || (last && !in_flight.is_empty()) {
+                let written = in_flight.join_next().await.expect("a batch in flight");
+                done(written.context("a batch of the import")??);
+            }
+            if last {
+                break;
+            }
+        }
+        reader.await.context("reading the file")??;
+        Ok(imported)
+    }
+
+    /// Checks one batch of entries (`subscribers[i]` each), then writes it.
+    async fn import_batch(
+        &self,
+        batch: Vec<(usize, serde_json::Value)>,
+        listed: &Listed,
+    ) -> anyhow::Result<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut parsed = Vec::with_capacity(batch.len());
+        for (i, value) in batch {
+            let at = format!("subscribers[{i}]");
+            let entry: FileEntry = serde_path_to_error::deserialize(&value)
+                .map_err(|e| anyhow!("{at}.{}: {}", e.path(), e.inner()))?;
+            // A field nobody reads is an error naming it, as in a request
+            // body (`crate::input`).
+            let understood = serde_json::to_value(&entry).context("reading an entry back")?;
+            if let Some(unknown) = crate::input::unknown_field(&value, &understood) {
+                return Err(anyhow!("{at}.{unknown}"));
+            }
+            let number = PhoneNumber::parse(&entry.number, self.rules().region)
+                .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
+            if let Some(other) = listed.other_entry(&number, i) {
+                return Err(anyhow!(
+                    "{at}.number: {number} is listed twice (also subscribers[{other}]); keep one entry"
+                ));
+            }
+            let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
+            let subscriber = entry
+                .spec
+                .parse(number, self.rules())
+                .map_err(|field| anyhow!("{at}.{field}"))?;
+            parsed.push((subscriber, policy));
+        }
+        // The entries are sound; what remains is the store's. A store that
+        // is slow or away for a while (a restart, a failover, a busy
+        // moment) delays the import, never ends it: the service keeps
+        // serving, `/readyz` keeps saying `importing`.
+        let mut pause = STORE_RETRY_FIRST;
+        loop {
+            match self.write_batch(&parsed).await {
+                Ok(written) => return Ok(written),
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = pause.as_millis() as u64,
+                        "the import could not write a batch; trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(STORE_RETRY_LAST);
+                }
+            }
+        }
+    }
+
+    /// Writes parsed entries: every earlier record read in one round trip,
+    /// every write in one or two.
+    async fn write_batch(&self, parsed: &[(Subscriber, TokenPolicy)]) -> anyhow::Result<u64> {
+        let numbers: Vec<PhoneNumber> = parsed.iter().map(|(s, _)| s.number.clone()).collect();
+        let previous = self
+            .subscribers()
+            .store()
+            .subscribers(&numbers)
+            .await
+            .context("reading the subscribers to import")?;
+        let mut forwarding = Vec::new();
+        let records: Vec<SubscriberRecord> = parsed
+            .iter()
+            .zip(previous)
+            .map(|((subscriber, policy), previous)| {
+                let mut subscriber = subscriber.clone();
+                // Do-not-disturb is the device's to set, not the file's.
+                subscriber.dnd_until = previous.as_ref().and_then(|p| p.subscriber.dnd_until);
+                if let Some(old) = &previous {
+                    forwarding.push(old.subscriber.forwarding_number.clone());
+                }
+                forwarding.push(subscriber.forwarding_number.clone());
+                let (credentials, _) = Credentials::issue(
+                    &subscriber,
+                    previous.as_ref().map(|p| &p.credentials),
+                    policy.clone(),
+                );
+                SubscriberRecord {
+                    subscriber,
+                    credentials,
+                }
+            })
+            .collect();
+        self.subscribers()
+            .store()
+            .put_subscribers(&records)
+            .await
+            .context("storing subscribers")?;
+        forwarding.sort();
+        forwarding.dedup();
+        self.subscribers().imported(numbers, forwarding).await;
+        Ok(records.len() as u64)
+    }
+}
+
+/// The numbers an import has met so far, with the entry each came in: a
+/// number's digits as one integer, so that a million of them take a few
+/// tens of MiB for the length of the import.
+#[derive(Default)]
+struct Listed(Mutex<std::collections::HashMap<u64, usize>>);
+
+impl Listed {
+    /// Notes `number` for entry `index`; the other entry that lists it, when
+    /// one did already.
+    fn other_entry(&self, number: &PhoneNumber, index: usize) -> Option<usize> {
+        // E.164 holds at most 15 digits: they fit in a u64.
+        let digits: u64 = number.as_str().trim_start_matches('+').parse().ok()?;
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.entry(digits) {
+            std::collections::hash_map::Entry::Occupied(other) => Some(*other.get()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(index);
+                None
+            }
+        }
+    }
+}
+
+/// Counts what is read, for the progress.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a ImportProgress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress
+            .bytes_read
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads the entries of the file at `path` into `entries`, one at a time
+/// (a JSON array streaming; a TOML file, by its `.toml` extension, whole).
+/// Stops early when the receiver went (the import failed).
+fn read_entries(
+    path: &PathBuf,
+    progress: &ImportProgress,
+    entries: &mpsc::Sender<anyhow::Result<serde_json::Value>>,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let reader = std::io::BufReader::with_capacity(
+        256 * 1024,
+        Counted {
+            inner: file,
+            progress,
+        },
+    );
+    let is_toml = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    if is_toml {
+        #[derive(Deserialize)]
+        struct TomlFile {
+            #[serde(default)]
+            subscribers: Vec<toml::Value>,
+        }
+        let mut text = String::new();
+        { reader }.read_to_string(&mut text)?;
+        let file: TomlFile =
+            toml::from_str(&text).map_err(|e| anyhow!("{}", e.to_string().replace('\n', " ")))?;
+        for entry in file.subscribers {
+            let value = serde_json::to_value(entry).context("reading a TOML entry")?;
+            if entries.blocking_send(Ok(value)).is_err() {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    let mut json = serde_json::Deserializer::from_reader(reader);
+    let outcome = serde::Deserializer::deserialize_seq(&mut json, EachEntry { entries });
+    if let Err(err) = outcome {
+        let _ = entries.blocking_send(Err(anyhow!("{err}")));
+    }
+    Ok(())
+}
+
+/// Hands each element of a JSON array on as it is read.
+struct EachEntry<'a> {
+    entries: &'a mpsc::Sender<anyhow::Result<serde_json::Value>>,
+}
+
+impl<'de> Visitor<'de> for EachEntry<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of subscribers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<serde_json::Value>()? {
+            if self.entries.blocking_send(Ok(entry)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of `SUBSCRIBERS_FILE`: the PUT body plus the number and
+/// optional fixed tokens.
+#[derive(Serialize, Deserialize)]
+struct FileEntry {
+    number: String,
+    device_token: Option<String>,
+    #[serde(default)]
+    destination_tokens: BTreeMap<String, String>,
+    #[serde(flatten)]
+    spec: SubscriberSpec,
+}
+
+/// Tokens chosen by an operator must be long enough not to be guessed.
+const MIN_CHOSEN_TOKEN_LEN: usize = 16;
+
+impl FileEntry {
+    fn token_policy(&self) -> Result<TokenPolicy, String> {
+        let chosen = |field: String, token: &str| {
+            if token.len() < MIN_CHOSEN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+                Err(format!(
+                    "{field}: must be at least {MIN_CHOSEN_TOKEN_LEN} characters without spaces"
+                ))
+            } else {
+                Ok(NewToken::chosen(token.to_owned()))
+            }
+        };
+        let device = self
+            .device_token
+            .as_deref()
+            .map(|t| chosen("device_token".into(), t))
+            .transpose()?;
+        let mut destinations = BTreeMap::new();
+        for (id, token) in &self.destination_tokens {
+            let field = format!("destination_tokens.{id}");
+            let parsed = DestinationId::parse(id).map_err(|m| format!("{field}: {m}"))?;
+            if !self.spec.destinations.iter().any(|d| d.id == *id) {
+                return Err(format!("{field}: names no destination of this subscriber"));
+            }
+            destinations.insert(parsed, chosen(field, token)?);
+        }
+        Ok(TokenPolicy::Chosen {
+            device,
+            destinations,
+        })
+    }
+}
