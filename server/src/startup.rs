@@ -20,8 +20,8 @@ use crate::http::state::{AppState, EdgeSettings};
 use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
-use crate::notify::retry::RetryPolicy;
 use crate::notify::push::PushSender;
+use crate::notify::retry::RetryPolicy;
 use crate::notify::webhooks::WebhookSender;
 use crate::providers::voice_token::VoiceTokens;
 use crate::redis::{Certificates, RedisConnection};
@@ -199,29 +199,31 @@ impl Application {
                 )
             })
             .transpose()?;
-        let flow = Arc::new(CallFlow::new(
-            store.clone(),
-            subscribers,
-            webhooks,
-            bus,
-            metrics.clone(),
-            templates,
-            FlowSettings {
-                public_base_url: config.public_base_url.clone(),
-                region: config.default_region,
-                // A session must outlive its forward deadline, so that its
-                // expiry can be recorded and shown.
-                session_ttl: config
-                    .session_ttl
-                    .max(config.forward_timeout + 4 * inputs.sweep_interval),
-                history_ttl: config.history_ttl,
-                forward_timeout: config.forward_timeout,
-                can_answer_forwarded_calls: config.providers.any_configured(),
-                clock: inputs.clock,
-                sweep_interval: inputs.sweep_interval,
-            },
-        )
-        .with_push(push.clone()));
+        let flow = Arc::new(
+            CallFlow::new(
+                store.clone(),
+                subscribers,
+                webhooks,
+                bus,
+                metrics.clone(),
+                templates,
+                FlowSettings {
+                    public_base_url: config.public_base_url.clone(),
+                    region: config.default_region,
+                    // A session must outlive its forward deadline, so that its
+                    // expiry can be recorded and shown.
+                    session_ttl: config
+                        .session_ttl
+                        .max(config.forward_timeout + 4 * inputs.sweep_interval),
+                    history_ttl: config.history_ttl,
+                    forward_timeout: config.forward_timeout,
+                    can_answer_forwarded_calls: config.providers.any_configured(),
+                    clock: inputs.clock,
+                    sweep_interval: inputs.sweep_interval,
+                },
+            )
+            .with_push(push.clone()),
+        );
         // In the background: the listener opens now, whatever its size.
         let import = config
             .subscribers_file

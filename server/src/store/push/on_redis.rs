@@ -13,8 +13,8 @@ use super::PushSubscriptionStore;
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::push::PushSubscription;
-use crate::store::StoreError;
 use crate::redis::RedisConnection;
+use crate::store::StoreError;
 
 pub struct RedisPushStore {
     connection: RedisConnection,
