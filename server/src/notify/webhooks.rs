@@ -229,7 +229,7 @@ pub(super) fn literal_refused(url: &Url, targets: TargetPolicy) -> bool {
 }
 
 /// Resolves webhook (and push service) hosts and keeps only the addresses
-/// a notification may go to (contract §15): a name that resolves to the
+/// a notification may go to (docs/operations.md): a name that resolves to the
 /// service's own network is refused at connect time, whatever it resolved
 /// to when it was registered.
 pub(super) struct CheckedResolver {

@@ -1,4 +1,4 @@
-//! Web Push (contract §18; RFC 8030, 8291, 8292): every event a destination
+//! Web Push (docs/api.md; RFC 8030, 8291, 8292): every event a destination
 //! hears on its webhook and stream also goes, encrypted, to each browser
 //! that subscribed for it, so that it is heard with no console tab open.
 //! One HTTP client, built once; `call.ringing` is pushed at once and
