@@ -16,7 +16,7 @@ use super::timeline::Timeline;
 /// How long a voicemail machine lets a call ring before it picks up.
 const VOICEMAIL_PICKS_UP_AFTER: Duration = Duration::from_secs(5);
 
-/// What a dialed address is, in the service's words (`kind` of §3).
+/// What a dialed address is, in the service's words (a destination's `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Phone,
@@ -122,6 +122,8 @@ pub enum Fate {
     },
     Busy,
     Fails,
+    /// Ends at once, no-answer: a softphone that is not there.
+    Unreachable,
     RingsOn,
 }
 
@@ -139,6 +141,7 @@ impl Callee {
             Answer::Busy => Fate::Busy,
             Answer::Fails => Fate::Fails,
             Answer::NoAnswer => Fate::RingsOn,
+            Answer::Unreachable => Fate::Unreachable,
         }
     }
 

@@ -1,4 +1,4 @@
-//! `ringrelay simulate`: a whole call on a laptop (CONTRACT §10). Every
+//! `ringrelay simulate`: a whole call on a laptop (docs/simulator.md). Every
 //! party of the flow is played here against the service, through its public
 //! contract only (HTTP, real signatures, real markup): the phone app, the
 //! carrier, the CPaaS, the destinations and their webhook receiver, and the
@@ -90,9 +90,13 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Error> 
             Service::remote(target)?
         }
         None => {
-            let clock = scenario
-                .clock
-                .map_or(WallClock::System, |at| WallClock::starting_at(at.0));
+            // A clock the call's skipped time moves on (from the
+            // scenario's time, or now).
+            let clock = WallClock::starting_at(
+                scenario
+                    .clock
+                    .map_or_else(ringrelay_server::domain::time::Timestamp::now, |at| at.0),
+            );
             Service::in_process(scenario.provider, clock).await?
         }
     };
@@ -128,7 +132,7 @@ async fn play(
     receiver: &Receiver,
     registration: &Registration,
 ) -> Result<Report, Error> {
-    let timeline = Timeline::start();
+    let timeline = Timeline::start(service.clock.clone());
     let directory = Directory::new(&registration.stored, scenario);
     let caller = Caller::new(scenario);
     let phone = Phone::new(service, registration.device_token.clone(), timeline.clone());
@@ -341,7 +345,7 @@ async fn forward_and_run(
     cpaas::run(scenario.provider, setup, forwarded).await
 }
 
-/// Auto mode's order (§1 step 4): the phone is told `reject` only once
+/// Auto mode's order: the phone is told `reject` only once
 /// every destination the route rings was notified.
 fn notified_before_instruction(
     directory: &Directory,

@@ -1,4 +1,4 @@
-//! The forwarded call (contract §1 steps 5–6, §7, §9): match it to its
+//! The forwarded call (docs/providers.md): match it to its
 //! session, claim it, dial by the plan, learn who answered, hunt on when a
 //! leg fails or declines, fall back, and notice when the caller hangs up.
 //!
@@ -185,6 +185,7 @@ impl CallFlow {
                     .map(|d| DialedLeg {
                         destination_id: d.id.clone(),
                         screened: d.screening,
+                        client: matches!(d.target, Target::Client(_)),
                     })
                     .collect();
                 match session.record_dial_result(attempt, &dialed, result, now) {
@@ -199,6 +200,7 @@ impl CallFlow {
                 match next_after(&plan, session, attempt) {
                     Next::Ring(next, destinations) => {
                         session.start_ringing(next, destinations.iter().map(|d| &d.id));
+                        session.dial_started(next, now);
                         Ok((None, true))
                     }
                     Next::Fallback(_, Fallback::Voicemail | Fallback::Phone { .. }) => {

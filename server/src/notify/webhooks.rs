@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::future::join_all;
-use reqwest::StatusCode;
 use url::Url;
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::events::Event;
-use super::retry::{self, RetryPolicy};
+use super::retry::{self, Refusal, RetryPolicy};
 use super::signing;
 use super::signing::WebhookSecret;
 use crate::domain::webhook_target::{TargetPolicy, address_allowed};
@@ -71,13 +70,8 @@ impl WebhookSender {
         metrics: Arc<Metrics>,
         background: TaskTracker,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(CheckedResolver { targets }))
-            .build()
-            .context("building the webhook HTTP client")?;
+        let client =
+            client_for_users_addresses(targets).context("building the webhook HTTP client")?;
         Ok(Self {
             metrics,
             background,
@@ -172,14 +166,7 @@ impl WebhookSender {
         body: &[u8],
         timeout: Duration,
     ) -> Result<(), Failure> {
-        // A URL naming an address is never resolved, so the resolver below
-        // cannot check it: it is checked here.
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if literal.is_some_and(|ip| !address_allowed(ip, self.targets)) {
+        if literal_refused(url, self.targets) {
             return Err(Failure {
                 reason: "refused: not a public address".into(),
                 retryable: false,
@@ -205,30 +192,55 @@ impl WebhookSender {
             retryable: true,
             retry_after: None,
         })?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::retry_after(v, std::time::SystemTime::now()));
+        let refusal = Refusal::of(&response);
         Err(Failure {
-            reason: format!("answered {status}"),
-            retryable: status.is_server_error()
-                || status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::REQUEST_TIMEOUT,
-            retry_after,
+            reason: format!("answered {}", refusal.status),
+            retryable: refusal.retryable,
+            retry_after: refusal.retry_after,
         })
     }
 }
 
-/// Resolves webhook hosts and keeps only the addresses a webhook may go to
-/// (contract §15): a name that resolves to the service's own network is
-/// refused at connect time, whatever it resolved to when it was registered.
+/// An HTTP client for the addresses users give us (webhook URLs, browsers'
+/// push endpoints): it follows no redirect and connects only where
+/// `targets` allows, every resolved address checked.
+pub(super) fn client_for_users_addresses(
+    targets: TargetPolicy,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(CheckedResolver::new(targets)))
+        .build()
+}
+
+/// Whether `url` names an address (never resolved, so the resolver below
+/// cannot check it) that a notification may not go to.
+pub(super) fn literal_refused(url: &Url, targets: TargetPolicy) -> bool {
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    literal.is_some_and(|ip| !address_allowed(ip, targets))
+}
+
+/// Resolves webhook (and push service) hosts and keeps only the addresses
+/// a notification may go to (docs/operations.md): a name that resolves to the
+/// service's own network is refused at connect time, whatever it resolved
+/// to when it was registered.
 struct CheckedResolver {
     targets: TargetPolicy,
+}
+
+impl CheckedResolver {
+    pub(super) fn new(targets: TargetPolicy) -> Self {
+        Self { targets }
+    }
 }
 
 impl Resolve for CheckedResolver {
@@ -257,7 +269,7 @@ struct Failure {
 
 /// The kind of transport failure, without the URL (which may carry a
 /// receiver's secret in its query).
-fn describe(err: &reqwest::Error) -> String {
+pub(super) fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "timed out".into()
     } else if err.is_connect() {

@@ -30,8 +30,8 @@ use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::Route;
 use crate::domain::session::{
-    Claim, DialAttempt, Instruction, Leg, LegStatus, Offer, OfferResponse, OwnedSessionParts,
-    Pickup, Session, SessionId, SessionState, Timeline,
+    Claim, DialAttempt, DialStarted, Instruction, Leg, LegStatus, Offer, OfferResponse,
+    OwnedSessionParts, Pickup, Session, SessionId, SessionState, Timeline,
 };
 use crate::domain::subscriber::Mode;
 use crate::domain::time::Timestamp;
@@ -140,6 +140,23 @@ pub(crate) struct StoredSession<'a> {
         skip_serializing_if = "<[String]>::is_empty"
     )]
     recordings: Cow<'a, [String]>,
+    /// When the Dial after the first was returned: its attempt and time.
+    #[serde(
+        rename = "ds",
+        alias = "dial_started",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    dial_started: Option<StoredDialStarted>,
+}
+
+/// When a Dial (not the first) was returned.
+#[derive(Serialize, Deserialize)]
+struct StoredDialStarted {
+    #[serde(rename = "a", alias = "attempt")]
+    attempt: StoredAttempt,
+    #[serde(rename = "t", alias = "at")]
+    at: Timestamp,
 }
 
 /// When the session reached each step; a step not reached is left out.
@@ -352,7 +369,8 @@ stored_codes!(
     Busy = 3,
     NoAnswer = 4,
     Failed = 5,
-    Canceled = 6
+    Canceled = 6,
+    Unreachable = 7
 );
 stored_codes!(OfferResponse, "offer response", Accepted = 0, Declined = 1);
 
@@ -436,6 +454,10 @@ impl<'a> From<&'a Session> for StoredSession<'a> {
                 Route::Block => Some(StoredRoute::Block),
             },
             recordings: Cow::Borrowed(p.recordings),
+            dial_started: p.dial_started.map(|d| StoredDialStarted {
+                attempt: d.attempt.into(),
+                at: d.at,
+            }),
         }
     }
 }
@@ -501,6 +523,10 @@ impl From<StoredSession<'_>> for Session {
                 Some(StoredRoute::Block) => Route::Block,
             },
             recordings: s.recordings.into_owned(),
+            dial_started: s.dial_started.map(|d| DialStarted {
+                attempt: d.attempt.into(),
+                at: d.at,
+            }),
         })
     }
 }

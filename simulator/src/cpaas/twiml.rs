@@ -220,7 +220,7 @@ const TWILIO_DIAL: Rule = Rule {
     ],
     children: &["Number", "Client", "Sip"],
 };
-/// TeXML's `<Dial>` (PROTOCOLS.md): no `answerOnBridge`, no `<Client>`.
+/// TeXML's `<Dial>`: no `answerOnBridge`, no `<Client>`.
 const TELNYX_DIAL: Rule = Rule {
     name: "Dial",
     attrs: &[
@@ -550,6 +550,9 @@ async fn dial(
         match leg.fate {
             Fate::Busy => leg_event(call, parent, url, leg, "completed", "busy").await?,
             Fate::Fails => leg_event(call, parent, url, leg, "completed", "failed").await?,
+            Fate::Unreachable => {
+                leg_event(call, parent, url, leg, "completed", "no-answer").await?
+            }
             _ => leg_event(call, parent, url, leg, "ringing", "ringing").await?,
         }
     }

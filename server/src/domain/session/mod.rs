@@ -1,5 +1,5 @@
 //! A session: one ringing call on a subscriber's phone, from the ring report
-//! to the forwarded call's outcome (contract §6). The state machine lives
+//! to the forwarded call's outcome (docs/api.md). The state machine lives
 //! here: `Session`'s fields are private, and each method checks the current
 //! state and says what changed (a [`Notice`] the flow turns into events).
 //! By concern: `id` the session's id and shard, `offers` pick mode's
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use self::dial::Claim;
 pub(crate) use self::dial::Pickup;
 pub(crate) use self::dial::{
-    DialAttempt, DialResult, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
+    DialAttempt, DialResult, DialStarted, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
 };
 pub use self::id::{SessionId, Shard};
 pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
@@ -150,6 +150,10 @@ pub struct Session {
     /// The recordings of the call's legs announced so far (by URL), so that
     /// a retried recording callback announces nothing twice.
     recordings: Vec<String>,
+    /// When the Dial after the first one was returned (the first goes out
+    /// with the claim, at `forwarded_at`): a softphone that fails this soon
+    /// after was not there.
+    dial_started: Option<DialStarted>,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
     version: u64,
@@ -177,6 +181,7 @@ pub(crate) struct SessionParts<'a> {
     pub dials_ended: &'a [DialAttempt],
     pub route: &'a Route,
     pub recordings: &'a [String],
+    pub dial_started: Option<DialStarted>,
 }
 
 /// What [`Session::from_parts`] builds a session from: [`SessionParts`],
@@ -200,6 +205,7 @@ pub(crate) struct OwnedSessionParts {
     pub dials_ended: Vec<DialAttempt>,
     pub route: Route,
     pub recordings: Vec<String>,
+    pub dial_started: Option<DialStarted>,
 }
 
 impl Session {
@@ -234,6 +240,7 @@ impl Session {
             dials_ended: Vec::new(),
             route: Route::default(),
             recordings: Vec::new(),
+            dial_started: None,
             version: 0,
         }
     }
@@ -360,6 +367,7 @@ impl Session {
             dials_ended: &self.dials_ended,
             route: &self.route,
             recordings: &self.recordings,
+            dial_started: self.dial_started,
         }
     }
 
@@ -385,6 +393,7 @@ impl Session {
             dials_ended,
             route,
             recordings,
+            dial_started,
         } = parts;
         Self {
             id,
@@ -405,6 +414,7 @@ impl Session {
             dials_ended,
             route,
             recordings,
+            dial_started,
             version: 0,
         }
     }
@@ -510,6 +520,7 @@ mod fixtures {
             .map(|(d, screened)| DialedLeg {
                 destination_id: id(d),
                 screened: *screened,
+                client: false,
             })
             .collect()
     }

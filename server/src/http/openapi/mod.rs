@@ -1,5 +1,5 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description of the admin, device,
-//! destination and session routes (contract §3–§6), generated from the
+//! destination and session routes (docs/api.md), generated from the
 //! handlers' `#[utoipa::path]` annotations and the `ToSchema` types they read
 //! and write, plus the CPaaS webhooks of every provider (from the providers'
 //! table; their bodies are the providers' own forms). The operations routes
@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, doc};
-use super::{admin, destinations, device, lists, sessions};
+use super::{admin, destinations, device, lists, me, push, sessions, voice_tokens};
 use crate::notify::events;
 
 #[derive(OpenApi)]
@@ -36,9 +36,14 @@ use crate::notify::events;
         device::instruction,
         device::event,
         sessions::get_session,
+        me::me,
         destinations::accept,
         destinations::decline,
         destinations::events,
+        voice_tokens::issue,
+        push::key,
+        push::subscribe,
+        push::unsubscribe,
     ),
     components(
         schemas(
@@ -67,6 +72,9 @@ use crate::notify::events;
             doc::TooManyStreams,
             doc::AdminUnavailable,
             doc::StoreUnavailable,
+            doc::NotAClient,
+            doc::VoiceTokenUnavailable,
+            doc::PushUnavailable,
             doc::InternalError,
         ),
     ),

@@ -70,6 +70,7 @@ fn largest() -> Session {
             .map(|d| DialedLeg {
                 destination_id: d.clone(),
                 screened: true,
+                client: false,
             })
             .collect();
         s.record_pickup(attempt, &destinations[2]);
@@ -106,7 +107,14 @@ fn smallest() -> Session {
 }
 
 fn missed() -> Session {
-    let mut s = Session::forwarded_without_report(
+    let mut s = missed_without_end();
+    s.end_missed(MissedReason::NoOutcome, t(9));
+    s
+}
+
+/// A forwarded call no ring report announced, still going.
+fn missed_without_end() -> Session {
+    Session::forwarded_without_report(
         PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
         Caller::parse(Some("+12025550302"), Region::default()),
         Route::Voicemail,
@@ -114,9 +122,7 @@ fn missed() -> Session {
             call_sid: CallSid::parse("CA1").unwrap(),
             forwarded_at: t(5),
         },
-    );
-    s.end_missed(MissedReason::NoOutcome, t(9));
-    s
+    )
 }
 
 /// `session` under the id `id`: golden bytes need one that is not random.
@@ -242,6 +248,33 @@ fn the_largest_session_stays_well_under_a_kibibyte_and_a_forwarded_call_s_under_
     // common session of all (146 B in format 1, 112 B now).
     let missed = encode_session(&missed()).len();
     assert!(missed <= 120, "{missed} B");
+}
+
+/// A softphone that was not there (main's issue 26): the later Dial's
+/// start and the `unreachable` leg are kept, and left out when absent (the
+/// golden bytes above have neither).
+#[test]
+fn a_later_dials_start_and_an_unreachable_leg_read_back() {
+    let mut s = missed_without_end();
+    let laptop = id("laptop");
+    let next = DialAttempt::FIRST.next_step();
+    s.start_ringing(next, [&laptop]);
+    s.dial_started(next, t(30));
+    s.record_dial_result(
+        next,
+        &[DialedLeg {
+            destination_id: laptop.clone(),
+            screened: false,
+            client: true,
+        }],
+        DialResult {
+            status: DialStatus::Failed,
+            bridged: None,
+        },
+        t(31),
+    );
+    assert_eq!(s.legs()[0].status, LegStatus::Unreachable);
+    assert_eq!(decode_session(&encode_session(&s)).unwrap(), s);
 }
 
 #[test]
