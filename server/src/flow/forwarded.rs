@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::callback::CallbackQuery;
+use super::callback::{CallbackQuery, CallerInfo};
 use super::plan::{DialPlan, PlanStep};
 use super::{CallFlow, FlowError};
 use crate::domain::ids::CallSid;
@@ -37,6 +37,7 @@ impl CallFlow {
     pub(crate) async fn answer_forwarded_call(
         &self,
         routes: &ProviderRoutes,
+        provider: &'static str,
         call: InboundCall,
     ) -> CallScript {
         let Some(to) = call.to.as_ref() else {
@@ -60,10 +61,7 @@ impl CallFlow {
         }
 
         let now = self.now();
-        let claim = Claim {
-            call_sid: call.call_id.clone(),
-            forwarded_at: now,
-        };
+        let claim = Claim::new(call.call_id.clone(), now, provider, call.caller.clone());
         // Without a ring report only an unambiguous subscriber can be dialed;
         // its rules are decided now.
         let unreported = match candidates.as_slice() {
@@ -120,7 +118,7 @@ impl CallFlow {
                     routes,
                     subscriber,
                     Some(session.id()),
-                    session.caller(),
+                    &CallerInfo::of(&session),
                     next,
                 )
             }
@@ -150,7 +148,11 @@ impl CallFlow {
                     return reject();
                 }
                 let plan = DialPlan::new(only, &route, None);
-                self.script_for(routes, only, None, &call.from, first_ring(&plan))
+                let caller = CallerInfo {
+                    number: call.from.clone(),
+                    context: call.caller.clone(),
+                };
+                self.script_for(routes, only, None, &caller, first_ring(&plan))
             }
             _ => self.unknown_call(),
         }
@@ -222,7 +224,7 @@ impl CallFlow {
                     routes,
                     &subscriber,
                     Some(session.id()),
-                    session.caller(),
+                    &CallerInfo::of(&session),
                     next,
                 )
             }
@@ -248,7 +250,7 @@ impl CallFlow {
         routes: &ProviderRoutes,
         subscriber: &Subscriber,
         session_id: Option<&SessionId>,
-        caller: &Caller,
+        caller: &CallerInfo,
         attempt: DialAttempt,
         result: DialResult,
     ) -> CallScript {
@@ -257,7 +259,7 @@ impl CallFlow {
             DialStatus::Canceled => hangup(),
             _ => {
                 // Without its session, the call's route is decided again.
-                let route = subscriber.route(caller, self.now()).route;
+                let route = subscriber.route(&caller.number, self.now()).route;
                 let plan = DialPlan::new(subscriber, &route, None);
                 self.script_for(
                     routes,
@@ -314,7 +316,7 @@ impl CallFlow {
         routes: &ProviderRoutes,
         subscriber: &Subscriber,
         session_id: Option<&SessionId>,
-        caller: &Caller,
+        caller: &CallerInfo,
         next: Next<'_>,
     ) -> CallScript {
         let query = |attempt: DialAttempt| {
@@ -325,7 +327,7 @@ impl CallFlow {
                 let query = query(attempt);
                 CallScript(vec![Step::Dial(Dial {
                     targets,
-                    caller_id: caller.number().cloned(),
+                    caller_id: caller.number.number().cloned(),
                     timeout_secs,
                     action_url: self.callback_url(routes.dial_status, &query),
                     screen_url: screened.then(|| self.callback_url(routes.screen, &query)),
@@ -598,12 +600,20 @@ impl CallFlow {
         }
     }
 
-    /// What a screened destination hears: who is calling, for whom.
+    /// What a screened destination hears: who is calling (the name the
+    /// provider gave, else the number digit by digit, then its STIR/SHAKEN
+    /// verdict), for whom.
     fn screening_prompt(&self, query: &CallbackQuery) -> String {
-        let caller = match query.caller() {
-            Caller::Number(n) => spoken_digits(n.as_str()),
-            Caller::Withheld => "a withheld number".to_owned(),
+        let CallerInfo { number, context } = query.caller();
+        let mut caller = match (context.name, number) {
+            (Some(name), _) => name.as_str().to_owned(),
+            (None, Caller::Number(n)) => spoken_digits(n.as_str()),
+            (None, Caller::Withheld) => "a withheld number".to_owned(),
         };
+        if let Some(verdict) = context.verification.spoken() {
+            caller.push_str(", ");
+            caller.push_str(verdict);
+        }
         self.templates
             .screening_prompt
             .replace("{subscriber}", &spoken_digits(query.subscriber.as_str()))

@@ -282,6 +282,8 @@ fn call_ref(session: &Session) -> CallRef {
         session_id: session.id().clone(),
         subscriber: session.subscriber().clone(),
         caller: session.caller().clone(),
+        caller_name: session.caller_name().cloned(),
+        caller_verification: session.caller_verification(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! and renders a [`CallScript`] into its markup, so the adapters depend on
 //! the flow and never the other way round.
 
+use crate::domain::caller_context::CallerContext;
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::RingTone;
@@ -72,6 +73,9 @@ pub struct InboundCall {
     pub to: Option<PhoneNumber>,
     /// The subscriber the carrier forwarded from, when it says so.
     pub forwarded_from: Option<PhoneNumber>,
+    /// What the provider says of the caller: its name lookup and its
+    /// STIR/SHAKEN verdict, where it sends them.
+    pub caller: CallerContext,
 }
 
 /// A finished recording, in no provider's words.

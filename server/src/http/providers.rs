@@ -143,7 +143,7 @@ async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) ->
     let span = tracing::info_span!("forwarded_call", provider = P::NAME, call_sid = %call.call_id);
     let script = state
         .flow
-        .answer_forwarded_call(&P::ROUTES, call)
+        .answer_forwarded_call(&P::ROUTES, P::NAME, call)
         .instrument(span)
         .await;
     markup::<P>(&state, &script)

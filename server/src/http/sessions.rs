@@ -7,6 +7,7 @@ use super::auth::SessionReader;
 use super::error::{ApiError, doc};
 use super::extract::{Authenticated, SessionPath};
 use super::state::AppState;
+use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{LegStatus, Session, SessionId, SessionState, Timeline};
@@ -19,6 +20,14 @@ pub(super) struct SessionView<'a> {
     id: &'a SessionId,
     subscriber: &'a PhoneNumber,
     caller: &'a Caller,
+    /// The caller's name from the forwarded call's provider (its CNAM
+    /// lookup); `null` until the forwarded call arrived, or when the
+    /// provider sent none.
+    #[schema(required = true)]
+    caller_name: Option<&'a CallerName>,
+    /// The forwarded call's STIR/SHAKEN verdict: `verified`, `partial`,
+    /// `failed` or `none` (nothing to check, or not forwarded yet).
+    caller_verification: CallerVerification,
     state: SessionState,
     mode: Mode,
     /// The destination that accepted (dialed first); `null` until one did.
@@ -54,6 +63,8 @@ impl<'a> From<&'a Session> for SessionView<'a> {
             id: s.id(),
             subscriber: s.subscriber(),
             caller: s.caller(),
+            caller_name: s.caller_name(),
+            caller_verification: s.caller_verification(),
             state: s.state(),
             mode: s.mode(),
             selected_destination: s.selected_destination(),

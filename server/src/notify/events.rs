@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::SessionId;
@@ -42,6 +43,17 @@ pub(crate) struct CallRef {
     pub subscriber: PhoneNumber,
     /// The caller's number, `null` when withheld.
     pub caller: Caller,
+    /// The caller's name from the forwarded call's provider (its CNAM
+    /// lookup); `null` when it sent none, and in events before the
+    /// forwarded call arrived (`call.ringing`, `call.taken`,
+    /// `call.cancelled`).
+    #[schema(required = true)]
+    pub caller_name: Option<CallerName>,
+    /// The forwarded call's STIR/SHAKEN verdict: `verified` (attestation A
+    /// checked out), `partial` (B or C), `failed`, or `none` (nothing to
+    /// check: usual for a forwarded call, whose carrier often drops the
+    /// caller's token; and before the forwarded call arrived).
+    pub caller_verification: CallerVerification,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -194,6 +206,8 @@ mod tests {
             session_id: SessionId::generate(),
             subscriber: PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
             caller: Caller::Withheld,
+            caller_name: None,
+            caller_verification: CallerVerification::None,
         };
         let event = Event::now(EventPayload::Voicemail(Voicemail {
             call: call.clone(),
@@ -205,6 +219,8 @@ mod tests {
         assert_eq!(json["data"]["session_id"], call.session_id.as_str());
         assert_eq!(json["data"]["subscriber"], "+12025550199");
         assert_eq!(json["data"]["caller"], serde_json::Value::Null);
+        assert_eq!(json["data"]["caller_name"], serde_json::Value::Null);
+        assert_eq!(json["data"]["caller_verification"], "none");
         assert_eq!(
             json["data"]["recording_url"],
             "https://api.twilio.com/rec/RE1"
@@ -219,6 +235,8 @@ mod tests {
             session_id: SessionId::generate(),
             subscriber: PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
             caller: Caller::parse(Some("+12025550302"), Region::default()),
+            caller_name: CallerName::parse("JANE DOE"),
+            caller_verification: CallerVerification::Verified,
         };
         let event = Event::now(EventPayload::Recording(Recording {
             call,
@@ -229,6 +247,8 @@ mod tests {
         assert_eq!(json["type"], "call.recording");
         assert_eq!(json["type"], event.kind());
         assert_eq!(json["data"]["caller"], "+12025550302");
+        assert_eq!(json["data"]["caller_name"], "JANE DOE");
+        assert_eq!(json["data"]["caller_verification"], "verified");
         assert_eq!(
             json["data"]["recording_url"],
             "https://api.twilio.com/rec/RE2"

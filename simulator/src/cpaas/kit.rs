@@ -247,6 +247,70 @@ impl Cpaas {
         }
     }
 
+    /// The parameter of the voice webhook holding the caller's name (the
+    /// provider's CNAM lookup).
+    pub fn caller_name_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Plivo | Self::SignalWire => "CallerName",
+            Self::Telnyx => "CallerIdName",
+        }
+    }
+
+    /// The parameters of the voice webhook saying the STIR/SHAKEN verdict
+    /// `verdict` (`verified`, `partial`, `failed`, `none`), as the provider
+    /// writes it: Twilio's (and SignalWire's) `StirVerstat`, Telnyx's
+    /// attestation and whether it validated, Plivo's attestation and
+    /// verification.
+    pub fn verification_params(self, verdict: &str) -> Vec<(&'static str, &'static str)> {
+        match (self, verdict) {
+            (Self::Twilio | Self::SignalWire, "verified") => {
+                vec![("StirVerstat", "TN-Validation-Passed-A")]
+            }
+            (Self::Twilio | Self::SignalWire, "partial") => {
+                vec![("StirVerstat", "TN-Validation-Passed-B")]
+            }
+            (Self::Twilio | Self::SignalWire, "failed") => {
+                vec![("StirVerstat", "TN-Validation-Failed-A")]
+            }
+            (Self::Twilio | Self::SignalWire, _) => vec![("StirVerstat", "No-TN-Validation")],
+            (Self::Telnyx, "verified") => vec![
+                ("ShakenStirAttestation", "A"),
+                ("ShakenStirValidated", "true"),
+            ],
+            (Self::Telnyx, "partial") => vec![
+                ("ShakenStirAttestation", "C"),
+                ("ShakenStirValidated", "true"),
+            ],
+            (Self::Telnyx, "failed") => vec![
+                ("ShakenStirAttestation", "A"),
+                ("ShakenStirValidated", "false"),
+            ],
+            (Self::Telnyx, _) => Vec::new(),
+            (Self::Plivo, "verified") => {
+                vec![("STIRAttestation", "A"), ("STIRVerification", "Verified")]
+            }
+            (Self::Plivo, "partial") => {
+                vec![("STIRAttestation", "B"), ("STIRVerification", "Verified")]
+            }
+            (Self::Plivo, "failed") => {
+                vec![
+                    ("STIRAttestation", "A"),
+                    ("STIRVerification", "Not Verified"),
+                ]
+            }
+            (Self::Plivo, _) => vec![("STIRVerification", "Not Applicable")],
+        }
+    }
+
+    /// Every parameter [`Cpaas::verification_params`] may write.
+    pub fn all_verification_params(self) -> &'static [&'static str] {
+        match self {
+            Self::Twilio | Self::SignalWire => &["StirVerstat"],
+            Self::Telnyx => &["ShakenStirAttestation", "ShakenStirValidated"],
+            Self::Plivo => &["STIRAttestation", "STIRVerification"],
+        }
+    }
+
     /// The parameter of the Dial action callback holding how the leg ended.
     pub fn dial_status_param(self) -> &'static str {
         match self {

@@ -21,6 +21,7 @@ pub(crate) use self::dial::{
 pub use self::id::{SessionId, Shard};
 pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
 pub use self::outcome::{CancelReason, MissedReason};
+use super::caller_context::{CallerContext, CallerName, CallerVerification};
 use super::ids::{CallSid, DestinationId};
 use super::phone::{Caller, PhoneNumber};
 use super::rules::Route;
@@ -151,6 +152,14 @@ pub struct Session {
     /// a retried recording callback announces nothing twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     recordings: Vec<String>,
+    /// The provider that carried the forwarded call (from its claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
+    /// What that provider said of the caller (from the claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller_name: Option<CallerName>,
+    #[serde(default, skip_serializing_if = "CallerVerification::is_none")]
+    caller_verification: CallerVerification,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
     #[serde(skip)]
@@ -189,6 +198,9 @@ impl Session {
             dials_ended: Vec::new(),
             route: Route::default(),
             recordings: Vec::new(),
+            provider: None,
+            caller_name: None,
+            caller_verification: CallerVerification::None,
             version: 0,
         }
     }
@@ -226,6 +238,24 @@ impl Session {
 
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The caller's name, as the forwarded call's provider gave it.
+    pub fn caller_name(&self) -> Option<&CallerName> {
+        self.caller_name.as_ref()
+    }
+
+    /// The forwarded call's STIR/SHAKEN verdict (`none` until it came).
+    pub fn caller_verification(&self) -> CallerVerification {
+        self.caller_verification
+    }
+
+    /// What the forwarded call's provider said of the caller.
+    pub(crate) fn caller_context(&self) -> CallerContext {
+        CallerContext {
+            name: self.caller_name.clone(),
+            verification: self.caller_verification,
+        }
     }
 
     pub fn state(&self) -> SessionState {
@@ -375,10 +405,12 @@ mod fixtures {
         let mut s = new_session(Mode::Auto);
         s.notified(t(1));
         assert!(s.instruct(Instruction::Reject, t(1)));
-        s.apply_claim(Claim {
-            call_sid: CallSid::parse("CA1").unwrap(),
-            forwarded_at: t(2),
-        });
+        s.apply_claim(Claim::new(
+            CallSid::parse("CA1").unwrap(),
+            t(2),
+            "twilio",
+            CallerContext::default(),
+        ));
         assert_eq!(s.state(), SessionState::Forwarded);
         s
     }

@@ -8,6 +8,7 @@ use actix_web::ResponseError as _;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::error::FieldError;
 use crate::domain::forwarding::ForwardingCodes;
 use crate::domain::ids::DestinationId;
@@ -347,6 +348,8 @@ fn the_recording_event_is_documented_as_it_is_sent() {
                 session_id: SessionId::generate(),
                 subscriber: us("+12025550199"),
                 caller,
+                caller_name: None,
+                caller_verification: CallerVerification::None,
             },
             recording_url: "https://api.twilio.com/2010-04-01/Recordings/RE1".into(),
             duration_secs: 63,
@@ -389,6 +392,8 @@ fn every_event_is_a_webhook_documented_as_it_is_sent() {
         session_id: SessionId::generate(),
         subscriber: us("+12025550199"),
         caller: Caller::parse(Some("+12025550302"), Region::default()),
+        caller_name: CallerName::parse("JANE DOE"),
+        caller_verification: CallerVerification::Partial,
     };
     let desk = DestinationId::parse("desk").unwrap();
     let payloads = [
@@ -780,6 +785,8 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
         "id": session_id,
         "subscriber": us("+12025550199"),
         "caller": Caller::Withheld,
+        "caller_name": null,
+        "caller_verification": "none",
         "state": SessionState::Notified,
         "mode": "pick",
         "selected_destination": null,
@@ -793,6 +800,8 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
     connected["selected_destination"] =
         serde_json::to_value(DestinationId::parse("desk").unwrap()).unwrap();
     connected["call_sid"] = json!("CA1");
+    connected["caller_name"] = json!("JANE DOE");
+    connected["caller_verification"] = json!("verified");
     connected["timeline"]["connected_at"] = serde_json::to_value(Timestamp::now()).unwrap();
     connected["legs"] = json!([
         {"destination_id": "desk", "status": "no-answer"},

@@ -11,6 +11,7 @@ use super::{
     Params, Provider, ProviderVars, Rotating, SignatureError, SignatureVariant, VariableProblem,
     Verified, WebhookRequest, twiml,
 };
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 use crate::domain::session::{DialResult, DialStatus};
@@ -81,6 +82,19 @@ impl Provider for Plivo {
             from: Caller::parse(params.get("From").map(international).as_deref(), region),
             to: number("To"),
             forwarded_from: number("ForwardedFrom"),
+            // `STIRVerification` is `Verified`, `Not Verified` or `Not
+            // Applicable` (outside the US and Canada, or no signature).
+            caller: CallerContext {
+                name: params.get("CallerName").and_then(CallerName::parse),
+                verification: CallerVerification::from_attestation(
+                    params.get("STIRAttestation"),
+                    match params.get("STIRVerification").map(str::trim) {
+                        Some(v) if v.eq_ignore_ascii_case("verified") => Some(true),
+                        Some(v) if v.eq_ignore_ascii_case("not verified") => Some(false),
+                        _ => None,
+                    },
+                ),
+            },
         })
     }
 

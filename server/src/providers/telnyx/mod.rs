@@ -11,9 +11,11 @@ use ed25519_dalek::VerifyingKey;
 use super::twiml::render::{ClientNoun, Dialect, render};
 use super::{
     Params, Provider, ProviderVars, Rotating, SignatureError, SignatureVariant, VariableProblem,
-    Verified, WebhookRequest,
+    Verified, WebhookRequest, twiml,
 };
-use crate::flow::model::{CallScript, ProviderRoutes, Screening};
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
+use crate::domain::phone::Region;
+use crate::flow::model::{CallScript, InboundCall, ProviderRoutes, Screening};
 
 pub(crate) struct Telnyx;
 
@@ -70,6 +72,27 @@ impl Provider for Telnyx {
             params: Params::from_form(request.body),
             key,
             variant: SignatureVariant::AsSent,
+        })
+    }
+
+    /// Twilio's names, but the caller's name is `CallerIdName` and the
+    /// STIR/SHAKEN verdict `ShakenStirAttestation` with
+    /// `ShakenStirValidated`.
+    fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
+        let validated = match params.get("ShakenStirValidated").map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        };
+        Some(InboundCall {
+            caller: CallerContext {
+                name: params.get("CallerIdName").and_then(CallerName::parse),
+                verification: CallerVerification::from_attestation(
+                    params.get("ShakenStirAttestation"),
+                    validated,
+                ),
+            },
+            ..twiml::inbound_call(params, region)?
         })
     }
 

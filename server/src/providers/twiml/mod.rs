@@ -6,13 +6,15 @@
 pub mod render;
 
 use super::Params;
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
 use crate::domain::session::{DialResult, DialStatus};
 use crate::flow::model::{InboundCall, Recording, StatusReport};
 
 /// The call reaching a forwarding number: `CallSid`, `From`, `To`, and
-/// `ForwardedFrom` where the provider sends it.
+/// where the provider sends them `ForwardedFrom`, `CallerName` (its
+/// lookup) and `StirVerstat` (its STIR/SHAKEN verdict).
 pub(crate) fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
     let number = |name: &str| {
         params
@@ -24,6 +26,10 @@ pub(crate) fn inbound_call(params: &Params, region: Region) -> Option<InboundCal
         from: Caller::parse(params.get("From"), region),
         to: number("To"),
         forwarded_from: number("ForwardedFrom"),
+        caller: CallerContext {
+            name: params.get("CallerName").and_then(CallerName::parse),
+            verification: CallerVerification::from_verstat(params.get("StirVerstat")),
+        },
     })
 }
 

@@ -11,6 +11,7 @@
 //! with the other files). What only one provider does lives in its own file
 //! (`twilio.rs`, `plivo.rs`, `telnyx.rs`, `signalwire.rs`).
 
+mod caller_context;
 mod hunt;
 mod instances;
 mod matching;
