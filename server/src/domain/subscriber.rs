@@ -8,12 +8,11 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::caller_context::CallerVerification;
 use super::error::FieldError;
 use super::ids::DestinationId;
 use super::phone::{Caller, PhoneNumber, Region};
-use super::rules::{
-    self, CallerRule, Decision, MAX_CALLER_RULES, Record, RingTone, Schedule, Window,
-};
+use super::rules::{self, CallerRule, Decision, Record, RingTone, Route, Schedule, Window};
 use super::time::Timestamp;
 use super::webhook_target::{TargetPolicy, parse_webhook_url};
 
@@ -72,6 +71,30 @@ impl Subscriber {
             caller,
             at,
         )
+    }
+
+    /// Where a forwarded call from `caller` goes, now that its provider gave
+    /// `verification`, when a `failed_verification` rule says otherwise than
+    /// the ring report's route (see `rules::decide_on_verification`).
+    pub fn route_on_verification(
+        &self,
+        caller: &Caller,
+        verification: CallerVerification,
+    ) -> Option<Decision> {
+        rules::decide_on_verification(&self.caller_rules, caller, verification)
+    }
+
+    /// What a forwarded call from `caller` that no ring report announced
+    /// does at `at`: its rules, the verdict its provider gave included.
+    pub fn route_forwarded(
+        &self,
+        caller: &Caller,
+        verification: CallerVerification,
+        at: Timestamp,
+    ) -> Route {
+        self.route_on_verification(caller, verification)
+            .unwrap_or_else(|| self.route(caller, at))
+            .route
     }
 
     pub(crate) fn destination(&self, id: &DestinationId) -> Option<&Destination> {
@@ -493,15 +516,7 @@ impl SubscriberSpec {
         if let Some(schedule) = &self.schedule {
             rules::check_hours("schedule.hours", &schedule.hours)?;
         }
-        if self.caller_rules.len() > MAX_CALLER_RULES {
-            return Err(FieldError::new(
-                "caller_rules",
-                format!(
-                    "must list at most {MAX_CALLER_RULES} rules, got {}",
-                    self.caller_rules.len()
-                ),
-            ));
-        }
+        rules::check_caller_rules(&self.caller_rules)?;
 
         Ok(Subscriber {
             number,

@@ -68,7 +68,7 @@ impl CallFlow {
             [only] => Some(Session::forwarded_without_report(
                 only.number.clone(),
                 call.from.clone(),
-                only.route(&call.from, self.now()).route,
+                only.route_forwarded(&call.from, call.caller.verification, now),
                 claim.clone(),
             )),
             _ => None,
@@ -108,10 +108,23 @@ impl CallFlow {
                 if session.is_over() {
                     return hangup();
                 }
-                if session.route() == &Route::Block {
+                // The ring report could not know the verdict: a rule on it
+                // is decided now.
+                let on_verification = subscriber
+                    .route_on_verification(session.caller(), session.caller_verification())
+                    .filter(|decision| &decision.route != session.route());
+                if let Some(decision) = &on_verification {
+                    tracing::info!(session_id = %session.id(), rule = %decision.reason, route = ?decision.route, "the caller failed verification");
+                }
+                let rerouted = on_verification.map(|decision| decision.route);
+                if session.route() == &Route::Block || rerouted == Some(Route::Block) {
                     self.end_blocked(subscriber, session.id()).await;
                     return reject();
                 }
+                let session = match rerouted {
+                    Some(route) => self.reroute(session, route).await,
+                    None => session,
+                };
                 let plan = DialPlan::for_session(subscriber, &session);
                 let next = first_ring(&plan);
                 self.script_for(
@@ -143,7 +156,7 @@ impl CallFlow {
     ) -> CallScript {
         match candidates {
             [only] => {
-                let route = only.route(&call.from, self.now()).route;
+                let route = only.route_forwarded(&call.from, call.caller.verification, self.now());
                 if route == Route::Block {
                     return reject();
                 }
@@ -259,7 +272,11 @@ impl CallFlow {
             DialStatus::Canceled => hangup(),
             _ => {
                 // Without its session, the call's route is decided again.
-                let route = subscriber.route(&caller.number, self.now()).route;
+                let route = subscriber.route_forwarded(
+                    &caller.number,
+                    caller.context.verification,
+                    self.now(),
+                );
                 let plan = DialPlan::new(subscriber, &route, None);
                 self.script_for(
                     routes,
@@ -580,6 +597,30 @@ impl CallFlow {
             Ok((_, None)) | Err(FlowError::SessionNotFound) => {}
             Err(err) => {
                 tracing::error!(session_id = %id, error = format!("{err:#}"), "could not end the session of an ended call")
+            }
+        }
+    }
+
+    /// The claimed `session` goes where `route` says (a rule on the caller's
+    /// verification decided it on arrival). When the store cannot take it,
+    /// the call still goes there; the session's later callbacks follow the
+    /// route it kept.
+    async fn reroute(&self, session: Session, route: Route) -> Session {
+        let id = session.id().clone();
+        let held = session.clone();
+        match self
+            .update_from(Some(session), &id, |s| {
+                s.reroute(route.clone());
+                Ok(())
+            })
+            .await
+        {
+            Ok((session, ())) => session,
+            Err(err) => {
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the caller's new route; going there anyway");
+                let mut session = held;
+                session.reroute(route);
+                session
             }
         }
     }

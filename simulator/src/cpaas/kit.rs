@@ -382,6 +382,15 @@ impl Cpaas {
         }
     }
 
+    /// The verb that refuses a call with a busy signal (`reason="busy"`):
+    /// Plivo's is a Hangup with a reason.
+    pub fn reject(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Reject",
+            Self::Plivo => "Hangup",
+        }
+    }
+
     /// The verb that collects keypresses.
     pub fn gather(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Instruction, MissedReason, Notice, Session, SessionState};
 use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use crate::domain::ids::{CallSid, DestinationId};
+use crate::domain::rules::Route;
 use crate::domain::time::Timestamp;
 
 /// One Dial we returned: the plan step it rings, and the round within that
@@ -192,6 +193,18 @@ impl Session {
         self.provider = claim.provider;
         self.caller_name = claim.caller_name;
         self.caller_verification = claim.caller_verification;
+    }
+
+    /// Where the rules send the call now that its forwarded call arrived (a
+    /// rule on its STIR/SHAKEN verdict), in place of the ring report's
+    /// route: only before any Dial went out, while there is no outcome.
+    /// Returns whether it changed.
+    pub(crate) fn reroute(&mut self, route: Route) -> bool {
+        if self.is_over() || !self.legs.is_empty() || self.route == route {
+            return false;
+        }
+        self.route = route;
+        true
     }
 
     /// Legs that ring in `attempt` (the Dial just returned).
@@ -462,6 +475,21 @@ impl Session {
 mod tests {
     use super::super::fixtures::*;
     use super::super::*;
+
+    #[test]
+    fn the_route_changes_on_arrival_only_before_the_first_dial() {
+        let mut s = forwarded();
+        assert!(s.reroute(Route::Voicemail));
+        assert_eq!(s.route(), &Route::Voicemail);
+        assert!(!s.reroute(Route::Voicemail), "no change");
+        let mut dialed = forwarded();
+        dialed.start_ringing(FIRST, [&id("desk")]);
+        assert!(!dialed.reroute(Route::Voicemail), "a Dial went out");
+        let mut over = forwarded();
+        over.end_missed(MissedReason::CallerHungUp, t(5));
+        assert!(!over.reroute(Route::Block));
+        assert_eq!(over.route(), &Route::default());
+    }
 
     #[test]
     fn a_claim_keeps_what_the_provider_said_of_the_caller() {

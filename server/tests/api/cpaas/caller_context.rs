@@ -8,9 +8,11 @@ use super::*;
 crate::for_each_provider! {
     on_both_backends: [
         the_callers_name_and_verdict_reach_the_session_the_later_events_and_the_whisper,
+        a_failed_verification_rule_blocks_at_the_forwarded_call,
     ],
     once: [
         every_verdict_the_provider_sends_maps_as_the_table_says,
+        a_failed_verification_rule_sends_to_voicemail_and_an_earlier_rule_wins,
     ],
 }
 
@@ -161,4 +163,82 @@ async fn twilios_verdict_added_after_signing_is_read() {
     let s = session(&app, &alices).await;
     assert_eq!(s["caller_name"], "JANE DOE", "{s}");
     assert_eq!(s["caller_verification"], "partial", "{s}");
+}
+
+// §19 a caller rule on verification, decided at the forwarded call
+
+async fn a_failed_verification_rule_blocks_at_the_forwarded_call(cpaas: Cpaas, backend: Backend) {
+    let receiver = WebhookReceiver::start(Behaviour::Answer).await;
+    let app = spawn_app(backend).await;
+    let mut alice = alice_desk_only(Some(receiver.url("/desk")));
+    alice["caller_rules"] = json!([{"match": "failed_verification", "action": "block"}]);
+    let alice_reg = app.register(ALICE, &alice).await;
+
+    // The ring report cannot know the verdict: the destinations hear of it.
+    let alices = ring(&app, &alice_reg, Some(CALLER)).await;
+    next_event(&receiver, "call.ringing").await;
+    let blocked = call_saying(cpaas, None, "failed").markup(&app).await;
+
+    assert_busy(cpaas, &blocked);
+    let s = session(&app, &alices).await;
+    assert_eq!(
+        (&s["state"], &s["caller_verification"]),
+        (&json!("missed"), &json!("failed")),
+        "{s}"
+    );
+    let missed = next_event(&receiver, "call.missed").await;
+    assert_eq!(missed.body["data"]["reason"], "blocked");
+    assert_eq!(missed.body["data"]["caller_verification"], "failed");
+
+    // A call with nothing to check is not a failed one: it rings.
+    next_millisecond(&app);
+    let unsigned = ring(&app, &alice_reg, Some(CALLER)).await;
+    let dialed = call_saying(cpaas, None, "none").markup(&app).await;
+    assert_eq!(
+        session_in(only_dial(&dialed)).as_deref(),
+        Some(unsigned.as_str())
+    );
+
+    // A call no ring report announced is decided the same way.
+    let unreported = call_saying(cpaas, None, "failed").markup(&app).await;
+    assert_busy(cpaas, &unreported);
+}
+
+async fn a_failed_verification_rule_sends_to_voicemail_and_an_earlier_rule_wins(cpaas: Cpaas) {
+    let app = spawn_app(Backend::Memory).await;
+    let rule = json!({"match": "failed_verification", "action": "voicemail"});
+    let alice_reg = app
+        .register(ALICE, &alice_with(json!({"caller_rules": [rule]})))
+        .await;
+    let alices = ring(&app, &alice_reg, Some(CALLER)).await;
+
+    let straight = call_saying(cpaas, None, "failed").markup(&app).await;
+
+    let record = assert_voicemail(cpaas, &straight);
+    assert_eq!(session_in(record).as_deref(), Some(alices.as_str()));
+    // The session keeps its new route: a retried webhook gets the same.
+    let s = session(&app, &alices).await;
+    assert_eq!(s["state"], "forwarded", "{s}");
+    let (after, _) = recording_ended(&app, cpaas, record).await;
+    assert_hangup(&after);
+    assert_eq!(session(&app, &alices).await["state"], "voicemail");
+
+    // A rule on the number before it matches first, as at the ring report.
+    let replaced = app
+        .put_subscriber(
+            ALICE,
+            &alice_with(json!({"caller_rules": [
+                {"match": CALLER, "action": "vip"},
+                rule
+            ]})),
+        )
+        .await;
+    assert_eq!(replaced.status(), 200);
+    next_millisecond(&app);
+    let vip = ring(&app, &alice_reg, Some(CALLER)).await;
+    let dialed = call_saying(cpaas, None, "failed").markup(&app).await;
+    assert_eq!(
+        session_in(only_dial(&dialed)).as_deref(),
+        Some(vip.as_str())
+    );
 }

@@ -416,6 +416,13 @@ pub fn assert_hangup(response: &Element) {
     assert_eq!(response.child_names(), ["Hangup"], "{response:?}");
 }
 
+/// The provider's busy for a blocked caller, and nothing else.
+pub fn assert_busy(cpaas: Cpaas, response: &Element) {
+    assert_eq!(response.child_names(), [cpaas.reject()], "{response:?}");
+    let reject = &response.children[0];
+    assert_eq!(reject.attr("reason"), Some("busy"), "{reject:?}");
+}
+
 /// The unknown-call answer: a short spoken message, then hang up.
 pub fn assert_unknown_call(cpaas: Cpaas, response: &Element) {
     assert_eq!(
