@@ -191,6 +191,7 @@ fn voicemail() -> CallScript {
             action_url: "https://relay.example.com/twilio/voicemail?session=s_0123456789abcdef"
                 .to_owned(),
             max_length_secs: 120,
+            transcribe_url: None,
         },
     ])
 }

@@ -210,6 +210,7 @@ async fn play(
         PhoneSide::Forwarded if call.recorded => Outcome::Voicemail,
         PhoneSide::Forwarded => Outcome::Missed,
     };
+    let transcribed = call.transcribed;
     let connected_to = call
         .bridged_to
         .map(|callee| callee.destination_id.unwrap_or(callee.party));
@@ -221,7 +222,13 @@ async fn play(
     } else {
         NOT_FORWARDED_WAIT
     };
-    await_final_webhooks(outcome, &directory, receiver, &timeline, wait).await;
+    let kinds = outcome
+        .webhook()
+        .into_iter()
+        .chain(transcribed.then_some("call.voicemail_transcribed"));
+    for kind in kinds {
+        await_webhooks(kind, &directory, receiver, &timeline, wait).await;
+    }
     // Without a ring report the service may still open a session for the
     // forwarded call; its webhooks name it.
     let session_id = session_id.or_else(|| {
@@ -360,17 +367,15 @@ fn notified_before_instruction(
     }
 }
 
-/// Waits (bounded) for the webhook the outcome implies at every destination.
-async fn await_final_webhooks(
-    outcome: Outcome,
+/// Waits (bounded) for a webhook the call's end implies at every
+/// destination: the outcome's, and the voicemail's transcription.
+async fn await_webhooks(
+    kind: &str,
     directory: &Directory,
     receiver: &Receiver,
     timeline: &Timeline,
     wait: Duration,
 ) {
-    let Some(kind) = outcome.webhook() else {
-        return;
-    };
     let ids: Vec<&str> = directory.ids().collect();
     if !receiver.wait_for(&ids, kind, wait).await {
         let missing: Vec<&str> = ids

@@ -131,6 +131,8 @@ fixtures_on_every_provider! {
         "vip-through-dnd" => Connected, Some("desk");
     a_recorded_call_connects_the_desk:
         "recorded-call" => Connected, Some("desk");
+    a_transcribed_voicemail_ends_in_a_voicemail:
+        "transcribed-voicemail" => Voicemail, None;
     telnyx_scenario_connects_the_first_to_pick_up:
         "telnyx" => Connected, Some("desk");
     signalwire_scenario_connects_the_screened_desk_after_the_busy_softphone:
@@ -162,6 +164,43 @@ async fn a_recorded_call_sends_its_recording_once_on_every_provider() {
             .expect("a Dial");
         let ring_tone = dial.contains(r#"ringTone="uk""#);
         assert_eq!(ring_tone, provider != Cpaas::Plivo, "{provider:?}: {dial}");
+    }
+}
+
+/// The provider's transcription of the voicemail reaches the destination
+/// once, on every provider, and the session keeps its text.
+#[tokio::test]
+async fn a_transcribed_voicemail_sends_its_text_once_on_every_provider() {
+    for provider in [
+        Cpaas::Twilio,
+        Cpaas::Plivo,
+        Cpaas::Telnyx,
+        Cpaas::SignalWire,
+    ] {
+        let report = simulate_fixture("transcribed-voicemail", provider).await;
+        let transcribed: Vec<_> = report
+            .webhooks
+            .iter()
+            .filter(|w| w.kind == "call.voicemail_transcribed")
+            .collect();
+        assert_eq!(transcribed.len(), 1, "{provider:?}: {:?}", report.webhooks);
+        let data = &transcribed[0].data;
+        assert_eq!(data["status"], "completed", "{provider:?}: {data}");
+        let text = data["text"].as_str().expect("a text");
+        assert!(text.contains("call me back"), "{provider:?}: {data}");
+        assert!(data["recording_url"].as_str().is_some(), "{data}");
+        assert_eq!(
+            report.session["voicemail_transcription"],
+            json!({"status": "completed", "text": text}),
+            "{provider:?}"
+        );
+        assert!(
+            report
+                .timeline
+                .iter()
+                .any(|e| e.event.starts_with("transcription of the voicemail ready")),
+            "{provider:?}"
+        );
     }
 }
 

@@ -55,6 +55,10 @@ pub struct Subscriber {
     #[serde(default)]
     #[schema(required = true)]
     pub dnd_until: Option<Timestamp>,
+    /// Whether the provider transcribes voicemails: the text reaches the
+    /// destinations as `call.voicemail_transcribed`.
+    #[serde(default)]
+    pub transcribe_voicemail: bool,
 }
 
 impl Subscriber {
@@ -321,6 +325,12 @@ pub struct SubscriberSpec {
     /// As `GET` shows it, read-only: do-not-disturb is set by the phone
     /// (`PUT /v1/dnd`), and a replaced subscriber keeps it.
     pub dnd_until: Option<Timestamp>,
+    /// The provider transcribes each voicemail (Twilio transcribes those
+    /// up to 120 s, which is every voicemail here) and the text reaches the
+    /// destinations as `call.voicemail_transcribed`.
+    #[serde(default)]
+    #[schema(default = false)]
+    pub transcribe_voicemail: bool,
 }
 
 /// A destination as received.
@@ -532,6 +542,7 @@ impl SubscriberSpec {
             record: self.record,
             ring_tone: self.ring_tone,
             dnd_until: None,
+            transcribe_voicemail: self.transcribe_voicemail,
         })
     }
 }
@@ -630,7 +641,8 @@ mod tests {
                 "caller_rules": [],
                 "record": "none",
                 "ring_tone": null,
-                "dnd_until": null
+                "dnd_until": null,
+                "transcribe_voicemail": false
             })
         );
         let back: Subscriber = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();

@@ -302,13 +302,12 @@ impl CallFlow {
             return hangup();
         };
         let now = self.now();
-        let recorded = recording_url.is_some();
         match self
             .update(id, |session| {
                 if session.subscriber() != &subscriber.number {
                     return Err(FlowError::SessionNotFound);
                 }
-                Ok(session.record_voicemail(recorded, now))
+                Ok(session.record_voicemail(recording_url.as_deref(), now))
             })
             .await
         {
@@ -383,6 +382,9 @@ impl CallFlow {
                 Step::Record {
                     action_url: self.callback_url(routes.voicemail, &query(attempt)),
                     max_length_secs: super::expiry::LONGEST_VOICEMAIL_SECS,
+                    transcribe_url: subscriber
+                        .transcribe_voicemail
+                        .then(|| self.callback_url(routes.transcription, &query(attempt))),
                 },
             ]),
             Next::Fallback(attempt, Fallback::Phone { address }) => dial(

@@ -11,6 +11,7 @@ pub(crate) mod plan;
 mod recording;
 mod ring;
 mod sessions;
+mod transcription;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,7 @@ use crate::domain::caller_context::CallerContext;
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::RingTone;
+use crate::domain::session::TranscriptionStatus;
 use crate::domain::subscriber::Target;
 
 /// How a provider screens a call on the callee's leg.
@@ -34,11 +35,13 @@ pub struct ProviderRoutes {
     pub screen_result: &'static str,
     /// A recording of a Dial's legs is ready.
     pub recording: &'static str,
+    /// The provider's transcription of a voicemail is ready.
+    pub transcription: &'static str,
 }
 
 impl ProviderRoutes {
     /// Every path, with what calls it.
-    pub fn described(&self) -> [(&'static str, &'static str); 7] {
+    pub fn described(&self) -> [(&'static str, &'static str); 8] {
         [
             (
                 self.answer,
@@ -54,6 +57,10 @@ impl ProviderRoutes {
             (
                 self.recording,
                 "the recording of a Dial's legs is ready (subscribers with record: answer)",
+            ),
+            (
+                self.transcription,
+                "the transcription of a voicemail is ready (subscribers with transcribe_voicemail)",
             ),
             (
                 self.status,
@@ -86,6 +93,17 @@ pub struct Recording {
     pub duration_secs: u32,
 }
 
+/// A provider's transcription of a voicemail, in no provider's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcription {
+    pub status: TranscriptionStatus,
+    /// The text; `None` when it failed.
+    pub text: Option<String>,
+    /// The recording it transcribes, where the callback says (Plivo's does
+    /// not).
+    pub recording_url: Option<String>,
+}
+
 /// What the status route hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusReport {
@@ -111,10 +129,13 @@ pub enum Step {
     /// Ring one or more targets; several targets ring at once and the first
     /// to answer wins.
     Dial(Dial),
-    /// Record a message, then post the result to `action_url`.
+    /// Record a message, then post the result to `action_url`; with
+    /// `transcribe_url`, the provider also transcribes it and posts the
+    /// text there.
     Record {
         action_url: String,
         max_length_secs: u32,
+        transcribe_url: Option<String>,
     },
     /// Speak `prompt` while waiting for up to `num_digits` keypresses, then
     /// post them to `action_url`. Without input the script goes on with the

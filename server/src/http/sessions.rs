@@ -10,7 +10,7 @@ use super::state::AppState;
 use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{LegStatus, Session, SessionId, SessionState, Timeline};
+use crate::domain::session::{LegStatus, Session, SessionId, SessionState, Timeline, Transcript};
 use crate::domain::subscriber::Mode;
 
 /// A session as the contract shows it: no capabilities, no internals.
@@ -44,6 +44,10 @@ pub(super) struct SessionView<'a> {
     timeline: &'a Timeline,
     /// The legs of the forwarded call's Dials, in order.
     legs: Vec<LegView<'a>>,
+    /// The voicemail's transcription (subscribers with
+    /// `transcribe_voicemail`); `null` until the provider sent it.
+    #[schema(required = true)]
+    voicemail_transcription: Option<&'a Transcript>,
 }
 
 /// One leg: the destination rung, and what became of it.
@@ -78,6 +82,7 @@ impl<'a> From<&'a Session> for SessionView<'a> {
                     status: l.status,
                 })
                 .collect(),
+            voicemail_transcription: s.transcription(),
         }
     }
 }

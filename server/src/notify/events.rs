@@ -6,8 +6,8 @@ use serde::Serialize;
 use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::SessionId;
 pub use crate::domain::session::{CancelReason, MissedReason};
+use crate::domain::session::{SessionId, TranscriptionStatus};
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +34,8 @@ pub(crate) enum EventPayload {
     Taken(Taken),
     #[serde(rename = "call.recording")]
     Recording(Recording),
+    #[serde(rename = "call.voicemail_transcribed")]
+    VoicemailTranscribed(VoicemailTranscribed),
 }
 
 /// What every event says of the call.
@@ -135,10 +137,28 @@ pub(crate) struct Recording {
     pub duration_secs: u32,
 }
 
+/// The provider transcribed the voicemail the caller left (subscribers
+/// with `transcribe_voicemail`): sent once, when the transcription is ready,
+/// usually a minute or a few after the voicemail.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct VoicemailTranscribed {
+    #[serde(flatten)]
+    pub call: CallRef,
+    /// The recording transcribed (as `call.voicemail` gave it).
+    #[schema(format = Uri, required = true)]
+    pub recording_url: Option<String>,
+    /// What the caller said, at most 2,000 characters; `null` when the
+    /// transcription failed.
+    #[schema(required = true)]
+    pub text: Option<String>,
+    /// `completed`, or `failed` (the provider could not transcribe it).
+    pub status: TranscriptionStatus,
+}
+
 impl EventPayload {
     /// Every kind of event: its `type`, what it says, and the schema of
     /// its `data` (for the API document).
-    pub const KINDS: [(&'static str, &'static str, &'static str); 7] = [
+    pub const KINDS: [(&'static str, &'static str, &'static str); 8] = [
         (
             "call.ringing",
             "A call rings: it is offered to this destination until it expires.",
@@ -170,6 +190,11 @@ impl EventPayload {
             "The recording of the call's legs is ready (subscribers with `record: answer`).",
             "Recording",
         ),
+        (
+            "call.voicemail_transcribed",
+            "The voicemail's transcription is ready (subscribers with `transcribe_voicemail`).",
+            "VoicemailTranscribed",
+        ),
     ];
 }
 
@@ -191,6 +216,7 @@ impl Event {
             EventPayload::Voicemail(_) => "call.voicemail",
             EventPayload::Taken(_) => "call.taken",
             EventPayload::Recording(_) => "call.recording",
+            EventPayload::VoicemailTranscribed(_) => "call.voicemail_transcribed",
         }
     }
 }

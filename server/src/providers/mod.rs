@@ -31,7 +31,7 @@ use crate::domain::phone::Region;
 use crate::domain::session::DialResult;
 use crate::domain::time::Timestamp;
 use crate::flow::model::{
-    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport,
+    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport, Transcription,
 };
 pub use crate::rotation::{Rotating, Slot};
 
@@ -325,6 +325,12 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// recorded.
     fn finished_recording(params: &Params) -> Option<Recording> {
         twiml::finished_recording(params)
+    }
+
+    /// The transcription of a voicemail a `<Record>` of ours asked for;
+    /// `None` when the request is not one.
+    fn transcription(params: &Params) -> Option<Transcription> {
+        twiml::transcription(params)
     }
 
     fn render(config: &Self::Config, script: &CallScript) -> String;

@@ -28,7 +28,7 @@ pub const MSGPACK_V1: u8 = 0x01;
 /// Append only: a name's place is its code in stored sessions. A name not
 /// listed (a field added later) is written as text, and read as text, so
 /// the table can lag behind the types without losing anything.
-const FIELD_NAMES: [&str; 37] = [
+const FIELD_NAMES: [&str; 40] = [
     "id",
     "subscriber",
     "caller",
@@ -66,6 +66,9 @@ const FIELD_NAMES: [&str; 37] = [
     "provider",
     "caller_name",
     "caller_verification",
+    "voicemail_url",
+    "transcription",
+    "text",
 ];
 
 /// A session as the store keeps it.
@@ -81,7 +84,7 @@ pub fn decode_session(bytes: &[u8]) -> anyhow::Result<Session> {
 
 /// The field names of a stored subscriber written as one-byte integers (the
 /// same rule as [`FIELD_NAMES`]: append only).
-const RECORD_FIELD_NAMES: [&str; 26] = [
+const RECORD_FIELD_NAMES: [&str; 27] = [
     "subscriber",
     "credentials",
     "number",
@@ -108,6 +111,7 @@ const RECORD_FIELD_NAMES: [&str; 26] = [
     "outside",
     "match",
     "action",
+    "transcribe_voicemail",
 ];
 
 /// A subscriber with its token hashes, as the store keeps it: about a

@@ -80,6 +80,7 @@ impl Cpaas {
                 screen_result: "/twilio/screen-result",
                 status: "/twilio/status",
                 recording: "/twilio/recording",
+                transcription: "/twilio/transcription",
             },
             Self::Plivo => ProviderRoutes {
                 answer: "/plivo/answer",
@@ -89,6 +90,7 @@ impl Cpaas {
                 screen_result: "/plivo/screen-result",
                 status: "/plivo/hangup",
                 recording: "/plivo/recording",
+                transcription: "/plivo/transcription",
             },
             Self::Telnyx => ProviderRoutes {
                 answer: "/telnyx/voice",
@@ -98,6 +100,7 @@ impl Cpaas {
                 screen_result: "/telnyx/screen-result",
                 status: "/telnyx/status",
                 recording: "/telnyx/recording",
+                transcription: "/telnyx/transcription",
             },
             Self::SignalWire => ProviderRoutes {
                 answer: "/signalwire/voice",
@@ -107,6 +110,7 @@ impl Cpaas {
                 screen_result: "/signalwire/screen-result",
                 status: "/signalwire/status",
                 recording: "/signalwire/recording",
+                transcription: "/signalwire/transcription",
             },
         }
     }
@@ -497,6 +501,79 @@ impl Cpaas {
                 .iter()
                 .find(|verb| verb.name == "Record" && verb.attr("startOnDialAnswer").is_some())?
                 .attr("callbackUrl"),
+        }
+    }
+}
+
+impl Cpaas {
+    // -- voicemail transcription ---------------------------------------------
+
+    /// Where a voicemail `<Record>` asks its transcription to be posted, if
+    /// it asks for one: Twilio's and SignalWire's `transcribe="true"
+    /// transcribeCallback`, Telnyx's `transcription="true"
+    /// transcriptionCallback`, Plivo's `transcriptionType="auto"
+    /// transcriptionUrl`.
+    pub fn transcription_callback(self, record: &Element) -> Option<&str> {
+        let (flag, on, callback) = match self {
+            Self::Twilio | Self::SignalWire => ("transcribe", "true", "transcribeCallback"),
+            Self::Telnyx => ("transcription", "true", "transcriptionCallback"),
+            Self::Plivo => ("transcriptionType", "auto", "transcriptionUrl"),
+        };
+        (record.attr(flag) == Some(on))
+            .then(|| record.attr(callback))
+            .flatten()
+    }
+
+    /// The form of the provider's transcription callback for the voicemail
+    /// at `recording_url` of call `call_id`: its `text`, or a failure
+    /// (`None`). The call id comes first, so that it is as easy to replace
+    /// as in the other requests.
+    pub fn transcription_params(
+        self,
+        call_id: &str,
+        recording_url: &str,
+        text: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => {
+                let mut params = vec![
+                    pair("CallSid", call_id),
+                    pair("AccountSid", "AC00000000000000000000000000000001"),
+                    pair("RecordingSid", "RE00000000000000000000000000000001"),
+                    pair("RecordingUrl", recording_url),
+                    pair("TranscriptionSid", "TR00000000000000000000000000000001"),
+                    pair(
+                        "TranscriptionStatus",
+                        if text.is_some() {
+                            "completed"
+                        } else {
+                            "failed"
+                        },
+                    ),
+                ];
+                if let Some(text) = text {
+                    params.push(pair("TranscriptionText", text));
+                }
+                params
+            }
+            // Plivo's carries no recording URL: the recording's id.
+            Self::Plivo => vec![
+                pair("call_uuid", call_id),
+                pair("recording_id", "0d5b6e3a-0000-4000-8000-000000000001"),
+                pair("duration", "7"),
+                pair("transcription_charge", "0.05"),
+                pair("transcription_rate", "0.05"),
+                pair("transcription", text.unwrap_or_default()),
+                pair(
+                    "error",
+                    if text.is_some() {
+                        ""
+                    } else {
+                        "Recording duration too long for transcription"
+                    },
+                ),
+            ],
         }
     }
 }

@@ -20,7 +20,7 @@ pub(crate) use self::dial::{
 };
 pub use self::id::{SessionId, Shard};
 pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
-pub use self::outcome::{CancelReason, MissedReason};
+pub use self::outcome::{CancelReason, MissedReason, Transcript, TranscriptionStatus};
 use super::caller_context::{CallerContext, CallerName, CallerVerification};
 use super::ids::{CallSid, DestinationId};
 use super::phone::{Caller, PhoneNumber};
@@ -160,6 +160,12 @@ pub struct Session {
     caller_name: Option<CallerName>,
     #[serde(default, skip_serializing_if = "CallerVerification::is_none")]
     caller_verification: CallerVerification,
+    /// Where the provider keeps the voicemail the caller left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    voicemail_url: Option<String>,
+    /// The provider's transcription of that voicemail, once it came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transcription: Option<Transcript>,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
     #[serde(skip)]
@@ -201,6 +207,8 @@ impl Session {
             provider: None,
             caller_name: None,
             caller_verification: CallerVerification::None,
+            voicemail_url: None,
+            transcription: None,
             version: 0,
         }
     }
@@ -248,6 +256,16 @@ impl Session {
     /// The forwarded call's STIR/SHAKEN verdict (`none` until it came).
     pub fn caller_verification(&self) -> CallerVerification {
         self.caller_verification
+    }
+
+    /// Where the provider keeps the voicemail the caller left.
+    pub(crate) fn voicemail_url(&self) -> Option<&str> {
+        self.voicemail_url.as_deref()
+    }
+
+    /// The voicemail's transcription, once the provider sent it.
+    pub fn transcription(&self) -> Option<&Transcript> {
+        self.transcription.as_ref()
     }
 
     /// What the forwarded call's provider said of the caller.
@@ -516,7 +534,10 @@ mod tests {
             DialVerdict::Over
         );
         assert_eq!(s.end_missed(MissedReason::NobodyAnswered, t(3)), None);
-        assert_eq!(s.record_voicemail(true, t(3)), None);
+        assert_eq!(
+            s.record_voicemail(Some("https://r.example.com/1"), t(3)),
+            None
+        );
         assert_eq!(s.forwarded_call_ended(t(3)), None);
         assert_eq!(s.expire_unforwarded(t(3)), None);
         assert_eq!(s.expire_idle(t(3)), None);

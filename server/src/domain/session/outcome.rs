@@ -41,6 +41,50 @@ pub enum MissedReason {
     Blocked,
 }
 
+/// How a provider's transcription of a voicemail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptionStatus {
+    Completed,
+    /// The provider could not transcribe it (too long, no speech, …).
+    Failed,
+}
+
+/// Most characters of a transcription a session keeps (and an event
+/// carries): a two-minute voicemail is about 1,700.
+pub(crate) const MAX_TRANSCRIPT_CHARS: usize = 2000;
+
+/// A voicemail's transcription, as the session keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Transcript {
+    pub status: TranscriptionStatus,
+    /// The text, at most 2,000 characters; `null` when it failed.
+    #[schema(required = true)]
+    pub text: Option<String>,
+}
+
+impl Transcript {
+    /// What a provider's transcription callback says: `status`, and the
+    /// text (cut to [`MAX_TRANSCRIPT_CHARS`]; a completed one without text
+    /// failed).
+    pub fn new(status: TranscriptionStatus, text: Option<&str>) -> Self {
+        let text = text
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.chars().take(MAX_TRANSCRIPT_CHARS).collect::<String>());
+        match (status, text) {
+            (TranscriptionStatus::Completed, Some(text)) => Self {
+                status,
+                text: Some(text),
+            },
+            _ => Self {
+                status: TranscriptionStatus::Failed,
+                text: None,
+            },
+        }
+    }
+}
+
 /// Most recordings a session announces: one per Dial is at most a few
 /// dozen (ten destinations, each step rung again after a decline, and the
 /// fallback).
@@ -98,17 +142,35 @@ impl Session {
         Some(Notice::Missed(reason))
     }
 
-    /// The voicemail `<Record>` ended, with a message or without.
-    pub(crate) fn record_voicemail(&mut self, recorded: bool, now: Timestamp) -> Option<Notice> {
+    /// The voicemail `<Record>` ended, with a message (where the provider
+    /// keeps it) or without.
+    pub(crate) fn record_voicemail(
+        &mut self,
+        recording_url: Option<&str>,
+        now: Timestamp,
+    ) -> Option<Notice> {
         if self.is_over() {
             return None;
         }
-        if recorded {
-            self.end(SessionState::Voicemail, now);
-            Some(Notice::Voicemail)
-        } else {
-            self.end_missed(MissedReason::CallerHungUp, now)
+        match recording_url {
+            Some(url) => {
+                self.voicemail_url = Some(url.to_owned());
+                self.end(SessionState::Voicemail, now);
+                Some(Notice::Voicemail)
+            }
+            None => self.end_missed(MissedReason::CallerHungUp, now),
         }
+    }
+
+    /// The provider's transcription of the voicemail came: whether it is
+    /// new (a retried callback, or one for a session that left no
+    /// voicemail, changes nothing), and so to be announced.
+    pub(crate) fn record_transcription(&mut self, transcript: Transcript) -> bool {
+        if self.state != SessionState::Voicemail || self.transcription.is_some() {
+            return false;
+        }
+        self.transcription = Some(transcript);
+        true
     }
 
     /// A recording of the call's legs is ready at `url` (the call is
@@ -142,7 +204,7 @@ impl Session {
 mod tests {
     use super::super::fixtures::*;
     use super::super::*;
-    use super::MAX_RECORDINGS;
+    use super::{MAX_RECORDINGS, MAX_TRANSCRIPT_CHARS, Transcript, TranscriptionStatus};
 
     #[test]
     fn a_phone_event_cancels_only_before_the_call_was_forwarded() {
@@ -245,16 +307,66 @@ mod tests {
     #[test]
     fn a_voicemail_ends_the_session_and_nothing_after_it_changes_it() {
         let mut s = forwarded();
-        assert_eq!(s.record_voicemail(true, t(30)), Some(Notice::Voicemail));
+        assert_eq!(
+            s.record_voicemail(Some(URL), t(30)),
+            Some(Notice::Voicemail)
+        );
         assert_eq!(s.state(), SessionState::Voicemail);
-        assert_eq!(s.record_voicemail(true, t(31)), None);
+        assert_eq!(s.voicemail_url(), Some(URL));
+        assert_eq!(
+            s.record_voicemail(Some("https://r.example.com/2"), t(31)),
+            None
+        );
+        assert_eq!(s.voicemail_url(), Some(URL));
         assert_eq!(s.forwarded_call_ended(t(32)), None);
         assert_eq!(s.end_missed(MissedReason::NobodyAnswered, t(33)), None);
 
         let mut hung_up = forwarded();
         assert_eq!(
-            hung_up.record_voicemail(false, t(30)),
+            hung_up.record_voicemail(None, t(30)),
             Some(Notice::Missed(MissedReason::CallerHungUp))
+        );
+    }
+
+    const URL: &str = "https://r.example.com/1";
+
+    #[test]
+    fn a_voicemail_keeps_its_transcription_once() {
+        let text = Transcript::new(TranscriptionStatus::Completed, Some(" Call me back. "));
+        assert_eq!(text.text.as_deref(), Some("Call me back."));
+        let mut unrecorded = forwarded();
+        assert!(
+            !unrecorded.record_transcription(text.clone()),
+            "no voicemail yet"
+        );
+        let mut s = forwarded();
+        s.record_voicemail(Some(URL), t(30));
+        assert!(s.record_transcription(text.clone()));
+        assert_eq!(s.transcription(), Some(&text));
+        let failed = Transcript::new(TranscriptionStatus::Failed, None);
+        assert!(!s.record_transcription(failed), "once");
+        assert_eq!(s.transcription(), Some(&text));
+        let back: Session = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.transcription(), Some(&text));
+    }
+
+    #[test]
+    fn a_transcription_is_text_of_bounded_length_or_failed() {
+        let long = "word ".repeat(1000);
+        let kept = Transcript::new(TranscriptionStatus::Completed, Some(&long));
+        assert_eq!(kept.text.unwrap().chars().count(), MAX_TRANSCRIPT_CHARS);
+        for empty in [None, Some(""), Some("  ")] {
+            assert_eq!(
+                Transcript::new(TranscriptionStatus::Completed, empty),
+                Transcript {
+                    status: TranscriptionStatus::Failed,
+                    text: None
+                }
+            );
+        }
+        assert_eq!(
+            Transcript::new(TranscriptionStatus::Failed, Some("partial")).text,
+            None
         );
     }
 

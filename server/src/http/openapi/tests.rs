@@ -13,7 +13,7 @@ use crate::domain::error::FieldError;
 use crate::domain::forwarding::ForwardingCodes;
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
-use crate::domain::session::{Instruction, SessionId, SessionState, Timeline};
+use crate::domain::session::{Instruction, SessionId, SessionState, Timeline, TranscriptionStatus};
 use crate::domain::subscriber::{SpecRules, SubscriberSpec};
 use crate::domain::time::Timestamp;
 use crate::flow::{DeviceEvent, FlowError};
@@ -433,6 +433,18 @@ fn every_event_is_a_webhook_documented_as_it_is_sent() {
             recording_url: "https://r.example.com/2".into(),
             duration_secs: 4,
         }),
+        EventPayload::VoicemailTranscribed(VoicemailTranscribed {
+            call: call(),
+            recording_url: Some("https://r.example.com/3".into()),
+            text: Some("Call me back.".into()),
+            status: TranscriptionStatus::Completed,
+        }),
+        EventPayload::VoicemailTranscribed(VoicemailTranscribed {
+            call: call(),
+            recording_url: None,
+            text: None,
+            status: TranscriptionStatus::Failed,
+        }),
     ];
     let documented: BTreeSet<&str> = doc["webhooks"]
         .as_object()
@@ -793,6 +805,7 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
         "call_sid": null,
         "timeline": timeline,
         "legs": [],
+        "voicemail_transcription": null,
     });
     assert_valid(&doc, "Session", &session);
     let mut connected = session.clone();
@@ -802,6 +815,7 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
     connected["call_sid"] = json!("CA1");
     connected["caller_name"] = json!("JANE DOE");
     connected["caller_verification"] = json!("verified");
+    connected["voicemail_transcription"] = json!({"status": "completed", "text": "Call me back."});
     connected["timeline"]["connected_at"] = serde_json::to_value(Timestamp::now()).unwrap();
     connected["legs"] = json!([
         {"destination_id": "desk", "status": "no-answer"},

@@ -41,6 +41,7 @@ impl Provider for SignalWire {
         screen: "/signalwire/screen",
         screen_result: "/signalwire/screen-result",
         recording: "/signalwire/recording",
+        transcription: "/signalwire/transcription",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
@@ -92,6 +93,7 @@ impl Provider for SignalWire {
             client: ClientNoun::Verto { domain },
             answer_on_bridge: true,
             record_attributes: &[],
+            transcription: Dialect::TWILIO.transcription,
         };
         render(script, &dialect)
     }

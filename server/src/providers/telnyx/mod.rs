@@ -29,6 +29,7 @@ const DIALECT: Dialect<'static> = Dialect {
     answer_on_bridge: false,
     // TeXML records both channels by default; a voicemail has one voice.
     record_attributes: &[("channels", "single")],
+    transcription: ("transcription", "transcriptionCallback"),
 };
 
 impl Provider for Telnyx {
@@ -44,6 +45,7 @@ impl Provider for Telnyx {
         screen: "/telnyx/screen",
         screen_result: "/telnyx/screen-result",
         recording: "/telnyx/recording",
+        transcription: "/telnyx/transcription",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
@@ -153,6 +155,7 @@ mod tests {
         let script = CallScript(vec![Step::Record {
             action_url: "https://relay.example.com/telnyx/voicemail".into(),
             max_length_secs: 120,
+            transcribe_url: None,
         }]);
         let record = &parse(&Telnyx::render(&any_keys(), &script)).children[0];
         assert_eq!(record.attr("channels"), Some("single"));

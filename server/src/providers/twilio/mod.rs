@@ -31,6 +31,7 @@ impl Provider for Twilio {
         screen: "/twilio/screen",
         screen_result: "/twilio/screen-result",
         recording: "/twilio/recording",
+        transcription: "/twilio/transcription",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
