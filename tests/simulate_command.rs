@@ -46,7 +46,7 @@ fn the_binary_exits_2_with_one_line_for_a_bad_scenario() {
     assert_eq!(
         stderr.trim_end(),
         format!(
-            r#"{}: destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#,
+            r#"{}: destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails", "voicemail" or "unreachable""#,
             file.display()
         )
     );

@@ -63,7 +63,7 @@ function timeOf(iso) {
   return isNaN(d) ? String(iso) : d.toLocaleTimeString();
 }
 
-let auth = null; // {token, destination} once signed in
+let auth = null; // {token, destination?, subscriber?} once signed in
 let streamAbort = null;
 
 function headers(extra) {
@@ -90,16 +90,21 @@ async function api(method, path, body) {
 /**
  * Reads an SSE stream and calls onEvent(type, data) per event. Resolves when
  * the stream ends; rejects when it cannot be read. Answers other than 200
- * resolve with {status} and no events.
+ * resolve with {status} and no events. position.last is the id of the last
+ * event read, sent back as Last-Event-ID so that a reconnect first gets
+ * what was published meanwhile (on any instance).
  */
-async function readEvents(path, signal, onOpen, onEvent) {
-  const response = await fetch(path, { headers: headers({ Accept: "text/event-stream" }), signal });
+async function readEvents(path, signal, onOpen, onEvent, position) {
+  const extra = { Accept: "text/event-stream" };
+  if (position.last) extra["Last-Event-ID"] = position.last;
+  const response = await fetch(path, { headers: headers(extra), signal });
   if (response.status !== 200 || !response.body) return { status: response.status };
   onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let type = "";
   let data = [];
+  let id = null;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -108,9 +113,14 @@ async function readEvents(path, signal, onOpen, onEvent) {
     buffer = lines.pop();
     for (const line of lines) {
       if (line === "") {
-        if (data.length) onEvent(type || "message", data.join("\n"));
+        // As EventSource does: the id counts even with empty data (the
+        // position a stream opens at), which dispatches nothing.
+        if (id !== null) position.last = id;
+        const text = data.join("\n");
+        if (text !== "") onEvent(type || "message", text);
         type = "";
         data = [];
+        id = null;
         continue;
       }
       if (line.startsWith(":")) continue; // a keep-alive or other comment
@@ -120,6 +130,7 @@ async function readEvents(path, signal, onOpen, onEvent) {
       if (val.startsWith(" ")) val = val.slice(1);
       if (field === "event") type = val;
       else if (field === "data") data.push(val);
+      else if (field === "id") id = val;
     }
   }
   return { status: 200 };
@@ -128,6 +139,7 @@ async function readEvents(path, signal, onOpen, onEvent) {
 /** Keeps a stream open: reconnects after it ends, backing off up to 10 s. */
 function keepStreaming(path, status, onEvent, onRefused) {
   const controller = new AbortController();
+  const position = { last: null };
   let delay = 1000;
   const loop = async () => {
     while (!controller.signal.aborted) {
@@ -135,7 +147,7 @@ function keepStreaming(path, status, onEvent, onRefused) {
         const result = await readEvents(path, controller.signal, () => {
           delay = 1000;
           status("Live: connected.");
-        }, onEvent);
+        }, onEvent, position);
         if (result.status !== 200 && onRefused(result.status)) return;
       } catch (err) {
         if (controller.signal.aborted) return;
@@ -168,33 +180,43 @@ async function checkReadiness() {
 
 // ---- Sign-in ---------------------------------------------------------------
 
-async function signIn(token, destination, remember) {
+/**
+ * Signs in with the token alone: GET /v1/me says whose it is (the admin's,
+ * a destination's or a device's), so no other route is probed.
+ */
+async function signIn(token, remember) {
   $("signin-error").textContent = "";
-  auth = { token, destination };
-  if (destination) {
-    startDestination(remember);
-    return;
-  }
-  // GET /readyz is public; an admin route tells the admin token from others
-  // (401 for any other token). The list route first, then a plain lookup.
-  let probe;
+  auth = { token };
+  let me;
   try {
-    probe = await api("GET", "v1/subscribers?limit=1");
-    if (probe.status === 404) probe = await api("GET", "v1/subscribers/%2B10000000000");
+    me = await api("GET", "v1/me");
   } catch (_) {
-    probe = { status: 0, json: null };
+    me = { status: 0, json: null };
   }
-  // 200 (listed), 404 (no such subscriber) or 422: the token was accepted.
-  if (![200, 404, 422].includes(probe.status)) {
+  const refuse = (message) => {
     auth = null;
     sessionStorage.removeItem(STORAGE_KEY);
-    $("signin-error").textContent = probe.status === 401
-      ? "This is not the admin token. With a destination token, also give the destination's id."
-      : (probe.json && probe.json.message) || "The service did not answer (" + probe.status + ").";
+    show("signin-view");
+    $("signin-error").textContent = message;
+  };
+  if (me.status !== 200 || !me.json) {
+    refuse(me.status === 401
+      ? "This token is not valid."
+      : (me.json && me.json.message) || "The service did not answer (" + me.status + ").");
     return;
   }
-  if (remember) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(auth));
-  startAdmin();
+  if (me.json.role === "device") {
+    refuse("This is the phone's device token: sign in with a destination token or the admin token.");
+    return;
+  }
+  if (remember) sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token }));
+  if (me.json.role === "destination") {
+    auth.destination = me.json.destination_id;
+    auth.subscriber = me.json.subscriber;
+    startDestination();
+  } else {
+    startAdmin();
+  }
 }
 
 function show(view) {
@@ -369,12 +391,13 @@ function onDestinationEvent(type, text) {
   else if (ENDINGS[type]) endCall(event.data.session_id, ENDINGS[type](event.data), event.data);
 }
 
-function startDestination(remember) {
+function startDestination() {
   show("destination-view");
   $("destination-title").textContent = "Incoming calls for " + auth.destination;
   if ("Notification" in window && Notification.permission === "default") {
     $("allow-notifications").hidden = false;
   }
+  showPushButton();
   refreshEmpty();
   let historyLoaded = false;
   const path = "v1/destinations/" + encodeURIComponent(auth.destination) + "/events";
@@ -402,7 +425,97 @@ function startDestination(remember) {
     $("stream-status").textContent = "Live: refused (" + status + "), retrying…";
     return false;
   });
-  if (remember) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(auth));
+}
+
+// ---- Notifications with the console closed (Web Push) -----------------------
+
+const PUSH_KEY = "ringrelay.push"; // localStorage: {destination, id} once subscribed
+const PUSH_ON = "Stop notifying me when the console is closed";
+const PUSH_OFF = "Notify me when the console is closed";
+
+function pushSupported() {
+  return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+}
+
+/** A base64url string's bytes (the server's VAPID key). */
+function base64urlBytes(text) {
+  const padded = text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4);
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+function pushState() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(PUSH_KEY) || "null");
+    return saved && saved.destination === auth.destination ? saved : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function showPushButton() {
+  const button = $("background-notifications");
+  button.hidden = !pushSupported();
+  button.textContent = pushState() ? PUSH_ON : PUSH_OFF;
+  button.setAttribute("aria-pressed", String(Boolean(pushState())));
+}
+
+/**
+ * Registers the service worker, subscribes this browser with the server's
+ * key and registers the subscription for this destination: calls then show
+ * as notifications (with Accept and Decline) with no console tab open.
+ */
+async function notifyWhenClosed() {
+  const status = (text) => { $("push-status").textContent = text; };
+  status("Turning on…");
+  try {
+    if ((await Notification.requestPermission()) !== "granted") {
+      status("Notifications are blocked for this page: allow them in the browser's site settings.");
+      return;
+    }
+    const registration = await navigator.serviceWorker.register("console/sw.js");
+    const key = await api("GET", "v1/push/key");
+    if (key.status !== 200 || !key.json) {
+      status(key.status === 503
+        ? "This service has no Web Push set up (VAPID_PRIVATE_KEY)."
+        : "Could not read the service's push key (" + key.status + ").");
+      return;
+    }
+    await navigator.serviceWorker.ready;
+    const subscription = await registration.pushManager.subscribe({
+      userVisibleOnly: true,
+      applicationServerKey: base64urlBytes(key.json.public_key),
+    });
+    const path = "v1/destinations/" + encodeURIComponent(auth.destination) + "/push-subscriptions";
+    const stored = await api("POST", path, subscription.toJSON());
+    if (stored.status !== 201 || !stored.json) {
+      status((stored.json && stored.json.message) || "The service refused the subscription (" + stored.status + ").");
+      return;
+    }
+    localStorage.setItem(PUSH_KEY, JSON.stringify({ destination: auth.destination, id: stored.json.id }));
+    status("On: calls show as notifications with the console closed.");
+  } catch (err) {
+    // No push service reachable (offline, or a browser without one).
+    status("This browser could not subscribe to push messages (" + (err && err.name) + ").");
+  }
+  showPushButton();
+}
+
+async function stopNotifyingWhenClosed() {
+  const saved = pushState();
+  localStorage.removeItem(PUSH_KEY);
+  if (saved) {
+    await api("DELETE", "v1/destinations/" + encodeURIComponent(auth.destination) +
+      "/push-subscriptions/" + encodeURIComponent(saved.id));
+  }
+  try {
+    const registration = await navigator.serviceWorker.getRegistration("console/");
+    const subscription = registration && (await registration.pushManager.getSubscription());
+    if (subscription) await subscription.unsubscribe();
+  } catch (_) {
+    // Nothing subscribed here: the server no longer pushes anyway.
+  }
+  $("push-status").textContent = "Off.";
+  showPushButton();
 }
 
 // ---- Admin view -----------------------------------------------------------
@@ -698,7 +811,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token").value.trim();
-    const destination = $("destination").value.trim();
     if (!token) {
       $("signin-error").textContent = "Give a token.";
       return;
@@ -706,13 +818,15 @@ document.addEventListener("DOMContentLoaded", () => {
     // A user gesture: the ring sound may start later.
     try { audio = audio || new AudioContext(); } catch (_) { audio = null; }
     $("token").value = "";
-    signIn(token, destination, true);
+    signIn(token, true);
   });
   $("sign-out").addEventListener("click", signOut);
   $("allow-notifications").addEventListener("click", async () => {
     await Notification.requestPermission();
     $("allow-notifications").hidden = Notification.permission !== "default";
   });
+  $("background-notifications").addEventListener("click", () =>
+    (pushState() ? stopNotifyingWhenClosed() : notifyWhenClosed()));
   $("refresh-subscribers").addEventListener("click", () => loadSubscribers(false));
   $("more-subscribers").addEventListener("click", () => loadSubscribers(true));
   $("new-subscriber").addEventListener("click", newSubscriber);
@@ -723,7 +837,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (saved) {
     try {
       const s = JSON.parse(saved);
-      if (s && s.token) signIn(s.token, s.destination || "", false);
+      if (s && s.token) signIn(s.token, false);
     } catch (_) {
       sessionStorage.removeItem(STORAGE_KEY);
     }

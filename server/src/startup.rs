@@ -20,9 +20,12 @@ use crate::http::state::{AppState, EdgeSettings};
 use crate::http::{self, error::render_framework_error};
 use crate::metrics::Metrics;
 use crate::notify::bus::EventBus;
+use crate::notify::push::PushSender;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::webhooks::WebhookSender;
+use crate::providers::voice_token::VoiceTokens;
 use crate::redis::{Certificates, RedisConnection};
+use crate::store::push::{MemoryPushStore, PushSubscriptionStore, RedisPushStore};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::subscribers::{AdminService, Registry, Subscribers};
 use crate::telemetry::RequestSpan;
@@ -137,10 +140,18 @@ impl Application {
                     .with_metrics(metrics.clone()),
             ),
         };
+        let push_store: Arc<dyn PushSubscriptionStore> = match &redis {
+            None => Arc::new(MemoryPushStore::new()),
+            Some(connection) => Arc::new(RedisPushStore::new(
+                connection.clone(),
+                &config.redis_key_prefix,
+            )),
+        };
         let bus = match redis {
             None => EventBus::in_process(),
             Some(connection) => EventBus::redis(connection, &config.redis_key_prefix).await,
-        };
+        }
+        .replaying(config.session_ttl);
         // The subscribers, the most recently used cached and kept current
         // by the bus (in the background: nothing is loaded before serving).
         let subscribers = Arc::new(Subscribers::new(
@@ -173,28 +184,46 @@ impl Application {
             metrics.clone(),
             deliveries.clone(),
         )?;
-        let flow = Arc::new(CallFlow::new(
-            store.clone(),
-            subscribers,
-            webhooks,
-            bus,
-            metrics.clone(),
-            templates,
-            FlowSettings {
-                public_base_url: config.public_base_url.clone(),
-                region: config.default_region,
-                // A session must outlive its forward deadline, so that its
-                // expiry can be recorded and shown.
-                session_ttl: config
-                    .session_ttl
-                    .max(config.forward_timeout + 4 * inputs.sweep_interval),
-                history_ttl: config.history_ttl,
-                forward_timeout: config.forward_timeout,
-                can_answer_forwarded_calls: config.providers.any_configured(),
-                clock: inputs.clock,
-                sweep_interval: inputs.sweep_interval,
-            },
-        ));
+        let push = config
+            .vapid
+            .clone()
+            .map(|vapid| {
+                PushSender::new(
+                    vapid,
+                    push_store,
+                    config.webhook_targets,
+                    config.notify_timeout,
+                    inputs.retry,
+                    metrics.clone(),
+                    deliveries.clone(),
+                )
+            })
+            .transpose()?;
+        let flow = Arc::new(
+            CallFlow::new(
+                store.clone(),
+                subscribers,
+                webhooks,
+                bus,
+                metrics.clone(),
+                templates,
+                FlowSettings {
+                    public_base_url: config.public_base_url.clone(),
+                    region: config.default_region,
+                    // A session must outlive its forward deadline, so that its
+                    // expiry can be recorded and shown.
+                    session_ttl: config
+                        .session_ttl
+                        .max(config.forward_timeout + 4 * inputs.sweep_interval),
+                    history_ttl: config.history_ttl,
+                    forward_timeout: config.forward_timeout,
+                    can_answer_forwarded_calls: config.providers.any_configured(),
+                    clock: inputs.clock,
+                    sweep_interval: inputs.sweep_interval,
+                },
+            )
+            .with_push(push.clone()),
+        );
         // In the background: the listener opens now, whatever its size.
         let import = config
             .subscribers_file
@@ -232,6 +261,8 @@ impl Application {
             metrics,
             guessers: http::Guessers::default(),
             shutdown: streams.clone(),
+            push,
+            voice_tokens: VoiceTokens::new(&config.voice_tokens, config.providers.names()),
         });
         let sweeper = state.clone();
         let stop_sweeping = streams.clone();

@@ -122,6 +122,8 @@ pub enum Fate {
     },
     Busy,
     Fails,
+    /// Ends at once, no-answer: a softphone that is not there.
+    Unreachable,
     RingsOn,
 }
 
@@ -139,6 +141,7 @@ impl Callee {
             Answer::Busy => Fate::Busy,
             Answer::Fails => Fate::Fails,
             Answer::NoAnswer => Fate::RingsOn,
+            Answer::Unreachable => Fate::Unreachable,
         }
     }
 

@@ -90,9 +90,13 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Error> 
             Service::remote(target)?
         }
         None => {
-            let clock = scenario
-                .clock
-                .map_or(WallClock::System, |at| WallClock::starting_at(at.0));
+            // A clock the call's skipped time moves on (from the
+            // scenario's time, or now).
+            let clock = WallClock::starting_at(
+                scenario
+                    .clock
+                    .map_or_else(ringrelay_server::domain::time::Timestamp::now, |at| at.0),
+            );
             Service::in_process(scenario.provider, clock).await?
         }
     };
@@ -128,7 +132,7 @@ async fn play(
     receiver: &Receiver,
     registration: &Registration,
 ) -> Result<Report, Error> {
-    let timeline = Timeline::start();
+    let timeline = Timeline::start(service.clock.clone());
     let directory = Directory::new(&registration.stored, scenario);
     let caller = Caller::new(scenario);
     let phone = Phone::new(service, registration.device_token.clone(), timeline.clone());

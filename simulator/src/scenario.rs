@@ -171,6 +171,9 @@ pub enum Answer {
     Fails,
     /// A voicemail machine: picks up after a few seconds, presses nothing.
     Voicemail,
+    /// A softphone that is not there (a browser tab asleep, an app not
+    /// registered): the provider ends its leg at once, no-answer.
+    Unreachable,
 }
 
 impl TryFrom<String> for Answer {
@@ -182,8 +185,10 @@ impl TryFrom<String> for Answer {
             "no-answer" => Ok(Self::NoAnswer),
             "fails" => Ok(Self::Fails),
             "voicemail" => Ok(Self::Voicemail),
+            "unreachable" => Ok(Self::Unreachable),
             other => after_secs(other, "after ").map(Self::After).ok_or_else(|| {
-                r#"expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#.into()
+                r#"expected "after Ns", "busy", "no-answer", "fails", "voicemail" or "unreachable""#
+                    .into()
             }),
         }
     }

@@ -1,10 +1,14 @@
 //! The call's clock and what happened when. Time is the real time the
 //! service took plus the virtual time the simulated parties skipped: a 20 s
-//! ring costs nothing, the service's own work is measured as it is.
+//! ring costs nothing, the service's own work is measured as it is. The
+//! service in process reads the same time: its clock moves on with every
+//! skip, so that what it times (a softphone that fails within 2 s of its
+//! Dial) is timed as the call's parties live it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ringrelay_server::clock::WallClock;
 use serde::Serialize;
 
 /// One line of the timeline.
@@ -19,6 +23,9 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct Timeline {
     inner: Arc<Mutex<Inner>>,
+    /// The service's clock, moved on with every skip (a deployment's
+    /// system clock cannot be: it does not move).
+    service_clock: WallClock,
 }
 
 #[derive(Debug)]
@@ -29,13 +36,15 @@ struct Inner {
 }
 
 impl Timeline {
-    pub fn start() -> Self {
+    /// A timeline whose skips move `service_clock` on too.
+    pub fn start(service_clock: WallClock) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 started: Instant::now(),
                 skipped: Duration::ZERO,
                 entries: Vec::new(),
             })),
+            service_clock,
         }
     }
 
@@ -48,6 +57,7 @@ impl Timeline {
     /// Lets `duration` of virtual time pass.
     pub fn advance(&self, duration: Duration) {
         self.inner.lock().expect("timeline lock").skipped += duration;
+        self.service_clock.advance(duration);
     }
 
     /// Moves the clock to `at_ms` unless it is already past it.

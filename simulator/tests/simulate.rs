@@ -137,6 +137,62 @@ fixtures_on_every_provider! {
         "telnyx" => Connected, Some("desk");
     signalwire_scenario_connects_the_screened_desk_after_the_busy_softphone:
         "signalwire" => Connected, Some("desk");
+    a_softphone_that_is_not_there_is_skipped_at_once:
+        "softphone-not-there" => Connected, Some("desk");
+}
+
+/// A softphone that is not there (CONTRACT §18): in a hunt its leg ends at
+/// once, `unreachable`, and the next destination rings right away; in a
+/// simultaneous ring it drops out and the others ring on. On every
+/// provider.
+#[tokio::test]
+async fn a_softphone_that_fails_at_once_is_unreachable_and_costs_no_ring_timeout() {
+    for provider in [
+        Cpaas::Twilio,
+        Cpaas::Plivo,
+        Cpaas::Telnyx,
+        Cpaas::SignalWire,
+    ] {
+        let report = simulate_fixture("softphone-not-there", provider).await;
+        assert_call(&report, Outcome::Connected, Some("desk"));
+        let legs: Vec<(&str, &str)> = report.session["legs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["destination_id"].as_str().unwrap(),
+                    l["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            legs,
+            [("laptop", "unreachable"), ("desk", "connected")],
+            "{provider:?}"
+        );
+        let dialed_at = |who: &str| {
+            report
+                .timeline
+                .iter()
+                .find(|e| e.party == "service" && e.event.starts_with(&format!("Dial {who}")))
+                .unwrap_or_else(|| panic!("{provider:?}: {who} is dialed: {:?}", report.timeline))
+                .at_ms
+        };
+        let waited = dialed_at("desk") - dialed_at("laptop");
+        assert!(
+            waited < 2_000,
+            "{provider:?}: the desk rang {waited} ms after the laptop, not a ring timeout later"
+        );
+
+        // Rung together, it drops out; the desk takes the call.
+        let together = fixture("softphone-not-there")
+            .replace("strategy = \"sequential\"", "strategy = \"simultaneous\"");
+        let mut scenario: Scenario = together.parse().unwrap();
+        scenario.provider = provider;
+        let report = simulate::run(scenario, Options::default()).await.unwrap();
+        assert_call(&report, Outcome::Connected, Some("desk"));
+    }
 }
 
 /// The recording the CPaaS made of the bridged leg reaches the destination
@@ -361,7 +417,7 @@ fn bad_scenarios_are_refused_with_one_line_naming_the_key() {
         (
             "",
             "[destinations.desk]\nanswer = \"sometimes\"",
-            r#"destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails" or "voicemail""#,
+            r#"destinations.desk.answer: expected "after Ns", "busy", "no-answer", "fails", "voicemail" or "unreachable""#,
         ),
         (
             "",

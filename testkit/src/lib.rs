@@ -1,7 +1,10 @@
 //! What the tests of every ringrelay package run against: real Redis
-//! servers on free ports (`servers`) and a real local webhook receiver that
-//! checks signatures (`receiver`). A dev-dependency only.
+//! servers on free ports (`servers`), a real local webhook receiver that
+//! checks signatures (`receiver`), and a fake of an outside API that records
+//! what it is sent and answers what the test scripts (`fake_api`). A
+//! dev-dependency only.
 
+pub mod fake_api;
 pub mod receiver;
 pub mod servers;
 

@@ -14,7 +14,9 @@ use self::variables::{self as v, Variable};
 use crate::domain::phone::Region;
 use crate::domain::webhook_target::TargetPolicy;
 use crate::flow::PublicBaseUrl;
+use crate::notify::push::vapid::Vapid;
 use crate::notify::signing::WebhookSecret;
+use crate::providers::voice_token::{VOICE_TOKEN_PROVIDERS, VoiceTokenSettings};
 use crate::providers::{PROVIDERS, ProviderVars, Providers};
 use crate::rotation::Rotating;
 
@@ -84,6 +86,12 @@ pub struct Config {
     pub max_streams: usize,
     /// `MAX_STREAMS_PER_DESTINATION`: live streams per destination. Default 8.
     pub max_streams_per_destination: usize,
+    /// `VOICE_TOKEN_PROVIDER`, `VOICE_TOKEN_TTL_SECS` and each provider's
+    /// credentials for softphone tokens (contract §18).
+    pub voice_tokens: VoiceTokenSettings,
+    /// `VAPID_PRIVATE_KEY` + `VAPID_SUBJECT`: Web Push (contract §18);
+    /// unset, the push routes answer 503.
+    pub vapid: Option<Vapid>,
     /// `SUBSCRIBER_CACHE_ENTRIES`: subscribers one instance keeps in memory,
     /// the most recently used. Default 50000.
     pub subscriber_cache_entries: usize,
@@ -332,6 +340,8 @@ impl Config {
                 .map_err(|e| format!("is not a valid log filter ({e})"))
         })?;
         let count = |raw: &str| positive(raw).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let voice_tokens = voice_token_settings(&env)?;
+        let vapid = vapid(&env)?;
         Ok(Self {
             host,
             port,
@@ -356,9 +366,132 @@ impl Config {
             max_streams: env.parse_or_default(&v::MAX_STREAMS, count)?,
             max_streams_per_destination: env
                 .parse_or_default(&v::MAX_STREAMS_PER_DESTINATION, count)?,
+            voice_tokens,
+            vapid,
             subscriber_cache_entries: env.parse_or_default(&v::SUBSCRIBER_CACHE_ENTRIES, count)?,
         })
     }
+}
+
+/// The VAPID identity, when Web Push is on: the key and the subject go
+/// together, and a key that is no P-256 key stops the start.
+fn vapid(env: &Env) -> Result<Option<Vapid>, ConfigError> {
+    match (env.set(&v::VAPID_PRIVATE_KEY), env.set(&v::VAPID_SUBJECT)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            v::VAPID_SUBJECT.name,
+            "must be set with VAPID_PRIVATE_KEY: a mailto: or https: URL push services can reach you at",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            v::VAPID_SUBJECT.name,
+            "is only used with VAPID_PRIVATE_KEY, which is not set",
+        )),
+        (Some(key), Some(subject)) => {
+            Vapid::parse(key, subject)
+                .map(Some)
+                .map_err(|(variable, problem)| {
+                    let variable = if variable == v::VAPID_SUBJECT.name {
+                        v::VAPID_SUBJECT.name
+                    } else {
+                        v::VAPID_PRIVATE_KEY.name
+                    };
+                    ConfigError::new(variable, problem)
+                })
+        }
+    }
+}
+
+/// What softphone tokens are issued with: which provider, for how long,
+/// and each provider's credentials (the route names what is missing).
+fn voice_token_settings(env: &Env) -> Result<VoiceTokenSettings, ConfigError> {
+    let text = |variable: &Variable| -> Result<Option<String>, ConfigError> {
+        env.parse(variable, |raw| {
+            let raw = raw.trim();
+            if raw.is_empty() || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err("must be one word without spaces".into())
+            } else {
+                Ok(raw.to_owned())
+            }
+        })
+    };
+    let secret = |variable: &Variable| -> Result<Option<SecretString>, ConfigError> {
+        Ok(text(variable)?.map(SecretString::from))
+    };
+    let base_url = |variable: &Variable, raw: &str| -> Result<url::Url, ConfigError> {
+        url::Url::parse(raw.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+            .filter(|u| u.username().is_empty() && u.password().is_none() && u.query().is_none())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    variable.name,
+                    format!("must be an https:// URL, got {:?}", clip(raw)),
+                )
+            })
+    };
+    let provider = env.parse(&v::VOICE_TOKEN_PROVIDER, |raw| {
+        VOICE_TOKEN_PROVIDERS
+            .iter()
+            .copied()
+            .find(|p| raw.trim().eq_ignore_ascii_case(p))
+            .ok_or_else(|| {
+                format!(
+                    "must be one of {}, got {:?}",
+                    VOICE_TOKEN_PROVIDERS.join(", "),
+                    clip(raw)
+                )
+            })
+    })?;
+    let ttl = env.parse_or_default(&v::VOICE_TOKEN_TTL_SECS, |raw| {
+        let secs = positive(raw)?;
+        if (60..=86_400).contains(&secs) {
+            Ok(Duration::from_secs(secs))
+        } else {
+            Err(format!("must be 60 to 86400 seconds, got {secs}"))
+        }
+    })?;
+    let space = env.parse(&v::SIGNALWIRE_SPACE, |raw| {
+        let raw = raw.trim();
+        let ok = (1..=63).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if ok {
+            Ok(raw.to_ascii_lowercase())
+        } else {
+            Err("must be letters, digits and '-', at most 63".to_owned())
+        }
+    })?;
+    let signalwire_api_base = match (env.set(&v::SIGNALWIRE_API_BASE), space) {
+        (Some(raw), _) => Some(base_url(&v::SIGNALWIRE_API_BASE, raw)?),
+        (None, Some(space)) => Some(base_url(
+            &v::SIGNALWIRE_SPACE,
+            &format!("https://{space}.signalwire.com"),
+        )?),
+        (None, None) => None,
+    };
+    let telnyx_api_base = env
+        .value(&v::TELNYX_API_BASE)
+        .map(|raw| base_url(&v::TELNYX_API_BASE, raw))
+        .transpose()?;
+    // Plivo's endpoint tokens are signed with the current auth token.
+    let plivo_auth_token = env
+        .set(&v::PLIVO_AUTH_TOKEN)
+        .and_then(|raw| raw.split(',').map(str::trim).find(|t| !t.is_empty()))
+        .map(|t| SecretString::from(t.to_owned()));
+    Ok(VoiceTokenSettings {
+        provider,
+        ttl,
+        twilio_account_sid: text(&v::TWILIO_ACCOUNT_SID)?,
+        twilio_api_key_sid: text(&v::TWILIO_API_KEY_SID)?,
+        twilio_api_key_secret: secret(&v::TWILIO_API_KEY_SECRET)?,
+        twilio_twiml_app_sid: text(&v::TWILIO_TWIML_APP_SID)?,
+        plivo_auth_id: text(&v::PLIVO_AUTH_ID)?,
+        plivo_auth_token,
+        telnyx_api_key: secret(&v::TELNYX_API_KEY)?,
+        telnyx_api_base,
+        signalwire_project_id: text(&v::SIGNALWIRE_PROJECT_ID)?,
+        signalwire_api_token: secret(&v::SIGNALWIRE_API_TOKEN)?,
+        signalwire_api_base,
+    })
 }
 
 /// The Redis the variables name: at most one of `REDIS_URL`,
@@ -676,6 +809,18 @@ mod tests {
             ("TRUST_PROXY", "2", "true or false"),
             ("MAX_STREAMS", "0", "greater than 0"),
             ("MAX_STREAMS_PER_DESTINATION", "many", "greater than 0"),
+            ("VOICE_TOKEN_PROVIDER", "vonage", "one of twilio"),
+            ("VOICE_TOKEN_TTL_SECS", "59", "60 to 86400"),
+            ("VOICE_TOKEN_TTL_SECS", "86401", "60 to 86400"),
+            ("TELNYX_API_BASE", "ftp://api.telnyx.com", "https://"),
+            ("SIGNALWIRE_API_BASE", "not a url", "https://"),
+            ("SIGNALWIRE_SPACE", "my.space", "letters, digits"),
+            ("TWILIO_API_KEY_SID", "SK 123", "without spaces"),
+            (
+                "VAPID_SUBJECT",
+                "mailto:ops@example.com",
+                "only used with VAPID_PRIVATE_KEY",
+            ),
         ];
         for (variable, value, expected) in cases {
             let err =
@@ -690,6 +835,46 @@ mod tests {
     }
 
     #[test]
+    fn a_vapid_key_that_is_no_p256_key_stops_the_start_naming_it() {
+        const KEY: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
+        for (vars, variable, expected) in [
+            (
+                vec![("VAPID_PRIVATE_KEY", "c2hvcnQ")],
+                "VAPID_SUBJECT",
+                "must be set",
+            ),
+            (
+                vec![
+                    ("VAPID_PRIVATE_KEY", "c2hvcnQ"),
+                    ("VAPID_SUBJECT", "mailto:a@b.c"),
+                ],
+                "VAPID_PRIVATE_KEY",
+                "32 bytes",
+            ),
+            (
+                vec![
+                    ("VAPID_PRIVATE_KEY", KEY),
+                    ("VAPID_SUBJECT", "ops@example.com"),
+                ],
+                "VAPID_SUBJECT",
+                "mailto:",
+            ),
+        ] {
+            let err = config(&vars).unwrap_err();
+            assert_eq!(err.variable, variable, "{vars:?}");
+            assert!(err.problem.contains(expected), "{err}");
+            assert!(!err.to_string().contains(KEY), "{err}");
+        }
+        let c = config(&[
+            ("VAPID_PRIVATE_KEY", KEY),
+            ("VAPID_SUBJECT", "mailto:a@b.c"),
+        ])
+        .unwrap();
+        assert!(c.vapid.is_some());
+        assert!(!format!("{c:?}").contains(KEY));
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = config(&[
             ("ADMIN_TOKEN", "admin-s3cret-value"),
@@ -697,6 +882,9 @@ mod tests {
             ("PLIVO_AUTH_TOKEN", "plivo-s3cret-value"),
             ("REDIS_URL", "redis://:redis-s3cret-value@localhost:6379"),
             ("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("TWILIO_API_KEY_SECRET", "twilio-key-s3cret-value"),
+            ("TELNYX_API_KEY", "KEYs3cret-value"),
+            ("SIGNALWIRE_API_TOKEN", "PTs3cret-value"),
         ])
         .unwrap();
         let printed = format!("{c:?}");

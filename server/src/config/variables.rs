@@ -38,17 +38,19 @@ pub enum Group {
     Store,
     Credentials,
     Calls,
+    Reach,
     Safety,
     Logs,
     Platform,
 }
 
 impl Group {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Listening,
         Self::Store,
         Self::Credentials,
         Self::Calls,
+        Self::Reach,
         Self::Safety,
         Self::Logs,
         Self::Platform,
@@ -61,6 +63,7 @@ impl Group {
             Self::Store => "store",
             Self::Credentials => "credentials",
             Self::Calls => "calls",
+            Self::Reach => "reach",
             Self::Safety => "safety",
             Self::Logs => "logs",
             Self::Platform => "platform",
@@ -230,6 +233,83 @@ pub const SIGNALWIRE_SIP_DOMAIN: Variable = var(
     "letters, digits and `-`, at most 63",
     "Your space's SIP domain (`example` in `example.verto.signalwire.com`). `client` destinations are dialed as `<Verto>identity@example.verto.signalwire.com</Verto>`; without it, as the bare identity.",
 );
+pub const TWILIO_ACCOUNT_SID: Variable = var(
+    "TWILIO_ACCOUNT_SID",
+    Credentials,
+    Unset,
+    "`AC` and 32 hexadecimal digits",
+    "Your Twilio account's SID: the `sub` of the softphone access tokens `POST /v1/destinations/{id}/voice-token` signs.",
+);
+pub const TWILIO_API_KEY_SID: Variable = var(
+    "TWILIO_API_KEY_SID",
+    Credentials,
+    Unset,
+    "`SK` and 32 hexadecimal digits",
+    "A Twilio API key (Console → API keys): the `iss` of the softphone access tokens. With `TWILIO_API_KEY_SECRET`.",
+);
+pub const TWILIO_API_KEY_SECRET: Variable = secret(
+    "TWILIO_API_KEY_SECRET",
+    Credentials,
+    Unset,
+    "the API key's secret",
+    "Signs the softphone access tokens (HS256).",
+);
+pub const TWILIO_TWIML_APP_SID: Variable = var(
+    "TWILIO_TWIML_APP_SID",
+    Credentials,
+    Unset,
+    "`AP` and 32 hexadecimal digits",
+    "A TwiML app for the softphone's outgoing calls (`grants.voice.outgoing.application_sid`). Unset: the tokens allow incoming calls only.",
+);
+pub const PLIVO_AUTH_ID: Variable = var(
+    "PLIVO_AUTH_ID",
+    Credentials,
+    Unset,
+    "your Plivo Auth ID (`MA…`)",
+    "The `iss` of the endpoint tokens `POST /v1/destinations/{id}/voice-token` signs with `PLIVO_AUTH_TOKEN` (the current one).",
+);
+pub const TELNYX_API_KEY: Variable = secret(
+    "TELNYX_API_KEY",
+    Credentials,
+    Unset,
+    "a Telnyx API key (`KEY…`)",
+    "Mints softphone tokens through Telnyx's API (`POST /v2/telephony_credentials/{client address}/token`).",
+);
+pub const TELNYX_API_BASE: Variable = var(
+    "TELNYX_API_BASE",
+    Credentials,
+    Value("https://api.telnyx.com"),
+    "absolute `https://` (or `http://`) URL",
+    "Where Telnyx's API is (tests point it at a local fake).",
+);
+pub const SIGNALWIRE_PROJECT_ID: Variable = var(
+    "SIGNALWIRE_PROJECT_ID",
+    Credentials,
+    Unset,
+    "your SignalWire project's id (a UUID)",
+    "With `SIGNALWIRE_API_TOKEN`: mints softphone JWTs through SignalWire's API (`POST /api/relay/rest/jwt`).",
+);
+pub const SIGNALWIRE_API_TOKEN: Variable = secret(
+    "SIGNALWIRE_API_TOKEN",
+    Credentials,
+    Unset,
+    "a SignalWire API token (`PT…`)",
+    "The password of the project's basic auth on SignalWire's API.",
+);
+pub const SIGNALWIRE_SPACE: Variable = var(
+    "SIGNALWIRE_SPACE",
+    Credentials,
+    Unset,
+    "letters, digits and `-`, at most 63",
+    "Your space's name (`example` in `example.signalwire.com`): where SignalWire's API is, unless `SIGNALWIRE_API_BASE` says otherwise.",
+);
+pub const SIGNALWIRE_API_BASE: Variable = var(
+    "SIGNALWIRE_API_BASE",
+    Credentials,
+    Derived("`https://$SIGNALWIRE_SPACE.signalwire.com`"),
+    "absolute `https://` (or `http://`) URL",
+    "Where SignalWire's API is (tests point it at a local fake).",
+);
 
 pub const DEFAULT_REGION: Variable = var(
     "DEFAULT_REGION",
@@ -279,6 +359,35 @@ pub const TEMPLATES_DIR: Variable = var(
     Unset,
     "path to a folder that exists (else the start stops)",
     "A folder whose files replace the spoken texts. See [below](#templates_dir).",
+);
+
+pub const VAPID_PRIVATE_KEY: Variable = secret(
+    "VAPID_PRIVATE_KEY",
+    Reach,
+    Unset,
+    "base64url of the 32-byte P-256 private scalar ([how to make one](#web-push)); anything else stops the start",
+    "Turns Web Push on (RFC 8030, 8291, 8292): events reach destinations' browsers with no tab open. Unset: the push routes answer 503 naming it. Needs `VAPID_SUBJECT`.",
+);
+pub const VAPID_SUBJECT: Variable = var(
+    "VAPID_SUBJECT",
+    Reach,
+    Unset,
+    "a `mailto:` or `https:` URL",
+    "Who runs this service, for push services to contact (the `sub` of every push's VAPID token). Required with `VAPID_PRIVATE_KEY`.",
+);
+pub const VOICE_TOKEN_PROVIDER: Variable = var(
+    "VOICE_TOKEN_PROVIDER",
+    Reach,
+    Derived("the only provider configured"),
+    "`twilio`, `plivo`, `telnyx` or `signalwire`",
+    "Whose softphone tokens `POST /v1/destinations/{id}/voice-token` issues. Needed when several providers are configured (else that route answers 503 naming it).",
+);
+pub const VOICE_TOKEN_TTL_SECS: Variable = var(
+    "VOICE_TOKEN_TTL_SECS",
+    Reach,
+    Value("3600"),
+    "60 to 86400",
+    "How long a softphone token lasts (Telnyx's last 24 hours whatever this says; SignalWire's are whole minutes).",
 );
 
 pub const ALLOW_PRIVATE_WEBHOOKS: Variable = var(
@@ -353,6 +462,17 @@ pub const ALL: &[Variable] = &[
     TELNYX_PUBLIC_KEY,
     SIGNALWIRE_SIGNING_KEY,
     SIGNALWIRE_SIP_DOMAIN,
+    TWILIO_ACCOUNT_SID,
+    TWILIO_API_KEY_SID,
+    TWILIO_API_KEY_SECRET,
+    TWILIO_TWIML_APP_SID,
+    PLIVO_AUTH_ID,
+    TELNYX_API_KEY,
+    TELNYX_API_BASE,
+    SIGNALWIRE_PROJECT_ID,
+    SIGNALWIRE_API_TOKEN,
+    SIGNALWIRE_SPACE,
+    SIGNALWIRE_API_BASE,
     DEFAULT_REGION,
     SESSION_TTL_SECS,
     HISTORY_TTL_SECS,
@@ -360,6 +480,10 @@ pub const ALL: &[Variable] = &[
     FORWARD_TIMEOUT_SECS,
     SUBSCRIBERS_FILE,
     TEMPLATES_DIR,
+    VAPID_PRIVATE_KEY,
+    VAPID_SUBJECT,
+    VOICE_TOKEN_PROVIDER,
+    VOICE_TOKEN_TTL_SECS,
     ALLOW_PRIVATE_WEBHOOKS,
     MAX_STREAMS,
     MAX_STREAMS_PER_DESTINATION,

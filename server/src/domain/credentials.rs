@@ -16,6 +16,7 @@ use super::phone::PhoneNumber;
 use super::subscriber::Subscriber;
 
 /// A freshly made bearer token, shown to the admin once.
+#[derive(Clone)]
 pub struct NewToken(SecretString);
 
 impl NewToken {
@@ -174,6 +175,7 @@ pub struct IssuedTokens {
 }
 
 /// How to treat tokens when a subscriber is written.
+#[derive(Clone)]
 pub enum TokenPolicy {
     /// Keep the tokens of the previous record; make new ones only where there
     /// are none (a new subscriber, a new destination).

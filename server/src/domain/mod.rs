@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod forwarding;
 pub mod ids;
 pub mod phone;
+pub mod push;
 pub mod rules;
 pub mod session;
 pub mod subscriber;

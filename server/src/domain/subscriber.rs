@@ -341,8 +341,9 @@ pub struct DestinationSpec {
     pub id: String,
     pub kind: TargetKind,
     /// By `kind`: `phone` a number (E.164 or national), `sip` a `sip:`/`sips:`
-    /// URI with a host, `client` a softphone identity (letters, digits, `_`,
-    /// `.`, `-`, up to 121 characters).
+    /// URI with a host, `client` a softphone identity (letters, digits and
+    /// `_`, up to 121 characters; addresses stored before this rule may
+    /// also hold `.` and `-`).
     #[schema(example = "+12025550201")]
     pub address: String,
     /// An absolute `http://` or `https://` URL for the signed event

@@ -200,6 +200,7 @@ impl CallFlow {
                     .map(|d| DialedLeg {
                         destination_id: d.id.clone(),
                         screened: d.screening,
+                        client: matches!(d.target, Target::Client(_)),
                     })
                     .collect();
                 match session.record_dial_result(attempt, &dialed, result, now) {
@@ -214,6 +215,7 @@ impl CallFlow {
                 match next_after(&plan, session, attempt) {
                     Next::Ring(next, destinations) => {
                         session.start_ringing(next, destinations.iter().map(|d| &d.id));
+                        session.dial_started(next, now);
                         Ok((None, true))
                     }
                     Next::Fallback(_, Fallback::Voicemail | Fallback::Phone { .. }) => {

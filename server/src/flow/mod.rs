@@ -29,6 +29,7 @@ use crate::notify::bus::EventBus;
 use crate::notify::events::{
     CallRef, Cancelled, Connected, Event, EventPayload, Missed, Taken, Voicemail,
 };
+use crate::notify::push::PushSender;
 use crate::notify::webhooks::WebhookSender;
 use crate::store::{Store, StoreError};
 use crate::subscribers::Subscribers;
@@ -55,6 +56,8 @@ pub struct CallFlow {
     metrics: Arc<Metrics>,
     templates: Templates,
     settings: FlowSettings,
+    /// Web Push, when `VAPID_PRIVATE_KEY` is set.
+    push: Option<PushSender>,
 }
 
 /// The configuration the flow depends on.
@@ -119,11 +122,36 @@ impl CallFlow {
             metrics,
             templates,
             settings,
+            push: None,
         }
+    }
+
+    /// This flow, pushing every event to the destinations' browsers too.
+    pub fn with_push(mut self, push: Option<PushSender>) -> Self {
+        self.push = push;
+        self
     }
 
     pub fn bus(&self) -> &EventBus {
         &self.bus
+    }
+
+    /// A subscriber's destinations changed (`keep` are those that stay with
+    /// their tokens; none when every token was replaced or the subscriber
+    /// went): the browsers of the others stop hearing of its calls.
+    pub(crate) async fn destinations_changed(
+        &self,
+        subscriber: &PhoneNumber,
+        keep: &[DestinationId],
+    ) {
+        let Some(push) = &self.push else { return };
+        if let Err(err) = push
+            .store()
+            .retain_push_subscriptions(subscriber, keep)
+            .await
+        {
+            tracing::warn!(subscriber = %subscriber, error = format!("{err:#}"), "could not drop the push subscriptions of destinations that changed");
+        }
     }
 
     /// Now, on the flow's clock.
@@ -234,6 +262,10 @@ impl CallFlow {
                 .map(|u| (u.clone(), event.clone()))
                 .collect(),
         );
+        if let Some(push) = &self.push {
+            let destinations = others.iter().map(|d| d.id.clone()).collect();
+            push.push_later(&subscriber.number, destinations, event);
+        }
     }
 }
 

@@ -184,8 +184,8 @@ impl CallFlow {
     }
 
     /// Sends `call.ringing` to each of `ringing` (with its capability), on
-    /// its streams and by webhook, all at once, and returns when each
-    /// webhook was answered, failed or timed out.
+    /// its streams, by webhook and by Web Push, all at once, and returns
+    /// when each webhook and push was answered, failed or timed out.
     async fn notify_ringing(
         &self,
         subscriber: &Subscriber,
@@ -227,10 +227,21 @@ impl CallFlow {
                 .publish_event(&subscriber.number, Some(destination), event)
         }))
         .await;
+        let offer_left = self.now().until(expires_at);
+        let pushes = async {
+            if let Some(push) = &self.push {
+                let events = streamed
+                    .iter()
+                    .map(|(d, e)| ((*d).clone(), e.clone()))
+                    .collect();
+                push.push_ringing(&subscriber.number, events, offer_left)
+                    .await;
+            }
+        };
         if deliveries.is_empty() {
-            return;
+            return pushes.await;
         }
-        let outcomes = self.webhooks.deliver_now(deliveries).await;
+        let (outcomes, ()) = tokio::join!(self.webhooks.deliver_now(deliveries), pushes);
         for (destination, outcome) in ringing
             .iter()
             .filter(|d| d.webhook_url.is_some())

@@ -56,7 +56,7 @@ impl FromRequest for AdminAuth {
 }
 
 /// Whether `presented` is `ADMIN_TOKEN`; 503 when none is configured.
-fn is_admin_token(state: &AppState, presented: &str) -> Result<bool, ApiError> {
+pub(super) fn is_admin_token(state: &AppState, presented: &str) -> Result<bool, ApiError> {
     let expected = state
         .settings
         .admin_token

@@ -72,6 +72,7 @@ mod tests {
             "index.html",
             "console.js",
             "console.css",
+            "sw.js",
             "docs.html",
             "docs.js",
             "docs.css",
@@ -83,7 +84,7 @@ mod tests {
     /// Values reach the pages as text only: the scripts never parse markup.
     #[test]
     fn the_scripts_never_write_markup() {
-        for name in ["console.js", "docs.js"] {
+        for name in ["console.js", "sw.js", "docs.js"] {
             let script = Assets::get(name).unwrap();
             let script = std::str::from_utf8(&script.data).unwrap();
             for sink in [

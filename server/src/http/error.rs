@@ -49,6 +49,9 @@ pub enum ApiError {
     NotConfigured(&'static str),
     #[error("the store is unavailable")]
     StoreUnavailable(#[source] anyhow::Error),
+    /// A provider's API (minting a softphone token) failed.
+    #[error("a provider's API is unavailable")]
+    ProviderUnavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -61,8 +64,8 @@ pub(super) struct ErrorBody<'a> {
     /// `forbidden`, `not_found`, `method_not_allowed`, `already_taken`,
     /// `already_answered`, `already_forwarded`, `session_over`,
     /// `payload_too_large`, `invalid_field`, `rate_limited`, `not_configured`,
-    /// `store_unavailable`, `internal_error` (and `invalid_signature` on the
-    /// CPaaS routes).
+    /// `not_a_client`, `store_unavailable`, `provider_unavailable`,
+    /// `internal_error` (and `invalid_signature` on the CPaaS routes).
     #[schema(example = "not_found")]
     error: &'a str,
     /// Human text. For `invalid_field` it starts with the field's JSON path
@@ -87,6 +90,7 @@ impl ApiError {
             Self::InvalidField(_) => "invalid_field",
             Self::NotConfigured(_) => "not_configured",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::ProviderUnavailable(_) => "provider_unavailable",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -94,7 +98,7 @@ impl ApiError {
     /// The text users see. For 5xx it says nothing of the cause.
     fn public_message(&self) -> String {
         match self {
-            Self::StoreUnavailable(_) => {
+            Self::StoreUnavailable(_) | Self::ProviderUnavailable(_) => {
                 "a dependency of the service is unavailable; try again shortly".into()
             }
             Self::Unexpected(_) => "the service hit an unexpected error".into(),
@@ -235,13 +239,18 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotConfigured(_) | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotConfigured(_) | Self::StoreUnavailable(_) | Self::ProviderUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::StoreUnavailable(cause) | Self::Unexpected(cause) = self {
+        if let Self::StoreUnavailable(cause)
+        | Self::ProviderUnavailable(cause)
+        | Self::Unexpected(cause) = self
+        {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -479,6 +488,29 @@ pub mod doc {
             "`ADMIN_TOKEN` is not set, or the store does not answer.",
             &[
                 ("not_configured", ApiError::NotConfigured("ADMIN_TOKEN")),
+                ("store_unavailable", ApiError::StoreUnavailable(anyhow::anyhow!("down"))),
+            ],
+        );
+        /// 409 on a voice token: the destination is no softphone.
+        NotAClient => error_response(
+            "The destination is not of kind `client`: only a softphone takes a voice token.",
+            &[("not_a_client", crate::http::voice_tokens::not_a_client())],
+        );
+        /// 503 on a voice token.
+        VoiceTokenUnavailable => error_response(
+            "A variable the token needs is not set (the message names it), the provider's \
+             API did not issue one, or the store does not answer.",
+            &[
+                ("not_configured", ApiError::NotConfigured("TWILIO_API_KEY_SID")),
+                ("provider_unavailable", ApiError::ProviderUnavailable(anyhow::anyhow!("down"))),
+                ("store_unavailable", ApiError::StoreUnavailable(anyhow::anyhow!("down"))),
+            ],
+        );
+        /// 503 on the push routes.
+        PushUnavailable => error_response(
+            "`VAPID_PRIVATE_KEY` is not set (Web Push is off), or the store does not answer.",
+            &[
+                ("not_configured", ApiError::NotConfigured("VAPID_PRIVATE_KEY")),
                 ("store_unavailable", ApiError::StoreUnavailable(anyhow::anyhow!("down"))),
             ],
         );

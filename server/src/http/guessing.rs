@@ -148,7 +148,16 @@ fn client_address(req: &ServiceRequest, trust_proxy: bool) -> Option<IpAddr> {
 /// Whether the limiter may ever refuse a request to `path`: never a CPaaS
 /// webhook, never an operational route.
 fn may_refuse(path: &str) -> bool {
-    const OPERATIONAL: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
+    // `/v1/push/key` checks no credential: a browser fetches it to
+    // subscribe, whatever its address did before.
+    const OPERATIONAL: &[&str] = &[
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/v1/push/key",
+    ];
     let is_operational = OPERATIONAL.contains(&path)
         || path == "/"
         || path == "/console"
@@ -338,6 +347,8 @@ mod tests {
             "/",
             "/console",
             "/console/console.js",
+            "/console/sw.js",
+            "/v1/push/key",
         ] {
             assert!(!may_refuse(path), "{path}");
         }

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, Responder, web};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{AdminAuth, SessionReader};
-use super::destinations::{STREAM_RETRY_AFTER, live_stream};
+use super::destinations::{LastEventId, ResumeFrom, STREAM_RETRY_AFTER, live_stream};
 use super::error::{ApiError, doc};
 use super::sessions::SessionView;
 use super::state::AppState;
@@ -14,6 +14,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionState;
 use crate::domain::subscriber::Subscriber;
 use crate::flow::SessionFilter;
+use crate::notify::resume::Scope;
 use crate::subscribers::listing::{SessionCursor, SubscriberCursor, parse_limit};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -190,15 +191,18 @@ fn parse_state(raw: &str) -> Result<SessionState, FieldError> {
 ///
 /// Every event of every subscriber, in the format of the destinations'
 /// streams: `event:` is the type, `data:` the JSON `{"type", "timestamp",
-/// "data"}`. `call.ringing` comes once per destination rung (each with that
-/// destination's `accept_url` / `decline_url`), every other event once. A
-/// `: keep-alive` comment comes every 10 s. Events from every instance
-/// arrive. Counted against `MAX_STREAMS`.
+/// "data"}`, `id:` its position on the bus. `call.ringing` comes once per
+/// destination rung (each with that destination's `accept_url` /
+/// `decline_url`), every other event once. A `: keep-alive` comment comes
+/// every 10 s. Events from every instance arrive; reopened with
+/// `Last-Event-ID` it first replays what was missed. Counted against
+/// `MAX_STREAMS`.
 #[utoipa::path(
     get,
     path = "/v1/events",
     operation_id = "stream_all_events",
     tag = "admin",
+    params(LastEventId),
     responses(
         (
             status = 200,
@@ -206,7 +210,7 @@ fn parse_state(raw: &str) -> Result<SessionState, FieldError> {
                            service closes it (then reconnect).",
             content_type = "text/event-stream",
             body = String,
-            example = "event: call.cancelled\ndata: {\"type\":\"call.cancelled\",\"data\":{\"session_id\":\"ses_q7Xb2mN4pR8sT1vW3yZ5aB\",\"subscriber\":\"+12025550199\",\"caller\":\"+12025550302\",\"reason\":\"caller_hung_up\"},\"timestamp\":\"2026-11-26T15:49:10.123Z\"}\n\n: keep-alive\n\n"
+            example = "id: 1764172150123-0\nevent: call.cancelled\ndata: {\"type\":\"call.cancelled\",\"data\":{\"session_id\":\"ses_q7Xb2mN4pR8sT1vW3yZ5aB\",\"subscriber\":\"+12025550199\",\"caller\":\"+12025550302\",\"reason\":\"caller_hung_up\"},\"timestamp\":\"2026-11-26T15:49:10.123Z\"}\n\n: keep-alive\n\n"
         ),
         (status = 401, response = doc::Unauthorized),
         (status = 429, response = doc::TooManyStreams),
@@ -215,7 +219,11 @@ fn parse_state(raw: &str) -> Result<SessionState, FieldError> {
     ),
     security(("admin_token" = [])),
 )]
-pub async fn events(_: AdminAuth, state: web::Data<AppState>) -> Result<impl Responder, ApiError> {
+pub async fn events(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    resume: ResumeFrom,
+) -> Result<impl Responder, ApiError> {
     let receiver = state
         .flow
         .bus()
@@ -224,6 +232,7 @@ pub async fn events(_: AdminAuth, state: web::Data<AppState>) -> Result<impl Res
             message: full.to_string(),
             retry_after: STREAM_RETRY_AFTER,
         })?;
-    tracing::info!("admin live stream opened");
-    Ok(live_stream(receiver, &state))
+    tracing::info!(resumed = resume.is_some(), "admin live stream opened");
+    let replay = resume.replay(&state, &Scope::Everything).await;
+    Ok(live_stream(receiver, replay, &state))
 }

@@ -13,10 +13,13 @@ mod guessing;
 mod health;
 pub(crate) mod json;
 mod lists;
+mod me;
 mod openapi;
 mod providers;
+mod push;
 mod sessions;
 pub mod state;
+pub(crate) mod voice_tokens;
 
 use actix_web::web;
 
@@ -48,6 +51,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(admin::get_subscriber))
                 .route(web::delete().to(admin::delete_subscriber)),
         )
+        .service(web::resource("/v1/me").route(web::get().to(me::me)))
+        .service(web::resource("/v1/push/key").route(web::get().to(push::key)))
+        .service(
+            web::resource("/v1/destinations/{id}/push-subscriptions")
+                .route(web::post().to(push::subscribe)),
+        )
+        .service(
+            web::resource("/v1/destinations/{id}/push-subscriptions/{sub_id}")
+                .route(web::delete().to(push::unsubscribe)),
+        )
         .service(web::resource("/v1/ring").route(web::post().to(device::ring)))
         .service(web::resource("/v1/dnd").route(web::put().to(device::put_dnd)))
         .service(web::resource("/v1/sessions/{id}").route(web::get().to(sessions::get_session)))
@@ -65,6 +78,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/destinations/{id}/events")
                 .route(web::get().to(destinations::events)),
+        )
+        .service(
+            // A softphone page on any origin asks for its token (a bearer
+            // token, no cookie: nothing ambient to protect).
+            web::resource("/v1/destinations/{id}/voice-token")
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("Access-Control-Allow-Origin", "*")),
+                )
+                .route(web::post().to(voice_tokens::issue))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(voice_tokens::preflight)),
         );
     providers::every_providers_routes(cfg);
 }

@@ -57,7 +57,9 @@ struct LegView<'a> {
     #[schema(value_type = String, example = "desk")]
     destination_id: &'a DestinationId,
     /// `ringing`, `connected`, `declined` (picked up, but screening got no
-    /// 1), `busy`, `no-answer`, `failed` or `canceled`.
+    /// 1), `busy`, `no-answer`, `failed`, `unreachable` (a `client` leg that
+    /// ended so within 2 s of its Dial: the softphone was not there) or
+    /// `canceled`.
     status: LegStatus,
 }
 

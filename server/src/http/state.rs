@@ -24,6 +24,10 @@ pub struct AppState {
     pub guessers: super::guessing::Guessers,
     /// Cancelled when the service shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Web Push, when `VAPID_PRIVATE_KEY` is set.
+    pub push: Option<crate::notify::push::PushSender>,
+    /// Softphone tokens for `client` destinations.
+    pub(crate) voice_tokens: crate::providers::voice_token::VoiceTokens,
 }
 
 /// The configuration the HTTP edge reads.

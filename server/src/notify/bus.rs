@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::events::Event;
+use super::resume::{self, Addressed, BusPosition, Ring, Scope};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::SessionId;
@@ -35,6 +36,10 @@ pub(crate) struct StreamEvent {
     pub kind: String,
     /// The SSE `data:`, the same JSON as the webhook body.
     pub json: String,
+    /// Where it is on the bus (the SSE `id:`); none when it never reached
+    /// the shared bus (published while Redis was away).
+    #[serde(skip)]
+    pub position: Option<BusPosition>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,7 +127,15 @@ pub(crate) enum StreamLimitReached {
 pub struct EventBus {
     local: Arc<Local>,
     redis: Option<RedisChannel>,
+    /// How far back a resumed stream is replayed (`SESSION_TTL_SECS`).
+    replay_window: Duration,
 }
+
+/// How far back a resumed stream is replayed unless told otherwise: the
+/// default session lifetime.
+const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(120);
+/// How many entries of the Redis stream one replay read takes.
+const REPLAY_BATCH: usize = 1000;
 
 #[derive(Clone)]
 struct RedisChannel {
@@ -153,6 +166,12 @@ struct Local {
     /// How many times the reader connected (1 for ever in process): a cache
     /// loaded at one count cannot vouch for itself at another.
     reader_connections: AtomicU64,
+    /// In process, the events of the recent past, for resumed streams (on
+    /// Redis the stream itself keeps them).
+    ring: Mutex<Ring>,
+    /// On Redis, the position of the last entry this instance's reader
+    /// dispatched: where a stream opened now starts.
+    last_read: Mutex<Option<BusPosition>>,
 }
 
 impl Local {
@@ -163,6 +182,8 @@ impl Local {
             sessions: broadcast::channel(SESSION_BUFFER).0,
             subscribers: broadcast::channel(SUBSCRIBER_BUFFER).0,
             reader_connections: AtomicU64::new(0),
+            ring: Mutex::new(Ring::default()),
+            last_read: Mutex::new(None),
         }
     }
 
@@ -182,7 +203,53 @@ impl Local {
             + self.admin.receiver_count()
     }
 
-    fn dispatch(&self, message: Message) {
+    /// Notes that the reader got as far as `position`.
+    fn read_up_to(&self, position: BusPosition) {
+        let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (*last).max(Some(position));
+    }
+
+    /// Dispatches `message` in process: an event gets the next position of
+    /// the ring, which keeps it for resumed streams. The ring stays locked
+    /// while it is dispatched, so that streams see positions in order.
+    fn dispatch_in_process(&self, message: Message, window: Duration) {
+        let Message::Event {
+            subscriber,
+            destination,
+            except,
+            event,
+        } = message
+        else {
+            return self.dispatch(message, None);
+        };
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = ring.push(
+            Addressed {
+                subscriber,
+                destination,
+                except,
+                event: Arc::new(event),
+            },
+            window,
+            resume::unix_millis(),
+        );
+        self.dispatch(
+            Message::Event {
+                subscriber: kept.subscriber,
+                destination: kept.destination,
+                except: kept.except,
+                event: (*kept.event).clone(),
+            },
+            kept.event.position,
+        );
+    }
+
+    /// Dispatches `message`, read from the bus at `position` (none when it
+    /// never reached the shared bus).
+    fn dispatch(&self, message: Message, position: Option<BusPosition>) {
+        if let Some(position) = position {
+            self.read_up_to(position);
+        }
         match message {
             Message::SessionChanged { id } => {
                 // No receiver just means nobody is waiting.
@@ -219,7 +286,7 @@ impl Local {
                 except,
                 event,
             } => {
-                let event = Arc::new(event);
+                let event = Arc::new(StreamEvent { position, ..event });
                 // No receiver just means no admin is watching.
                 let _ = self.admin.send(event.clone());
                 let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,7 +314,15 @@ impl EventBus {
         Self {
             local: Arc::new(local),
             redis: None,
+            replay_window: DEFAULT_REPLAY_WINDOW,
         }
+    }
+
+    /// This bus, replaying resumed streams as far back as `window`
+    /// (`SESSION_TTL_SECS`).
+    pub(crate) fn replaying(mut self, window: Duration) -> Self {
+        self.replay_window = window;
+        self
     }
 
     /// A bus shared by every instance on the Redis of `connection` (the
@@ -272,6 +347,7 @@ impl EventBus {
                 publisher: connection,
                 stream,
             }),
+            replay_window: DEFAULT_REPLAY_WINDOW,
         }
     }
 
@@ -297,6 +373,7 @@ impl EventBus {
             event: StreamEvent {
                 kind: event.kind().to_owned(),
                 json,
+                position: None,
             },
         })
         .await;
@@ -325,6 +402,7 @@ impl EventBus {
             event: StreamEvent {
                 kind: event.kind().to_owned(),
                 json,
+                position: None,
             },
         })
         .await;
@@ -418,9 +496,93 @@ impl EventBus {
         self.local.sessions.subscribe()
     }
 
+    /// Where the bus stands for this instance: what a stream opened now has
+    /// seen, so that its client can resume from there (`0-0` before the
+    /// first message).
+    pub(crate) fn position(&self) -> BusPosition {
+        let last = match &self.redis {
+            None => self
+                .local
+                .ring
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last(),
+            Some(_) => *self
+                .local
+                .last_read
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        last.unwrap_or(BusPosition::ZERO)
+    }
+
+    /// What a stream of `scope` missed after `after`, as far back as the
+    /// replay window, oldest first: from the Redis stream (whichever
+    /// instance published it), or in process from the ring. A replay that
+    /// cannot be read is logged and empty: the stream goes on live.
+    pub(crate) async fn replay(&self, scope: &Scope, after: BusPosition) -> Vec<Arc<StreamEvent>> {
+        let now = resume::unix_millis();
+        let Some(redis) = &self.redis else {
+            let ring = self.local.ring.lock().unwrap_or_else(|p| p.into_inner());
+            return ring.since(scope, after, self.replay_window, now);
+        };
+        // Nothing older than the window: start there when `after` is older.
+        let oldest = now.saturating_sub(self.replay_window.as_millis() as u64);
+        let mut from = format!("({after}");
+        if BusPosition::parse(&format!("{oldest}-0")).is_some_and(|o| o > after) {
+            from = format!("{oldest}-0");
+        }
+        let mut replayed = Vec::new();
+        for _ in 0..(BUS_BACKLOG / REPLAY_BATCH + 1) {
+            let page: Result<StreamRangeReply, _> = redis
+                .publisher
+                .clone()
+                .xrange_count(&redis.stream, &from, "+", REPLAY_BATCH)
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the bus to resume a stream");
+                    break;
+                }
+            };
+            let full = page.ids.len() == REPLAY_BATCH;
+            for entry in page.ids {
+                from = format!("({}", entry.id);
+                let Some(Ok(Message::Event {
+                    subscriber,
+                    destination,
+                    except,
+                    event,
+                })) = entry
+                    .get::<Vec<u8>>(MESSAGE_FIELD)
+                    .map(|m| serde_json::from_slice::<Message>(&m))
+                else {
+                    continue;
+                };
+                let addressed = Addressed {
+                    subscriber,
+                    destination,
+                    except,
+                    event: Arc::new(StreamEvent {
+                        position: BusPosition::parse(&entry.id),
+                        ..event
+                    }),
+                };
+                if scope.carries(&addressed) {
+                    replayed.push(addressed.event);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        replayed
+    }
+
     async fn publish(&self, message: Message) {
         let Some(redis) = &self.redis else {
-            self.local.dispatch(message);
+            self.local.dispatch_in_process(message, self.replay_window);
             return;
         };
         let payload = match serde_json::to_string(&message) {
@@ -443,7 +605,7 @@ impl EventBus {
         if let Err(err) = published {
             // Other instances miss it; this one still hears it.
             tracing::warn!(error = %err, "could not publish on the Redis bus");
-            self.local.dispatch(message);
+            self.local.dispatch(message, None);
         }
     }
 }
@@ -510,6 +672,9 @@ async fn read_on(
                 .first()
                 .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone()),
         );
+        if let Some(position) = cursor.as_deref().and_then(BusPosition::parse) {
+            local.read_up_to(position);
+        }
     }
     listening();
     loop {
@@ -525,7 +690,7 @@ async fn read_on(
                 .get::<Vec<u8>>(MESSAGE_FIELD)
                 .map(|m| serde_json::from_slice::<Message>(&m))
             {
-                Some(Ok(message)) => local.dispatch(message),
+                Some(Ok(message)) => local.dispatch(message, BusPosition::parse(&entry.id)),
                 _ => tracing::warn!(entry = %entry.id, "ignored a malformed bus message"),
             }
             *cursor = Some(entry.id);

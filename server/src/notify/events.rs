@@ -206,6 +206,21 @@ impl Event {
         }
     }
 
+    /// The call it is about.
+    pub(crate) fn session_id(&self) -> &SessionId {
+        let call = match &self.payload {
+            EventPayload::Ringing(e) => &e.call,
+            EventPayload::Cancelled(e) => &e.call,
+            EventPayload::Connected(e) => &e.call,
+            EventPayload::Missed(e) => &e.call,
+            EventPayload::Voicemail(e) => &e.call,
+            EventPayload::Taken(e) => &e.call,
+            EventPayload::Recording(e) => &e.call,
+            EventPayload::VoicemailTranscribed(e) => &e.call,
+        };
+        &call.session_id
+    }
+
     /// The `type` string (`call.ringing`, …), also the SSE `event:` name.
     pub(crate) fn kind(&self) -> &'static str {
         match self.payload {

@@ -3,6 +3,8 @@
 
 pub mod bus;
 pub(crate) mod events;
+pub mod push;
+pub(crate) mod resume;
 pub mod retry;
 pub mod signing;
 pub(crate) mod webhooks;

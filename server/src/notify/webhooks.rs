@@ -75,7 +75,7 @@ impl WebhookSender {
             .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(CheckedResolver { targets }))
+            .dns_resolver(Arc::new(CheckedResolver::new(targets)))
             .build()
             .context("building the webhook HTTP client")?;
         Ok(Self {
@@ -172,14 +172,7 @@ impl WebhookSender {
         body: &[u8],
         timeout: Duration,
     ) -> Result<(), Failure> {
-        // A URL naming an address is never resolved, so the resolver below
-        // cannot check it: it is checked here.
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if literal.is_some_and(|ip| !address_allowed(ip, self.targets)) {
+        if literal_refused(url, self.targets) {
             return Err(Failure {
                 reason: "refused: not a public address".into(),
                 retryable: false,
@@ -224,11 +217,29 @@ impl WebhookSender {
     }
 }
 
-/// Resolves webhook hosts and keeps only the addresses a webhook may go to
-/// (contract §15): a name that resolves to the service's own network is
-/// refused at connect time, whatever it resolved to when it was registered.
-struct CheckedResolver {
+/// Whether `url` names an address (never resolved, so the resolver below
+/// cannot check it) that a notification may not go to.
+pub(super) fn literal_refused(url: &Url, targets: TargetPolicy) -> bool {
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    literal.is_some_and(|ip| !address_allowed(ip, targets))
+}
+
+/// Resolves webhook (and push service) hosts and keeps only the addresses
+/// a notification may go to (contract §15): a name that resolves to the
+/// service's own network is refused at connect time, whatever it resolved
+/// to when it was registered.
+pub(super) struct CheckedResolver {
     targets: TargetPolicy,
+}
+
+impl CheckedResolver {
+    pub(super) fn new(targets: TargetPolicy) -> Self {
+        Self { targets }
+    }
 }
 
 impl Resolve for CheckedResolver {
@@ -257,7 +268,7 @@ struct Failure {
 
 /// The kind of transport failure, without the URL (which may carry a
 /// receiver's secret in its query).
-fn describe(err: &reqwest::Error) -> String {
+pub(super) fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "timed out".into()
     } else if err.is_connect() {

@@ -6,17 +6,20 @@
 //! Adding a provider is one module implementing `Provider` and one line in
 //! the list below.
 
+mod jwt;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod parsed_markup;
 pub mod plivo;
 #[cfg(test)]
 mod properties;
+mod rest;
 pub(crate) mod signalwire;
 pub mod telnyx;
 #[cfg(test)]
 mod testing;
 pub mod twilio;
 pub mod twiml;
+pub mod voice_token;
 mod xml;
 
 use std::any::Any;

@@ -322,6 +322,7 @@ mod tests {
                 .map(|d| DialedLeg {
                     destination_id: d.clone(),
                     screened: true,
+                    client: false,
                 })
                 .collect();
             s.record_pickup(attempt, &destinations[2]);

@@ -6,6 +6,7 @@
 
 pub mod encoding;
 mod memory;
+pub mod push;
 mod redis;
 
 use std::time::Duration;

@@ -47,6 +47,19 @@ impl AdminService {
         }
         if rotate_tokens || !registration.created {
             self.flow.bus().credentials_changed(number).await;
+            // Browsers subscribed with a replaced token, or for a
+            // destination that went, hear no more.
+            let kept: Vec<_> = if rotate_tokens {
+                Vec::new()
+            } else {
+                registration
+                    .subscriber
+                    .destinations
+                    .iter()
+                    .map(|d| d.id.clone())
+                    .collect()
+            };
+            self.flow.destinations_changed(number, &kept).await;
         }
         Ok(registration)
     }
@@ -80,6 +93,7 @@ impl AdminService {
         }
         self.flow.subscriber_removed(&subscriber).await;
         self.flow.bus().credentials_changed(number).await;
+        self.flow.destinations_changed(number, &[]).await;
         Ok(true)
     }
 }

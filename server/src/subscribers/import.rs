@@ -23,14 +23,18 @@ use super::registry::Registry;
 use crate::domain::credentials::{Credentials, NewToken, TokenPolicy};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::subscriber::SubscriberSpec;
+use crate::domain::subscriber::{Subscriber, SubscriberSpec};
 use crate::store::SubscriberRecord;
 
 /// Entries written per batch: two pipelined round trips each.
 const BATCH: usize = 1000;
-/// Batches written at once. A number listed twice in the file, in batches
-/// written at the same time, may end as either entry.
+/// Batches written at once. A number listed twice in the file is refused
+/// (`Listed`), so which batch lands first never decides what is stored.
 const BATCHES_AT_ONCE: usize = 2;
+/// How long the import waits before writing a batch again after the store
+/// failed it: doubling from the first to the last.
+const STORE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+const STORE_RETRY_LAST: std::time::Duration = std::time::Duration::from_secs(10);
 /// Entries read ahead of the writes.
 const READ_AHEAD: usize = 4 * BATCH;
 
@@ -134,6 +138,7 @@ impl Registry {
     }
 
     async fn import_all(&self, path: &Path, progress: &Arc<ImportProgress>) -> anyhow::Result<u64> {
+        let listed = Arc::new(Listed::default());
         let (entries, mut received) =
             mpsc::channel::<anyhow::Result<serde_json::Value>>(READ_AHEAD);
         let reader = {
@@ -160,7 +165,8 @@ impl Registry {
             if batch.len() == BATCH || (last && !batch.is_empty()) {
                 let registry = self.clone();
                 let batch = std::mem::take(&mut batch);
-                in_flight.spawn(async move { registry.import_batch(batch).await });
+                let listed = listed.clone();
+                in_flight.spawn(async move { registry.import_batch(batch, &listed).await });
             }
             while in_flight.len() >= BATCHES_AT_ONCE || (last && !in_flight.is_empty()) {
                 let written = in_flight.join_next().await.expect("a batch in flight");
@@ -174,9 +180,12 @@ impl Registry {
         Ok(imported)
     }
 
-    /// Writes one batch of entries (`subscribers[i]` each): every earlier
-    /// record read in one round trip, every write in one or two.
-    async fn import_batch(&self, batch: Vec<(usize, serde_json::Value)>) -> anyhow::Result<u64> {
+    /// Checks one batch of entries (`subscribers[i]` each), then writes it.
+    async fn import_batch(
+        &self,
+        batch: Vec<(usize, serde_json::Value)>,
+        listed: &Listed,
+    ) -> anyhow::Result<u64> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -193,6 +202,11 @@ impl Registry {
             }
             let number = PhoneNumber::parse(&entry.number, self.rules().region)
                 .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
+            if let Some(other) = listed.other_entry(&number, i) {
+                return Err(anyhow!(
+                    "{at}.number: {number} is listed twice (also subscribers[{other}]); keep one entry"
+                ));
+            }
             let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
             let subscriber = entry
                 .spec
@@ -200,6 +214,30 @@ impl Registry {
                 .map_err(|field| anyhow!("{at}.{field}"))?;
             parsed.push((subscriber, policy));
         }
+        // The entries are sound; what remains is the store's. A store that
+        // is slow or away for a while (a restart, a failover, a busy
+        // moment) delays the import, never ends it: the service keeps
+        // serving, `/readyz` keeps saying `importing`.
+        let mut pause = STORE_RETRY_FIRST;
+        loop {
+            match self.write_batch(&parsed).await {
+                Ok(written) => return Ok(written),
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = pause.as_millis() as u64,
+                        "the import could not write a batch; trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(STORE_RETRY_LAST);
+                }
+            }
+        }
+    }
+
+    /// Writes parsed entries: every earlier record read in one round trip,
+    /// every write in one or two.
+    async fn write_batch(&self, parsed: &[(Subscriber, TokenPolicy)]) -> anyhow::Result<u64> {
         let numbers: Vec<PhoneNumber> = parsed.iter().map(|(s, _)| s.number.clone()).collect();
         let previous = self
             .subscribers()
@@ -209,9 +247,10 @@ impl Registry {
             .context("reading the subscribers to import")?;
         let mut forwarding = Vec::new();
         let records: Vec<SubscriberRecord> = parsed
-            .into_iter()
+            .iter()
             .zip(previous)
-            .map(|((mut subscriber, policy), previous)| {
+            .map(|((subscriber, policy), previous)| {
+                let mut subscriber = subscriber.clone();
                 // Do-not-disturb is the device's to set, not the file's.
                 subscriber.dnd_until = previous.as_ref().and_then(|p| p.subscriber.dnd_until);
                 if let Some(old) = &previous {
@@ -221,7 +260,7 @@ impl Registry {
                 let (credentials, _) = Credentials::issue(
                     &subscriber,
                     previous.as_ref().map(|p| &p.credentials),
-                    policy,
+                    policy.clone(),
                 );
                 SubscriberRecord {
                     subscriber,
@@ -238,6 +277,29 @@ impl Registry {
         forwarding.dedup();
         self.subscribers().imported(numbers, forwarding).await;
         Ok(records.len() as u64)
+    }
+}
+
+/// The numbers an import has met so far, with the entry each came in: a
+/// number's digits as one integer, so that a million of them take a few
+/// tens of MiB for the length of the import.
+#[derive(Default)]
+struct Listed(Mutex<std::collections::HashMap<u64, usize>>);
+
+impl Listed {
+    /// Notes `number` for entry `index`; the other entry that lists it, when
+    /// one did already.
+    fn other_entry(&self, number: &PhoneNumber, index: usize) -> Option<usize> {
+        // E.164 holds at most 15 digits: they fit in a u64.
+        let digits: u64 = number.as_str().trim_start_matches('+').parse().ok()?;
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.entry(digits) {
+            std::collections::hash_map::Entry::Occupied(other) => Some(*other.get()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(index);
+                None
+            }
+        }
     }
 }
 

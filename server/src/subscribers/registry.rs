@@ -8,7 +8,7 @@ use super::Subscribers;
 use crate::domain::credentials::{Credentials, IssuedTokens, TokenHash, TokenOwner, TokenPolicy};
 use crate::domain::error::FieldError;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::subscriber::{SpecRules, Subscriber, SubscriberSpec};
+use crate::domain::subscriber::{SpecRules, Subscriber, SubscriberSpec, Target};
 use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError, SubscriberRecord, WindowCount};
 
@@ -67,6 +67,7 @@ impl Registry {
     ) -> Result<Registration, RegistryError> {
         let mut subscriber = spec.parse(number, self.rules)?;
         let previous = self.store.subscriber(&subscriber.number).await?;
+        softphone_addresses_are_plain(&subscriber, previous.as_ref().map(|p| &p.subscriber))?;
         // Do-not-disturb is the device's to set, not the admin's body's.
         subscriber.dnd_until = previous.as_ref().and_then(|p| p.subscriber.dnd_until);
         let (credentials, tokens) = Credentials::issue(
@@ -169,6 +170,40 @@ impl Registry {
             .authenticates(&owner, &presented)
             .then_some((owner, record.subscriber)))
     }
+}
+
+/// A `client` address takes only letters, digits and `_` (contract §18:
+/// Twilio's mobile SDKs and Plivo endpoints accept no other characters),
+/// unless the subscriber already had it: stored addresses keep working.
+fn softphone_addresses_are_plain(
+    subscriber: &Subscriber,
+    previous: Option<&Subscriber>,
+) -> Result<(), FieldError> {
+    let address = |d: &crate::domain::subscriber::Destination| match &d.target {
+        Target::Client(identity) => Some(identity.as_str().to_owned()),
+        _ => None,
+    };
+    let kept: Vec<String> = previous
+        .into_iter()
+        .flat_map(|p| p.destinations.iter().filter_map(address))
+        .collect();
+    for (i, destination) in subscriber.destinations.iter().enumerate() {
+        let Some(address) = address(destination) else {
+            continue;
+        };
+        let plain = address
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !plain && !kept.contains(&address) {
+            return Err(FieldError::new(
+                format!("destinations[{i}].address"),
+                format!(
+                    "a client address takes letters, digits and '_' only (softphone SDKs accept no other), got {address:?}"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -311,5 +346,63 @@ destinations = [{ id = "laptop", kind = "client", address = "alice" }]
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stored_client_address_outside_the_new_rule_keeps_working() {
+        use crate::store::SubscriberStore as _;
+        let store = Arc::new(MemoryStore::new());
+        let registry = Registry::new(
+            Arc::new(Subscribers::new(
+                store.clone(),
+                crate::notify::bus::EventBus::in_process(),
+                Arc::default(),
+                10,
+            )),
+            SpecRules {
+                region: Region::default(),
+                webhooks_can_be_signed: false,
+                webhook_targets: crate::domain::webhook_target::TargetPolicy::PublicOnly,
+            },
+        );
+        let softphone = |address: &str| -> SubscriberSpec {
+            serde_json::from_value(serde_json::json!({
+                "forwarding_number": "+12025550100",
+                "destinations": [{"id": "web", "kind": "client", "address": address}]
+            }))
+            .unwrap()
+        };
+        // Stored by a release before the rule.
+        let subscriber = softphone("alice.smith")
+            .parse(number("+12025550199"), registry.rules)
+            .unwrap();
+        let (credentials, _) = Credentials::issue(&subscriber, None, TokenPolicy::KeepExisting);
+        store
+            .put_subscriber(&SubscriberRecord {
+                subscriber,
+                credentials,
+            })
+            .await
+            .unwrap();
+
+        let replaced = registry
+            .register(
+                number("+12025550199"),
+                softphone("alice.smith"),
+                TokenPolicy::KeepExisting,
+            )
+            .await;
+        assert!(replaced.is_ok(), "the stored address is kept");
+        let Err(RegistryError::Invalid(refused)) = registry
+            .register(
+                number("+12025550199"),
+                softphone("bob.smith"),
+                TokenPolicy::KeepExisting,
+            )
+            .await
+        else {
+            panic!("a new dotted address is refused");
+        };
+        assert_eq!(refused.field, "destinations[0].address");
     }
 }

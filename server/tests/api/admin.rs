@@ -78,7 +78,7 @@ both_backends! {
         app.put_subscriber(NUMBER, &example_subscriber()).await;
         let mut changed = example_subscriber();
         changed["mode"] = json!("pick");
-        changed["destinations"].as_array_mut().unwrap().push(json!({"id": "tablet", "kind": "client", "address": "alice-tablet"}));
+        changed["destinations"].as_array_mut().unwrap().push(json!({"id": "tablet", "kind": "client", "address": "alice_tablet"}));
         let response = app.put_subscriber(NUMBER, &changed).await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();

@@ -135,6 +135,12 @@ async fn an_invalid_subscribers_file_stops_the_service_naming_the_field() {
             "SUBSCRIBERS_FILE: subscribers[0].number: ",
         ),
         (
+            "listed-twice.json",
+            r#"[{"number": "+12025550199", "forwarding_number": "+12025550100", "destinations": [{"id": "a", "kind": "client", "address": "a"}]},
+                {"number": "(202) 555-0199", "forwarding_number": "+12025550101", "destinations": [{"id": "b", "kind": "client", "address": "b"}]}]"#,
+            "SUBSCRIBERS_FILE: subscribers[1].number: +12025550199 is listed twice (also subscribers[0])",
+        ),
+        (
             "bad-dest.json",
             r#"[{"number": "+12025550199", "forwarding_number": "+12025550100", "destinations": [{"id": "a", "kind": "client", "address": "a b"}]}]"#,
             "SUBSCRIBERS_FILE: subscribers[0].destinations[0].address: ",
@@ -256,4 +262,42 @@ async fn a_large_file_imports_in_the_background_while_calls_are_answered() {
         .unwrap();
     assert_eq!(last["destinations"].as_array().unwrap().len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_import_that_meets_a_stopped_store_waits_for_it_and_finishes() {
+    let backend = Backend::redis();
+    backend.test_redis().stop();
+    let app = spawn_app_with(
+        backend,
+        &[("SUBSCRIBERS_FILE", &fixture("subscribers.json"))],
+    )
+    .await;
+    // The import tried, and the store refused it: counted, not fatal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app
+        .metrics()
+        .await
+        .lines()
+        .any(|line| line.starts_with("ringrelay_store_errors_total") && !line.ends_with(" 0"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never tried the store"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.backend.test_redis().restart();
+    until_imported(&app.address).await;
+    let alice = app.get_subscriber("+12025550199").await;
+    assert_eq!(alice.status(), 200);
 }

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 pub const ADMIN_TOKEN: &str = "test-admin-token-console";
 pub const TWILIO_AUTH_TOKEN: &str = "test-twilio-auth-token";
 pub const PUBLIC_BASE_URL: &str = "https://relay.example.com";
+/// The app's VAPID key (RFC 8291's sender key): Web Push is on.
+pub const VAPID_PRIVATE_KEY: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
 
 /// How long a condition may take to hold.
 const WAIT: Duration = Duration::from_secs(15);
@@ -75,6 +77,13 @@ where
     F: AsyncFnOnce(&Client),
 {
     let _permit = BROWSERS.acquire().await.unwrap();
+    browse(body).await;
+}
+
+async fn browse<F>(body: F)
+where
+    F: AsyncFnOnce(&Client),
+{
     let port = chromedriver_port();
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
@@ -124,6 +133,11 @@ pub async fn spawn_app() -> TestApp {
         ("PUBLIC_BASE_URL", PUBLIC_BASE_URL),
         ("ADMIN_TOKEN", ADMIN_TOKEN),
         ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN),
+        ("VAPID_PRIVATE_KEY", VAPID_PRIVATE_KEY),
+        ("VAPID_SUBJECT", "mailto:ops@relay.example.com"),
+        ("WEBHOOK_SECRET", ringrelay_testkit::WEBHOOK_SECRET),
+        // The tests' webhook receiver listens on 127.0.0.1.
+        ("ALLOW_PRIVATE_WEBHOOKS", "true"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -239,16 +253,200 @@ pub async fn button(client: &Client, scope: &str, name: &str) -> Element {
         .unwrap_or_else(|_| panic!("a button named {name:?}"))
 }
 
-/// Opens the console and signs in.
-pub async fn sign_in(client: &Client, app: &TestApp, token: &str, destination: Option<&str>) {
+/// Opens the console and signs in with the token alone.
+pub async fn sign_in(client: &Client, app: &TestApp, token: &str) {
     client.goto(&app.url("/console")).await.unwrap();
     field(client, "Token").await.send_keys(token).await.unwrap();
-    if let Some(destination) = destination {
-        field(client, "Destination")
+    button(client, "", "Sign in").await.click().await.unwrap();
+}
+
+/// The requests of the page that failed (4xx, 5xx), as the browser's
+/// resource timing saw them: a correct sign-in shows none in the browser's
+/// console.
+pub async fn failed_requests(client: &Client) -> Value {
+    client
+        .execute(
+            "return performance.getEntriesByType('resource') \
+               .filter(e => e.responseStatus >= 400) \
+               .map(e => e.responseStatus + ' ' + e.name);",
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
+/// A DevTools protocol command on the page's target, through chromedriver
+/// (`goog/cdp/execute`); its result.
+pub async fn devtools(client: &Client, method: &str, params: Value) -> Value {
+    #[derive(Debug)]
+    struct Cdp(Value);
+    impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+        fn endpoint(
+            &self,
+            base_url: &url::Url,
+            session_id: Option<&str>,
+        ) -> Result<url::Url, url::ParseError> {
+            base_url.join(&format!(
+                "session/{}/goog/cdp/execute",
+                session_id.unwrap_or_default()
+            ))
+        }
+        fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+            (http::Method::POST, Some(self.0.to_string()))
+        }
+    }
+    client
+        .issue_cmd(Cdp(json!({"cmd": method, "params": params})))
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+}
+
+/// A DevTools socket to the browser's first target of `kind` (`page`,
+/// `service_worker`), once there is one.
+async fn devtools_socket(
+    client: &Client,
+    kind: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let address = client
+        .capabilities()
+        .and_then(|caps| caps.get("goog:chromeOptions"))
+        .and_then(|options| options["debuggerAddress"].as_str())
+        .expect("chromedriver says where the browser's DevTools listen")
+        .to_owned();
+    let started = Instant::now();
+    let target = loop {
+        let targets: Value = reqwest::get(format!("http://{address}/json/list"))
             .await
-            .send_keys(destination)
+            .unwrap()
+            .json()
             .await
             .unwrap();
+        let found = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == kind)
+            .cloned();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(started.elapsed() < WAIT, "no {kind} target: {targets}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let url = target["webSocketDebuggerUrl"].as_str().unwrap();
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// Sends `method` with `params` on `socket` and returns the answer, passing
+/// each event that comes first to `on_event`.
+async fn devtools_call(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    id: u64,
+    method: &str,
+    params: Value,
+    mut on_event: impl FnMut(&Value),
+) -> Value {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let request = json!({"id": id, "method": method, "params": params});
+    socket
+        .send(Message::Text(request.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("{method} answers within 15 s"))
+            .expect("the DevTools socket stays open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            if answer["id"] == id {
+                assert!(answer["error"].is_null(), "{method}: {answer}");
+                return answer["result"].clone();
+            }
+            on_event(&answer);
+        }
     }
-    button(client, "", "Sign in").await.click().await.unwrap();
+}
+
+/// Delivers `data` as a push message to the page's service worker whose
+/// scope ends with `scope`, as a push service would (DevTools'
+/// `ServiceWorker.deliverPushMessage`, which wants the registration's id:
+/// the `ServiceWorker` domain says it once enabled).
+pub async fn deliver_push(client: &Client, origin: &str, scope: &str, data: &str) {
+    let mut socket = devtools_socket(client, "page").await;
+    let mut registration: Option<String> = None;
+    devtools_call(&mut socket, 1, "ServiceWorker.enable", json!({}), |event| {
+        if event["method"] == "ServiceWorker.workerRegistrationUpdated" {
+            for r in event["params"]["registrations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if r["scopeURL"].as_str().is_some_and(|s| s.ends_with(scope))
+                    && r["isDeleted"] != true
+                {
+                    registration = r["registrationId"].as_str().map(str::to_owned);
+                }
+            }
+        }
+    })
+    .await;
+    // The registrations may be announced just after the answer.
+    let mut next_id = 2;
+    while registration.is_none() {
+        devtools_call(
+            &mut socket,
+            next_id,
+            "Runtime.evaluate",
+            json!({"expression": "1"}),
+            |event| {
+                if event["method"] == "ServiceWorker.workerRegistrationUpdated" {
+                    for r in event["params"]["registrations"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        if r["scopeURL"].as_str().is_some_and(|s| s.ends_with(scope))
+                            && r["isDeleted"] != true
+                        {
+                            registration = r["registrationId"].as_str().map(str::to_owned);
+                        }
+                    }
+                }
+            },
+        )
+        .await;
+        next_id += 1;
+        assert!(next_id < 200, "no registration of scope {scope}");
+    }
+    devtools_call(
+        &mut socket,
+        next_id,
+        "ServiceWorker.deliverPushMessage",
+        json!({"origin": origin, "registrationId": registration, "data": data}),
+        |_| {},
+    )
+    .await;
+}
+
+/// Evaluates `expression` (awaiting the promise it makes) in the page's
+/// service worker, over the DevTools protocol: what no WebDriver command
+/// reaches, such as pressing a notification's action.
+pub async fn in_service_worker(client: &Client, expression: &str) -> Value {
+    let mut socket = devtools_socket(client, "service_worker").await;
+    let result = devtools_call(
+        &mut socket,
+        1,
+        "Runtime.evaluate",
+        json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+        |_| {},
+    )
+    .await;
+    assert!(result["exceptionDetails"].is_null(), "{result}");
+    result["result"]["value"].clone()
 }

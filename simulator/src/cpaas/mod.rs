@@ -371,6 +371,7 @@ impl Call<'_> {
             let event = match leg.fate {
                 Fate::Busy => "rings: busy",
                 Fate::Fails => "rings: the call fails",
+                Fate::Unreachable => "is not there: no-answer at once",
                 Fate::PicksUp { .. } | Fate::RingsOn => "rings",
             };
             self.timeline().log(&leg.callee.party, event);

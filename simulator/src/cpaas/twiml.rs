@@ -552,6 +552,9 @@ async fn dial(
         match leg.fate {
             Fate::Busy => leg_event(call, parent, url, leg, "completed", "busy").await?,
             Fate::Fails => leg_event(call, parent, url, leg, "completed", "failed").await?,
+            Fate::Unreachable => {
+                leg_event(call, parent, url, leg, "completed", "no-answer").await?
+            }
             _ => leg_event(call, parent, url, leg, "ringing", "ringing").await?,
         }
     }

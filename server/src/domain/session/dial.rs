@@ -75,6 +75,10 @@ pub(crate) enum LegStatus {
     Busy,
     NoAnswer,
     Failed,
+    /// A softphone (`client`) that ended busy, no-answer or failed within
+    /// [`UNREACHABLE_WITHIN`] of being dialed: asleep or not registered,
+    /// not a person declining (contract §18).
+    Unreachable,
     /// Hung up by the provider (another leg won) or by the caller.
     Canceled,
 }
@@ -89,6 +93,18 @@ impl From<DialStatus> for LegStatus {
             DialStatus::Completed | DialStatus::Canceled => Self::Canceled,
         }
     }
+}
+
+/// A `client` leg that ends unanswered this soon after it was dialed was
+/// never going to ring anyone (a browser tab asleep, an app not
+/// registered): `unreachable`.
+pub(crate) const UNREACHABLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// When a Dial (not the first) was returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DialStarted {
+    pub attempt: DialAttempt,
+    pub at: Timestamp,
 }
 
 /// One leg of a Dial: a destination rung in one attempt.
@@ -152,6 +168,8 @@ pub(super) struct Pickup {
 pub(crate) struct DialedLeg {
     pub destination_id: DestinationId,
     pub screened: bool,
+    /// A softphone (`kind: client`).
+    pub client: bool,
 }
 
 /// What a Dial's outcome did to the session.
@@ -228,6 +246,23 @@ impl Session {
                     attempt,
                 });
             }
+        }
+    }
+
+    /// The Dial of `attempt` goes out now (the first one goes out with the
+    /// claim, whose time is `forwarded_at`).
+    pub(crate) fn dial_started(&mut self, attempt: DialAttempt, at: Timestamp) {
+        if !self.is_over() {
+            self.dial_started = Some(DialStarted { attempt, at });
+        }
+    }
+
+    /// When the Dial of `attempt` went out, when known.
+    fn dialed_at(&self, attempt: DialAttempt) -> Option<Timestamp> {
+        match self.dial_started {
+            Some(started) if started.attempt == attempt => Some(started.at),
+            _ if attempt == DialAttempt::FIRST => self.timeline.forwarded_at,
+            _ => None,
         }
     }
 
@@ -359,6 +394,24 @@ impl Session {
                     self.set_leg(attempt, id, LegStatus::Declined);
                 }
                 self.finish_ringing(attempt, result.status.into());
+                // A softphone that said so this quickly was not there.
+                let quickly = self
+                    .dialed_at(attempt)
+                    .is_some_and(|at| at.until(now) <= UNREACHABLE_WITHIN);
+                if quickly {
+                    for leg in self.legs.iter_mut().filter(|l| {
+                        l.attempt == attempt
+                            && matches!(
+                                l.status,
+                                LegStatus::Busy | LegStatus::NoAnswer | LegStatus::Failed
+                            )
+                            && dialed
+                                .iter()
+                                .any(|d| d.client && d.destination_id == l.destination_id)
+                    }) {
+                        leg.status = LegStatus::Unreachable;
+                    }
+                }
                 DialVerdict::NotAnswered
             }
             DialStatus::Completed => {
@@ -475,6 +528,7 @@ impl Session {
 mod tests {
     use super::super::fixtures::*;
     use super::super::*;
+    use super::UNREACHABLE_WITHIN;
 
     #[test]
     fn the_route_changes_on_arrival_only_before_the_first_dial() {
@@ -529,6 +583,82 @@ mod tests {
             serde_json::to_value(LegStatus::Declined).unwrap(),
             "declined"
         );
+    }
+
+    /// `(id, client)` legs, none screened.
+    fn softphones(ids: &[(&str, bool)]) -> Vec<DialedLeg> {
+        ids.iter()
+            .map(|(d, client)| DialedLeg {
+                destination_id: id(d),
+                screened: false,
+                client: *client,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_softphone_that_fails_within_two_seconds_of_its_dial_is_unreachable() {
+        // The first Dial goes out with the claim (forwarded at t(2)).
+        for status in [DialStatus::Busy, DialStatus::NoAnswer, DialStatus::Failed] {
+            let mut s = forwarded();
+            let verdict = s.record_dial_result(
+                FIRST,
+                &softphones(&[("laptop", true)]),
+                result(status, None),
+                t(2).after(UNREACHABLE_WITHIN),
+            );
+            assert_eq!(verdict, DialVerdict::NotAnswered, "the hunt goes on");
+            assert_eq!(legs(&s), [("laptop", LegStatus::Unreachable, FIRST)]);
+        }
+        assert_eq!(
+            serde_json::to_value(LegStatus::Unreachable).unwrap(),
+            "unreachable"
+        );
+    }
+
+    #[test]
+    fn a_softphone_that_rang_longer_or_a_phone_keeps_the_providers_status() {
+        let mut s = forwarded();
+        s.record_dial_result(
+            FIRST,
+            &softphones(&[("laptop", true)]),
+            result(DialStatus::NoAnswer, None),
+            t(2).after(UNREACHABLE_WITHIN + std::time::Duration::from_millis(1)),
+        );
+        assert_eq!(legs(&s), [("laptop", LegStatus::NoAnswer, FIRST)]);
+
+        let mut s = forwarded();
+        s.record_dial_result(
+            FIRST,
+            &softphones(&[("desk", false)]),
+            result(DialStatus::Busy, None),
+            t(3),
+        );
+        assert_eq!(legs(&s), [("desk", LegStatus::Busy, FIRST)]);
+    }
+
+    #[test]
+    fn a_later_dial_is_timed_from_when_it_went_out() {
+        let mut s = forwarded();
+        let next = FIRST.next_step();
+        s.start_ringing(next, [&id("laptop")]);
+        s.dial_started(next, t(30));
+        s.record_dial_result(
+            next,
+            &softphones(&[("laptop", true)]),
+            result(DialStatus::Busy, None),
+            t(31),
+        );
+        assert_eq!(legs(&s), [("laptop", LegStatus::Unreachable, next)]);
+        // A Dial whose start is unknown is never taken for unreachable.
+        let later = next.next_step();
+        s.record_dial_result(
+            later,
+            &softphones(&[("laptop", true)]),
+            result(DialStatus::Busy, None),
+            t(32),
+        );
+        assert_eq!(legs(&s)[1], ("laptop", LegStatus::Busy, later));
     }
 
     #[test]

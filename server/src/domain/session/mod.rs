@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use self::dial::Claim;
 use self::dial::Pickup;
 pub(crate) use self::dial::{
-    DialAttempt, DialResult, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
+    DialAttempt, DialResult, DialStarted, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
 };
 pub use self::id::{SessionId, Shard};
 pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
@@ -166,6 +166,11 @@ pub struct Session {
     /// The provider's transcription of that voicemail, once it came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     transcription: Option<Transcript>,
+    /// When the Dial after the first one was returned (the first goes out
+    /// with the claim, at `forwarded_at`): a softphone that fails this soon
+    /// after was not there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dial_started: Option<DialStarted>,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
     #[serde(skip)]
@@ -209,6 +214,7 @@ impl Session {
             caller_verification: CallerVerification::None,
             voicemail_url: None,
             transcription: None,
+            dial_started: None,
             version: 0,
         }
     }
@@ -445,6 +451,7 @@ mod fixtures {
             .map(|(d, screened)| DialedLeg {
                 destination_id: id(d),
                 screened: *screened,
+                client: false,
             })
             .collect()
     }

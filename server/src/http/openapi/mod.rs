@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, doc};
-use super::{admin, destinations, device, lists, sessions};
+use super::{admin, destinations, device, lists, me, push, sessions, voice_tokens};
 use crate::notify::events;
 
 #[derive(OpenApi)]
@@ -36,9 +36,14 @@ use crate::notify::events;
         device::instruction,
         device::event,
         sessions::get_session,
+        me::me,
         destinations::accept,
         destinations::decline,
         destinations::events,
+        voice_tokens::issue,
+        push::key,
+        push::subscribe,
+        push::unsubscribe,
     ),
     components(
         schemas(
@@ -68,6 +73,9 @@ use crate::notify::events;
             doc::TooManyStreams,
             doc::AdminUnavailable,
             doc::StoreUnavailable,
+            doc::NotAClient,
+            doc::VoiceTokenUnavailable,
+            doc::PushUnavailable,
             doc::InternalError,
         ),
     ),

@@ -1,5 +1,6 @@
 //! Plivo: `X-Plivo-Signature-V3`, its webhook parameters, and Plivo XML.
 
+pub(crate) mod endpoint_token;
 pub mod signature;
 pub mod xml;
 
@@ -26,7 +27,7 @@ const AUTH_TOKEN: &str = "PLIVO_AUTH_TOKEN";
 
 impl Provider for Plivo {
     const NAME: &'static str = "plivo";
-    const VARIABLES: &'static [&'static str] = &[AUTH_TOKEN];
+    const VARIABLES: &'static [&'static str] = &[AUTH_TOKEN, "PLIVO_AUTH_ID"];
     const SIGNATURE_HEADERS: &'static [&'static str] = &["x-plivo-signature-v3"];
     const MARKUP_CONTENT_TYPE: &'static str = "application/xml; charset=utf-8";
     const ROUTES: ProviderRoutes = ProviderRoutes {

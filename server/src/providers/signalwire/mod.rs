@@ -3,6 +3,7 @@
 //! read), Twilio's parameter names, and cXML: softphones are Verto clients
 //! (`<Verto>alice@<your SIP domain>.verto.signalwire.com</Verto>`).
 
+pub(crate) mod api;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::twilio::signature;
@@ -29,7 +30,14 @@ const SIP_DOMAIN: &str = "SIGNALWIRE_SIP_DOMAIN";
 
 impl Provider for SignalWire {
     const NAME: &'static str = "signalwire";
-    const VARIABLES: &'static [&'static str] = &[SIGNING_KEY, SIP_DOMAIN];
+    const VARIABLES: &'static [&'static str] = &[
+        SIGNING_KEY,
+        SIP_DOMAIN,
+        "SIGNALWIRE_PROJECT_ID",
+        "SIGNALWIRE_API_TOKEN",
+        "SIGNALWIRE_SPACE",
+        "SIGNALWIRE_API_BASE",
+    ];
     const SIGNATURE_HEADERS: &'static [&'static str] =
         &["x-signalwire-signature", "x-twilio-signature"];
     const MARKUP_CONTENT_TYPE: &'static str = "text/xml; charset=utf-8";

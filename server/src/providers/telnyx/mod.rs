@@ -4,6 +4,7 @@
 //! channel, and there is no `answerOnBridge` (Telnyx answers the inbound
 //! call before it fetches the first TeXML).
 
+pub(crate) mod api;
 pub mod signature;
 
 use ed25519_dalek::VerifyingKey;
@@ -34,7 +35,7 @@ const DIALECT: Dialect<'static> = Dialect {
 
 impl Provider for Telnyx {
     const NAME: &'static str = "telnyx";
-    const VARIABLES: &'static [&'static str] = &[PUBLIC_KEY];
+    const VARIABLES: &'static [&'static str] = &[PUBLIC_KEY, "TELNYX_API_KEY", "TELNYX_API_BASE"];
     const SIGNATURE_HEADERS: &'static [&'static str] = &["telnyx-signature-ed25519"];
     const MARKUP_CONTENT_TYPE: &'static str = "text/xml; charset=utf-8";
     const ROUTES: ProviderRoutes = ProviderRoutes {

@@ -1,5 +1,6 @@
 //! Twilio: `X-Twilio-Signature`, and TwiML as Twilio speaks it.
 
+pub(crate) mod access_token;
 pub mod signature;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -20,7 +21,13 @@ const ADDED_AFTER_SIGNING: &[&str] = &["StirVerstat", "CallToken"];
 
 impl Provider for Twilio {
     const NAME: &'static str = "twilio";
-    const VARIABLES: &'static [&'static str] = &[AUTH_TOKEN];
+    const VARIABLES: &'static [&'static str] = &[
+        AUTH_TOKEN,
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_API_KEY_SID",
+        "TWILIO_API_KEY_SECRET",
+        "TWILIO_TWIML_APP_SID",
+    ];
     const SIGNATURE_HEADERS: &'static [&'static str] = &["x-twilio-signature"];
     const MARKUP_CONTENT_TYPE: &'static str = "text/xml; charset=utf-8";
     const ROUTES: ProviderRoutes = ProviderRoutes {

@@ -42,6 +42,11 @@ use crate::store::{ForwardedCallSubscribers, StoreError, SubscriberRecord, Subsc
 /// (the claim would look at each one's sessions), so it is nobody's.
 const SHARED_NUMBER_CAP: usize = 1000;
 
+/// Subscribers read or written at once by a batch (an import's): a few
+/// hundred commands in flight on the connection, each answered well within
+/// its deadline however long the batch.
+const PIPELINED: usize = 100;
+
 #[async_trait]
 impl SubscriberStore for RedisStore {
     async fn put_subscriber(&self, record: &SubscriberRecord) -> Result<bool, StoreError> {
@@ -96,9 +101,13 @@ impl SubscriberStore for RedisStore {
     }
 
     async fn put_subscribers(&self, records: &[SubscriberRecord]) -> Result<(), StoreError> {
-        // Each as one write, all at once: the commands share the connection
-        // (to each node), so the batch takes the round trips of one write.
-        try_join_all(records.iter().map(|record| self.put_subscriber(record))).await?;
+        // Many at once: the commands share the connection (to each node), so
+        // `PIPELINED` of them take about the round trips of one write; no
+        // more at a time, so that the last command queued never waits past
+        // the connection's answer deadline behind the others.
+        for chunk in records.chunks(PIPELINED) {
+            try_join_all(chunk.iter().map(|record| self.put_subscriber(record))).await?;
+        }
         Ok(())
     }
 
@@ -106,7 +115,11 @@ impl SubscriberStore for RedisStore {
         &self,
         numbers: &[PhoneNumber],
     ) -> Result<Vec<Option<SubscriberRecord>>, StoreError> {
-        try_join_all(numbers.iter().map(|number| self.subscriber(number))).await
+        let mut records = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(PIPELINED) {
+            records.extend(try_join_all(chunk.iter().map(|number| self.subscriber(number))).await?);
+        }
+        Ok(records)
     }
 
     async fn subscriber(

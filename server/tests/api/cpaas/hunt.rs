@@ -8,6 +8,7 @@ crate::for_each_provider! {
         voice_dials_one_number_with_the_subscribers_timeout_and_the_callers_id_when_sequential,
         voice_rings_every_destination_in_one_dial_when_simultaneous,
         dial_status_hunts_each_destination_then_voicemail_when_legs_fail,
+        dial_status_marks_a_softphone_that_fails_at_once_unreachable_and_hunts_on,
         dial_status_dials_the_fallback_number_when_the_last_destination_fails_and_fallback_is_phone,
         dial_status_hangs_up_and_marks_the_session_missed_when_the_last_leg_fails_and_fallback_is_hangup,
         dial_status_hangs_up_and_records_the_connection_when_a_later_destination_answers,
@@ -93,6 +94,8 @@ async fn dial_status_hunts_each_destination_then_voicemail_when_legs_fail(
     assert_eq!(nouns(laptop), [cpaas.client_noun("alice")]);
     assert_alice_dial(cpaas, laptop, Some(CALLER), &alices);
 
+    // The softphone rang its whole timeout.
+    app.clock.advance(std::time::Duration::from_secs(20));
     let third = dial_ended(&app, cpaas, laptop, DialEnd::NoAnswer).await;
     let pbx = only_dial(&third);
     assert_eq!(nouns(pbx), [cpaas.sip_noun(ALICE_SIP)]);
@@ -112,6 +115,36 @@ async fn dial_status_hunts_each_destination_then_voicemail_when_legs_fail(
             {"destination_id": "laptop", "status": "no-answer"},
             {"destination_id": "pbx", "status": "failed"}
         ])
+    );
+}
+
+/// §18: a `client` leg that ends unanswered within 2 s of its Dial (the
+/// softphone is not there) is `unreachable`, and the next Dial goes out in
+/// the same answer; a phone that is busy as fast stays `busy`.
+async fn dial_status_marks_a_softphone_that_fails_at_once_unreachable_and_hunts_on(
+    cpaas: Cpaas,
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let alice_reg = app.register(ALICE, &alice()).await;
+    let alices = ring(&app, &alice_reg, Some(CALLER)).await;
+    let first = forwarded(&app, cpaas, CALLER, SHARED).await;
+    let desk = only_dial(&first);
+    let second = dial_ended(&app, cpaas, desk, DialEnd::Busy).await;
+    let laptop = only_dial(&second);
+    assert_eq!(nouns(laptop), [cpaas.client_noun("alice")]);
+
+    let next = dial_ended(&app, cpaas, laptop, DialEnd::NoAnswer).await;
+    assert_eq!(nouns(only_dial(&next)), [cpaas.sip_noun(ALICE_SIP)]);
+    let s = session(&app, &alices).await;
+    assert_eq!(
+        s["legs"],
+        json!([
+            {"destination_id": "desk", "status": "busy"},
+            {"destination_id": "laptop", "status": "unreachable"},
+            {"destination_id": "pbx", "status": "ringing"}
+        ]),
+        "{s}"
     );
 }
 

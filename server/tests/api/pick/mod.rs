@@ -8,6 +8,7 @@
 mod instruction;
 mod offers;
 mod outcomes;
+mod resume;
 mod screening;
 mod streams;
 
@@ -262,6 +263,9 @@ async fn stream_request(
 pub(crate) struct EventStream {
     body: BoxStream<'static, reqwest::Result<Vec<u8>>>,
     buffer: Vec<u8>,
+    /// The `id:` of the last event read (what a reconnect sends as
+    /// `Last-Event-ID`), as a browser's `EventSource` keeps it.
+    pub(crate) last_id: Option<String>,
 }
 
 impl EventStream {
@@ -269,6 +273,21 @@ impl EventStream {
     /// this returns every later event reaches the stream.
     async fn open(app: &TestApp, destination: &str, token: &str) -> Self {
         let response = stream_request(app, destination, Some(token)).await;
+        assert_eq!(response.status(), 200, "live stream of {destination}");
+        Self::from_response(response)
+    }
+
+    /// Opens the stream again after an event (`Last-Event-ID`): what it
+    /// missed comes first.
+    async fn resume(app: &TestApp, destination: &str, token: &str, last_id: &str) -> Self {
+        let response = app
+            .client
+            .get(app.url(&format!("/v1/destinations/{destination}/events")))
+            .bearer_auth(token)
+            .header("Last-Event-ID", last_id)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "live stream of {destination}");
         Self::from_response(response)
     }
@@ -290,6 +309,7 @@ impl EventStream {
                 .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
                 .boxed(),
             buffer: Vec::new(),
+            last_id: None,
         }
     }
 
@@ -312,10 +332,16 @@ impl EventStream {
     async fn read_event(&mut self) -> Option<(String, Value)> {
         let mut kind: Option<String> = None;
         let mut data: Vec<String> = Vec::new();
+        let mut id: Option<String> = None;
         loop {
             let line = self.next_line().await?;
             if line.is_empty() {
-                if !data.is_empty() {
+                // As a browser does: the id counts, empty data dispatches
+                // nothing (the stream's opening position).
+                if id.is_some() {
+                    self.last_id = id.take();
+                }
+                if !data.is_empty() && data != [""] {
                     let data = data.join("\n");
                     let value = serde_json::from_str(&data)
                         .unwrap_or_else(|e| panic!("data is not JSON ({e}): {data}"));
@@ -334,6 +360,7 @@ impl EventStream {
             match field {
                 "event" => kind = Some(value.to_owned()),
                 "data" => data.push(value.to_owned()),
+                "id" => id = Some(value.to_owned()),
                 _ => {}
             }
         }
