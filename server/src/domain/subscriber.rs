@@ -59,6 +59,47 @@ pub struct Subscriber {
     /// destinations as `call.voicemail_transcribed`.
     #[serde(default)]
     pub transcribe_voicemail: bool,
+    /// The SMS a caller who was missed (or left a voicemail) gets back;
+    /// `null`: none.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub missed_call_text: Option<MissedCallText>,
+}
+
+/// Most characters of a missed-call text: two SMS segments' worth.
+pub(crate) const MAX_TEXT_CHARS: usize = 320;
+
+/// The text a missed caller gets: `body`, with `{subscriber}` replaced by
+/// the subscriber's number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MissedCallText {
+    /// 1 to 320 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 320,
+        example = "Sorry I missed you, I'll call back soon. {subscriber}"
+    )]
+    pub body: String,
+}
+
+impl MissedCallText {
+    fn parse(self) -> Result<Self, FieldError> {
+        let chars = self.body.trim().chars().count();
+        if chars == 0 || chars > MAX_TEXT_CHARS {
+            return Err(FieldError::new(
+                "missed_call_text.body",
+                format!("must be 1 to {MAX_TEXT_CHARS} characters, got {chars}"),
+            ));
+        }
+        Ok(Self {
+            body: self.body.trim().to_owned(),
+        })
+    }
+
+    /// What the caller reads, for subscriber `number`.
+    pub(crate) fn for_subscriber(&self, number: &PhoneNumber) -> String {
+        self.body.replace("{subscriber}", number.as_str())
+    }
 }
 
 impl Subscriber {
@@ -331,6 +372,12 @@ pub struct SubscriberSpec {
     #[serde(default)]
     #[schema(default = false)]
     pub transcribe_voicemail: bool,
+    /// An SMS sent back, once, to a caller whose call ended missed or in
+    /// the voicemail, from the forwarding number through the provider that
+    /// carried the call (`{subscriber}` in `body` becomes the subscriber's
+    /// number); not to withheld callers nor numbers that do not look like
+    /// mobiles (toll-free, landlines where they can be told apart).
+    pub missed_call_text: Option<MissedCallText>,
 }
 
 /// A destination as received.
@@ -544,6 +591,10 @@ impl SubscriberSpec {
             ring_tone: self.ring_tone,
             dnd_until: None,
             transcribe_voicemail: self.transcribe_voicemail,
+            missed_call_text: self
+                .missed_call_text
+                .map(MissedCallText::parse)
+                .transpose()?,
         })
     }
 }
@@ -643,7 +694,8 @@ mod tests {
                 "record": "none",
                 "ring_tone": null,
                 "dnd_until": null,
-                "transcribe_voicemail": false
+                "transcribe_voicemail": false,
+                "missed_call_text": null
             })
         );
         let back: Subscriber = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();

@@ -316,7 +316,8 @@ impl CallFlow {
             Ok((session, Some(Notice::Voicemail))) => {
                 self.metrics.session_ended(session.state());
                 if let Some(recording_url) = recording_url {
-                    self.notify(&subscriber, super::voicemail_event(&session, recording_url))
+                    let voicemail = super::voicemail_event(&session, recording_url);
+                    self.announce_ending(&subscriber, &session, voicemail, false)
                         .await;
                 }
             }

@@ -187,3 +187,37 @@ pub struct DialTarget {
     /// Whether the person who answers must press 1 first.
     pub screened: bool,
 }
+
+/// A text message to a caller, in no provider's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMessage {
+    pub from: PhoneNumber,
+    pub to: PhoneNumber,
+    pub body: String,
+}
+
+/// What one attempt at sending a text came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextAttempt {
+    /// The provider's API took it.
+    Sent,
+    /// The provider's API said it took nothing and to come back (it could
+    /// not be reached, 429, 503), after its `Retry-After` if it sent one.
+    TryAgain {
+        reason: String,
+        retry_after: Option<String>,
+    },
+    /// Refused, or an answer that may mean it was sent after all (a
+    /// timeout): not tried again, so that nobody gets it twice.
+    Failed(String),
+    /// The provider has no credentials for its API: the variable missing.
+    NotConfigured(&'static str),
+}
+
+/// Sends texts through the REST API of the provider (by its name, as in
+/// `PROVIDERS`) that carried a call: one attempt a call, the flow decides
+/// on retries.
+#[async_trait::async_trait]
+pub trait TextGateway: Send + Sync {
+    async fn send(&self, provider: &str, message: &TextMessage) -> TextAttempt;
+}

@@ -10,7 +10,9 @@ use super::state::AppState;
 use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{LegStatus, Session, SessionId, SessionState, Timeline, Transcript};
+use crate::domain::session::{
+    LegStatus, Session, SessionId, SessionState, TextOutcome, Timeline, Transcript,
+};
 use crate::domain::subscriber::Mode;
 
 /// A session as the contract shows it: no capabilities, no internals.
@@ -48,6 +50,11 @@ pub(super) struct SessionView<'a> {
     /// `transcribe_voicemail`); `null` until the provider sent it.
     #[schema(required = true)]
     voicemail_transcription: Option<&'a Transcript>,
+    /// What came of the text back to the caller (subscribers with
+    /// `missed_call_text`): `sent`, `failed` or `skipped`; `null` while it
+    /// is being sent, and for every other call.
+    #[schema(required = true)]
+    missed_call_text: Option<TextOutcome>,
 }
 
 /// One leg: the destination rung, and what became of it.
@@ -85,6 +92,7 @@ impl<'a> From<&'a Session> for SessionView<'a> {
                 })
                 .collect(),
             voicemail_transcription: s.transcription(),
+            missed_call_text: s.missed_call_text(),
         }
     }
 }

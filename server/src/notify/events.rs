@@ -7,7 +7,7 @@ use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
 pub use crate::domain::session::{CancelReason, MissedReason};
-use crate::domain::session::{SessionId, TranscriptionStatus};
+use crate::domain::session::{SessionId, TextOutcome, TranscriptionStatus};
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +102,10 @@ pub struct Missed {
     /// `blocked` (a caller rule blocks the caller: the call heard busy).
     #[schema(value_type = String, example = "nobody_answered")]
     pub reason: MissedReason,
+    /// What came of the text back to the caller (subscribers with
+    /// `missed_call_text`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed_call_text: Option<TextOutcome>,
 }
 
 /// Another destination accepted the call (pick mode): this one's offer is
@@ -122,6 +126,10 @@ pub struct Voicemail {
     /// Where the provider keeps the recording.
     #[schema(format = Uri)]
     pub recording_url: String,
+    /// What came of the text back to the caller (subscribers with
+    /// `missed_call_text`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed_call_text: Option<TextOutcome>,
 }
 
 /// The recording of the call's legs (subscribers with `record: answer`)
@@ -253,6 +261,7 @@ mod tests {
         let event = Event::now(EventPayload::Voicemail(Voicemail {
             call: call.clone(),
             recording_url: "https://api.twilio.com/rec/RE1".into(),
+            missed_call_text: None,
         }));
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["type"], "call.voicemail");

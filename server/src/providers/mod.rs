@@ -6,6 +6,7 @@
 //! Adding a provider is one module implementing `Provider` and one line in
 //! the list below.
 
+pub(crate) mod apis;
 mod jwt;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod parsed_markup;

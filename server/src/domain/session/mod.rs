@@ -20,7 +20,10 @@ pub(crate) use self::dial::{
 };
 pub use self::id::{SessionId, Shard};
 pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
-pub use self::outcome::{CancelReason, MissedReason, Transcript, TranscriptionStatus};
+pub(crate) use self::outcome::TextClaim;
+pub use self::outcome::{
+    CancelReason, MissedReason, TextOutcome, TextState, Transcript, TranscriptionStatus,
+};
 use super::caller_context::{CallerContext, CallerName, CallerVerification};
 use super::ids::{CallSid, DestinationId};
 use super::phone::{Caller, PhoneNumber};
@@ -166,6 +169,10 @@ pub struct Session {
     /// The provider's transcription of that voicemail, once it came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     transcription: Option<Transcript>,
+    /// The text back to a missed caller: claimed (`sending`) by the one
+    /// write that may send it, then what came of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    missed_call_text: Option<TextState>,
     /// When the Dial after the first one was returned (the first goes out
     /// with the claim, at `forwarded_at`): a softphone that fails this soon
     /// after was not there.
@@ -214,6 +221,7 @@ impl Session {
             caller_verification: CallerVerification::None,
             voicemail_url: None,
             transcription: None,
+            missed_call_text: None,
             dial_started: None,
             version: 0,
         }
@@ -267,6 +275,12 @@ impl Session {
     /// Where the provider keeps the voicemail the caller left.
     pub(crate) fn voicemail_url(&self) -> Option<&str> {
         self.voicemail_url.as_deref()
+    }
+
+    /// What came of the text back to the caller; `None` while it is being
+    /// sent, or when there is none.
+    pub fn missed_call_text(&self) -> Option<TextOutcome> {
+        self.missed_call_text.and_then(TextState::outcome)
     }
 
     /// The voicemail's transcription, once the provider sent it.

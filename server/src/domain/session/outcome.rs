@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{LegStatus, Notice, Session, SessionError, SessionState};
+use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::time::Timestamp;
 
 /// Why a session ended `cancelled`.
@@ -85,6 +86,60 @@ impl Transcript {
     }
 }
 
+/// What came of the text back to a missed caller (`missed_call_text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TextOutcome {
+    /// The provider's API took it.
+    Sent,
+    /// The provider's API refused it, or could not be reached.
+    Failed,
+    /// Not sent on purpose: a withheld caller, a number that takes no
+    /// texts, a blocked caller, or a provider without the credentials.
+    Skipped,
+}
+
+/// The text back to a missed caller, as the session keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextState {
+    /// Claimed by the one write that sends it; not yet known.
+    Sending,
+    Sent,
+    Failed,
+    Skipped,
+}
+
+impl TextState {
+    pub fn outcome(self) -> Option<TextOutcome> {
+        match self {
+            Self::Sending => None,
+            Self::Sent => Some(TextOutcome::Sent),
+            Self::Failed => Some(TextOutcome::Failed),
+            Self::Skipped => Some(TextOutcome::Skipped),
+        }
+    }
+}
+
+impl From<TextOutcome> for TextState {
+    fn from(outcome: TextOutcome) -> Self {
+        match outcome {
+            TextOutcome::Sent => Self::Sent,
+            TextOutcome::Failed => Self::Failed,
+            TextOutcome::Skipped => Self::Skipped,
+        }
+    }
+}
+
+/// What the claim of a missed-call text decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TextClaim {
+    /// Send it to `to` through `provider`: this write holds the claim.
+    Send { provider: String, to: PhoneNumber },
+    /// Not to be sent, and why (kept as `skipped`).
+    Skip(&'static str),
+}
+
 /// Most recordings a session announces: one per Dial is at most a few
 /// dozen (ten destinations, each step rung again after a decline, and the
 /// fallback).
@@ -162,6 +217,45 @@ impl Session {
         }
     }
 
+    /// A session that ended missed or in the voicemail texts its caller
+    /// back at most once: the first call claims it (`None` for any other
+    /// session, and once claimed). `blocked`: a caller rule refused the
+    /// call, and a refused caller is not texted.
+    pub(crate) fn claim_missed_call_text(&mut self, blocked: bool) -> Option<TextClaim> {
+        if !matches!(self.state, SessionState::Missed | SessionState::Voicemail)
+            || self.missed_call_text.is_some()
+        {
+            return None;
+        }
+        let claim = match (&self.caller, &self.provider) {
+            _ if blocked => TextClaim::Skip("the caller is blocked"),
+            (Caller::Withheld, _) => TextClaim::Skip("the caller is withheld"),
+            (Caller::Number(n), _) if !n.looks_mobile() => {
+                TextClaim::Skip("the caller's number takes no texts")
+            }
+            (_, None) => TextClaim::Skip("no provider carried the call"),
+            (Caller::Number(n), Some(provider)) => TextClaim::Send {
+                provider: provider.clone(),
+                to: n.clone(),
+            },
+        };
+        self.missed_call_text = Some(match claim {
+            TextClaim::Send { .. } => TextState::Sending,
+            TextClaim::Skip(_) => TextState::Skipped,
+        });
+        Some(claim)
+    }
+
+    /// What came of the text this session claimed; `false` when it claimed
+    /// none or already knows.
+    pub(crate) fn finish_missed_call_text(&mut self, outcome: TextOutcome) -> bool {
+        if self.missed_call_text != Some(TextState::Sending) {
+            return false;
+        }
+        self.missed_call_text = Some(outcome.into());
+        true
+    }
+
     /// The provider's transcription of the voicemail came: whether it is
     /// new (a retried callback, or one for a session that left no
     /// voicemail, changes nothing), and so to be announced.
@@ -204,7 +298,11 @@ impl Session {
 mod tests {
     use super::super::fixtures::*;
     use super::super::*;
-    use super::{MAX_RECORDINGS, MAX_TRANSCRIPT_CHARS, Transcript, TranscriptionStatus};
+    use super::{
+        MAX_RECORDINGS, MAX_TRANSCRIPT_CHARS, TextClaim, TextOutcome, Transcript,
+        TranscriptionStatus,
+    };
+    use crate::domain::phone::PhoneNumber;
 
     #[test]
     fn a_phone_event_cancels_only_before_the_call_was_forwarded() {
@@ -329,6 +427,50 @@ mod tests {
     }
 
     const URL: &str = "https://r.example.com/1";
+
+    #[test]
+    fn a_missed_or_voicemail_session_claims_its_text_once() {
+        let mut missed = forwarded();
+        assert_eq!(missed.claim_missed_call_text(false), None, "not over yet");
+        missed.end_missed(MissedReason::NobodyAnswered, t(30));
+        let caller = PhoneNumber::parse("+12025550302", Default::default()).unwrap();
+        assert_eq!(
+            missed.claim_missed_call_text(false),
+            Some(TextClaim::Send {
+                provider: "twilio".into(),
+                to: caller
+            })
+        );
+        assert_eq!(missed.missed_call_text(), None, "sending");
+        assert_eq!(missed.claim_missed_call_text(false), None, "once");
+        assert!(missed.finish_missed_call_text(TextOutcome::Sent));
+        assert!(!missed.finish_missed_call_text(TextOutcome::Failed));
+        assert_eq!(missed.missed_call_text(), Some(TextOutcome::Sent));
+        let back: Session = serde_json::from_str(&serde_json::to_string(&missed).unwrap()).unwrap();
+        assert_eq!(back.missed_call_text(), Some(TextOutcome::Sent));
+
+        let mut voicemail = forwarded();
+        voicemail.record_voicemail(Some(URL), t(30));
+        assert!(matches!(
+            voicemail.claim_missed_call_text(false),
+            Some(TextClaim::Send { .. })
+        ));
+
+        let mut blocked = forwarded();
+        blocked.end_missed(MissedReason::Blocked, t(30));
+        assert_eq!(
+            blocked.claim_missed_call_text(true),
+            Some(TextClaim::Skip("the caller is blocked"))
+        );
+        assert_eq!(blocked.missed_call_text(), Some(TextOutcome::Skipped));
+        assert!(!blocked.finish_missed_call_text(TextOutcome::Sent));
+
+        let mut cancelled = new_session(Mode::Auto);
+        cancelled
+            .cancel(CancelReason::AnsweredOnPhone, t(3))
+            .unwrap();
+        assert_eq!(cancelled.claim_missed_call_text(false), None);
+    }
 
     #[test]
     fn a_voicemail_keeps_its_transcription_once() {

@@ -13,7 +13,9 @@ use crate::domain::error::FieldError;
 use crate::domain::forwarding::ForwardingCodes;
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
-use crate::domain::session::{Instruction, SessionId, SessionState, Timeline, TranscriptionStatus};
+use crate::domain::session::{
+    Instruction, SessionId, SessionState, TextOutcome, Timeline, TranscriptionStatus,
+};
 use crate::domain::subscriber::{SpecRules, SubscriberSpec};
 use crate::domain::time::Timestamp;
 use crate::flow::{DeviceEvent, FlowError};
@@ -450,10 +452,17 @@ fn every_event_is_a_webhook_documented_as_it_is_sent() {
         EventPayload::Missed(Missed {
             call: call(),
             reason: MissedReason::NotForwarded,
+            missed_call_text: None,
+        }),
+        EventPayload::Missed(Missed {
+            call: call(),
+            reason: MissedReason::NobodyAnswered,
+            missed_call_text: Some(TextOutcome::Skipped),
         }),
         EventPayload::Voicemail(Voicemail {
             call: call(),
             recording_url: "https://r.example.com/1".into(),
+            missed_call_text: Some(TextOutcome::Sent),
         }),
         EventPayload::Taken(Taken {
             call: call(),
@@ -837,6 +846,7 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
         "timeline": timeline,
         "legs": [],
         "voicemail_transcription": null,
+        "missed_call_text": null,
     });
     assert_valid(&doc, "Session", &session);
     let mut connected = session.clone();
@@ -847,6 +857,7 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
     connected["caller_name"] = json!("JANE DOE");
     connected["caller_verification"] = json!("verified");
     connected["voicemail_transcription"] = json!({"status": "completed", "text": "Call me back."});
+    connected["missed_call_text"] = json!("sent");
     connected["timeline"]["connected_at"] = serde_json::to_value(Timestamp::now()).unwrap();
     connected["legs"] = json!([
         {"destination_id": "desk", "status": "no-answer"},

@@ -1,5 +1,6 @@
 //! Plivo: `X-Plivo-Signature-V3`, its webhook parameters, and Plivo XML.
 
+pub(crate) mod api;
 pub(crate) mod endpoint_token;
 pub mod signature;
 pub mod xml;

@@ -1,6 +1,7 @@
 //! Twilio: `X-Twilio-Signature`, and TwiML as Twilio speaks it.
 
 pub(crate) mod access_token;
+pub(crate) mod api;
 pub mod signature;
 
 use secrecy::{ExposeSecret as _, SecretString};

@@ -3,6 +3,7 @@
 //! here, once; each provider's module adds its signature and its
 //! [`Dialect`](render::Dialect).
 
+pub(crate) mod messages;
 pub mod render;
 
 use super::Params;

@@ -19,6 +19,7 @@ mod outages;
 mod recorded;
 mod screening;
 mod signatures;
+mod texts;
 mod transcription;
 
 use std::collections::BTreeMap;
