@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
 
 /// Every connection and live stream is a file descriptor: with the usual
 /// soft limit of 1024, a thousand idle clients would stop the instance while
-/// the hard limit allows far more (contract §15).
+/// the hard limit allows far more (docs/operations.md).
 fn raise_open_files_limit() {
     #[cfg(unix)]
     match rlimit::getrlimit(rlimit::Resource::NOFILE) {

@@ -622,7 +622,7 @@ async fn stall_a_voice_webhook(port: u16) -> tokio::net::TcpStream {
     socket
 }
 
-/// Contract §15: a flood of connections whose bodies never finish, and of
+/// docs/operations.md: a flood of connections whose bodies never finish, and of
 /// live streams on one token, does not stop the instance, even when it was
 /// started with a low soft limit of open files (it raises it to the hard
 /// limit): `/healthz` and a signed `/twilio/voice` still answer at once.

@@ -1,4 +1,4 @@
-//! The web console (contract §13) in a real headless Chromium, driven over
+//! The web console (docs/console.md) in a real headless Chromium, driven over
 //! WebDriver: a destination takes a call, a call cancelled on the phone goes
 //! away, the admin creates a subscriber and sees a 422 at its field.
 

@@ -16,7 +16,7 @@ use super::timeline::Timeline;
 /// How long a voicemail machine lets a call ring before it picks up.
 const VOICEMAIL_PICKS_UP_AFTER: Duration = Duration::from_secs(5);
 
-/// What a dialed address is, in the service's words (`kind` of §3).
+/// What a dialed address is, in the service's words (a destination's `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Phone,

@@ -1,4 +1,4 @@
-//! `ringrelay simulate`: a whole call on a laptop (CONTRACT §10). Every
+//! `ringrelay simulate`: a whole call on a laptop (docs/simulator.md). Every
 //! party of the flow is played here against the service, through its public
 //! contract only (HTTP, real signatures, real markup): the phone app, the
 //! carrier, the CPaaS, the destinations and their webhook receiver, and the
@@ -352,7 +352,7 @@ async fn forward_and_run(
     cpaas::run(scenario.provider, setup, forwarded).await
 }
 
-/// Auto mode's order (§1 step 4): the phone is told `reject` only once
+/// Auto mode's order: the phone is told `reject` only once
 /// every destination the route rings was notified.
 fn notified_before_instruction(
     directory: &Directory,

@@ -80,7 +80,7 @@ impl<'a> Phone<'a> {
         Ok(ringing)
     }
 
-    /// `PUT /v1/dnd` (§14): do-not-disturb on until `until`. The answer
+    /// `PUT /v1/dnd`: do-not-disturb on until `until`. The answer
     /// must be 200 `{"dnd_until": until}`.
     pub async fn set_dnd(&self, until: Timestamp) -> Result<Timestamp, Error> {
         // To the millisecond, as RFC 3339 with milliseconds says it.

@@ -55,14 +55,14 @@ impl Outcome {
     }
 }
 
-/// The report of one simulated call (CONTRACT §10's JSON object).
+/// The report of one simulated call (docs/simulator.md's JSON object).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub outcome: Outcome,
     /// The id of the destination the caller was bridged to (or the
     /// address, for a number that is no destination).
     pub connected_to: Option<String>,
-    /// The session (§6) at the end, as the admin reads it; null when there
+    /// The session at the end, as the admin reads it; null when there
     /// was no ring report.
     pub session: Value,
     pub timeline: Vec<Entry>,

@@ -1,4 +1,4 @@
-//! The subscriber's rules (CONTRACT §14) as the simulator checks them: the
+//! The subscriber's rules (docs/api.md) as the simulator checks them: the
 //! stored subscriber, read back from the service, goes through the domain's
 //! one rules function ([`Subscriber::route`]) at the service's own clock, and
 //! what the service then does must follow that route: the ring report's
@@ -18,7 +18,7 @@ use ringrelay_server::domain::subscriber::{Fallback, Subscriber};
 pub fn stored_subscriber(stored: &Value) -> Result<Subscriber, Error> {
     serde_json::from_value(stored.clone()).map_err(|e| {
         Error::broken(format!(
-            "the PUT answer's subscriber is not the stored subscriber of §3/§14: {e}"
+            "the PUT answer's subscriber is not the stored subscriber: {e}"
         ))
     })
 }

@@ -1,4 +1,4 @@
-//! The scenario file (CONTRACT §10): what every party of the call does.
+//! The scenario file (docs/simulator.md): what every party of the call does.
 //! Parsed strictly, so that a typo is an error naming its key rather than a
 //! behaviour silently left at its default.
 
@@ -121,7 +121,7 @@ pub enum Phone {
     Off,
 }
 
-/// The §3 PUT body, passed to the service as written (it validates it), plus
+/// The subscriber's PUT body, passed to the service as written (it validates it), plus
 /// the optional `number`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Subscriber {

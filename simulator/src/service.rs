@@ -258,12 +258,12 @@ impl Service {
         }
     }
 
-    /// The session (§6) as the admin sees it.
+    /// The session as the admin sees it.
     pub async fn session(&self, id: &str) -> Result<Value, Error> {
         self.admin_read(&format!("/v1/sessions/{id}")).await
     }
 
-    /// The stored subscriber (§3 GET) as the admin reads it.
+    /// The stored subscriber (`GET /v1/subscribers/{number}`) as the admin reads it.
     pub async fn subscriber(&self, number: &str) -> Result<Value, Error> {
         self.admin_read(&format!("/v1/subscribers/{number}")).await
     }

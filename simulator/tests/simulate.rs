@@ -1,4 +1,4 @@
-//! The simulator (`ringrelay simulate`, CONTRACT §10) as its users see it:
+//! The simulator (`ringrelay simulate`, docs/simulator.md) as its users see it:
 //! every fixture scenario on every provider through the library API, bad
 //! scenarios and a service that breaks the contract. (The binary driving a
 //! separately started deployment on Redis with `--target` is tested at the
@@ -141,7 +141,7 @@ fixtures_on_every_provider! {
         "softphone-not-there" => Connected, Some("desk");
 }
 
-/// A softphone that is not there (CONTRACT §18): in a hunt its leg ends at
+/// A softphone that is not there (docs/api.md): in a hunt its leg ends at
 /// once, `unreachable`, and the next destination rings right away; in a
 /// simultaneous ring it drops out and the others ring on. On every
 /// provider.
@@ -620,7 +620,7 @@ fn record_cpaas_request(req: &HttpRequest, body: &[u8], state: &FakeState) {
 }
 
 /// The subscriber as a service stores a PUT body: every field with its
-/// default filled in (§3, §14).
+/// default filled in .
 fn stored_subscriber(put: &Value) -> Value {
     let destinations: Vec<Value> = put["destinations"]
         .as_array()
@@ -1136,7 +1136,7 @@ async fn plivo_bridges_only_the_leg_that_pressed_the_confirm_key() {
     assert_eq!(report.connected_to.as_deref(), Some("mobile"));
 }
 
-/// §9 lost forwards, as a whole call: the phone rejects, nothing is
+/// Lost forwards, as a whole call: the phone rejects, nothing is
 /// forwarded, the session expires and every destination hears why.
 async fn a_call_the_carrier_never_forwards(provider: Cpaas) {
     let report = simulate_fixture("not-forwarded", provider).await;

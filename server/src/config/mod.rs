@@ -1,5 +1,5 @@
 //! Configuration: read once from the environment (and `.env`), typed and
-//! validated before anything starts. Every variable of the contract's §8 lives
+//! validated before anything starts. Every variable (docs/configuration.md) lives
 //! here with its default; secrets are held in types that never print.
 
 pub mod variables;
@@ -69,7 +69,7 @@ pub struct Config {
     /// `[[subscribers]]`).
     pub subscribers_file: Option<PathBuf>,
     /// `TEMPLATES_DIR`: a folder whose files replace the spoken texts of
-    /// `templates/` (an addition to the contract's variables).
+    /// `server/templates/`.
     pub templates_dir: Option<PathBuf>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
@@ -87,9 +87,9 @@ pub struct Config {
     /// `MAX_STREAMS_PER_DESTINATION`: live streams per destination. Default 8.
     pub max_streams_per_destination: usize,
     /// `VOICE_TOKEN_PROVIDER`, `VOICE_TOKEN_TTL_SECS` and each provider's
-    /// credentials for softphone tokens (contract §18).
+    /// credentials for softphone tokens (docs/api.md).
     pub voice_tokens: VoiceTokenSettings,
-    /// `VAPID_PRIVATE_KEY` + `VAPID_SUBJECT`: Web Push (contract §18);
+    /// `VAPID_PRIVATE_KEY` + `VAPID_SUBJECT`: Web Push (docs/api.md);
     /// unset, the push routes answer 503.
     pub vapid: Option<Vapid>,
     /// `SUBSCRIBER_CACHE_ENTRIES`: subscribers one instance keeps in memory,
@@ -619,7 +619,7 @@ fn redis_urls(
 /// The longest `HISTORY_TTL_SECS`: 30 days.
 const MAX_HISTORY_TTL: Duration = Duration::from_secs(30 * 86_400);
 
-/// The shortest `ADMIN_TOKEN` accepted: a short one is guessed (§15).
+/// The shortest `ADMIN_TOKEN` accepted: a short one is guessed.
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 /// The longest `NOTIFY_TIMEOUT_MS`: the phone rings meanwhile, and the

@@ -1,4 +1,4 @@
-//! A destination's Web Push subscription (contract §18): a browser's
+//! A destination's Web Push subscription (docs/api.md): a browser's
 //! `PushSubscription` (its push service's endpoint, its P-256 key and auth
 //! secret), parsed once, at the edge. Its id comes from its endpoint, so
 //! that a browser that registers the same subscription again replaces it.

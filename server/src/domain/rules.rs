@@ -1,4 +1,4 @@
-//! A subscriber's rules (contract §14): when the destinations ring, who gets
+//! A subscriber's rules (docs/api.md): when the destinations ring, who gets
 //! through, and how the call is recorded. `decide` applies them once per
 //! call (as `Subscriber::route`); everything else follows its [`Route`].
 
@@ -617,7 +617,7 @@ pub(crate) fn check_hours(field: &str, hours: &[Window]) -> Result<(), FieldErro
     Ok(())
 }
 
-/// At most 64 characters of what was sent, for error messages (contract §15).
+/// At most 64 characters of what was sent, for error messages (docs/operations.md).
 fn clip(s: &str) -> &str {
     match s.char_indices().nth(64) {
         Some((i, _)) => &s[..i],

@@ -1,4 +1,4 @@
-//! Where a destination's webhook may point (contract §15): an `http://` or
+//! Where a destination's webhook may point (docs/operations.md): an `http://` or
 //! `https://` URL to a public host, without userinfo. The same address rule
 //! is applied again when connecting, to every address a name resolves to,
 //! so that a name cannot be pointed at the service's own network later

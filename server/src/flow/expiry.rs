@@ -1,4 +1,4 @@
-//! Every session reaches an outcome (contract §9). Two deadlines, both kept
+//! Every session reaches an outcome (docs/providers.md). Two deadlines, both kept
 //! in the store, so that whichever instance sweeps first takes a due session
 //! (the take is atomic): each expiry is handled, and its event sent, once —
 //! also after a restart.

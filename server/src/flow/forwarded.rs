@@ -1,4 +1,4 @@
-//! The forwarded call (contract §1 steps 5–6, §7, §9): match it to its
+//! The forwarded call (docs/providers.md): match it to its
 //! session, claim it, dial by the plan, learn who answered, hunt on when a
 //! leg fails or declines, fall back, and notice when the caller hangs up.
 //!

@@ -48,7 +48,7 @@ pub(crate) use self::sessions::{DeviceEvent, SessionFilter};
 /// How often `update` reads again when another writer got there first.
 const UPDATE_ATTEMPTS: usize = 8;
 
-/// Ring reports a device may send in a minute (contract §4).
+/// Ring reports a device may send in a minute (docs/api.md).
 pub(crate) const RING_REPORTS_PER_MINUTE: u64 = 30;
 
 #[derive(Clone)]

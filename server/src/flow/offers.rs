@@ -1,5 +1,5 @@
-//! Accepting and declining the offer of a call (contract §1 pick mode, §5,
-//! §9): exactly one destination wins an accept, on any number of instances,
+//! Accepting and declining the offer of a call (pick mode, docs/api.md):
+//! exactly one destination wins an accept, on any number of instances,
 //! because every answer is a versioned update of the session; the others
 //! hear `call.taken`.
 

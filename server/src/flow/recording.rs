@@ -1,4 +1,4 @@
-//! The recording of a forwarded call's legs (contract §14, `record:
+//! The recording of a forwarded call's legs (docs/api.md, `record:
 //! "answer"`): the provider says it is ready, the session remembers it, and
 //! the destinations hear `call.recording` once.
 

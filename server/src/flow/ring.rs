@@ -1,5 +1,5 @@
 //! A ring report: create the session, notify every destination, then
-//! instruct the phone (contract §1 steps 2–4).
+//! instruct the phone (steps 2–4 of a call in docs/providers.md).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Admin API (contract §3): create, read, replace and delete subscribers.
+//! Admin API (docs/api.md): create, read, replace and delete subscribers.
 
 use std::collections::BTreeMap;
 

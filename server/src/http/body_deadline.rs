@@ -1,4 +1,4 @@
-//! Every request's body is read within [`BODY_DEADLINE`] (contract §15): a
+//! Every request's body is read within [`BODY_DEADLINE`] (docs/operations.md): a
 //! client that sends a `Content-Length` and then trickles or stops would
 //! otherwise hold a connection, and a file descriptor, for as long as it
 //! likes. Past the deadline the body ends with an error and the answer is

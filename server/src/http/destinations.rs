@@ -1,4 +1,4 @@
-//! Destination API (contract §5): the live event stream, and accepting or
+//! Destination API (docs/api.md): the live event stream, and accepting or
 //! declining a call, by destination token or by the capability URLs of
 //! `call.ringing`.
 

@@ -1,4 +1,4 @@
-//! Device API (contract §4): ring reports, instructions, device events.
+//! Device API (docs/api.md): ring reports, instructions, device events.
 
 use std::time::Duration;
 

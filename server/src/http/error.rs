@@ -112,7 +112,7 @@ const MAX_ECHO_CHARS: usize = 64;
 /// The longest message: error bodies stay well under 1 KiB.
 const MAX_MESSAGE_CHARS: usize = 400;
 
-/// A message as users see it (contract §15): no internal type names (serde
+/// A message as users see it (docs/operations.md): no internal type names (serde
 /// says `expected struct SubscriberSpec`), no more than 64 characters of any
 /// quoted input, and short.
 fn bounded(message: &str) -> String {

@@ -1,4 +1,4 @@
-//! The list routes and the admin's live stream (contract §13):
+//! The list routes and the admin's live stream (docs/console.md):
 //! `GET /v1/subscribers`, `GET /v1/sessions`, `GET /v1/events`.
 
 use actix_web::{HttpResponse, Responder, web};

@@ -1,4 +1,4 @@
-//! `GET /v1/me` (contract §18): whom a token belongs to, so that a client
+//! `GET /v1/me` (docs/api.md): whom a token belongs to, so that a client
 //! (the console) signs in with the token alone and shows the right view
 //! without probing routes it may not call.
 

@@ -1,4 +1,4 @@
-//! The CPaaS webhooks (contract §7, §11), written once for every
+//! The CPaaS webhooks (docs/providers.md), written once for every
 //! [`Provider`]: `SignedForm` hands the whole request to the provider, which
 //! checks its signature before any handler runs, and every handler answers
 //! markup.

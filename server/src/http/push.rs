@@ -1,4 +1,4 @@
-//! Web Push routes (contract §18): the service's VAPID public key, and a
+//! Web Push routes (docs/api.md): the service's VAPID public key, and a
 //! destination's browser push subscriptions. Unset `VAPID_PRIVATE_KEY`:
 //! each answers 503 naming it.
 

@@ -1,4 +1,4 @@
-//! `GET /v1/sessions/{id}` (contract §6).
+//! `GET /v1/sessions/{id}` (docs/api.md).
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;

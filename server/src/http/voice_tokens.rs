@@ -1,4 +1,4 @@
-//! `POST /v1/destinations/{id}/voice-token` (contract §18): the credential
+//! `POST /v1/destinations/{id}/voice-token` (docs/api.md): the credential
 //! a `client` destination's softphone registers its address with, so that
 //! the forwarded call's `<Client>` leg rings it.
 

@@ -1,4 +1,4 @@
-//! Streams that resume (contract §18): every event on a live stream carries
+//! Streams that resume (docs/api.md): every event on a live stream carries
 //! its position on the bus as its SSE `id:`, and a stream opened with
 //! `Last-Event-ID` first replays what its scope missed since then.
 //!

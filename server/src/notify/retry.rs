@@ -68,6 +68,34 @@ pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or_default())
 }
 
+/// What a receiver's answer other than a success says about trying again.
+pub(crate) struct Refusal {
+    pub status: reqwest::StatusCode,
+    /// A server error, a 429 or a 408: the same request may succeed later.
+    pub retryable: bool,
+    /// When the receiver asked to be tried again (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    pub(crate) fn of(response: &reqwest::Response) -> Self {
+        use reqwest::StatusCode;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, SystemTime::now()));
+        Self {
+            status,
+            retryable: status.is_server_error()
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::REQUEST_TIMEOUT,
+            retry_after,
+        }
+    }
+}
+
 /// `pause` plus up to a fifth of it, at random.
 pub(crate) fn jittered(pause: Duration) -> Duration {
     let fifth = u64::try_from(pause.as_millis() / 5).unwrap_or(u64::MAX);

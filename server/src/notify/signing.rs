@@ -1,5 +1,5 @@
 //! Standard Webhooks signatures (<https://www.standardwebhooks.com>) for the
-//! notifications sent to destinations' `webhook_url`s (CONTRACT §5).
+//! notifications sent to destinations' `webhook_url`s (docs/api.md).
 //!
 //! This module owns both sides of the scheme: [`sign`] produces the
 //! `webhook-id`, `webhook-timestamp` and `webhook-signature` headers of one

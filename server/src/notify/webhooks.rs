@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::future::join_all;
-use reqwest::StatusCode;
 use url::Url;
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::events::Event;
-use super::retry::{self, RetryPolicy};
+use super::retry::{self, Refusal, RetryPolicy};
 use super::signing;
 use super::signing::WebhookSecret;
 use crate::domain::webhook_target::{TargetPolicy, address_allowed};
@@ -198,21 +197,14 @@ impl WebhookSender {
             retryable: true,
             retry_after: None,
         })?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::retry_after(v, std::time::SystemTime::now()));
+        let refusal = Refusal::of(&response);
         Err(Failure {
-            reason: format!("answered {status}"),
-            retryable: status.is_server_error()
-                || status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::REQUEST_TIMEOUT,
-            retry_after,
+            reason: format!("answered {}", refusal.status),
+            retryable: refusal.retryable,
+            retry_after: refusal.retry_after,
         })
     }
 }
@@ -229,7 +221,7 @@ pub(super) fn literal_refused(url: &Url, targets: TargetPolicy) -> bool {
 }
 
 /// Resolves webhook (and push service) hosts and keeps only the addresses
-/// a notification may go to (contract §15): a name that resolves to the
+/// a notification may go to (docs/operations.md): a name that resolves to the
 /// service's own network is refused at connect time, whatever it resolved
 /// to when it was registered.
 pub(super) struct CheckedResolver {

@@ -1,4 +1,4 @@
-//! Property tests of the provider edge (contract §15's fuzzing invariants,
+//! Property tests of the provider edge (docs/operations.md's fuzzing invariants,
 //! run in CI): whatever text a script carries, every renderer writes a
 //! well-formed document that reads back to the same words; whatever a
 //! client sends, the signature checks answer (they never panic) and refuse

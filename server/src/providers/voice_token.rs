@@ -1,4 +1,4 @@
-//! Softphone credentials for `client` destinations (contract §18): the
+//! Softphone credentials for `client` destinations (docs/api.md): the
 //! token a provider's voice SDK registers the destination's client address
 //! with, so that the `<Client>` (`<User>`, `<Sip>`, `<Verto>`) leg of a
 //! forwarded call rings it. Twilio's and Plivo's are JWTs signed here;

@@ -6,7 +6,7 @@
 //! Every tag, attribute and text goes through `quick_xml::Writer`, so caller
 //! supplied text (names, URLs with `&` in the query) is always escaped and
 //! the document is always well-formed. Voice routes must answer with valid
-//! markup under all circumstances (CONTRACT §7), so rendering cannot fail.
+//! markup under all circumstances (docs/providers.md), so rendering cannot fail.
 
 use std::borrow::Cow;
 use std::io;

@@ -1,4 +1,4 @@
-//! Pages of the list routes (contract §13): their limits and their cursors.
+//! Pages of the list routes (docs/console.md): their limits and their cursors.
 //! A cursor is opaque to clients (base64url of where the page ended); a
 //! malformed one is a field error naming `cursor`.
 
@@ -117,7 +117,7 @@ fn bad_cursor(raw: &str) -> FieldError {
     )
 }
 
-/// At most 64 characters of what was sent (§15).
+/// At most 64 characters of what was sent.
 fn truncated(raw: &str) -> String {
     raw.chars().take(64).collect()
 }

@@ -172,7 +172,7 @@ impl Registry {
     }
 }
 
-/// A `client` address takes only letters, digits and `_` (contract §18:
+/// A `client` address takes only letters, digits and `_` (docs/api.md:
 /// Twilio's mobile SDKs and Plivo endpoints accept no other characters),
 /// unless the subscriber already had it: stored addresses keep working.
 fn softphone_addresses_are_plain(

@@ -1,4 +1,4 @@
-//! Admin API (contract §3) through HTTP.
+//! Admin API (docs/api.md) through HTTP.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,5 @@
-//! The event bus on Redis (contract §5 "receives events from any instance",
-//! §15 reconnects): news published on one instance reaches every other,
+//! The event bus on Redis (docs/api.md "receives events from any instance",
+//! reconnects): news published on one instance reaches every other,
 //! also right after Redis restarts.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Subscriber rules (contract §14) as each provider's markup carries them:
+//! Subscriber rules (docs/api.md) as each provider's markup carries them:
 //! `record: "answer"` records the dialed legs from answer (the TwiML
 //! family's `<Dial record>`, Plivo's `<Record startOnDialAnswer>` before its
 //! Dial) and the finished recording reaches the destinations once as
@@ -302,7 +302,7 @@ async fn the_ring_tone_is_the_dials_ringback_except_on_plivo(cpaas: Cpaas, backe
 
 async fn a_blocked_caller_hears_busy_and_the_session_ends_missed(cpaas: Cpaas, backend: Backend) {
     let app = spawn_app(backend).await;
-    // CALLER is +12025550302. (The contract's example, `+1555*`, matches no
+    // CALLER is +12025550302. (An example often given, `+1555*`, matches no
     // valid number: 555 is no area code.)
     let alice_reg = app
         .register(

@@ -1,5 +1,5 @@
-//! Call semantics that never lose a call (contract §9), played as each
-//! provider plays them (PROTOCOLS.md "How the providers execute a Dial"):
+//! Call semantics that never lose a call (docs/providers.md), played as each
+//! provider plays them (docs/providers.md, how each provider carries out a Dial):
 //! the TwiML family (Twilio, Telnyx, SignalWire) rings the nouns together,
 //! runs the whisper on the leg that picks up and hangs the others up; only
 //! Twilio reports `DialBridged`, so on Telnyx and SignalWire the whisper's

@@ -403,7 +403,7 @@ pub fn local_path(absolute: &str) -> String {
         .to_owned()
 }
 
-/// The contract's example subscriber.
+/// The example subscriber of docs/api.md.
 pub fn example_subscriber() -> Value {
     json!({
         "forwarding_number": "+12025550100",

@@ -1,4 +1,4 @@
-//! What an idle instance costs Redis (contract §17): at most 120 commands a
+//! What an idle instance costs Redis (docs/operations.md): at most 120 commands a
 //! minute, whatever the number of subscribers and shards. Measured on the
 //! test's own Redis, which no one else talks to, with `INFO commandstats`,
 //! over a window of the faster sweeps of the apps under test, and counted

@@ -1,4 +1,4 @@
-//! `GET /v1/me` (contract §18): every kind of token says who it is, and
+//! `GET /v1/me` (docs/api.md): every kind of token says who it is, and
 //! nothing else does.
 
 use serde_json::{Value, json};

@@ -1,5 +1,5 @@
 //! Running it in production: metrics, limits on every route, and the rate
-//! limit across instances (contract §2, §4, §8).
+//! limit across instances (docs/api.md).
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! What only Plivo does (contract §7): the call flow itself runs for every
+//! What only Plivo does (docs/providers.md): the call flow itself runs for every
 //! provider in `cpaas.rs`; here are Plivo XML's own spelling (numbers without
 //! `+`, `<User>` for SIP and softphones), its V3 signature header holding
 //! several signatures, and the dial statuses only Plivo sends.

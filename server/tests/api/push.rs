@@ -1,4 +1,4 @@
-//! Web Push (contract §18) against a local push service: every event a
+//! Web Push (docs/api.md) against a local push service: every event a
 //! destination hears also reaches its browsers, encrypted `aes128gcm` for
 //! the browser's key (decrypted here as a browser would), with a VAPID
 //! token the push service checks, `TTL`, `Urgency` and a `Topic` per

@@ -1,4 +1,4 @@
-//! The three ways to deploy Redis (contract §12): one server, a Redis
+//! The three ways to deploy Redis (docs/deploy.md): one server, a Redis
 //! Cluster, a Sentinel-managed primary; and outages that heal on each.
 
 use std::collections::BTreeSet;
@@ -19,7 +19,7 @@ use crate::servers::{TestRedisCluster, TestTlsRedis};
 
 /// Twilio hangs up on a webhook after 15 s; the answer must come well before.
 const VOICE_DEADLINE: Duration = Duration::from_secs(5);
-/// Contract §12: everything works again within 5 s of the store returning.
+/// docs/deploy.md: everything works again within 5 s of the store returning.
 const HEAL_DEADLINE: Duration = Duration::from_secs(5);
 
 #[test]

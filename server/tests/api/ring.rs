@@ -1,5 +1,5 @@
 //! Ring reports, notifications, instructions, device events and reading
-//! sessions (contract §1, §4, §5 webhooks, §6).
+//! sessions (docs/api.md).
 
 use serde_json::{Value, json};
 

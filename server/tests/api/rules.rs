@@ -1,4 +1,4 @@
-//! Subscriber rules (contract §14): the schedule, a destination's hours and
+//! Subscriber rules (docs/api.md): the schedule, a destination's hours and
 //! ring timeout, do-not-disturb and caller rules, each seen where it acts:
 //! the ring report's instruction, who is notified, and the markup the
 //! forwarded call gets. Time is the app's set clock, moved on by the test.

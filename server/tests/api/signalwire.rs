@@ -1,4 +1,4 @@
-//! What only SignalWire does (contract §11): the call flow itself runs for
+//! What only SignalWire does (docs/providers.md): the call flow itself runs for
 //! every provider in `cpaas.rs` and `calls.rs`; here are cXML's own spelling
 //! (softphones as `<Verto>` clients of the space) and its signature: Twilio's
 //! algorithm keyed with the project's signing key, in `X-SignalWire-Signature`

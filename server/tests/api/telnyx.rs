@@ -1,4 +1,4 @@
-//! What only Telnyx does (contract §11): the call flow itself runs for every
+//! What only Telnyx does (docs/providers.md): the call flow itself runs for every
 //! provider in `cpaas.rs` and `calls.rs`; here are TeXML's own spelling
 //! (softphones as Telnyx SIP credentials, no `answerOnBridge`, one-channel
 //! voicemail) and its Ed25519 signature over `<timestamp>|<raw body>`, whose
@@ -166,7 +166,7 @@ async fn voice_refuses_a_request_missing_the_signature_or_the_timestamp() {
 #[tokio::test]
 async fn voice_refuses_a_signature_by_another_key() {
     let (app, alices, body) = alice_waiting_for_her_forwarded_call().await;
-    // RFC 8032 §7.1 test 1's key (PROTOCOLS.md's vector): a valid key, but
+    // RFC 8032 §7.1 test 1's key (the usual test vector): a valid key, but
     // not the account's.
     let another = SigningKey::from_bytes(&[
         0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c,

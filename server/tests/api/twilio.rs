@@ -1,4 +1,4 @@
-//! What only Twilio does (contract §7): the call flow itself runs for every
+//! What only Twilio does (docs/providers.md): the call flow itself runs for every
 //! provider in `cpaas.rs`; here are Twilio's own signature variants, TwiML's
 //! own spelling, and the dial statuses only Twilio sends.
 

@@ -1,4 +1,4 @@
-//! `POST /v1/destinations/{id}/voice-token` (contract §18): softphone
+//! `POST /v1/destinations/{id}/voice-token` (docs/api.md): softphone
 //! credentials for `client` destinations. Twilio's and Plivo's are decoded
 //! and checked claim by claim and by signature; Telnyx's and SignalWire's
 //! are minted by a local fake of their API, which checks what it is sent.

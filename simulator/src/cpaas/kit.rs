@@ -29,7 +29,7 @@ const PLIVO_ENDPOINT_DOMAIN: &str = "phone.plivo.com";
 /// The domain of Telnyx SIP credentials.
 const TELNYX_SIP_DOMAIN: &str = "sip.telnyx.com";
 
-/// The CPaaS providers whose webhooks the service answers (contract §7).
+/// The CPaaS providers whose webhooks the service answers (docs/providers.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Cpaas {

@@ -220,7 +220,7 @@ const TWILIO_DIAL: Rule = Rule {
     ],
     children: &["Number", "Client", "Sip"],
 };
-/// TeXML's `<Dial>` (PROTOCOLS.md): no `answerOnBridge`, no `<Client>`.
+/// TeXML's `<Dial>`: no `answerOnBridge`, no `<Client>`.
 const TELNYX_DIAL: Rule = Rule {
     name: "Dial",
     attrs: &[

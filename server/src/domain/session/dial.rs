@@ -63,7 +63,7 @@ pub(crate) struct DialResult {
     pub bridged: Option<bool>,
 }
 
-/// What became of one leg of a Dial (contract §9).
+/// What became of one leg of a Dial (docs/providers.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum LegStatus {
@@ -77,7 +77,7 @@ pub(crate) enum LegStatus {
     Failed,
     /// A softphone (`client`) that ended busy, no-answer or failed within
     /// [`UNREACHABLE_WITHIN`] of being dialed: asleep or not registered,
-    /// not a person declining (contract §18).
+    /// not a person declining (docs/api.md).
     Unreachable,
     /// Hung up by the provider (another leg won) or by the caller.
     Canceled,

@@ -1,5 +1,5 @@
 //! A session: one ringing call on a subscriber's phone, from the ring report
-//! to the forwarded call's outcome (contract §6). The state machine lives
+//! to the forwarded call's outcome (docs/api.md). The state machine lives
 //! here: `Session`'s fields are private, and each method checks the current
 //! state and says what changed (a [`Notice`] the flow turns into events).
 //! By concern: `id` the session's id and shard, `offers` pick mode's

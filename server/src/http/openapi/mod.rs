@@ -1,5 +1,5 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description of the admin, device,
-//! destination and session routes (contract §3–§6), generated from the
+//! destination and session routes (docs/api.md), generated from the
 //! handlers' `#[utoipa::path]` annotations and the `ToSchema` types they read
 //! and write, plus the CPaaS webhooks of every provider (from the providers'
 //! table; their bodies are the providers' own forms). The operations routes

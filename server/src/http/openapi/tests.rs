@@ -701,7 +701,7 @@ async fn error_bodies_match_the_error_schema() {
 fn the_schemas_match_what_the_service_reads_and_writes() {
     let doc = json_document();
 
-    // §3: the contract's body, and the subscriber made of it.
+    // docs/api.md's example body, and the subscriber made of it.
     let body = json!({
         "forwarding_number": "+12025550100",
         "mode": "auto",
@@ -788,7 +788,7 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
         &serde_json::to_value(abroad).unwrap(),
     );
 
-    // §4
+    // The device API
     assert_valid(
         &doc,
         "RingBody",
@@ -823,12 +823,12 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
     }
     assert_invalid(&doc, "EventBody", &json!({"event": "hung_up"}));
 
-    // §5
+    // The destination API
     for state in [SessionState::Instructed, SessionState::Cancelled] {
         assert_valid(&doc, "OfferAnswer", &json!({"state": state}));
     }
 
-    // §6
+    // Sessions
     let timeline = Timeline {
         reported_at: Some(Timestamp::now()),
         ..Timeline::default()

@@ -1,4 +1,4 @@
-//! Web Push (contract §18; RFC 8030, 8291, 8292): every event a destination
+//! Web Push (docs/api.md; RFC 8030, 8291, 8292): every event a destination
 //! hears on its webhook and stream also goes, encrypted, to each browser
 //! that subscribed for it, so that it is heard with no console tab open.
 //! One HTTP client, built once; `call.ringing` is pushed at once and
@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use self::vapid::Vapid;
 use super::events::Event;
-use super::retry::{self, RetryPolicy};
+use super::retry::{self, Refusal, RetryPolicy};
 use super::webhooks::{CheckedResolver, Delivery, describe, literal_refused};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
@@ -342,22 +342,15 @@ impl PushSender {
                 gone: false,
                 retry_after: None,
             })?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::retry_after(v, std::time::SystemTime::now()));
+        let refusal = Refusal::of(&response);
         Err(Failure {
-            reason: format!("answered {status}"),
-            retryable: status.is_server_error()
-                || status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::REQUEST_TIMEOUT,
-            gone: status == StatusCode::NOT_FOUND || status == StatusCode::GONE,
-            retry_after,
+            reason: format!("answered {}", refusal.status),
+            retryable: refusal.retryable,
+            gone: matches!(refusal.status, StatusCode::NOT_FOUND | StatusCode::GONE),
+            retry_after: refusal.retry_after,
         })
     }
 }

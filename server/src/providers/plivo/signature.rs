@@ -220,7 +220,7 @@ mod tests {
     const URL_PLAIN: &str = "https://plivobin.non-prod.plivops.com/api/v1/validate_signature03.xml";
     const UUID: &str = "3e82ae9d-2c78-4d85-b1a4-6eae7dbafb36";
 
-    /// The parameters of Plivo's own test suites. PROTOCOLS.md writes
+    /// The parameters of Plivo's own test suites. the vectors write
     /// `ALegUUID=ALegRequestUUID=CallUUID=RequestUUID=<uuid>`: the vectors
     /// only match with four separate names sharing that value (as in the
     /// plivo-go/-ruby suites), not one name whose value holds `=` signs.
@@ -259,7 +259,7 @@ mod tests {
         );
     }
 
-    // --- Vectors from PROTOCOLS.md (Plivo's own test suites) ---
+    // --- Vectors from Plivo's own test suites ---
 
     #[test]
     fn v3_vector_post_with_query() {

@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn the_published_vector_verifies_with_either_header() {
-        // PROTOCOLS.md "SignalWire cXML", from SignalWire's validator tests.
+        // From SignalWire's validator tests.
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
         let params = [
             ("CallSid", "CA1234567890ABCDE"),

@@ -77,7 +77,7 @@ fn present(header: Option<&str>) -> Result<&str, SignatureError> {
 mod tests {
     use super::*;
 
-    // PROTOCOLS.md "Telnyx TeXML": derived from RFC 8032 §7.1 test 1's key.
+    // Derived from RFC 8032 §7.1 test 1's key.
     const PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
     const TIMESTAMP: &str = "1700000000";
     const BODY: &str = "AccountSid=acc&CallSid=v3%3Aabc&From=%2B15551112222&To=%2B15553334444";

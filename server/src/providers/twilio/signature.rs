@@ -283,7 +283,7 @@ mod tests {
         url.replacen("https://", "http://", 1)
     }
 
-    // --- Vectors from PROTOCOLS.md (Twilio's own test suites) ---
+    // --- Vectors from Twilio's own test suites ---
 
     #[test]
     fn vector_as_given() {

@@ -1,4 +1,4 @@
-//! Where destinations' Web Push subscriptions are kept (contract §18): a
+//! Where destinations' Web Push subscriptions are kept (docs/api.md): a
 //! store of its own beside the subscribers and sessions, with the same two
 //! backends. A subscriber's subscriptions are kept together (one Redis key,
 //! the subscriber's hash tag), so that the ring report reads every

@@ -1,5 +1,5 @@
-//! §7 the Dial markup, the hunt through the destinations on dial-status, the
-//! fallback, and what the destinations hear of the outcome (§5).
+//! The Dial markup, the hunt through the destinations on dial-status, the
+//! fallback, and what the destinations hear of the outcome.
 
 use super::*;
 
@@ -77,7 +77,7 @@ async fn voice_rings_every_destination_in_one_dial_when_simultaneous(
     );
 }
 
-// §7 dial-status: the hunt and the fallback
+// Dial-status: the hunt and the fallback
 
 async fn dial_status_hunts_each_destination_then_voicemail_when_legs_fail(
     cpaas: Cpaas,
@@ -118,7 +118,7 @@ async fn dial_status_hunts_each_destination_then_voicemail_when_legs_fail(
     );
 }
 
-/// §18: a `client` leg that ends unanswered within 2 s of its Dial (the
+/// A `client` leg that ends unanswered within 2 s of its Dial (the
 /// softphone is not there) is `unreachable`, and the next Dial goes out in
 /// the same answer; a phone that is busy as fast stays `busy`.
 async fn dial_status_marks_a_softphone_that_fails_at_once_unreachable_and_hunts_on(
@@ -249,7 +249,7 @@ async fn dial_status_hangs_up_and_connects_on_every_status_meaning_answered(
     }
 }
 
-// §7 voicemail and the destinations' webhooks (§5)
+// Voicemail and the destinations' webhooks
 
 async fn voicemail_hangs_up_and_posts_call_voicemail_when_a_recording_arrives(
     cpaas: Cpaas,

@@ -1,4 +1,4 @@
-//! §7 claim atomicity: exactly one webhook, on one instance, takes a waiting
+//! Claim atomicity: exactly one webhook, on one instance, takes a waiting
 //! session, and another instance goes on with the hunt.
 
 use super::*;

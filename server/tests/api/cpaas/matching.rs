@@ -1,4 +1,4 @@
-//! §7 matching: which session a forwarded call claims, by ForwardedFrom, the
+//! Matching: which session a forwarded call claims, by ForwardedFrom, the
 //! forwarding number and the caller, and what it hears when none waits.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! The CPaaS webhooks (contract §1 steps 5–6, §7) from the outside, once per
+//! The CPaaS webhooks (docs/providers.md) from the outside, once per
 //! provider: a subscriber registered and rung through the API, then the
 //! provider's recorded requests (`fixtures/requests/<provider>/`) signed as
 //! it signs them and posted to its routes, the markup answered parsed back,
@@ -313,7 +313,7 @@ pub fn forged_signature(cpaas: Cpaas) -> &'static str {
     match cpaas {
         Cpaas::Twilio => "9c7wVvCXUWXxCzqb4KeHTqMrb2Y=",
         Cpaas::Plivo => "k7Pusd4OxCIjR5IfA9iedDNu/h/gbdYqdzG/MiYtd1c=",
-        // PROTOCOLS.md's vectors: 64 bytes (by another key, of another body),
+        // The published vectors: 64 bytes (by another key, of another body),
         // and 20 bytes.
         Cpaas::Telnyx => {
             "yDWzbo/n29v/+pCaqkcszB9Dq12N9Df7HpMeVfZJs9ID26/2Tf8LaAu1/GjkblflLuUcmKuudeh0QY62SbJ6DA=="

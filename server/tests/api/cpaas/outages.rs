@@ -1,4 +1,4 @@
-//! §7 outages and odd input: a forwarded call always gets markup, from the
+//! Outages and odd input: a forwarded call always gets markup, from the
 //! last known subscriber while Redis is down, a hang-up for a foreign query.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! §3 screening: the answering person hears who calls and presses 1 to take
+//! Screening: the answering person hears who calls and presses 1 to take
 //! the call.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! §7 signatures: a webhook whose signature is missing or wrong is refused
+//! Signatures: a webhook whose signature is missing or wrong is refused
 //! before anything is read or written; unset credentials answer 503.
 
 use super::*;

@@ -1,5 +1,5 @@
-//! Pick mode (contract §1, §4 instruction long-poll, §5 destinations, §6,
-//! §7 screening) from the outside: destinations hear of a call on their live
+//! Pick mode (docs/api.md: the instruction long-poll, destinations, sessions,
+//! screening) from the outside: destinations hear of a call on their live
 //! stream (SSE) or webhook, accept or decline it by token or capability URL,
 //! the phone long-polls its instruction, and the forwarded call dials the
 //! destination that accepted. Across two instances on one Redis where it

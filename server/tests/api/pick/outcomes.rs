@@ -1,9 +1,9 @@
-//! §9: every other destination hears `call.taken` when one accepts, and
+//! Every other destination hears `call.taken` when one accepts, and
 //! every session reaches an outcome.
 
 use super::*;
 
-// §9 taken elsewhere
+// Taken elsewhere
 
 /// On Redis the accept reaches another instance than the ring report and
 /// the stream; on memory there is one.
@@ -58,7 +58,7 @@ async fn every_other_destination_hears_call_taken_when_one_accepts_across_two_in
     every_other_destination_hears_call_taken_when_one_accepts(Backend::redis()).await;
 }
 
-// §9 every session reaches an outcome
+// Every session reaches an outcome
 
 /// Nobody accepts, the phone is told to let it ring and never says how the
 /// call ended: at the end of its lifetime the session ends `expired` and the
@@ -136,7 +136,7 @@ async fn a_call_nobody_took_that_the_phone_never_reported_ends_expired_at_its_tt
         .await;
 }
 
-// §15 stream limits
+// Stream limits
 
 #[tokio::test]
 async fn a_live_stream_past_the_limits_is_429_with_retry_after() {

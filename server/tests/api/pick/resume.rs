@@ -1,4 +1,4 @@
-//! Streams that resume (contract §18): every event carries its position on
+//! Streams that resume (docs/api.md): every event carries its position on
 //! the bus as its `id:`, and a stream reopened with `Last-Event-ID`, on
 //! this instance or another, first gets what it missed, then goes on live.
 
