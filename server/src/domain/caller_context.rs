@@ -1,5 +1,5 @@
-//! What the provider says of who is calling beyond the number (contract
-//! §19): the name its lookup found (CNAM) and its STIR/SHAKEN verdict. Both
+//! What the provider says of who is calling beyond the number
+//! (docs/providers.md, "Who is calling"): the name its lookup found (CNAM) and its STIR/SHAKEN verdict. Both
 //! come with the forwarded call; a carrier's forward often loses the
 //! caller's token, so `none` is the usual verdict and never a failure.
 
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&back).unwrap(), "\"JANE DOE\"");
     }
 
-    /// The mapping of contract §19, value by value.
+    /// The mapping docs/providers.md tabulates, value by value.
     #[test]
     fn every_verdict_maps_as_the_table_says() {
         use CallerVerification::*;

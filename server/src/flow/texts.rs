@@ -1,4 +1,4 @@
-//! The text back to a missed caller (contract §19, `missed_call_text`):
+//! The text back to a missed caller (`missed_call_text`, docs/api.md):
 //! when a session ends missed or in the voicemail, one SMS from the
 //! forwarding number to the caller, through the REST API of the provider
 //! that carried the call, and what came of it in the session and in the

@@ -1,4 +1,4 @@
-//! The voicemail's transcription (contract §19, `transcribe_voicemail`):
+//! The voicemail's transcription (`transcribe_voicemail`, docs/providers.md):
 //! the provider posts it to our transcription route minutes after the
 //! voicemail, the session keeps it, and the destinations hear
 //! `call.voicemail_transcribed` once.

@@ -1,4 +1,4 @@
-//! §19 who is calling: the caller's name and STIR/SHAKEN verdict read from
+//! Who is calling: the caller's name and STIR/SHAKEN verdict read from
 //! each provider's own parameters (signed as it signs them), kept in the
 //! session, carried in every event after the forwarded call, and spoken in
 //! the whisper.
@@ -145,7 +145,7 @@ async fn every_verdict_the_provider_sends_maps_as_the_table_says(cpaas: Cpaas) {
 }
 
 /// Twilio adds `StirVerstat` to some voice webhooks after signing them
-/// (contract §16): the verdict it adds is read all the same.
+/// (docs/providers.md, Signature): the verdict it adds is read all the same.
 #[tokio::test]
 async fn twilios_verdict_added_after_signing_is_read() {
     let cpaas = Cpaas::Twilio;
@@ -165,7 +165,7 @@ async fn twilios_verdict_added_after_signing_is_read() {
     assert_eq!(s["caller_verification"], "partial", "{s}");
 }
 
-// §19 a caller rule on verification, decided at the forwarded call
+// A caller rule on verification, decided at the forwarded call
 
 async fn a_failed_verification_rule_blocks_at_the_forwarded_call(cpaas: Cpaas, backend: Backend) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;

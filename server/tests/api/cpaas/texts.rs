@@ -1,4 +1,4 @@
-//! §19 the text back to a missed caller (`missed_call_text`): one SMS, from
+//! The text back to a missed caller (`missed_call_text`): one SMS, from
 //! the forwarding number to the caller, through the REST API of the
 //! provider that carried the call (a local fake of it, which records every
 //! request: method, path, auth, fields), once across instances, its

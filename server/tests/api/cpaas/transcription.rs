@@ -1,4 +1,4 @@
-//! §19 voicemail transcription: the voicemail's `<Record>` asks each
+//! Voicemail transcription: the voicemail's `<Record>` asks each
 //! provider for its transcription in its own words, the signed callback
 //! sends `call.voicemail_transcribed` once (a retried callback, also at
 //! another instance, sends nothing), and the session keeps the text.
