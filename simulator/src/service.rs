@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use super::Error;
 use super::cpaas::kit::{Cpaas, SIGNALWIRE_SPACE, telnyx_public_key};
+use super::messaging::MessagingApi;
 use super::receiver::Receiver;
 use super::scenario::{Scenario, ScenarioError};
 use ringrelay_server::clock::WallClock;
@@ -45,6 +46,9 @@ pub struct Service {
     pub clock: WallClock,
     /// Stops the in-process service when dropped.
     stop_in_process: Option<oneshot::Sender<()>>,
+    /// The provider's REST API the in-process service sends texts
+    /// through; a deployment uses the provider's own.
+    pub messaging: Option<MessagingApi>,
 }
 
 /// What registering the subscriber gave back.
@@ -97,6 +101,11 @@ impl Service {
     pub async fn in_process(provider: Cpaas, clock: WallClock) -> anyhow::Result<Self> {
         let admin_token = random_token();
         let (provider_token, provider_vars) = provider_secrets(provider);
+        let messaging = MessagingApi::start(provider, provider_token.clone().into()).await?;
+        let api_vars = provider
+            .api_variables(messaging.base())
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value));
         let webhook_secret = format!("whsec_{}", BASE64.encode(rand::random::<[u8; 32]>()));
         // The listener's port must be known before the configuration is
         // built (it is the PUBLIC_BASE_URL signatures are checked against),
@@ -119,7 +128,7 @@ impl Service {
             ("FORWARD_TIMEOUT_SECS", "2"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let config = Config::from_vars(vars.into_iter().chain(provider_vars))
+        let config = Config::from_vars(vars.into_iter().chain(provider_vars).chain(api_vars))
             .context("configuring the service")?;
         let inputs = Inputs {
             clock: clock.clone(),
@@ -144,6 +153,7 @@ impl Service {
             },
             clock,
             stop_in_process: Some(stop),
+            messaging: Some(messaging),
         })
     }
 
@@ -153,6 +163,7 @@ impl Service {
             target,
             clock: WallClock::System,
             stop_in_process: None,
+            messaging: None,
         })
     }
 

@@ -133,6 +133,8 @@ fixtures_on_every_provider! {
         "recorded-call" => Connected, Some("desk");
     a_transcribed_voicemail_ends_in_a_voicemail:
         "transcribed-voicemail" => Voicemail, None;
+    a_missed_caller_is_texted_and_the_call_is_missed:
+        "missed-call-text" => Missed, None;
     telnyx_scenario_connects_the_first_to_pick_up:
         "telnyx" => Connected, Some("desk");
     signalwire_scenario_connects_the_screened_desk_after_the_busy_softphone:
@@ -221,6 +223,41 @@ async fn a_recorded_call_sends_its_recording_once_on_every_provider() {
         let ring_tone = dial.contains(r#"ringTone="uk""#);
         assert_eq!(ring_tone, provider != Cpaas::Plivo, "{provider:?}: {dial}");
     }
+}
+
+/// A missed caller gets one text, from the forwarding number, through the
+/// API of every provider, and the session and `call.missed` say it was sent.
+#[tokio::test]
+async fn a_missed_caller_is_texted_once_on_every_provider() {
+    for provider in Cpaas::ALL {
+        let report = simulate_fixture("missed-call-text", provider).await;
+        assert_eq!(report.texts.len(), 1, "{provider:?}: {:?}", report.texts);
+        let text = &report.texts[0];
+        assert_eq!(
+            (text.from.as_str(), text.to.as_str()),
+            ("+12025550100", "+12025550302"),
+            "{provider:?}"
+        );
+        assert_eq!(
+            text.body,
+            "Sorry I missed your call, I'll ring you back. +12025550199"
+        );
+        assert_eq!(report.session["missed_call_text"], "sent", "{provider:?}");
+        let missed = report
+            .webhooks
+            .iter()
+            .find(|w| w.kind == "call.missed")
+            .expect("call.missed");
+        assert_eq!(missed.data["missed_call_text"], "sent", "{provider:?}");
+    }
+}
+
+/// No text where the subscriber asks for none.
+#[tokio::test]
+async fn a_subscriber_without_missed_call_text_texts_nobody() {
+    let report = simulate_fixture("caller-gives-up", Cpaas::Plivo).await;
+    assert!(report.texts.is_empty(), "{:?}", report.texts);
+    assert_eq!(report.session["missed_call_text"], serde_json::Value::Null);
 }
 
 /// The provider's transcription of the voicemail reaches the destination

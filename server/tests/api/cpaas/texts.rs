@@ -6,12 +6,11 @@
 //! for a withheld, toll-free or blocked caller, nor for a cancelled
 //! session; skipped when the provider has no API credentials.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use ringrelay_simulator::cpaas::kit::ApiRequest;
 use ringrelay_testkit::fake_api::{Answer, FakeApi, Recorded};
 
 use super::*;
-use crate::helpers::{TWILIO_AUTH_TOKEN, spawn_app_with};
+use crate::helpers::{PLIVO_AUTH_TOKEN, TWILIO_AUTH_TOKEN, spawn_app_with};
 
 crate::for_each_provider! {
     on_both_backends: [
@@ -26,37 +25,8 @@ crate::for_each_provider! {
     ],
 }
 
-const TWILIO_ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
-const PLIVO_AUTH_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
-const TELNYX_API_KEY: &str = "KEY0123456789ABCDEF_test";
-const SIGNALWIRE_PROJECT: &str = "8a5d0d0c-0000-4000-8000-000000000001";
-const SIGNALWIRE_API_TOKEN: &str = "PTtest0123456789";
 const TOLL_FREE: &str = "+18005551212";
 const BODY: &str = "Sorry I missed your call. I'll ring you back. {subscriber}";
-
-/// The variables that give `cpaas` its API at `fake`.
-fn api_variables(cpaas: Cpaas, fake: &FakeApi) -> Vec<(&'static str, String)> {
-    let base = fake.base().to_owned();
-    match cpaas {
-        Cpaas::Twilio => vec![
-            ("TWILIO_ACCOUNT_SID", TWILIO_ACCOUNT_SID.into()),
-            ("TWILIO_API_BASE", base),
-        ],
-        Cpaas::Plivo => vec![
-            ("PLIVO_AUTH_ID", PLIVO_AUTH_ID.into()),
-            ("PLIVO_API_BASE", base),
-        ],
-        Cpaas::Telnyx => vec![
-            ("TELNYX_API_KEY", TELNYX_API_KEY.into()),
-            ("TELNYX_API_BASE", base),
-        ],
-        Cpaas::SignalWire => vec![
-            ("SIGNALWIRE_PROJECT_ID", SIGNALWIRE_PROJECT.into()),
-            ("SIGNALWIRE_API_TOKEN", SIGNALWIRE_API_TOKEN.into()),
-            ("SIGNALWIRE_API_BASE", base),
-        ],
-    }
-}
 
 /// The app on `backend` (and `extra`) with `cpaas`'s API at `fake`.
 async fn app_texting_through(
@@ -65,19 +35,16 @@ async fn app_texting_through(
     backend: Backend,
     extra: &[(&str, &str)],
 ) -> TestApp {
-    let variables = api_variables(cpaas, fake);
+    let variables = cpaas.api_variables(fake.base());
     let mut vars: Vec<(&str, &str)> = variables.iter().map(|(n, v)| (*n, v.as_str())).collect();
     vars.extend_from_slice(extra);
     spawn_app_with(backend, &vars).await
 }
 
-/// A fake of the providers' APIs that takes every message.
-async fn taking_api() -> FakeApi {
-    FakeApi::start(Answer::json(
-        201,
-        &json!({"sid": "SM1", "message_uuid": ["m1"]}),
-    ))
-    .await
+/// A fake of `cpaas`'s API that takes every message.
+async fn taking_api(cpaas: Cpaas) -> FakeApi {
+    let (status, body) = cpaas.text_taken();
+    FakeApi::start(Answer::json(status, &body)).await
 }
 
 /// Alice with her desk's webhooks at `receiver`, texting missed callers,
@@ -98,80 +65,24 @@ async fn a_missed_call(app: &TestApp, cpaas: Cpaas, alice: &Registered, caller: 
     id
 }
 
-/// The message the provider's API was sent, checked as that API reads it
+/// The message the provider's API was sent, read as that API reads it
 /// (method, path, credentials, content type): `(from, to, text)`.
 fn sent_text(cpaas: Cpaas, request: &Recorded) -> (String, String, String) {
-    assert_eq!(request.method, "POST", "{request:?}");
-    let basic = |user: &str, password: &str| {
-        format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
+    let auth_token = match cpaas {
+        Cpaas::Plivo => PLIVO_AUTH_TOKEN,
+        _ => TWILIO_AUTH_TOKEN,
     };
-    let form = || -> BTreeMap<String, String> {
-        assert_eq!(
-            request.header("content-type"),
-            Some("application/x-www-form-urlencoded"),
-            "{request:?}"
-        );
-        url::form_urlencoded::parse(&request.body)
-            .into_owned()
-            .collect()
+    let api_request = ApiRequest {
+        method: &request.method,
+        path: &request.path,
+        authorization: request.header("authorization"),
+        content_type: request.header("content-type"),
+        body: &request.body,
     };
-    let json = || -> Value {
-        assert_eq!(
-            request.header("content-type"),
-            Some("application/json"),
-            "{request:?}"
-        );
-        serde_json::from_slice(&request.body).unwrap()
-    };
-    let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
-    match cpaas {
-        Cpaas::Twilio | Cpaas::SignalWire => {
-            let (prefix, user, password) = if cpaas == Cpaas::Twilio {
-                ("", TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)
-            } else {
-                ("/api/laml", SIGNALWIRE_PROJECT, SIGNALWIRE_API_TOKEN)
-            };
-            assert_eq!(
-                request.path,
-                format!("{prefix}/2010-04-01/Accounts/{user}/Messages.json")
-            );
-            assert_eq!(
-                request.header("authorization"),
-                Some(basic(user, password).as_str())
-            );
-            let form = form();
-            (
-                form["From"].clone(),
-                form["To"].clone(),
-                form["Body"].clone(),
-            )
-        }
-        Cpaas::Plivo => {
-            assert_eq!(
-                request.path,
-                format!("/v1/Account/{PLIVO_AUTH_ID}/Message/")
-            );
-            assert_eq!(
-                request.header("authorization"),
-                Some(basic(PLIVO_AUTH_ID, crate::helpers::PLIVO_AUTH_TOKEN).as_str())
-            );
-            let body = json();
-            // Plivo writes numbers without the `+`.
-            let plus = |n: String| format!("+{n}");
-            (
-                plus(text(&body, "src")),
-                plus(text(&body, "dst")),
-                text(&body, "text"),
-            )
-        }
-        Cpaas::Telnyx => {
-            assert_eq!(request.path, "/v2/messages");
-            let bearer = format!("Bearer {TELNYX_API_KEY}");
-            assert_eq!(request.header("authorization"), Some(bearer.as_str()));
-            let body = json();
-            (text(&body, "from"), text(&body, "to"), text(&body, "text"))
-        }
-    }
+    let text = cpaas
+        .read_text(&api_request, auth_token)
+        .unwrap_or_else(|e| panic!("{e}: {request:?}"));
+    (text.from, text.to, text.body)
 }
 
 /// The fake got nothing more, once every instance delivered its events.
@@ -188,7 +99,7 @@ async fn a_missed_call_texts_the_caller_once_from_the_forwarding_number(
     backend: Backend,
 ) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let fake = taking_api().await;
+    let fake = taking_api(cpaas).await;
     let app = app_texting_through(cpaas, &fake, backend, &[]).await;
     let alice = app
         .register(ALICE, &texting_alice(&receiver, "hangup"))
@@ -215,7 +126,7 @@ async fn a_missed_call_texts_the_caller_once_from_the_forwarding_number(
 
 async fn a_voicemail_texts_the_caller_and_says_so_in_call_voicemail(cpaas: Cpaas) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let fake = taking_api().await;
+    let fake = taking_api(cpaas).await;
     let app = app_texting_through(cpaas, &fake, Backend::Memory, &[]).await;
     let alice = app
         .register(ALICE, &texting_alice(&receiver, "voicemail"))
@@ -241,7 +152,7 @@ async fn a_voicemail_texts_the_caller_and_says_so_in_call_voicemail(cpaas: Cpaas
 
 async fn a_call_ended_at_two_instances_at_once_texts_the_caller_once(cpaas: Cpaas) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let fake = taking_api().await;
+    let fake = taking_api(cpaas).await;
     let a = app_texting_through(cpaas, &fake, Backend::redis(), &[]).await;
     let prefix = a.config.redis_key_prefix.clone();
     let b = app_texting_through(
@@ -274,7 +185,7 @@ async fn a_call_ended_at_two_instances_at_once_texts_the_caller_once(cpaas: Cpaa
 
 async fn withheld_toll_free_and_blocked_callers_get_no_text(cpaas: Cpaas) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let fake = taking_api().await;
+    let fake = taking_api(cpaas).await;
     let app = app_texting_through(cpaas, &fake, Backend::Memory, &[]).await;
     let mut alice_body = texting_alice(&receiver, "hangup");
     alice_body["caller_rules"] = json!([{"match": OTHER_CALLER, "action": "block"}]);
@@ -327,7 +238,7 @@ async fn a_provider_without_api_credentials_skips_the_text(cpaas: Cpaas) {
 
 async fn a_text_the_provider_refuses_fails_and_one_it_defers_is_sent_again(cpaas: Cpaas) {
     let receiver = WebhookReceiver::start(Behaviour::Answer).await;
-    let fake = taking_api().await;
+    let fake = taking_api(cpaas).await;
     let app = app_texting_through(cpaas, &fake, Backend::Memory, &[]).await;
     let alice = app
         .register(ALICE, &texting_alice(&receiver, "hangup"))
