@@ -703,6 +703,22 @@ mod tests {
     }
 
     #[test]
+    fn a_missed_call_text_is_trimmed_kept_to_320_characters_and_names_the_subscriber() {
+        let mut body = minimal();
+        body["missed_call_text"] =
+            json!({"body": format!(" Missed you. {{subscriber}} {} ", "é".repeat(290))});
+        let s = parse(body).unwrap();
+        let text = s.missed_call_text.unwrap();
+        assert!(text.body.starts_with("Missed you.") && !text.body.ends_with(' '));
+        let number = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
+        assert!(
+            text.for_subscriber(&number)
+                .starts_with("Missed you. +12025550199 é")
+        );
+        assert_eq!(parse(minimal()).unwrap().missed_call_text, None);
+    }
+
+    #[test]
     fn each_rule_names_its_field() {
         type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: Vec<(&str, Mutation)> = vec![
@@ -804,6 +820,19 @@ mod tests {
                 Box::new(|b| b["fallback"] = json!({"kind": "phone", "address": "nope"})),
             ),
         ];
+        let cases = cases.into_iter().chain([
+            (
+                "missed_call_text.body",
+                Box::new(|b: &mut serde_json::Value| b["missed_call_text"] = json!({"body": " "}))
+                    as Mutation,
+            ),
+            (
+                "missed_call_text.body",
+                Box::new(|b: &mut serde_json::Value| {
+                    b["missed_call_text"] = json!({"body": "x".repeat(MAX_TEXT_CHARS + 1)})
+                }),
+            ),
+        ]);
         for (field, mutate) in cases {
             let mut body = minimal();
             mutate(&mut body);
