@@ -61,6 +61,9 @@ pub struct Registration {
 
 /// Longer than the longest instruction long-poll (30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a connection may idle before the client drops it rather than
+/// reuse it: under the servers' usual keep-alive.
+const IDLE_CONNECTION: Duration = Duration::from_secs(2);
 
 /// The secret the simulator signs with for `provider` (for Telnyx, the
 /// base64 seed of its key pair), and the variables that give the
@@ -320,6 +323,11 @@ fn client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        // Servers close idle connections after a few seconds (actix-web
+        // and many proxies after 5 s): one idle that long, while the
+        // simulator waited for webhooks, could be closed under the next
+        // request ("connection closed before message completed").
+        .pool_idle_timeout(IDLE_CONNECTION)
         .build()
         .context("building the HTTP client")
 }
