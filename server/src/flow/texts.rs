@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::CallFlow;
 use super::model::{TextAttempt, TextGateway, TextMessage};
-use crate::domain::session::{Session, TextClaim, TextOutcome};
+use crate::domain::session::{Session, SessionState, TextClaim, TextOutcome};
 use crate::domain::subscriber::Subscriber;
 use crate::notify::events::EventPayload;
 use crate::notify::retry::{self, RetryPolicy};
@@ -49,6 +49,13 @@ impl CallFlow {
         let (Some(text), Some(texts)) = (&subscriber.missed_call_text, &self.texts) else {
             return self.notify(subscriber, ending).await;
         };
+        // An expiry ends a call that never reached us: no write to claim.
+        if !matches!(
+            session.state(),
+            SessionState::Missed | SessionState::Voicemail
+        ) {
+            return self.notify(subscriber, ending).await;
+        }
         let id = session.id().clone();
         let claim = match self
             .update(&id, |session| Ok(session.claim_missed_call_text(blocked)))

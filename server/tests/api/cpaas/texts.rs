@@ -3,8 +3,8 @@
 //! provider that carried the call (a local fake of it, which records every
 //! request: method, path, auth, fields), once across instances, its
 //! outcome in the session and in `call.missed` / `call.voicemail`; never
-//! for a withheld, toll-free or blocked caller, nor for a cancelled
-//! session; skipped when the provider has no API credentials.
+//! for a withheld, toll-free or blocked caller, nor for a cancelled or
+//! expired session; skipped when the provider has no API credentials.
 
 use ringrelay_simulator::cpaas::kit::ApiRequest;
 use ringrelay_testkit::fake_api::{Answer, FakeApi, Recorded};
@@ -218,6 +218,18 @@ async fn withheld_toll_free_and_blocked_callers_get_no_text(cpaas: Cpaas) {
     let cancelled = next_event(&receiver, "call.cancelled").await;
     assert!(cancelled.body["data"].get("missed_call_text").is_none());
     assert_eq!(session(&app, &taken).await["missed_call_text"], Value::Null);
+    // Never forwarded (the carrier's codes were never dialled): expired,
+    // announced as missed, and never texted.
+    let expired = ring(&app, &alice, Some(CALLER)).await;
+    app.clock.advance(Duration::from_secs(31));
+    let missed = next_event(&receiver, "call.missed").await;
+    assert_eq!(missed.body["data"]["reason"], "not_forwarded");
+    assert!(missed.body["data"].get("missed_call_text").is_none());
+    let s = session(&app, &expired).await;
+    assert_eq!(
+        (&s["state"], &s["missed_call_text"]),
+        (&json!("expired"), &Value::Null)
+    );
 
     assert_no_more_texts(&fake, &[&app]).await;
 }
