@@ -1,7 +1,7 @@
-//! The documentation stands on its own: every link between the repository's
+//! The repository stands on its own: every link between the repository's
 //! documents reaches a file of the repository (and a heading of it, when it
-//! names one), and nothing sends a reader to a document the repository does
-//! not hold.
+//! names one), nothing sends a reader to a document the repository does
+//! not hold, and no source file grows past one subject's length.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -198,4 +198,27 @@ fn collect(folder: &Path, into: &mut Vec<PathBuf>) {
             into.push(path);
         }
     }
+}
+
+#[test]
+fn no_source_file_is_over_1200_lines() {
+    // Past that a file holds more than one subject: split it by concern.
+    let mut files = Vec::new();
+    for folder in ["src", "server", "simulator", "testkit", "markup", "tests"] {
+        collect(&Path::new(ROOT).join(folder), &mut files);
+    }
+    let long: Vec<String> = files
+        .iter()
+        .filter(|file| file.extension().is_some_and(|e| e == "rs"))
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).ok()?.lines().count();
+            (lines > 1200).then(|| {
+                format!(
+                    "{}: {lines} lines",
+                    file.strip_prefix(ROOT).unwrap().display()
+                )
+            })
+        })
+        .collect();
+    assert!(long.is_empty(), "{}", long.join("\n"));
 }

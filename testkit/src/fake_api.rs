@@ -64,6 +64,8 @@ impl Answer {
 }
 
 struct Shared {
+    /// Answers for every request to a path, whatever comes before it.
+    by_path: Mutex<BTreeMap<String, Answer>>,
     /// Answers for the next requests, in order; then `usual`.
     scripted: Mutex<VecDeque<Answer>>,
     usual: Mutex<Answer>,
@@ -82,6 +84,7 @@ impl FakeApi {
     pub async fn start(usual: Answer) -> Self {
         let (requests_tx, requests_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            by_path: Mutex::new(BTreeMap::new()),
             scripted: Mutex::new(VecDeque::new()),
             usual: Mutex::new(usual),
             requests: requests_tx,
@@ -119,6 +122,16 @@ impl FakeApi {
     /// The next request gets `answer` (after those scripted before).
     pub fn then_answer(&self, answer: Answer) {
         self.shared.scripted.lock().unwrap().push_back(answer);
+    }
+
+    /// Every request to `path` gets `answer` from now on, whatever else is
+    /// scripted: for requests that go out at once, in no set order.
+    pub fn answer_at(&self, path: &str, answer: Answer) {
+        self.shared
+            .by_path
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), answer);
     }
 
     /// Every request not scripted gets `answer` from now on.
@@ -173,12 +186,15 @@ async fn answer(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
     };
     // Decided before the request is announced, so that a test that scripts
     // the next answer once it sees this request affects only later ones.
-    let answer = shared
-        .scripted
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| shared.usual.lock().unwrap().clone());
+    let at_path = shared.by_path.lock().unwrap().get(&recorded.path).cloned();
+    let answer = at_path.unwrap_or_else(|| {
+        shared
+            .scripted
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| shared.usual.lock().unwrap().clone())
+    });
     let _ = shared.requests.send(recorded);
     HttpResponse::build(actix_web::http::StatusCode::from_u16(answer.status).unwrap())
         .content_type(answer.content_type)

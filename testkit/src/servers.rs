@@ -440,7 +440,10 @@ impl TestRedisCluster {
 pub const SENTINEL_MASTER: &str = "ringrelay-primary";
 
 /// A primary, its replica, and a sentinel watching them (quorum 1, a
-/// primary is down after a second), for one test.
+/// primary is down after two seconds), for one test. Not less: on a busy
+/// machine a primary that answers a second late is failed over while alive,
+/// and writes it had not yet passed to its replica are lost, as they would
+/// be in production; a test then sees its own data vanish.
 pub struct TestSentinel {
     /// The first primary and replica; after a failover their roles swap.
     pub servers: [Server; 2],
@@ -474,7 +477,7 @@ impl TestSentinel {
             format!(
                 "port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\n\
                  sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} 1\n\
-                 sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
+                 sentinel down-after-milliseconds {SENTINEL_MASTER} 2000\n\
                  sentinel failover-timeout {SENTINEL_MASTER} 3000\n\
                  sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
                 dir = sentinel_dir.display()

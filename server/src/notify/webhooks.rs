@@ -70,13 +70,8 @@ impl WebhookSender {
         metrics: Arc<Metrics>,
         background: TaskTracker,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(CheckedResolver::new(targets)))
-            .build()
-            .context("building the webhook HTTP client")?;
+        let client =
+            client_for_users_addresses(targets).context("building the webhook HTTP client")?;
         Ok(Self {
             metrics,
             background,
@@ -209,6 +204,20 @@ impl WebhookSender {
     }
 }
 
+/// An HTTP client for the addresses users give us (webhook URLs, browsers'
+/// push endpoints): it follows no redirect and connects only where
+/// `targets` allows, every resolved address checked.
+pub(super) fn client_for_users_addresses(
+    targets: TargetPolicy,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(CheckedResolver::new(targets)))
+        .build()
+}
+
 /// Whether `url` names an address (never resolved, so the resolver below
 /// cannot check it) that a notification may not go to.
 pub(super) fn literal_refused(url: &Url, targets: TargetPolicy) -> bool {
@@ -224,7 +233,7 @@ pub(super) fn literal_refused(url: &Url, targets: TargetPolicy) -> bool {
 /// a notification may go to (docs/operations.md): a name that resolves to the
 /// service's own network is refused at connect time, whatever it resolved
 /// to when it was registered.
-pub(super) struct CheckedResolver {
+struct CheckedResolver {
     targets: TargetPolicy,
 }
 

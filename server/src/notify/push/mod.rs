@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use self::vapid::Vapid;
 use super::events::Event;
 use super::retry::{self, Refusal, RetryPolicy};
-use super::webhooks::{CheckedResolver, Delivery, describe, literal_refused};
+use super::webhooks::{Delivery, client_for_users_addresses, describe, literal_refused};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::push::PushSubscription;
@@ -112,13 +112,8 @@ impl PushSender {
         metrics: Arc<Metrics>,
         background: TaskTracker,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("ringrelay/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(CheckedResolver::new(targets)))
-            .build()
-            .context("building the push HTTP client")?;
+        let client =
+            client_for_users_addresses(targets).context("building the push HTTP client")?;
         Ok(Self {
             client,
             vapid,
