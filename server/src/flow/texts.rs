@@ -72,6 +72,8 @@ impl CallFlow {
         let (provider, to) = match claim {
             TextClaim::Skip(why) => {
                 tracing::info!(session_id = %id, why, "missed-call text skipped");
+                let provider = session.provider().unwrap_or("none");
+                self.metrics.missed_call_text(provider, "skipped");
                 set_text_outcome(&mut ending, TextOutcome::Skipped);
                 return self.notify(subscriber, ending).await;
             }
@@ -89,6 +91,7 @@ impl CallFlow {
         texts.background.spawn(async move {
             let outcome = send_with_retries(gateway.as_ref(), retry, &provider, &message).await;
             tracing::info!(session_id = %id, provider, outcome = ?outcome, "missed-call text");
+            flow.metrics.missed_call_text(&provider, outcome.label());
             if let Err(err) = flow
                 .update(&id, |session| {
                     Ok(session.finish_missed_call_text(outcome))

@@ -277,6 +277,12 @@ impl Session {
         self.voicemail_url.as_deref()
     }
 
+    /// The provider that carried the forwarded call (its name in
+    /// `PROVIDERS`).
+    pub(crate) fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
     /// What came of the text back to the caller; `None` while it is being
     /// sent, or when there is none.
     pub fn missed_call_text(&self) -> Option<TextOutcome> {

@@ -99,6 +99,17 @@ pub enum TextOutcome {
     Skipped,
 }
 
+impl TextOutcome {
+    /// As the API writes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// The text back to a missed caller, as the session keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

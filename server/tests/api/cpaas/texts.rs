@@ -122,6 +122,12 @@ async fn a_missed_call_texts_the_caller_once_from_the_forwarding_number(
     assert_eq!(missed.body["data"]["reason"], "nobody_answered");
     assert_eq!(session(&app, &id).await["missed_call_text"], "sent");
     assert_no_more_texts(&fake, &[&app]).await;
+    let counted = format!(
+        "ringrelay_missed_call_texts_total{{provider=\"{}\",outcome=\"sent\"}} 1",
+        cpaas.name()
+    );
+    let metrics = app.metrics().await;
+    assert!(metrics.lines().any(|l| l == counted), "{metrics}");
 }
 
 async fn a_voicemail_texts_the_caller_and_says_so_in_call_voicemail(cpaas: Cpaas) {
