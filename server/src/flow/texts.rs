@@ -62,7 +62,7 @@ impl CallFlow {
             .await
         {
             Ok((_, Some(claim))) => claim,
-            // Not an ending that texts (an expiry), or texted already.
+            // Texted already.
             Ok((_, None)) => return self.notify(subscriber, ending).await,
             Err(err) => {
                 tracing::error!(session_id = %id, error = format!("{err:#}"), "could not claim the missed-call text; not sent");
@@ -88,6 +88,9 @@ impl CallFlow {
         let subscriber = subscriber.clone();
         let retry = texts.retry;
         let gateway = texts.gateway.clone();
+        // The event waiting for the text is a delivery pending already
+        // (whoever waits for the deliveries to settle waits for it too).
+        self.metrics.notifications_pending(1);
         texts.background.spawn(async move {
             let outcome = send_with_retries(gateway.as_ref(), retry, &provider, &message).await;
             tracing::info!(session_id = %id, provider, outcome = ?outcome, "missed-call text");
@@ -102,6 +105,7 @@ impl CallFlow {
             }
             set_text_outcome(&mut ending, outcome);
             flow.notify(&subscriber, ending).await;
+            flow.metrics.notifications_pending(-1);
         });
     }
 }
