@@ -28,7 +28,7 @@ pub const MSGPACK_V1: u8 = 0x01;
 /// Append only: a name's place is its code in stored sessions. A name not
 /// listed (a field added later) is written as text, and read as text, so
 /// the table can lag behind the types without losing anything.
-const FIELD_NAMES: [&str; 34] = [
+const FIELD_NAMES: [&str; 40] = [
     "id",
     "subscriber",
     "caller",
@@ -63,6 +63,12 @@ const FIELD_NAMES: [&str; 34] = [
     "accepted",
     "to",
     "skipped",
+    "provider",
+    "caller_name",
+    "caller_verification",
+    "voicemail_url",
+    "transcription",
+    "text",
 ];
 
 /// A session as the store keeps it.
@@ -78,7 +84,7 @@ pub fn decode_session(bytes: &[u8]) -> anyhow::Result<Session> {
 
 /// The field names of a stored subscriber written as one-byte integers (the
 /// same rule as [`FIELD_NAMES`]: append only).
-const RECORD_FIELD_NAMES: [&str; 26] = [
+const RECORD_FIELD_NAMES: [&str; 27] = [
     "subscriber",
     "credentials",
     "number",
@@ -105,6 +111,7 @@ const RECORD_FIELD_NAMES: [&str; 26] = [
     "outside",
     "match",
     "action",
+    "transcribe_voicemail",
 ];
 
 /// A subscriber with its token hashes, as the store keeps it: about a
@@ -232,6 +239,7 @@ mod tests {
             json.len()
         );
     }
+    use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
     use crate::domain::credentials::TokenHash;
     use crate::domain::ids::{CallSid, DestinationId};
     use crate::domain::phone::{Caller, PhoneNumber, Region};
@@ -297,10 +305,15 @@ mod tests {
         .unwrap();
         s.instruct(Instruction::Reject, t(3_001));
         s.record_phone_rejected().unwrap();
-        s.apply_claim(Claim {
-            call_sid: CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap(),
-            forwarded_at: t(3_400),
-        });
+        s.apply_claim(Claim::new(
+            CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap(),
+            t(3_400),
+            "signalwire",
+            CallerContext {
+                name: CallerName::parse("WASHINGTON DC"),
+                verification: CallerVerification::Partial,
+            },
+        ));
         let mut attempt = DialAttempt::FIRST;
         for _ in 0..2 {
             s.start_ringing(attempt, &destinations);
@@ -350,10 +363,12 @@ mod tests {
             PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
             Caller::parse(Some("+12025550302"), Region::default()),
             Route::Voicemail,
-            Claim {
-                call_sid: CallSid::parse("CA1").unwrap(),
-                forwarded_at: t(5),
-            },
+            Claim::new(
+                CallSid::parse("CA1").unwrap(),
+                t(5),
+                "twilio",
+                CallerContext::default(),
+            ),
         );
         s.end_missed(MissedReason::NoOutcome, t(9));
         s

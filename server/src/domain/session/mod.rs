@@ -20,7 +20,11 @@ pub(crate) use self::dial::{
 };
 pub use self::id::{SessionId, Shard};
 pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
-pub use self::outcome::{CancelReason, MissedReason};
+pub(crate) use self::outcome::TextClaim;
+pub use self::outcome::{
+    CancelReason, MissedReason, TextOutcome, TextState, Transcript, TranscriptionStatus,
+};
+use super::caller_context::{CallerContext, CallerName, CallerVerification};
 use super::ids::{CallSid, DestinationId};
 use super::phone::{Caller, PhoneNumber};
 use super::rules::Route;
@@ -151,6 +155,24 @@ pub struct Session {
     /// a retried recording callback announces nothing twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     recordings: Vec<String>,
+    /// The provider that carried the forwarded call (from its claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
+    /// What that provider said of the caller (from the claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller_name: Option<CallerName>,
+    #[serde(default, skip_serializing_if = "CallerVerification::is_none")]
+    caller_verification: CallerVerification,
+    /// Where the provider keeps the voicemail the caller left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    voicemail_url: Option<String>,
+    /// The provider's transcription of that voicemail, once it came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transcription: Option<Transcript>,
+    /// The text back to a missed caller: claimed (`sending`) by the one
+    /// write that may send it, then what came of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    missed_call_text: Option<TextState>,
     /// When the Dial after the first one was returned (the first goes out
     /// with the claim, at `forwarded_at`): a softphone that fails this soon
     /// after was not there.
@@ -194,6 +216,12 @@ impl Session {
             dials_ended: Vec::new(),
             route: Route::default(),
             recordings: Vec::new(),
+            provider: None,
+            caller_name: None,
+            caller_verification: CallerVerification::None,
+            voicemail_url: None,
+            transcription: None,
+            missed_call_text: None,
             dial_started: None,
             version: 0,
         }
@@ -232,6 +260,46 @@ impl Session {
 
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The caller's name, as the forwarded call's provider gave it.
+    pub fn caller_name(&self) -> Option<&CallerName> {
+        self.caller_name.as_ref()
+    }
+
+    /// The forwarded call's STIR/SHAKEN verdict (`none` until it came).
+    pub fn caller_verification(&self) -> CallerVerification {
+        self.caller_verification
+    }
+
+    /// Where the provider keeps the voicemail the caller left.
+    pub(crate) fn voicemail_url(&self) -> Option<&str> {
+        self.voicemail_url.as_deref()
+    }
+
+    /// The provider that carried the forwarded call (its name in
+    /// `PROVIDERS`).
+    pub(crate) fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// What came of the text back to the caller; `None` while it is being
+    /// sent, or when there is none.
+    pub fn missed_call_text(&self) -> Option<TextOutcome> {
+        self.missed_call_text.and_then(TextState::outcome)
+    }
+
+    /// The voicemail's transcription, once the provider sent it.
+    pub fn transcription(&self) -> Option<&Transcript> {
+        self.transcription.as_ref()
+    }
+
+    /// What the forwarded call's provider said of the caller.
+    pub(crate) fn caller_context(&self) -> CallerContext {
+        CallerContext {
+            name: self.caller_name.clone(),
+            verification: self.caller_verification,
+        }
     }
 
     pub fn state(&self) -> SessionState {
@@ -381,10 +449,12 @@ mod fixtures {
         let mut s = new_session(Mode::Auto);
         s.notified(t(1));
         assert!(s.instruct(Instruction::Reject, t(1)));
-        s.apply_claim(Claim {
-            call_sid: CallSid::parse("CA1").unwrap(),
-            forwarded_at: t(2),
-        });
+        s.apply_claim(Claim::new(
+            CallSid::parse("CA1").unwrap(),
+            t(2),
+            "twilio",
+            CallerContext::default(),
+        ));
         assert_eq!(s.state(), SessionState::Forwarded);
         s
     }
@@ -491,7 +561,10 @@ mod tests {
             DialVerdict::Over
         );
         assert_eq!(s.end_missed(MissedReason::NobodyAnswered, t(3)), None);
-        assert_eq!(s.record_voicemail(true, t(3)), None);
+        assert_eq!(
+            s.record_voicemail(Some("https://r.example.com/1"), t(3)),
+            None
+        );
         assert_eq!(s.forwarded_call_ended(t(3)), None);
         assert_eq!(s.expire_unforwarded(t(3)), None);
         assert_eq!(s.expire_idle(t(3)), None);
