@@ -7,6 +7,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use ringrelay_server::domain::caller_context::CallerContext;
 use ringrelay_server::domain::credentials::{Credentials, TokenPolicy};
 use ringrelay_server::domain::ids::CallSid;
 use ringrelay_server::domain::phone::{Caller, PhoneNumber, Region};
@@ -190,6 +191,7 @@ fn voicemail() -> CallScript {
             action_url: "https://relay.example.com/twilio/voicemail?session=s_0123456789abcdef"
                 .to_owned(),
             max_length_secs: 120,
+            transcribe_url: None,
         },
     ])
 }
@@ -326,10 +328,12 @@ fn memory_store(c: &mut Criterion) {
     let subscriber = subscriber_number(500);
     let caller = Caller::Number(number("+12025550301"));
     let subscribers = [subscriber.clone()];
-    let claim = Claim {
-        call_sid: CallSid::parse("CA0123456789abcdef0123456789abcdef").expect("a call id"),
-        forwarded_at: Timestamp::now(),
-    };
+    let claim = Claim::new(
+        CallSid::parse("CA0123456789abcdef0123456789abcdef").expect("a call id"),
+        Timestamp::now(),
+        "twilio",
+        CallerContext::default(),
+    );
     // Each cycle needs a session never claimed before (a claim sticks to its
     // id), so they are made before the clock starts. Claimed sessions stay
     // stored until their TTL, so the cycles run in rounds of at most

@@ -35,6 +35,28 @@ function button(label, onClick, className) {
   return b;
 }
 
+/** Who is calling: the provider's name for the caller when it gave one,
+ * with the number; the number alone; or a withheld caller. */
+function callerLabel(data) {
+  const number = data.caller || "Withheld number";
+  return data.caller_name ? data.caller_name + " (" + number + ")" : number;
+}
+
+const VERIFICATION = {
+  verified: "verified",
+  partial: "partially verified",
+  failed: "failed verification",
+};
+
+/** The caller's STIR/SHAKEN verdict as a badge, or nothing for none. */
+function verificationBadge(verification) {
+  const label = VERIFICATION[verification];
+  if (!label) return "";
+  const badge = el("span", label, "badge " + verification);
+  badge.title = "STIR/SHAKEN: the caller's number is " + label;
+  return badge;
+}
+
 function timeOf(iso) {
   if (!iso) return "";
   const d = new Date(iso);
@@ -253,16 +275,19 @@ function refreshEmpty() {
 
 function addRecent(data, outcome) {
   const li = el("li");
-  li.append(el("strong", data.caller || "Withheld number"), " ",
+  li.append(el("strong", callerLabel(data)), " ", verificationBadge(data.caller_verification), " ",
     el("span", "to " + data.subscriber + " at " + timeOf(data.timestamp || data.received_at), "meta"), " — ",
     el("span", outcome, "outcome"));
   $("recent").prepend(li);
   while ($("recent").children.length > 20) $("recent").lastChild.remove();
 }
 
-function endCall(sessionId, outcome) {
+function endCall(sessionId, outcome, ending) {
   const call = calls.get(sessionId);
   if (!call) return;
+  // The forwarded call's provider names the caller: its events say so.
+  if (ending && ending.caller_name) call.data.caller_name = ending.caller_name;
+  if (ending && ending.caller_verification) call.data.caller_verification = ending.caller_verification;
   calls.delete(sessionId);
   call.node.remove();
   addRecent(call.data, call.outcome ? call.outcome + ", then " + outcome : outcome);
@@ -344,7 +369,10 @@ async function loadHistory() {
   if (r.status !== 200 || !r.json) return; // no list route: live calls only
   for (const s of (r.json.sessions || []).slice().reverse()) {
     if (calls.has(s.id)) continue;
-    addRecent({ caller: s.caller, subscriber: s.subscriber, timestamp: s.timeline && s.timeline.reported_at }, s.state);
+    addRecent({
+      caller: s.caller, caller_name: s.caller_name, caller_verification: s.caller_verification,
+      subscriber: s.subscriber, timestamp: s.timeline && s.timeline.reported_at,
+    }, s.state);
   }
 }
 
@@ -360,7 +388,7 @@ function onDestinationEvent(type, text) {
   const event = parseEvent(text);
   if (!event || !event.data) return;
   if (type === "call.ringing") onRinging(event.data, event.timestamp);
-  else if (ENDINGS[type]) endCall(event.data.session_id, ENDINGS[type](event.data));
+  else if (ENDINGS[type]) endCall(event.data.session_id, ENDINGS[type](event.data), event.data);
 }
 
 function startDestination() {
@@ -726,8 +754,8 @@ function renderSession(s) {
   }
   const open = li.querySelector(".timeline") !== null && !li.querySelector(".timeline").hidden;
   li.replaceChildren();
-  li.append(el("span", s.caller || "Withheld number"), " → ", el("span", s.subscriber), " ",
-    el("span", s.state, "state"), " ", el("span", s.id, "meta"), " ");
+  li.append(el("span", callerLabel(s)), " ", verificationBadge(s.caller_verification), " → ",
+    el("span", s.subscriber), " ", el("span", s.state, "state"), " ", el("span", s.id, "meta"), " ");
   const dl = el("dl", null, "timeline");
   for (const [k, v] of Object.entries(s.timeline || {})) {
     if (v) dl.append(el("dt", k), el("dd", v));

@@ -1,7 +1,8 @@
 // The console's service worker: hears a destination's events by Web Push
 // while no console tab is open. A ringing call shows as a notification with
 // Accept and Decline, which post the call's capability URL (its path, to
-// this origin) without opening a tab; the call's end closes it. Every value
+// this origin) without opening a tab; the call's end closes it. A
+// voicemail's transcription shows as a notification of its own. Every value
 // is text: notifications render none as markup.
 "use strict";
 
@@ -47,6 +48,15 @@ async function onEvent(message) {
   if (ENDINGS.includes(message.type)) {
     const shown = await self.registration.getNotifications({ tag: data.session_id });
     for (const notification of shown) notification.close();
+    return;
+  }
+  // A voicemail's transcription: what the caller said, readable at once.
+  if (message.type === "call.voicemail_transcribed" && data.text) {
+    const who = data.caller_name || data.caller || "a withheld number";
+    await self.registration.showNotification("Voicemail from " + who, {
+      body: data.text,
+      tag: data.session_id,
+    });
   }
 }
 

@@ -456,6 +456,9 @@ fn script_from(data: &[u8]) -> CallScript {
             3 => Step::Record {
                 action_url: input.text(),
                 max_length_secs: input.byte().into(),
+                // The seeds' shape is kept; the renderers' property tests
+                // carry any text in a transcription URL.
+                transcribe_url: None,
             },
             4 => Step::Hangup,
             _ => Step::Reject,
@@ -906,6 +909,7 @@ mod tests {
                 Step::Record {
                     action_url: "https://relay.example.com/r?a=1&b=2".into(),
                     max_length_secs: 120,
+                    transcribe_url: None,
                 },
                 Step::Hangup,
             ])

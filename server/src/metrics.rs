@@ -75,6 +75,13 @@ pub struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TextLabels {
+    pub provider: String,
+    /// `sent`, `failed` or `skipped`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusedWebhookLabels {
     pub provider: &'static str,
     /// `missing_signature`, `bad_signature`, `stale` or `not_configured`.
@@ -113,6 +120,7 @@ pub struct Metrics {
     webhooks_refused: Family<RefusedWebhookLabels, Counter>,
     signature_matches: Family<SignatureKeyLabels, Counter>,
     signature_variants: Family<SignatureVariantLabels, Counter>,
+    missed_call_texts: Family<TextLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -144,6 +152,7 @@ impl Default for Metrics {
         let webhooks_refused = Family::<RefusedWebhookLabels, Counter>::default();
         let signature_matches = Family::<SignatureKeyLabels, Counter>::default();
         let signature_variants = Family::<SignatureVariantLabels, Counter>::default();
+        let missed_call_texts = Family::<TextLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -210,6 +219,11 @@ impl Default for Metrics {
             "CPaaS webhooks whose signature verified over another form than the request as sent (default_port, without_added_parameters)",
             signature_variants.clone(),
         );
+        registry.register(
+            "missed_call_texts",
+            "Texts back to missed callers, by provider and outcome (sent, failed, skipped)",
+            missed_call_texts.clone(),
+        );
         Self {
             registry,
             requests,
@@ -226,6 +240,7 @@ impl Default for Metrics {
             webhooks_refused,
             signature_matches,
             signature_variants,
+            missed_call_texts,
         }
     }
 }
@@ -319,6 +334,16 @@ impl Metrics {
                 .get_or_create(&SignatureVariantLabels { provider, variant })
                 .inc();
         }
+    }
+
+    /// What came of a text back to a missed caller through `provider`.
+    pub fn missed_call_text(&self, provider: &str, outcome: &'static str) {
+        self.missed_call_texts
+            .get_or_create(&TextLabels {
+                provider: provider.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn store_error(&self, operation: &str) {

@@ -23,6 +23,7 @@ use crate::notify::bus::EventBus;
 use crate::notify::push::PushSender;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::webhooks::WebhookSender;
+use crate::providers::apis::ProviderApis;
 use crate::providers::voice_token::VoiceTokens;
 use crate::redis::{Certificates, RedisConnection};
 use crate::store::push::{MemoryPushStore, PushSubscriptionStore, RedisPushStore};
@@ -199,6 +200,9 @@ impl Application {
                 )
             })
             .transpose()?;
+        // Each provider's REST client, built once: for softphone tokens and
+        // missed-call texts alike.
+        let apis = Arc::new(ProviderApis::new(&config.voice_tokens));
         let flow = Arc::new(
             CallFlow::new(
                 store.clone(),
@@ -222,7 +226,8 @@ impl Application {
                     sweep_interval: inputs.sweep_interval,
                 },
             )
-            .with_push(push.clone()),
+            .with_push(push.clone())
+            .with_texts(apis.clone(), inputs.retry, deliveries.clone()),
         );
         // In the background: the listener opens now, whatever its size.
         let import = config
@@ -262,7 +267,7 @@ impl Application {
             guessers: http::Guessers::default(),
             shutdown: streams.clone(),
             push,
-            voice_tokens: VoiceTokens::new(&config.voice_tokens, config.providers.names()),
+            voice_tokens: VoiceTokens::new(&config.voice_tokens, &apis, config.providers.names()),
         });
         let sweeper = state.clone();
         let stop_sweeping = streams.clone();

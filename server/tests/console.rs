@@ -432,6 +432,26 @@ async fn with_the_console_closed_a_pushed_call_shows_and_its_accept_action_accep
             !shown.as_array().unwrap().iter().any(|n| n["tag"] == second.as_str())
         })
         .await;
+
+        // A voicemail's transcription (as call.voicemail_transcribed
+        // carries it) shows what the caller said.
+        let transcribed = json!({
+            "type": "call.voicemail_transcribed",
+            "timestamp": "2026-11-26T15:52:10.000Z",
+            "data": {"session_id": second, "subscriber": SUBSCRIBER, "caller": "+12025550302",
+                     "caller_name": "JANE DOE", "caller_verification": "verified",
+                     "recording_url": "https://api.twilio.com/rec/RE1",
+                     "text": "Call me back about <b>Friday</b>.", "status": "completed"}
+        });
+        deliver_push(client, &app.address, "/console/", &transcribed.to_string()).await;
+        worker_shows(client, |shown| {
+            shown.as_array().unwrap().iter().any(|n| {
+                n == &json!({"title": "Voicemail from JANE DOE",
+                             "body": "Call me back about <b>Friday</b>.",
+                             "tag": second, "actions": []})
+            })
+        })
+        .await;
     })
     .await;
 }

@@ -9,6 +9,7 @@ mod carrier;
 pub mod cli;
 pub mod cpaas;
 mod destination;
+mod messaging;
 mod phone;
 mod receiver;
 mod report;
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 use self::caller::Caller;
 use self::carrier::Carrier;
+use self::cpaas::kit::SentText;
 use self::cpaas::{CallEnd, CallSetup};
 use self::destination::Directory;
 use self::phone::{Instruction, Phone};
@@ -214,6 +216,7 @@ async fn play(
         PhoneSide::Forwarded if call.recorded => Outcome::Voicemail,
         PhoneSide::Forwarded => Outcome::Missed,
     };
+    let transcribed = call.transcribed;
     let connected_to = call
         .bridged_to
         .map(|callee| callee.destination_id.unwrap_or(callee.party));
@@ -225,7 +228,13 @@ async fn play(
     } else {
         NOT_FORWARDED_WAIT
     };
-    await_final_webhooks(outcome, &directory, receiver, &timeline, wait).await;
+    let kinds = outcome
+        .webhook()
+        .into_iter()
+        .chain(transcribed.then_some("call.voicemail_transcribed"));
+    for kind in kinds {
+        await_webhooks(kind, &directory, receiver, &timeline, wait).await;
+    }
     // Without a ring report the service may still open a session for the
     // forwarded call; its webhooks name it.
     let session_id = session_id.or_else(|| {
@@ -255,6 +264,7 @@ async fn play(
         }
         None => Value::Null,
     };
+    let texts = texts_sent(service, &timeline)?;
     let webhooks = receiver.deliveries();
     if let Some(forged) = webhooks.iter().find(|w| !w.verified) {
         return Err(Error::broken(format!(
@@ -269,8 +279,36 @@ async fn play(
         session,
         timeline: timeline.entries(),
         webhooks,
+        texts,
         markup,
     })
+}
+
+/// The texts the in-process service sent the caller through the
+/// provider's API (none to see on a deployment): at most one a call, each
+/// one the provider's API would take.
+fn texts_sent(service: &Service, timeline: &Timeline) -> Result<Vec<SentText>, Error> {
+    let Some(messaging) = &service.messaging else {
+        return Ok(Vec::new());
+    };
+    let texts = messaging
+        .texts()
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|why| Error::broken(format!("a text the provider's API refuses: {why}")))?;
+    for text in &texts {
+        timeline.log(
+            "cpaas",
+            format!("text from {} to {}: {:?}", text.from, text.to, text.body),
+        );
+    }
+    if texts.len() > 1 {
+        return Err(Error::broken(format!(
+            "the caller was texted {} times; a missed call texts once",
+            texts.len()
+        )));
+    }
+    Ok(texts)
 }
 
 /// The rules' decision for this call, as the service must have made it: the
@@ -364,17 +402,15 @@ fn notified_before_instruction(
     }
 }
 
-/// Waits (bounded) for the webhook the outcome implies at every destination.
-async fn await_final_webhooks(
-    outcome: Outcome,
+/// Waits (bounded) for a webhook the call's end implies at every
+/// destination: the outcome's, and the voicemail's transcription.
+async fn await_webhooks(
+    kind: &str,
     directory: &Directory,
     receiver: &Receiver,
     timeline: &Timeline,
     wait: Duration,
 ) {
-    let Some(kind) = outcome.webhook() else {
-        return;
-    };
     let ids: Vec<&str> = directory.ids().collect();
     if !receiver.wait_for(&ids, kind, wait).await {
         let missing: Vec<&str> = ids

@@ -35,6 +35,25 @@ struct Shared {
     arrived: Notify,
 }
 
+/// Serves `routes` with `data` on a free port of 127.0.0.1, in the
+/// background, one worker: its base URL and the handle that stops it.
+pub(crate) fn serve_locally<D: Send + Sync + 'static>(
+    data: web::Data<D>,
+    routes: fn(&mut web::ServiceConfig),
+    what: &str,
+) -> anyhow::Result<(String, actix_web::dev::ServerHandle)> {
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .with_context(|| format!("binding {what}"))?;
+    let address = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((address, handle))
+}
+
 pub struct Receiver {
     address: String,
     shared: Arc<Shared>,
@@ -48,20 +67,13 @@ impl Receiver {
             deliveries: Mutex::default(),
             arrived: Notify::new(),
         });
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .route("/{destination}", web::post().to(receive))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .context("binding the webhook receiver")?;
-        let address = format!("http://127.0.0.1:{}", server.addrs()[0].port());
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let (address, handle) = serve_locally(
+            web::Data::from(shared.clone()),
+            |routes| {
+                routes.route("/{destination}", web::post().to(receive));
+            },
+            "the webhook receiver",
+        )?;
         Ok(Self {
             address,
             shared,

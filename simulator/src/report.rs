@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::cpaas::kit::SentText;
 use super::receiver::Delivery;
 use super::timeline::Entry;
 
@@ -67,6 +68,10 @@ pub struct Report {
     pub session: Value,
     pub timeline: Vec<Entry>,
     pub webhooks: Vec<Delivery>,
+    /// The texts sent to the caller through the provider's API
+    /// (`missed_call_text`); always empty with `--target`, whose provider
+    /// is the real one.
+    pub texts: Vec<SentText>,
     /// Every markup document the service answered, in order.
     pub markup: Vec<String>,
 }

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use super::Error;
 use super::cpaas::kit::{Cpaas, SIGNALWIRE_SPACE, telnyx_public_key};
+use super::messaging::MessagingApi;
 use super::receiver::Receiver;
 use super::scenario::{Scenario, ScenarioError};
 use ringrelay_server::clock::WallClock;
@@ -45,6 +46,9 @@ pub struct Service {
     pub clock: WallClock,
     /// Stops the in-process service when dropped.
     stop_in_process: Option<oneshot::Sender<()>>,
+    /// The provider's REST API the in-process service sends texts
+    /// through; a deployment uses the provider's own.
+    pub messaging: Option<MessagingApi>,
 }
 
 /// What registering the subscriber gave back.
@@ -57,6 +61,9 @@ pub struct Registration {
 
 /// Longer than the longest instruction long-poll (30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a connection may idle before the client drops it rather than
+/// reuse it: under the servers' usual keep-alive.
+const IDLE_CONNECTION: Duration = Duration::from_secs(2);
 
 /// The secret the simulator signs with for `provider` (for Telnyx, the
 /// base64 seed of its key pair), and the variables that give the
@@ -97,6 +104,11 @@ impl Service {
     pub async fn in_process(provider: Cpaas, clock: WallClock) -> anyhow::Result<Self> {
         let admin_token = random_token();
         let (provider_token, provider_vars) = provider_secrets(provider);
+        let messaging = MessagingApi::start(provider, provider_token.clone().into()).await?;
+        let api_vars = provider
+            .api_variables(messaging.base())
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value));
         let webhook_secret = format!("whsec_{}", BASE64.encode(rand::random::<[u8; 32]>()));
         // The listener's port must be known before the configuration is
         // built (it is the PUBLIC_BASE_URL signatures are checked against),
@@ -119,7 +131,7 @@ impl Service {
             ("FORWARD_TIMEOUT_SECS", "2"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let config = Config::from_vars(vars.into_iter().chain(provider_vars))
+        let config = Config::from_vars(vars.into_iter().chain(provider_vars).chain(api_vars))
             .context("configuring the service")?;
         let inputs = Inputs {
             clock: clock.clone(),
@@ -144,6 +156,7 @@ impl Service {
             },
             clock,
             stop_in_process: Some(stop),
+            messaging: Some(messaging),
         })
     }
 
@@ -153,6 +166,7 @@ impl Service {
             target,
             clock: WallClock::System,
             stop_in_process: None,
+            messaging: None,
         })
     }
 
@@ -309,6 +323,11 @@ fn client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        // Servers close idle connections after a few seconds (actix-web
+        // and many proxies after 5 s): one idle that long, while the
+        // simulator waited for webhooks, could be closed under the next
+        // request ("connection closed before message completed").
+        .pool_idle_timeout(IDLE_CONNECTION)
         .build()
         .context("building the HTTP client")
 }

@@ -10,6 +10,7 @@ mod common;
 
 use common::fixture;
 use ringrelay_simulator::{self as simulate, Error, Options, Outcome, Report, Scenario};
+use serde_json::json;
 
 /// Runs fixture `name` on `provider` against an in-process service.
 async fn simulate_fixture(name: &str, provider: Cpaas) -> Report {
@@ -119,6 +120,10 @@ fixtures_on_every_provider! {
         "vip-through-dnd" => Connected, Some("desk");
     a_recorded_call_connects_the_desk:
         "recorded-call" => Connected, Some("desk");
+    a_transcribed_voicemail_ends_in_a_voicemail:
+        "transcribed-voicemail" => Voicemail, None;
+    a_missed_caller_is_texted_and_the_call_is_missed:
+        "missed-call-text" => Missed, None;
     telnyx_scenario_connects_the_first_to_pick_up:
         "telnyx" => Connected, Some("desk");
     signalwire_scenario_connects_the_screened_desk_after_the_busy_softphone:
@@ -206,6 +211,78 @@ async fn a_recorded_call_sends_its_recording_once_on_every_provider() {
             .expect("a Dial");
         let ring_tone = dial.contains(r#"ringTone="uk""#);
         assert_eq!(ring_tone, provider != Cpaas::Plivo, "{provider:?}: {dial}");
+    }
+}
+
+/// A missed caller gets one text, from the forwarding number, through the
+/// API of every provider, and the session and `call.missed` say it was sent.
+#[tokio::test]
+async fn a_missed_caller_is_texted_once_on_every_provider() {
+    for provider in Cpaas::ALL {
+        let report = simulate_fixture("missed-call-text", provider).await;
+        assert_eq!(report.texts.len(), 1, "{provider:?}: {:?}", report.texts);
+        let text = &report.texts[0];
+        assert_eq!(
+            (text.from.as_str(), text.to.as_str()),
+            ("+12025550100", "+12025550302"),
+            "{provider:?}"
+        );
+        assert_eq!(
+            text.body,
+            "Sorry I missed your call, I'll ring you back. +12025550199"
+        );
+        assert_eq!(report.session["missed_call_text"], "sent", "{provider:?}");
+        let missed = report
+            .webhooks
+            .iter()
+            .find(|w| w.kind == "call.missed")
+            .expect("call.missed");
+        assert_eq!(missed.data["missed_call_text"], "sent", "{provider:?}");
+    }
+}
+
+/// No text where the subscriber asks for none.
+#[tokio::test]
+async fn a_subscriber_without_missed_call_text_texts_nobody() {
+    let report = simulate_fixture("caller-gives-up", Cpaas::Plivo).await;
+    assert!(report.texts.is_empty(), "{:?}", report.texts);
+    assert_eq!(report.session["missed_call_text"], serde_json::Value::Null);
+}
+
+/// The provider's transcription of the voicemail reaches the destination
+/// once, on every provider, and the session keeps its text.
+#[tokio::test]
+async fn a_transcribed_voicemail_sends_its_text_once_on_every_provider() {
+    for provider in [
+        Cpaas::Twilio,
+        Cpaas::Plivo,
+        Cpaas::Telnyx,
+        Cpaas::SignalWire,
+    ] {
+        let report = simulate_fixture("transcribed-voicemail", provider).await;
+        let transcribed: Vec<_> = report
+            .webhooks
+            .iter()
+            .filter(|w| w.kind == "call.voicemail_transcribed")
+            .collect();
+        assert_eq!(transcribed.len(), 1, "{provider:?}: {:?}", report.webhooks);
+        let data = &transcribed[0].data;
+        assert_eq!(data["status"], "completed", "{provider:?}: {data}");
+        let text = data["text"].as_str().expect("a text");
+        assert!(text.contains("call me back"), "{provider:?}: {data}");
+        assert!(data["recording_url"].as_str().is_some(), "{data}");
+        assert_eq!(
+            report.session["voicemail_transcription"],
+            json!({"status": "completed", "text": text}),
+            "{provider:?}"
+        );
+        assert!(
+            report
+                .timeline
+                .iter()
+                .any(|e| e.event.starts_with("transcription of the voicemail ready")),
+            "{provider:?}"
+        );
     }
 }
 

@@ -468,15 +468,18 @@ fn voice_token_settings(env: &Env) -> Result<VoiceTokenSettings, ConfigError> {
         )?),
         (None, None) => None,
     };
-    let telnyx_api_base = env
-        .value(&v::TELNYX_API_BASE)
-        .map(|raw| base_url(&v::TELNYX_API_BASE, raw))
-        .transpose()?;
-    // Plivo's endpoint tokens are signed with the current auth token.
-    let plivo_auth_token = env
-        .set(&v::PLIVO_AUTH_TOKEN)
-        .and_then(|raw| raw.split(',').map(str::trim).find(|t| !t.is_empty()))
-        .map(|t| SecretString::from(t.to_owned()));
+    let api_base = |variable: &Variable| {
+        env.value(variable)
+            .map(|raw| base_url(variable, raw))
+            .transpose()
+    };
+    // Plivo's endpoint tokens are signed with the current auth token, and
+    // the APIs take the current one.
+    let current = |variable: &Variable| {
+        env.set(variable)
+            .and_then(|raw| raw.split(',').map(str::trim).find(|t| !t.is_empty()))
+            .map(|t| SecretString::from(t.to_owned()))
+    };
     Ok(VoiceTokenSettings {
         provider,
         ttl,
@@ -484,10 +487,13 @@ fn voice_token_settings(env: &Env) -> Result<VoiceTokenSettings, ConfigError> {
         twilio_api_key_sid: text(&v::TWILIO_API_KEY_SID)?,
         twilio_api_key_secret: secret(&v::TWILIO_API_KEY_SECRET)?,
         twilio_twiml_app_sid: text(&v::TWILIO_TWIML_APP_SID)?,
+        twilio_auth_token: current(&v::TWILIO_AUTH_TOKEN),
+        twilio_api_base: api_base(&v::TWILIO_API_BASE)?,
         plivo_auth_id: text(&v::PLIVO_AUTH_ID)?,
-        plivo_auth_token,
+        plivo_auth_token: current(&v::PLIVO_AUTH_TOKEN),
+        plivo_api_base: api_base(&v::PLIVO_API_BASE)?,
         telnyx_api_key: secret(&v::TELNYX_API_KEY)?,
-        telnyx_api_base,
+        telnyx_api_base: api_base(&v::TELNYX_API_BASE)?,
         signalwire_project_id: text(&v::SIGNALWIRE_PROJECT_ID)?,
         signalwire_api_token: secret(&v::SIGNALWIRE_API_TOKEN)?,
         signalwire_api_base,
@@ -813,6 +819,12 @@ mod tests {
             ("VOICE_TOKEN_TTL_SECS", "59", "60 to 86400"),
             ("VOICE_TOKEN_TTL_SECS", "86401", "60 to 86400"),
             ("TELNYX_API_BASE", "ftp://api.telnyx.com", "https://"),
+            ("TWILIO_API_BASE", "not a url", "https://"),
+            (
+                "PLIVO_API_BASE",
+                "https://user:pw@api.plivo.com",
+                "https://",
+            ),
             ("SIGNALWIRE_API_BASE", "not a url", "https://"),
             ("SIGNALWIRE_SPACE", "my.space", "letters, digits"),
             ("TWILIO_API_KEY_SID", "SK 123", "without spaces"),

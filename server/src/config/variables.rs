@@ -238,7 +238,7 @@ pub const TWILIO_ACCOUNT_SID: Variable = var(
     Credentials,
     Unset,
     "`AC` and 32 hexadecimal digits",
-    "Your Twilio account's SID: the `sub` of the softphone access tokens `POST /v1/destinations/{id}/voice-token` signs.",
+    "Your Twilio account's SID: the `sub` of the softphone access tokens `POST /v1/destinations/{id}/voice-token` signs, and the account missed-call texts are sent from (with `TWILIO_AUTH_TOKEN`).",
 );
 pub const TWILIO_API_KEY_SID: Variable = var(
     "TWILIO_API_KEY_SID",
@@ -266,14 +266,28 @@ pub const PLIVO_AUTH_ID: Variable = var(
     Credentials,
     Unset,
     "your Plivo Auth ID (`MA…`)",
-    "The `iss` of the endpoint tokens `POST /v1/destinations/{id}/voice-token` signs with `PLIVO_AUTH_TOKEN` (the current one).",
+    "The `iss` of the endpoint tokens `POST /v1/destinations/{id}/voice-token` signs with `PLIVO_AUTH_TOKEN` (the current one), and the account missed-call texts are sent from.",
 );
 pub const TELNYX_API_KEY: Variable = secret(
     "TELNYX_API_KEY",
     Credentials,
     Unset,
     "a Telnyx API key (`KEY…`)",
-    "Mints softphone tokens through Telnyx's API (`POST /v2/telephony_credentials/{client address}/token`).",
+    "Mints softphone tokens through Telnyx's API (`POST /v2/telephony_credentials/{client address}/token`) and sends missed-call texts (`POST /v2/messages`).",
+);
+pub const TWILIO_API_BASE: Variable = var(
+    "TWILIO_API_BASE",
+    Credentials,
+    Value("https://api.twilio.com"),
+    "absolute `https://` (or `http://`) URL",
+    "Where Twilio's API is (tests point it at a local fake). Missed-call texts go through it, as `TWILIO_ACCOUNT_SID` with the current `TWILIO_AUTH_TOKEN`.",
+);
+pub const PLIVO_API_BASE: Variable = var(
+    "PLIVO_API_BASE",
+    Credentials,
+    Value("https://api.plivo.com"),
+    "absolute `https://` (or `http://`) URL",
+    "Where Plivo's API is (tests point it at a local fake). Missed-call texts go through it, as `PLIVO_AUTH_ID` with the current `PLIVO_AUTH_TOKEN`.",
 );
 pub const TELNYX_API_BASE: Variable = var(
     "TELNYX_API_BASE",
@@ -287,7 +301,7 @@ pub const SIGNALWIRE_PROJECT_ID: Variable = var(
     Credentials,
     Unset,
     "your SignalWire project's id (a UUID)",
-    "With `SIGNALWIRE_API_TOKEN`: mints softphone JWTs through SignalWire's API (`POST /api/relay/rest/jwt`).",
+    "With `SIGNALWIRE_API_TOKEN`: mints softphone JWTs through SignalWire's API (`POST /api/relay/rest/jwt`) and sends missed-call texts (the LaML `Messages.json`).",
 );
 pub const SIGNALWIRE_API_TOKEN: Variable = secret(
     "SIGNALWIRE_API_TOKEN",
@@ -468,6 +482,8 @@ pub const ALL: &[Variable] = &[
     TWILIO_TWIML_APP_SID,
     PLIVO_AUTH_ID,
     TELNYX_API_KEY,
+    TWILIO_API_BASE,
+    PLIVO_API_BASE,
     TELNYX_API_BASE,
     SIGNALWIRE_PROJECT_ID,
     SIGNALWIRE_API_TOKEN,

@@ -1,10 +1,11 @@
 //! The call-flow domain: subscribers, their destinations and credentials,
 //! sessions, and the rules that hold between them. Nothing here knows HTTP,
-//! a provider or a store. The leaves (`time`, `ids`, `error`, `phone`) name
-//! nothing else of the domain; `rules` reads only those; `subscriber` holds
-//! its rules; `credentials` belong to a subscriber; a `session` follows all
-//! of them.
+//! a provider or a store. The leaves (`time`, `ids`, `error`, `phone`,
+//! `caller_context`) name nothing else of the domain; `rules` reads only
+//! those; `subscriber` holds its rules; `credentials` belong to a
+//! subscriber; a `session` follows all of them.
 
+pub mod caller_context;
 pub mod credentials;
 pub(crate) mod error;
 pub(crate) mod forwarding;

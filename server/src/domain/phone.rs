@@ -77,6 +77,20 @@ impl PhoneNumber {
         &self.0
     }
 
+    /// Whether the number looks like one that takes text messages: a
+    /// mobile, or a number of a plan where mobiles and landlines look alike
+    /// (North America). Toll-free, premium, shared-cost numbers, landlines
+    /// that can be told apart and anything unknown do not.
+    pub(crate) fn looks_mobile(&self) -> bool {
+        use phonenumber::Type;
+        phonenumber::parse(None, &self.0).is_ok_and(|parsed| {
+            matches!(
+                parsed.number_type(&phonenumber::metadata::DATABASE),
+                Type::Mobile | Type::FixedLineOrMobile
+            )
+        })
+    }
+
     /// The digits after the country code of a +1 number (`2025550100`).
     pub(crate) fn north_american_national(&self) -> Option<&str> {
         self.0.strip_prefix("+1")
@@ -368,5 +382,22 @@ mod tests {
             serde_json::from_str::<Caller>("null").unwrap(),
             Caller::Withheld
         );
+    }
+
+    #[test]
+    fn mobiles_and_look_alikes_take_texts_toll_free_and_landlines_do_not() {
+        let region = Region::default();
+        for (number, mobile) in [
+            ("+12025550302", true),
+            ("+14155550100", true),
+            ("+447911123456", true),
+            ("+18005551212", false),
+            ("+18664005000", false),
+            ("+442071838750", false),
+            ("+448081570192", false),
+        ] {
+            let parsed = PhoneNumber::parse(number, region).expect(number);
+            assert_eq!(parsed.looks_mobile(), mobile, "{number}");
+        }
     }
 }

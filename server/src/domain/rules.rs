@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::caller_context::CallerVerification;
 use super::error::FieldError;
 use super::ids::DestinationId;
 use super::phone::Caller;
@@ -201,19 +202,26 @@ pub struct CallerRule {
 }
 
 /// Which callers a rule is for: one number in E.164, every number that
-/// starts with a prefix (`+1900*`), or withheld callers.
+/// starts with a prefix (`+1900*`), withheld callers, or callers whose
+/// number failed the forwarded call's STIR/SHAKEN check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum CallerPattern {
     Number(String),
     Prefix(String),
     Withheld,
+    /// Decided when the forwarded call arrives: the ring report cannot know
+    /// the verdict, so at the ring report this pattern matches nobody.
+    FailedVerification,
 }
 
 impl CallerPattern {
     pub fn parse(s: &str) -> Result<Self, String> {
         if s == "withheld" {
             return Ok(Self::Withheld);
+        }
+        if s == "failed_verification" {
+            return Ok(Self::FailedVerification);
         }
         let (digits, prefix) = match s.strip_suffix('*') {
             Some(head) => (head, true),
@@ -226,7 +234,7 @@ impl CallerPattern {
         });
         if !well_formed {
             return Err(format!(
-                "must be an E.164 number, an E.164 prefix ending in '*', or \"withheld\", got {:?}",
+                "must be an E.164 number, an E.164 prefix ending in '*', \"withheld\" or \"failed_verification\", got {:?}",
                 clip(s)
             ));
         }
@@ -237,8 +245,11 @@ impl CallerPattern {
         })
     }
 
-    fn matches(&self, caller: &Caller) -> bool {
+    /// Whether a call from `caller` matches, its STIR/SHAKEN verdict being
+    /// `verification` (`None` at the ring report, which cannot know it).
+    fn matches(&self, caller: &Caller, verification: Option<CallerVerification>) -> bool {
         match (self, caller.number()) {
+            (Self::FailedVerification, _) => verification == Some(CallerVerification::Failed),
             (Self::Withheld, None) => true,
             (Self::Number(n), Some(number)) => number.as_str() == n,
             (Self::Prefix(p), Some(number)) => number.as_str().starts_with(p.as_str()),
@@ -260,6 +271,7 @@ impl From<CallerPattern> for String {
             CallerPattern::Number(n) => n,
             CallerPattern::Prefix(p) => format!("{p}*"),
             CallerPattern::Withheld => "withheld".to_owned(),
+            CallerPattern::FailedVerification => "failed_verification".to_owned(),
         }
     }
 }
@@ -269,9 +281,13 @@ impl utoipa::PartialSchema for CallerPattern {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .pattern(Some(r"^(\+[1-9][0-9]{0,14}\*?|withheld)$"))
+            .pattern(Some(
+                r"^(\+[1-9][0-9]{0,14}\*?|withheld|failed_verification)$",
+            ))
             .description(Some(
-                "An E.164 number, an E.164 prefix ending in `*`, or `withheld`.",
+                "An E.164 number, an E.164 prefix ending in `*`, `withheld`, or \
+                 `failed_verification` (the forwarded call's STIR/SHAKEN check failed: \
+                 decided when it arrives, with `block` or `voicemail` only).",
             ))
             .examples(["+1900*"])
             .into()
@@ -474,7 +490,7 @@ pub(crate) fn decide<'a>(
     if let Some((index, rule)) = caller_rules
         .iter()
         .enumerate()
-        .find(|(_, rule)| rule.pattern.matches(caller))
+        .find(|(_, rule)| rule.pattern.matches(caller, None))
     {
         let route = match rule.action {
             CallerAction::Block => Route::Block,
@@ -516,6 +532,57 @@ pub(crate) fn decide<'a>(
         return decided(Route::Phone, Reason::NoDestinationInHours);
     }
     decided(Route::Destinations { skipped }, Reason::Default)
+}
+
+/// Where a forwarded call from `caller` goes once its STIR/SHAKEN verdict
+/// is known, when that changes anything: `Some` when the first caller rule
+/// that matches, given the verdict, is a `failed_verification` rule (an
+/// earlier rule on the number still wins, as it did at the ring report).
+pub(crate) fn decide_on_verification(
+    caller_rules: &[CallerRule],
+    caller: &Caller,
+    verification: CallerVerification,
+) -> Option<Decision> {
+    let (index, rule) = caller_rules
+        .iter()
+        .enumerate()
+        .find(|(_, rule)| rule.pattern.matches(caller, Some(verification)))?;
+    let route = match (&rule.pattern, rule.action) {
+        (CallerPattern::FailedVerification, CallerAction::Block) => Route::Block,
+        (CallerPattern::FailedVerification, _) => Route::Voicemail,
+        _ => return None,
+    };
+    Some(Decision {
+        route,
+        reason: Reason::CallerRule(index),
+    })
+}
+
+/// The caller rules, checked: at most [`MAX_CALLER_RULES`], and a
+/// `failed_verification` rule only blocks or sends to the fallback (the
+/// phone rang long before the verdict came).
+pub(crate) fn check_caller_rules(rules: &[CallerRule]) -> Result<(), FieldError> {
+    if rules.len() > MAX_CALLER_RULES {
+        return Err(FieldError::new(
+            "caller_rules",
+            format!(
+                "must list at most {MAX_CALLER_RULES} rules, got {}",
+                rules.len()
+            ),
+        ));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        if rule.pattern == CallerPattern::FailedVerification
+            && !matches!(rule.action, CallerAction::Block | CallerAction::Voicemail)
+        {
+            return Err(FieldError::new(
+                format!("caller_rules[{i}].action"),
+                "must be block or voicemail with failed_verification: the verdict comes with \
+                 the forwarded call, after the phone rang",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `hours` of a schedule or a destination, checked: 1 to
@@ -746,6 +813,83 @@ mod tests {
                 route: Route::Phone,
                 reason: Reason::NoDestinationInHours
             }
+        );
+    }
+
+    #[test]
+    fn a_failed_verification_rule_is_decided_on_arrival_where_it_matches_first() {
+        use CallerVerification::*;
+        let s = subscriber(json!({"caller_rules": [
+            {"match": "+12025550377", "action": "vip"},
+            {"match": "failed_verification", "action": "block"},
+            {"match": "withheld", "action": "voicemail"}
+        ]}));
+        let now = at("2026-12-05T12:00:00Z");
+        let (vip, other) = (caller("+12025550377"), caller("+12025550302"));
+        // The ring report cannot know the verdict: the rule matches nobody.
+        assert_eq!(s.route(&other, now).reason, Reason::Default);
+        let blocked = Some(Decision {
+            route: Route::Block,
+            reason: Reason::CallerRule(1),
+        });
+        assert_eq!(s.route_on_verification(&other, Failed), blocked);
+        for verdict in [Verified, Partial, None] {
+            assert_eq!(
+                s.route_on_verification(&other, verdict),
+                Option::None,
+                "{verdict:?}"
+            );
+        }
+        // An earlier rule on the number matches first, as it did at the ring.
+        assert_eq!(s.route_on_verification(&vip, Failed), Option::None);
+        assert_eq!(s.route_forwarded(&other, Failed, now), Route::Block);
+        assert_eq!(s.route_forwarded(&other, None, now), every());
+        assert_eq!(
+            s.route_forwarded(&Caller::Withheld, None, now),
+            Route::Voicemail
+        );
+        let to_voicemail = subscriber(json!({"caller_rules": [
+            {"match": "failed_verification", "action": "voicemail"}
+        ]}));
+        assert_eq!(
+            to_voicemail
+                .route_on_verification(&other, Failed)
+                .map(|d| d.route),
+            Some(Route::Voicemail)
+        );
+    }
+
+    #[test]
+    fn a_failed_verification_rule_only_blocks_or_sends_to_voicemail() {
+        for action in ["phone", "vip"] {
+            let body = json!({
+                "forwarding_number": "+12025550100",
+                "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201"}],
+                "caller_rules": [
+                    {"match": "+1202*", "action": "phone"},
+                    {"match": "failed_verification", "action": action}
+                ]
+            });
+            let err = serde_json::from_value::<SubscriberSpec>(body)
+                .unwrap()
+                .parse(
+                    PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
+                    SpecRules {
+                        region: Region::default(),
+                        webhooks_can_be_signed: true,
+                        webhook_targets: TargetPolicy::PublicOnly,
+                    },
+                )
+                .unwrap_err();
+            assert_eq!(err.field, "caller_rules[1].action", "{action}");
+        }
+        let rule: CallerRule =
+            serde_json::from_value(json!({"match": "failed_verification", "action": "voicemail"}))
+                .unwrap();
+        assert_eq!(rule.pattern, CallerPattern::FailedVerification);
+        assert_eq!(
+            serde_json::to_value(&rule).unwrap()["match"],
+            "failed_verification"
         );
     }
 

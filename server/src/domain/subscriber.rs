@@ -8,12 +8,11 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::caller_context::CallerVerification;
 use super::error::FieldError;
 use super::ids::DestinationId;
 use super::phone::{Caller, PhoneNumber, Region};
-use super::rules::{
-    self, CallerRule, Decision, MAX_CALLER_RULES, Record, RingTone, Schedule, Window,
-};
+use super::rules::{self, CallerRule, Decision, Record, RingTone, Route, Schedule, Window};
 use super::time::Timestamp;
 use super::webhook_target::{TargetPolicy, parse_webhook_url};
 
@@ -56,6 +55,51 @@ pub struct Subscriber {
     #[serde(default)]
     #[schema(required = true)]
     pub dnd_until: Option<Timestamp>,
+    /// Whether the provider transcribes voicemails: the text reaches the
+    /// destinations as `call.voicemail_transcribed`.
+    #[serde(default)]
+    pub transcribe_voicemail: bool,
+    /// The SMS a caller who was missed (or left a voicemail) gets back;
+    /// `null`: none.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub missed_call_text: Option<MissedCallText>,
+}
+
+/// Most characters of a missed-call text: two SMS segments' worth.
+pub(crate) const MAX_TEXT_CHARS: usize = 320;
+
+/// The text a missed caller gets: `body`, with `{subscriber}` replaced by
+/// the subscriber's number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MissedCallText {
+    /// 1 to 320 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 320,
+        example = "Sorry I missed you, I'll call back soon. {subscriber}"
+    )]
+    pub body: String,
+}
+
+impl MissedCallText {
+    fn parse(self) -> Result<Self, FieldError> {
+        let chars = self.body.trim().chars().count();
+        if chars == 0 || chars > MAX_TEXT_CHARS {
+            return Err(FieldError::new(
+                "missed_call_text.body",
+                format!("must be 1 to {MAX_TEXT_CHARS} characters, got {chars}"),
+            ));
+        }
+        Ok(Self {
+            body: self.body.trim().to_owned(),
+        })
+    }
+
+    /// What the caller reads, for subscriber `number`.
+    pub(crate) fn for_subscriber(&self, number: &PhoneNumber) -> String {
+        self.body.replace("{subscriber}", number.as_str())
+    }
 }
 
 impl Subscriber {
@@ -72,6 +116,30 @@ impl Subscriber {
             caller,
             at,
         )
+    }
+
+    /// Where a forwarded call from `caller` goes, now that its provider gave
+    /// `verification`, when a `failed_verification` rule says otherwise than
+    /// the ring report's route (see `rules::decide_on_verification`).
+    pub fn route_on_verification(
+        &self,
+        caller: &Caller,
+        verification: CallerVerification,
+    ) -> Option<Decision> {
+        rules::decide_on_verification(&self.caller_rules, caller, verification)
+    }
+
+    /// What a forwarded call from `caller` that no ring report announced
+    /// does at `at`: its rules, the verdict its provider gave included.
+    pub fn route_forwarded(
+        &self,
+        caller: &Caller,
+        verification: CallerVerification,
+        at: Timestamp,
+    ) -> Route {
+        self.route_on_verification(caller, verification)
+            .unwrap_or_else(|| self.route(caller, at))
+            .route
     }
 
     pub(crate) fn destination(&self, id: &DestinationId) -> Option<&Destination> {
@@ -298,6 +366,18 @@ pub struct SubscriberSpec {
     /// As `GET` shows it, read-only: do-not-disturb is set by the phone
     /// (`PUT /v1/dnd`), and a replaced subscriber keeps it.
     pub dnd_until: Option<Timestamp>,
+    /// The provider transcribes each voicemail (Twilio transcribes those
+    /// up to 120 s, which is every voicemail here) and the text reaches the
+    /// destinations as `call.voicemail_transcribed`.
+    #[serde(default)]
+    #[schema(default = false)]
+    pub transcribe_voicemail: bool,
+    /// An SMS sent back, once, to a caller whose call ended missed or in
+    /// the voicemail, from the forwarding number through the provider that
+    /// carried the call (`{subscriber}` in `body` becomes the subscriber's
+    /// number); not to withheld callers nor numbers that do not look like
+    /// mobiles (toll-free, landlines where they can be told apart).
+    pub missed_call_text: Option<MissedCallText>,
 }
 
 /// A destination as received.
@@ -494,15 +574,7 @@ impl SubscriberSpec {
         if let Some(schedule) = &self.schedule {
             rules::check_hours("schedule.hours", &schedule.hours)?;
         }
-        if self.caller_rules.len() > MAX_CALLER_RULES {
-            return Err(FieldError::new(
-                "caller_rules",
-                format!(
-                    "must list at most {MAX_CALLER_RULES} rules, got {}",
-                    self.caller_rules.len()
-                ),
-            ));
-        }
+        rules::check_caller_rules(&self.caller_rules)?;
 
         Ok(Subscriber {
             number,
@@ -518,6 +590,11 @@ impl SubscriberSpec {
             record: self.record,
             ring_tone: self.ring_tone,
             dnd_until: None,
+            transcribe_voicemail: self.transcribe_voicemail,
+            missed_call_text: self
+                .missed_call_text
+                .map(MissedCallText::parse)
+                .transpose()?,
         })
     }
 }
@@ -616,11 +693,29 @@ mod tests {
                 "caller_rules": [],
                 "record": "none",
                 "ring_tone": null,
-                "dnd_until": null
+                "dnd_until": null,
+                "transcribe_voicemail": false,
+                "missed_call_text": null
             })
         );
         let back: Subscriber = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_missed_call_text_is_trimmed_kept_to_320_characters_and_names_the_subscriber() {
+        let mut body = minimal();
+        body["missed_call_text"] =
+            json!({"body": format!(" Missed you. {{subscriber}} {} ", "é".repeat(290))});
+        let s = parse(body).unwrap();
+        let text = s.missed_call_text.unwrap();
+        assert!(text.body.starts_with("Missed you.") && !text.body.ends_with(' '));
+        let number = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
+        assert!(
+            text.for_subscriber(&number)
+                .starts_with("Missed you. +12025550199 é")
+        );
+        assert_eq!(parse(minimal()).unwrap().missed_call_text, None);
     }
 
     #[test]
@@ -725,6 +820,19 @@ mod tests {
                 Box::new(|b| b["fallback"] = json!({"kind": "phone", "address": "nope"})),
             ),
         ];
+        let cases = cases.into_iter().chain([
+            (
+                "missed_call_text.body",
+                Box::new(|b: &mut serde_json::Value| b["missed_call_text"] = json!({"body": " "}))
+                    as Mutation,
+            ),
+            (
+                "missed_call_text.body",
+                Box::new(|b: &mut serde_json::Value| {
+                    b["missed_call_text"] = json!({"body": "x".repeat(MAX_TEXT_CHARS + 1)})
+                }),
+            ),
+        ]);
         for (field, mutate) in cases {
             let mut body = minimal();
             mutate(&mut body);

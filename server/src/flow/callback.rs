@@ -6,9 +6,10 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{DialAttempt, SessionId};
+use crate::domain::session::{DialAttempt, Session, SessionId};
 
 /// `PUBLIC_BASE_URL` as an absolute http(s) origin plus optional path prefix,
 /// kept without a trailing slash so that `base + path` is the URL the
@@ -81,6 +82,52 @@ pub(crate) struct CallbackQuery {
         deserialize_with = "number_or_withheld"
     )]
     pub caller: Option<PhoneNumber>,
+    /// The caller's name, as the forwarded call's provider gave it: what the
+    /// whisper says, even when the session cannot be read.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "name_or_none"
+    )]
+    pub caller_name: Option<CallerName>,
+    /// The forwarded call's STIR/SHAKEN verdict, for the whisper too.
+    #[serde(
+        default,
+        skip_serializing_if = "CallerVerification::is_none",
+        deserialize_with = "verdict_or_none"
+    )]
+    pub verification: CallerVerification,
+}
+
+/// Who is calling, as the callbacks carry it: the number, and what the
+/// forwarded call's provider said of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CallerInfo {
+    pub number: Caller,
+    pub context: CallerContext,
+}
+
+impl CallerInfo {
+    /// The caller of `session`.
+    pub(crate) fn of(session: &Session) -> Self {
+        Self {
+            number: session.caller().clone(),
+            context: session.caller_context(),
+        }
+    }
+}
+
+/// A name that is not one is no name, not a foreign query.
+fn name_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<CallerName>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.and_then(|raw| CallerName::parse(&raw)))
+}
+
+/// A verdict we do not know is no verdict, not a foreign query.
+fn verdict_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<CallerVerification, D::Error> {
+    let raw = Option::<String>::deserialize(d)?;
+    Ok(raw
+        .and_then(|raw| serde_json::from_value(serde_json::Value::String(raw)).ok())
+        .unwrap_or_default())
 }
 
 /// A caller that is not an E.164 number is withheld, not a foreign query.
@@ -95,7 +142,7 @@ impl CallbackQuery {
     pub fn new(
         subscriber: &PhoneNumber,
         session: Option<&SessionId>,
-        caller: &Caller,
+        caller: &CallerInfo,
         attempt: DialAttempt,
     ) -> Self {
         Self {
@@ -104,7 +151,9 @@ impl CallbackQuery {
             step: attempt.step,
             round: Some(attempt.round),
             destination: None,
-            caller: caller.number().cloned(),
+            caller: caller.number.number().cloned(),
+            caller_name: caller.context.name.clone(),
+            verification: caller.context.verification,
         }
     }
 
@@ -127,8 +176,14 @@ impl CallbackQuery {
         }
     }
 
-    pub(crate) fn caller(&self) -> Caller {
-        self.caller.clone().map_or(Caller::Withheld, Caller::Number)
+    pub(crate) fn caller(&self) -> CallerInfo {
+        CallerInfo {
+            number: self.caller.clone().map_or(Caller::Withheld, Caller::Number),
+            context: CallerContext {
+                name: self.caller_name.clone(),
+                verification: self.verification,
+            },
+        }
     }
 
     /// The query string, encoded.
@@ -142,10 +197,23 @@ mod tests {
     use super::*;
     use crate::domain::phone::Region;
 
+    fn withheld() -> CallerInfo {
+        CallerInfo {
+            number: Caller::Withheld,
+            context: CallerContext::default(),
+        }
+    }
+
     #[test]
     fn a_query_round_trips_with_every_field() {
         let subscriber = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
-        let caller = Caller::parse(Some("+12025550302"), Region::default());
+        let caller = CallerInfo {
+            number: Caller::parse(Some("+12025550302"), Region::default()),
+            context: CallerContext {
+                name: CallerName::parse("JANE DOE"),
+                verification: CallerVerification::Verified,
+            },
+        };
         let id = SessionId::generate();
         let query = CallbackQuery::new(
             &subscriber,
@@ -156,20 +224,33 @@ mod tests {
         .for_destination(&DestinationId::parse("desk").unwrap());
         let encoded = query.encode();
         assert!(encoded.contains("caller=%2B12025550302"), "{encoded}");
-        assert_eq!(CallbackQuery::parse(&encoded), Some(query));
+        assert!(encoded.contains("caller_name=JANE+DOE"), "{encoded}");
+        assert!(encoded.contains("verification=verified"), "{encoded}");
+        let back = CallbackQuery::parse(&encoded).unwrap();
+        assert_eq!(back.caller(), caller);
+        assert_eq!(back, query);
+    }
+
+    #[test]
+    fn a_name_or_verdict_that_is_none_is_not_a_foreign_query() {
+        let query = CallbackQuery::parse(
+            "subscriber=%2B12025550199&step=0&caller_name=%0A&verification=maybe",
+        )
+        .unwrap();
+        assert_eq!(query.caller().context, CallerContext::default());
     }
 
     #[test]
     fn a_withheld_caller_and_no_session_leave_their_fields_out() {
         let subscriber = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
-        let query = CallbackQuery::new(&subscriber, None, &Caller::Withheld, DialAttempt::FIRST);
+        let query = CallbackQuery::new(&subscriber, None, &withheld(), DialAttempt::FIRST);
         assert_eq!(query.encode(), "subscriber=%2B12025550199&step=0&round=0");
         let back = CallbackQuery::parse(&query.encode()).unwrap();
-        assert_eq!(back.caller(), Caller::Withheld);
+        assert_eq!(back.caller(), withheld());
         assert_eq!(back.attempt(), DialAttempt::FIRST);
         let marked =
             CallbackQuery::parse("subscriber=%2B12025550199&step=0&caller=withheld").unwrap();
-        assert_eq!(marked.caller(), Caller::Withheld);
+        assert_eq!(marked.caller(), withheld());
     }
 
     #[test]
@@ -190,7 +271,7 @@ mod tests {
         fn any_query_is_ours_or_not_and_ours_round_trip(query in "\\PC{0,120}", step in 0u16..20, round in 0u16..5) {
             let _ = CallbackQuery::parse(&query);
             let subscriber = PhoneNumber::parse("+12025550199", Region::default()).unwrap();
-            let ours = CallbackQuery::new(&subscriber, None, &Caller::Withheld, DialAttempt { step, round });
+            let ours = CallbackQuery::new(&subscriber, None, &withheld(), DialAttempt { step, round });
             proptest::prop_assert_eq!(CallbackQuery::parse(&ours.encode()), Some(ours));
         }
     }

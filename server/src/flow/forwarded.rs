@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::callback::CallbackQuery;
+use super::callback::{CallbackQuery, CallerInfo};
 use super::plan::{DialPlan, PlanStep};
 use super::{CallFlow, FlowError};
 use crate::domain::ids::CallSid;
@@ -37,6 +37,7 @@ impl CallFlow {
     pub(crate) async fn answer_forwarded_call(
         &self,
         routes: &ProviderRoutes,
+        provider: &'static str,
         call: InboundCall,
     ) -> CallScript {
         let Some(to) = call.to.as_ref() else {
@@ -60,17 +61,14 @@ impl CallFlow {
         }
 
         let now = self.now();
-        let claim = Claim {
-            call_sid: call.call_id.clone(),
-            forwarded_at: now,
-        };
+        let claim = Claim::new(call.call_id.clone(), now, provider, call.caller.clone());
         // Without a ring report only an unambiguous subscriber can be dialed;
         // its rules are decided now.
         let unreported = match candidates.as_slice() {
             [only] => Some(Session::forwarded_without_report(
                 only.number.clone(),
                 call.from.clone(),
-                only.route(&call.from, self.now()).route,
+                only.route_forwarded(&call.from, call.caller.verification, now),
                 claim.clone(),
             )),
             _ => None,
@@ -110,17 +108,30 @@ impl CallFlow {
                 if session.is_over() {
                     return hangup();
                 }
-                if session.route() == &Route::Block {
+                // The ring report could not know the verdict: a rule on it
+                // is decided now.
+                let on_verification = subscriber
+                    .route_on_verification(session.caller(), session.caller_verification())
+                    .filter(|decision| &decision.route != session.route());
+                if let Some(decision) = &on_verification {
+                    tracing::info!(session_id = %session.id(), rule = %decision.reason, route = ?decision.route, "the caller failed verification");
+                }
+                let rerouted = on_verification.map(|decision| decision.route);
+                if session.route() == &Route::Block || rerouted == Some(Route::Block) {
                     self.end_blocked(subscriber, session.id()).await;
                     return reject();
                 }
+                let session = match rerouted {
+                    Some(route) => self.reroute(session, route).await,
+                    None => session,
+                };
                 let plan = DialPlan::for_session(subscriber, &session);
                 let next = first_ring(&plan);
                 self.script_for(
                     routes,
                     subscriber,
                     Some(session.id()),
-                    session.caller(),
+                    &CallerInfo::of(&session),
                     next,
                 )
             }
@@ -145,12 +156,16 @@ impl CallFlow {
     ) -> CallScript {
         match candidates {
             [only] => {
-                let route = only.route(&call.from, self.now()).route;
+                let route = only.route_forwarded(&call.from, call.caller.verification, self.now());
                 if route == Route::Block {
                     return reject();
                 }
                 let plan = DialPlan::new(only, &route, None);
-                self.script_for(routes, only, None, &call.from, first_ring(&plan))
+                let caller = CallerInfo {
+                    number: call.from.clone(),
+                    context: call.caller.clone(),
+                };
+                self.script_for(routes, only, None, &caller, first_ring(&plan))
             }
             _ => self.unknown_call(),
         }
@@ -224,7 +239,7 @@ impl CallFlow {
                     routes,
                     &subscriber,
                     Some(session.id()),
-                    session.caller(),
+                    &CallerInfo::of(&session),
                     next,
                 )
             }
@@ -250,7 +265,7 @@ impl CallFlow {
         routes: &ProviderRoutes,
         subscriber: &Subscriber,
         session_id: Option<&SessionId>,
-        caller: &Caller,
+        caller: &CallerInfo,
         attempt: DialAttempt,
         result: DialResult,
     ) -> CallScript {
@@ -259,7 +274,11 @@ impl CallFlow {
             DialStatus::Canceled => hangup(),
             _ => {
                 // Without its session, the call's route is decided again.
-                let route = subscriber.route(caller, self.now()).route;
+                let route = subscriber.route_forwarded(
+                    &caller.number,
+                    caller.context.verification,
+                    self.now(),
+                );
                 let plan = DialPlan::new(subscriber, &route, None);
                 self.script_for(
                     routes,
@@ -285,20 +304,20 @@ impl CallFlow {
             return hangup();
         };
         let now = self.now();
-        let recorded = recording_url.is_some();
         match self
             .update(id, |session| {
                 if session.subscriber() != &subscriber.number {
                     return Err(FlowError::SessionNotFound);
                 }
-                Ok(session.record_voicemail(recorded, now))
+                Ok(session.record_voicemail(recording_url.as_deref(), now))
             })
             .await
         {
             Ok((session, Some(Notice::Voicemail))) => {
                 self.metrics.session_ended(session.state());
                 if let Some(recording_url) = recording_url {
-                    self.notify(&subscriber, super::voicemail_event(&session, recording_url))
+                    let voicemail = super::voicemail_event(&session, recording_url);
+                    self.announce_ending(&subscriber, &session, voicemail, false)
                         .await;
                 }
             }
@@ -316,7 +335,7 @@ impl CallFlow {
         routes: &ProviderRoutes,
         subscriber: &Subscriber,
         session_id: Option<&SessionId>,
-        caller: &Caller,
+        caller: &CallerInfo,
         next: Next<'_>,
     ) -> CallScript {
         let query = |attempt: DialAttempt| {
@@ -327,7 +346,7 @@ impl CallFlow {
                 let query = query(attempt);
                 CallScript(vec![Step::Dial(Dial {
                     targets,
-                    caller_id: caller.number().cloned(),
+                    caller_id: caller.number.number().cloned(),
                     timeout_secs,
                     action_url: self.callback_url(routes.dial_status, &query),
                     screen_url: screened.then(|| self.callback_url(routes.screen, &query)),
@@ -366,6 +385,9 @@ impl CallFlow {
                 Step::Record {
                     action_url: self.callback_url(routes.voicemail, &query(attempt)),
                     max_length_secs: super::expiry::LONGEST_VOICEMAIL_SECS,
+                    transcribe_url: subscriber
+                        .transcribe_voicemail
+                        .then(|| self.callback_url(routes.transcription, &query(attempt))),
                 },
             ]),
             Next::Fallback(attempt, Fallback::Phone { address }) => dial(
@@ -599,6 +621,30 @@ impl CallFlow {
         }
     }
 
+    /// The claimed `session` goes where `route` says (a rule on the caller's
+    /// verification decided it on arrival). When the store cannot take it,
+    /// the call still goes there; the session's later callbacks follow the
+    /// route it kept.
+    async fn reroute(&self, session: Session, route: Route) -> Session {
+        let id = session.id().clone();
+        let held = session.clone();
+        match self
+            .update_from(Some(session), &id, |s| {
+                s.reroute(route.clone());
+                Ok(())
+            })
+            .await
+        {
+            Ok((session, ())) => session,
+            Err(err) => {
+                tracing::error!(session_id = %id, error = format!("{err:#}"), "could not record the caller's new route; going there anyway");
+                let mut session = held;
+                session.reroute(route);
+                session
+            }
+        }
+    }
+
     /// A caller rule blocks the caller: the session ends `missed`.
     async fn end_blocked(&self, subscriber: &Subscriber, id: &SessionId) {
         let now = self.now();
@@ -615,12 +661,20 @@ impl CallFlow {
         }
     }
 
-    /// What a screened destination hears: who is calling, for whom.
+    /// What a screened destination hears: who is calling (the name the
+    /// provider gave, else the number digit by digit, then its STIR/SHAKEN
+    /// verdict), for whom.
     fn screening_prompt(&self, query: &CallbackQuery) -> String {
-        let caller = match query.caller() {
-            Caller::Number(n) => spoken_digits(n.as_str()),
-            Caller::Withheld => "a withheld number".to_owned(),
+        let CallerInfo { number, context } = query.caller();
+        let mut caller = match (context.name, number) {
+            (Some(name), _) => name.as_str().to_owned(),
+            (None, Caller::Number(n)) => spoken_digits(n.as_str()),
+            (None, Caller::Withheld) => "a withheld number".to_owned(),
         };
+        if let Some(verdict) = context.verification.spoken() {
+            caller.push_str(", ");
+            caller.push_str(verdict);
+        }
         self.templates
             .screening_prompt
             .replace("{subscriber}", &spoken_digits(query.subscriber.as_str()))

@@ -11,16 +11,19 @@ pub(crate) mod plan;
 mod recording;
 mod ring;
 mod sessions;
+mod texts;
+mod transcription;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::task::TaskTracker;
 use url::Url;
 
 use crate::clock::WallClock;
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::domain::session::{Notice, Session, SessionError, SessionId};
+use crate::domain::session::{MissedReason, Notice, Session, SessionError, SessionId};
 use crate::domain::subscriber::{Destination, Subscriber};
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
@@ -29,6 +32,7 @@ use crate::notify::events::{
     CallRef, Cancelled, Connected, Event, EventPayload, Missed, Taken, Voicemail,
 };
 use crate::notify::push::PushSender;
+use crate::notify::retry::RetryPolicy;
 use crate::notify::webhooks::WebhookSender;
 use crate::store::{Store, StoreError};
 use crate::subscribers::Subscribers;
@@ -47,6 +51,7 @@ const UPDATE_ATTEMPTS: usize = 8;
 /// Ring reports a device may send in a minute (docs/api.md).
 pub(crate) const RING_REPORTS_PER_MINUTE: u64 = 30;
 
+#[derive(Clone)]
 pub struct CallFlow {
     store: Arc<dyn Store>,
     subscribers: Arc<Subscribers>,
@@ -57,6 +62,8 @@ pub struct CallFlow {
     settings: FlowSettings,
     /// Web Push, when `VAPID_PRIVATE_KEY` is set.
     push: Option<PushSender>,
+    /// Texts back to missed callers, through the providers' APIs.
+    texts: Option<texts::Texts>,
 }
 
 /// The configuration the flow depends on.
@@ -122,12 +129,30 @@ impl CallFlow {
             templates,
             settings,
             push: None,
+            texts: None,
         }
     }
 
     /// This flow, pushing every event to the destinations' browsers too.
     pub fn with_push(mut self, push: Option<PushSender>) -> Self {
         self.push = push;
+        self
+    }
+
+    /// This flow, texting missed callers back through `gateway`, retried
+    /// by `retry` (the webhooks' policy) in `background` (drained at
+    /// shutdown).
+    pub fn with_texts(
+        mut self,
+        gateway: Arc<dyn model::TextGateway>,
+        retry: RetryPolicy,
+        background: TaskTracker,
+    ) -> Self {
+        self.texts = Some(texts::Texts {
+            gateway,
+            retry,
+            background,
+        });
         self
     }
 
@@ -292,7 +317,17 @@ impl CallFlow {
                 call,
                 destination_id: destination,
             }),
-            Notice::Missed(reason) => EventPayload::Missed(Missed { call, reason }),
+            Notice::Missed(reason) => {
+                let missed = EventPayload::Missed(Missed {
+                    call,
+                    reason,
+                    missed_call_text: None,
+                });
+                let blocked = reason == MissedReason::Blocked;
+                return self
+                    .announce_ending(subscriber, session, missed, blocked)
+                    .await;
+            }
             Notice::Cancelled(reason) => EventPayload::Cancelled(Cancelled { call, reason }),
             // The recording's URL is the callback's, not the session's: see
             // `voicemail_recorded`.
@@ -314,6 +349,8 @@ fn call_ref(session: &Session) -> CallRef {
         session_id: session.id().clone(),
         subscriber: session.subscriber().clone(),
         caller: session.caller().clone(),
+        caller_name: session.caller_name().cloned(),
+        caller_verification: session.caller_verification(),
     }
 }
 
@@ -321,5 +358,6 @@ fn voicemail_event(session: &Session, recording_url: String) -> EventPayload {
     EventPayload::Voicemail(Voicemail {
         call: call_ref(session),
         recording_url,
+        missed_call_text: None,
     })
 }

@@ -4,9 +4,11 @@
 //! and renders a [`CallScript`] into its markup, so the adapters depend on
 //! the flow and never the other way round.
 
+use crate::domain::caller_context::CallerContext;
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::RingTone;
+use crate::domain::session::TranscriptionStatus;
 use crate::domain::subscriber::Target;
 
 /// How a provider screens a call on the callee's leg.
@@ -33,11 +35,13 @@ pub struct ProviderRoutes {
     pub screen_result: &'static str,
     /// A recording of a Dial's legs is ready.
     pub recording: &'static str,
+    /// The provider's transcription of a voicemail is ready.
+    pub transcription: &'static str,
 }
 
 impl ProviderRoutes {
     /// Every path, with what calls it.
-    pub fn described(&self) -> [(&'static str, &'static str); 7] {
+    pub fn described(&self) -> [(&'static str, &'static str); 8] {
         [
             (
                 self.answer,
@@ -53,6 +57,10 @@ impl ProviderRoutes {
             (
                 self.recording,
                 "the recording of a Dial's legs is ready (subscribers with record: answer)",
+            ),
+            (
+                self.transcription,
+                "the transcription of a voicemail is ready (subscribers with transcribe_voicemail)",
             ),
             (
                 self.status,
@@ -72,6 +80,9 @@ pub struct InboundCall {
     pub to: Option<PhoneNumber>,
     /// The subscriber the carrier forwarded from, when it says so.
     pub forwarded_from: Option<PhoneNumber>,
+    /// What the provider says of the caller: its name lookup and its
+    /// STIR/SHAKEN verdict, where it sends them.
+    pub caller: CallerContext,
 }
 
 /// A finished recording, in no provider's words.
@@ -80,6 +91,17 @@ pub struct Recording {
     /// Where the provider keeps it.
     pub url: String,
     pub duration_secs: u32,
+}
+
+/// A provider's transcription of a voicemail, in no provider's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcription {
+    pub status: TranscriptionStatus,
+    /// The text; `None` when it failed.
+    pub text: Option<String>,
+    /// The recording it transcribes, where the callback says (Plivo's does
+    /// not).
+    pub recording_url: Option<String>,
 }
 
 /// What the status route hears.
@@ -107,10 +129,13 @@ pub enum Step {
     /// Ring one or more targets; several targets ring at once and the first
     /// to answer wins.
     Dial(Dial),
-    /// Record a message, then post the result to `action_url`.
+    /// Record a message, then post the result to `action_url`; with
+    /// `transcribe_url`, the provider also transcribes it and posts the
+    /// text there.
     Record {
         action_url: String,
         max_length_secs: u32,
+        transcribe_url: Option<String>,
     },
     /// Speak `prompt` while waiting for up to `num_digits` keypresses, then
     /// post them to `action_url`. Without input the script goes on with the
@@ -161,4 +186,38 @@ pub struct DialTarget {
     pub pickup_url: Option<String>,
     /// Whether the person who answers must press 1 first.
     pub screened: bool,
+}
+
+/// A text message to a caller, in no provider's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMessage {
+    pub from: PhoneNumber,
+    pub to: PhoneNumber,
+    pub body: String,
+}
+
+/// What one attempt at sending a text came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextAttempt {
+    /// The provider's API took it.
+    Sent,
+    /// The provider's API said it took nothing and to come back (it could
+    /// not be reached, 429, 503), after its `Retry-After` if it sent one.
+    TryAgain {
+        reason: String,
+        retry_after: Option<String>,
+    },
+    /// Refused, or an answer that may mean it was sent after all (a
+    /// timeout): not tried again, so that nobody gets it twice.
+    Failed(String),
+    /// The provider has no credentials for its API: the variable missing.
+    NotConfigured(&'static str),
+}
+
+/// Sends texts through the REST API of the provider (by its name, as in
+/// `PROVIDERS`) that carried a call: one attempt a call, the flow decides
+/// on retries.
+#[async_trait::async_trait]
+pub trait TextGateway: Send + Sync {
+    async fn send(&self, provider: &str, message: &TextMessage) -> TextAttempt;
 }

@@ -69,10 +69,13 @@ impl CallFlow {
                 if !self.first_time_for_gone_session(id, &recording.url).await {
                     return;
                 }
+                let caller = query.caller();
                 CallRef {
                     session_id: id.clone(),
                     subscriber: subscriber.number.clone(),
-                    caller: query.caller(),
+                    caller: caller.number,
+                    caller_name: caller.context.name,
+                    caller_verification: caller.context.verification,
                 }
             }
             Err(err) => {

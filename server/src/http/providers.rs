@@ -43,7 +43,8 @@ fn provider_routes<P: Provider>(cfg: &mut web::ServiceConfig) {
         .service(web::resource(routes.screen).post(callback::<P, Screen>))
         .service(web::resource(routes.screen_result).post(callback::<P, ScreenResult>))
         .service(web::resource(routes.status).post(status::<P>))
-        .service(web::resource(routes.recording).post(callback::<P, RecordingReady>));
+        .service(web::resource(routes.recording).post(callback::<P, RecordingReady>))
+        .service(web::resource(routes.transcription).post(callback::<P, TranscriptionReady>));
 }
 
 /// The form of a request whose signature checked out for provider `P`.
@@ -143,7 +144,7 @@ async fn answer<P: Provider>(state: web::Data<AppState>, form: SignedForm<P>) ->
     let span = tracing::info_span!("forwarded_call", provider = P::NAME, call_sid = %call.call_id);
     let script = state
         .flow
-        .answer_forwarded_call(&P::ROUTES, call)
+        .answer_forwarded_call(&P::ROUTES, P::NAME, call)
         .instrument(span)
         .await;
     markup::<P>(&state, &script)
@@ -240,6 +241,32 @@ impl Callback for RecordingReady {
         // nothing to announce.
         if let Some(recording) = P::finished_recording(params) {
             flow.recording_ready(query, recording).await;
+        }
+        CallScript::default()
+    }
+}
+
+/// The transcription of a voicemail is ready (the voicemail `<Record>`'s
+/// transcription callback). As for recordings, the provider reads nothing
+/// of the answer but its 200.
+struct TranscriptionReady;
+
+impl Callback for TranscriptionReady {
+    fn foreign() -> CallScript {
+        CallScript::default()
+    }
+
+    async fn script<P: Provider>(
+        flow: &CallFlow,
+        query: CallbackQuery,
+        params: &Params,
+    ) -> CallScript {
+        match P::transcription(params) {
+            Some(transcription) => flow.transcription_ready(query, transcription).await,
+            None => tracing::warn!(
+                provider = P::NAME,
+                "a transcription callback without a transcription"
+            ),
         }
         CallScript::default()
     }

@@ -7,9 +7,12 @@ use super::auth::SessionReader;
 use super::error::{ApiError, doc};
 use super::extract::{Authenticated, SessionPath};
 use super::state::AppState;
+use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::{LegStatus, Session, SessionId, SessionState, Timeline};
+use crate::domain::session::{
+    LegStatus, Session, SessionId, SessionState, TextOutcome, Timeline, Transcript,
+};
 use crate::domain::subscriber::Mode;
 
 /// A session as the contract shows it: no capabilities, no internals.
@@ -19,6 +22,14 @@ pub(super) struct SessionView<'a> {
     id: &'a SessionId,
     subscriber: &'a PhoneNumber,
     caller: &'a Caller,
+    /// The caller's name from the forwarded call's provider (its CNAM
+    /// lookup); `null` until the forwarded call arrived, or when the
+    /// provider sent none.
+    #[schema(required = true)]
+    caller_name: Option<&'a CallerName>,
+    /// The forwarded call's STIR/SHAKEN verdict: `verified`, `partial`,
+    /// `failed` or `none` (nothing to check, or not forwarded yet).
+    caller_verification: CallerVerification,
     state: SessionState,
     mode: Mode,
     /// The destination that accepted (dialed first); `null` until one did.
@@ -35,6 +46,15 @@ pub(super) struct SessionView<'a> {
     timeline: &'a Timeline,
     /// The legs of the forwarded call's Dials, in order.
     legs: Vec<LegView<'a>>,
+    /// The voicemail's transcription (subscribers with
+    /// `transcribe_voicemail`); `null` until the provider sent it.
+    #[schema(required = true)]
+    voicemail_transcription: Option<&'a Transcript>,
+    /// What came of the text back to the caller (subscribers with
+    /// `missed_call_text`): `sent`, `failed` or `skipped`; `null` while it
+    /// is being sent, and for every other call.
+    #[schema(required = true)]
+    missed_call_text: Option<TextOutcome>,
 }
 
 /// One leg: the destination rung, and what became of it.
@@ -56,6 +76,8 @@ impl<'a> From<&'a Session> for SessionView<'a> {
             id: s.id(),
             subscriber: s.subscriber(),
             caller: s.caller(),
+            caller_name: s.caller_name(),
+            caller_verification: s.caller_verification(),
             state: s.state(),
             mode: s.mode(),
             selected_destination: s.selected_destination(),
@@ -69,6 +91,8 @@ impl<'a> From<&'a Session> for SessionView<'a> {
                     status: l.status,
                 })
                 .collect(),
+            voicemail_transcription: s.transcription(),
+            missed_call_text: s.missed_call_text(),
         }
     }
 }

@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
+use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber};
-use crate::domain::session::SessionId;
 pub use crate::domain::session::{CancelReason, MissedReason};
+use crate::domain::session::{SessionId, TextOutcome, TranscriptionStatus};
 use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +34,8 @@ pub(crate) enum EventPayload {
     Taken(Taken),
     #[serde(rename = "call.recording")]
     Recording(Recording),
+    #[serde(rename = "call.voicemail_transcribed")]
+    VoicemailTranscribed(VoicemailTranscribed),
 }
 
 /// What every event says of the call.
@@ -42,6 +45,17 @@ pub(crate) struct CallRef {
     pub subscriber: PhoneNumber,
     /// The caller's number, `null` when withheld.
     pub caller: Caller,
+    /// The caller's name from the forwarded call's provider (its CNAM
+    /// lookup); `null` when it sent none, and in events before the
+    /// forwarded call arrived (`call.ringing`, `call.taken`,
+    /// `call.cancelled`).
+    #[schema(required = true)]
+    pub caller_name: Option<CallerName>,
+    /// The forwarded call's STIR/SHAKEN verdict: `verified` (attestation A
+    /// checked out), `partial` (B or C), `failed`, or `none` (nothing to
+    /// check: usual for a forwarded call, whose carrier often drops the
+    /// caller's token; and before the forwarded call arrived).
+    pub caller_verification: CallerVerification,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -88,6 +102,10 @@ pub struct Missed {
     /// `blocked` (a caller rule blocks the caller: the call heard busy).
     #[schema(value_type = String, example = "nobody_answered")]
     pub reason: MissedReason,
+    /// What came of the text back to the caller (subscribers with
+    /// `missed_call_text`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed_call_text: Option<TextOutcome>,
 }
 
 /// Another destination accepted the call (pick mode): this one's offer is
@@ -108,6 +126,10 @@ pub struct Voicemail {
     /// Where the provider keeps the recording.
     #[schema(format = Uri)]
     pub recording_url: String,
+    /// What came of the text back to the caller (subscribers with
+    /// `missed_call_text`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed_call_text: Option<TextOutcome>,
 }
 
 /// The recording of the call's legs (subscribers with `record: answer`)
@@ -123,10 +145,28 @@ pub(crate) struct Recording {
     pub duration_secs: u32,
 }
 
+/// The provider transcribed the voicemail the caller left (subscribers
+/// with `transcribe_voicemail`): sent once, when the transcription is ready,
+/// usually a minute or a few after the voicemail.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct VoicemailTranscribed {
+    #[serde(flatten)]
+    pub call: CallRef,
+    /// The recording transcribed (as `call.voicemail` gave it).
+    #[schema(format = Uri, required = true)]
+    pub recording_url: Option<String>,
+    /// What the caller said, at most 2,000 characters; `null` when the
+    /// transcription failed.
+    #[schema(required = true)]
+    pub text: Option<String>,
+    /// `completed`, or `failed` (the provider could not transcribe it).
+    pub status: TranscriptionStatus,
+}
+
 impl EventPayload {
     /// Every kind of event: its `type`, what it says, and the schema of
     /// its `data` (for the API document).
-    pub const KINDS: [(&'static str, &'static str, &'static str); 7] = [
+    pub const KINDS: [(&'static str, &'static str, &'static str); 8] = [
         (
             "call.ringing",
             "A call rings: it is offered to this destination until it expires.",
@@ -158,6 +198,11 @@ impl EventPayload {
             "The recording of the call's legs is ready (subscribers with `record: answer`).",
             "Recording",
         ),
+        (
+            "call.voicemail_transcribed",
+            "The voicemail's transcription is ready (subscribers with `transcribe_voicemail`).",
+            "VoicemailTranscribed",
+        ),
     ];
 }
 
@@ -179,6 +224,7 @@ impl Event {
             EventPayload::Voicemail(e) => &e.call,
             EventPayload::Taken(e) => &e.call,
             EventPayload::Recording(e) => &e.call,
+            EventPayload::VoicemailTranscribed(e) => &e.call,
         };
         &call.session_id
     }
@@ -193,6 +239,7 @@ impl Event {
             EventPayload::Voicemail(_) => "call.voicemail",
             EventPayload::Taken(_) => "call.taken",
             EventPayload::Recording(_) => "call.recording",
+            EventPayload::VoicemailTranscribed(_) => "call.voicemail_transcribed",
         }
     }
 }
@@ -208,10 +255,13 @@ mod tests {
             session_id: SessionId::generate(),
             subscriber: PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
             caller: Caller::Withheld,
+            caller_name: None,
+            caller_verification: CallerVerification::None,
         };
         let event = Event::now(EventPayload::Voicemail(Voicemail {
             call: call.clone(),
             recording_url: "https://api.twilio.com/rec/RE1".into(),
+            missed_call_text: None,
         }));
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["type"], "call.voicemail");
@@ -219,6 +269,8 @@ mod tests {
         assert_eq!(json["data"]["session_id"], call.session_id.as_str());
         assert_eq!(json["data"]["subscriber"], "+12025550199");
         assert_eq!(json["data"]["caller"], serde_json::Value::Null);
+        assert_eq!(json["data"]["caller_name"], serde_json::Value::Null);
+        assert_eq!(json["data"]["caller_verification"], "none");
         assert_eq!(
             json["data"]["recording_url"],
             "https://api.twilio.com/rec/RE1"
@@ -233,6 +285,8 @@ mod tests {
             session_id: SessionId::generate(),
             subscriber: PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
             caller: Caller::parse(Some("+12025550302"), Region::default()),
+            caller_name: CallerName::parse("JANE DOE"),
+            caller_verification: CallerVerification::Verified,
         };
         let event = Event::now(EventPayload::Recording(Recording {
             call,
@@ -243,6 +297,8 @@ mod tests {
         assert_eq!(json["type"], "call.recording");
         assert_eq!(json["type"], event.kind());
         assert_eq!(json["data"]["caller"], "+12025550302");
+        assert_eq!(json["data"]["caller_name"], "JANE DOE");
+        assert_eq!(json["data"]["caller_verification"], "verified");
         assert_eq!(
             json["data"]["recording_url"],
             "https://api.twilio.com/rec/RE2"

@@ -6,6 +6,7 @@
 //! Adding a provider is one module implementing `Provider` and one line in
 //! the list below.
 
+pub(crate) mod apis;
 mod jwt;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod parsed_markup;
@@ -34,7 +35,7 @@ use crate::domain::phone::Region;
 use crate::domain::session::DialResult;
 use crate::domain::time::Timestamp;
 use crate::flow::model::{
-    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport,
+    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport, Transcription,
 };
 pub use crate::rotation::{Rotating, Slot};
 
@@ -328,6 +329,12 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// recorded.
     fn finished_recording(params: &Params) -> Option<Recording> {
         twiml::finished_recording(params)
+    }
+
+    /// The transcription of a voicemail a `<Record>` of ours asked for;
+    /// `None` when the request is not one.
+    fn transcription(params: &Params) -> Option<Transcription> {
+        twiml::transcription(params)
     }
 
     fn render(config: &Self::Config, script: &CallScript) -> String;

@@ -57,8 +57,9 @@ fn script(say: String, url: String) -> CallScript {
             prompt: say,
         },
         Step::Record {
-            action_url: url,
+            action_url: url.clone(),
             max_length_secs: 120,
+            transcribe_url: Some(url),
         },
         Step::Hangup,
         Step::Reject,
@@ -83,6 +84,15 @@ fn twiml_reads_back(xml: &str, say: &str, url: &str) -> Result<(), TestCaseError
     let reject = response.children.last().unwrap();
     prop_assert_eq!(reject.attr("reason"), Some("busy"));
     prop_assert_eq!(dial.children[0].attr("url"), Some(url.as_str()));
+    let record = response
+        .children
+        .iter()
+        .find(|c| c.name == "Record")
+        .unwrap();
+    let transcribed_to = ["transcribeCallback", "transcriptionCallback"]
+        .iter()
+        .find_map(|name| record.attr(name));
+    prop_assert_eq!(transcribed_to, Some(url.as_str()));
     if !kept(say).is_empty() {
         prop_assert_eq!(&response.children[0].text, &kept(say));
     }
@@ -122,6 +132,12 @@ proptest! {
         prop_assert_eq!(record.attr("callbackUrl"), Some(url.as_str()));
         let reject = response.children.last().unwrap();
         prop_assert_eq!((reject.name.as_str(), reject.attr("reason")), ("Hangup", Some("busy")));
+        let voicemail = response
+            .children
+            .iter()
+            .find(|c| c.name == "Record" && c.attr("startOnDialAnswer").is_none())
+            .unwrap();
+        prop_assert_eq!(voicemail.attr("transcriptionUrl"), Some(url.as_str()));
         if !kept(&say).is_empty() {
             prop_assert_eq!(&response.children[0].text, &kept(&say));
         }

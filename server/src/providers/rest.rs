@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::flow::model::TextAttempt;
+
 /// Attempts of one REST call: the first and two retries.
 const ATTEMPTS: u32 = 3;
 /// The pause before the first retry; then five times longer.
@@ -74,4 +76,53 @@ pub(crate) async fn send(
         }
     }
     Err(last)
+}
+
+/// `base` with `segments` appended to its path (each one escaped), or why
+/// not, naming `variable`.
+pub(crate) fn endpoint(
+    base: &url::Url,
+    variable: &str,
+    segments: &[&str],
+) -> Result<url::Url, RestFailure> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| RestFailure(format!("{variable} cannot take a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// Sends a text message's request once (a retry is the caller's to
+/// decide): 2xx took it; a transport failure before anything was sent,
+/// 429 or 503 took nothing and may be tried again; anything else,
+/// including a timeout (the provider may have sent it), failed for good.
+pub(crate) async fn send_text(request: reqwest::RequestBuilder) -> TextAttempt {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            if status.is_success() {
+                return TextAttempt::Sent;
+            }
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                || status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            {
+                return TextAttempt::TryAgain {
+                    reason: format!("answered {status}"),
+                    retry_after: response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                };
+            }
+            TextAttempt::Failed(format!("answered {status}"))
+        }
+        Err(err) if err.is_connect() => TextAttempt::TryAgain {
+            reason: "could not connect".into(),
+            retry_after: None,
+        },
+        Err(err) if err.is_timeout() => TextAttempt::Failed("timed out".into()),
+        Err(_) => TextAttempt::Failed("transport error".into()),
+    }
 }

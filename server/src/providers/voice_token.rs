@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
+use super::apis::ProviderApis;
 use super::jwt;
 use super::plivo::endpoint_token::EndpointToken;
 use super::rest::RestFailure;
@@ -25,8 +26,10 @@ pub const VOICE_TOKEN_PROVIDERS: [&str; 4] = ["twilio", "plivo", "telnyx", "sign
 /// does not say.
 const TELNYX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// What the configuration read for voice tokens; each credential is `None`
-/// when its variable is unset (the route then answers 503 naming it).
+/// What the configuration read of the providers' REST APIs, for voice
+/// tokens and missed-call texts; each credential is `None` when its
+/// variable is unset (the token route then answers 503 naming it, a text
+/// is skipped).
 #[derive(Debug, Clone, Default)]
 pub struct VoiceTokenSettings {
     /// `VOICE_TOKEN_PROVIDER`: one of [`VOICE_TOKEN_PROVIDERS`]; unset, the
@@ -40,9 +43,14 @@ pub struct VoiceTokenSettings {
     pub twilio_api_key_sid: Option<String>,
     pub twilio_api_key_secret: Option<SecretString>,
     pub twilio_twiml_app_sid: Option<String>,
+    /// The current `TWILIO_AUTH_TOKEN` and `TWILIO_API_BASE` (texts).
+    pub twilio_auth_token: Option<SecretString>,
+    pub twilio_api_base: Option<Url>,
     /// `PLIVO_AUTH_ID`, and the current `PLIVO_AUTH_TOKEN`.
     pub plivo_auth_id: Option<String>,
     pub plivo_auth_token: Option<SecretString>,
+    /// `PLIVO_API_BASE` (texts).
+    pub plivo_api_base: Option<Url>,
     /// `TELNYX_API_KEY`, `TELNYX_API_BASE`.
     pub telnyx_api_key: Option<SecretString>,
     pub telnyx_api_base: Option<Url>,
@@ -106,6 +114,7 @@ impl VoiceTokens {
     /// credential is set (the default choice when there is one).
     pub(crate) fn new<'a>(
         settings: &VoiceTokenSettings,
+        apis: &ProviderApis,
         configured: impl IntoIterator<Item = &'a str>,
     ) -> Self {
         let configured: Vec<&str> = configured.into_iter().collect();
@@ -115,7 +124,7 @@ impl VoiceTokens {
         });
         let issuer = match provider {
             None => Err("VOICE_TOKEN_PROVIDER"),
-            Some(provider) => Issuer::configure(provider, settings),
+            Some(provider) => Issuer::configure(provider, settings, apis),
         };
         Self {
             issuer,
@@ -225,7 +234,11 @@ fn token_expiry(token: &str) -> Option<i64> {
 
 impl Issuer {
     /// `provider`'s issuer, or the first variable it lacks.
-    fn configure(provider: &str, s: &VoiceTokenSettings) -> Result<Self, &'static str> {
+    fn configure(
+        provider: &str,
+        s: &VoiceTokenSettings,
+        apis: &ProviderApis,
+    ) -> Result<Self, &'static str> {
         fn needs<T: Clone>(value: &Option<T>, variable: &'static str) -> Result<T, &'static str> {
             value.clone().ok_or(variable)
         }
@@ -240,19 +253,9 @@ impl Issuer {
                 auth_id: needs(&s.plivo_auth_id, "PLIVO_AUTH_ID")?,
                 auth_token: needs(&s.plivo_auth_token, "PLIVO_AUTH_TOKEN")?,
             },
-            "telnyx" => Self::Telnyx(TelnyxApi::new(
-                needs(&s.telnyx_api_base, "TELNYX_API_BASE")?,
-                needs(&s.telnyx_api_key, "TELNYX_API_KEY")?,
-            )),
-            "signalwire" => {
-                let project_id = needs(&s.signalwire_project_id, "SIGNALWIRE_PROJECT_ID")?;
-                let api_token = needs(&s.signalwire_api_token, "SIGNALWIRE_API_TOKEN")?;
-                Self::SignalWire(SignalWireApi::new(
-                    needs(&s.signalwire_api_base, "SIGNALWIRE_SPACE")?,
-                    project_id,
-                    api_token,
-                ))
-            }
+            // The APIs' clients are the ones built at start, shared.
+            "telnyx" => Self::Telnyx(apis.telnyx.clone()?),
+            "signalwire" => Self::SignalWire(apis.signalwire.clone()?),
             _ => return Err("VOICE_TOKEN_PROVIDER"),
         })
     }
@@ -272,12 +275,16 @@ mod tests {
     #[tokio::test]
     async fn the_provider_is_the_only_one_configured_or_must_be_named() {
         let at = Timestamp::from_unix_millis(1_800_000_000_000).unwrap();
-        let none = VoiceTokens::new(&settings(), ["twilio", "plivo"]);
+        let none = VoiceTokens::new(
+            &settings(),
+            &ProviderApis::new(&settings()),
+            ["twilio", "plivo"],
+        );
         assert!(matches!(
             none.issue("alice", at).await,
             Err(VoiceTokenError::NotConfigured("VOICE_TOKEN_PROVIDER"))
         ));
-        let twilio = VoiceTokens::new(&settings(), ["twilio"]);
+        let twilio = VoiceTokens::new(&settings(), &ProviderApis::new(&settings()), ["twilio"]);
         assert!(matches!(
             twilio.issue("alice", at).await,
             Err(VoiceTokenError::NotConfigured("TWILIO_ACCOUNT_SID"))
@@ -285,13 +292,16 @@ mod tests {
         let mut s = settings();
         s.provider = Some("plivo");
         s.plivo_auth_id = Some("MAXXXXXXXXXXXXXXXXXX".into());
-        let plivo = VoiceTokens::new(&s, ["twilio", "plivo"]);
+        let plivo = VoiceTokens::new(&s, &ProviderApis::new(&s), ["twilio", "plivo"]);
         assert!(matches!(
             plivo.issue("alice", at).await,
             Err(VoiceTokenError::NotConfigured("PLIVO_AUTH_TOKEN"))
         ));
         s.plivo_auth_token = Some(SecretString::from("token"));
-        let issued = VoiceTokens::new(&s, []).issue("alice", at).await.unwrap();
+        let issued = VoiceTokens::new(&s, &ProviderApis::new(&s), [])
+            .issue("alice", at)
+            .await
+            .unwrap();
         assert_eq!(issued.provider, "plivo");
         assert_eq!(issued.expires_at, at.after(Duration::from_secs(3600)));
         let claims = jwt::unverified_claims(&issued.token).unwrap();

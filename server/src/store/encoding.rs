@@ -24,10 +24,11 @@ use crate::store::SubscriberRecord;
 /// session of the release before).
 pub const MSGPACK_V1: u8 = 0x01;
 
-/// The field names of a session of the release before (format 1), written
-/// as one-byte integers: a name's place is its code. Frozen: sessions are
-/// written as `store::stored` says now.
-const FIELD_NAMES: [&str; 34] = [
+/// The field names of a session of format 1 (written by the releases
+/// before), as one-byte integers: a name's place is its code. Append only,
+/// as the releases before appended to it; sessions are written as
+/// `store::stored` says now.
+const FIELD_NAMES: [&str; 40] = [
     "id",
     "subscriber",
     "caller",
@@ -62,6 +63,12 @@ const FIELD_NAMES: [&str; 34] = [
     "accepted",
     "to",
     "skipped",
+    "provider",
+    "caller_name",
+    "caller_verification",
+    "voicemail_url",
+    "transcription",
+    "text",
 ];
 
 /// A session of format 1 (after its tag byte) with its field names written
@@ -80,7 +87,7 @@ pub(super) fn named_v1_session(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// The field names of a stored subscriber written as one-byte integers (the
 /// same rule as [`FIELD_NAMES`]: append only).
-const RECORD_FIELD_NAMES: [&str; 26] = [
+const RECORD_FIELD_NAMES: [&str; 27] = [
     "subscriber",
     "credentials",
     "number",
@@ -107,6 +114,7 @@ const RECORD_FIELD_NAMES: [&str; 26] = [
     "outside",
     "match",
     "action",
+    "transcribe_voicemail",
 ];
 
 /// A subscriber with its token hashes, as the store keeps it: about a

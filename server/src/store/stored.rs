@@ -25,13 +25,14 @@ use anyhow::{Context as _, anyhow};
 use serde::de::{self, IntoDeserializer as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::credentials::TokenHash;
 use crate::domain::ids::{CallSid, DestinationId};
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::rules::Route;
 use crate::domain::session::{
     Claim, DialAttempt, DialStarted, Instruction, Leg, LegStatus, Offer, OfferResponse,
-    OwnedSessionParts, Pickup, Session, SessionId, SessionState, Timeline,
+    OwnedSessionParts, Pickup, Session, SessionId, SessionState, TextState, Timeline, Transcript,
 };
 use crate::domain::subscriber::Mode;
 use crate::domain::time::Timestamp;
@@ -148,6 +149,53 @@ pub(crate) struct StoredSession<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     dial_started: Option<StoredDialStarted>,
+    /// The provider that carried the forwarded call.
+    #[serde(
+        rename = "pv",
+        alias = "provider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    provider: Option<Cow<'a, str>>,
+    /// What that provider said of the caller: its name, its STIR/SHAKEN
+    /// verdict (the domain's words: "full", "partial", …).
+    #[serde(
+        rename = "cn",
+        alias = "caller_name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    caller_name: Option<Cow<'a, CallerName>>,
+    #[serde(
+        rename = "cv",
+        alias = "caller_verification",
+        default,
+        skip_serializing_if = "CallerVerification::is_none"
+    )]
+    caller_verification: CallerVerification,
+    #[serde(
+        rename = "vm",
+        alias = "voicemail_url",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    voicemail_url: Option<Cow<'a, str>>,
+    /// The voicemail's transcription (the domain's field names inside).
+    #[serde(
+        rename = "tr",
+        alias = "transcription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    transcription: Option<Cow<'a, Transcript>>,
+    /// The text back to a missed caller (the domain's words inside).
+    #[serde(
+        rename = "mt",
+        alias = "missed_call_text",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    missed_call_text: Option<TextState>,
 }
 
 /// When a Dial (not the first) was returned.
@@ -458,6 +506,12 @@ impl<'a> From<&'a Session> for StoredSession<'a> {
                 attempt: d.attempt.into(),
                 at: d.at,
             }),
+            provider: p.provider.map(Cow::Borrowed),
+            caller_name: p.caller_name.map(Cow::Borrowed),
+            caller_verification: p.caller_verification,
+            voicemail_url: p.voicemail_url.map(Cow::Borrowed),
+            transcription: p.transcription.map(Cow::Borrowed),
+            missed_call_text: p.missed_call_text,
         }
     }
 }
@@ -527,6 +581,12 @@ impl From<StoredSession<'_>> for Session {
                 attempt: d.attempt.into(),
                 at: d.at,
             }),
+            provider: s.provider.map(Cow::into_owned),
+            caller_name: s.caller_name.map(Cow::into_owned),
+            caller_verification: s.caller_verification,
+            voicemail_url: s.voicemail_url.map(Cow::into_owned),
+            transcription: s.transcription.map(Cow::into_owned),
+            missed_call_text: s.missed_call_text,
         })
     }
 }
@@ -564,46 +624,90 @@ pub(crate) fn decode_session(bytes: &[u8]) -> anyhow::Result<Session> {
     Ok(stored.into())
 }
 
-/// The claim of a forwarded call as the store keeps it beside the session
-/// (the claim script writes it without reading the session):
-/// `<forwarded_at, ms> <call_sid>`. The releases before wrote JSON, which
-/// reads too.
+/// A claim as the store keeps it: `<ms> <call sid>`, then, when the
+/// provider said anything of the call (its name, what it said of the
+/// caller), a tab and those as JSON. The scripts read the call sid up to
+/// the tab (a call sid holds no control character).
 pub(crate) fn encode_claim(claim: &Claim) -> String {
-    format!(
+    let mut text = format!(
         "{} {}",
         claim.forwarded_at.unix_millis(),
         claim.call_sid.as_str()
-    )
+    );
+    let said = ClaimSaid {
+        provider: claim.provider.as_deref().map(Cow::Borrowed),
+        caller_name: claim.caller_name.as_ref().map(Cow::Borrowed),
+        caller_verification: claim.caller_verification,
+    };
+    if !said.is_empty() {
+        text.push('\t');
+        // JSON escapes every control character: no newline gets in.
+        text.push_str(&serde_json::to_string(&said).expect("a claim's fields encode as JSON"));
+    }
+    text
 }
 
-/// A claim as [`encode_claim`] wrote it, or as JSON.
+/// What the provider said of a forwarded call, beside its claim.
+#[derive(Default, Serialize, Deserialize)]
+struct ClaimSaid<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller_name: Option<Cow<'a, CallerName>>,
+    #[serde(default, skip_serializing_if = "CallerVerification::is_none")]
+    caller_verification: CallerVerification,
+}
+
+impl ClaimSaid<'_> {
+    fn is_empty(&self) -> bool {
+        self.provider.is_none() && self.caller_name.is_none() && self.caller_verification.is_none()
+    }
+}
+
+/// A claim as [`encode_claim`] wrote it, or as JSON (the releases before).
 pub(crate) fn decode_claim(text: &str) -> anyhow::Result<Claim> {
     if text.starts_with('{') {
         #[derive(Deserialize)]
-        struct JsonClaim {
+        struct JsonClaim<'a> {
             call_sid: CallSid,
             forwarded_at: Timestamp,
+            #[serde(flatten, borrow)]
+            said: ClaimSaid<'a>,
         }
         let JsonClaim {
             call_sid,
             forwarded_at,
+            said,
         } = serde_json::from_str(text).context("decoding a JSON claim")?;
-        return Ok(Claim {
-            call_sid,
-            forwarded_at,
-        });
+        return Ok(claim_with(call_sid, forwarded_at, said));
     }
-    let (at, sid) = text
+    let (claim, said) = match text.split_once('\t') {
+        Some((claim, said)) => (
+            claim,
+            serde_json::from_str(said).context("decoding what a claim's provider said")?,
+        ),
+        None => (text, ClaimSaid::default()),
+    };
+    let (at, sid) = claim
         .split_once(' ')
         .ok_or_else(|| anyhow!("a stored claim without its call id"))?;
-    Ok(Claim {
-        call_sid: CallSid::parse(sid).map_err(|e| anyhow!("a stored claim's call id: {e}"))?,
-        forwarded_at: at
-            .parse()
-            .ok()
-            .and_then(Timestamp::from_unix_millis)
-            .ok_or_else(|| anyhow!("a stored claim's time is not milliseconds"))?,
-    })
+    let call_sid = CallSid::parse(sid).map_err(|e| anyhow!("a stored claim's call id: {e}"))?;
+    let forwarded_at = at
+        .parse()
+        .ok()
+        .and_then(Timestamp::from_unix_millis)
+        .ok_or_else(|| anyhow!("a stored claim's time is not milliseconds"))?;
+    Ok(claim_with(call_sid, forwarded_at, said))
+}
+
+fn claim_with(call_sid: CallSid, forwarded_at: Timestamp, said: ClaimSaid<'_>) -> Claim {
+    Claim {
+        call_sid,
+        forwarded_at,
+        provider: said.provider.map(Cow::into_owned),
+        caller_name: said.caller_name.map(Cow::into_owned),
+        caller_verification: said.caller_verification,
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ both_backends! {
             ("record", json!("none")),
             ("ring_tone", Value::Null),
             ("dnd_until", Value::Null),
+            ("transcribe_voicemail", json!(false)),
+            ("missed_call_text", Value::Null),
         ] {
             expected.as_object_mut().unwrap().entry(field).or_insert(default);
         }
@@ -69,7 +71,9 @@ both_backends! {
             "caller_rules": [],
             "record": "none",
             "ring_tone": null,
-            "dnd_until": null
+            "dnd_until": null,
+            "transcribe_voicemail": false,
+            "missed_call_text": null
         }));
     };
 

@@ -335,6 +335,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The phone app reports how the call went on it (`answered`, …).
+    pub async fn phone_event(&self, device_token: &str, session_id: &str, event: &str) -> u16 {
+        self.client
+            .post(self.url(&format!("/v1/sessions/{session_id}/events")))
+            .bearer_auth(device_token)
+            .json(&json!({ "event": event }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub async fn get_session(&self, token: &str, session_id: &str) -> reqwest::Response {
         self.client
             .get(self.url(&format!("/v1/sessions/{session_id}")))

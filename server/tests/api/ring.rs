@@ -498,13 +498,17 @@ async fn a_session_is_readable_by_the_admin_its_phone_and_its_destinations_only(
             [
                 "call_sid",
                 "caller",
+                "caller_name",
+                "caller_verification",
                 "id",
                 "legs",
+                "missed_call_text",
                 "mode",
                 "selected_destination",
                 "state",
                 "subscriber",
-                "timeline"
+                "timeline",
+                "voicemail_transcription"
             ]
         );
         assert_eq!(session["id"], id);

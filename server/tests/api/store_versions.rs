@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringrelay_server::domain::caller_context::CallerContext;
 use ringrelay_server::domain::ids::CallSid;
 use ringrelay_server::domain::phone::{Caller, PhoneNumber, Region};
 use ringrelay_server::domain::rules::Route;
@@ -49,10 +50,12 @@ fn awaiting(caller: &str) -> Session {
 }
 
 fn claim(sid: &str) -> Claim {
-    Claim {
-        call_sid: CallSid::parse(sid).unwrap(),
-        forwarded_at: Timestamp::now(),
-    }
+    Claim::new(
+        CallSid::parse(sid).unwrap(),
+        Timestamp::now(),
+        "twilio",
+        CallerContext::default(),
+    )
 }
 
 /// Claims made in these tests take sessions instructed in the last hour.

@@ -80,6 +80,7 @@ impl Cpaas {
                 screen_result: "/twilio/screen-result",
                 status: "/twilio/status",
                 recording: "/twilio/recording",
+                transcription: "/twilio/transcription",
             },
             Self::Plivo => ProviderRoutes {
                 answer: "/plivo/answer",
@@ -89,6 +90,7 @@ impl Cpaas {
                 screen_result: "/plivo/screen-result",
                 status: "/plivo/hangup",
                 recording: "/plivo/recording",
+                transcription: "/plivo/transcription",
             },
             Self::Telnyx => ProviderRoutes {
                 answer: "/telnyx/voice",
@@ -98,6 +100,7 @@ impl Cpaas {
                 screen_result: "/telnyx/screen-result",
                 status: "/telnyx/status",
                 recording: "/telnyx/recording",
+                transcription: "/telnyx/transcription",
             },
             Self::SignalWire => ProviderRoutes {
                 answer: "/signalwire/voice",
@@ -107,6 +110,7 @@ impl Cpaas {
                 screen_result: "/signalwire/screen-result",
                 status: "/signalwire/status",
                 recording: "/signalwire/recording",
+                transcription: "/signalwire/transcription",
             },
         }
     }
@@ -247,6 +251,70 @@ impl Cpaas {
         }
     }
 
+    /// The parameter of the voice webhook holding the caller's name (the
+    /// provider's CNAM lookup).
+    pub fn caller_name_param(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Plivo | Self::SignalWire => "CallerName",
+            Self::Telnyx => "CallerIdName",
+        }
+    }
+
+    /// The parameters of the voice webhook saying the STIR/SHAKEN verdict
+    /// `verdict` (`verified`, `partial`, `failed`, `none`), as the provider
+    /// writes it: Twilio's (and SignalWire's) `StirVerstat`, Telnyx's
+    /// attestation and whether it validated, Plivo's attestation and
+    /// verification.
+    pub fn verification_params(self, verdict: &str) -> Vec<(&'static str, &'static str)> {
+        match (self, verdict) {
+            (Self::Twilio | Self::SignalWire, "verified") => {
+                vec![("StirVerstat", "TN-Validation-Passed-A")]
+            }
+            (Self::Twilio | Self::SignalWire, "partial") => {
+                vec![("StirVerstat", "TN-Validation-Passed-B")]
+            }
+            (Self::Twilio | Self::SignalWire, "failed") => {
+                vec![("StirVerstat", "TN-Validation-Failed-A")]
+            }
+            (Self::Twilio | Self::SignalWire, _) => vec![("StirVerstat", "No-TN-Validation")],
+            (Self::Telnyx, "verified") => vec![
+                ("ShakenStirAttestation", "A"),
+                ("ShakenStirValidated", "true"),
+            ],
+            (Self::Telnyx, "partial") => vec![
+                ("ShakenStirAttestation", "C"),
+                ("ShakenStirValidated", "true"),
+            ],
+            (Self::Telnyx, "failed") => vec![
+                ("ShakenStirAttestation", "A"),
+                ("ShakenStirValidated", "false"),
+            ],
+            (Self::Telnyx, _) => Vec::new(),
+            (Self::Plivo, "verified") => {
+                vec![("STIRAttestation", "A"), ("STIRVerification", "Verified")]
+            }
+            (Self::Plivo, "partial") => {
+                vec![("STIRAttestation", "B"), ("STIRVerification", "Verified")]
+            }
+            (Self::Plivo, "failed") => {
+                vec![
+                    ("STIRAttestation", "A"),
+                    ("STIRVerification", "Not Verified"),
+                ]
+            }
+            (Self::Plivo, _) => vec![("STIRVerification", "Not Applicable")],
+        }
+    }
+
+    /// Every parameter [`Cpaas::verification_params`] may write.
+    pub fn all_verification_params(self) -> &'static [&'static str] {
+        match self {
+            Self::Twilio | Self::SignalWire => &["StirVerstat"],
+            Self::Telnyx => &["ShakenStirAttestation", "ShakenStirValidated"],
+            Self::Plivo => &["STIRAttestation", "STIRVerification"],
+        }
+    }
+
     /// The parameter of the Dial action callback holding how the leg ended.
     pub fn dial_status_param(self) -> &'static str {
         match self {
@@ -315,6 +383,15 @@ impl Cpaas {
         match self {
             Self::Twilio | Self::Telnyx | Self::SignalWire => "Say",
             Self::Plivo => "Speak",
+        }
+    }
+
+    /// The verb that refuses a call with a busy signal (`reason="busy"`):
+    /// Plivo's is a Hangup with a reason.
+    pub fn reject(self) -> &'static str {
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => "Reject",
+            Self::Plivo => "Hangup",
         }
     }
 
@@ -424,6 +501,240 @@ impl Cpaas {
                 .iter()
                 .find(|verb| verb.name == "Record" && verb.attr("startOnDialAnswer").is_some())?
                 .attr("callbackUrl"),
+        }
+    }
+}
+
+impl Cpaas {
+    // -- voicemail transcription ---------------------------------------------
+
+    /// Where a voicemail `<Record>` asks its transcription to be posted, if
+    /// it asks for one: Twilio's and SignalWire's `transcribe="true"
+    /// transcribeCallback`, Telnyx's `transcription="true"
+    /// transcriptionCallback`, Plivo's `transcriptionType="auto"
+    /// transcriptionUrl`.
+    pub fn transcription_callback(self, record: &Element) -> Option<&str> {
+        let (flag, on, callback) = match self {
+            Self::Twilio | Self::SignalWire => ("transcribe", "true", "transcribeCallback"),
+            Self::Telnyx => ("transcription", "true", "transcriptionCallback"),
+            Self::Plivo => ("transcriptionType", "auto", "transcriptionUrl"),
+        };
+        (record.attr(flag) == Some(on))
+            .then(|| record.attr(callback))
+            .flatten()
+    }
+
+    /// The form of the provider's transcription callback for the voicemail
+    /// at `recording_url` of call `call_id`: its `text`, or a failure
+    /// (`None`). The call id comes first, so that it is as easy to replace
+    /// as in the other requests.
+    pub fn transcription_params(
+        self,
+        call_id: &str,
+        recording_url: &str,
+        text: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        match self {
+            Self::Twilio | Self::Telnyx | Self::SignalWire => {
+                let mut params = vec![
+                    pair("CallSid", call_id),
+                    pair("AccountSid", "AC00000000000000000000000000000001"),
+                    pair("RecordingSid", "RE00000000000000000000000000000001"),
+                    pair("RecordingUrl", recording_url),
+                    pair("TranscriptionSid", "TR00000000000000000000000000000001"),
+                    pair(
+                        "TranscriptionStatus",
+                        if text.is_some() {
+                            "completed"
+                        } else {
+                            "failed"
+                        },
+                    ),
+                ];
+                if let Some(text) = text {
+                    params.push(pair("TranscriptionText", text));
+                }
+                params
+            }
+            // Plivo's carries no recording URL: the recording's id.
+            Self::Plivo => vec![
+                pair("call_uuid", call_id),
+                pair("recording_id", "0d5b6e3a-0000-4000-8000-000000000001"),
+                pair("duration", "7"),
+                pair("transcription_charge", "0.05"),
+                pair("transcription_rate", "0.05"),
+                pair("transcription", text.unwrap_or_default()),
+                pair(
+                    "error",
+                    if text.is_some() {
+                        ""
+                    } else {
+                        "Recording duration too long for transcription"
+                    },
+                ),
+            ],
+        }
+    }
+}
+
+/// The account a provider's REST API knows the service by: the
+/// credentials its variables give (Twilio's and Plivo's passwords are their
+/// auth tokens, which the caller of [`Cpaas::read_text`] holds).
+pub const TWILIO_ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const PLIVO_AUTH_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
+pub const TELNYX_API_KEY: &str = "KEY0123456789ABCDEF_test";
+pub const SIGNALWIRE_PROJECT_ID: &str = "8a5d0d0c-0000-4000-8000-000000000001";
+pub const SIGNALWIRE_API_TOKEN: &str = "PTtest0123456789";
+
+/// A request to a provider's REST API, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequest<'a> {
+    pub method: &'a str,
+    /// The path (and query).
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// A text message, as a provider's API read it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SentText {
+    pub from: String,
+    pub to: String,
+    pub body: String,
+}
+
+impl Cpaas {
+    // -- the REST API: missed-call texts -------------------------------------
+
+    /// The variables that give the service this provider's API at `base`
+    /// (its own auth token is the webhooks' credential, set apart).
+    pub fn api_variables(self, base: &str) -> Vec<(&'static str, String)> {
+        let base = base.to_owned();
+        match self {
+            Self::Twilio => vec![
+                ("TWILIO_ACCOUNT_SID", TWILIO_ACCOUNT_SID.into()),
+                ("TWILIO_API_BASE", base),
+            ],
+            Self::Plivo => vec![
+                ("PLIVO_AUTH_ID", PLIVO_AUTH_ID.into()),
+                ("PLIVO_API_BASE", base),
+            ],
+            Self::Telnyx => vec![
+                ("TELNYX_API_KEY", TELNYX_API_KEY.into()),
+                ("TELNYX_API_BASE", base),
+            ],
+            Self::SignalWire => vec![
+                ("SIGNALWIRE_PROJECT_ID", SIGNALWIRE_PROJECT_ID.into()),
+                ("SIGNALWIRE_API_TOKEN", SIGNALWIRE_API_TOKEN.into()),
+                ("SIGNALWIRE_API_BASE", base),
+            ],
+        }
+    }
+
+    /// The text message `request` sends, read as this provider's API reads
+    /// one (method, path, credentials, content type, fields), or what it
+    /// would refuse. `auth_token`: Twilio's or Plivo's, their API password.
+    pub fn read_text(self, request: &ApiRequest<'_>, auth_token: &str) -> Result<SentText, String> {
+        let expect = |what: &str, got: Option<&str>, want: &str| {
+            if got == Some(want) {
+                Ok(())
+            } else {
+                Err(format!("{what} {got:?}, expected {want:?}"))
+            }
+        };
+        let basic = |user: &str, password: &str| {
+            format!("Basic {}", BASE64.encode(format!("{user}:{password}")))
+        };
+        expect("method", Some(request.method), "POST")?;
+        let form = || {
+            expect(
+                "content type",
+                request.content_type,
+                "application/x-www-form-urlencoded",
+            )?;
+            let fields: std::collections::BTreeMap<String, String> =
+                url::form_urlencoded::parse(request.body)
+                    .into_owned()
+                    .collect();
+            let field = |name: &str| {
+                fields
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("no {name} in the form"))
+            };
+            Ok::<_, String>(SentText {
+                from: field("From")?,
+                to: field("To")?,
+                body: field("Body")?,
+            })
+        };
+        let json = |from: &str, to: &str, text: &str, plus: &str| {
+            expect("content type", request.content_type, "application/json")?;
+            let body: serde_json::Value = serde_json::from_slice(request.body)
+                .map_err(|e| format!("the body is not JSON: {e}"))?;
+            let field = |name: &str| {
+                body[name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("no {name} in the JSON"))
+            };
+            Ok::<_, String>(SentText {
+                from: format!("{plus}{}", field(from)?),
+                to: format!("{plus}{}", field(to)?),
+                body: field(text)?,
+            })
+        };
+        match self {
+            Self::Twilio | Self::SignalWire => {
+                let (prefix, user, password) = if self == Self::Twilio {
+                    ("", TWILIO_ACCOUNT_SID, auth_token)
+                } else {
+                    ("/api/laml", SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN)
+                };
+                let path = format!("{prefix}/2010-04-01/Accounts/{user}/Messages.json");
+                expect("path", Some(request.path), &path)?;
+                expect(
+                    "authorization",
+                    request.authorization,
+                    &basic(user, password),
+                )?;
+                form()
+            }
+            Self::Plivo => {
+                let path = format!("/v1/Account/{PLIVO_AUTH_ID}/Message/");
+                expect("path", Some(request.path), &path)?;
+                let auth = basic(PLIVO_AUTH_ID, auth_token);
+                expect("authorization", request.authorization, &auth)?;
+                // Plivo writes numbers without the `+`.
+                json("src", "dst", "text", "+")
+            }
+            Self::Telnyx => {
+                expect("path", Some(request.path), "/v2/messages")?;
+                let bearer = format!("Bearer {TELNYX_API_KEY}");
+                expect("authorization", request.authorization, &bearer)?;
+                json("from", "to", "text", "")
+            }
+        }
+    }
+
+    /// What this provider's API answers a message it took.
+    pub fn text_taken(self) -> (u16, serde_json::Value) {
+        match self {
+            Self::Twilio | Self::SignalWire => (
+                201,
+                serde_json::json!({"sid": "SM00000000000000000000000000000001", "status": "queued"}),
+            ),
+            Self::Plivo => (
+                202,
+                serde_json::json!({"message": "message(s) queued", "message_uuid": ["0d5b6e3a-0000-4000-8000-000000000002"]}),
+            ),
+            Self::Telnyx => (
+                200,
+                serde_json::json!({"data": {"id": "40385f64-5717-4562-b3fc-2c963f66afa6", "record_type": "message"}}),
+            ),
         }
     }
 }

@@ -39,6 +39,11 @@ const QUICK_FAILURE: Duration = Duration::from_secs(1);
 /// Text-to-speech pace.
 const CHARS_PER_SECOND: usize = 15;
 
+/// What every simulated voicemail says, as the provider transcribes it.
+const TRANSCRIPT: &str = "Hi, it's the caller. Please call me back when you can.";
+/// The longest voicemail Twilio transcribes.
+const TWILIO_LONGEST_TRANSCRIPTION: Duration = Duration::from_secs(120);
+
 /// The call the carrier forwards to the forwarding number.
 #[derive(Debug, Clone)]
 pub(crate) struct Forwarded {
@@ -57,6 +62,8 @@ pub(crate) struct CallEnd {
     pub bridged_to: Option<Callee>,
     /// Whether a voicemail was recorded.
     pub recorded: bool,
+    /// Whether the provider posted the voicemail's transcription.
+    pub transcribed: bool,
 }
 
 /// How the forwarded call itself ended, for its final status callback.
@@ -307,6 +314,39 @@ impl Call<'_> {
             None => self.timeline().log("caller", "hangs up at the beep"),
         }
         message
+    }
+
+    /// The voicemail `<Record>` `verb` (fetched from `url`) asked for a
+    /// transcription: once the message of `length` is recorded, the
+    /// provider posts it, signed, to the callback (Twilio transcribes
+    /// nothing longer than two minutes: a failed one).
+    async fn transcribe(
+        &mut self,
+        verb: &Element,
+        url: &str,
+        call_id: &str,
+        recording_url: &str,
+        length: Duration,
+    ) -> Result<(), Error> {
+        let provider = self.wire.provider;
+        let Some(callback) = provider.transcription_callback(verb) else {
+            return Ok(());
+        };
+        let callback = self.wire.absolute(url, callback)?;
+        let text = (provider != Cpaas::Twilio || length <= TWILIO_LONGEST_TRANSCRIPTION)
+            .then_some(TRANSCRIPT);
+        self.timeline().log(
+            PARTY,
+            format!(
+                "transcription of the voicemail {}: POST {}",
+                if text.is_some() { "ready" } else { "failed" },
+                route(&callback)
+            ),
+        );
+        let params = provider.transcription_params(call_id, recording_url, text);
+        self.wire.callback(&callback, &params).await?;
+        self.end.transcribed = true;
+        Ok(())
     }
 
     /// Starts ringing every noun of a Dial at once: only destinations the

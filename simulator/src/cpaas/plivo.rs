@@ -674,6 +674,8 @@ async fn record(
     // Posted and checked; the caller has hung up, so nothing of it runs.
     let document = call.wire.document(&action, &params, &CALL).await?;
     call.log_document(&document, |_, noun| noun.text.clone());
+    call.transcribe(verb, url, &parent.uuid, &record_url(&id), length)
+        .await?;
     Ok(Next::Ended(Ending::Completed))
 }
 

@@ -314,6 +314,8 @@ const TELNYX_RECORD: Rule = Rule {
         "channels",
         "recordingStatusCallback",
         "recordingStatusCallbackMethod",
+        "transcription",
+        "transcriptionCallback",
     ],
     children: &[],
 };
@@ -907,6 +909,14 @@ async fn record(
     // Posted and checked; the caller has hung up, so nothing of it runs.
     let document = call.wire.document(&action, &params, flavour.call).await?;
     call.log_document(&document, |_, noun| noun.text.clone());
+    call.transcribe(
+        verb,
+        url,
+        &parent.sid,
+        &(flavour.recording_url)(&sid),
+        length,
+    )
+    .await?;
     Ok(Next::Ended(Ending::Completed))
 }
 

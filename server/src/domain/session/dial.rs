@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Instruction, MissedReason, Notice, Session, SessionState};
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use crate::domain::ids::{CallSid, DestinationId};
+use crate::domain::rules::Route;
 use crate::domain::time::Timestamp;
 
 /// One Dial we returned: the plan step it rings, and the round within that
@@ -113,11 +115,36 @@ pub(crate) struct Leg {
 }
 
 /// The forwarded call that took a session: set once, atomically, by the
-/// store's claim.
+/// store's claim. What the provider said of the caller travels with it, so
+/// that keeping it costs the voice webhook no write of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub call_sid: CallSid,
     pub forwarded_at: Timestamp,
+    /// The provider that carried the call (its routes' first segment):
+    /// what is sent back to the caller goes through it.
+    pub provider: Option<String>,
+    pub caller_name: Option<CallerName>,
+    pub caller_verification: CallerVerification,
+}
+
+impl Claim {
+    /// A claim by call `call_sid` at `forwarded_at`, carried by `provider`,
+    /// whose provider says `caller` of the caller.
+    pub fn new(
+        call_sid: CallSid,
+        forwarded_at: Timestamp,
+        provider: &str,
+        caller: CallerContext,
+    ) -> Self {
+        Self {
+            call_sid,
+            forwarded_at,
+            provider: Some(provider.to_owned()),
+            caller_name: caller.name,
+            caller_verification: caller.verification,
+        }
+    }
 }
 
 /// A leg that picked up: its screening result once it has one.
@@ -175,6 +202,21 @@ impl Session {
         }
         self.call_sid = Some(claim.call_sid);
         self.timeline.forwarded_at = Some(claim.forwarded_at);
+        self.provider = claim.provider;
+        self.caller_name = claim.caller_name;
+        self.caller_verification = claim.caller_verification;
+    }
+
+    /// Where the rules send the call now that its forwarded call arrived (a
+    /// rule on its STIR/SHAKEN verdict), in place of the ring report's
+    /// route: only before any Dial went out, while there is no outcome.
+    /// Returns whether it changed.
+    pub(crate) fn reroute(&mut self, route: Route) -> bool {
+        if self.is_over() || !self.legs.is_empty() || self.route == route {
+            return false;
+        }
+        self.route = route;
+        true
     }
 
     /// Legs that ring in `attempt` (the Dial just returned).
@@ -481,6 +523,41 @@ mod tests {
     use super::super::fixtures::*;
     use super::super::*;
     use super::UNREACHABLE_WITHIN;
+
+    #[test]
+    fn the_route_changes_on_arrival_only_before_the_first_dial() {
+        let mut s = forwarded();
+        assert!(s.reroute(Route::Voicemail));
+        assert_eq!(s.route(), &Route::Voicemail);
+        assert!(!s.reroute(Route::Voicemail), "no change");
+        let mut dialed = forwarded();
+        dialed.start_ringing(FIRST, [&id("desk")]);
+        assert!(!dialed.reroute(Route::Voicemail), "a Dial went out");
+        let mut over = forwarded();
+        over.end_missed(MissedReason::CallerHungUp, t(5));
+        assert!(!over.reroute(Route::Block));
+        assert_eq!(over.route(), &Route::default());
+    }
+
+    #[test]
+    fn a_claim_keeps_what_the_provider_said_of_the_caller() {
+        use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
+        let mut s = new_session(Mode::Auto);
+        s.instruct(Instruction::Reject, t(1));
+        assert_eq!(s.caller_verification(), CallerVerification::None);
+        s.apply_claim(Claim::new(
+            CallSid::parse("CA9").unwrap(),
+            t(2),
+            "telnyx",
+            CallerContext {
+                name: CallerName::parse("JANE DOE"),
+                verification: CallerVerification::Failed,
+            },
+        ));
+        assert_eq!(s.caller_name().map(CallerName::as_str), Some("JANE DOE"));
+        assert_eq!(s.caller_verification(), CallerVerification::Failed);
+        // Kept through the store: store::stored's tests.
+    }
 
     #[test]
     fn attempts_move_by_round_and_by_step() {

@@ -20,7 +20,11 @@ pub(crate) use self::dial::{
 };
 pub use self::id::{SessionId, Shard};
 pub(crate) use self::offers::{Offer, OfferAnswered, OfferKey, OfferResponse};
-pub use self::outcome::{CancelReason, MissedReason};
+pub(crate) use self::outcome::TextClaim;
+pub use self::outcome::{
+    CancelReason, MissedReason, TextOutcome, TextState, Transcript, TranscriptionStatus,
+};
+use super::caller_context::{CallerContext, CallerName, CallerVerification};
 use super::ids::{CallSid, DestinationId};
 use super::phone::{Caller, PhoneNumber};
 use super::rules::Route;
@@ -150,6 +154,18 @@ pub struct Session {
     /// The recordings of the call's legs announced so far (by URL), so that
     /// a retried recording callback announces nothing twice.
     recordings: Vec<String>,
+    /// The provider that carried the forwarded call (from its claim).
+    provider: Option<String>,
+    /// What that provider said of the caller (from the claim).
+    caller_name: Option<CallerName>,
+    caller_verification: CallerVerification,
+    /// Where the provider keeps the voicemail the caller left.
+    voicemail_url: Option<String>,
+    /// The provider's transcription of that voicemail, once it came.
+    transcription: Option<Transcript>,
+    /// The text back to a missed caller: claimed (`sending`) by the one
+    /// write that may send it, then what came of it.
+    missed_call_text: Option<TextState>,
     /// When the Dial after the first one was returned (the first goes out
     /// with the claim, at `forwarded_at`): a softphone that fails this soon
     /// after was not there.
@@ -181,6 +197,12 @@ pub(crate) struct SessionParts<'a> {
     pub dials_ended: &'a [DialAttempt],
     pub route: &'a Route,
     pub recordings: &'a [String],
+    pub provider: Option<&'a str>,
+    pub caller_name: Option<&'a CallerName>,
+    pub caller_verification: CallerVerification,
+    pub voicemail_url: Option<&'a str>,
+    pub transcription: Option<&'a Transcript>,
+    pub missed_call_text: Option<TextState>,
     pub dial_started: Option<DialStarted>,
 }
 
@@ -205,6 +227,12 @@ pub(crate) struct OwnedSessionParts {
     pub dials_ended: Vec<DialAttempt>,
     pub route: Route,
     pub recordings: Vec<String>,
+    pub provider: Option<String>,
+    pub caller_name: Option<CallerName>,
+    pub caller_verification: CallerVerification,
+    pub voicemail_url: Option<String>,
+    pub transcription: Option<Transcript>,
+    pub missed_call_text: Option<TextState>,
     pub dial_started: Option<DialStarted>,
 }
 
@@ -240,6 +268,12 @@ impl Session {
             dials_ended: Vec::new(),
             route: Route::default(),
             recordings: Vec::new(),
+            provider: None,
+            caller_name: None,
+            caller_verification: CallerVerification::None,
+            voicemail_url: None,
+            transcription: None,
+            missed_call_text: None,
             dial_started: None,
             version: 0,
         }
@@ -278,6 +312,46 @@ impl Session {
 
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The caller's name, as the forwarded call's provider gave it.
+    pub fn caller_name(&self) -> Option<&CallerName> {
+        self.caller_name.as_ref()
+    }
+
+    /// The forwarded call's STIR/SHAKEN verdict (`none` until it came).
+    pub fn caller_verification(&self) -> CallerVerification {
+        self.caller_verification
+    }
+
+    /// Where the provider keeps the voicemail the caller left.
+    pub(crate) fn voicemail_url(&self) -> Option<&str> {
+        self.voicemail_url.as_deref()
+    }
+
+    /// The provider that carried the forwarded call (its name in
+    /// `PROVIDERS`).
+    pub(crate) fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// What came of the text back to the caller; `None` while it is being
+    /// sent, or when there is none.
+    pub fn missed_call_text(&self) -> Option<TextOutcome> {
+        self.missed_call_text.and_then(TextState::outcome)
+    }
+
+    /// The voicemail's transcription, once the provider sent it.
+    pub fn transcription(&self) -> Option<&Transcript> {
+        self.transcription.as_ref()
+    }
+
+    /// What the forwarded call's provider said of the caller.
+    pub(crate) fn caller_context(&self) -> CallerContext {
+        CallerContext {
+            name: self.caller_name.clone(),
+            verification: self.caller_verification,
+        }
     }
 
     pub fn state(&self) -> SessionState {
@@ -367,6 +441,12 @@ impl Session {
             dials_ended: &self.dials_ended,
             route: &self.route,
             recordings: &self.recordings,
+            provider: self.provider.as_deref(),
+            caller_name: self.caller_name.as_ref(),
+            caller_verification: self.caller_verification,
+            voicemail_url: self.voicemail_url.as_deref(),
+            transcription: self.transcription.as_ref(),
+            missed_call_text: self.missed_call_text,
             dial_started: self.dial_started,
         }
     }
@@ -393,6 +473,12 @@ impl Session {
             dials_ended,
             route,
             recordings,
+            provider,
+            caller_name,
+            caller_verification,
+            voicemail_url,
+            transcription,
+            missed_call_text,
             dial_started,
         } = parts;
         Self {
@@ -414,6 +500,12 @@ impl Session {
             dials_ended,
             route,
             recordings,
+            provider,
+            caller_name,
+            caller_verification,
+            voicemail_url,
+            transcription,
+            missed_call_text,
             dial_started,
             version: 0,
         }
@@ -500,10 +592,12 @@ mod fixtures {
         let mut s = new_session(Mode::Auto);
         s.notified(t(1));
         assert!(s.instruct(Instruction::Reject, t(1)));
-        s.apply_claim(Claim {
-            call_sid: CallSid::parse("CA1").unwrap(),
-            forwarded_at: t(2),
-        });
+        s.apply_claim(Claim::new(
+            CallSid::parse("CA1").unwrap(),
+            t(2),
+            "twilio",
+            CallerContext::default(),
+        ));
         assert_eq!(s.state(), SessionState::Forwarded);
         s
     }
@@ -610,7 +704,10 @@ mod tests {
             DialVerdict::Over
         );
         assert_eq!(s.end_missed(MissedReason::NobodyAnswered, t(3)), None);
-        assert_eq!(s.record_voicemail(true, t(3)), None);
+        assert_eq!(
+            s.record_voicemail(Some("https://r.example.com/1"), t(3)),
+            None
+        );
         assert_eq!(s.forwarded_call_ended(t(3)), None);
         assert_eq!(s.expire_unforwarded(t(3)), None);
         assert_eq!(s.expire_idle(t(3)), None);

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{LegStatus, Notice, Session, SessionError, SessionState};
+use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::time::Timestamp;
 
 /// Why a session ended `cancelled`.
@@ -39,6 +40,115 @@ pub enum MissedReason {
     NoOutcome,
     /// A caller rule blocks the caller: the forwarded call heard busy.
     Blocked,
+}
+
+/// How a provider's transcription of a voicemail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptionStatus {
+    Completed,
+    /// The provider could not transcribe it (too long, no speech, …).
+    Failed,
+}
+
+/// Most characters of a transcription a session keeps (and an event
+/// carries): a two-minute voicemail is about 1,700.
+pub(crate) const MAX_TRANSCRIPT_CHARS: usize = 2000;
+
+/// A voicemail's transcription, as the session keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Transcript {
+    pub status: TranscriptionStatus,
+    /// The text, at most 2,000 characters; `null` when it failed.
+    #[schema(required = true)]
+    pub text: Option<String>,
+}
+
+impl Transcript {
+    /// What a provider's transcription callback says: `status`, and the
+    /// text (cut to [`MAX_TRANSCRIPT_CHARS`]; a completed one without text
+    /// failed).
+    pub fn new(status: TranscriptionStatus, text: Option<&str>) -> Self {
+        let text = text
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.chars().take(MAX_TRANSCRIPT_CHARS).collect::<String>());
+        match (status, text) {
+            (TranscriptionStatus::Completed, Some(text)) => Self {
+                status,
+                text: Some(text),
+            },
+            _ => Self {
+                status: TranscriptionStatus::Failed,
+                text: None,
+            },
+        }
+    }
+}
+
+/// What came of the text back to a missed caller (`missed_call_text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TextOutcome {
+    /// The provider's API took it.
+    Sent,
+    /// The provider's API refused it, or could not be reached.
+    Failed,
+    /// Not sent on purpose: a withheld caller, a number that takes no
+    /// texts, a blocked caller, or a provider without the credentials.
+    Skipped,
+}
+
+impl TextOutcome {
+    /// As the API writes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// The text back to a missed caller, as the session keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextState {
+    /// Claimed by the one write that sends it; not yet known.
+    Sending,
+    Sent,
+    Failed,
+    Skipped,
+}
+
+impl TextState {
+    pub fn outcome(self) -> Option<TextOutcome> {
+        match self {
+            Self::Sending => None,
+            Self::Sent => Some(TextOutcome::Sent),
+            Self::Failed => Some(TextOutcome::Failed),
+            Self::Skipped => Some(TextOutcome::Skipped),
+        }
+    }
+}
+
+impl From<TextOutcome> for TextState {
+    fn from(outcome: TextOutcome) -> Self {
+        match outcome {
+            TextOutcome::Sent => Self::Sent,
+            TextOutcome::Failed => Self::Failed,
+            TextOutcome::Skipped => Self::Skipped,
+        }
+    }
+}
+
+/// What the claim of a missed-call text decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TextClaim {
+    /// Send it to `to` through `provider`: this write holds the claim.
+    Send { provider: String, to: PhoneNumber },
+    /// Not to be sent, and why (kept as `skipped`).
+    Skip(&'static str),
 }
 
 /// Most recordings a session announces: one per Dial is at most a few
@@ -98,17 +208,74 @@ impl Session {
         Some(Notice::Missed(reason))
     }
 
-    /// The voicemail `<Record>` ended, with a message or without.
-    pub(crate) fn record_voicemail(&mut self, recorded: bool, now: Timestamp) -> Option<Notice> {
+    /// The voicemail `<Record>` ended, with a message (where the provider
+    /// keeps it) or without.
+    pub(crate) fn record_voicemail(
+        &mut self,
+        recording_url: Option<&str>,
+        now: Timestamp,
+    ) -> Option<Notice> {
         if self.is_over() {
             return None;
         }
-        if recorded {
-            self.end(SessionState::Voicemail, now);
-            Some(Notice::Voicemail)
-        } else {
-            self.end_missed(MissedReason::CallerHungUp, now)
+        match recording_url {
+            Some(url) => {
+                self.voicemail_url = Some(url.to_owned());
+                self.end(SessionState::Voicemail, now);
+                Some(Notice::Voicemail)
+            }
+            None => self.end_missed(MissedReason::CallerHungUp, now),
         }
+    }
+
+    /// A session that ended missed or in the voicemail texts its caller
+    /// back at most once: the first call claims it (`None` for any other
+    /// session, and once claimed). `blocked`: a caller rule refused the
+    /// call, and a refused caller is not texted.
+    pub(crate) fn claim_missed_call_text(&mut self, blocked: bool) -> Option<TextClaim> {
+        if !matches!(self.state, SessionState::Missed | SessionState::Voicemail)
+            || self.missed_call_text.is_some()
+        {
+            return None;
+        }
+        let claim = match (&self.caller, &self.provider) {
+            _ if blocked => TextClaim::Skip("the caller is blocked"),
+            (Caller::Withheld, _) => TextClaim::Skip("the caller is withheld"),
+            (Caller::Number(n), _) if !n.looks_mobile() => {
+                TextClaim::Skip("the caller's number takes no texts")
+            }
+            (_, None) => TextClaim::Skip("no provider carried the call"),
+            (Caller::Number(n), Some(provider)) => TextClaim::Send {
+                provider: provider.clone(),
+                to: n.clone(),
+            },
+        };
+        self.missed_call_text = Some(match claim {
+            TextClaim::Send { .. } => TextState::Sending,
+            TextClaim::Skip(_) => TextState::Skipped,
+        });
+        Some(claim)
+    }
+
+    /// What came of the text this session claimed; `false` when it claimed
+    /// none or already knows.
+    pub(crate) fn finish_missed_call_text(&mut self, outcome: TextOutcome) -> bool {
+        if self.missed_call_text != Some(TextState::Sending) {
+            return false;
+        }
+        self.missed_call_text = Some(outcome.into());
+        true
+    }
+
+    /// The provider's transcription of the voicemail came: whether it is
+    /// new (a retried callback, or one for a session that left no
+    /// voicemail, changes nothing), and so to be announced.
+    pub(crate) fn record_transcription(&mut self, transcript: Transcript) -> bool {
+        if self.state != SessionState::Voicemail || self.transcription.is_some() {
+            return false;
+        }
+        self.transcription = Some(transcript);
+        true
     }
 
     /// A recording of the call's legs is ready at `url` (the call is
@@ -142,7 +309,11 @@ impl Session {
 mod tests {
     use super::super::fixtures::*;
     use super::super::*;
-    use super::MAX_RECORDINGS;
+    use super::{
+        MAX_RECORDINGS, MAX_TRANSCRIPT_CHARS, TextClaim, TextOutcome, Transcript,
+        TranscriptionStatus,
+    };
+    use crate::domain::phone::PhoneNumber;
 
     #[test]
     fn a_phone_event_cancels_only_before_the_call_was_forwarded() {
@@ -245,16 +416,108 @@ mod tests {
     #[test]
     fn a_voicemail_ends_the_session_and_nothing_after_it_changes_it() {
         let mut s = forwarded();
-        assert_eq!(s.record_voicemail(true, t(30)), Some(Notice::Voicemail));
+        assert_eq!(
+            s.record_voicemail(Some(URL), t(30)),
+            Some(Notice::Voicemail)
+        );
         assert_eq!(s.state(), SessionState::Voicemail);
-        assert_eq!(s.record_voicemail(true, t(31)), None);
+        assert_eq!(s.voicemail_url(), Some(URL));
+        assert_eq!(
+            s.record_voicemail(Some("https://r.example.com/2"), t(31)),
+            None
+        );
+        assert_eq!(s.voicemail_url(), Some(URL));
         assert_eq!(s.forwarded_call_ended(t(32)), None);
         assert_eq!(s.end_missed(MissedReason::NobodyAnswered, t(33)), None);
 
         let mut hung_up = forwarded();
         assert_eq!(
-            hung_up.record_voicemail(false, t(30)),
+            hung_up.record_voicemail(None, t(30)),
             Some(Notice::Missed(MissedReason::CallerHungUp))
+        );
+    }
+
+    const URL: &str = "https://r.example.com/1";
+
+    #[test]
+    fn a_missed_or_voicemail_session_claims_its_text_once() {
+        let mut missed = forwarded();
+        assert_eq!(missed.claim_missed_call_text(false), None, "not over yet");
+        missed.end_missed(MissedReason::NobodyAnswered, t(30));
+        let caller = PhoneNumber::parse("+12025550302", Default::default()).unwrap();
+        assert_eq!(
+            missed.claim_missed_call_text(false),
+            Some(TextClaim::Send {
+                provider: "twilio".into(),
+                to: caller
+            })
+        );
+        assert_eq!(missed.missed_call_text(), None, "sending");
+        assert_eq!(missed.claim_missed_call_text(false), None, "once");
+        assert!(missed.finish_missed_call_text(TextOutcome::Sent));
+        assert!(!missed.finish_missed_call_text(TextOutcome::Failed));
+        assert_eq!(missed.missed_call_text(), Some(TextOutcome::Sent));
+        // Kept through the store: store::stored's tests.
+
+        let mut voicemail = forwarded();
+        voicemail.record_voicemail(Some(URL), t(30));
+        assert!(matches!(
+            voicemail.claim_missed_call_text(false),
+            Some(TextClaim::Send { .. })
+        ));
+
+        let mut blocked = forwarded();
+        blocked.end_missed(MissedReason::Blocked, t(30));
+        assert_eq!(
+            blocked.claim_missed_call_text(true),
+            Some(TextClaim::Skip("the caller is blocked"))
+        );
+        assert_eq!(blocked.missed_call_text(), Some(TextOutcome::Skipped));
+        assert!(!blocked.finish_missed_call_text(TextOutcome::Sent));
+
+        let mut cancelled = new_session(Mode::Auto);
+        cancelled
+            .cancel(CancelReason::AnsweredOnPhone, t(3))
+            .unwrap();
+        assert_eq!(cancelled.claim_missed_call_text(false), None);
+    }
+
+    #[test]
+    fn a_voicemail_keeps_its_transcription_once() {
+        let text = Transcript::new(TranscriptionStatus::Completed, Some(" Call me back. "));
+        assert_eq!(text.text.as_deref(), Some("Call me back."));
+        let mut unrecorded = forwarded();
+        assert!(
+            !unrecorded.record_transcription(text.clone()),
+            "no voicemail yet"
+        );
+        let mut s = forwarded();
+        s.record_voicemail(Some(URL), t(30));
+        assert!(s.record_transcription(text.clone()));
+        assert_eq!(s.transcription(), Some(&text));
+        let failed = Transcript::new(TranscriptionStatus::Failed, None);
+        assert!(!s.record_transcription(failed), "once");
+        assert_eq!(s.transcription(), Some(&text));
+        // Kept through the store: store::stored's tests.
+    }
+
+    #[test]
+    fn a_transcription_is_text_of_bounded_length_or_failed() {
+        let long = "word ".repeat(1000);
+        let kept = Transcript::new(TranscriptionStatus::Completed, Some(&long));
+        assert_eq!(kept.text.unwrap().chars().count(), MAX_TRANSCRIPT_CHARS);
+        for empty in [None, Some(""), Some("  ")] {
+            assert_eq!(
+                Transcript::new(TranscriptionStatus::Completed, empty),
+                Transcript {
+                    status: TranscriptionStatus::Failed,
+                    text: None
+                }
+            );
+        }
+        assert_eq!(
+            Transcript::new(TranscriptionStatus::Failed, Some("partial")).text,
+            None
         );
     }
 

@@ -55,6 +55,7 @@ use crate::notify::events;
             events::Voicemail,
             events::Taken,
             events::Recording,
+            events::VoicemailTranscribed,
         ),
         responses(
             doc::MalformedBody,
@@ -142,13 +143,19 @@ impl Modify for ProviderWebhooks {
                 let status_route = path == provider.paths.status;
                 let answer = if status_route {
                     ResponseBuilder::new().description("Taken note of; no body.")
-                } else if path == provider.paths.recording {
+                } else if path == provider.paths.recording || path == provider.paths.transcription {
+                    let sent = if path == provider.paths.recording {
+                        "A new recording is sent to the destinations as `call.recording` (the \
+                         `CallRecordingEvent` schema)."
+                    } else {
+                        "A voicemail's first transcription is sent to the destinations as \
+                         `call.voicemail_transcribed` (the `CallVoicemailTranscribedEvent` \
+                         schema), once."
+                    };
                     ResponseBuilder::new()
-                        .description(
-                            "An empty document: the provider reads only the 200. A new \
-                             recording is sent to the destinations as `call.recording` \
-                             (the `CallRecordingEvent` schema).",
-                        )
+                        .description(format!(
+                            "An empty document: the provider reads only the 200. {sent}"
+                        ))
                         .content(
                             provider.markup_content_type,
                             Content::new(None::<utoipa::openapi::Schema>),

@@ -8,11 +8,14 @@ use actix_web::ResponseError as _;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::domain::caller_context::{CallerName, CallerVerification};
 use crate::domain::error::FieldError;
 use crate::domain::forwarding::ForwardingCodes;
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
-use crate::domain::session::{Instruction, SessionId, SessionState, Timeline};
+use crate::domain::session::{
+    Instruction, SessionId, SessionState, TextOutcome, Timeline, TranscriptionStatus,
+};
 use crate::domain::subscriber::{SpecRules, SubscriberSpec};
 use crate::domain::time::Timestamp;
 use crate::flow::{DeviceEvent, FlowError};
@@ -378,6 +381,8 @@ fn the_recording_event_is_documented_as_it_is_sent() {
                 session_id: SessionId::generate(),
                 subscriber: us("+12025550199"),
                 caller,
+                caller_name: None,
+                caller_verification: CallerVerification::None,
             },
             recording_url: "https://api.twilio.com/2010-04-01/Recordings/RE1".into(),
             duration_secs: 63,
@@ -420,6 +425,8 @@ fn every_event_is_a_webhook_documented_as_it_is_sent() {
         session_id: SessionId::generate(),
         subscriber: us("+12025550199"),
         caller: Caller::parse(Some("+12025550302"), Region::default()),
+        caller_name: CallerName::parse("JANE DOE"),
+        caller_verification: CallerVerification::Partial,
     };
     let desk = DestinationId::parse("desk").unwrap();
     let payloads = [
@@ -445,10 +452,17 @@ fn every_event_is_a_webhook_documented_as_it_is_sent() {
         EventPayload::Missed(Missed {
             call: call(),
             reason: MissedReason::NotForwarded,
+            missed_call_text: None,
+        }),
+        EventPayload::Missed(Missed {
+            call: call(),
+            reason: MissedReason::NobodyAnswered,
+            missed_call_text: Some(TextOutcome::Skipped),
         }),
         EventPayload::Voicemail(Voicemail {
             call: call(),
             recording_url: "https://r.example.com/1".into(),
+            missed_call_text: Some(TextOutcome::Sent),
         }),
         EventPayload::Taken(Taken {
             call: call(),
@@ -458,6 +472,18 @@ fn every_event_is_a_webhook_documented_as_it_is_sent() {
             call: call(),
             recording_url: "https://r.example.com/2".into(),
             duration_secs: 4,
+        }),
+        EventPayload::VoicemailTranscribed(VoicemailTranscribed {
+            call: call(),
+            recording_url: Some("https://r.example.com/3".into()),
+            text: Some("Call me back.".into()),
+            status: TranscriptionStatus::Completed,
+        }),
+        EventPayload::VoicemailTranscribed(VoicemailTranscribed {
+            call: call(),
+            recording_url: None,
+            text: None,
+            status: TranscriptionStatus::Failed,
         }),
     ];
     let documented: BTreeSet<&str> = doc["webhooks"]
@@ -811,12 +837,16 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
         "id": session_id,
         "subscriber": us("+12025550199"),
         "caller": Caller::Withheld,
+        "caller_name": null,
+        "caller_verification": "none",
         "state": SessionState::Notified,
         "mode": "pick",
         "selected_destination": null,
         "call_sid": null,
         "timeline": timeline,
         "legs": [],
+        "voicemail_transcription": null,
+        "missed_call_text": null,
     });
     assert_valid(&doc, "Session", &session);
     let mut connected = session.clone();
@@ -824,6 +854,10 @@ fn the_schemas_match_what_the_service_reads_and_writes() {
     connected["selected_destination"] =
         serde_json::to_value(DestinationId::parse("desk").unwrap()).unwrap();
     connected["call_sid"] = json!("CA1");
+    connected["caller_name"] = json!("JANE DOE");
+    connected["caller_verification"] = json!("verified");
+    connected["voicemail_transcription"] = json!({"status": "completed", "text": "Call me back."});
+    connected["missed_call_text"] = json!("sent");
     connected["timeline"]["connected_at"] = serde_json::to_value(Timestamp::now()).unwrap();
     connected["legs"] = json!([
         {"destination_id": "desk", "status": "no-answer"},

@@ -1,5 +1,6 @@
 //! Plivo: `X-Plivo-Signature-V3`, its webhook parameters, and Plivo XML.
 
+pub(crate) mod api;
 pub(crate) mod endpoint_token;
 pub mod signature;
 pub mod xml;
@@ -12,12 +13,13 @@ use super::{
     Params, Provider, ProviderVars, Rotating, SignatureError, SignatureVariant, VariableProblem,
     Verified, WebhookRequest, twiml,
 };
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
-use crate::domain::session::{DialResult, DialStatus};
+use crate::domain::session::{DialResult, DialStatus, TranscriptionStatus};
 use crate::domain::subscriber::{ClientIdentity, SipUri, Target};
 use crate::flow::model::{
-    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport,
+    CallScript, InboundCall, ProviderRoutes, Recording, Screening, StatusReport, Transcription,
 };
 
 pub(crate) struct Plivo;
@@ -37,6 +39,7 @@ impl Provider for Plivo {
         screen: "/plivo/screen",
         screen_result: "/plivo/screen-result",
         recording: "/plivo/recording",
+        transcription: "/plivo/transcription",
     };
     const SCREENING: Screening = Screening::ConfirmKey;
 
@@ -82,6 +85,19 @@ impl Provider for Plivo {
             from: Caller::parse(params.get("From").map(international).as_deref(), region),
             to: number("To"),
             forwarded_from: number("ForwardedFrom"),
+            // `STIRVerification` is `Verified`, `Not Verified` or `Not
+            // Applicable` (outside the US and Canada, or no signature).
+            caller: CallerContext {
+                name: params.get("CallerName").and_then(CallerName::parse),
+                verification: CallerVerification::from_attestation(
+                    params.get("STIRAttestation"),
+                    match params.get("STIRVerification").map(str::trim) {
+                        Some(v) if v.eq_ignore_ascii_case("verified") => Some(true),
+                        Some(v) if v.eq_ignore_ascii_case("not verified") => Some(false),
+                        _ => None,
+                    },
+                ),
+            },
         })
     }
 
@@ -149,6 +165,26 @@ impl Provider for Plivo {
             // The names of the Record API's callback, should the XML's ever
             // follow them.
             .or_else(|| twiml::recording(params, "record_url", "recording_duration"))
+    }
+
+    /// The `transcriptionUrl` of our voicemail's `<Record>`:
+    /// `transcription` (the text) and `error` (why there is none); no
+    /// recording URL (the session keeps the voicemail's).
+    fn transcription(params: &Params) -> Option<Transcription> {
+        let error = params.get("error").map(str::trim).filter(|e| !e.is_empty());
+        let text = params.get("transcription");
+        if error.is_none() && text.is_none() {
+            return None;
+        }
+        Some(Transcription {
+            status: if error.is_some() {
+                TranscriptionStatus::Failed
+            } else {
+                TranscriptionStatus::Completed
+            },
+            text: text.map(str::to_owned),
+            recording_url: None,
+        })
     }
 
     fn render(_token: &Self::Config, script: &CallScript) -> String {
@@ -302,6 +338,26 @@ mod tests {
             Plivo::finished_recording(&params(&[("RecordingDuration", "5")])),
             None
         );
+    }
+
+    #[test]
+    fn a_transcription_is_its_text_or_its_error() {
+        let done = Plivo::transcription(&params(&[
+            ("transcription", "Call me back."),
+            ("recording_id", "r1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (done.status, done.text.as_deref()),
+            (TranscriptionStatus::Completed, Some("Call me back."))
+        );
+        let failed = Plivo::transcription(&params(&[
+            ("transcription", ""),
+            ("error", "Recording duration too long for transcription"),
+        ]))
+        .unwrap();
+        assert_eq!(failed.status, TranscriptionStatus::Failed);
+        assert_eq!(Plivo::transcription(&params(&[("CallUUID", "u")])), None);
     }
 
     #[test]

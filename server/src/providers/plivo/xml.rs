@@ -43,17 +43,25 @@ fn write_step(w: &mut XmlWriter<'_>, step: &Step) -> io::Result<()> {
         Step::Record {
             action_url,
             max_length_secs,
+            transcribe_url,
         } => {
             // `fileFormat` is left at its default (mp3). `redirect` defaults
             // to true too, but it is what makes Plivo run the XML our action
             // URL answers, so it is spelled out.
-            w.create_element("Record")
+            let mut record = w
+                .create_element("Record")
                 .with_attribute(("action", xml_chars(action_url).as_ref()))
                 .with_attribute(("method", "POST"))
                 .with_attribute(("maxLength", max_length_secs.to_string().as_str()))
                 .with_attribute(("playBeep", "true"))
-                .with_attribute(("redirect", "true"))
-                .write_empty()?;
+                .with_attribute(("redirect", "true"));
+            if let Some(url) = transcribe_url {
+                record = record
+                    .with_attribute(("transcriptionType", "auto"))
+                    .with_attribute(("transcriptionUrl", xml_chars(url).as_ref()))
+                    .with_attribute(("transcriptionMethod", "POST"));
+            }
+            record.write_empty()?;
             Ok(())
         }
         Step::Gather {
@@ -372,6 +380,7 @@ mod tests {
             Step::Record {
                 action_url: "https://relay.example.com/plivo/voicemail?session=s1".into(),
                 max_length_secs: 120,
+                transcribe_url: None,
             },
         ]);
         let xml = render(&script);
@@ -503,6 +512,7 @@ mod tests {
             Step::Record {
                 action_url: action.into(),
                 max_length_secs: 120,
+                transcribe_url: None,
             },
         ]);
         let xml = render(&script);

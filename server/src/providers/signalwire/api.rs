@@ -1,13 +1,16 @@
 //! SignalWire's REST API (`SIGNALWIRE_PROJECT_ID` and
 //! `SIGNALWIRE_API_TOKEN`, at `SIGNALWIRE_API_BASE`, by default the
 //! space's own host): one client, built once. It mints the JWTs a
-//! SignalWire (Relay) browser SDK logs a resource in with.
+//! SignalWire (Relay) browser SDK logs a resource in with, and sends the
+//! text back to a missed caller (the LaML Messages resource).
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::flow::model::{TextAttempt, TextMessage};
 use crate::providers::rest::{self, RestFailure};
+use crate::providers::twiml::messages;
 
 /// SignalWire's API, as configured.
 #[derive(Clone)]
@@ -72,5 +75,31 @@ impl SignalWireApi {
             .await
             .map_err(|_| RestFailure("the answer has no jwt_token".into()))?;
         Ok(answer.jwt_token)
+    }
+
+    /// `POST /api/laml/2010-04-01/Accounts/{project}/Messages.json`, as
+    /// Twilio's, with the project's basic auth.
+    pub(crate) async fn send_text(&self, message: &TextMessage) -> TextAttempt {
+        let segments = [
+            "api",
+            "laml",
+            "2010-04-01",
+            "Accounts",
+            &self.project_id,
+            "Messages.json",
+        ];
+        match rest::endpoint(&self.base, "SIGNALWIRE_API_BASE", &segments) {
+            Ok(url) => {
+                messages::send(
+                    &self.client,
+                    url,
+                    &self.project_id,
+                    &self.api_token,
+                    message,
+                )
+                .await
+            }
+            Err(failure) => TextAttempt::Failed(failure.0),
+        }
     }
 }

@@ -49,6 +49,7 @@ impl Provider for SignalWire {
         screen: "/signalwire/screen",
         screen_result: "/signalwire/screen-result",
         recording: "/signalwire/recording",
+        transcription: "/signalwire/transcription",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
@@ -100,6 +101,7 @@ impl Provider for SignalWire {
             client: ClientNoun::Verto { domain },
             answer_on_bridge: true,
             record_attributes: &[],
+            transcription: Dialect::TWILIO.transcription,
         };
         render(script, &dialect)
     }

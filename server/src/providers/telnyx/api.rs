@@ -1,11 +1,22 @@
 //! Telnyx's REST API (`TELNYX_API_KEY`, at `TELNYX_API_BASE`): one client,
 //! built once. It mints the access tokens a Telnyx WebRTC SDK logs a
-//! telephony credential in with.
+//! telephony credential in with, and sends the text back to a missed
+//! caller.
 
 use secrecy::{ExposeSecret as _, SecretString};
+use serde::Serialize;
 use url::Url;
 
+use crate::flow::model::{TextAttempt, TextMessage};
 use crate::providers::rest::{self, RestFailure};
+
+/// A message as `POST /v2/messages` takes it.
+#[derive(Serialize)]
+struct Message<'a> {
+    from: &'a str,
+    to: &'a str,
+    text: &'a str,
+}
 
 /// Telnyx's API, as configured.
 #[derive(Clone)]
@@ -59,5 +70,25 @@ impl TelnyxApi {
             return Err(RestFailure("the answer is not a token".into()));
         }
         Ok(token.to_owned())
+    }
+
+    /// `POST /v2/messages` with the API key.
+    pub(crate) async fn send_text(&self, message: &TextMessage) -> TextAttempt {
+        let url = match rest::endpoint(&self.base, "TELNYX_API_BASE", &["v2", "messages"]) {
+            Ok(url) => url,
+            Err(failure) => return TextAttempt::Failed(failure.0),
+        };
+        let body = Message {
+            from: message.from.as_str(),
+            to: message.to.as_str(),
+            text: &message.body,
+        };
+        rest::send_text(
+            self.client
+                .post(url)
+                .bearer_auth(self.api_key.expose_secret())
+                .json(&body),
+        )
+        .await
     }
 }

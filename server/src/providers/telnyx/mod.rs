@@ -12,9 +12,11 @@ use ed25519_dalek::VerifyingKey;
 use super::twiml::render::{ClientNoun, Dialect, render};
 use super::{
     Params, Provider, ProviderVars, Rotating, SignatureError, SignatureVariant, VariableProblem,
-    Verified, WebhookRequest,
+    Verified, WebhookRequest, twiml,
 };
-use crate::flow::model::{CallScript, ProviderRoutes, Screening};
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
+use crate::domain::phone::Region;
+use crate::flow::model::{CallScript, InboundCall, ProviderRoutes, Screening};
 
 pub(crate) struct Telnyx;
 
@@ -28,6 +30,7 @@ const DIALECT: Dialect<'static> = Dialect {
     answer_on_bridge: false,
     // TeXML records both channels by default; a voicemail has one voice.
     record_attributes: &[("channels", "single")],
+    transcription: ("transcription", "transcriptionCallback"),
 };
 
 impl Provider for Telnyx {
@@ -43,6 +46,7 @@ impl Provider for Telnyx {
         screen: "/telnyx/screen",
         screen_result: "/telnyx/screen-result",
         recording: "/telnyx/recording",
+        transcription: "/telnyx/transcription",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 
@@ -71,6 +75,27 @@ impl Provider for Telnyx {
             params: Params::from_form(request.body),
             key,
             variant: SignatureVariant::AsSent,
+        })
+    }
+
+    /// Twilio's names, but the caller's name is `CallerIdName` and the
+    /// STIR/SHAKEN verdict `ShakenStirAttestation` with
+    /// `ShakenStirValidated`.
+    fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
+        let validated = match params.get("ShakenStirValidated").map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        };
+        Some(InboundCall {
+            caller: CallerContext {
+                name: params.get("CallerIdName").and_then(CallerName::parse),
+                verification: CallerVerification::from_attestation(
+                    params.get("ShakenStirAttestation"),
+                    validated,
+                ),
+            },
+            ..twiml::inbound_call(params, region)?
         })
     }
 
@@ -131,6 +156,7 @@ mod tests {
         let script = CallScript(vec![Step::Record {
             action_url: "https://relay.example.com/telnyx/voicemail".into(),
             max_length_secs: 120,
+            transcribe_url: None,
         }]);
         let record = &parse(&Telnyx::render(&any_keys(), &script)).children[0];
         assert_eq!(record.attr("channels"), Some("single"));

@@ -1,6 +1,7 @@
 //! Twilio: `X-Twilio-Signature`, and TwiML as Twilio speaks it.
 
 pub(crate) mod access_token;
+pub(crate) mod api;
 pub mod signature;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -38,6 +39,7 @@ impl Provider for Twilio {
         screen: "/twilio/screen",
         screen_result: "/twilio/screen-result",
         recording: "/twilio/recording",
+        transcription: "/twilio/transcription",
     };
     const SCREENING: Screening = Screening::GatherOnLeg;
 

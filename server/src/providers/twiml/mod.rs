@@ -3,16 +3,19 @@
 //! here, once; each provider's module adds its signature and its
 //! [`Dialect`](render::Dialect).
 
+pub(crate) mod messages;
 pub mod render;
 
 use super::Params;
+use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber, Region};
-use crate::domain::session::{DialResult, DialStatus};
-use crate::flow::model::{InboundCall, Recording, StatusReport};
+use crate::domain::session::{DialResult, DialStatus, TranscriptionStatus};
+use crate::flow::model::{InboundCall, Recording, StatusReport, Transcription};
 
 /// The call reaching a forwarding number: `CallSid`, `From`, `To`, and
-/// `ForwardedFrom` where the provider sends it.
+/// where the provider sends them `ForwardedFrom`, `CallerName` (its
+/// lookup) and `StirVerstat` (its STIR/SHAKEN verdict).
 pub(crate) fn inbound_call(params: &Params, region: Region) -> Option<InboundCall> {
     let number = |name: &str| {
         params
@@ -24,6 +27,10 @@ pub(crate) fn inbound_call(params: &Params, region: Region) -> Option<InboundCal
         from: Caller::parse(params.get("From"), region),
         to: number("To"),
         forwarded_from: number("ForwardedFrom"),
+        caller: CallerContext {
+            name: params.get("CallerName").and_then(CallerName::parse),
+            verification: CallerVerification::from_verstat(params.get("StirVerstat")),
+        },
     })
 }
 
@@ -81,6 +88,29 @@ pub(crate) fn finished_recording(params: &Params) -> Option<Recording> {
         return None;
     }
     recording(params, "RecordingUrl", "RecordingDuration")
+}
+
+/// A `transcribeCallback`: `TranscriptionStatus` (`completed`, `failed`),
+/// `TranscriptionText`, and the `RecordingUrl` transcribed.
+pub(crate) fn transcription(params: &Params) -> Option<Transcription> {
+    let status = match (
+        params.get("TranscriptionStatus"),
+        params.get("TranscriptionText"),
+    ) {
+        (Some("completed"), _) => TranscriptionStatus::Completed,
+        (Some(_), _) => TranscriptionStatus::Failed,
+        (None, Some(_)) => TranscriptionStatus::Completed,
+        (None, None) => return None,
+    };
+    Some(Transcription {
+        status,
+        text: params.get("TranscriptionText").map(str::to_owned),
+        recording_url: params
+            .get("RecordingUrl")
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned),
+    })
 }
 
 /// The recording at parameter `url`, `duration` seconds long (0 when the
@@ -165,6 +195,29 @@ mod tests {
             .map(|r| r.duration_secs),
             Some(0)
         );
+    }
+
+    #[test]
+    fn a_transcription_callback_says_its_status_text_and_recording() {
+        let url = "https://api.example.com/Recordings/RE1";
+        assert_eq!(
+            transcription(&params(&[
+                ("TranscriptionStatus", "completed"),
+                ("TranscriptionText", "Call me back."),
+                ("RecordingUrl", url),
+            ])),
+            Some(Transcription {
+                status: TranscriptionStatus::Completed,
+                text: Some("Call me back.".into()),
+                recording_url: Some(url.into()),
+            })
+        );
+        let failed = transcription(&params(&[("TranscriptionStatus", "failed")])).unwrap();
+        assert_eq!(
+            (failed.status, failed.text),
+            (TranscriptionStatus::Failed, None)
+        );
+        assert_eq!(transcription(&params(&[("CallSid", "CA1")])), None);
     }
 
     #[test]

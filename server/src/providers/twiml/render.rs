@@ -24,6 +24,10 @@ pub struct Dialect<'a> {
     pub answer_on_bridge: bool,
     /// Extra attributes of voicemail's `<Record>`.
     pub record_attributes: &'a [(&'a str, &'a str)],
+    /// The `<Record>` attributes that ask for a transcription: the one set
+    /// to `true` and the one naming its callback (Twilio's `transcribe` and
+    /// `transcribeCallback`).
+    pub transcription: (&'a str, &'a str),
 }
 
 /// How a dialect dials a softphone.
@@ -44,6 +48,7 @@ impl Dialect<'static> {
         client: ClientNoun::Client,
         answer_on_bridge: true,
         record_attributes: &[],
+        transcription: ("transcribe", "transcribeCallback"),
     };
 }
 
@@ -60,14 +65,22 @@ fn write_step(w: &mut XmlWriter<'_>, step: &Step, dialect: &Dialect<'_>) -> io::
         Step::Record {
             action_url,
             max_length_secs,
+            transcribe_url,
         } => {
-            w.create_element("Record")
+            let mut record = w
+                .create_element("Record")
                 .with_attribute(("action", xml_chars(action_url).as_ref()))
                 .with_attribute(("method", "POST"))
                 .with_attribute(("maxLength", max_length_secs.to_string().as_str()))
                 .with_attribute(("playBeep", "true"))
-                .with_attributes(dialect.record_attributes.iter().copied())
-                .write_empty()?;
+                .with_attributes(dialect.record_attributes.iter().copied());
+            if let Some(url) = transcribe_url {
+                let (flag, callback) = dialect.transcription;
+                record = record
+                    .with_attribute((flag, "true"))
+                    .with_attribute((callback, xml_chars(url).as_ref()));
+            }
+            record.write_empty()?;
             Ok(())
         }
         Step::Gather {
@@ -316,6 +329,7 @@ mod tests {
             Step::Record {
                 action_url: "https://relay.example.com/twilio/voicemail?session=s1".into(),
                 max_length_secs: 120,
+                transcribe_url: None,
             },
         ]);
         let xml = render(&script, &Dialect::TWILIO);
@@ -420,6 +434,7 @@ mod tests {
             Step::Record {
                 action_url: action.into(),
                 max_length_secs: 120,
+                transcribe_url: None,
             },
         ]);
         let xml = render(&script, &Dialect::TWILIO);

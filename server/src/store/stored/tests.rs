@@ -58,10 +58,9 @@ fn largest() -> Session {
     .unwrap();
     s.instruct(Instruction::Reject, t(3_001));
     s.record_phone_rejected().unwrap();
-    s.apply_claim(Claim {
-        call_sid: CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap(),
-        forwarded_at: t(3_400),
-    });
+    // (What a provider says of the caller is left out: the golden bytes
+    // are of a session without it; the context test below has it.)
+    s.apply_claim(claim("CA0123456789abcdef0123456789abcdef", t(3_400)));
     let mut attempt = DialAttempt::FIRST;
     for _ in 0..2 {
         s.start_ringing(attempt, &destinations);
@@ -118,10 +117,7 @@ fn missed_without_end() -> Session {
         PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
         Caller::parse(Some("+12025550302"), Region::default()),
         Route::Voicemail,
-        Claim {
-            call_sid: CallSid::parse("CA1").unwrap(),
-            forwarded_at: t(5),
-        },
+        claim("CA1", t(5)),
     )
 }
 
@@ -250,6 +246,59 @@ fn the_largest_session_stays_well_under_a_kibibyte_and_a_forwarded_call_s_under_
     assert!(missed <= 120, "{missed} B");
 }
 
+/// A claim that says nothing of the caller.
+fn claim(call_sid: &str, at: Timestamp) -> Claim {
+    Claim {
+        call_sid: CallSid::parse(call_sid).unwrap(),
+        forwarded_at: at,
+        provider: None,
+        caller_name: None,
+        caller_verification: CallerVerification::None,
+    }
+}
+
+/// What a provider said of the caller, the voicemail and its
+/// transcription, and the text back to a missed caller (main's issue 24)
+/// are kept; so is the claim with what it said, as the claim script keeps
+/// it beside the session.
+#[test]
+fn the_callers_context_a_voicemail_and_a_missed_call_text_read_back() {
+    use crate::domain::caller_context::CallerContext;
+    use crate::domain::session::{TextOutcome, TranscriptionStatus};
+    let said = Claim::new(
+        CallSid::parse("CA 7\u{e9}").unwrap(),
+        t(5),
+        "telnyx",
+        CallerContext {
+            name: CallerName::parse("JANE \"DOE\""),
+            verification: CallerVerification::Failed,
+        },
+    );
+    assert_eq!(decode_claim(&encode_claim(&said)).unwrap(), said);
+    assert!(
+        !encode_claim(&said).contains('\n'),
+        "one line of the record"
+    );
+    let plain = claim("CA1", t(5));
+    assert_eq!(encode_claim(&plain), format!("{} CA1", t(5).unix_millis()));
+    assert_eq!(decode_claim(&encode_claim(&plain)).unwrap(), plain);
+
+    let mut s = missed_without_end();
+    s.apply_claim(said);
+    s.record_voicemail(Some("https://api.telnyx.com/v2/recordings/1.mp3"), t(30));
+    assert!(s.record_transcription(Transcript::new(
+        TranscriptionStatus::Completed,
+        Some("Call me back.")
+    )));
+    assert_eq!(decode_session(&encode_session(&s)).unwrap(), s);
+    // The text back: claimed (sent or skipped, as the caller's number
+    // says), then what came of it.
+    assert!(s.claim_missed_call_text(false).is_some());
+    assert_eq!(decode_session(&encode_session(&s)).unwrap(), s);
+    s.finish_missed_call_text(TextOutcome::Sent);
+    assert_eq!(decode_session(&encode_session(&s)).unwrap(), s);
+}
+
 /// A softphone that was not there (main's issue 26): the later Dial's
 /// start and the `unreachable` leg are kept, and left out when absent (the
 /// golden bytes above have neither).
@@ -332,10 +381,7 @@ fn what_is_no_format_is_refused() {
 
 #[test]
 fn claims_read_back_as_written_and_as_the_releases_before_wrote_them() {
-    let claim = Claim {
-        call_sid: CallSid::parse("CA 0123 with spaces").unwrap(),
-        forwarded_at: t(3_400),
-    };
+    let claim = claim("CA 0123 with spaces", t(3_400));
     let text = encode_claim(&claim);
     assert_eq!(text, "1800000003400 CA 0123 with spaces");
     assert_eq!(decode_claim(&text).unwrap(), claim);

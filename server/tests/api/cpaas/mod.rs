@@ -11,6 +11,7 @@
 //! with the other files). What only one provider does lives in its own file
 //! (`twilio.rs`, `plivo.rs`, `telnyx.rs`, `signalwire.rs`).
 
+mod caller_context;
 mod hunt;
 mod instances;
 mod matching;
@@ -18,6 +19,8 @@ mod outages;
 mod recorded;
 mod screening;
 mod signatures;
+mod texts;
+mod transcription;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -413,6 +416,13 @@ pub async fn assert_not_screened(app: &TestApp, cpaas: Cpaas, dial: &Element) {
 
 pub fn assert_hangup(response: &Element) {
     assert_eq!(response.child_names(), ["Hangup"], "{response:?}");
+}
+
+/// The provider's busy for a blocked caller, and nothing else.
+pub fn assert_busy(cpaas: Cpaas, response: &Element) {
+    assert_eq!(response.child_names(), [cpaas.reject()], "{response:?}");
+    let reject = &response.children[0];
+    assert_eq!(reject.attr("reason"), Some("busy"), "{reject:?}");
 }
 
 /// The unknown-call answer: a short spoken message, then hang up.

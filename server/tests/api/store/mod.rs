@@ -7,6 +7,7 @@ mod backends;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringrelay_server::domain::caller_context::{CallerContext, CallerName, CallerVerification};
 use ringrelay_server::domain::credentials::{Credentials, TokenOwner, TokenPolicy};
 use ringrelay_server::domain::ids::{CallSid, DestinationId};
 use ringrelay_server::domain::phone::{Caller, PhoneNumber, Region};
@@ -157,10 +158,17 @@ fn awaiting_with(
 }
 
 fn claim(call_sid: &str) -> Claim {
-    Claim {
-        call_sid: CallSid::parse(call_sid).unwrap(),
-        forwarded_at: Timestamp::now(),
-    }
+    // With what a provider says of the caller, which the stores keep with
+    // the claim.
+    Claim::new(
+        CallSid::parse(call_sid).unwrap(),
+        Timestamp::now(),
+        "twilio",
+        CallerContext {
+            name: CallerName::parse("JANE DOE"),
+            verification: CallerVerification::Verified,
+        },
+    )
 }
 
 /// Claims in these tests take sessions instructed in the last hour.

@@ -29,10 +29,11 @@ local function live(sessions, gone, id, now)
   local s = redis.call('HMGET', sessions, id, id .. ':v', id .. ':c')
   return s, '', true
 end
--- The field a call's key is kept in, from a claim: `<ms> <call sid>`, or
--- the JSON of the releases before.
+-- The field a call's key is kept in, from a claim: `<ms> <call sid>`
+-- (then, maybe, a tab and what its provider said), or the JSON of the
+-- releases before.
 local function call_field(claim)
-  local sid = claim and (string.match(claim, '^%d+ (.*)$') or string.match(claim, '"call_sid":"([^"]*)"'))
+  local sid = claim and (string.match(claim, '^%d+ ([^\t]*)') or string.match(claim, '"call_sid":"([^"]*)"'))
   return sid and ('c:' .. sid)
 end
 local function forget(sessions, gone, id)
