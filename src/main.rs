@@ -4,6 +4,14 @@ use ringrelay_server::config::Config;
 use ringrelay_server::startup::Application;
 use ringrelay_server::telemetry;
 
+/// A webhook allocates and frees many small, short-lived buffers (the
+/// form, markup, Redis commands and answers) from two kinds of threads:
+/// with glibc's allocator that was a fifth of the service's CPU on a new
+/// call (BENCHMARKS.md, issue 23), with mimalloc's thread-local free lists a
+/// fraction of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: ringrelay\n       ringrelay simulate SCENARIO.toml [--json] [--target URL]\n\nServes the ringrelay HTTP API. Configuration is read from the environment\n(and a .env file when present); see README.md. `simulate` plays a whole call\nagainst the service (see `ringrelay simulate --help`).";
 
 #[tokio::main]

@@ -1,7 +1,10 @@
 //! The full-flow load of `scripts/bench`: each client reports a ring, then
-//! posts the signed forwarded-call webhook that claims it, in a loop.
+//! posts the signed forwarded-call webhook that claims it, in a loop; with
+//! `whole`, the rest of the call too: the Dial's action (the first
+//! destination took the call: `completed`, bridged) and the call's final
+//! status (`completed`), as Twilio posts them.
 //!
-//! usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] < subscribers.tsv
+//! usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] [whole] < subscribers.tsv
 //! where each stdin line is `device_token<TAB>subscriber<TAB>forwarding_number`.
 //! With `zipf:S` every client picks each call's subscriber among all of them
 //! by a Zipf distribution of exponent S (the first line the most called);
@@ -24,22 +27,24 @@ struct Subscriber {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (base, token, clients, seconds, zipf) = match args.as_slice() {
-        [_, base, token, clients, seconds] => (base, token, clients, seconds, None),
-        [_, base, token, clients, seconds, zipf] => {
-            let exponent: f64 = zipf
-                .strip_prefix("zipf:")
-                .and_then(|s| s.parse().ok())
-                .expect("zipf:S");
-            (base, token, clients, seconds, Some(exponent))
-        }
-        _ => {
-            eprintln!(
-                "usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] < subscribers.tsv"
-            );
-            std::process::exit(2);
-        }
+    let usage = || -> ! {
+        eprintln!(
+            "usage: bench_flow BASE_URL TWILIO_TOKEN CLIENTS SECONDS [zipf:S] [whole] < subscribers.tsv"
+        );
+        std::process::exit(2);
     };
+    let [_, base, token, clients, seconds, options @ ..] = args.as_slice() else {
+        usage()
+    };
+    let mut zipf = None;
+    let mut whole = false;
+    for option in options {
+        match option.strip_prefix("zipf:") {
+            Some(exponent) => zipf = Some(exponent.parse::<f64>().unwrap_or_else(|_| usage())),
+            None if option == "whole" => whole = true,
+            None => usage(),
+        }
+    }
     let clients: usize = clients.parse().expect("CLIENTS");
     let duration = Duration::from_secs(seconds.parse().expect("SECONDS"));
     let subscribers: Vec<Subscriber> = std::io::stdin()
@@ -74,6 +79,9 @@ async fn main() {
     let claimed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let started = Instant::now();
+    // CallSids of their own for each run: a CallSid an earlier run used is a
+    // retried webhook of that run's call, answered as that call was.
+    let run = std::process::id();
 
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
@@ -97,7 +105,9 @@ async fn main() {
                         None => mine[n % mine.len()],
                     };
                     n += 1;
-                    let caller = format!("+1202555{:04}", n % 10_000);
+                    // Callers of an area code of their own: one of the
+                    // destinations' numbers calling would be dialed nowhere.
+                    let caller = format!("+1312555{:04}", n % 10_000);
                     let loop_started = Instant::now();
                     let ring = http
                         .post(format!("{base}/v1/ring"))
@@ -111,13 +121,16 @@ async fn main() {
                             rate_limited.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                        other => {
+                            failed(&errors, format_args!("ring report: {other:?}"));
                             continue;
                         }
                     }
                     let params = vec![
-                        ("CallSid".to_owned(), format!("CA{client:04}{n:012}")),
+                        (
+                            "CallSid".to_owned(),
+                            format!("CA{run:08x}{client:04}{n:012}"),
+                        ),
                         ("From".to_owned(), caller),
                         ("To".to_owned(), subscriber.forwarding.clone()),
                         ("ForwardedFrom".to_owned(), subscriber.number.clone()),
@@ -135,19 +148,27 @@ async fn main() {
                         .form(&params)
                         .send()
                         .await;
-                    match voice {
-                        Ok(r) if r.status() == 200 => {
-                            let body = r.text().await.unwrap_or_default();
-                            // A claimed ring report carries its session in the Dial action.
-                            if body.contains("session=ses_") {
-                                claimed.fetch_add(1, Ordering::Relaxed);
-                            }
-                            latencies.push(loop_started.elapsed());
+                    let body = match voice {
+                        Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
+                        other => {
+                            failed(&errors, format_args!("voice webhook: {other:?}"));
+                            continue;
                         }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                    };
+                    // A claimed ring report carries its session in the Dial action.
+                    if body.contains("session=ses_") {
+                        claimed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if whole {
+                        // CallSid, From, To: as Twilio names the call in its callbacks.
+                        if let Err(why) =
+                            rest_of_the_call(&http, &base, &token, &params[..3], &body).await
+                        {
+                            failed(&errors, format_args!("{why}"));
+                            continue;
                         }
                     }
+                    latencies.push(loop_started.elapsed());
                 }
                 latencies
             })
@@ -176,4 +197,70 @@ async fn main() {
             "claimed": claimed.load(Ordering::Relaxed),
         })
     );
+}
+
+/// Counts a failed loop, and says why on stderr for the first few.
+fn failed(errors: &AtomicU64, why: std::fmt::Arguments<'_>) {
+    if errors.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!("bench_flow: a loop failed: {why}");
+    }
+}
+
+/// The Dial's action (the first destination took the call) and the call's
+/// final status, signed as Twilio signs them, each with the `call`'s
+/// parameters (CallSid, From, To); why not, when either was not answered.
+async fn rest_of_the_call(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    call: &[(String, String)],
+    twiml: &str,
+) -> Result<(), String> {
+    let Some(action) = twiml
+        .split_once("action=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(url, _)| url.replace("&amp;", "&"))
+    else {
+        return Err(format!("no Dial action in {twiml}"));
+    };
+    let post = |what: &'static str, url: String, params: Vec<(String, String)>| async move {
+        let signature =
+            ringrelay_server::providers::twilio::signature::sign(token.as_bytes(), &url, &params);
+        match http
+            .post(&url)
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => Ok(()),
+            other => Err(format!("{what}: {other:?}")),
+        }
+    };
+    let with = |extra: &[(&str, &str)]| {
+        let mut params = call.to_vec();
+        params.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        params
+    };
+    post(
+        "dial-status",
+        action,
+        with(&[
+            ("CallStatus", "in-progress"),
+            ("DialCallStatus", "completed"),
+            ("DialBridged", "true"),
+            ("DialCallDuration", "30"),
+        ]),
+    )
+    .await?;
+    post(
+        "final status",
+        format!("{base}/twilio/status"),
+        with(&[("CallStatus", "completed"), ("CallDuration", "35")]),
+    )
+    .await
 }

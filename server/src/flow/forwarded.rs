@@ -516,10 +516,13 @@ impl CallFlow {
 
     /// A request to the status route: a leg event of one of our Dials
     /// (with our query), or the forwarded call's final status.
+    /// `called`: the number the call reached (a forwarding number), when
+    /// the report says.
     pub(crate) async fn status_reported(
         &self,
         query: Option<CallbackQuery>,
         call_id: Option<CallSid>,
+        called: Option<PhoneNumber>,
         report: StatusReport,
     ) {
         match (report, query) {
@@ -528,7 +531,7 @@ impl CallFlow {
             }
             (StatusReport::CallEnded, _) => {
                 if let Some(call_id) = call_id {
-                    self.forwarded_call_ended(&call_id).await
+                    self.forwarded_call_ended(&call_id, called.as_ref()).await
                 }
             }
             _ => {}
@@ -580,8 +583,20 @@ impl CallFlow {
 
     /// The forwarded call ended: a session with no outcome yet is missed
     /// (the caller hung up mid-hunt or at the greeting).
-    async fn forwarded_call_ended(&self, call_id: &CallSid) {
-        let id = match self.store.session_for_call(call_id).await {
+    async fn forwarded_call_ended(&self, call_id: &CallSid, called: Option<&PhoneNumber>) {
+        // Its subscribers (the cache's, mostly) tell the store where to look.
+        let subscribers: Vec<PhoneNumber> = match called {
+            Some(to) => self
+                .subscribers
+                .for_forwarded_call(None, to)
+                .await
+                .subscribers
+                .iter()
+                .map(|s| s.number.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let id = match self.store.session_for_call(call_id, &subscribers).await {
             Ok(Some(id)) => id,
             Ok(None) => return,
             Err(err) => {

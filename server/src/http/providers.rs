@@ -16,7 +16,7 @@ use super::state::AppState;
 use crate::domain::ids::CallSid;
 use crate::domain::session::SessionId;
 use crate::domain::time::Timestamp;
-use crate::flow::model::{CallScript, Step};
+use crate::flow::model::{CallScript, StatusReport, Step};
 use crate::flow::{CallFlow, CallbackQuery};
 use crate::providers::{
     EachProvider, Params, Provider, SignatureError, SignatureVariant, WebhookRequest, each_provider,
@@ -306,7 +306,16 @@ async fn status<P: Provider>(
     // Our own query, when the URL is one of ours; the number's status
     // callback carries none.
     let query = query.map(web::Query::into_inner);
-    state.flow.status_reported(query, call_id, report).await;
+    // The number the call reached, for the store to find its session.
+    let called = if report == StatusReport::CallEnded {
+        P::inbound_call(&form.params, state.settings.default_region).and_then(|call| call.to)
+    } else {
+        None
+    };
+    state
+        .flow
+        .status_reported(query, call_id, called, report)
+        .await;
     HttpResponse::NoContent().finish()
 }
 

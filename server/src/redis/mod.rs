@@ -10,6 +10,7 @@
 //! each mode.
 
 mod cluster;
+mod per_worker;
 mod retry;
 mod sentinel;
 
@@ -29,6 +30,7 @@ use redis::{
 };
 
 use self::cluster::{LazyCluster, cluster_client};
+use self::per_worker::PerWorker;
 use self::retry::RetryOnce;
 pub use self::retry::says_wait;
 use self::sentinel::FollowPrimary;
@@ -90,10 +92,12 @@ pub struct RedisConnection {
 /// The connection a deployment's commands go through.
 #[derive(Clone)]
 enum Node {
-    /// One server: the manager reconnects in the background.
-    Standalone(ConnectionManager),
-    /// A Redis Cluster: routed by key, following slot moves.
-    Cluster(LazyCluster),
+    /// One server: managers reconnect in the background, one per HTTP
+    /// worker.
+    Standalone(PerWorker<ConnectionManager>),
+    /// A Redis Cluster: routed by key, following slot moves; one per HTTP
+    /// worker.
+    Cluster(PerWorker<LazyCluster>),
     /// A Sentinel-managed primary, followed across failovers.
     Sentinel(FollowPrimary),
 }
@@ -117,9 +121,12 @@ impl RedisConnection {
                 let client = connection_info(url.expose_secret(), certificates)
                     .and_then(Client::open)
                     .context("parsing REDIS_URL")?;
-                let manager = lazy_manager(client.clone())?;
+                let managers = PerWorker::new({
+                    let client = client.clone();
+                    move || lazy_manager(client.clone())
+                })?;
                 (
-                    Node::Standalone(manager),
+                    Node::Standalone(managers),
                     Dedicated::Standalone(Arc::new(client)),
                 )
             }
@@ -132,7 +139,9 @@ impl RedisConnection {
                 let client = cluster_client(&seeds, RESPONSE_TIMEOUT)
                     .context("configuring the Redis Cluster connection")?;
                 (
-                    Node::Cluster(LazyCluster::new(client)),
+                    Node::Cluster(PerWorker::new(move || {
+                        Ok(LazyCluster::new(client.clone()))
+                    })?),
                     Dedicated::Cluster(seeds.into()),
                 )
             }

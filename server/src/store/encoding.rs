@@ -1,33 +1,33 @@
-//! How a session, and a subscriber with its token hashes, are kept in a
-//! store that holds bytes (Redis): compact, so that every session, with its
-//! offers, legs and timeline, and every subscriber with all it brings, stay
-//! under 1 KiB of store memory.
+//! How a subscriber with its token hashes is kept in a store that holds
+//! bytes (Redis): compact, so that every subscriber with all it brings
+//! stays under 1 KiB of store memory. (Sessions have a stored shape of
+//! their own, `store::stored`; this module still reads the sessions of the
+//! release before it for that one.)
 //!
-//! The format is one tag byte, [`MSGPACK_V1`], then the session as
-//! MessagePack with field names (`rmp-serde`'s named maps): self-describing
-//! like JSON, so fields added with `#[serde(default)]` or left out with
-//! `skip_serializing_if` keep working across releases, at about half the
-//! bytes. Timestamps and token hashes are shorter still in it: their serde
-//! impls write integers and raw bytes for a binary (not human-readable)
-//! format, and the RFC 3339 and hex text for JSON.
+//! The format is one tag byte, [`MSGPACK_V1`], then the record as
+//! MessagePack with field names (`rmp-serde`'s named maps), each name
+//! written as a one-byte code: self-describing like JSON, so fields added
+//! with `#[serde(default)]` or left out with `skip_serializing_if` keep
+//! working across releases, at about a third of the bytes. Timestamps and
+//! token hashes are shorter still in it: their serde impls write integers
+//! and raw bytes for a binary (not human-readable) format, and the RFC 3339
+//! and hex text for JSON.
 //!
-//! A session or subscriber written by an earlier release is JSON; JSON
-//! always starts with `{` here, which is not the tag, so the decoders read
-//! both.
+//! A subscriber written by an earlier release is JSON; JSON always starts
+//! with `{` here, which is not the tag, so the decoder reads both.
 
 use anyhow::{Context as _, anyhow};
 
-use crate::domain::session::Session;
 use crate::store::SubscriberRecord;
 
-/// The first byte of a session in the current format.
+/// The first byte of a subscriber record in the current format (and of a
+/// session of the release before).
 pub const MSGPACK_V1: u8 = 0x01;
 
-/// Field names written as one-byte integers instead of their text: most of
-/// a session's bytes are names repeated in every leg, offer and pickup.
-/// Append only: a name's place is its code in stored sessions. A name not
-/// listed (a field added later) is written as text, and read as text, so
-/// the table can lag behind the types without losing anything.
+/// The field names of a session of format 1 (written by the releases
+/// before), as one-byte integers: a name's place is its code. Append only,
+/// as the releases before appended to it; sessions are written as
+/// `store::stored` says now.
 const FIELD_NAMES: [&str; 40] = [
     "id",
     "subscriber",
@@ -71,15 +71,18 @@ const FIELD_NAMES: [&str; 40] = [
     "text",
 ];
 
-/// A session as the store keeps it.
-pub fn encode_session(session: &Session) -> Vec<u8> {
-    encode(session, &FIELD_NAMES)
-}
-
-/// A session as [`encode_session`] wrote it, or as JSON (the release
-/// before); its `version` is left at 0, for the store to set.
-pub fn decode_session(bytes: &[u8]) -> anyhow::Result<Session> {
-    decode(bytes, &FIELD_NAMES, "session")
+/// A session of format 1 (after its tag byte) with its field names written
+/// out: what `store::stored` reads it from.
+pub(super) fn named_v1_session(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut value =
+        rmpv::decode::read_value(&mut &bytes[..]).context("reading a version 1 session")?;
+    map_keys(&mut value, &|key| {
+        let name = FIELD_NAMES.get(usize::try_from(key.as_u64()?).ok()?)?;
+        Some(rmpv::Value::from(*name))
+    });
+    let mut named = Vec::with_capacity(bytes.len() * 2);
+    rmpv::encode::write_value(&mut named, &value).expect("writing into a Vec cannot fail");
+    Ok(named)
 }
 
 /// The field names of a stored subscriber written as one-byte integers (the
@@ -238,190 +241,5 @@ mod tests {
             compact.len(),
             json.len()
         );
-    }
-    use crate::domain::caller_context::{CallerContext, CallerName, CallerVerification};
-    use crate::domain::credentials::TokenHash;
-    use crate::domain::ids::{CallSid, DestinationId};
-    use crate::domain::phone::{Caller, PhoneNumber, Region};
-    use crate::domain::rules::Route;
-    use crate::domain::session::{
-        Claim, DialAttempt, DialResult, DialStatus, DialedLeg, Instruction, MissedReason, Offer,
-        OfferKey, OfferResponse,
-    };
-    use crate::domain::subscriber::Mode;
-    use crate::domain::time::Timestamp;
-
-    fn t(millis: i64) -> Timestamp {
-        Timestamp::from_unix_millis(1_800_000_000_000 + millis).unwrap()
-    }
-
-    fn id(s: &str) -> DestinationId {
-        DestinationId::parse(s).unwrap()
-    }
-
-    /// The largest session the flow writes: pick mode, three destinations
-    /// with offers (one declined, one accepted), a long device call id, a
-    /// rule's route, claimed by a forwarded call, every step of the hunt
-    /// with its legs and pickups, connected, a recording, then ended.
-    fn largest() -> Session {
-        let region = Region::default();
-        let destinations = [
-            id("desk-phone-main"),
-            id("laptop-softphone"),
-            id("office-pbx-line"),
-        ];
-        let offers = destinations
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Offer {
-                destination_id: d.clone(),
-                capability: TokenHash::of(&format!("cap_{i}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
-                response: None,
-            })
-            .collect();
-        let mut s = Session::ringing(
-            PhoneNumber::parse("+442071838750", region).unwrap(),
-            Caller::parse(Some("+12025550302"), region),
-            Mode::Pick,
-            Some("device-call-0123456789abcdef0123456789abcdef".to_owned()),
-            t(0),
-        )
-        .with_route(Route::Destinations {
-            skipped: vec![id("after-hours-cell")],
-        })
-        .with_offers(offers, Some(t(15_000)));
-        s.notified(t(40));
-        s.answer_offer(
-            OfferKey::Destination(&destinations[0]),
-            OfferResponse::Declined,
-            t(2_000),
-        )
-        .unwrap();
-        s.answer_offer(
-            OfferKey::Destination(&destinations[1]),
-            OfferResponse::Accepted,
-            t(3_000),
-        )
-        .unwrap();
-        s.instruct(Instruction::Reject, t(3_001));
-        s.record_phone_rejected().unwrap();
-        s.apply_claim(Claim::new(
-            CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap(),
-            t(3_400),
-            "signalwire",
-            CallerContext {
-                name: CallerName::parse("WASHINGTON DC"),
-                verification: CallerVerification::Partial,
-            },
-        ));
-        let mut attempt = DialAttempt::FIRST;
-        for _ in 0..2 {
-            s.start_ringing(attempt, &destinations);
-            let dialed: Vec<DialedLeg> = destinations
-                .iter()
-                .map(|d| DialedLeg {
-                    destination_id: d.clone(),
-                    screened: true,
-                    client: false,
-                })
-                .collect();
-            s.record_pickup(attempt, &destinations[2]);
-            s.record_dial_result(
-                attempt,
-                &dialed,
-                DialResult {
-                    status: DialStatus::NoAnswer,
-                    bridged: Some(false),
-                },
-                t(25_000),
-            );
-            attempt = attempt.next_step();
-        }
-        s.start_ringing(attempt, &destinations[1..2]);
-        s.leg_picked_up(attempt, &destinations[1], false, t(40_000));
-        s.connect(attempt, Some(&destinations[1]), t(40_010));
-        s.add_recording(
-            "https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Recordings/RE0123456789abcdef0123456789abcdef",
-        );
-        s.forwarded_call_ended(t(95_000));
-        s
-    }
-
-    /// A session that never got further than its ring report, for contrast.
-    fn smallest() -> Session {
-        Session::ringing(
-            PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
-            Caller::Withheld,
-            Mode::Auto,
-            None,
-            t(0),
-        )
-    }
-
-    fn missed() -> Session {
-        let mut s = Session::forwarded_without_report(
-            PhoneNumber::parse("+12025550199", Region::default()).unwrap(),
-            Caller::parse(Some("+12025550302"), Region::default()),
-            Route::Voicemail,
-            Claim::new(
-                CallSid::parse("CA1").unwrap(),
-                t(5),
-                "twilio",
-                CallerContext::default(),
-            ),
-        );
-        s.end_missed(MissedReason::NoOutcome, t(9));
-        s
-    }
-
-    #[test]
-    fn sessions_read_back_the_same() {
-        for session in [largest(), smallest(), missed()] {
-            let back = decode_session(&encode_session(&session)).unwrap();
-            assert_eq!(back, session);
-        }
-    }
-
-    #[test]
-    fn the_largest_session_stays_well_under_a_kibibyte() {
-        let session = largest();
-        let json = serde_json::to_vec(&session).unwrap().len();
-        let compact = encode_session(&session).len();
-        // Seven legs, three pickups, three offers and a recording URL: more
-        // than any call of three destinations writes, still within 1 KiB
-        // (2.2 KB as JSON).
-        assert!(compact <= 1024, "{compact} B (JSON: {json} B)");
-        assert!(compact * 2 <= json, "{compact} B against {json} B of JSON");
-    }
-
-    #[test]
-    fn a_json_session_from_the_release_before_still_reads() {
-        // As the previous release wrote it (tests/api/store_versions.rs has
-        // the same shape): RFC 3339 times, hex capability hashes, no
-        // `route` or `recordings` (left out when empty).
-        let json = br#"{"id":"ses_AAAAAAAAAAAAAAAAAAAAAA","subscriber":"+12025550199","caller":"+12025550302","state":"notified","mode":"pick","instruction":"wait","selected_destination":null,"call_sid":null,"timeline":{"reported_at":"2026-11-26T15:49:10.123Z","notified_at":"2026-11-26T15:49:10.200Z","instructed_at":null,"forwarded_at":null,"connected_at":null,"ended_at":null},"legs":[],"device_call_id":"abc","offers":[{"destination_id":"desk","capability":"0000000000000000000000000000000000000000000000000000000000000001","response":"accepted"}],"phone_rejected":false,"wait_until":"2026-11-26T15:49:25.123Z"}"#;
-        let session = decode_session(json).unwrap();
-        assert_eq!(session.id().as_str(), "ses_AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(session.subscriber().as_str(), "+12025550199");
-        assert_eq!(session.device_call_id(), Some("abc"));
-        assert_eq!(
-            session.timeline().notified_at.map(Timestamp::to_rfc3339),
-            Some("2026-11-26T15:49:10.200Z".to_owned())
-        );
-        assert_eq!(
-            session.wait_until().map(Timestamp::to_rfc3339),
-            Some("2026-11-26T15:49:25.123Z".to_owned())
-        );
-        // And what the previous release wrote is what this one writes as JSON.
-        let again = serde_json::to_vec(&session).unwrap();
-        assert_eq!(decode_session(&again).unwrap(), session);
-        assert_eq!(decode_session(&encode_session(&session)).unwrap(), session);
-    }
-
-    #[test]
-    fn what_is_neither_format_is_refused() {
-        assert!(decode_session(b"").is_err());
-        assert!(decode_session(b"\x02whatever").is_err());
-        assert!(decode_session(&[MSGPACK_V1, 0xc1]).is_err());
     }
 }

@@ -507,7 +507,11 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
+    async fn session_for_call(
+        &self,
+        call_sid: &CallSid,
+        _subscribers: &[PhoneNumber],
+    ) -> Result<Option<SessionId>, StoreError> {
         Ok(self.lock().calls.get(call_sid).cloned())
     }
 }

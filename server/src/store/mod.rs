@@ -8,6 +8,7 @@ pub mod encoding;
 mod memory;
 pub mod push;
 mod redis;
+pub(crate) mod stored;
 
 use std::time::Duration;
 
@@ -241,8 +242,15 @@ pub trait SessionStore: Send + Sync + 'static {
     /// idle deployment's sweep is one command, whatever the number of shards.
     async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError>;
 
-    /// The session the forwarded call `call_sid` took, if any.
-    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError>;
+    /// The session the forwarded call `call_sid` took, if any. `subscribers`
+    /// are those it was likely for (forwarded to from the number it
+    /// called): the Redis store looks where their sessions are first, one
+    /// shard instead of all 64; it finds the session without them too.
+    async fn session_for_call(
+        &self,
+        call_sid: &CallSid,
+        subscribers: &[PhoneNumber],
+    ) -> Result<Option<SessionId>, StoreError>;
 }
 
 /// Fixed-window counters for rate limits.

@@ -90,6 +90,52 @@ async fn writes_and_reads(app: &TestApp) -> bool {
 }
 
 // ---------------------------------------------------------------------------
+// One server: a connection per HTTP worker's runtime
+
+/// An HTTP worker's commands go through a connection made on its thread's
+/// current-thread runtime: a thread that runs one runtime after another
+/// keeps reaching Redis (its connection of the runtime before went with
+/// that runtime's tasks), and so does the main multi-thread runtime.
+#[test]
+fn a_thread_running_one_runtime_after_another_keeps_reaching_redis() {
+    let Backend::Redis(redis) = Backend::redis() else {
+        unreachable!("a standalone Redis")
+    };
+    let target = Backend::Redis(redis.clone()).redis_target().unwrap();
+    // Opened on the main runtime, as the service opens it.
+    let shared = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let connection = {
+        let _main = shared.enter();
+        RedisConnection::open(&target, Certificates::Verify).unwrap()
+    };
+    let key = format!("{}:per-worker", unique_prefix());
+    let current_thread = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+
+    for (n, runtime) in [current_thread(), current_thread()].into_iter().enumerate() {
+        let mut connection = connection.clone();
+        let hits: i64 = runtime
+            .block_on(async { connection.incr(&key, 1).await })
+            .unwrap_or_else(|err| panic!("runtime {n}: {err}"));
+        assert_eq!(hits, n as i64 + 1);
+        drop(runtime);
+    }
+    let mut connection = connection.clone();
+    let hits: i64 = shared
+        .block_on(async { connection.incr(&key, 1).await })
+        .unwrap();
+    assert_eq!(hits, 3);
+}
+
+// ---------------------------------------------------------------------------
 // TLS with a certificate no public root vouches for (Heroku Redis)
 
 /// A PING on a connection to `url` checking certificates as `certificates`.

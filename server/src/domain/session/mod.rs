@@ -14,7 +14,7 @@ mod outcome;
 use serde::{Deserialize, Serialize};
 
 pub use self::dial::Claim;
-use self::dial::Pickup;
+pub(crate) use self::dial::Pickup;
 pub(crate) use self::dial::{
     DialAttempt, DialResult, DialStarted, DialStatus, DialVerdict, DialedLeg, Leg, LegStatus,
 };
@@ -120,8 +120,11 @@ pub enum SessionError {
 
 /// One ringing call on a subscriber's phone, from the ring report to its
 /// outcome. Its fields change only through the methods below, each of which
-/// checks the current state and says what changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// checks the current state and says what changed. How a store keeps it is
+/// the store's own type (`store::stored::StoredSession`), built from
+/// [`Session::parts`] and read back through [`Session::from_parts`], so that
+/// renaming a field here never changes what a store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     id: SessionId,
     subscriber: PhoneNumber,
@@ -141,47 +144,96 @@ pub struct Session {
     /// In pick mode, when waiting for an accept ends: then the instruction
     /// becomes `ignore`.
     wait_until: Option<Timestamp>,
-    #[serde(default)]
     pickups: Vec<Pickup>,
     /// The Dials whose outcome was recorded, so that a retried callback
     /// changes nothing.
-    #[serde(default)]
     dials_ended: Vec<DialAttempt>,
-    /// Where the subscriber's rules sent the call when it began (left out
-    /// when it is every destination: most sessions, kept small).
-    #[serde(default, skip_serializing_if = "Route::is_every_destination")]
+    /// Where the subscriber's rules sent the call when it began (every
+    /// destination for most sessions).
     route: Route,
     /// The recordings of the call's legs announced so far (by URL), so that
     /// a retried recording callback announces nothing twice.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     recordings: Vec<String>,
     /// The provider that carried the forwarded call (from its claim).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     provider: Option<String>,
     /// What that provider said of the caller (from the claim).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     caller_name: Option<CallerName>,
-    #[serde(default, skip_serializing_if = "CallerVerification::is_none")]
     caller_verification: CallerVerification,
     /// Where the provider keeps the voicemail the caller left.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     voicemail_url: Option<String>,
     /// The provider's transcription of that voicemail, once it came.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     transcription: Option<Transcript>,
     /// The text back to a missed caller: claimed (`sending`) by the one
     /// write that may send it, then what came of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     missed_call_text: Option<TextState>,
     /// When the Dial after the first one was returned (the first goes out
     /// with the claim, at `forwarded_at`): a softphone that fails this soon
     /// after was not there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     dial_started: Option<DialStarted>,
     /// How many writes the store had when this copy was read; a write
     /// based on an older copy is refused (see `Store::update_session`).
-    #[serde(skip)]
     version: u64,
+}
+
+/// A session's data, field by field, as a store writes it and reads it
+/// back: [`Session::parts`] lends them, [`Session::from_parts`] takes them.
+/// The store decides how each is written; the domain what they mean.
+pub(crate) struct SessionParts<'a> {
+    pub id: &'a SessionId,
+    pub subscriber: &'a PhoneNumber,
+    pub caller: &'a Caller,
+    pub state: SessionState,
+    pub mode: Mode,
+    pub instruction: Instruction,
+    pub selected_destination: Option<&'a DestinationId>,
+    pub call_sid: Option<&'a CallSid>,
+    pub timeline: &'a Timeline,
+    pub legs: &'a [Leg],
+    pub device_call_id: Option<&'a str>,
+    pub offers: &'a [Offer],
+    pub phone_rejected: bool,
+    pub wait_until: Option<Timestamp>,
+    pub pickups: &'a [Pickup],
+    pub dials_ended: &'a [DialAttempt],
+    pub route: &'a Route,
+    pub recordings: &'a [String],
+    pub provider: Option<&'a str>,
+    pub caller_name: Option<&'a CallerName>,
+    pub caller_verification: CallerVerification,
+    pub voicemail_url: Option<&'a str>,
+    pub transcription: Option<&'a Transcript>,
+    pub missed_call_text: Option<TextState>,
+    pub dial_started: Option<DialStarted>,
+}
+
+/// What [`Session::from_parts`] builds a session from: [`SessionParts`],
+/// owned.
+pub(crate) struct OwnedSessionParts {
+    pub id: SessionId,
+    pub subscriber: PhoneNumber,
+    pub caller: Caller,
+    pub state: SessionState,
+    pub mode: Mode,
+    pub instruction: Instruction,
+    pub selected_destination: Option<DestinationId>,
+    pub call_sid: Option<CallSid>,
+    pub timeline: Timeline,
+    pub legs: Vec<Leg>,
+    pub device_call_id: Option<String>,
+    pub offers: Vec<Offer>,
+    pub phone_rejected: bool,
+    pub wait_until: Option<Timestamp>,
+    pub pickups: Vec<Pickup>,
+    pub dials_ended: Vec<DialAttempt>,
+    pub route: Route,
+    pub recordings: Vec<String>,
+    pub provider: Option<String>,
+    pub caller_name: Option<CallerName>,
+    pub caller_verification: CallerVerification,
+    pub voicemail_url: Option<String>,
+    pub transcription: Option<Transcript>,
+    pub missed_call_text: Option<TextState>,
+    pub dial_started: Option<DialStarted>,
 }
 
 impl Session {
@@ -366,6 +418,97 @@ impl Session {
     /// For stores: the write count of the copy they hand out.
     pub fn set_version(&mut self, version: u64) {
         self.version = version;
+    }
+
+    /// For stores: every field, to write.
+    pub(crate) fn parts(&self) -> SessionParts<'_> {
+        SessionParts {
+            id: &self.id,
+            subscriber: &self.subscriber,
+            caller: &self.caller,
+            state: self.state,
+            mode: self.mode,
+            instruction: self.instruction,
+            selected_destination: self.selected_destination.as_ref(),
+            call_sid: self.call_sid.as_ref(),
+            timeline: &self.timeline,
+            legs: &self.legs,
+            device_call_id: self.device_call_id.as_deref(),
+            offers: &self.offers,
+            phone_rejected: self.phone_rejected,
+            wait_until: self.wait_until,
+            pickups: &self.pickups,
+            dials_ended: &self.dials_ended,
+            route: &self.route,
+            recordings: &self.recordings,
+            provider: self.provider.as_deref(),
+            caller_name: self.caller_name.as_ref(),
+            caller_verification: self.caller_verification,
+            voicemail_url: self.voicemail_url.as_deref(),
+            transcription: self.transcription.as_ref(),
+            missed_call_text: self.missed_call_text,
+            dial_started: self.dial_started,
+        }
+    }
+
+    /// For stores: a session as written from [`Session::parts`], at
+    /// version 0 (the store sets it).
+    pub(crate) fn from_parts(parts: OwnedSessionParts) -> Self {
+        let OwnedSessionParts {
+            id,
+            subscriber,
+            caller,
+            state,
+            mode,
+            instruction,
+            selected_destination,
+            call_sid,
+            timeline,
+            legs,
+            device_call_id,
+            offers,
+            phone_rejected,
+            wait_until,
+            pickups,
+            dials_ended,
+            route,
+            recordings,
+            provider,
+            caller_name,
+            caller_verification,
+            voicemail_url,
+            transcription,
+            missed_call_text,
+            dial_started,
+        } = parts;
+        Self {
+            id,
+            subscriber,
+            caller,
+            state,
+            mode,
+            instruction,
+            selected_destination,
+            call_sid,
+            timeline,
+            legs,
+            device_call_id,
+            offers,
+            phone_rejected,
+            wait_until,
+            pickups,
+            dials_ended,
+            route,
+            recordings,
+            provider,
+            caller_name,
+            caller_verification,
+            voicemail_url,
+            transcription,
+            missed_call_text,
+            dial_started,
+            version: 0,
+        }
     }
 
     /// Every destination was notified.

@@ -18,7 +18,7 @@ pub(crate) enum OfferResponse {
 
 /// The call as offered to one destination: the hash of the capability in its
 /// `accept_url` / `decline_url`, and its answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Offer {
     pub destination_id: DestinationId,
     pub capability: TokenHash,

@@ -92,7 +92,7 @@ pub(super) static SESSION_HISTORY: LazyLock<Script> =
 /// indexes of the candidate subscribers of this shard for this caller, then
 /// (with a session to store when none is found) its subscriber's history.
 /// ARGV: how many matching indexes, the earliest instruction time (ms)
-/// still claimable, claim JSON, TTL in ms, the time (ms) after which the
+/// still claimable, the claim (`stored::encode_claim`), TTL in ms, the time (ms) after which the
 /// caller has given up waiting, grace in ms, the forward timeout (ms), the
 /// call's field, then optionally the id, data and start (ms) of a session
 /// to store when none is found.

@@ -1,7 +1,7 @@
 //! Sessions in Redis: each a field of its shard's hash, with the shard's
 //! indexes, written and claimed by one script in the shard's slot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,13 +14,13 @@ use super::scripts::{
     CLAIM_SESSION, CREATE_SESSION, OPEN_SESSIONS, PEEK_CLAIM, READ_SESSION, SESSION_HISTORY,
     SWEEP_SHARD, UPDATE_SESSION,
 };
-use super::{RedisStore, decode, millis};
+use super::{RedisStore, millis};
 use crate::domain::ids::CallSid;
 use crate::domain::phone::{Caller, PhoneNumber};
 use crate::domain::session::{Claim, Session, SessionId, Shard};
 use crate::domain::time::Timestamp;
 use crate::redis::RESPONSE_TIMEOUT;
-use crate::store::encoding::encode_session;
+use crate::store::stored::{decode_claim, encode_claim, encode_session};
 use crate::store::{SWEEP_GRACE, SessionCreated, SessionStore, StoreError, Swept};
 
 /// How far this host's clock and Redis's may disagree: a claim's deadline
@@ -37,14 +37,14 @@ fn decode_session(
     version: Option<&str>,
     claim: Option<&str>,
 ) -> Result<Session, StoreError> {
-    let mut session = crate::store::encoding::decode_session(data)
+    let mut session = crate::store::stored::decode_session(data)
         .context("decoding a stored session")
         .map_err(StoreError::Unexpected)?;
     session.set_version(version.and_then(|v| v.parse().ok()).unwrap_or(0));
     if let Some(claim) = claim
         && session.call_sid().is_none()
     {
-        session.apply_claim(decode::<Claim>(claim, "claim")?);
+        session.apply_claim(decode_claim(claim).map_err(StoreError::Unexpected)?);
     }
     Ok(session)
 }
@@ -62,17 +62,22 @@ impl SessionStore for RedisStore {
     ) -> Result<SessionCreated, StoreError> {
         let mut invocation = CREATE_SESSION.prepare_invoke();
         self.session_write(&mut invocation, session, ttl);
+        if let Some(listing) = self.listing_in_script() {
+            invocation.key(listing);
+        }
         let answer: Vec<redis::Value> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("creating a session"))?;
-        let existing = self.announced(session_shard(session), answer).await?;
-        match existing {
-            None => {
-                self.list_globally(session).await?;
+        match self.announced(session_shard(session), answer).await? {
+            // Nothing: this very write, resent after its answer was lost.
+            ScriptAnswer::Stored | ScriptAnswer::Nothing => {
+                self.list_globally_after(session).await?;
                 Ok(SessionCreated::Created)
             }
-            Some(stored) => Ok(SessionCreated::Existing(Box::new(stored_session(stored)?))),
+            ScriptAnswer::Session(stored) => {
+                Ok(SessionCreated::Existing(Box::new(stored_session(stored)?)))
+            }
         }
     }
 
@@ -366,23 +371,22 @@ impl SessionStore for RedisStore {
         Ok(swept)
     }
 
-    async fn session_for_call(&self, call_sid: &CallSid) -> Result<Option<SessionId>, StoreError> {
-        // Once per forwarded call (its final status), which names no
-        // subscriber: ask every shard, at once.
-        let reads = Shard::all().map(|shard| async move {
-            self.conn()
-                .hget::<_, _, Option<String>>(
-                    self.keys.shard(shard).sessions(),
-                    call_field(call_sid),
-                )
-                .await
-                .map_err(self.failed("reading the session of a call"))
-        });
-        Ok(try_join_all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .find_map(|id| SessionId::parse(&id).ok()))
+    async fn session_for_call(
+        &self,
+        call_sid: &CallSid,
+        subscribers: &[PhoneNumber],
+    ) -> Result<Option<SessionId>, StoreError> {
+        // Once per forwarded call (its final status): where its
+        // subscribers' sessions are, then (none given, or another
+        // subscriber's call) every shard.
+        let field = call_field(call_sid);
+        let likely: BTreeSet<Shard> = subscribers.iter().map(Shard::of).collect();
+        if !likely.is_empty()
+            && let Some(id) = self.call_in_shards(&field, likely.iter().copied()).await?
+        {
+            return Ok(Some(id));
+        }
+        self.call_in_shards(&field, Shard::all()).await
     }
 }
 
@@ -429,12 +433,13 @@ impl RedisStore {
     }
 
     /// A write's answer: tells the sweep index what it says to, and hands
-    /// back the rest (a session's {data, version, claim}, when there is one).
+    /// back the rest: whether the script stored what it was given, or a
+    /// session's {data, version, claim}.
     async fn announced(
         &self,
         shard: Shard,
         answer: Vec<redis::Value>,
-    ) -> Result<Option<StoredSession>, StoreError> {
+    ) -> Result<ScriptAnswer, StoreError> {
         let mut answer = answer.into_iter();
         let announce: i64 = answer
             .next()
@@ -445,11 +450,13 @@ impl RedisStore {
             .unwrap_or(-1);
         self.announce(shard, announce).await?;
         let rest: Vec<redis::Value> = answer.collect();
-        if rest.is_empty() {
-            return Ok(None);
+        match rest.as_slice() {
+            [] => return Ok(ScriptAnswer::Nothing),
+            [redis::Value::Int(1)] => return Ok(ScriptAnswer::Stored),
+            _ => {}
         }
         redis::from_redis_value(redis::Value::Array(rest))
-            .map(Some)
+            .map(ScriptAnswer::Session)
             .map_err(|err| {
                 StoreError::Unexpected(anyhow::anyhow!("a session script's answer: {err}"))
             })
@@ -527,9 +534,21 @@ impl RedisStore {
             .map_err(self.failed("indexing the sweep"))
     }
 
-    /// Lists a new session in the global index (`GET /v1/sessions`); the
-    /// index keeps the newest [`GLOBAL_LISTING_CAP`].
-    async fn list_globally(&self, session: &Session) -> Result<(), StoreError> {
+    /// The global index (`GET /v1/sessions`, which keeps the newest
+    /// [`GLOBAL_LISTING_CAP`]), for the script that stores a new session to
+    /// list it there: one round trip a new session instead of two. Not on a
+    /// cluster, where it lives in another slot than the session's shard:
+    /// there [`Self::list_globally_after`] lists it.
+    fn listing_in_script(&self) -> Option<String> {
+        (!self.connection.is_cluster()).then(|| self.keys.sessions())
+    }
+
+    /// Lists a new session in the global index, unless the script that
+    /// stored it did.
+    async fn list_globally_after(&self, session: &Session) -> Result<(), StoreError> {
+        if self.listing_in_script().is_some() {
+            return Ok(());
+        }
         redis::cmd("ZADD")
             .arg(self.keys.sessions())
             .arg(session.began_at_millis())
@@ -576,7 +595,7 @@ impl RedisStore {
         invocation
             .arg(subscribers.len())
             .arg(not_instructed_before.unix_millis())
-            .arg(serde_json::to_string(claim).context("encoding a claim")?)
+            .arg(encode_claim(claim))
             .arg(millis(ttl))
             .arg(
                 Timestamp::now()
@@ -592,23 +611,54 @@ impl RedisStore {
                 .arg(session.id().as_str())
                 .arg(encode_session(session))
                 .arg(session.began_at_millis());
+            if let Some(listing) = self.listing_in_script() {
+                invocation.key(listing);
+            }
         }
         let answer: Vec<redis::Value> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("claiming a session"))?;
-        let claimed = self
-            .announced(shard, answer)
-            .await?
-            .map(stored_session)
-            .transpose()?;
-        // A session stored for a call no ring report announced is new.
-        if let (Some(claimed), Some(stored)) = (&claimed, unreported)
-            && claimed.id() == stored.id()
-        {
-            self.list_globally(claimed).await?;
+        match (self.announced(shard, answer).await?, unreported) {
+            // A session stored for a call no ring report announced: new, and
+            // as the caller made it (at version 0, its claim applied).
+            (ScriptAnswer::Stored, Some(stored)) => {
+                self.list_globally_after(stored).await?;
+                Ok(Some(stored.clone()))
+            }
+            (ScriptAnswer::Session(claimed), _) => stored_session(claimed).map(Some),
+            _ => Ok(None),
         }
-        Ok(claimed)
+    }
+
+    /// The session named by a call's field in one of `shards`. On one
+    /// server in one pipeline, which costs the service and Redis several
+    /// times less than a command of its own a shard; a cluster takes no
+    /// pipeline across slots, so there all at once.
+    async fn call_in_shards(
+        &self,
+        field: &str,
+        shards: impl Iterator<Item = Shard>,
+    ) -> Result<Option<SessionId>, StoreError> {
+        let ids: Vec<Option<String>> = if self.connection.is_cluster() {
+            let reads = shards.map(|shard| async move {
+                self.conn()
+                    .hget(self.keys.shard(shard).sessions(), field)
+                    .await
+            });
+            try_join_all(reads).await
+        } else {
+            let mut pipe = redis::pipe();
+            for shard in shards {
+                pipe.hget(self.keys.shard(shard).sessions(), field);
+            }
+            pipe.query_async(&mut self.conn()).await
+        }
+        .map_err(self.failed("reading the session of a call"))?;
+        Ok(ids
+            .into_iter()
+            .flatten()
+            .find_map(|id| SessionId::parse(&id).ok()))
     }
 
     /// What [`PEEK_CLAIM`] sees in one shard: whether the call took one of
@@ -647,6 +697,15 @@ const GLOBAL_LISTING_CAP: isize = 1_000_000;
 
 /// How often the sweep looks at every shard, whatever the index says.
 const VISIT_EVERY_SHARD: Duration = Duration::from_secs(600);
+
+/// What a session script answered after the time to tell the sweep index.
+enum ScriptAnswer {
+    Nothing,
+    /// It stored the session it was given.
+    Stored,
+    /// {data, version, claim} of a session it found.
+    Session(StoredSession),
+}
 
 /// What a forwarded call claims with, in every shard it tries.
 #[derive(Clone, Copy)]

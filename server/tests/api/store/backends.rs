@@ -426,7 +426,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     );
     assert_eq!(
         store
-            .session_for_call(&CallSid::parse("CA1").unwrap())
+            .session_for_call(&CallSid::parse("CA1").unwrap(), &[])
             .await
             .unwrap(),
         Some(id_of(&reported))
@@ -438,7 +438,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     assert_eq!(fields(&mut conn).await, Vec::<String>::new());
     assert_eq!(
         store
-            .session_for_call(&CallSid::parse("CA1").unwrap())
+            .session_for_call(&CallSid::parse("CA1").unwrap(), &[])
             .await
             .unwrap(),
         None

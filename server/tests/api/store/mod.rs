@@ -657,7 +657,7 @@ both_backends! {
         let session = awaiting(ALICE, caller(CALLER_A), Timestamp::now());
         create(&*store, &session, TTL).await;
         let sid = |s: &str| CallSid::parse(s).unwrap();
-        assert_eq!(store.session_for_call(&sid("CA1")).await.unwrap(), None);
+        assert_eq!(store.session_for_call(&sid("CA1"), &[]).await.unwrap(), None);
 
         claim_for(&*store, &[ALICE], &caller(CALLER_A), "CA1").await.expect("claimed");
         let unreported_claim = claim("CA2");
@@ -667,9 +667,13 @@ both_backends! {
             .await
             .unwrap();
 
-        assert_eq!(store.session_for_call(&sid("CA1")).await.unwrap(), Some(id_of(&session)));
-        assert_eq!(store.session_for_call(&sid("CA2")).await.unwrap(), Some(id_of(&unreported)));
-        assert_eq!(store.session_for_call(&sid("CA3")).await.unwrap(), None);
+        // Told its subscribers, told others (the forwarding number's moved
+        // on since), or told none: the same session.
+        for hint in [&[][..], &[number(ALICE)], &[number(BOB), number(CAROL)]] {
+            assert_eq!(store.session_for_call(&sid("CA1"), hint).await.unwrap(), Some(id_of(&session)), "{hint:?}");
+            assert_eq!(store.session_for_call(&sid("CA2"), hint).await.unwrap(), Some(id_of(&unreported)), "{hint:?}");
+            assert_eq!(store.session_for_call(&sid("CA3"), hint).await.unwrap(), None, "{hint:?}");
+        }
     };
 
     claim_session_takes_the_newest_over_every_candidate_subscriber_when_the_caller_is_withheld => |backend: Backend| async move {

@@ -25,22 +25,24 @@ while true do
   if not best_key then break end
   redis.call('ZREM', best_key, best_id)
   redis.call('ZREM', due, best_id)
-  local s, device_call = live(sessions, gone, best_id, now)
+  local s, device_call, legacy = live(sessions, gone, best_id, now)
   if s and not s[3] then
     local version = tonumber(s[2] or 0) + 1
-    redis.call('HSET', sessions, best_id, pack_record(version, claim, device_call, s[1]))
-    redis.call('HDEL', sessions, best_id .. ':v', best_id .. ':c')
+    redis.call('HSET', sessions, best_id, pack_record(version, claim, device_call, s[1]), call, best_id)
+    -- Kept as the release before kept it: its own fields go.
+    if legacy then redis.call('HDEL', sessions, best_id .. ':v', best_id .. ':c') end
     keep_open(gone, idle, best_id, ttl, grace, now)
-    redis.call('HSET', sessions, call, best_id)
-    return {announce(next, due, idle, gone, forward_ms), s[1], tostring(version), claim}
+    return {announce(next, due, idle, gone, forward_ms, now + tonumber(ttl)), s[1], tostring(version), claim}
   end
 end
 if ARGV[9] then
-  local id, data = ARGV[9], ARGV[10]
-  redis.call('HSET', sessions, id, pack_record(0, claim, '', data))
+  local id, began = ARGV[9], ARGV[11]
+  redis.call('HSET', sessions, id, pack_record(0, claim, '', ARGV[10]), call, id)
   keep_open(gone, idle, id, ttl, grace, now)
-  list_session(KEYS[6 + indexes], idle, sessions, gone, id, ARGV[11], tonumber(ttl) + tonumber(grace))
-  redis.call('HSET', sessions, call, id)
-  return {announce(next, due, idle, gone, forward_ms), data, '0', claim}
+  list_session(KEYS[6 + indexes], idle, sessions, gone, id, began, tonumber(ttl) + tonumber(grace))
+  local listing = KEYS[7 + indexes]
+  if listing then redis.call('ZADD', listing, began, id) end
+  -- The caller has what it stored: only that it was stored goes back.
+  return {announce(next, due, idle, gone, forward_ms, now + tonumber(ttl)), 1}
 end
 return {-1}

@@ -10,4 +10,7 @@ if device_call ~= '' then
     if old then return {-1, old[1], old[2], old[3]} end
   end
 end
-return {write_session(now)}
+local announce = write_session(now)
+local listing = KEYS[8]
+if listing then redis.call('ZADD', listing, ARGV[8], ARGV[4]) end
+return {announce, 1}
