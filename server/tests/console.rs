@@ -7,7 +7,7 @@ mod harness;
 
 use fantoccini::Locator;
 use harness::{
-    ADMIN_TOKEN, TestApp, button, deliver_push, devtools, failed_requests, field,
+    ADMIN_TOKEN, TestApp, button, click, deliver_push, devtools, failed_requests, field,
     in_service_worker, sign_in, spawn_app, wait_until, with_browser,
 };
 use ringrelay_testkit::receiver::{Behaviour, WebhookReceiver};
@@ -59,6 +59,11 @@ async fn ring(app: &TestApp, registered: &Value) -> String {
 const A_CALL_SHOWS: &str = "[...document.querySelectorAll('#calls .call')].some(li => \
      li.querySelector('.caller').textContent === '+12025550302' \
      && li.textContent.includes('+12025550199'))";
+
+/// A live call's Accept and Decline buttons (XPath: found by their names).
+const LIVE_CALL_ACCEPT: &str = "//li[contains(@class,'call')]//button[normalize-space()='Accept']";
+const LIVE_CALL_DECLINE: &str =
+    "//li[contains(@class,'call')]//button[normalize-space()='Decline']";
 
 #[tokio::test]
 async fn the_page_is_served_with_a_strict_policy() {
@@ -179,11 +184,7 @@ async fn a_destination_accepts_a_ringing_call_and_the_forwarded_call_dials_it() 
             json!([["Incoming call", "+12025550302 → +12025550199"]])
         );
 
-        button(client, "//li[contains(@class,'call')]", "Accept")
-            .await
-            .click()
-            .await
-            .unwrap();
+        click(client, Locator::XPath(LIVE_CALL_ACCEPT)).await;
         wait_until(
             client,
             "the outcome shows",
@@ -493,11 +494,7 @@ async fn a_declined_call_shows_its_outcome_among_recent_calls() {
         sign_in_as_desk(client, &app, &registered).await;
         ring(&app, &registered).await;
         wait_until(client, "the ringing call shows", A_CALL_SHOWS).await;
-        button(client, "//li[contains(@class,'call')]", "Decline")
-            .await
-            .click()
-            .await
-            .unwrap();
+        click(client, Locator::XPath(LIVE_CALL_DECLINE)).await;
         wait_until(
             client,
             "the call is listed as declined",
@@ -749,13 +746,11 @@ async fn the_admin_lists_subscribers_and_watches_a_call_live() {
             "document.getElementById('sessions-notice').textContent === ''",
         )
         .await;
-        client
-            .find(Locator::Css("button[aria-label='Edit +12025550199']"))
-            .await
-            .expect("an Edit button named for the subscriber")
-            .click()
-            .await
-            .unwrap();
+        click(
+            client,
+            Locator::Css("button[aria-label='Edit +12025550199']"),
+        )
+        .await;
         let shown = field(client, "Forwarding number")
             .await
             .prop("value")
@@ -771,13 +766,7 @@ async fn the_admin_lists_subscribers_and_watches_a_call_live() {
             &format!("document.querySelector(\"{row}\")?.textContent.includes('+12025550302')"),
         )
         .await;
-        client
-            .find(Locator::Css(&format!("{row} button")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(client, Locator::Css(&format!("{row} button"))).await;
         wait_until(
             client,
             "its timeline shows",

@@ -227,6 +227,30 @@ pub async fn wait_until(client: &Client, what: &str, condition: &str) {
     }
 }
 
+/// Clicks the element `locator` finds. A live list re-renders its rows as
+/// events arrive, so the element found may be replaced before the click
+/// lands (a stale element): then it is found again, for at most 15 s.
+pub async fn click(client: &Client, locator: Locator<'_>) {
+    let started = Instant::now();
+    loop {
+        let clicked = match client.find(locator).await {
+            Ok(element) => element.click().await.map(drop),
+            Err(err) => Err(err),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(err) if err.is_stale_element_reference() || err.is_no_such_element() => {
+                assert!(
+                    started.elapsed() < WAIT,
+                    "waited 15 s to click {locator:?}: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("clicking {locator:?}: {err}"),
+        }
+    }
+}
+
 /// The field whose label reads exactly `name` (its accessible name).
 pub async fn field(client: &Client, name: &str) -> Element {
     let label = client
