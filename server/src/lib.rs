@@ -18,6 +18,7 @@ pub mod http;
 pub mod input;
 pub mod metrics;
 pub mod notify;
+pub(crate) mod outbound;
 pub mod providers;
 pub mod redis;
 pub mod rotation;

@@ -46,7 +46,7 @@ const RULES: &[Rule] = &[
         only: None,
     },
     Rule {
-        says: "a provider adapter names only the domain, the flow's call model and rotation",
+        says: "a provider adapter names only the domain, the flow's call model, rotation and outbound",
         layer: |module| module.starts_with("providers/"),
         forbidden: &[],
         only: Some(&[
@@ -54,6 +54,7 @@ const RULES: &[Rule] = &[
             "crate::domain",
             "crate::flow::model",
             "crate::rotation",
+            "crate::outbound",
         ]),
     },
     Rule {

@@ -141,7 +141,7 @@ async fn send_with_retries(
                 }
                 let asked = retry_after
                     .as_deref()
-                    .and_then(|value| retry::retry_after(value, SystemTime::now()));
+                    .and_then(|value| crate::outbound::retry_after(value, SystemTime::now()));
                 tokio::time::sleep(retry::jittered(policy.pause(attempt, asked))).await;
             }
         }

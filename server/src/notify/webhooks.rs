@@ -19,11 +19,12 @@ use std::net::{IpAddr, SocketAddr};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::events::Event;
-use super::retry::{self, Refusal, RetryPolicy};
+use super::retry::{self, RetryPolicy};
 use super::signing;
 use super::signing::WebhookSecret;
 use crate::domain::webhook_target::{TargetPolicy, address_allowed};
 use crate::metrics::Metrics;
+use crate::outbound::{Refusal, describe};
 use crate::rotation::Rotating;
 use tokio_util::task::TaskTracker;
 
@@ -265,18 +266,6 @@ struct Failure {
     reason: String,
     retryable: bool,
     retry_after: Option<Duration>,
-}
-
-/// The kind of transport failure, without the URL (which may carry a
-/// receiver's secret in its query).
-pub(super) fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timed out".into()
-    } else if err.is_connect() {
-        "could not connect".into()
-    } else {
-        "transport error".into()
-    }
 }
 
 fn message_id() -> String {

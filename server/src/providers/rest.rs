@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::flow::model::TextAttempt;
+use crate::outbound::{Refusal, describe};
 
 /// Attempts of one REST call: the first and two retries.
 const ATTEMPTS: u32 = 3;
@@ -41,32 +42,15 @@ pub(crate) async fn send(
     for attempt in 1..=ATTEMPTS {
         let retry_after = match build().send().await {
             Ok(response) => {
-                let status = response.status();
-                let retryable = status.is_server_error()
-                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-                if !retryable {
+                let refusal = Refusal::of(&response);
+                if !refusal.retryable {
                     return Ok(response);
                 }
-                last = RestFailure(format!("answered {status}"));
-                response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs)
+                last = RestFailure(format!("answered {}", refusal.status));
+                refusal.retry_after
             }
             Err(err) => {
-                last = RestFailure(
-                    if err.is_timeout() {
-                        "timed out"
-                    } else if err.is_connect() {
-                        "could not connect"
-                    } else {
-                        "transport error"
-                    }
-                    .into(),
-                );
+                last = RestFailure(describe(&err));
                 None
             }
         };
@@ -122,7 +106,6 @@ pub(crate) async fn send_text(request: reqwest::RequestBuilder) -> TextAttempt {
             reason: "could not connect".into(),
             retry_after: None,
         },
-        Err(err) if err.is_timeout() => TextAttempt::Failed("timed out".into()),
-        Err(_) => TextAttempt::Failed("transport error".into()),
+        Err(err) => TextAttempt::Failed(describe(&err)),
     }
 }

@@ -19,14 +19,15 @@ use tokio_util::task::TaskTracker;
 
 use self::vapid::Vapid;
 use super::events::Event;
-use super::retry::{self, Refusal, RetryPolicy};
-use super::webhooks::{Delivery, client_for_users_addresses, describe, literal_refused};
+use super::retry::{self, RetryPolicy};
+use super::webhooks::{Delivery, client_for_users_addresses, literal_refused};
 use crate::domain::ids::DestinationId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::push::PushSubscription;
 use crate::domain::session::SessionId;
 use crate::domain::webhook_target::TargetPolicy;
 use crate::metrics::Metrics;
+use crate::outbound::{Refusal, describe};
 use crate::store::push::PushSubscriptionStore;
 
 /// How long a push service keeps an event other than `call.ringing` for a
