@@ -14,7 +14,10 @@
 //! that keeps every reader right: the new token entries, the record, the
 //! locator, then what the old record left (its old forwarding number's
 //! field, its old tokens). A token is checked against its subscriber's
-//! record anyway.
+//! record anyway. Many subscribers (an import's batch) are written one
+//! step for all of them at a time, each step waiting for the one before:
+//! each subscriber's keys keep that order, and a step is one pipeline on
+//! one server rather than a round trip a subscriber.
 //!
 //! A release before this layout kept `P:sub:<number>` (a hash with the
 //! record as JSON), `P:fwd:<forwarding number>` (a set of numbers),
@@ -42,71 +45,22 @@ use crate::store::{ForwardedCallSubscribers, StoreError, SubscriberRecord, Subsc
 /// (the claim would look at each one's sessions), so it is nobody's.
 const SHARED_NUMBER_CAP: usize = 1000;
 
-/// Subscribers read or written at once by a batch (an import's): a few
-/// hundred commands in flight on the connection, each answered well within
-/// its deadline however long the batch.
-const PIPELINED: usize = 100;
+/// Subscribers read or written at once by a batch (an import's): on one
+/// server each step for all of them is one pipeline of a few thousand
+/// commands, answered well within the connection's deadline (a second)
+/// however long the batch.
+const PIPELINED: usize = 500;
 
 #[async_trait]
 impl SubscriberStore for RedisStore {
     async fn put_subscriber(&self, record: &SubscriberRecord) -> Result<bool, StoreError> {
-        let subscriber = &record.subscriber;
-        let number = subscriber.number.as_str();
-        let forwarding = subscriber.forwarding_number.as_str();
-        let owners: Vec<(String, String)> = record
-            .credentials
-            .owners(&subscriber.number)
-            .map(|(hash, owner)| (hash.to_hex(), encode_owner(&owner, forwarding)))
-            .collect();
-        // New tokens first: no reader trusts a token without the record.
-        try_join_all(owners.iter().map(|(hash, owner)| async move {
-            let (bucket, field) = self.keys.token_entry(hash);
-            self.conn()
-                .hset::<_, _, _, ()>(bucket, field, owner)
-                .await
-                .map_err(self.failed("writing a subscriber's tokens"))
-        }))
-        .await?;
-        let replaced_here: Option<Vec<u8>> = SWAP_FIELD
-            .key(self.keys.records(forwarding))
-            .arg(number)
-            .arg(encode_record(record))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(self.failed("writing a subscriber"))?;
-        let old_forwarding: Option<String> = LOCATE
-            .key(self.keys.numbers())
-            .arg(number)
-            .arg(forwarding)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(self.failed("indexing a subscriber"))?;
-        let old = match old_forwarding.as_deref() {
-            Some(old) if old != forwarding => self.take_record(old, number).await?,
-            _ => replaced_here.map(|r| decode_stored(&r)).transpose()?,
-        };
-        let old = match old {
-            Some(old) => Some(old),
-            None if self.migrating.load(Ordering::Relaxed) => {
-                self.take_old_layout(&subscriber.number).await?
-            }
-            None => None,
-        };
-        let Some(old) = old else {
-            return Ok(old_forwarding.is_some());
-        };
-        let kept: Vec<&str> = owners.iter().map(|(h, _)| h.as_str()).collect();
-        self.drop_tokens(&old, &kept).await?;
-        Ok(true)
+        let existed = self.put_many(std::slice::from_ref(record)).await?;
+        Ok(existed.first().copied().unwrap_or(false))
     }
 
     async fn put_subscribers(&self, records: &[SubscriberRecord]) -> Result<(), StoreError> {
-        // Many at once: the commands share the connection (to each node), so
-        // `PIPELINED` of them take about the round trips of one write; no
-        // more at a time, so that the last command queued never waits past
-        // the connection's answer deadline behind the others.
         for chunk in records.chunks(PIPELINED) {
-            try_join_all(chunk.iter().map(|record| self.put_subscriber(record))).await?;
+            self.put_many(chunk).await?;
         }
         Ok(())
     }
@@ -117,7 +71,7 @@ impl SubscriberStore for RedisStore {
     ) -> Result<Vec<Option<SubscriberRecord>>, StoreError> {
         let mut records = Vec::with_capacity(numbers.len());
         for chunk in numbers.chunks(PIPELINED) {
-            records.extend(try_join_all(chunk.iter().map(|number| self.subscriber(number))).await?);
+            records.extend(self.read_many(chunk).await?);
         }
         Ok(records)
     }
@@ -319,6 +273,199 @@ impl SubscriberStore for RedisStore {
 }
 
 impl RedisStore {
+    /// Writes `records`, each as [`SubscriberStore::put_subscriber`] says
+    /// (the order in the module's comment), one step for all of them at a
+    /// time: their new token entries, then their records, then their
+    /// locators, then what their old records left. So each subscriber's
+    /// keys are still written in that order, and a step costs one round
+    /// trip on one server ([`RedisStore::each`]) rather than one a
+    /// subscriber. Whether each existed.
+    async fn put_many(&self, records: &[SubscriberRecord]) -> Result<Vec<bool>, StoreError> {
+        let puts: Vec<Put<'_>> = records.iter().map(Put::new).collect();
+        // New tokens first: no reader trusts a token without the record.
+        let mut tokens = redis::pipe();
+        for (hash, owner) in puts.iter().flat_map(|p| &p.owners) {
+            let (bucket, field) = self.keys.token_entry(hash);
+            tokens.hset(bucket, field, owner);
+        }
+        self.each::<()>(&tokens, BatchKeys::Many, "writing a subscriber's tokens")
+            .await?;
+        let mut writes = redis::pipe();
+        for put in &puts {
+            writes.add_command(script_cmd(
+                &SWAP_FIELD,
+                &[self.keys.records(put.forwarding).as_bytes()],
+                &[put.number.as_bytes(), &put.encoded],
+            ));
+        }
+        let replaced: Vec<Option<Vec<u8>>> = self
+            .each(&writes, BatchKeys::Many, "writing a subscriber")
+            .await?;
+        let mut locators = redis::pipe();
+        let numbers = self.keys.numbers();
+        for put in &puts {
+            locators.add_command(script_cmd(
+                &LOCATE,
+                &[numbers.as_bytes()],
+                &[put.number.as_bytes(), put.forwarding.as_bytes()],
+            ));
+        }
+        let located: Vec<Option<String>> = self
+            .each(&locators, BatchKeys::One, "indexing a subscriber")
+            .await?;
+        try_join_all(
+            puts.iter()
+                .zip(replaced)
+                .zip(located)
+                .map(|((put, replaced), located)| self.put_done(put, replaced, located)),
+        )
+        .await
+    }
+
+    /// The last step of writing one subscriber: takes away what its old
+    /// record left (its record under its old forwarding number, tokens it
+    /// no longer has, its keys of the layout before). Whether it existed.
+    async fn put_done(
+        &self,
+        put: &Put<'_>,
+        replaced_here: Option<Vec<u8>>,
+        old_forwarding: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let old = match old_forwarding.as_deref() {
+            Some(old) if old != put.forwarding => self.take_record(old, put.number).await?,
+            // Written again as it was (a file imported again): the same
+            // tokens, nothing left behind.
+            _ if replaced_here.as_deref() == Some(put.encoded.as_slice()) => return Ok(true),
+            _ => replaced_here.map(|r| decode_stored(&r)).transpose()?,
+        };
+        let old = match old {
+            Some(old) => Some(old),
+            None if self.migrating.load(Ordering::Relaxed) => {
+                self.take_old_layout(&put.record.subscriber.number).await?
+            }
+            None => None,
+        };
+        let Some(old) = old else {
+            return Ok(old_forwarding.is_some());
+        };
+        let kept: Vec<&str> = put.owners.iter().map(|(h, _)| h.as_str()).collect();
+        self.drop_tokens(&old, &kept).await?;
+        Ok(true)
+    }
+
+    /// Reads `numbers`' records as [`SubscriberStore::subscriber`] does,
+    /// one step for all of them at a time: their locators, then their
+    /// records (then, while the layout before is moved, those of the ones
+    /// not found).
+    async fn read_many(
+        &self,
+        numbers: &[PhoneNumber],
+    ) -> Result<Vec<Option<SubscriberRecord>>, StoreError> {
+        let mut locate = redis::pipe();
+        for number in numbers {
+            locate.add_command(locate_cmd(&self.keys.numbers(), number));
+        }
+        let located: Vec<Vec<String>> = self
+            .each(&locate, BatchKeys::One, "reading a subscriber")
+            .await?;
+        let located: Vec<Option<String>> = numbers
+            .iter()
+            .zip(located)
+            .map(|(number, found)| located_at(number, found))
+            .collect();
+        let mut reads = redis::pipe();
+        for (number, forwarding) in numbers.iter().zip(&located) {
+            if let Some(forwarding) = forwarding {
+                reads.hget(self.keys.records(forwarding), number.as_str());
+            }
+        }
+        let mut stored = self
+            .each::<Option<Vec<u8>>>(&reads, BatchKeys::Many, "reading a subscriber")
+            .await?
+            .into_iter();
+        let mut records = Vec::with_capacity(numbers.len());
+        let mut missing = Vec::new();
+        for (i, forwarding) in located.iter().enumerate() {
+            let record = match forwarding {
+                Some(_) => stored.next().flatten(),
+                None => None,
+            };
+            records.push(record.map(|r| decode_stored(&r)).transpose()?);
+            if records[i].is_none() {
+                missing.push(i);
+            }
+        }
+        if missing.is_empty() || !self.migrating.load(Ordering::Relaxed) {
+            return Ok(records);
+        }
+        let mut old = redis::pipe();
+        for &i in &missing {
+            old.hget(self.keys.subscriber(&numbers[i]), "record");
+        }
+        let old: Vec<Option<String>> = self
+            .each(&old, BatchKeys::Many, "reading a subscriber")
+            .await?;
+        for (i, json) in missing.into_iter().zip(old) {
+            records[i] = json.map(|j| decode(&j, "subscriber")).transpose()?;
+        }
+        Ok(records)
+    }
+
+    /// Sends `commands` and reads their answers, in order: to one server
+    /// as one pipeline (one round trip; the server runs them in that
+    /// order), to a cluster each to its node at once (a pipeline there must
+    /// keep to one slot), so in no order between them, unless they all
+    /// touch `One` key. A script not loaded yet (a restarted Redis) is
+    /// loaded and the whole sent again: every command of these batches may
+    /// be repeated.
+    async fn each<T: redis::FromRedisValue>(
+        &self,
+        commands: &redis::Pipeline,
+        keys: BatchKeys,
+        context: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        if commands.cmd_iter().next().is_none() {
+            return Ok(Vec::new());
+        }
+        let answers = match self.send_each(commands, keys).await {
+            Err(err)
+                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                for script in [&*SWAP_FIELD, &*LOCATE] {
+                    script
+                        .load_async(&mut self.conn())
+                        .await
+                        .map_err(self.failed(context))?;
+                }
+                self.send_each(commands, keys).await
+            }
+            answered => answered,
+        }
+        .map_err(self.failed(context))?;
+        answers
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<_, _>>()
+            .map_err(|err| StoreError::Unexpected(anyhow::anyhow!("{context}: {err}")))
+    }
+
+    async fn send_each(
+        &self,
+        commands: &redis::Pipeline,
+        keys: BatchKeys,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        if self.connection.is_cluster() && keys == BatchKeys::Many {
+            try_join_all(
+                commands
+                    .cmd_iter()
+                    .map(|command| async move { command.query_async(&mut self.conn()).await }),
+            )
+            .await
+        } else {
+            commands.query_async(&mut self.conn()).await
+        }
+    }
+
     /// The entry of the token with this hash, if any.
     async fn token_entry(&self, hash: &TokenHash) -> Result<Option<String>, StoreError> {
         let (bucket, field) = self.keys.token_entry(&hash.to_hex());
@@ -330,21 +477,11 @@ impl RedisStore {
 
     /// The forwarding number under which subscriber `number`'s record is.
     async fn locate(&self, number: &PhoneNumber) -> Result<Option<String>, StoreError> {
-        let prefix = format!("{number} ");
-        let found: Vec<String> = redis::cmd("ZRANGEBYLEX")
-            .arg(self.keys.numbers())
-            .arg(format!("[{prefix}"))
-            .arg([b"[", prefix.as_bytes(), b"\xff"].concat())
-            .arg("LIMIT")
-            .arg(0)
-            .arg(1)
+        let found: Vec<String> = locate_cmd(&self.keys.numbers(), number)
             .query_async(&mut self.conn())
             .await
             .map_err(self.failed("reading a subscriber"))?;
-        Ok(found
-            .first()
-            .and_then(|entry| entry.strip_prefix(&prefix))
-            .map(str::to_owned))
+        Ok(located_at(number, found))
     }
 
     /// The record of `number` under `forwarding`, if it is there.
@@ -554,6 +691,77 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// The keys of a batch's commands ([`RedisStore::each`]): one key (the
+/// locator), which a cluster takes as one pipeline too, or many.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BatchKeys {
+    One,
+    Many,
+}
+
+/// One subscriber being written: what its keys get.
+struct Put<'a> {
+    record: &'a SubscriberRecord,
+    number: &'a str,
+    forwarding: &'a str,
+    /// Its token hashes (hex), and each one's entry.
+    owners: Vec<(String, String)>,
+    encoded: Vec<u8>,
+}
+
+impl<'a> Put<'a> {
+    fn new(record: &'a SubscriberRecord) -> Self {
+        let subscriber = &record.subscriber;
+        let forwarding = subscriber.forwarding_number.as_str();
+        Self {
+            record,
+            number: subscriber.number.as_str(),
+            forwarding,
+            owners: record
+                .credentials
+                .owners(&subscriber.number)
+                .map(|(hash, owner)| (hash.to_hex(), encode_owner(&owner, forwarding)))
+                .collect(),
+            encoded: encode_record(record),
+        }
+    }
+}
+
+/// `script` run on `keys` and `args`, as a command that can be pipelined
+/// (`EVALSHA`: [`RedisStore::each`] loads the script when Redis lacks it).
+fn script_cmd(script: &redis::Script, keys: &[&[u8]], args: &[&[u8]]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys.len());
+    for part in keys.iter().chain(args) {
+        cmd.arg(*part);
+    }
+    cmd
+}
+
+/// The locator entry of `number`: `<number> <forwarding number>`.
+fn locate_cmd(numbers: &str, number: &PhoneNumber) -> redis::Cmd {
+    let prefix = format!("{number} ");
+    let mut cmd = redis::cmd("ZRANGEBYLEX");
+    cmd.arg(numbers)
+        .arg(format!("[{prefix}"))
+        .arg([b"[", prefix.as_bytes(), b"\xff"].concat())
+        .arg("LIMIT")
+        .arg(0)
+        .arg(1);
+    cmd
+}
+
+/// The forwarding number in `number`'s locator entry, when it has one.
+fn located_at(number: &PhoneNumber, found: Vec<String>) -> Option<String> {
+    let prefix = number.as_str();
+    found.into_iter().next().and_then(|entry| {
+        entry
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(str::to_owned)
+    })
 }
 
 /// A stored record: the compact encoding (or JSON).
