@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow};
+use futures_util::StreamExt as _;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -26,17 +27,18 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::subscriber::{Subscriber, SubscriberSpec};
 use crate::store::SubscriberRecord;
 
-/// Entries written per batch: two pipelined round trips each.
+/// Entries checked, then written, per batch.
 const BATCH: usize = 1000;
-/// Batches written at once. A number listed twice in the file is refused
+/// Batches checked at once (each on a blocking thread), and batches
+/// written at once. A number listed twice in the file is refused
 /// (`Listed`), so which batch lands first never decides what is stored.
 const BATCHES_AT_ONCE: usize = 2;
 /// How long the import waits before writing a batch again after the store
 /// failed it: doubling from the first to the last.
 const STORE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
 const STORE_RETRY_LAST: std::time::Duration = std::time::Duration::from_secs(10);
-/// Entries read ahead of the writes.
-const READ_AHEAD: usize = 4 * BATCH;
+/// Batches read ahead of the checks.
+const BATCHES_READ_AHEAD: usize = 4;
 
 /// How an import is going, for `/readyz`.
 #[derive(Debug)]
@@ -138,86 +140,118 @@ impl Registry {
     }
 
     async fn import_all(&self, path: &Path, progress: &Arc<ImportProgress>) -> anyhow::Result<u64> {
-        let listed = Arc::new(Listed::default());
-        let (entries, mut received) =
-            mpsc::channel::<anyhow::Result<serde_json::Value>>(READ_AHEAD);
+        let mut listed = Listed::default();
+        let (batches, mut received) =
+            mpsc::channel::<anyhow::Result<Vec<serde_json::Value>>>(BATCHES_READ_AHEAD);
         let reader = {
             let path = path.to_owned();
             let progress = progress.clone();
-            tokio::task::spawn_blocking(move || read_entries(&path, &progress, &entries))
+            tokio::task::spawn_blocking(move || read_entries(&path, &progress, &batches))
         };
-        let mut batch: Vec<(usize, serde_json::Value)> = Vec::with_capacity(BATCH);
         let mut index = 0;
         let mut imported = 0u64;
-        // A few batches at once: one is parsed while others are written.
-        let mut in_flight = tokio::task::JoinSet::new();
-        let mut done = |written: u64| {
-            imported += written;
-            progress.imported.store(imported, Ordering::Relaxed);
-        };
+        // Each batch is checked on a blocking thread, then written by a task:
+        // a few batches checked at once while a few are written, on every
+        // core. Checked batches are taken in file order, so the error an
+        // import stops on is the first entry's.
+        let mut checks = futures_util::stream::FuturesOrdered::new();
+        let mut writes = tokio::task::JoinSet::new();
+        let mut read_all = false;
         loop {
-            let entry = received.recv().await;
-            let last = entry.is_none();
-            if let Some(entry) = entry {
-                batch.push((index, entry?));
-                index += 1;
-            }
-            if batch.len() == BATCH || (last && !batch.is_empty()) {
+            while !read_all && checks.len() < BATCHES_AT_ONCE {
+                let Some(batch) = received.recv().await else {
+                    read_all = true;
+                    break;
+                };
+                let first = index;
+                index += batch.as_ref().map_or(0, Vec::len);
                 let registry = self.clone();
-                let batch = std::mem::take(&mut batch);
-                let listed = listed.clone();
-                in_flight.spawn(async move { registry.import_batch(batch, &listed).await });
+                checks.push_back(tokio::task::spawn_blocking(move || {
+                    registry.check_batch(first, batch?)
+                }));
             }
-            while in_flight.len() >= BATCHES_AT_ONCE || (last && !in_flight.is_empty()) {
-                let written = in_flight.join_next().await.expect("a batch in flight");
-                done(written.context("a batch of the import")??);
-            }
-            if last {
+            let Some(checked) = checks.next().await else {
                 break;
+            };
+            let batch = listed.note(checked.context("checking a batch of the import")??)?;
+            while writes.len() >= BATCHES_AT_ONCE {
+                let written = writes.join_next().await.expect("a batch in flight");
+                imported += written.context("a batch of the import")??;
+                progress.imported.store(imported, Ordering::Relaxed);
             }
+            let registry = self.clone();
+            writes.spawn(async move { registry.write_with_retries(batch).await });
+        }
+        while let Some(written) = writes.join_next().await {
+            imported += written.context("a batch of the import")??;
+            progress.imported.store(imported, Ordering::Relaxed);
         }
         reader.await.context("reading the file")??;
         Ok(imported)
     }
 
-    /// Checks one batch of entries (`subscribers[i]` each), then writes it.
-    async fn import_batch(
+    /// Checks one batch of entries (the first is `subscribers[first]`),
+    /// up to the first that fails: CPU work, for a blocking thread.
+    fn check_batch(&self, first: usize, batch: Vec<serde_json::Value>) -> anyhow::Result<Checked> {
+        let mut checked = Checked {
+            entries: Vec::with_capacity(batch.len()),
+            failed: None,
+        };
+        for (i, value) in (first..).zip(batch) {
+            let mut number = None;
+            match self.check_entry(i, &value, &mut number) {
+                Ok(entry) => checked.entries.push((i, entry)),
+                Err(err) => {
+                    checked.failed = Some(Failed {
+                        index: i,
+                        number,
+                        error: err,
+                    });
+                    break;
+                }
+            }
+        }
+        Ok(checked)
+    }
+
+    /// Checks entry `subscribers[i]`; its number once read (the file must
+    /// not list it twice, which [`Listed`] checks in file order).
+    fn check_entry(
         &self,
-        batch: Vec<(usize, serde_json::Value)>,
-        listed: &Listed,
+        i: usize,
+        value: &serde_json::Value,
+        number: &mut Option<PhoneNumber>,
+    ) -> anyhow::Result<(Subscriber, TokenPolicy)> {
+        let at = format!("subscribers[{i}]");
+        let entry: FileEntry = serde_path_to_error::deserialize(value)
+            .map_err(|e| anyhow!("{at}.{}: {}", e.path(), e.inner()))?;
+        // A field nobody reads is an error naming it, as in a request
+        // body (`crate::input`).
+        let understood = serde_json::to_value(&entry).context("reading an entry back")?;
+        if let Some(unknown) = crate::input::unknown_field(value, &understood) {
+            return Err(anyhow!("{at}.{unknown}"));
+        }
+        let parsed = PhoneNumber::parse(&entry.number, self.rules().region)
+            .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
+        *number = Some(parsed.clone());
+        let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
+        let subscriber = entry
+            .spec
+            .parse(parsed, self.rules())
+            .map_err(|field| anyhow!("{at}.{field}"))?;
+        Ok((subscriber, policy))
+    }
+
+    /// Writes a checked batch. A store that is slow or away for a while (a
+    /// restart, a failover, a busy moment) delays the import, never ends
+    /// it: the service keeps serving, `/readyz` keeps saying `importing`.
+    async fn write_with_retries(
+        &self,
+        parsed: Vec<(Subscriber, TokenPolicy)>,
     ) -> anyhow::Result<u64> {
-        if batch.is_empty() {
+        if parsed.is_empty() {
             return Ok(0);
         }
-        let mut parsed = Vec::with_capacity(batch.len());
-        for (i, value) in batch {
-            let at = format!("subscribers[{i}]");
-            let entry: FileEntry = serde_path_to_error::deserialize(&value)
-                .map_err(|e| anyhow!("{at}.{}: {}", e.path(), e.inner()))?;
-            // A field nobody reads is an error naming it, as in a request
-            // body (`crate::input`).
-            let understood = serde_json::to_value(&entry).context("reading an entry back")?;
-            if let Some(unknown) = crate::input::unknown_field(&value, &understood) {
-                return Err(anyhow!("{at}.{unknown}"));
-            }
-            let number = PhoneNumber::parse(&entry.number, self.rules().region)
-                .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
-            if let Some(other) = listed.other_entry(&number, i) {
-                return Err(anyhow!(
-                    "{at}.number: {number} is listed twice (also subscribers[{other}]); keep one entry"
-                ));
-            }
-            let policy = entry.token_policy().map_err(|m| anyhow!("{at}.{m}"))?;
-            let subscriber = entry
-                .spec
-                .parse(number, self.rules())
-                .map_err(|field| anyhow!("{at}.{field}"))?;
-            parsed.push((subscriber, policy));
-        }
-        // The entries are sound; what remains is the store's. A store that
-        // is slow or away for a while (a restart, a failover, a busy
-        // moment) delays the import, never ends it: the service keeps
-        // serving, `/readyz` keeps saying `importing`.
         let mut pause = STORE_RETRY_FIRST;
         loop {
             match self.write_batch(&parsed).await {
@@ -280,24 +314,61 @@ impl Registry {
     }
 }
 
+/// A batch checked: its entries that passed (each with its index in the
+/// file), up to the one that failed.
+struct Checked {
+    entries: Vec<(usize, (Subscriber, TokenPolicy))>,
+    failed: Option<Failed>,
+}
+
+/// The entry a batch's check stopped at: its index, its number when it was
+/// read, and what is wrong.
+struct Failed {
+    index: usize,
+    number: Option<PhoneNumber>,
+    error: anyhow::Error,
+}
+
 /// The numbers an import has met so far, with the entry each came in: a
 /// number's digits as one integer, so that a million of them take a few
 /// tens of MiB for the length of the import.
 #[derive(Default)]
-struct Listed(Mutex<std::collections::HashMap<u64, usize>>);
+struct Listed(std::collections::HashMap<u64, usize>);
 
 impl Listed {
-    /// Notes `number` for entry `index`; the other entry that lists it, when
-    /// one did already.
-    fn other_entry(&self, number: &PhoneNumber, index: usize) -> Option<usize> {
+    /// Notes the numbers of a checked batch, in file order: its entries to
+    /// write, or the first error of the file (a number listed twice, or
+    /// what the check found).
+    fn note(&mut self, checked: Checked) -> anyhow::Result<Vec<(Subscriber, TokenPolicy)>> {
+        let mut entries = Vec::with_capacity(checked.entries.len());
+        for (i, entry) in checked.entries {
+            self.once(&entry.0.number, i)?;
+            entries.push(entry);
+        }
+        if let Some(failed) = checked.failed {
+            if let Some(number) = &failed.number {
+                self.once(number, failed.index)?;
+            }
+            return Err(failed.error);
+        }
+        Ok(entries)
+    }
+
+    /// Notes `number` for entry `index`; an error naming the other entry
+    /// that lists it, when one did already.
+    fn once(&mut self, number: &PhoneNumber, index: usize) -> anyhow::Result<()> {
         // E.164 holds at most 15 digits: they fit in a u64.
-        let digits: u64 = number.as_str().trim_start_matches('+').parse().ok()?;
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match seen.entry(digits) {
-            std::collections::hash_map::Entry::Occupied(other) => Some(*other.get()),
+        let Ok(digits) = number.as_str().trim_start_matches('+').parse::<u64>() else {
+            return Ok(());
+        };
+        match self.0.entry(digits) {
+            std::collections::hash_map::Entry::Occupied(other) => Err(anyhow!(
+                "subscribers[{index}].number: {number} is listed twice (also subscribers[{}]); keep one entry",
+                other.get()
+            )),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(index);
-                None
+                Ok(())
             }
         }
     }
@@ -319,13 +390,13 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-/// Reads the entries of the file at `path` into `entries`, one at a time
-/// (a JSON array streaming; a TOML file, by its `.toml` extension, whole).
-/// Stops early when the receiver went (the import failed).
+/// Reads the entries of the file at `path` into `batches`, [`BATCH`] at a
+/// time (a JSON array streaming; a TOML file, by its `.toml` extension,
+/// whole). Stops early when the receiver went (the import failed).
 fn read_entries(
     path: &PathBuf,
     progress: &ImportProgress,
-    entries: &mpsc::Sender<anyhow::Result<serde_json::Value>>,
+    batches: &mpsc::Sender<anyhow::Result<Vec<serde_json::Value>>>,
 ) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let reader = std::io::BufReader::with_capacity(
@@ -338,6 +409,10 @@ fn read_entries(
     let is_toml = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let mut batch = Batcher {
+        batch: Vec::with_capacity(BATCH),
+        batches,
+    };
     if is_toml {
         #[derive(Deserialize)]
         struct TomlFile {
@@ -350,26 +425,56 @@ fn read_entries(
             toml::from_str(&text).map_err(|e| anyhow!("{}", e.to_string().replace('\n', " ")))?;
         for entry in file.subscribers {
             let value = serde_json::to_value(entry).context("reading a TOML entry")?;
-            if entries.blocking_send(Ok(value)).is_err() {
+            if !batch.push(value) {
                 return Ok(());
             }
         }
+        batch.flush();
         return Ok(());
     }
     let mut json = serde_json::Deserializer::from_reader(reader);
-    let outcome = serde::Deserializer::deserialize_seq(&mut json, EachEntry { entries });
-    if let Err(err) = outcome {
-        let _ = entries.blocking_send(Err(anyhow!("{err}")));
+    let outcome = serde::Deserializer::deserialize_seq(&mut json, EachEntry { batch: &mut batch });
+    match outcome {
+        Ok(()) => {
+            batch.flush();
+        }
+        Err(err) => {
+            // After the batches handed on so far: the import stops there.
+            let _ = batches.blocking_send(Err(anyhow!("{err}")));
+        }
     }
     Ok(())
 }
 
-/// Hands each element of a JSON array on as it is read.
-struct EachEntry<'a> {
-    entries: &'a mpsc::Sender<anyhow::Result<serde_json::Value>>,
+/// Entries read, handed on [`BATCH`] at a time.
+struct Batcher<'a> {
+    batch: Vec<serde_json::Value>,
+    batches: &'a mpsc::Sender<anyhow::Result<Vec<serde_json::Value>>>,
 }
 
-impl<'de> Visitor<'de> for EachEntry<'_> {
+impl Batcher<'_> {
+    /// Adds an entry; false when the receiver went.
+    fn push(&mut self, entry: serde_json::Value) -> bool {
+        self.batch.push(entry);
+        self.batch.len() < BATCH || self.flush()
+    }
+
+    /// Hands the entries on; false when the receiver went.
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.batches.blocking_send(Ok(batch)).is_ok()
+    }
+}
+
+/// Hands each element of a JSON array on as it is read.
+struct EachEntry<'a, 'b> {
+    batch: &'a mut Batcher<'b>,
+}
+
+impl<'de> Visitor<'de> for EachEntry<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -378,7 +483,7 @@ impl<'de> Visitor<'de> for EachEntry<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(entry) = seq.next_element::<serde_json::Value>()? {
-            if self.entries.blocking_send(Ok(entry)).is_err() {
+            if !self.batch.push(entry) {
                 break;
             }
         }
