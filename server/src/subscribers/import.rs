@@ -223,13 +223,21 @@ impl Registry {
         number: &mut Option<PhoneNumber>,
     ) -> anyhow::Result<(Subscriber, TokenPolicy)> {
         let at = format!("subscribers[{i}]");
-        let entry: FileEntry = serde_path_to_error::deserialize(value)
-            .map_err(|e| anyhow!("{at}.{}: {}", e.path(), e.inner()))?;
+        // Read without tracking where it is; read again tracking it only
+        // to name the field that fails.
+        let entry = match FileEntry::deserialize(value) {
+            Ok(entry) => entry,
+            Err(_) => serde_path_to_error::deserialize(value)
+                .map_err(|e| anyhow!("{at}.{}: {}", e.path(), e.inner()))?,
+        };
         // A field nobody reads is an error naming it, as in a request
-        // body (`crate::input`).
-        let understood = serde_json::to_value(&entry).context("reading an entry back")?;
-        if let Some(unknown) = crate::input::unknown_field(value, &understood) {
-            return Err(anyhow!("{at}.{unknown}"));
+        // body (`crate::input`): the entry written back shows which, when
+        // the fields given are not all surely read.
+        if !only_known_fields(value) {
+            let understood = serde_json::to_value(&entry).context("reading an entry back")?;
+            if let Some(unknown) = crate::input::unknown_field(value, &understood) {
+                return Err(anyhow!("{at}.{unknown}"));
+            }
         }
         let parsed = PhoneNumber::parse(&entry.number, self.rules().region)
             .map_err(|e| anyhow!("{at}.number: {e}: {:?}", entry.number))?;
@@ -503,6 +511,55 @@ struct FileEntry {
     spec: SubscriberSpec,
 }
 
+/// The fields an entry, and a destination of it, always has when written
+/// back as JSON (what [`crate::input::unknown_field`] compares with): every
+/// field of theirs, none left out.
+static KNOWN_FIELDS: std::sync::LazyLock<Option<(Vec<String>, Vec<String>)>> =
+    std::sync::LazyLock::new(|| {
+        let sample = serde_json::json!({"number": "", "forwarding_number": "",
+            "destinations": [{"id": "", "kind": "phone", "address": ""}]});
+        let understood = serde_json::to_value(FileEntry::deserialize(&sample).ok()?).ok()?;
+        let entry = understood.as_object()?;
+        let destination = entry.get("destinations")?.get(0)?.as_object()?;
+        Some((
+            entry.keys().cloned().collect(),
+            destination.keys().cloned().collect(),
+        ))
+    });
+
+/// Whether entry `value`, read without error, surely has no field nobody
+/// reads, without writing the entry back: its fields, and its
+/// destinations', are all among [`KNOWN_FIELDS`], and no field but
+/// `destinations` (and `destination_tokens`, whose names are all read)
+/// holds an object or an array, where `unknown_field` would look further.
+/// False says nothing: the entry is then written back and compared.
+fn only_known_fields(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let Some((entry_fields, destination_fields)) = &*KNOWN_FIELDS else {
+        return false;
+    };
+    let flat = |v: &Value| !matches!(v, Value::Object(_) | Value::Array(_));
+    let known = |fields: &[String], name: &str| fields.iter().any(|f| f == name);
+    let Value::Object(entry) = value else {
+        return false;
+    };
+    entry.iter().all(|(name, v)| {
+        known(entry_fields, name)
+            && match (name.as_str(), v) {
+                ("destinations", Value::Array(destinations)) => {
+                    destinations.iter().all(|destination| {
+                        destination.as_object().is_some_and(|d| {
+                            d.iter()
+                                .all(|(name, v)| known(destination_fields, name) && flat(v))
+                        })
+                    })
+                }
+                ("destination_tokens", Value::Object(tokens)) => tokens.values().all(flat),
+                _ => flat(v),
+            }
+    })
+}
+
 /// Tokens chosen by an operator must be long enough not to be guessed.
 const MIN_CHOSEN_TOKEN_LEN: usize = 16;
 
@@ -535,5 +592,60 @@ impl FileEntry {
             device,
             destinations,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The shortcut says "every field read" only where the entry written
+    /// back would name no field nobody reads.
+    #[test]
+    fn only_known_fields_agrees_with_the_entry_written_back() {
+        assert!(KNOWN_FIELDS.is_some());
+        let destination = json!({"id": "desk", "kind": "phone", "address": "+12025550201"});
+        let cases = [
+            (
+                json!({"number": "+12025550199", "forwarding_number": "+12025550100",
+                    "device_token": "0123456789abcdef", "destinations": [destination]}),
+                true,
+            ),
+            (
+                json!({"number": "+12025550199", "forwarding_number": "+12025550100",
+                    "destination_tokens": {"desk": "0123456789abcdef"}, "ring_timeout_secs": 20,
+                    "destinations": [{"id": "desk", "kind": "phone", "address": "+12025550201",
+                        "webhook_url": null, "screening": true}]}),
+                true,
+            ),
+            (
+                json!({"number": "+12025550199", "forwarding_number": "+12025550100",
+                    "stratgy": "simultaneous", "destinations": [destination]}),
+                false,
+            ),
+            (
+                json!({"number": "+12025550199", "forwarding_number": "+12025550100",
+                    "destinations": [{"id": "desk", "kind": "phone", "adress": "+12025550201"}]}),
+                false,
+            ),
+            // An array elsewhere is compared the long way.
+            (
+                json!({"number": "+12025550199", "forwarding_number": "+12025550100",
+                    "caller_rules": [], "destinations": [destination]}),
+                false,
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(only_known_fields(&value), expected, "{value}");
+            let Ok(entry) = FileEntry::deserialize(&value) else {
+                continue;
+            };
+            let understood = serde_json::to_value(&entry).unwrap();
+            if expected {
+                assert!(crate::input::unknown_field(&value, &understood).is_none());
+            }
+        }
     }
 }
