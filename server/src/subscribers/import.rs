@@ -1,8 +1,10 @@
 //! `SUBSCRIBERS_FILE`: imported in the background, so that the listener
 //! opens at once whatever the file's size. A JSON file is read streaming,
 //! entry by entry, on a thread of its own (memory never holds the whole
-//! file); a TOML file is read whole. Entries are written in batches, each
-//! batch's reads and writes pipelined ([`crate::store::SubscriberStore::put_subscribers`]),
+//! file); a TOML file is read whole. Entries go on in batches: each is
+//! checked on a blocking thread (the parse, the phone numbers), two at
+//! once, while two checked ones are written, each batch's reads and writes
+//! a step for all its entries at a time ([`crate::store::SubscriberStore::put_subscribers`]),
 //! with one bus message per batch. `/readyz` answers 503 `importing` with
 //! the progress until the import is done; a subscriber is served as soon as
 //! its batch is written. An invalid entry stops the import, and the process
