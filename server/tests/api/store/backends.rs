@@ -404,7 +404,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
     let reported = awaiting_with(ALICE, caller(CALLER_A), Timestamp::now(), Some("call-1"));
-    create(&store, &reported, Duration::from_millis(300)).await;
+    create(&store, &reported, TTL).await;
     let mut claimed = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA1")
         .await
         .expect("claimed");
@@ -416,7 +416,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
         .expect("ended");
     assert!(
         store
-            .update_session(&mut claimed, Duration::from_millis(300))
+            .update_session(&mut claimed, TTL)
             .await
             .unwrap()
     );
@@ -450,7 +450,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     );
 
     // Once its record's time came, the sweep drops all three.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    move_life_back(&mut conn, &prefix, claimed.id(), 1, false).await;
     store.sweep(an_hour_ago(), 10).await.unwrap();
     assert_eq!(fields(&mut conn).await, Vec::<String>::new());
     assert_eq!(
