@@ -414,12 +414,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
             Timestamp::now(),
         )
         .expect("ended");
-    assert!(
-        store
-            .update_session(&mut claimed, TTL)
-            .await
-            .unwrap()
-    );
+    assert!(store.update_session(&mut claimed, TTL).await.unwrap());
 
     let fields = |conn: &mut ::redis::aio::MultiplexedConnection| {
         let key = format!("{}:ses", shard_keys(&prefix, ALICE));
