@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::scenario::Scenario;
+use super::scenario::{Scenario, Verification};
 
 /// How long a message the caller leaves lasts (before `maxLength`).
 const MESSAGE: Duration = Duration::from_secs(12);
@@ -12,6 +12,8 @@ const MESSAGE: Duration = Duration::from_secs(12);
 pub struct Caller {
     /// `From`, as the scenario writes it (E.164 or a withheld marker).
     pub number: String,
+    /// What the CPaaS will say of the number, if anything.
+    pub verification: Option<Verification>,
     hangs_up_at_ms: Option<u64>,
     leaves_voicemail: bool,
 }
@@ -20,6 +22,7 @@ impl Caller {
     pub fn new(scenario: &Scenario) -> Self {
         Self {
             number: scenario.caller.clone(),
+            verification: scenario.caller_verification,
             hangs_up_at_ms: scenario
                 .caller_hangs_up_after_secs
                 .map(|s| u64::from(s) * 1000),

@@ -47,6 +47,7 @@ impl Carrier {
             from: caller.number.clone(),
             to: forwarding_number.to_owned(),
             forwarded_from,
+            verification: caller.verification,
         })
     }
 }

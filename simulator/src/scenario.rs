@@ -25,6 +25,9 @@ pub struct Scenario {
     /// `From` of the call: an E.164 number or a withheld marker.
     #[serde(default = "default_caller")]
     pub caller: String,
+    /// The STIR/SHAKEN verdict the CPaaS gives the forwarded call, in its
+    /// own parameters; none when unset.
+    pub caller_verification: Option<Verification>,
     /// Seconds after the call starts at which the caller gives up; never
     /// when unset.
     pub caller_hangs_up_after_secs: Option<u32>,
@@ -66,6 +69,32 @@ fn default_forward_delay_ms() -> u64 {
 
 fn yes() -> bool {
     true
+}
+
+/// `caller_verification`: what the CPaaS says of the caller's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verification {
+    /// Attested and validated.
+    Verified,
+    /// Attested for the caller's carrier, not for the number.
+    Partial,
+    /// The check failed: the number may be spoofed.
+    Failed,
+    /// No verdict (unsigned call).
+    None,
+}
+
+impl Verification {
+    /// The verdict as [`Cpaas::verification_params`] takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+            Self::None => "none",
+        }
+    }
 }
 
 /// `clock`: an RFC 3339 time.

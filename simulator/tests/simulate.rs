@@ -577,10 +577,11 @@ async fn a_call_the_carrier_never_forwards_expires_with_call_missed_on_signalwir
 /// timeout, as whole calls on every provider.
 #[tokio::test]
 async fn caller_rules_and_a_destinations_ring_timeout_as_whole_calls() {
-    let scenario = |rule: &str| {
+    let verified_scenario = |rule: &str, verdict: &str| {
         format!(
             r#"
 caller = "+12025550302"
+caller_verification = "{verdict}"
 
 [subscriber]
 forwarding_number = "+12025550100"
@@ -594,6 +595,7 @@ answer = "after 2s"
 "#
         )
     };
+    let scenario = |rule: &str| verified_scenario(rule, "verified");
     for provider in [
         Cpaas::Twilio,
         Cpaas::Plivo,
@@ -612,6 +614,18 @@ answer = "after 2s"
         let phone = run(scenario(r#"{match = "+12025550302", action = "phone"}"#)).await;
         assert_eq!(phone.outcome, Outcome::Ignored, "{provider:?}");
         assert!(phone.webhooks.iter().all(|w| w.kind != "call.ringing"));
+        // A failed STIR/SHAKEN check, known when the forwarded call
+        // arrives: to voicemail then; a verified caller rings through.
+        let failed_verification = r#"{match = "failed_verification", action = "voicemail"}"#;
+        let spoofed = run(verified_scenario(failed_verification, "failed")).await;
+        assert_call(&spoofed, Outcome::Voicemail, None);
+        assert!(
+            spoofed.markup.iter().all(|m| !m.contains("<Dial")),
+            "{provider:?}: nobody is dialed: {:?}",
+            spoofed.markup
+        );
+        let verified = run(verified_scenario(failed_verification, "verified")).await;
+        assert_call(&verified, Outcome::Connected, Some("desk"));
         // A rule for another caller: the desk rings, for its own 40 s.
         let rings = run(scenario(r#"{match = "+1415*", action = "block"}"#)).await;
         assert_call(&rings, Outcome::Connected, Some("desk"));

@@ -238,8 +238,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// the records whose time came. Each session is handed out once, to one
     /// caller, across instances. A write of a session that is not over lists
     /// it as idle `ttl` after that write, and keeps its record
-    /// [`SWEEP_GRACE`] longer, so that a sweep can still end it. On Redis an
-    /// idle deployment's sweep is one command, whatever the number of shards.
+    /// [`SWEEP_GRACE`] longer (on Redis: until a sweep takes it, then the
+    /// grace), so that the sweep's write can still end it. On Redis an idle deployment's sweep is one command,
+    /// whatever the number of shards.
     async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError>;
 
     /// The session the forwarded call `call_sid` took, if any. `subscribers`

@@ -27,6 +27,7 @@ use self::markup::{Element, Grammar};
 use super::Error;
 use super::caller::Caller;
 use super::destination::{Callee, Directory, Fate};
+use super::scenario::Verification;
 use super::timeline::Timeline;
 use ringrelay_server::domain::rules::Decision;
 
@@ -53,6 +54,20 @@ pub(crate) struct Forwarded {
     pub to: String,
     /// The subscriber, when the carrier says so.
     pub forwarded_from: Option<String>,
+    /// The STIR/SHAKEN verdict on the caller, when there is one.
+    pub verification: Option<Verification>,
+}
+
+impl Forwarded {
+    /// The parameters of `cpaas`'s voice webhook saying the verdict.
+    fn verification_params(&self, cpaas: Cpaas) -> Params {
+        self.verification
+            .map(|verdict| cpaas.verification_params(verdict.as_str()))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| param(name, value))
+            .collect()
+    }
 }
 
 /// What the call did, in no provider's words.

@@ -245,6 +245,7 @@ pub(super) async fn run(call: &mut Call<'_>, forwarded: &Forwarded) -> Result<()
     let url = format!("{base}{}", routes.answer);
     let mut params = parent.params("ringing");
     params.push(param("Event", "StartApp"));
+    params.extend(forwarded.verification_params(Cpaas::Plivo));
     let document = call.wire.document(&url, &params, &CALL).await?;
     let ending = execute(call, &parent, document, url).await?;
     let (status, cause) = match ending {
@@ -727,6 +728,7 @@ mod tests {
                 from: "+12025550302".into(),
                 to: "+12025550100".into(),
                 forwarded_from: None,
+                verification: None,
             },
         };
         let params = recording_params(&parent, "rec-1", Duration::from_secs(30));

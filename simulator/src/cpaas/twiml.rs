@@ -424,10 +424,9 @@ pub(super) async fn run(
         ),
     );
     let url = Parent::url(base, routes.answer);
-    let document = call
-        .wire
-        .document(&url, &parent.params("ringing"), flavour.call)
-        .await?;
+    let mut params = parent.params("ringing");
+    params.extend(forwarded.verification_params(flavour.cpaas));
+    let document = call.wire.document(&url, &params, flavour.call).await?;
     let ending = execute(call, &parent, document, url).await?;
     let status = match ending {
         Ending::Completed => "completed",
@@ -982,6 +981,7 @@ mod tests {
                 from: "+12025550302".into(),
                 to: "+12025550100".into(),
                 forwarded_from: None,
+                verification: None,
             },
         };
         let params = recording_params(&parent, "RE1", Duration::from_secs(30), true);

@@ -101,8 +101,17 @@ impl ShardKeys {
         self.key(&["ses"])
     }
 
-    pub(super) fn gone(&self) -> String {
-        self.key(&["gone"])
+    /// Each session once, by when the sweep next acts on it (see
+    /// `lua/session.lua`): the end of an open session's lifetime, or when
+    /// an ended one's record goes.
+    pub(super) fn life(&self) -> String {
+        self.key(&["life"])
+    }
+
+    /// The release before's two lifetime indexes, which the sweep moves
+    /// into [`Self::life`].
+    pub(super) fn legacy_lifetimes(&self) -> [String; 2] {
+        [self.key(&["gone"]), self.key(&["idle"])]
     }
 
     pub(super) fn due(&self) -> String {
@@ -112,10 +121,6 @@ impl ShardKeys {
     /// When the shard next has work, as last told to the sweep index.
     pub(super) fn next(&self) -> String {
         self.key(&["next"])
-    }
-
-    pub(super) fn idle(&self) -> String {
-        self.key(&["idle"])
     }
 
     pub(super) fn awaiting(&self, subscriber: &PhoneNumber, caller: &Caller) -> String {

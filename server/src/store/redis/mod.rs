@@ -11,9 +11,8 @@
 //! | `P:tk:<3 hex digits>` | hash: a token's owner, and where its record is, by 16 bytes of its hash | the key itself |
 //! | `P:rate:<key>` | a fixed-window counter | the key itself |
 //! | `P:{sNN}:ses` | hash of the shard's sessions: `<id>` (its version, the claim of the forwarded call that took it, its device call's field, then the session, see `stored`), `d:<subscriber>:<device call id>` (the session of a ring report, so that a retried report finds it), `c:<call id>` (the session a forwarded call took, for retries and its end); the latter two go with their session | shard `NN` |
-//! | `P:{sNN}:gone` | sorted set: when each session's record goes (a session's TTL) | shard |
+//! | `P:{sNN}:life` | sorted set: each session by when the sweep next acts on it: the end of its lifetime while it is open (a half-millisecond score marks it open), else when its record goes (a session's TTL) | shard |
 //! | `P:{sNN}:due` | sorted set of the sessions awaiting a forwarded call, by instruction time (forward deadlines) | shard |
-//! | `P:{sNN}:idle` | sorted set of the sessions not over yet, by the end of their lifetime on Redis's clock | shard |
 //! | `P:{sNN}:wait:<subscriber>:<caller>` | sorted set of the sessions awaiting a forwarded call from that caller (`withheld`), by instruction time | shard |
 //! | `P:{sNN}:hist:<subscriber>` | sorted set of the subscriber's listed sessions, by when they began | shard |
 //! | `P:sessions` | sorted set of every listed session's id, by when it began (`GET /v1/sessions`) | the key itself |

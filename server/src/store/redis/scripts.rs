@@ -31,7 +31,9 @@ pub(super) static FORWARDED_TO: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/forwarded_to.lua")));
 
 /// Shared by the session scripts: Redis's clock, and how a session is kept
-/// in its shard (`sessions` the shard's hash, `gone` when each record goes).
+/// in its shard (`sessions` the shard's hash, `life` when the sweep next
+/// acts on each session: the end of an open one's lifetime, or when an
+/// ended one's record goes).
 static SESSION_LUA: LazyLock<String> = LazyLock::new(|| {
     format!(
         "local HISTORY_CAP = {HISTORY_CAP}\n{}",
@@ -48,8 +50,8 @@ fn session_script(body: &str) -> Script {
 /// matching index (listed while it awaits a forwarded call, unless a claim
 /// took it), the forward deadlines, the subscriber's open sessions and
 /// history, and its device-call key. KEYS (shared by the three scripts
-/// below): sessions, gone, matching index, due, idle, history,
-/// the shard's `next` (what the sweep index was told). ARGV: data, TTL in
+/// below): sessions, life, matching index, due, history, the shard's
+/// `next` (what the sweep index was told). ARGV: data, TTL in
 /// ms, '1' when it awaits a forwarded call, id, instruction time (ms), '1'
 /// when it is over, grace in ms, when it began (ms), the forward timeout
 /// (ms), the field of its device call id ('' for none), then what each
@@ -72,23 +74,23 @@ pub(super) static CREATE_SESSION: LazyLock<Script> =
 pub(super) static UPDATE_SESSION: LazyLock<Script> =
     LazyLock::new(|| write_session_script(include_str!("lua/update_session.lua")));
 
-/// KEYS: a subscriber's history, its shard's lifetimes. Returns the ids of
-/// its sessions not over yet (those listed in both).
+/// KEYS: a subscriber's history, its shard's `life`. Returns the ids of
+/// its sessions not over yet (listed in both, open in `life`).
 pub(super) static OPEN_SESSIONS: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/open_sessions.lua")));
+    LazyLock::new(|| session_script(include_str!("lua/open_sessions.lua")));
 
-/// KEYS: sessions, gone. ARGV: id. Returns {data, version, claim} or false.
+/// KEYS: sessions, life. ARGV: id. Returns {data, version, claim} or false.
 pub(super) static READ_SESSION: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/read_session.lua")));
 
-/// KEYS: a subscriber's history, sessions, gone.
+/// KEYS: a subscriber's history, sessions, life.
 /// Returns {data, version, claim or '', …} of its listed sessions, newest
 /// first; entries whose session went are dropped from the history.
 pub(super) static SESSION_HISTORY: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/session_history.lua")));
 
 /// The claim of a forwarded call within one shard.
-/// KEYS: sessions, gone, due, idle, the shard's `next`, then the matching
+/// KEYS: sessions, life, due, the shard's `next`, then the matching
 /// indexes of the candidate subscribers of this shard for this caller, then
 /// (with a session to store when none is found) its subscriber's history.
 /// ARGV: how many matching indexes, the earliest instruction time (ms)
@@ -110,7 +112,7 @@ pub(super) static CLAIM_SESSION: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/claim_session.lua")));
 
 /// What a claim spanning shards looks at first, in one shard.
-/// KEYS: sessions, gone, then matching indexes.
+/// KEYS: sessions, life, then matching indexes.
 /// ARGV: the earliest instruction time (ms) still claimable, the call's
 /// field.
 /// Returns {1 when the call already took a live session of this shard,
@@ -118,16 +120,18 @@ pub(super) static CLAIM_SESSION: LazyLock<Script> =
 pub(super) static PEEK_CLAIM: LazyLock<Script> =
     LazyLock::new(|| session_script(include_str!("lua/peek_claim.lua")));
 
-/// One shard's sweep. KEYS: due, idle, sessions, gone, the shard's
-/// `next`. ARGV: the instruction time (ms) before which a forward is
+/// One shard's sweep. KEYS: due, life, sessions, the shard's `next`, then
+/// the release before's `gone` and `idle` (moved into `life` a batch at a
+/// time). ARGV: the instruction time (ms) before which a forward is
 /// overdue, how many overdue and how many idle sessions to take at most,
-/// the forward timeout (ms).
+/// the forward timeout (ms), the grace (ms).
 /// Drops the records whose time has come (the sessions' TTL); takes the
-/// overdue ones out of `due`, and the ones whose lifetime ran out (on
-/// Redis's clock) out of `idle`, oldest first: each is taken once,
-/// whichever instance asks, the idle ones with their version at that
-/// moment (a change made later starts a new lifetime, and the sweep's write
-/// at the old version fails). Keeps in `next` when the shard next has work.
+/// overdue ones out of `due`, and the open ones whose lifetime ran out (on
+/// Redis's clock), oldest first, keeping their record the grace longer:
+/// each is taken once, whichever instance asks, the idle ones with their
+/// version at that moment (a change made later starts a new lifetime, and
+/// the sweep's write at the old version fails). Keeps in `next` when the
+/// shard next has work.
 /// Returns {overdue ids, {id, version, …}, when the shard next has work
 /// (ms) or -1}.
 pub(super) static SWEEP_SHARD: LazyLock<Script> =

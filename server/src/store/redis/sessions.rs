@@ -104,7 +104,7 @@ impl SessionStore for RedisStore {
         let shard = self.keys.shard(Shard::of(subscriber));
         let ids: Vec<String> = OPEN_SESSIONS
             .key(shard.history(subscriber))
-            .key(shard.idle())
+            .key(shard.life())
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("reading open sessions"))?;
@@ -121,7 +121,7 @@ impl SessionStore for RedisStore {
         let raw: Vec<Vec<u8>> = SESSION_HISTORY
             .key(shard.history(subscriber))
             .key(shard.sessions())
-            .key(shard.gone())
+            .key(shard.life())
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.failed("reading a history"))?;
@@ -212,7 +212,7 @@ impl SessionStore for RedisStore {
         let shard = self.keys.shard(id.shard());
         let stored: Option<StoredSession> = READ_SESSION
             .key(shard.sessions())
-            .key(shard.gone())
+            .key(shard.life())
             .arg(id.as_str())
             .invoke_async(&mut self.conn())
             .await
@@ -346,16 +346,19 @@ impl SessionStore for RedisStore {
         // Earliest first, up to `limit` of each kind.
         for shard in due.iter().filter_map(|s| shard_numbered(s.parse().ok()?)) {
             let keys = self.keys.shard(shard);
+            let [legacy_gone, legacy_idle] = keys.legacy_lifetimes();
             let (overdue, idle, next): (Vec<String>, Vec<(String, u64)>, i64) = SWEEP_SHARD
                 .key(keys.due())
-                .key(keys.idle())
+                .key(keys.life())
                 .key(keys.sessions())
-                .key(keys.gone())
                 .key(keys.next())
+                .key(legacy_gone)
+                .key(legacy_idle)
                 .arg(instructed_before.unix_millis())
                 .arg(limit - swept.overdue.len().min(limit))
                 .arg(limit - swept.idle.len().min(limit))
                 .arg(millis(self.forward_timeout))
+                .arg(millis(SWEEP_GRACE))
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(self.failed("sweeping"))?;
@@ -402,10 +405,9 @@ impl RedisStore {
         let subscriber = session.subscriber();
         invocation
             .key(shard.sessions())
-            .key(shard.gone())
+            .key(shard.life())
             .key(shard.awaiting(subscriber, session.caller()))
             .key(shard.due())
-            .key(shard.idle())
             .key(shard.history(subscriber))
             .key(shard.next());
 
@@ -585,9 +587,8 @@ impl RedisStore {
         let mut invocation = CLAIM_SESSION.prepare_invoke();
         invocation
             .key(keys.sessions())
-            .key(keys.gone())
+            .key(keys.life())
             .key(keys.due())
-            .key(keys.idle())
             .key(keys.next());
         for subscriber in subscribers {
             invocation.key(keys.awaiting(subscriber, caller));
@@ -673,7 +674,7 @@ impl RedisStore {
     ) -> Result<(bool, Option<i64>), StoreError> {
         let keys = self.keys.shard(shard);
         let mut invocation = PEEK_CLAIM.prepare_invoke();
-        invocation.key(keys.sessions()).key(keys.gone());
+        invocation.key(keys.sessions()).key(keys.life());
         for subscriber in subscribers {
             invocation.key(keys.awaiting(subscriber, caller));
         }

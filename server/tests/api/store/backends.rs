@@ -67,10 +67,27 @@ async fn redis_sessions_carry_the_ttl_and_keys_stay_under_the_prefix() {
         .unwrap();
 
     let mut conn = redis.connection().await;
-    let ttl_ms = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
-    // Open: kept for the sweep past its lifetime.
-    let kept = 120_000 + i64::try_from(SWEEP_GRACE.as_millis()).unwrap();
-    assert!((kept - 1_000..=kept).contains(&ttl_ms), "PTTL {ttl_ms}");
+    // Open: the sweep ends it when its lifetime is over.
+    let (ends_in, open) = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
+    assert!(open);
+    assert!(
+        (119_000..=120_000).contains(&ends_in),
+        "ends in {ends_in} ms"
+    );
+    // Ended: its record goes at the end of its TTL.
+    let mut ended = store.session(session.id()).await.unwrap().unwrap();
+    ended
+        .cancel(CancelReason::CallerHungUp, Timestamp::now())
+        .unwrap();
+    assert!(
+        store
+            .update_session(&mut ended, Duration::from_secs(90))
+            .await
+            .unwrap()
+    );
+    let (goes_in, open) = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
+    assert!(!open);
+    assert!((89_000..=90_000).contains(&goes_in), "goes in {goes_in} ms");
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut conn)
@@ -387,7 +404,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
     let reported = awaiting_with(ALICE, caller(CALLER_A), Timestamp::now(), Some("call-1"));
-    create(&store, &reported, Duration::from_millis(300)).await;
+    create(&store, &reported, TTL).await;
     let mut claimed = claim_for(&store, &[ALICE], &caller(CALLER_A), "CA1")
         .await
         .expect("claimed");
@@ -397,12 +414,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
             Timestamp::now(),
         )
         .expect("ended");
-    assert!(
-        store
-            .update_session(&mut claimed, Duration::from_millis(300))
-            .await
-            .unwrap()
-    );
+    assert!(store.update_session(&mut claimed, TTL).await.unwrap());
 
     let fields = |conn: &mut ::redis::aio::MultiplexedConnection| {
         let key = format!("{}:ses", shard_keys(&prefix, ALICE));
@@ -433,7 +445,7 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     );
 
     // Once its record's time came, the sweep drops all three.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    move_life_back(&mut conn, &prefix, claimed.id(), 1, false).await;
     store.sweep(an_hour_ago(), 10).await.unwrap();
     assert_eq!(fields(&mut conn).await, Vec::<String>::new());
     assert_eq!(
@@ -442,6 +454,171 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
             .await
             .unwrap(),
         None
+    );
+}
+
+/// Sets session `id`'s score in its shard's `life` index, as if its time
+/// had come (`ms_ago` before Redis's now), open (a half) or not; and what
+/// the sweep index was told of the shard, as the write would have.
+async fn move_life_back(
+    conn: &mut ::redis::aio::MultiplexedConnection,
+    prefix: &str,
+    id: &SessionId,
+    ms_ago: i64,
+    open: bool,
+) {
+    let (secs, micros): (i64, i64) = ::redis::cmd("TIME").query_async(conn).await.unwrap();
+    let at = secs * 1000 + micros / 1000 - ms_ago;
+    let score = if open {
+        format!("{at}.5")
+    } else {
+        at.to_string()
+    };
+    let shard = shard_keys(prefix, ALICE);
+    ::redis::pipe()
+        .cmd("ZADD")
+        .arg(format!("{shard}:life"))
+        .arg(score)
+        .arg(id.as_str())
+        .cmd("SET")
+        .arg(format!("{shard}:next"))
+        .arg(at)
+        .cmd("ZADD")
+        .arg(format!("{prefix}:sweep"))
+        .arg(at)
+        .arg(Shard::of(&number(ALICE)).index())
+        .query_async::<()>(conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn redis_the_sweep_ends_an_open_session_then_its_record_goes_after_the_grace() {
+    let backend = Backend::redis();
+    let redis = backend.test_redis();
+    let prefix = unique_prefix();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
+    let session = Session::ringing(
+        number(ALICE),
+        caller(CALLER_A),
+        Mode::Pick,
+        None,
+        Timestamp::now(),
+    );
+    create(&store, &session, TTL).await;
+    let mut conn = redis.connection().await;
+    // Its lifetime ran out a while ago, past what the grace would be: it
+    // is still there, for the sweep to end it.
+    let grace = i64::try_from(SWEEP_GRACE.as_millis()).unwrap();
+    move_life_back(&mut conn, &prefix, session.id(), 2 * grace, true).await;
+    assert!(store.session(session.id()).await.unwrap().is_some());
+
+    let swept = store.sweep(an_hour_ago(), 10).await.unwrap();
+    assert_eq!(swept.idle, vec![(id_of(&session), 0)]);
+    let (goes_in, open) = session_life_ms(&mut conn, &prefix, ALICE, session.id()).await;
+    assert!(!open, "taken: its record goes after the grace");
+    assert!(
+        (grace - 1_000..=grace).contains(&goes_in),
+        "goes in {goes_in} ms"
+    );
+    assert!(store.session(session.id()).await.unwrap().is_some());
+    assert!(
+        store
+            .sweep(an_hour_ago(), 10)
+            .await
+            .unwrap()
+            .idle
+            .is_empty(),
+        "taken once"
+    );
+
+    // Nobody ended it within the grace: its record goes.
+    move_life_back(&mut conn, &prefix, session.id(), 1, false).await;
+    assert_eq!(store.session(session.id()).await.unwrap(), None);
+    store.sweep(an_hour_ago(), 10).await.unwrap();
+    let left: Vec<String> = ::redis::cmd("HKEYS")
+        .arg(format!("{}:ses", shard_keys(&prefix, ALICE)))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn redis_the_sweep_moves_the_release_befores_two_lifetime_indexes_into_one() {
+    let backend = Backend::redis();
+    let redis = backend.test_redis();
+    let prefix = unique_prefix();
+    let store = crate::helpers::redis_store(&redis.url(), &prefix);
+    let open = Session::ringing(
+        number(ALICE),
+        caller(CALLER_A),
+        Mode::Pick,
+        None,
+        Timestamp::now(),
+    );
+    let mut ended = Session::ringing(
+        number(ALICE),
+        caller(CALLER_B),
+        Mode::Pick,
+        None,
+        Timestamp::now(),
+    );
+    ended
+        .cancel(CancelReason::CallerHungUp, Timestamp::now())
+        .unwrap();
+    create(&store, &open, TTL).await;
+    create(&store, &ended, TTL).await;
+    // As the release before indexed them: every record in `gone`, the open
+    // ones in `idle` too (by the end of their lifetime).
+    let shard = shard_keys(&prefix, ALICE);
+    let mut conn = redis.connection().await;
+    let (secs, _): (i64, i64) = ::redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let now = secs * 1000;
+    let grace = i64::try_from(SWEEP_GRACE.as_millis()).unwrap();
+    ::redis::pipe()
+        .cmd("DEL")
+        .arg(format!("{shard}:life"))
+        .cmd("ZADD")
+        .arg(format!("{shard}:gone"))
+        .arg(now + 100_000 + grace)
+        .arg(open.id().as_str())
+        .arg(now + 50_000)
+        .arg(ended.id().as_str())
+        .cmd("ZADD")
+        .arg(format!("{shard}:idle"))
+        .arg(now + 100_000)
+        .arg(open.id().as_str())
+        .arg(now - 5_000)
+        .arg("an-entry-whose-record-went")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    // Not seen until the sweep moved them (every instance visits every
+    // shard at its first sweep).
+    assert_eq!(store.session(open.id()).await.unwrap(), None);
+
+    store.sweep(an_hour_ago(), 10).await.unwrap();
+    let (ends_in, is_open) = session_life_ms(&mut conn, &prefix, ALICE, open.id()).await;
+    assert!(is_open);
+    assert!(
+        (95_000..=100_000).contains(&ends_in),
+        "ends in {ends_in} ms"
+    );
+    let (goes_in, is_open) = session_life_ms(&mut conn, &prefix, ALICE, ended.id()).await;
+    assert!(!is_open);
+    assert!((45_000..=50_000).contains(&goes_in), "goes in {goes_in} ms");
+    let legacy: i64 = ::redis::cmd("EXISTS")
+        .arg(format!("{shard}:gone"))
+        .arg(format!("{shard}:idle"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(legacy, 0, "the old indexes are deleted once moved");
+    assert!(store.session(open.id()).await.unwrap().is_some());
+    assert_eq!(
+        store.open_sessions(&number(ALICE)).await.unwrap(),
+        vec![id_of(&open)]
     );
 }
 

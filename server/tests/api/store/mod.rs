@@ -42,23 +42,27 @@ fn shard_keys(prefix: &str, subscriber: &str) -> String {
     )
 }
 
-/// How long the record of session `id` of `subscriber` is kept still, in
-/// ms, on Redis's clock.
+/// Session `id`'s entry in its shard's `life` index: how long until the
+/// sweep acts on it, in ms on Redis's clock, and whether it is open (then
+/// that is the end of its lifetime, else when its record goes).
 async fn session_life_ms(
     conn: &mut ::redis::aio::MultiplexedConnection,
     prefix: &str,
     subscriber: &str,
     id: &SessionId,
-) -> i64 {
+) -> (i64, bool) {
     let shard = shard_keys(prefix, subscriber);
-    let ends: f64 = ::redis::cmd("ZSCORE")
-        .arg(format!("{shard}:gone"))
+    let score: f64 = ::redis::cmd("ZSCORE")
+        .arg(format!("{shard}:life"))
         .arg(id.as_str())
         .query_async(conn)
         .await
         .unwrap();
     let (secs, micros): (i64, i64) = ::redis::cmd("TIME").query_async(conn).await.unwrap();
-    ends as i64 - (secs * 1000 + micros / 1000)
+    (
+        score.floor() as i64 - (secs * 1000 + micros / 1000),
+        score.fract() != 0.0,
+    )
 }
 
 /// Writes a new session, as a ring report does.

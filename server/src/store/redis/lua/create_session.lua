@@ -11,6 +11,6 @@ if device_call ~= '' then
   end
 end
 local announce = write_session(now)
-local listing = KEYS[8]
+local listing = KEYS[7]
 if listing then redis.call('ZADD', listing, ARGV[8], ARGV[4]) end
 return {announce, 1}

@@ -1,7 +1,20 @@
-local due, idle, sessions, gone, next = unpack(KEYS, 1, 5)
+local due, life, sessions, next, legacy_gone, legacy_idle = unpack(KEYS, 1, 6)
 local now = now_ms()
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', gone, '-inf', now, 'LIMIT', 0, 500)) do
-  forget(sessions, gone, id)
+local grace = tonumber(ARGV[5])
+-- The release before kept two indexes, `gone` (when each record goes) and
+-- `idle` (the open sessions, by the end of their lifetime): their entries
+-- move to `life`, a batch a visit (the shard stays due until none is left).
+local adopting = false
+if redis.call('EXISTS', legacy_gone, legacy_idle) > 0 then
+  local batch = redis.call('ZPOPMIN', legacy_gone, 1000)
+  for i = 1, #batch, 2 do
+    local id, at = batch[i], batch[i + 1]
+    local ends = redis.call('ZSCORE', legacy_idle, id)
+    if ends then at = open_until(tonumber(ends)) end
+    redis.call('ZADD', life, 'NX', at, id)
+  end
+  adopting = redis.call('EXISTS', legacy_gone) == 1
+  if not adopting then redis.call('DEL', legacy_idle) end
 end
 local overdue = {}
 if tonumber(ARGV[2]) > 0 then
@@ -10,17 +23,26 @@ if tonumber(ARGV[2]) > 0 then
     overdue[#overdue + 1] = id
   end
 end
-local ended = {}
-if tonumber(ARGV[3]) > 0 then
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', idle, '-inf', now, 'LIMIT', 0, ARGV[3])) do
-    redis.call('ZREM', idle, id)
-    local s = live(sessions, gone, id, now)
+-- Records whose time came go; open sessions whose lifetime ran out are
+-- taken to be ended (at most ARGV[3]), with their version at this moment,
+-- and kept `grace` longer for that (a change made later starts a new
+-- lifetime, and the ending write at the old version fails).
+local ended, ending = {}, tonumber(ARGV[3])
+local found = redis.call('ZRANGEBYSCORE', life, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 500)
+for i = 1, #found, 2 do
+  local id = found[i]
+  if not is_open(found[i + 1]) then
+    forget(sessions, life, id)
+  elseif #ended < 2 * ending then
+    redis.call('ZADD', life, now + grace, id)
+    local s = live(sessions, life, id, now)
     if s then
       ended[#ended + 1] = id
       ended[#ended + 1] = s[2]
     end
   end
 end
-local e = earliest(due, idle, gone, tonumber(ARGV[4]))
+local e = earliest(due, life, tonumber(ARGV[4]))
+if adopting then e = now end
 if e then redis.call('SET', next, e) else redis.call('DEL', next) end
 return {overdue, ended, e or -1}
