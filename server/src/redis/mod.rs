@@ -163,6 +163,23 @@ impl RedisConnection {
         matches!(self.dedicated, Dedicated::Cluster(_))
     }
 
+    /// Sends a batch of commands, each with its keys in one slot, and
+    /// reads their answers in order: on a cluster as one pipeline a node
+    /// (see `cluster.rs`; between nodes in no order), elsewhere as one
+    /// pipeline (in order). Not retried: a batch's caller retries the
+    /// batch, and on a cluster falls back to a command at a time when a
+    /// slot moved under it.
+    pub async fn pipelines_by_node(
+        &self,
+        commands: &redis::Pipeline,
+    ) -> redis::RedisResult<Vec<Value>> {
+        let answered = match self.connection.inner() {
+            Node::Cluster(per_worker) => per_worker.connection().pipelines_by_node(commands).await,
+            _ => commands.query_async(&mut self.clone()).await,
+        };
+        answered.map_err(|err| explained(err, self.certificates))
+    }
+
     /// A connection of its own, connected now, for a blocking command
     /// (`XREAD BLOCK`) that would hold up every other command on the shared,
     /// multiplexed one. `response_timeout` must outlast the block. Not

@@ -56,7 +56,7 @@ impl<C: Clone + Send + 'static> PerWorker<C> {
     }
 
     /// The connection for a command sent from here.
-    fn connection(&self) -> C {
+    pub(super) fn connection(&self) -> C {
         let own_runtime = Handle::try_current()
             .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::CurrentThread);
         if !own_runtime {

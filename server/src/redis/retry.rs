@@ -48,6 +48,11 @@ impl<C> RetryOnce<C> {
         }
     }
 
+    /// The connection itself, for what goes around the retries.
+    pub(super) fn inner(&self) -> &C {
+        &self.connection
+    }
+
     fn retries(&self) -> Retries {
         let gave_up_at = *self.gave_up_at.lock().unwrap_or_else(|p| p.into_inner());
         Retries {

@@ -413,9 +413,8 @@ impl RedisStore {
 
     /// Sends `commands` and reads their answers, in order: to one server
     /// as one pipeline (one round trip; the server runs them in that
-    /// order), to a cluster each to its node at once (a pipeline there must
-    /// keep to one slot), so in no order between them, unless they all
-    /// touch `One` key. A script not loaded yet (a restarted Redis) is
+    /// order), to a cluster as one pipeline a node, to every node at once
+    /// (so in no order between nodes), unless they all touch `One` key. A script not loaded yet (a restarted Redis) is
     /// loaded and the whole sent again: every command of these batches may
     /// be repeated.
     async fn each<T: redis::FromRedisValue>(
@@ -455,12 +454,23 @@ impl RedisStore {
         keys: BatchKeys,
     ) -> redis::RedisResult<Vec<redis::Value>> {
         if self.connection.is_cluster() && keys == BatchKeys::Many {
-            try_join_all(
-                commands
-                    .cmd_iter()
-                    .map(|command| async move { command.query_async(&mut self.conn()).await }),
-            )
-            .await
+            match self.connection.pipelines_by_node(commands).await {
+                // A slot moved since the map was read, or a node failed:
+                // each command on its own, which the client routes (and
+                // follows to the slot's new node) itself.
+                Err(err)
+                    if err.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    tracing::debug!(error = %err, "a batch by node failed; a command at a time");
+                    try_join_all(
+                        commands.cmd_iter().map(|command| async move {
+                            command.query_async(&mut self.conn()).await
+                        }),
+                    )
+                    .await
+                }
+                answered => answered,
+            }
         } else {
             commands.query_async(&mut self.conn()).await
         }

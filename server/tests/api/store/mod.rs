@@ -642,6 +642,38 @@ both_backends! {
         );
     };
 
+    a_batch_of_subscribers_put_at_once_is_read_back_whole => |backend: Backend| async move {
+        // An import's batch: on a cluster its commands go as one pipeline a
+        // node, over keys of every node; written again (a restart's
+        // import) with new tokens, the old ones lead nowhere.
+        let store = store_for(&backend);
+        let batch = || -> Vec<SubscriberRecord> {
+            (0..300)
+                .map(|i| record(&format!("+1202555{:04}", 1000 + i), &format!("+1415555{:04}", 1000 + i), &["desk"]))
+                .collect()
+        };
+        let first = batch();
+        store.put_subscribers(&first).await.unwrap();
+        let second = batch();
+        store.put_subscribers(&second).await.unwrap();
+        let numbers: Vec<PhoneNumber> = second.iter().map(|r| r.subscriber.number.clone()).collect();
+        let read = store.subscribers(&numbers).await.unwrap();
+        assert_eq!(read.len(), 300);
+        for ((got, put), old) in read.iter().zip(&second).zip(&first) {
+            let got = got.as_ref().expect("every subscriber is there");
+            assert_eq!(got.subscriber, put.subscriber);
+            assert_eq!(
+                store.token_owner(&put.credentials.device).await.unwrap(),
+                Some(TokenOwner::Device { subscriber: put.subscriber.number.clone() })
+            );
+            assert_eq!(store.token_owner(&old.credentials.device).await.unwrap(), None);
+        }
+        assert_eq!(
+            forwarding_to(&*store, &number("+14155551299")).await[0].subscriber.number,
+            number("+12025551299")
+        );
+    };
+
     some_subscribers_reads_every_subscriber_up_to_the_limit => |backend: Backend| async move {
         let store = store_for(&backend);
         for number in [ALICE, BOB, CAROL] {
