@@ -59,7 +59,9 @@ CALL_MIX = [("answered", 0.7), ("voicemail", 0.2), ("hangs_up", 0.1)]
 DESTINATIONS = ("desk", "laptop")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(REPO, "target", "release", "ringrelay")
+# Where cargo puts it (CARGO_TARGET_DIR, when set, as scripts/bench reads it).
+TARGET = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target"))
+BINARY = os.path.join(TARGET, "release", "ringrelay")
 
 
 def log(message: str) -> None:
