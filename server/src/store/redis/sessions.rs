@@ -325,26 +325,32 @@ impl SessionStore for RedisStore {
     }
 
     async fn sweep(&self, instructed_before: Timestamp, limit: usize) -> Result<Swept, StoreError> {
-        self.visit_every_shard_now_and_then().await?;
-        // Only the shards the index says have work: an idle deployment
-        // costs this one command a sweep, whatever the number of shards.
-        let bound = instructed_before
-            .after(self.forward_timeout)
-            .max(Timestamp::now())
-            .unix_millis();
-        let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.keys.sweep())
-            .arg("-inf")
-            .arg(bound)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(Shard::COUNT)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(self.failed("sweeping"))?;
+        let due: Vec<Shard> = if self.visit_every_shard_now_and_then().await? {
+            Shard::all().collect()
+        } else {
+            // Only the shards the index says have work: an idle deployment
+            // costs this one command a sweep, whatever the number of shards.
+            let bound = instructed_before
+                .after(self.forward_timeout)
+                .max(Timestamp::now())
+                .unix_millis();
+            let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.keys.sweep())
+                .arg("-inf")
+                .arg(bound)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(Shard::COUNT)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(self.failed("sweeping"))?;
+            due.iter()
+                .filter_map(|s| shard_numbered(s.parse().ok()?))
+                .collect()
+        };
         let mut swept = Swept::default();
         // Earliest first, up to `limit` of each kind.
-        for shard in due.iter().filter_map(|s| shard_numbered(s.parse().ok()?)) {
+        for shard in due {
             let keys = self.keys.shard(shard);
             let [legacy_gone, legacy_idle] = keys.legacy_lifetimes();
             let (overdue, idle, next): (Vec<String>, Vec<(String, u64)>, i64) = SWEEP_SHARD
@@ -508,11 +514,14 @@ impl RedisStore {
         }
     }
 
-    /// Every [`VISIT_EVERY_SHARD`], marks every shard due, so that the next
-    /// sweep looks at each once: what a write could not tell the index (the
-    /// process died between the two) waits that long at most, and shards
-    /// written by a release without the index are found.
-    async fn visit_every_shard_now_and_then(&self) -> Result<(), StoreError> {
+    /// Whether this sweep is to look at every shard: the first of this
+    /// instance, then one every [`VISIT_EVERY_SHARD`]. What a write could
+    /// not tell the index (the process died between the two) waits that
+    /// long at most, and shards written by a release without the index (or
+    /// with its two lifetime indexes) are found. Such a sweep visits every
+    /// shard whatever the index says, rather than marking each due in it:
+    /// another instance's visit in between would put its own time back.
+    async fn visit_every_shard_now_and_then(&self) -> Result<bool, StoreError> {
         let due = {
             let mut last = self.visited_all.lock().unwrap_or_else(|p| p.into_inner());
             let due = last.is_none_or(|at| at.elapsed() >= VISIT_EVERY_SHARD);
@@ -521,19 +530,10 @@ impl RedisStore {
             }
             due
         };
-        if !due {
-            return Ok(());
+        if due {
+            self.trim_global_listing().await?;
         }
-        self.trim_global_listing().await?;
-        let now = Timestamp::now().unix_millis();
-        let mut zadd = redis::cmd("ZADD");
-        zadd.arg(self.keys.sweep()).arg("LT");
-        for shard in Shard::all() {
-            zadd.arg(now).arg(shard.index());
-        }
-        zadd.query_async::<()>(&mut self.conn())
-            .await
-            .map_err(self.failed("indexing the sweep"))
+        Ok(due)
     }
 
     /// The global index (`GET /v1/sessions`, which keeps the newest

@@ -457,6 +457,17 @@ async fn redis_a_sessions_device_call_and_call_fields_go_with_it() {
     );
 }
 
+/// A pick-mode ring report of Alice's from `caller_number`, not over.
+fn alices_ringing(caller_number: &str) -> Session {
+    Session::ringing(
+        number(ALICE),
+        caller(caller_number),
+        Mode::Pick,
+        None,
+        Timestamp::now(),
+    )
+}
+
 /// Sets session `id`'s score in its shard's `life` index, as if its time
 /// had come (`ms_ago` before Redis's now), open (a half) or not; and what
 /// the sweep index was told of the shard, as the write would have.
@@ -498,13 +509,7 @@ async fn redis_the_sweep_ends_an_open_session_then_its_record_goes_after_the_gra
     let redis = backend.test_redis();
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
-    let session = Session::ringing(
-        number(ALICE),
-        caller(CALLER_A),
-        Mode::Pick,
-        None,
-        Timestamp::now(),
-    );
+    let session = alices_ringing(CALLER_A);
     create(&store, &session, TTL).await;
     let mut conn = redis.connection().await;
     // Its lifetime ran out a while ago, past what the grace would be: it
@@ -550,20 +555,8 @@ async fn redis_the_sweep_moves_the_release_befores_two_lifetime_indexes_into_one
     let redis = backend.test_redis();
     let prefix = unique_prefix();
     let store = crate::helpers::redis_store(&redis.url(), &prefix);
-    let open = Session::ringing(
-        number(ALICE),
-        caller(CALLER_A),
-        Mode::Pick,
-        None,
-        Timestamp::now(),
-    );
-    let mut ended = Session::ringing(
-        number(ALICE),
-        caller(CALLER_B),
-        Mode::Pick,
-        None,
-        Timestamp::now(),
-    );
+    let open = alices_ringing(CALLER_A);
+    let mut ended = alices_ringing(CALLER_B);
     ended
         .cancel(CancelReason::CallerHungUp, Timestamp::now())
         .unwrap();

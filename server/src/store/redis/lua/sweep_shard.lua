@@ -43,6 +43,13 @@ for i = 1, #found, 2 do
   end
 end
 local e = earliest(due, life, tonumber(ARGV[4]))
+-- Another instance may have visited the shard since this one read the
+-- index, and told `next` a time before this one's earliest (its forward
+-- timeout may be shorter): the earlier stands; a visit never pushes a
+-- time told since to later.
+local told = redis.call('GET', next)
+told = told and tonumber(told)
+if told and told > now and (not e or told < e) then e = told end
 if adopting then e = now end
 if e then redis.call('SET', next, e) else redis.call('DEL', next) end
 return {overdue, ended, e or -1}
