@@ -468,8 +468,8 @@ fn alices_ringing(caller_number: &str) -> Session {
     )
 }
 
-/// Sets session `id`'s score in its shard's `life` index, as if its time
-/// had come (`ms_ago` before Redis's now), open (a half) or not; and what
+/// Sets the score of Alice's session `id` in her shard's `life` index, as
+/// if its time had come (`ms_ago` before Redis's now), open (a half) or not; and what
 /// the sweep index was told of the shard, as the write would have.
 async fn move_life_back(
     conn: &mut ::redis::aio::MultiplexedConnection,
@@ -478,8 +478,7 @@ async fn move_life_back(
     ms_ago: i64,
     open: bool,
 ) {
-    let (secs, micros): (i64, i64) = ::redis::cmd("TIME").query_async(conn).await.unwrap();
-    let at = secs * 1000 + micros / 1000 - ms_ago;
+    let at = redis_now_ms(conn).await - ms_ago;
     let score = if open {
         format!("{at}.5")
     } else {
@@ -566,8 +565,7 @@ async fn redis_the_sweep_moves_the_release_befores_two_lifetime_indexes_into_one
     // ones in `idle` too (by the end of their lifetime).
     let shard = shard_keys(&prefix, ALICE);
     let mut conn = redis.connection().await;
-    let (secs, _): (i64, i64) = ::redis::cmd("TIME").query_async(&mut conn).await.unwrap();
-    let now = secs * 1000;
+    let now = redis_now_ms(&mut conn).await;
     let grace = i64::try_from(SWEEP_GRACE.as_millis()).unwrap();
     ::redis::pipe()
         .cmd("DEL")

@@ -58,11 +58,16 @@ async fn session_life_ms(
         .query_async(conn)
         .await
         .unwrap();
-    let (secs, micros): (i64, i64) = ::redis::cmd("TIME").query_async(conn).await.unwrap();
     (
-        score.floor() as i64 - (secs * 1000 + micros / 1000),
+        score.floor() as i64 - redis_now_ms(conn).await,
         score.fract() != 0.0,
     )
+}
+
+/// Redis's clock, in ms: what its scripts read as now.
+async fn redis_now_ms(conn: &mut ::redis::aio::MultiplexedConnection) -> i64 {
+    let (secs, micros): (i64, i64) = ::redis::cmd("TIME").query_async(conn).await.unwrap();
+    secs * 1000 + micros / 1000
 }
 
 /// Writes a new session, as a ring report does.
